@@ -1,0 +1,223 @@
+//! [`Error`]: everything that can go wrong when recording or differentiating, as data.
+
+use std::fmt;
+
+use crate::Shape;
+
+/// An error from recording an op, running it, or differentiating through it.
+///
+/// Every variant carries what a person needs to find the fault: the op's name and the shapes
+/// involved. No user input makes the engine panic; it returns one of these instead.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// Two operands' shapes do not fit the op (no broadcast, or inner dimensions differ).
+    ShapeMismatch {
+        /// The op that was recorded.
+        op: &'static str,
+        /// The first operand's shape.
+        lhs: Shape,
+        /// The second operand's shape.
+        rhs: Shape,
+    },
+    /// An operand has the wrong number of axes for the op.
+    WrongRank {
+        /// The op that was recorded.
+        op: &'static str,
+        /// What the op accepts, in words (for example `"2"` or `"at least 1"`).
+        expected: &'static str,
+        /// The operand's shape.
+        shape: Shape,
+    },
+    /// An axis argument names an axis the operand does not have.
+    AxisOutOfRange {
+        /// The op that was recorded.
+        op: &'static str,
+        /// The axis asked for.
+        axis: usize,
+        /// The operand's shape.
+        shape: Shape,
+    },
+    /// A reshape to a shape with a different element count.
+    ReshapeMismatch {
+        /// The operand's shape.
+        from: Shape,
+        /// The shape asked for.
+        to: Shape,
+    },
+    /// A shape with more than [`MAX_RANK`](crate::MAX_RANK) axes.
+    RankTooHigh {
+        /// The rank asked for.
+        rank: usize,
+        /// The largest rank supported.
+        max: usize,
+    },
+    /// A shape whose element count overflows `usize`.
+    TooManyElements {
+        /// The shape asked for (its dimensions as given).
+        shape: Shape,
+    },
+    /// An array's data does not hold as many elements as its shape says.
+    DataLength {
+        /// The shape.
+        shape: Shape,
+        /// The number of elements supplied.
+        len: usize,
+    },
+    /// A class label is not smaller than the number of classes.
+    LabelOutOfRange {
+        /// The op that was recorded.
+        op: &'static str,
+        /// The row (example) whose label is wrong.
+        row: usize,
+        /// The label given.
+        label: f64,
+        /// The number of classes (the logits' last dimension).
+        classes: usize,
+    },
+    /// A class label is negative, fractional or not finite.
+    LabelNotAClass {
+        /// The op that was recorded.
+        op: &'static str,
+        /// The row (example) whose label is wrong.
+        row: usize,
+        /// The value given.
+        label: f64,
+    },
+    /// A loss or reduction over a batch with no examples (or no classes).
+    EmptyBatch {
+        /// The op that was recorded.
+        op: &'static str,
+        /// The operand's shape.
+        shape: Shape,
+    },
+    /// `backward` was called on a node with more than one element.
+    LossNotScalar {
+        /// The node's shape.
+        shape: Shape,
+    },
+    /// An op was given the wrong number of inputs.
+    WrongArity {
+        /// The op that was recorded.
+        op: String,
+        /// How many inputs it takes.
+        expected: usize,
+        /// How many it was given.
+        got: usize,
+    },
+    /// A node id that this tape has not recorded (from another tape, or from before a `clear`).
+    UnknownNode {
+        /// The id given.
+        id: u32,
+        /// How many nodes the tape holds.
+        len: usize,
+    },
+    /// A custom-op id that was not registered on this tape.
+    UnknownCustomOp {
+        /// The id given.
+        id: u32,
+    },
+    /// The tape already holds `u32::MAX` nodes.
+    TapeFull,
+    /// A cotangent (seed gradient) whose shape is not the output's.
+    SeedShape {
+        /// The output's shape.
+        output: Shape,
+        /// The seed's shape.
+        seed: Shape,
+    },
+    /// A custom op reported a failure.
+    Custom {
+        /// The custom op's name.
+        op: String,
+        /// Its message.
+        message: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ShapeMismatch { op, lhs, rhs } => {
+                write!(f, "{op}: shapes {lhs} and {rhs} do not fit together")
+            }
+            Error::WrongRank {
+                op,
+                expected,
+                shape,
+            } => {
+                write!(
+                    f,
+                    "{op}: expected an array with {expected} axes, got shape {shape}"
+                )
+            }
+            Error::AxisOutOfRange { op, axis, shape } => {
+                write!(f, "{op}: axis {axis} is out of range for shape {shape}")
+            }
+            Error::ReshapeMismatch { from, to } => write!(
+                f,
+                "reshape: cannot reshape {from} ({} elements) to {to} ({} elements)",
+                from.numel(),
+                to.numel()
+            ),
+            Error::RankTooHigh { rank, max } => {
+                write!(
+                    f,
+                    "an array of {rank} axes is not supported (at most {max})"
+                )
+            }
+            Error::TooManyElements { shape } => {
+                write!(f, "shape {shape} has more elements than memory can address")
+            }
+            Error::DataLength { shape, len } => write!(
+                f,
+                "shape {shape} needs {} elements but {len} were given",
+                shape
+                    .checked_numel()
+                    .map_or_else(|| "too many".to_string(), |n| n.to_string())
+            ),
+            Error::LabelOutOfRange {
+                op,
+                row,
+                label,
+                classes,
+            } => write!(
+                f,
+                "{op}: label {label} of row {row} is out of range for {classes} classes"
+            ),
+            Error::LabelNotAClass { op, row, label } => write!(
+                f,
+                "{op}: label {label} of row {row} is not a class index (a whole number from 0)"
+            ),
+            Error::EmptyBatch { op, shape } => {
+                write!(f, "{op}: shape {shape} has no elements to reduce over")
+            }
+            Error::LossNotScalar { shape } => write!(
+                f,
+                "backward: the loss must hold exactly one element, but its shape is {shape}"
+            ),
+            Error::WrongArity { op, expected, got } => {
+                write!(f, "{op}: takes {expected} inputs, got {got}")
+            }
+            Error::UnknownNode { id, len } => write!(
+                f,
+                "node {id} is not on this tape, which holds {len} nodes (was it recorded on \
+                 another tape, or before a clear?)"
+            ),
+            Error::UnknownCustomOp { id } => {
+                write!(f, "custom op {id} was not registered on this tape")
+            }
+            Error::TapeFull => write!(f, "the tape is full: it holds u32::MAX nodes"),
+            Error::SeedShape { output, seed } => write!(
+                f,
+                "backward: the seed gradient has shape {seed} but the output has shape {output}"
+            ),
+            Error::Custom { op, message } => write!(f, "{op}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The result type of every fallible operation in wengert.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

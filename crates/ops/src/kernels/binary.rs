@@ -1,0 +1,253 @@
+//! Elementwise binary ops with NumPy broadcasting, and their VJPs (which sum the output
+//! gradient back down to each input's shape).
+
+use super::walk::walk2;
+use crate::shape::MAX_RANK;
+use crate::{Error, Float, Result, Shape, TensorRef};
+
+/// The broadcast of two shapes under NumPy's rules: align trailing axes; each pair of lengths
+/// must be equal or one of them 1.
+///
+/// ```
+/// use wengert_ops::{kernels::binary::broadcast_shape, Shape};
+/// let a = Shape::new(&[4, 1, 3]).unwrap();
+/// let b = Shape::new(&[5, 1]).unwrap();
+/// assert_eq!(broadcast_shape("add", &a, &b).unwrap().dims(), &[4, 5, 3]);
+/// ```
+pub fn broadcast_shape(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape> {
+    if a.same_as(b) {
+        return Ok(*a);
+    }
+    let rank = a.rank().max(b.rank());
+    let mut dims = [0usize; MAX_RANK];
+    for (i, d) in dims[..rank].iter_mut().enumerate() {
+        let da = aligned_dim(a, rank, i);
+        let db = aligned_dim(b, rank, i);
+        *d = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => {
+                return Err(Error::ShapeMismatch {
+                    op,
+                    lhs: *a,
+                    rhs: *b,
+                });
+            }
+        };
+    }
+    Shape::new(&dims[..rank])
+}
+
+/// Length of `shape`'s axis that lines up with axis `i` of a rank-`rank` result (1 if none).
+fn aligned_dim(shape: &Shape, rank: usize, i: usize) -> usize {
+    let offset = rank - shape.rank();
+    if i < offset {
+        1
+    } else {
+        shape.dims()[i - offset]
+    }
+}
+
+/// Strides that read `input` at each index of `out` (0 on broadcast axes).
+fn broadcast_strides(input: &Shape, out: &Shape) -> [usize; MAX_RANK] {
+    let own = input.strides();
+    let offset = out.rank() - input.rank();
+    let mut strides = [0usize; MAX_RANK];
+    for (axis, &d) in input.dims().iter().enumerate() {
+        if d != 1 {
+            strides[axis + offset] = own[axis];
+        }
+    }
+    strides
+}
+
+/// How `a` and `b` relate to the output, from the cheapest case to the general one.
+enum Layout {
+    Same,
+    ScalarRhs,
+    ScalarLhs,
+    General([usize; MAX_RANK], [usize; MAX_RANK]),
+}
+
+fn layout(a: &Shape, b: &Shape, out: &Shape) -> Layout {
+    if a.same_as(b) {
+        Layout::Same
+    } else if b.numel() == 1 && a.same_as(out) {
+        Layout::ScalarRhs
+    } else if a.numel() == 1 && b.same_as(out) {
+        Layout::ScalarLhs
+    } else {
+        Layout::General(broadcast_strides(a, out), broadcast_strides(b, out))
+    }
+}
+
+/// The output shape, recomputed from the inputs (they passed `broadcast_shape` when recorded).
+fn out_shape(a: &Shape, b: &Shape) -> Shape {
+    broadcast_shape("broadcast", a, b).expect("shapes were checked when the op was recorded")
+}
+
+/// `out = f(a, b)` elementwise with broadcasting.
+pub fn forward<E: Float>(
+    a: TensorRef<'_, E>,
+    b: TensorRef<'_, E>,
+    out: &mut [E],
+    f: impl Fn(E, E) -> E,
+) {
+    let (ad, bd) = (a.data(), b.data());
+    let shape = out_shape(a.shape(), b.shape());
+    match layout(a.shape(), b.shape(), &shape) {
+        Layout::Same => {
+            for ((o, &x), &y) in out.iter_mut().zip(ad).zip(bd) {
+                *o = f(x, y);
+            }
+        }
+        Layout::ScalarRhs => {
+            let y = bd[0];
+            for (o, &x) in out.iter_mut().zip(ad) {
+                *o = f(x, y);
+            }
+        }
+        Layout::ScalarLhs => {
+            let x = ad[0];
+            for (o, &y) in out.iter_mut().zip(bd) {
+                *o = f(x, y);
+            }
+        }
+        Layout::General(sa, sb) => walk2(shape.dims(), &sa, &sb, |i, ia, ib| {
+            out[i] = f(ad[ia], bd[ib])
+        }),
+    }
+}
+
+/// Adds the pull-back through input `index` to `gi`: `da(g, a, b, c)` for the left input,
+/// `db(g, a, b, c)` for the right, summed over the axes that input was broadcast along.
+pub fn vjp<E: Float>(
+    inputs: &[TensorRef<'_, E>],
+    output: TensorRef<'_, E>,
+    g: &[E],
+    index: usize,
+    gi: &mut [E],
+    da: impl Fn(E, E, E, E) -> E,
+    db: impl Fn(E, E, E, E) -> E,
+) {
+    let (a, b) = (inputs[0], inputs[1]);
+    let (ad, bd, cd) = (a.data(), b.data(), output.data());
+    let rule = |g, x, y, c| {
+        if index == 0 {
+            da(g, x, y, c)
+        } else {
+            db(g, x, y, c)
+        }
+    };
+    match layout(a.shape(), b.shape(), output.shape()) {
+        Layout::Same => {
+            for i in 0..gi.len() {
+                gi[i] += rule(g[i], ad[i], bd[i], cd[i]);
+            }
+        }
+        Layout::ScalarRhs => {
+            let y = bd[0];
+            if index == 0 {
+                for i in 0..gi.len() {
+                    gi[i] += rule(g[i], ad[i], y, cd[i]);
+                }
+            } else {
+                let mut acc = E::zero();
+                for i in 0..g.len() {
+                    acc += rule(g[i], ad[i], y, cd[i]);
+                }
+                gi[0] += acc;
+            }
+        }
+        Layout::ScalarLhs => {
+            let x = ad[0];
+            if index == 1 {
+                for i in 0..gi.len() {
+                    gi[i] += rule(g[i], x, bd[i], cd[i]);
+                }
+            } else {
+                let mut acc = E::zero();
+                for i in 0..g.len() {
+                    acc += rule(g[i], x, bd[i], cd[i]);
+                }
+                gi[0] += acc;
+            }
+        }
+        Layout::General(sa, sb) => walk2(output.shape().dims(), &sa, &sb, |i, ia, ib| {
+            let target = if index == 0 { ia } else { ib };
+            gi[target] += rule(g[i], ad[ia], bd[ib], cd[i]);
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(d: &[usize]) -> Shape {
+        Shape::new(d).unwrap()
+    }
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        let cases: &[(&[usize], &[usize], Option<&[usize]>)] = &[
+            (&[2, 3], &[3], Some(&[2, 3])),
+            (&[2, 3], &[2, 1], Some(&[2, 3])),
+            (&[1], &[4, 5], Some(&[4, 5])),
+            (&[], &[4, 5], Some(&[4, 5])),
+            (&[2, 3], &[2], None),
+            (&[2, 3], &[3, 2], None),
+        ];
+        for &(a, b, want) in cases {
+            let got = broadcast_shape("add", &shape(a), &shape(b));
+            match want {
+                Some(w) => assert_eq!(got.unwrap().dims(), w, "{a:?} {b:?}"),
+                None => assert!(
+                    matches!(got, Err(Error::ShapeMismatch { op: "add", .. })),
+                    "{a:?} {b:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn bias_add_broadcasts_rows() {
+        let (sa, sb) = (shape(&[2, 3]), shape(&[3]));
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let b = [10.0, 20.0, 30.0];
+        let mut out = [0.0; 6];
+        forward(
+            TensorRef::trusted(&sa, &a),
+            TensorRef::trusted(&sb, &b),
+            &mut out,
+            |x, y| x + y,
+        );
+        assert_eq!(out, [11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
+    }
+
+    #[test]
+    fn bias_gradient_sums_over_rows() {
+        let (sa, sb) = (shape(&[2, 3]), shape(&[3]));
+        let a = [1.0; 6];
+        let b = [0.0; 3];
+        let c = [1.0; 6];
+        let g = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let mut gb = [0.0; 3];
+        let inputs = [
+            TensorRef::trusted(&sa, &a[..]),
+            TensorRef::trusted(&sb, &b[..]),
+        ];
+        let output = TensorRef::trusted(&sa, &c[..]);
+        vjp(
+            &inputs,
+            output,
+            &g,
+            1,
+            &mut gb,
+            |g, _, _, _| g,
+            |g, _, _, _| g,
+        );
+        assert_eq!(gb, [5.0, 7.0, 9.0]);
+    }
+}

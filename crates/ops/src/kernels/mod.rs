@@ -1,0 +1,13 @@
+//! The arithmetic behind the ops, on row-major slices.
+//!
+//! Every kernel is deterministic: each output element is computed by one thread in one fixed
+//! order, so results are bit-identical whatever the number of threads.
+
+pub mod binary;
+pub mod layout;
+pub mod loss;
+pub mod matmul;
+pub mod reduce;
+pub mod softmax;
+pub mod unary;
+mod walk;

@@ -1,0 +1,73 @@
+//! Elementwise maps and the accumulating loops of their VJPs.
+
+use crate::Float;
+
+/// `out[i] = f(x[i])`.
+#[inline]
+pub fn map<E: Float>(x: &[E], out: &mut [E], f: impl Fn(E) -> E) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = f(v);
+    }
+}
+
+/// `gi[i] += f(g[i])`.
+#[inline]
+pub fn accumulate<E: Float>(gi: &mut [E], g: &[E], f: impl Fn(E) -> E) {
+    for (d, &g) in gi.iter_mut().zip(g) {
+        *d += f(g);
+    }
+}
+
+/// `gi[i] += f(g[i], v[i])`.
+#[inline]
+pub fn accumulate2<E: Float>(gi: &mut [E], g: &[E], v: &[E], f: impl Fn(E, E) -> E) {
+    for ((d, &g), &v) in gi.iter_mut().zip(g).zip(v) {
+        *d += f(g, v);
+    }
+}
+
+/// `gi[i] += c` for every element.
+#[inline]
+pub fn fill_add<E: Float>(gi: &mut [E], c: E) {
+    for d in gi {
+        *d += c;
+    }
+}
+
+/// `max(x, 0)`, passing NaN through (as PyTorch does).
+#[inline]
+pub fn relu<E: Float>(x: E) -> E {
+    // `x <= 0` is false for NaN, so NaN is returned unchanged; -0.0 becomes +0.0.
+    if x <= E::zero() { E::zero() } else { x }
+}
+
+/// The logistic function, computed without overflow for either sign.
+#[inline]
+pub fn sigmoid<E: Float>(x: E) -> E {
+    if x >= E::zero() {
+        E::one() / (E::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (E::one() + e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relu_zeroes_negatives_and_keeps_nan() {
+        assert_eq!(relu(-1.0f64), 0.0);
+        assert_eq!(relu(2.0f64), 2.0);
+        assert!(relu(f64::NAN).is_nan());
+        assert_eq!(relu(-0.0f64).to_bits(), 0.0f64.to_bits());
+    }
+
+    #[test]
+    fn sigmoid_saturates_without_nan() {
+        assert_eq!(sigmoid(1000.0f32), 1.0);
+        assert_eq!(sigmoid(-1000.0f32), 0.0);
+        assert_eq!(sigmoid(0.0f64), 0.5);
+    }
+}

@@ -1,0 +1,47 @@
+//! The operations of wengert: each a forward rule and a vector-Jacobian (VJP) rule.
+//!
+//! This crate is the leaf of the engine. It knows nothing of the tape, of files or of
+//! training: it turns input arrays into an output array ([`Op::forward`]) and an output's
+//! gradient into its inputs' gradients ([`Op::vjp`]), checking shapes first
+//! ([`Op::output_shape`]).
+//!
+//! - [`Op`]: the closed set of built-in ops, held as data.
+//! - [`CustomOp`]: the trait for ops users define themselves.
+//! - [`Float`]: the element types (`f32`, `f64`).
+//! - [`Shape`], [`TensorRef`]: shapes held inline and borrowed row-major arrays.
+//! - [`Error`]: every failure as a typed value.
+//! - [`kernels`]: the arithmetic, including the parallel, deterministic [`kernels::matmul::gemm`].
+//!
+//! ```
+//! use wengert_ops::{Op, Shape, TensorRef};
+//!
+//! let s = Shape::new(&[2]).unwrap();
+//! let x = [-1.0f64, 2.0];
+//! let out_shape = Op::Relu.output_shape(&[&s]).unwrap();
+//! let mut y = vec![0.0; out_shape.numel()];
+//! Op::Relu.forward(&[TensorRef::new(&s, &x).unwrap()], &mut y).unwrap();
+//! assert_eq!(y, [0.0, 2.0]);
+//!
+//! // The VJP adds dy·[x > 0] into the input's gradient.
+//! let mut dx = vec![0.0; 2];
+//! let yref = TensorRef::new(&out_shape, &y).unwrap();
+//! Op::Relu.vjp(&[TensorRef::new(&s, &x).unwrap()], yref, &[1.0, 1.0], 0, &mut dx);
+//! assert_eq!(dx, [0.0, 1.0]);
+//! ```
+
+#![deny(missing_docs)]
+
+mod custom;
+mod error;
+mod float;
+pub mod kernels;
+mod op;
+mod shape;
+mod tensor;
+
+pub use custom::CustomOp;
+pub use error::{Error, Result};
+pub use float::Float;
+pub use op::Op;
+pub use shape::{MAX_RANK, Shape};
+pub use tensor::TensorRef;

@@ -1,0 +1,336 @@
+//! [`Op`]: the closed set of built-in operations, with their shape, forward and VJP rules.
+//!
+//! Each rule is one arm of a `match`; the arithmetic lives in [`crate::kernels`]. The VJP arms
+//! carry the formula they implement as a one-line comment.
+
+use crate::kernels::{binary, layout, loss, matmul, reduce, softmax, unary};
+use crate::{Error, Float, Result, Shape, TensorRef};
+
+/// A built-in operation. The tape stores these as data, so a recorded computation can be
+/// inspected, saved and replayed.
+///
+/// Binary elementwise ops broadcast as NumPy does. Reductions and losses return a scalar
+/// (rank-0) array unless an axis is given.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Op {
+    /// Matrix product of `[m, k]` and `[k, n]`, giving `[m, n]`.
+    MatMul,
+    /// `a + b`, broadcasting.
+    Add,
+    /// `a - b`, broadcasting.
+    Sub,
+    /// `a * b` elementwise, broadcasting.
+    Mul,
+    /// `a / b` elementwise, broadcasting.
+    Div,
+    /// `x + c` for a constant `c`.
+    AddScalar(f64),
+    /// `x * c` for a constant `c`.
+    MulScalar(f64),
+    /// `-x`.
+    Neg,
+    /// `max(x, 0)`, with derivative 0 at 0 (as PyTorch).
+    Relu,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// The logistic function `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// `e^x`.
+    Exp,
+    /// Natural logarithm.
+    Log,
+    /// Sum of all elements, a scalar.
+    Sum,
+    /// Mean of all elements, a scalar.
+    Mean,
+    /// Sum along one axis.
+    SumAxis {
+        /// The axis summed over.
+        axis: usize,
+        /// Keep the axis with length 1 instead of removing it.
+        keep_dim: bool,
+    },
+    /// Mean along one axis.
+    MeanAxis {
+        /// The axis averaged over.
+        axis: usize,
+        /// Keep the axis with length 1 instead of removing it.
+        keep_dim: bool,
+    },
+    /// The same elements in another shape with the same element count.
+    Reshape(Shape),
+    /// Exchanges two axes (for a matrix, `axis0 = 0, axis1 = 1` is the transpose).
+    Transpose {
+        /// One axis.
+        axis0: usize,
+        /// The other axis.
+        axis1: usize,
+    },
+    /// Softmax along the last axis.
+    Softmax,
+    /// Log-softmax along the last axis.
+    LogSoftmax,
+    /// Mean squared error of a prediction and a target of the same shape, a scalar.
+    Mse,
+    /// Softmax cross-entropy of logits `[batch, classes]` and labels `[batch]` (class indices
+    /// stored as floats), averaged over the batch, a scalar. Gradients flow to the logits only.
+    CrossEntropy,
+    /// The input's value, through which no gradient flows (PyTorch's `detach`, JAX's
+    /// `stop_gradient`).
+    Detach,
+}
+
+impl Op {
+    /// The op's name as error messages show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::MatMul => "matmul",
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul => "mul",
+            Op::Div => "div",
+            Op::AddScalar(_) => "add_scalar",
+            Op::MulScalar(_) => "mul_scalar",
+            Op::Neg => "neg",
+            Op::Relu => "relu",
+            Op::Tanh => "tanh",
+            Op::Sigmoid => "sigmoid",
+            Op::Exp => "exp",
+            Op::Log => "log",
+            Op::Sum => "sum",
+            Op::Mean => "mean",
+            Op::SumAxis { .. } => "sum_axis",
+            Op::MeanAxis { .. } => "mean_axis",
+            Op::Reshape(_) => "reshape",
+            Op::Transpose { .. } => "transpose",
+            Op::Softmax => "softmax",
+            Op::LogSoftmax => "log_softmax",
+            Op::Mse => "mse",
+            Op::CrossEntropy => "cross_entropy",
+            Op::Detach => "detach",
+        }
+    }
+
+    /// How many inputs the op takes.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::MatMul | Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Mse | Op::CrossEntropy => 2,
+            _ => 1,
+        }
+    }
+
+    /// Whether a gradient flows to input `index` (a cross-entropy's labels get none).
+    pub fn differentiable_in(&self, index: usize) -> bool {
+        !matches!((self, index), (Op::CrossEntropy, 1) | (Op::Detach, _))
+    }
+
+    /// The output's shape for these input shapes, or an error that names the op and the shapes.
+    ///
+    /// ```
+    /// use wengert_ops::{Op, Shape};
+    /// let a = Shape::new(&[2, 3]).unwrap();
+    /// let b = Shape::new(&[4, 5]).unwrap();
+    /// let err = Op::MatMul.output_shape(&[&a, &b]).unwrap_err();
+    /// assert_eq!(err.to_string(), "matmul: shapes [2, 3] and [4, 5] do not fit together");
+    /// ```
+    pub fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        if inputs.len() != self.arity() {
+            return Err(Error::WrongArity {
+                op: self.name().to_string(),
+                expected: self.arity(),
+                got: inputs.len(),
+            });
+        }
+        let op = self.name();
+        let x = inputs[0];
+        match *self {
+            Op::MatMul => matmul::output_shape(x, inputs[1]),
+            Op::Add | Op::Sub | Op::Mul | Op::Div => binary::broadcast_shape(op, x, inputs[1]),
+            Op::AddScalar(_)
+            | Op::MulScalar(_)
+            | Op::Neg
+            | Op::Relu
+            | Op::Tanh
+            | Op::Sigmoid
+            | Op::Exp
+            | Op::Log
+            | Op::Detach => Ok(*x),
+            Op::Sum => Ok(Shape::SCALAR),
+            Op::Mean => {
+                if x.numel() == 0 {
+                    return Err(Error::EmptyBatch { op, shape: *x });
+                }
+                Ok(Shape::SCALAR)
+            }
+            Op::SumAxis { axis, keep_dim } => {
+                reduce::axis_output_shape(op, x, axis, keep_dim, false)
+            }
+            Op::MeanAxis { axis, keep_dim } => {
+                reduce::axis_output_shape(op, x, axis, keep_dim, true)
+            }
+            Op::Reshape(to) => {
+                if to.numel() != x.numel() {
+                    return Err(Error::ReshapeMismatch { from: *x, to });
+                }
+                Ok(to)
+            }
+            Op::Transpose { axis0, axis1 } => layout::transpose_shape(x, axis0, axis1),
+            Op::Softmax | Op::LogSoftmax => {
+                if x.rank() == 0 {
+                    return Err(Error::WrongRank {
+                        op,
+                        expected: "at least 1",
+                        shape: *x,
+                    });
+                }
+                Ok(*x)
+            }
+            Op::Mse => loss::mse_shape(x, inputs[1]),
+            Op::CrossEntropy => loss::cross_entropy_shape(x, inputs[1]),
+        }
+    }
+
+    /// Computes the output into `out`, whose length is the element count of
+    /// [`output_shape`](Op::output_shape). The inputs must have passed `output_shape`.
+    ///
+    /// Only data-dependent checks fail here: a cross-entropy label that is not a valid class.
+    pub fn forward<E: Float>(&self, inputs: &[TensorRef<'_, E>], out: &mut [E]) -> Result<()> {
+        let x = inputs[0].data();
+        match *self {
+            Op::MatMul => matmul::forward(inputs[0], inputs[1], out),
+            Op::Add => binary::forward(inputs[0], inputs[1], out, |a, b| a + b),
+            Op::Sub => binary::forward(inputs[0], inputs[1], out, |a, b| a - b),
+            Op::Mul => binary::forward(inputs[0], inputs[1], out, |a, b| a * b),
+            Op::Div => binary::forward(inputs[0], inputs[1], out, |a, b| a / b),
+            Op::AddScalar(c) => {
+                let c = E::from_f64(c);
+                unary::map(x, out, |v| v + c)
+            }
+            Op::MulScalar(c) => {
+                let c = E::from_f64(c);
+                unary::map(x, out, |v| v * c)
+            }
+            Op::Neg => unary::map(x, out, |v| -v),
+            Op::Relu => unary::map(x, out, unary::relu),
+            Op::Tanh => unary::map(x, out, |v| v.tanh()),
+            Op::Sigmoid => unary::map(x, out, unary::sigmoid),
+            Op::Exp => unary::map(x, out, |v| v.exp()),
+            Op::Log => unary::map(x, out, |v| v.ln()),
+            Op::Sum => out[0] = reduce::sum(x),
+            Op::Mean => out[0] = reduce::sum(x) / E::from_usize(x.len()),
+            Op::SumAxis { axis, .. } => reduce::sum_axis(inputs[0], axis, false, out),
+            Op::MeanAxis { axis, .. } => reduce::sum_axis(inputs[0], axis, true, out),
+            Op::Reshape(_) | Op::Detach => out.copy_from_slice(x),
+            Op::Transpose { axis0, axis1 } => layout::transpose(inputs[0], axis0, axis1, out),
+            Op::Softmax => softmax::softmax(inputs[0], out),
+            Op::LogSoftmax => softmax::log_softmax(inputs[0], out),
+            Op::Mse => out[0] = loss::mse(x, inputs[1].data()),
+            Op::CrossEntropy => out[0] = loss::cross_entropy(inputs[0], inputs[1])?,
+        }
+        Ok(())
+    }
+
+    /// Adds the pull-back of `grad_output` through input `index` to `grad_input`.
+    ///
+    /// `output` is this op's forward result for `inputs`; `grad_input` has input `index`'s
+    /// shape. Accumulating (rather than overwriting) is what makes fan-out correct.
+    pub fn vjp<E: Float>(
+        &self,
+        inputs: &[TensorRef<'_, E>],
+        output: TensorRef<'_, E>,
+        grad_output: &[E],
+        index: usize,
+        grad_input: &mut [E],
+    ) {
+        let g = grad_output;
+        let x = inputs[0].data();
+        let y = output.data();
+        let gi = grad_input;
+        match *self {
+            // C = A·B: dA = dC·Bᵀ, dB = Aᵀ·dC
+            Op::MatMul => matmul::vjp(inputs[0], inputs[1], g, index, gi),
+            // c = a + b: da = dc, db = dc (summed over broadcast axes)
+            Op::Add => binary::vjp(inputs, output, g, index, gi, |g, _, _, _| g, |g, _, _, _| g),
+            // c = a - b: da = dc, db = -dc
+            Op::Sub => binary::vjp(
+                inputs,
+                output,
+                g,
+                index,
+                gi,
+                |g, _, _, _| g,
+                |g, _, _, _| -g,
+            ),
+            // c = a * b: da = dc·b, db = dc·a
+            Op::Mul => binary::vjp(
+                inputs,
+                output,
+                g,
+                index,
+                gi,
+                |g, _, b, _| g * b,
+                |g, a, _, _| g * a,
+            ),
+            // c = a / b: da = dc / b, db = -dc·c / b
+            Op::Div => binary::vjp(
+                inputs,
+                output,
+                g,
+                index,
+                gi,
+                |g, _, b, _| g / b,
+                |g, _, b, c| -g * c / b,
+            ),
+            // y = x + c: dx = dy
+            Op::AddScalar(_) => unary::accumulate(gi, g, |g| g),
+            // y = c·x: dx = c·dy
+            Op::MulScalar(c) => {
+                let c = E::from_f64(c);
+                unary::accumulate(gi, g, |g| g * c)
+            }
+            // y = -x: dx = -dy
+            Op::Neg => unary::accumulate(gi, g, |g| -g),
+            // y = max(x, 0): dx = dy·[x > 0]
+            Op::Relu => {
+                unary::accumulate2(gi, g, x, |g, x| if x > E::zero() { g } else { E::zero() })
+            }
+            // y = tanh x: dx = dy·(1 - y²)
+            Op::Tanh => unary::accumulate2(gi, g, y, |g, y| g * (E::one() - y * y)),
+            // y = σ(x): dx = dy·y·(1 - y)
+            Op::Sigmoid => unary::accumulate2(gi, g, y, |g, y| g * y * (E::one() - y)),
+            // y = eˣ: dx = dy·y
+            Op::Exp => unary::accumulate2(gi, g, y, |g, y| g * y),
+            // y = ln x: dx = dy / x
+            Op::Log => unary::accumulate2(gi, g, x, |g, x| g / x),
+            // y = Σx: dx = dy
+            Op::Sum => unary::fill_add(gi, g[0]),
+            // y = Σx / n: dx = dy / n
+            Op::Mean => unary::fill_add(gi, g[0] / E::from_usize(x.len())),
+            // y = Σ_axis x: dx = dy broadcast along the axis
+            Op::SumAxis { axis, .. } => reduce::sum_axis_vjp(inputs[0].shape(), axis, false, g, gi),
+            // y = mean_axis x: dx = dy / len broadcast along the axis
+            Op::MeanAxis { axis, .. } => reduce::sum_axis_vjp(inputs[0].shape(), axis, true, g, gi),
+            // y = reshape x: dx = reshape⁻¹ dy
+            Op::Reshape(_) => unary::accumulate(gi, g, |g| g),
+            // y = swap(x): dx = swap(dy)
+            Op::Transpose { axis0, axis1 } => {
+                layout::transpose_vjp(output.shape(), axis0, axis1, g, gi)
+            }
+            // y = softmax x: dx = y·(dy - Σ dy·y)
+            Op::Softmax => softmax::softmax_vjp(output, g, gi),
+            // y = log_softmax x: dx = dy - softmax(x)·Σ dy
+            Op::LogSoftmax => softmax::log_softmax_vjp(output, g, gi),
+            // L = mean (p - t)²: dp = dL·2(p - t)/n, dt = -dp
+            Op::Mse => loss::mse_vjp(x, inputs[1].data(), g[0], index, gi),
+            // y = x with the gradient stopped: nothing flows back
+            Op::Detach => {}
+            // L = mean_b (lse(z_b) - z_b[label_b]): dz = dL·(softmax(z) - onehot(label)) / batch
+            Op::CrossEntropy => {
+                if index == 0 {
+                    loss::cross_entropy_vjp(inputs[0], inputs[1], g[0], gi)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The tape of wengert: record a computation, then sweep it backwards for gradients.
+//!
+//! - [`Tape`]: an append-only arena of nodes addressed by [`NodeId`]s. Recording an op checks
+//!   shapes, runs the forward rule and appends a node; [`Tape::backward`] walks the arena once in
+//!   reverse and applies each op's vector-Jacobian rule.
+//! - [`Gradients`]: what a sweep returns, read by node id.
+//! - [`IntoValue`]: what a leaf accepts (owned arrays are moved in, borrowed ones copied).
+//! - [`gradcheck()`]: checks a computation's gradients against central finite differences.
+//!
+//! ```
+//! use ndarray::array;
+//! use wengert_tape::Tape;
+//!
+//! # fn main() -> wengert_tape::Result<()> {
+//! // loss = mean((tanh(x·w + b) - y)²)
+//! let mut tape = Tape::<f64>::new();
+//! let x = tape.input(array![[0.0, 1.0], [1.0, 0.0]])?;
+//! let y = tape.input(array![[1.0], [0.0]])?;
+//! let w = tape.parameter(array![[0.3], [-0.2]])?;
+//! let b = tape.parameter(array![0.1])?;
+//! let xw = tape.matmul(x, w)?;
+//! let z = tape.add(xw, b)?;
+//! let h = tape.tanh(z)?;
+//! let loss = tape.mse(h, y)?;
+//!
+//! let grads = tape.backward(loss)?;
+//! assert_eq!(grads.get(w).unwrap().shape(), &[2, 1]);
+//! assert_eq!(grads.get(b).unwrap().shape(), &[1]);
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
+
+mod backward;
+pub mod gradcheck;
+mod id;
+mod node;
+mod ops;
+mod source;
+mod tape;
+
+pub use backward::Gradients;
+pub use gradcheck::{GradcheckOptions, GradcheckReport, gradcheck};
+pub use id::NodeId;
+pub use node::{CustomOpId, NodeKind};
+pub use source::{IntoValue, Shaped};
+pub use tape::Tape;
+pub use wengert_ops::{CustomOp, Error, Float, Op, Result, Shape};

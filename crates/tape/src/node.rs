@@ -1,0 +1,36 @@
+//! What the tape stores for each node, apart from its value.
+
+use wengert_ops::{Op, Shape};
+
+/// What produced a node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NodeKind {
+    /// A value fed in from outside, with no gradient wanted (data, labels, constants).
+    Input,
+    /// A value fed in from outside whose gradient `backward` returns (a weight, a bias).
+    Parameter,
+    /// A built-in op applied to earlier nodes.
+    Op(Op),
+    /// A registered [`CustomOp`](wengert_ops::CustomOp) applied to earlier nodes.
+    Custom(CustomOpId),
+}
+
+/// The handle of a custom op registered on a tape with
+/// [`Tape::register_custom`](crate::Tape::register_custom).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CustomOpId(pub(crate) u32);
+
+/// A node's record: everything but its value and gradient, which live in buffers of their own
+/// so that clearing the tape can keep them for reuse.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Node {
+    pub kind: NodeKind,
+    /// Where this node's input ids start in the tape's shared list of input ids.
+    pub inputs_start: u32,
+    pub inputs_len: u32,
+    pub shape: Shape,
+    /// Whether any gradient can flow into this node from a loss.
+    pub requires_grad: bool,
+    /// Whether `backward` keeps this node's gradient (parameters, and nodes asked for).
+    pub retain_grad: bool,
+}

@@ -1,0 +1,408 @@
+//! [`Tape`]: the arena of recorded nodes and the recording machinery every op goes through.
+
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
+use wengert_ops::{CustomOp, Error, Float, Op, Result, Shape, TensorRef};
+
+use crate::node::{CustomOpId, Node, NodeKind};
+use crate::{IntoValue, NodeId};
+
+/// A Wengert list: the record of a computation, in the order it ran.
+///
+/// Each node holds what produced it (an input, a parameter, or an op and the ids of its
+/// inputs), its shape and its value. Nodes are only ever appended, and an op's inputs must
+/// already be on the tape, so every input has a smaller id than the node that uses it; the
+/// reverse sweep in [`backward`](Tape::backward) is therefore one loop from the loss down.
+///
+/// [`clear`](Tape::clear) forgets the nodes but keeps every buffer, so a training loop that
+/// records the same computation each step stops allocating after the first.
+///
+/// ```
+/// use ndarray::array;
+/// use wengert_tape::Tape;
+///
+/// # fn main() -> wengert_tape::Result<()> {
+/// let mut tape = Tape::<f64>::new();
+/// let x = tape.input(array![[1.0, 2.0]])?;
+/// let w = tape.parameter(array![[0.5], [-1.0]])?;
+/// let y = tape.matmul(x, w)?; // [[-1.5]]
+/// let loss = tape.sum(y)?;
+/// let grads = tape.backward(loss)?;
+/// assert_eq!(grads.get(w).unwrap(), array![[1.0], [2.0]].into_dyn());
+/// # Ok(())
+/// # }
+/// ```
+pub struct Tape<E: Float> {
+    pub(crate) nodes: Vec<Node>,
+    /// The input ids of every node, back to back; each node holds its range.
+    pub(crate) input_ids: Vec<NodeId>,
+    /// One value buffer per node; slots past `nodes.len()` are spares kept from before a clear.
+    pub(crate) values: Vec<Vec<E>>,
+    /// Gradients of the last sweep, by node; `None` where none reached or it was released.
+    pub(crate) grads: Vec<Option<Vec<E>>>,
+    /// Gradient buffers released by a sweep, reused by the next one.
+    pub(crate) pool: Vec<Vec<E>>,
+    pub(crate) custom_ops: Vec<Box<dyn CustomOp<E>>>,
+    /// False inside [`no_grad`](Tape::no_grad): new op nodes then need no gradient.
+    pub(crate) grad_enabled: bool,
+}
+
+impl<E: Float> Default for Tape<E> {
+    fn default() -> Self {
+        Tape::new()
+    }
+}
+
+impl<E: Float> std::fmt::Debug for Tape<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tape")
+            .field("nodes", &self.nodes.len())
+            .field("element", &E::NAME)
+            .field("custom_ops", &self.custom_ops.len())
+            .finish()
+    }
+}
+
+impl<E: Float> Tape<E> {
+    /// An empty tape.
+    pub fn new() -> Self {
+        Tape {
+            nodes: Vec::new(),
+            input_ids: Vec::new(),
+            values: Vec::new(),
+            grads: Vec::new(),
+            pool: Vec::new(),
+            custom_ops: Vec::new(),
+            grad_enabled: true,
+        }
+    }
+
+    /// An empty tape with room for `nodes` nodes before it reallocates.
+    pub fn with_capacity(nodes: usize) -> Self {
+        let mut tape = Tape::new();
+        tape.nodes.reserve(nodes);
+        tape.input_ids.reserve(nodes.saturating_mul(2));
+        tape.values.reserve(nodes);
+        tape
+    }
+
+    /// The number of recorded nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Forgets every node, keeping all buffers (and registered custom ops) for the next
+    /// recording. Ids issued before are no longer valid.
+    pub fn clear(&mut self) {
+        self.nodes.clear();
+        self.input_ids.clear();
+        for grad in &mut self.grads {
+            if let Some(buf) = grad.take() {
+                self.pool.push(buf);
+            }
+        }
+        self.grad_enabled = true;
+    }
+
+    /// Records a value fed in from outside, with no gradient wanted: data, labels, constants.
+    pub fn input(&mut self, value: impl IntoValue<E>) -> Result<NodeId> {
+        self.push_leaf(NodeKind::Input, value)
+    }
+
+    /// Records a value whose gradient [`backward`](Tape::backward) returns: a weight, a bias.
+    pub fn parameter(&mut self, value: impl IntoValue<E>) -> Result<NodeId> {
+        self.push_leaf(NodeKind::Parameter, value)
+    }
+
+    /// Records class labels for [`cross_entropy`](Tape::cross_entropy): a `[batch]` input
+    /// holding each class index as a float (exact up to 2²⁴ classes in `f32`).
+    pub fn labels(&mut self, labels: &[usize]) -> Result<NodeId> {
+        let id = self.next_id()?;
+        let mut buf = self.take_slot(id);
+        buf.clear();
+        buf.extend(labels.iter().map(|&l| E::from_usize(l)));
+        self.finish_node(
+            id,
+            NodeKind::Input,
+            &[],
+            Shape::vector(labels.len()),
+            buf,
+            false,
+        )
+    }
+
+    /// Records a built-in op applied to `inputs`. The named methods ([`matmul`](Tape::matmul),
+    /// [`relu`](Tape::relu), ...) call this.
+    pub fn record(&mut self, op: Op, inputs: &[NodeId]) -> Result<NodeId> {
+        let id = self.next_id()?;
+        self.check_ids(inputs)?;
+        if inputs.len() != op.arity() {
+            return Err(Error::WrongArity {
+                op: op.name().to_string(),
+                expected: op.arity(),
+                got: inputs.len(),
+            });
+        }
+        let first = inputs[0];
+        let second = inputs.get(1).copied().unwrap_or(first);
+        let shapes = [
+            &self.nodes[first.index()].shape,
+            &self.nodes[second.index()].shape,
+        ];
+        let shape = op.output_shape(&shapes[..inputs.len()])?;
+        let mut buf = self.take_slot(id);
+        buf.clear();
+        buf.resize(shape.numel(), E::zero());
+        let refs = [self.tensor(first), self.tensor(second)];
+        let ran = op.forward(&refs[..inputs.len()], &mut buf);
+        if let Err(err) = ran {
+            self.return_slot(id, buf);
+            return Err(err);
+        }
+        let requires_grad = self.grad_enabled
+            && inputs
+                .iter()
+                .enumerate()
+                .any(|(k, &i)| op.differentiable_in(k) && self.nodes[i.index()].requires_grad);
+        self.finish_node(id, NodeKind::Op(op), inputs, shape, buf, requires_grad)
+    }
+
+    /// Registers a custom op on this tape, for [`custom`](Tape::custom) to record. Registrations
+    /// survive [`clear`](Tape::clear).
+    pub fn register_custom(&mut self, op: Box<dyn CustomOp<E>>) -> CustomOpId {
+        self.custom_ops.push(op);
+        CustomOpId(
+            u32::try_from(self.custom_ops.len() - 1).expect("fewer than u32::MAX custom ops"),
+        )
+    }
+
+    /// Records a registered custom op applied to `inputs`.
+    pub fn custom(&mut self, op: CustomOpId, inputs: &[NodeId]) -> Result<NodeId> {
+        let id = self.next_id()?;
+        self.check_ids(inputs)?;
+        let custom = self
+            .custom_ops
+            .get(op.0 as usize)
+            .ok_or(Error::UnknownCustomOp { id: op.0 })?;
+        if inputs.len() != custom.arity() {
+            return Err(Error::WrongArity {
+                op: custom.name().to_string(),
+                expected: custom.arity(),
+                got: inputs.len(),
+            });
+        }
+        let shapes: Vec<&Shape> = inputs
+            .iter()
+            .map(|i| &self.nodes[i.index()].shape)
+            .collect();
+        let shape = custom.output_shape(&shapes)?;
+        let mut buf = self.take_slot(id);
+        buf.clear();
+        buf.resize(shape.numel(), E::zero());
+        let custom = &self.custom_ops[op.0 as usize];
+        let views: Vec<ArrayViewD<'_, E>> = inputs.iter().map(|&i| self.tensor(i).view()).collect();
+        let out = ArrayViewMutD::from_shape(IxDyn(shape.dims()), &mut buf[..])
+            .expect("sized to the shape");
+        let ran = custom.forward(&views, out);
+        drop(views);
+        if let Err(err) = ran {
+            self.return_slot(id, buf);
+            return Err(err);
+        }
+        let requires_grad =
+            self.grad_enabled && inputs.iter().any(|&i| self.nodes[i.index()].requires_grad);
+        self.finish_node(id, NodeKind::Custom(op), inputs, shape, buf, requires_grad)
+    }
+
+    /// Runs `f` with gradient recording off: the nodes it records hold values but need no
+    /// gradient, so `backward` passes through none of them (PyTorch's `torch.no_grad`).
+    /// Use it for inference and for evaluation during training.
+    pub fn no_grad<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let before = self.grad_enabled;
+        self.grad_enabled = false;
+        let result = f(self);
+        self.grad_enabled = before;
+        result
+    }
+
+    /// Asks [`backward`](Tape::backward) to keep this node's gradient as well (PyTorch's
+    /// `retain_grad`); parameters' gradients are always kept.
+    pub fn retain_grad(&mut self, id: NodeId) -> Result<()> {
+        self.check_ids(&[id])?;
+        self.nodes[id.index()].retain_grad = true;
+        Ok(())
+    }
+
+    /// The node's value.
+    pub fn value(&self, id: NodeId) -> Result<ArrayViewD<'_, E>> {
+        self.check_ids(&[id])?;
+        Ok(self.tensor(id).view())
+    }
+
+    /// The node's value, copied into an owned array.
+    pub fn value_owned(&self, id: NodeId) -> Result<ArrayD<E>> {
+        Ok(self.value(id)?.to_owned())
+    }
+
+    /// The node's elements in row-major order.
+    pub fn data(&self, id: NodeId) -> Result<&[E]> {
+        self.check_ids(&[id])?;
+        Ok(&self.values[id.index()])
+    }
+
+    /// The single element of a one-element node (a loss), or an error naming its shape.
+    pub fn item(&self, id: NodeId) -> Result<E> {
+        let data = self.data(id)?;
+        match data {
+            [x] => Ok(*x),
+            _ => Err(Error::LossNotScalar {
+                shape: self.nodes[id.index()].shape,
+            }),
+        }
+    }
+
+    /// The node's shape.
+    pub fn shape(&self, id: NodeId) -> Result<Shape> {
+        self.check_ids(&[id])?;
+        Ok(self.nodes[id.index()].shape)
+    }
+
+    /// What produced the node.
+    pub fn kind(&self, id: NodeId) -> Result<NodeKind> {
+        self.check_ids(&[id])?;
+        Ok(self.nodes[id.index()].kind)
+    }
+
+    /// The node's inputs, in order.
+    pub fn inputs(&self, id: NodeId) -> Result<&[NodeId]> {
+        self.check_ids(&[id])?;
+        Ok(self.inputs_of(&self.nodes[id.index()]))
+    }
+
+    /// Whether a gradient can reach this node from a loss (it depends on a parameter, outside
+    /// [`no_grad`](Tape::no_grad) and [`detach`](Tape::detach)).
+    pub fn requires_grad(&self, id: NodeId) -> Result<bool> {
+        self.check_ids(&[id])?;
+        Ok(self.nodes[id.index()].requires_grad)
+    }
+
+    /// The ids of every parameter, in recording order.
+    pub fn parameters(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.ids()
+            .filter(|&id| self.nodes[id.index()].kind == NodeKind::Parameter)
+    }
+
+    /// Every node's id, in recording order.
+    pub fn ids(&self) -> impl Iterator<Item = NodeId> + use<'_, E> {
+        (0..self.nodes.len() as u32).map(NodeId::new)
+    }
+
+    /// The registered custom op behind `id`.
+    pub fn custom_op(&self, id: CustomOpId) -> Result<&dyn CustomOp<E>> {
+        self.custom_ops
+            .get(id.0 as usize)
+            .map(|b| b.as_ref())
+            .ok_or(Error::UnknownCustomOp { id: id.0 })
+    }
+
+    // ----- the machinery every node goes through -----
+
+    pub(crate) fn inputs_of(&self, node: &Node) -> &[NodeId] {
+        let start = node.inputs_start as usize;
+        &self.input_ids[start..start + node.inputs_len as usize]
+    }
+
+    /// A node's value as a kernel operand.
+    #[inline]
+    pub(crate) fn tensor(&self, id: NodeId) -> TensorRef<'_, E> {
+        tensor_of(&self.nodes, &self.values, id)
+    }
+
+    /// The id the next node will get, or an error if the tape is full.
+    fn next_id(&self) -> Result<NodeId> {
+        match u32::try_from(self.nodes.len()) {
+            Ok(n) if n < u32::MAX => Ok(NodeId::new(n)),
+            _ => Err(Error::TapeFull),
+        }
+    }
+
+    pub(crate) fn check_ids(&self, ids: &[NodeId]) -> Result<()> {
+        for &id in ids {
+            if id.index() >= self.nodes.len() {
+                return Err(Error::UnknownNode {
+                    id: id.raw(),
+                    len: self.nodes.len(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the value buffer of slot `id` (a spare from before a clear, or a new one).
+    fn take_slot(&mut self, id: NodeId) -> Vec<E> {
+        self.values
+            .get_mut(id.index())
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Puts a buffer back into slot `id` without recording a node, so its capacity is kept.
+    fn return_slot(&mut self, id: NodeId, buf: Vec<E>) {
+        match self.values.get_mut(id.index()) {
+            Some(slot) => *slot = buf,
+            None => self.values.push(buf),
+        }
+    }
+
+    fn push_leaf(&mut self, kind: NodeKind, value: impl IntoValue<E>) -> Result<NodeId> {
+        let id = self.next_id()?;
+        let mut buf = self.take_slot(id);
+        match value.write_into(&mut buf) {
+            Ok(shape) => self.finish_node(id, kind, &[], shape, buf, kind == NodeKind::Parameter),
+            Err(err) => {
+                self.return_slot(id, buf);
+                Err(err)
+            }
+        }
+    }
+
+    fn finish_node(
+        &mut self,
+        id: NodeId,
+        kind: NodeKind,
+        inputs: &[NodeId],
+        shape: Shape,
+        value: Vec<E>,
+        requires_grad: bool,
+    ) -> Result<NodeId> {
+        debug_assert_eq!(shape.numel(), value.len());
+        self.return_slot(id, value);
+        let inputs_start = u32::try_from(self.input_ids.len()).map_err(|_| Error::TapeFull)?;
+        self.input_ids.extend_from_slice(inputs);
+        self.nodes.push(Node {
+            kind,
+            inputs_start,
+            inputs_len: inputs.len() as u32,
+            shape,
+            requires_grad,
+            retain_grad: kind == NodeKind::Parameter,
+        });
+        Ok(id)
+    }
+}
+
+/// A node's value as a kernel operand, from the tape's parts (so that the sweep can borrow
+/// values while it writes gradients).
+#[inline]
+pub(crate) fn tensor_of<'a, E: Float>(
+    nodes: &'a [Node],
+    values: &'a [Vec<E>],
+    id: NodeId,
+) -> TensorRef<'a, E> {
+    let i = id.index();
+    TensorRef::trusted(&nodes[i].shape, &values[i])
+}

@@ -1,0 +1,49 @@
+//! wengert: reverse-mode automatic differentiation on a tape (a Wengert list).
+//!
+//! A forward pass records each operation on a [`Tape`]; [`Tape::backward`] walks the tape once
+//! in reverse, applying each op's vector-Jacobian product, and returns the gradient of a scalar
+//! loss with respect to every parameter. This crate re-exports the engine's public API, so an
+//! embedding crate needs this one dependency.
+//!
+//! - [`Tape`], [`NodeId`], [`Gradients`]: recording and differentiating.
+//! - [`Op`], [`CustomOp`]: the built-in ops and the trait for your own.
+//! - [`gradcheck()`]: compare any computation's gradients with finite differences.
+//! - [`Error`]: every failure, typed; nothing panics on bad input.
+//!
+//! ```
+//! use ndarray::array;
+//! use wengert::Tape;
+//!
+//! # fn main() -> wengert::Result<()> {
+//! // One step of gradient descent on a tiny two-layer network.
+//! let mut tape = Tape::<f32>::new();
+//! let x = tape.input(array![[0.0f32, 1.0], [1.0, 1.0]])?;
+//! let labels = tape.labels(&[1, 0])?;
+//! let w1 = tape.parameter(array![[0.5f32, -0.3, 0.1], [0.2, 0.4, -0.6]])?;
+//! let b1 = tape.parameter(array![0.0f32, 0.0, 0.0])?;
+//! let w2 = tape.parameter(array![[0.3f32, -0.2], [-0.5, 0.6], [0.1, 0.1]])?;
+//!
+//! let z1 = tape.matmul(x, w1)?;
+//! let z1 = tape.add(z1, b1)?;
+//! let h = tape.relu(z1)?;
+//! let logits = tape.matmul(h, w2)?;
+//! let loss = tape.cross_entropy(logits, labels)?;
+//!
+//! let grads = tape.backward(loss)?;
+//! assert_eq!(grads.get(w1).unwrap().shape(), &[2, 3]);
+//! assert!(tape.item(loss)? > 0.0);
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
+
+pub use wengert_ops::{CustomOp, Error, Float, MAX_RANK, Op, Result, Shape, TensorRef, kernels};
+pub use wengert_tape::gradcheck::{GradcheckMethod, Mismatch};
+pub use wengert_tape::{
+    CustomOpId, GradcheckOptions, GradcheckReport, Gradients, IntoValue, NodeId, NodeKind, Shaped,
+    Tape, gradcheck,
+};
+
+/// The `ndarray` version wengert is built on, re-exported so that embedders use the same one.
+pub use ndarray;
