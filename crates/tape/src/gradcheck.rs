@@ -286,7 +286,7 @@ impl Tally {
         let r = &mut self.report;
         r.checked += 1;
         // A NaN on either side is a failure, never silently "within tolerance".
-        let failed = !(err <= allowed);
+        let failed = err.is_nan() || err > allowed;
         if failed {
             r.failures += 1;
         }

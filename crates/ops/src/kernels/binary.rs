@@ -189,9 +189,12 @@ mod tests {
         Shape::new(d).unwrap()
     }
 
+    /// Two operand shapes and the broadcast shape, or `None` for a mismatch.
+    type Case = (&'static [usize], &'static [usize], Option<&'static [usize]>);
+
     #[test]
     fn broadcasting_follows_numpy() {
-        let cases: &[(&[usize], &[usize], Option<&[usize]>)] = &[
+        let cases: &[Case] = &[
             (&[2, 3], &[3], Some(&[2, 3])),
             (&[2, 3], &[2, 1], Some(&[2, 3])),
             (&[1], &[4, 5], Some(&[4, 5])),
