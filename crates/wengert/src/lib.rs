@@ -47,3 +47,8 @@ pub use wengert_tape::{
 
 /// The `ndarray` version wengert is built on, re-exported so that embedders use the same one.
 pub use ndarray;
+
+// The README's example is compiled and run as a doc test, so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
