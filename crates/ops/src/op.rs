@@ -196,13 +196,29 @@ impl Op {
     ///
     /// Only data-dependent checks fail here: a cross-entropy label that is not a valid class.
     pub fn forward<E: Float>(&self, inputs: &[TensorRef<'_, E>], out: &mut [E]) -> Result<()> {
+        let mut shapes = [&Shape::SCALAR; 2];
+        for (s, t) in shapes.iter_mut().zip(inputs) {
+            *s = t.shape();
+        }
+        let shape = self.output_shape(&shapes[..inputs.len().min(2)])?;
+        self.forward_shaped(inputs, &shape, out)
+    }
+
+    /// [`forward`](Op::forward) for a caller that already holds the output's shape (the tape
+    /// does: it inferred it when recording), so that it is not inferred twice.
+    pub fn forward_shaped<E: Float>(
+        &self,
+        inputs: &[TensorRef<'_, E>],
+        shape: &Shape,
+        out: &mut [E],
+    ) -> Result<()> {
         let x = inputs[0].data();
         match *self {
             Op::MatMul => matmul::forward(inputs[0], inputs[1], out),
-            Op::Add => binary::forward(inputs[0], inputs[1], out, |a, b| a + b),
-            Op::Sub => binary::forward(inputs[0], inputs[1], out, |a, b| a - b),
-            Op::Mul => binary::forward(inputs[0], inputs[1], out, |a, b| a * b),
-            Op::Div => binary::forward(inputs[0], inputs[1], out, |a, b| a / b),
+            Op::Add => binary::forward(inputs[0], inputs[1], shape, out, |a, b| a + b),
+            Op::Sub => binary::forward(inputs[0], inputs[1], shape, out, |a, b| a - b),
+            Op::Mul => binary::forward(inputs[0], inputs[1], shape, out, |a, b| a * b),
+            Op::Div => binary::forward(inputs[0], inputs[1], shape, out, |a, b| a / b),
             Op::AddScalar(c) => {
                 let c = E::from_f64(c);
                 unary::map(x, out, |v| v + c)
@@ -213,7 +229,7 @@ impl Op {
             }
             Op::Neg => unary::map(x, out, |v| -v),
             Op::Relu => unary::map(x, out, unary::relu),
-            Op::Tanh => unary::map(x, out, |v| v.tanh()),
+            Op::Tanh => unary::map(x, out, E::tanh_op),
             Op::Sigmoid => unary::map(x, out, unary::sigmoid),
             Op::Exp => unary::map(x, out, |v| v.exp()),
             Op::Log => unary::map(x, out, |v| v.ln()),

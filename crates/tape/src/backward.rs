@@ -1,9 +1,9 @@
 //! The reverse sweep: one loop from the output down to the first node, applying each op's VJP.
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IntoDimension, IxDyn};
-use wengert_ops::{Error, Float, Result, Shape};
+use wengert_ops::{Error, Float, Result, Shape, TensorRef};
 
-use crate::node::NodeKind;
+use crate::node::{Node, NodeKind};
 use crate::tape::tensor_of;
 use crate::{NodeId, Tape};
 
@@ -12,8 +12,9 @@ impl<E: Float> Tape<E> {
     ///
     /// Each gradient has its parameter's shape. Nodes marked with
     /// [`retain_grad`](Tape::retain_grad) keep theirs too; every other intermediate gradient is
-    /// released as soon as the sweep has passed it on. Calling `backward` again recomputes
-    /// from scratch, with bit-identical results.
+    /// dropped as soon as the sweep has passed it on to the node's inputs (its buffer stays with
+    /// the tape for the next sweep). Calling `backward` again recomputes from scratch, with
+    /// bit-identical results.
     ///
     /// Errors if `loss` is not on this tape or does not hold exactly one element.
     pub fn backward(&mut self, loss: NodeId) -> Result<Gradients<'_, E>> {
@@ -22,7 +23,7 @@ impl<E: Float> Tape<E> {
         if shape.numel() != 1 {
             return Err(Error::LossNotScalar { shape });
         }
-        self.sweep(loss, |seed| seed.fill(E::one()))?;
+        self.sweep(loss, |seed| seed.fill(E::one()));
         Ok(Gradients { tape: self })
     }
 
@@ -46,14 +47,14 @@ impl<E: Float> Tape<E> {
             for (d, &s) in buf.iter_mut().zip(seed.iter()) {
                 *d = s;
             }
-        })?;
+        });
         Ok(Gradients { tape: self })
     }
 
     /// The gradient the last sweep kept for `id`, if any.
     pub fn grad(&self, id: NodeId) -> Option<ArrayViewD<'_, E>> {
-        let buf = self.grads.get(id.index())?.as_ref()?;
-        let shape = self.nodes.get(id.index())?.shape;
+        let buf = self.live_grad(id)?;
+        let shape = self.nodes[id.index()].shape;
         Some(
             ArrayViewD::from_shape(IxDyn(shape.dims()), buf)
                 .expect("a gradient has its node's shape"),
@@ -62,109 +63,152 @@ impl<E: Float> Tape<E> {
 
     /// Moves the gradient the last sweep kept for `id` out of the tape, without copying.
     pub fn take_grad(&mut self, id: NodeId) -> Option<ArrayD<E>> {
-        let buf = self.grads.get_mut(id.index())?.take()?;
-        let shape = self.nodes[id.index()].shape;
-        Some(
-            ArrayD::from_shape_vec(shape.dims().into_dimension(), buf)
-                .expect("a gradient has its node's shape"),
-        )
+        self.live_grad(id)?;
+        let i = id.index();
+        self.grad_stamps[i] = 0;
+        let buf = std::mem::take(&mut self.grads[i]);
+        let dims = self.nodes[i].shape.dims().into_dimension();
+        Some(ArrayD::from_shape_vec(dims, buf).expect("a gradient has its node's shape"))
     }
 
-    /// A zeroed gradient buffer of `n` elements, from the pool where one is spare.
-    fn zeroed(pool: &mut Vec<Vec<E>>, n: usize) -> Vec<E> {
-        let mut buf = pool.pop().unwrap_or_default();
-        buf.clear();
-        buf.resize(n, E::zero());
-        buf
+    /// The elements of `id`'s gradient if the last sweep kept one.
+    pub(crate) fn live_grad(&self, id: NodeId) -> Option<&[E]> {
+        let i = id.index();
+        (i < self.nodes.len() && self.grad_stamps.get(i) == Some(&self.sweep) && self.sweep != 0)
+            .then(|| &self.grads[i][..])
     }
 
-    fn sweep(&mut self, output: NodeId, seed: impl FnOnce(&mut [E])) -> Result<()> {
-        // Release what the last sweep kept; the same buffers serve this one.
-        for grad in &mut self.grads {
-            if let Some(buf) = grad.take() {
-                self.pool.push(buf);
+    /// Makes every gradient buffer dead without touching it, by moving to a fresh stamp.
+    pub(crate) fn invalidate_grads(&mut self) {
+        self.sweep = match self.sweep.checked_add(1) {
+            Some(s) => s,
+            None => {
+                // After 2³² sweeps the stamps wrap: clear them so no old one looks live.
+                self.grad_stamps.fill(0);
+                1
             }
-        }
-        self.grads.resize_with(self.nodes.len(), || None);
-        let out = output.index();
-        let mut seed_buf = Self::zeroed(&mut self.pool, self.nodes[out].shape.numel());
-        seed(&mut seed_buf);
-        self.grads[out] = Some(seed_buf);
+        };
+    }
 
+    fn sweep(&mut self, output: NodeId, seed: impl FnOnce(&mut [E])) {
+        self.invalidate_grads();
+        let stamp = self.sweep;
+        let len = self.nodes.len();
+        if self.grads.len() < len {
+            self.grads.resize_with(len, Vec::new);
+            self.grad_stamps.resize(len, 0);
+        }
+        let out = output.index();
+        let seed_buf = &mut self.grads[out];
+        zero(seed_buf, self.nodes[out].shape.numel());
+        seed(seed_buf);
+        self.grad_stamps[out] = stamp;
+
+        let Tape {
+            nodes,
+            input_ids,
+            values,
+            grads,
+            grad_stamps,
+            custom_ops,
+            ..
+        } = self;
         // Inputs have smaller ids than their users, so by the time the loop reaches a node every
         // path from the output has already added its share to the node's gradient.
         for i in (0..=out).rev() {
-            let Some(g) = self.grads[i].take() else {
+            if grad_stamps[i] != stamp {
                 continue;
-            };
-            let node = self.nodes[i];
-            if node.requires_grad {
-                self.pull_back(i, &g);
             }
-            if node.retain_grad {
-                self.grads[i] = Some(g);
-            } else {
-                self.pool.push(g);
+            let node = &nodes[i];
+            if node.requires_grad {
+                let start = node.inputs_start as usize;
+                let inputs = &input_ids[start..start + node.inputs_len as usize];
+                // Every input is below `i`: split there to read this gradient while writing theirs.
+                let (below, here) = grads.split_at_mut(i);
+                let g = &here[0][..];
+                let output = tensor_of(nodes, values, NodeId::new(i as u32));
+                match node.kind {
+                    NodeKind::Op(op) => {
+                        let first = inputs[0];
+                        let second = inputs.get(1).copied().unwrap_or(first);
+                        let refs = [
+                            tensor_of(nodes, values, first),
+                            tensor_of(nodes, values, second),
+                        ];
+                        for (k, &input) in inputs.iter().enumerate() {
+                            if let Some(gi) = grad_target(nodes, below, grad_stamps, stamp, input) {
+                                if op.differentiable_in(k) {
+                                    op.vjp(&refs[..inputs.len()], output, g, k, gi);
+                                }
+                            }
+                        }
+                    }
+                    NodeKind::Custom(id) => {
+                        let custom = &custom_ops[id.0 as usize];
+                        let views: Vec<ArrayViewD<'_, E>> = inputs
+                            .iter()
+                            .map(|&x| tensor_of(nodes, values, x).view())
+                            .collect();
+                        let g_view = view_of(&node.shape, g);
+                        for (k, &input) in inputs.iter().enumerate() {
+                            let target_shape = nodes[input.index()].shape;
+                            if let Some(gi) = grad_target(nodes, below, grad_stamps, stamp, input) {
+                                let gi = ArrayViewMutD::from_shape(IxDyn(target_shape.dims()), gi)
+                                    .expect("sized to the input");
+                                custom.vjp(&views, output.view(), g_view.view(), k, gi);
+                            }
+                        }
+                    }
+                    NodeKind::Input | NodeKind::Parameter => {}
+                }
+            }
+            if !node.retain_grad {
+                // Dropped: passed on to the inputs, no longer readable.
+                grad_stamps[i] = 0;
             }
         }
         // A parameter the output does not depend on has a zero gradient, not a missing one.
-        for (node, grad) in self.nodes.iter().zip(&mut self.grads) {
-            if node.kind == NodeKind::Parameter && grad.is_none() {
-                *grad = Some(Self::zeroed(&mut self.pool, node.shape.numel()));
+        for &p in &self.params {
+            let i = p.index();
+            if self.grad_stamps[i] != stamp {
+                zero(&mut self.grads[i], self.nodes[i].shape.numel());
+                self.grad_stamps[i] = stamp;
             }
         }
-        Ok(())
     }
+}
 
-    /// Adds node `i`'s gradient `g`, pulled back through its op, to each input that needs one.
-    fn pull_back(&mut self, i: usize, g: &[E]) {
-        let node = self.nodes[i];
-        let start = node.inputs_start as usize;
-        let inputs = &self.input_ids[start..start + node.inputs_len as usize];
-        let output = tensor_of(&self.nodes, &self.values, NodeId::new(i as u32));
-        match node.kind {
-            NodeKind::Op(op) => {
-                let first = inputs[0];
-                let second = inputs.get(1).copied().unwrap_or(first);
-                let refs = [
-                    tensor_of(&self.nodes, &self.values, first),
-                    tensor_of(&self.nodes, &self.values, second),
-                ];
-                for (k, &input) in inputs.iter().enumerate() {
-                    let target = &self.nodes[input.index()];
-                    if !target.requires_grad || !op.differentiable_in(k) {
-                        continue;
-                    }
-                    let n = target.shape.numel();
-                    let gi = self.grads[input.index()]
-                        .get_or_insert_with(|| Self::zeroed(&mut self.pool, n));
-                    op.vjp(&refs[..inputs.len()], output, g, k, gi);
-                }
-            }
-            NodeKind::Custom(id) => {
-                let custom = &self.custom_ops[id.0 as usize];
-                let views: Vec<ArrayViewD<'_, E>> = inputs
-                    .iter()
-                    .map(|&x| tensor_of(&self.nodes, &self.values, x).view())
-                    .collect();
-                let g_view =
-                    ArrayViewD::from_shape(IxDyn(node.shape.dims()), g).expect("sized to the node");
-                for (k, &input) in inputs.iter().enumerate() {
-                    let target = &self.nodes[input.index()];
-                    if !target.requires_grad {
-                        continue;
-                    }
-                    let n = target.shape.numel();
-                    let gi = self.grads[input.index()]
-                        .get_or_insert_with(|| Self::zeroed(&mut self.pool, n));
-                    let gi = ArrayViewMutD::from_shape(IxDyn(target.shape.dims()), &mut gi[..])
-                        .expect("sized to the input");
-                    custom.vjp(&views, output.view(), g_view.view(), k, gi);
-                }
-            }
-            NodeKind::Input | NodeKind::Parameter => {}
-        }
+/// Resets `buf` to `n` zeros, reusing its allocation.
+#[inline]
+fn zero<E: Float>(buf: &mut Vec<E>, n: usize) {
+    buf.clear();
+    buf.resize(n, E::zero());
+}
+
+/// The gradient buffer of `input`, zeroed on first touch in this sweep, or `None` if no
+/// gradient flows into it.
+#[inline]
+fn grad_target<'a, E: Float>(
+    nodes: &[Node],
+    below: &'a mut [Vec<E>],
+    stamps: &mut [u32],
+    stamp: u32,
+    input: NodeId,
+) -> Option<&'a mut [E]> {
+    let j = input.index();
+    let target = &nodes[j];
+    if !target.requires_grad {
+        return None;
     }
+    if stamps[j] != stamp {
+        zero(&mut below[j], target.shape.numel());
+        stamps[j] = stamp;
+    }
+    Some(&mut below[j][..])
+}
+
+fn view_of<'a, E: Float>(shape: &'a Shape, data: &'a [E]) -> ArrayViewD<'a, E> {
+    TensorRef::trusted(shape, data).view()
 }
 
 /// The gradients of one sweep, read by node id. Borrowed from the tape; drop it (or use
@@ -183,7 +227,7 @@ impl<'t, E: Float> Gradients<'t, E> {
 
     /// The gradient's elements in row-major order.
     pub fn data(&self, id: NodeId) -> Option<&'t [E]> {
-        self.tape.grads.get(id.index())?.as_deref()
+        self.tape.live_grad(id)
     }
 
     /// Every parameter with its gradient, in recording order.

@@ -37,10 +37,15 @@ pub struct Tape<E: Float> {
     pub(crate) input_ids: Vec<NodeId>,
     /// One value buffer per node; slots past `nodes.len()` are spares kept from before a clear.
     pub(crate) values: Vec<Vec<E>>,
-    /// Gradients of the last sweep, by node; `None` where none reached or it was released.
-    pub(crate) grads: Vec<Option<Vec<E>>>,
-    /// Gradient buffers released by a sweep, reused by the next one.
-    pub(crate) pool: Vec<Vec<E>>,
+    /// One gradient buffer per slot, kept across sweeps and clears for reuse.
+    pub(crate) grads: Vec<Vec<E>>,
+    /// Per slot, the sweep whose gradient the buffer holds; it is live only while this equals
+    /// `sweep`. A stamp rather than an `Option` lets a sweep start without touching every slot.
+    pub(crate) grad_stamps: Vec<u32>,
+    /// The current sweep's stamp; 0 stands for "no sweep" and is never a live stamp.
+    pub(crate) sweep: u32,
+    /// The parameters' ids, in recording order.
+    pub(crate) params: Vec<NodeId>,
     pub(crate) custom_ops: Vec<Box<dyn CustomOp<E>>>,
     /// False inside [`no_grad`](Tape::no_grad): new op nodes then need no gradient.
     pub(crate) grad_enabled: bool,
@@ -70,7 +75,9 @@ impl<E: Float> Tape<E> {
             input_ids: Vec::new(),
             values: Vec::new(),
             grads: Vec::new(),
-            pool: Vec::new(),
+            grad_stamps: Vec::new(),
+            sweep: 0,
+            params: Vec::new(),
             custom_ops: Vec::new(),
             grad_enabled: true,
         }
@@ -100,11 +107,8 @@ impl<E: Float> Tape<E> {
     pub fn clear(&mut self) {
         self.nodes.clear();
         self.input_ids.clear();
-        for grad in &mut self.grads {
-            if let Some(buf) = grad.take() {
-                self.pool.push(buf);
-            }
-        }
+        self.params.clear();
+        self.invalidate_grads();
         self.grad_enabled = true;
     }
 
@@ -292,8 +296,7 @@ impl<E: Float> Tape<E> {
 
     /// The ids of every parameter, in recording order.
     pub fn parameters(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.ids()
-            .filter(|&id| self.nodes[id.index()].kind == NodeKind::Parameter)
+        self.params.iter().copied()
     }
 
     /// Every node's id, in recording order.
@@ -383,6 +386,9 @@ impl<E: Float> Tape<E> {
         self.return_slot(id, value);
         let inputs_start = u32::try_from(self.input_ids.len()).map_err(|_| Error::TapeFull)?;
         self.input_ids.extend_from_slice(inputs);
+        if kind == NodeKind::Parameter {
+            self.params.push(id);
+        }
         self.nodes.push(Node {
             kind,
             inputs_start,
