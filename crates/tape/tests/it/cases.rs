@@ -150,6 +150,21 @@ impl Problem {
         )
     }
 
+    /// The same check on `op(x) + op(x)`: every operand feeds two nodes, so a VJP that
+    /// overwrote its input's gradient instead of adding to it would come out half as large.
+    pub fn gradcheck_fan_out(&self) -> Result<GradcheckReport> {
+        let mut custom = None;
+        gradcheck(
+            |tape, params| {
+                let first = self.case.record(tape, params, &mut custom)?;
+                let second = self.case.record(tape, params, &mut custom)?;
+                tape.add(first, second)
+            },
+            &self.inputs,
+            &GradcheckOptions::default(),
+        )
+    }
+
     /// The output's elements and each operand's gradient under the seed [`cotangent`], computed
     /// in `E` and widened to f64.
     pub fn evaluate<E: Float>(&self) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {

@@ -166,3 +166,57 @@ fn other_misuse_is_an_error() -> Result<()> {
     assert_eq!(tape.len(), 2);
     Ok(())
 }
+
+type Unary = fn(&mut Tape<f64>, NodeId) -> Result<NodeId>;
+
+#[test]
+fn empty_arrays_give_a_value_or_an_error_never_a_panic() {
+    let unary: [(&str, Unary); 16] = [
+        ("neg", |t, x| t.neg(x)),
+        ("relu", |t, x| t.relu(x)),
+        ("tanh", |t, x| t.tanh(x)),
+        ("exp", |t, x| t.exp(x)),
+        ("log", |t, x| t.log(x)),
+        ("sum", |t, x| t.sum(x)),
+        ("mean", |t, x| t.mean(x)),
+        ("sum_axis", |t, x| t.sum_axis(x, 1)),
+        ("mean_axis", |t, x| t.mean_axis(x, 1)),
+        ("transpose", |t, x| t.transpose(x)),
+        ("reshape", |t, x| t.reshape(x, &[0])),
+        ("softmax", |t, x| t.softmax(x)),
+        ("log_softmax", |t, x| t.log_softmax(x)),
+        ("matmul", |t, x| {
+            let w = t.parameter(ArrayD::<f64>::zeros(IxDyn(&[0, 2])))?;
+            let xt = t.transpose(x)?;
+            t.matmul(xt, x).and_then(|_| t.matmul(x, w))
+        }),
+        ("mse", |t, x| t.mse(x, x)),
+        ("cross_entropy", |t, x| {
+            let labels = t.labels(&[])?;
+            t.cross_entropy(x, labels)
+        }),
+    ];
+    for dims in [[0usize, 3], [3, 0], [0, 0]] {
+        for (name, record) in unary {
+            let mut tape = Tape::<f64>::new();
+            let x = zeros(&mut tape, &dims);
+            match record(&mut tape, x) {
+                // Whatever it returns, the sweep through it must not panic either.
+                Ok(y) => {
+                    let seed = ArrayD::<f64>::ones(IxDyn(tape.shape(y).unwrap().dims()));
+                    let grads = tape.backward_with_seed(y, seed.view()).unwrap();
+                    assert_eq!(grads.get(x).unwrap().shape(), &dims, "{name} on {dims:?}");
+                }
+                Err(err) => assert!(
+                    matches!(
+                        err,
+                        Error::EmptyBatch { .. }
+                            | Error::ShapeMismatch { .. }
+                            | Error::ReshapeMismatch { .. }
+                    ),
+                    "{name} on {dims:?}: {err:?}"
+                ),
+            }
+        }
+    }
+}

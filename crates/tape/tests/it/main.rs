@@ -2,7 +2,7 @@
 //! against the f64 one, exact edge cases, errors, matmul against a naive product, whole
 //! networks (an MLP, a million-node chain, determinism across thread counts) and a report.
 //!
-//! `cargo test -p wengert-tape --test it report -- --nocapture` prints the per-op table.
+//! `cargo test -p wengert-tape --test it report:: -- --nocapture` prints the per-op table.
 
 #[macro_use]
 mod strategies;
@@ -13,4 +13,5 @@ mod gradcheck_ops;
 mod matmul;
 mod network;
 mod precision;
+mod report;
 mod util;
