@@ -265,6 +265,13 @@ fn clear_then_re_record_gives_the_same_results() -> Result<()> {
             .collect()
     };
     let len = tape.len();
+    // Where each node's value lives: after a clear, the same buffers are filled again.
+    let addresses = |tape: &Tape<f64>| -> Vec<*const f64> {
+        tape.ids()
+            .map(|id| tape.data(id).unwrap().as_ptr())
+            .collect()
+    };
+    let first_addresses = addresses(&tape);
     for _ in 0..3 {
         tape.clear();
         assert!(tape.is_empty());
@@ -276,6 +283,11 @@ fn clear_then_re_record_gives_the_same_results() -> Result<()> {
         assert_eq!(p, params, "ids are handed out again from 0");
         let [loss, _] = mlp.record(&mut tape, &p, Loss::CrossEntropy)?;
         assert_eq!(tape.len(), len);
+        assert_eq!(
+            addresses(&tape),
+            first_addresses,
+            "value buffers are reused"
+        );
         assert_eq!(tape.item(loss)?.to_bits(), first_loss.to_bits());
         let grads = tape.backward(loss)?;
         for (&id, want) in p.iter().zip(&first) {
