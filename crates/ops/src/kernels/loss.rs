@@ -1,7 +1,7 @@
 //! Losses that reduce by the mean, as PyTorch's do: mean squared error and softmax
 //! cross-entropy from logits and integer class labels.
 
-use super::softmax::log_sum_exp;
+use super::softmax::max_and_sum_exp;
 use crate::{Error, Float, Result, Shape, TensorRef};
 
 const MSE: &str = "mse";
@@ -93,7 +93,9 @@ pub fn cross_entropy<E: Float>(z: TensorRef<'_, E>, labels: TensorRef<'_, E>) ->
     let mut total = 0.0f64;
     for (row, (zr, &label)) in z.data().chunks_exact(c).zip(labels.data()).enumerate() {
         let k = class(row, label, c)?;
-        total += (log_sum_exp(zr) - zr[k]).to_f64();
+        // (m - z_k) + ln Σ rather than logsumexp - z_k: see `max_and_sum_exp`.
+        let (m, s) = max_and_sum_exp(zr);
+        total += ((m - zr[k]) + s.ln()).to_f64();
     }
     Ok(E::from_f64(total / labels.data().len() as f64))
 }
@@ -114,9 +116,10 @@ pub fn cross_entropy_vjp<E: Float>(
         .zip(labels.data())
         .enumerate()
     {
-        let lse = log_sum_exp(zr);
+        let (m, s) = max_and_sum_exp(zr);
+        let inv = E::one() / s;
         for (d, &v) in dr.iter_mut().zip(zr) {
-            *d += scale * (v - lse).exp();
+            *d += scale * ((v - m).exp() * inv);
         }
         // The forward pass validated every label; a bad one here leaves only the softmax term.
         if let Ok(k) = class(row, label, c) {

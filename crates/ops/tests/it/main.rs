@@ -1,0 +1,3 @@
+//! Integration tests of the ops crate's kernels, through their public API.
+
+mod gemm;

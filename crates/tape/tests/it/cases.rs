@@ -1,0 +1,257 @@
+//! The ops under test as data: one [`Case`] drives the f64 gradient checks, the f32-against-f64
+//! comparison and the report, so every op is exercised the same way by each of them.
+
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
+use wengert_tape::{
+    CustomOp, CustomOpId, Error, Float, GradcheckOptions, GradcheckReport, NodeId, Result, Shape,
+    Tape, gradcheck,
+};
+
+/// One op with its non-array arguments. Array operands are the [`Problem`]'s inputs, recorded
+/// as parameters in order; cross-entropy's labels are part of the case (they are inputs, not
+/// parameters: no gradient is defined for them).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Case {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    MatMul,
+    AddScalar(f64),
+    MulScalar(f64),
+    Neg,
+    Relu,
+    Tanh,
+    Sigmoid,
+    Exp,
+    Log,
+    Sum,
+    Mean,
+    SumAxis {
+        axis: usize,
+        keep_dim: bool,
+    },
+    MeanAxis {
+        axis: usize,
+        keep_dim: bool,
+    },
+    Reshape(Vec<usize>),
+    /// The named `transpose` (the last two axes).
+    Transpose,
+    TransposeAxes(usize, usize),
+    Softmax,
+    LogSoftmax,
+    Mse,
+    CrossEntropy(Vec<usize>),
+    /// [`MulSquare`], recorded through the custom-op API.
+    Custom,
+}
+
+impl Case {
+    /// The op's name as the report prints it.
+    pub fn name(&self) -> String {
+        match self {
+            Case::Add => "add".into(),
+            Case::Sub => "sub".into(),
+            Case::Mul => "mul".into(),
+            Case::Div => "div".into(),
+            Case::MatMul => "matmul".into(),
+            Case::AddScalar(_) => "add_scalar".into(),
+            Case::MulScalar(_) => "mul_scalar".into(),
+            Case::Neg => "neg".into(),
+            Case::Relu => "relu".into(),
+            Case::Tanh => "tanh".into(),
+            Case::Sigmoid => "sigmoid".into(),
+            Case::Exp => "exp".into(),
+            Case::Log => "log".into(),
+            Case::Sum => "sum".into(),
+            Case::Mean => "mean".into(),
+            Case::SumAxis { axis, keep_dim } => format!("sum_axis({axis}, keep_dim={keep_dim})"),
+            Case::MeanAxis { axis, keep_dim } => {
+                format!("mean_axis({axis}, keep_dim={keep_dim})")
+            }
+            Case::Reshape(to) => format!("reshape(to {to:?})"),
+            Case::Transpose => "transpose".into(),
+            Case::TransposeAxes(a, b) => format!("transpose_axes({a}, {b})"),
+            Case::Softmax => "softmax".into(),
+            Case::LogSoftmax => "log_softmax".into(),
+            Case::Mse => "mse".into(),
+            Case::CrossEntropy(_) => "cross_entropy".into(),
+            Case::Custom => "custom (a·b²)".into(),
+        }
+    }
+
+    /// Records the op on `tape` with `params` as its array operands. `custom` caches the
+    /// custom op's registration, since a gradient check records many times on one tape.
+    pub fn record<E: Float>(
+        &self,
+        tape: &mut Tape<E>,
+        params: &[NodeId],
+        custom: &mut Option<CustomOpId>,
+    ) -> Result<NodeId> {
+        let p = params;
+        match self {
+            Case::Add => tape.add(p[0], p[1]),
+            Case::Sub => tape.sub(p[0], p[1]),
+            Case::Mul => tape.mul(p[0], p[1]),
+            Case::Div => tape.div(p[0], p[1]),
+            Case::MatMul => tape.matmul(p[0], p[1]),
+            Case::AddScalar(c) => tape.add_scalar(p[0], E::from_f64(*c)),
+            Case::MulScalar(c) => tape.mul_scalar(p[0], E::from_f64(*c)),
+            Case::Neg => tape.neg(p[0]),
+            Case::Relu => tape.relu(p[0]),
+            Case::Tanh => tape.tanh(p[0]),
+            Case::Sigmoid => tape.sigmoid(p[0]),
+            Case::Exp => tape.exp(p[0]),
+            Case::Log => tape.log(p[0]),
+            Case::Sum => tape.sum(p[0]),
+            Case::Mean => tape.mean(p[0]),
+            Case::SumAxis { axis, keep_dim } if *keep_dim => tape.sum_axis_keepdim(p[0], *axis),
+            Case::SumAxis { axis, .. } => tape.sum_axis(p[0], *axis),
+            Case::MeanAxis { axis, keep_dim } if *keep_dim => tape.mean_axis_keepdim(p[0], *axis),
+            Case::MeanAxis { axis, .. } => tape.mean_axis(p[0], *axis),
+            Case::Reshape(to) => tape.reshape(p[0], to),
+            Case::Transpose => tape.transpose(p[0]),
+            Case::TransposeAxes(a, b) => tape.transpose_axes(p[0], *a, *b),
+            Case::Softmax => tape.softmax(p[0]),
+            Case::LogSoftmax => tape.log_softmax(p[0]),
+            Case::Mse => tape.mse(p[0], p[1]),
+            Case::CrossEntropy(labels) => {
+                let labels = tape.labels(labels)?;
+                tape.cross_entropy(p[0], labels)
+            }
+            Case::Custom => {
+                let id = *custom.get_or_insert_with(|| tape.register_custom(Box::new(MulSquare)));
+                tape.custom(id, &[p[0], p[1]])
+            }
+        }
+    }
+}
+
+/// An op and the values of its array operands.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub case: Case,
+    pub inputs: Vec<ArrayD<f64>>,
+}
+
+impl Problem {
+    pub fn new(case: Case, inputs: Vec<ArrayD<f64>>) -> Problem {
+        Problem { case, inputs }
+    }
+
+    /// The f64 gradient check with the default options (tolerance 1e-7 + 1e-6·|numeric|).
+    pub fn gradcheck(&self) -> Result<GradcheckReport> {
+        let mut custom = None;
+        gradcheck(
+            |tape, params| self.case.record(tape, params, &mut custom),
+            &self.inputs,
+            &GradcheckOptions::default(),
+        )
+    }
+
+    /// The same check on `op(x) + op(x)`: every operand feeds two nodes, so a VJP that
+    /// overwrote its input's gradient instead of adding to it would come out half as large.
+    pub fn gradcheck_fan_out(&self) -> Result<GradcheckReport> {
+        let mut custom = None;
+        gradcheck(
+            |tape, params| {
+                let first = self.case.record(tape, params, &mut custom)?;
+                let second = self.case.record(tape, params, &mut custom)?;
+                tape.add(first, second)
+            },
+            &self.inputs,
+            &GradcheckOptions::default(),
+        )
+    }
+
+    /// The output's elements and each operand's gradient under the seed [`cotangent`], computed
+    /// in `E` and widened to f64.
+    pub fn evaluate<E: Float>(&self) -> Result<(Vec<f64>, Vec<Vec<f64>>)> {
+        let mut tape = Tape::<E>::new();
+        let params = self
+            .inputs
+            .iter()
+            .map(|x| tape.parameter(x.mapv(E::from_f64)))
+            .collect::<Result<Vec<_>>>()?;
+        let out = self.case.record(&mut tape, &params, &mut None)?;
+        let value = widen(tape.data(out)?);
+        let shape = tape.shape(out)?;
+        let seed = cotangent::<E>(&shape);
+        let grads = tape.backward_with_seed(out, seed.view())?;
+        let grads = params
+            .iter()
+            .map(|&p| widen(grads.data(p).expect("every parameter has a gradient")))
+            .collect();
+        Ok((value, grads))
+    }
+}
+
+pub fn widen<E: Float>(x: &[E]) -> Vec<f64> {
+    x.iter().map(|&v| v.to_f64()).collect()
+}
+
+/// A fixed, non-constant seed gradient (a constant one would hide softmax's VJP, whose rows
+/// then sum to zero). Every value is exact in f32.
+pub fn cotangent<E: Float>(shape: &Shape) -> ArrayD<E> {
+    let data = (0..shape.numel())
+        .map(|i| E::from_f64((i % 7) as f64 / 2.0 - 1.25))
+        .collect();
+    ArrayD::from_shape_vec(IxDyn(shape.dims()), data).expect("sized to the shape")
+}
+
+/// A user-defined op, `y = a·b²` elementwise on operands of one shape, with its VJP written by
+/// hand: what a user of the `CustomOp` trait would write.
+pub struct MulSquare;
+
+impl<E: Float> CustomOp<E> for MulSquare {
+    fn name(&self) -> &str {
+        "mul_square"
+    }
+
+    fn arity(&self) -> usize {
+        2
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        if !inputs[0].same_as(inputs[1]) {
+            return Err(Error::ShapeMismatch {
+                op: "mul_square",
+                lhs: *inputs[0],
+                rhs: *inputs[1],
+            });
+        }
+        Ok(*inputs[0])
+    }
+
+    fn forward(&self, inputs: &[ArrayViewD<'_, E>], mut out: ArrayViewMutD<'_, E>) -> Result<()> {
+        ndarray::Zip::from(&mut out)
+            .and(&inputs[0])
+            .and(&inputs[1])
+            .for_each(|y, &a, &b| *y = a * b * b);
+        Ok(())
+    }
+
+    // y = a·b²: da = dy·b², db = dy·2ab
+    fn vjp(
+        &self,
+        inputs: &[ArrayViewD<'_, E>],
+        _output: ArrayViewD<'_, E>,
+        grad_output: ArrayViewD<'_, E>,
+        input_index: usize,
+        mut grad_input: ArrayViewMutD<'_, E>,
+    ) {
+        let two = E::from_f64(2.0);
+        ndarray::Zip::from(&mut grad_input)
+            .and(&inputs[0])
+            .and(&inputs[1])
+            .and(&grad_output)
+            .for_each(|d, &a, &b, &g| {
+                *d += if input_index == 0 {
+                    g * b * b
+                } else {
+                    g * two * a * b
+                }
+            });
+    }
+}

@@ -1,0 +1,18 @@
+//! Integration tests of the tape: every op's gradient against finite differences, the f32 path
+//! against the f64 one, exact edge cases, errors, matmul against a naive product, whole
+//! networks (an MLP, a million-node chain, determinism across thread counts) and a report.
+//!
+//! `cargo test -p wengert-tape --test it report:: -- --nocapture` prints the per-op table.
+
+#[macro_use]
+mod strategies;
+mod cases;
+mod edge_cases;
+mod errors;
+mod gradcheck_ops;
+mod leaves;
+mod matmul;
+mod network;
+mod precision;
+mod report;
+mod util;

@@ -1,0 +1,145 @@
+//! Every op gradchecked once on fixed, representative inputs, printed as a table:
+//! `cargo test -p wengert-tape --test it report:: -- --nocapture`.
+
+use ndarray::ArrayD;
+use wengert_tape::gradcheck::GradcheckMethod;
+use wengert_tape::{GradcheckOptions, GradcheckReport, Result, gradcheck};
+
+use crate::cases::{Case, Problem};
+use crate::network::{Loss, Mlp};
+use crate::util::Rng;
+
+/// The fixed problems: each op on a small shape, binary ops on a broadcasting pair, and one
+/// product large enough for the dot-product test.
+fn problems() -> Vec<Problem> {
+    let mut rng = Rng::new(2024);
+    let mut general = |dims: &[usize]| rng.array(dims, 2.0);
+    let (x34, y34, x4) = (general(&[3, 4]), general(&[3, 4]), general(&[4]));
+    let (x31, x14, scalar) = (general(&[3, 1]), general(&[1, 4]), general(&[]));
+    let (x234, x35, x45) = (general(&[2, 3, 4]), general(&[3, 5]), general(&[4, 5]));
+    let (big_a, big_b) = (general(&[40, 50]), general(&[50, 30]));
+    let mut rng = Rng::new(7);
+    // Away from ReLU's kink and from division's and log's poles.
+    let away = x34.mapv(|v| v.signum() * (0.1 + v.abs()));
+    let positive = y34.mapv(|v| 0.1 + v.abs());
+    let labels = (0..4).map(|_| rng.below(5)).collect();
+    let one = |case, x: &ArrayD<f64>| Problem::new(case, vec![x.clone()]);
+    let two =
+        |case, a: &ArrayD<f64>, b: &ArrayD<f64>| Problem::new(case, vec![a.clone(), b.clone()]);
+    vec![
+        two(Case::Add, &x34, &x4),
+        two(Case::Sub, &x31, &x14),
+        two(Case::Mul, &x34, &scalar),
+        two(Case::Div, &x34, &away),
+        two(Case::MatMul, &x34, &x45),
+        two(Case::MatMul, &big_a, &big_b),
+        one(Case::AddScalar(0.75), &x34),
+        one(Case::MulScalar(-1.5), &x34),
+        one(Case::Neg, &x34),
+        one(Case::Relu, &away),
+        one(Case::Tanh, &x34),
+        one(Case::Sigmoid, &x34),
+        one(Case::Exp, &x34),
+        one(Case::Log, &positive),
+        one(Case::Sum, &x234),
+        one(Case::Mean, &x234),
+        one(
+            Case::SumAxis {
+                axis: 1,
+                keep_dim: false,
+            },
+            &x234,
+        ),
+        one(
+            Case::SumAxis {
+                axis: 2,
+                keep_dim: true,
+            },
+            &x234,
+        ),
+        one(
+            Case::MeanAxis {
+                axis: 0,
+                keep_dim: false,
+            },
+            &x234,
+        ),
+        one(
+            Case::MeanAxis {
+                axis: 1,
+                keep_dim: true,
+            },
+            &x234,
+        ),
+        one(Case::Reshape(vec![4, 6]), &x234),
+        one(Case::Transpose, &x34),
+        one(Case::TransposeAxes(0, 2), &x234),
+        one(Case::Softmax, &x35),
+        one(Case::LogSoftmax, &x35),
+        two(Case::Mse, &x34, &y34),
+        one(Case::CrossEntropy(labels), &x45),
+        two(Case::Custom, &x34, &y34),
+    ]
+}
+
+fn shapes(inputs: &[ArrayD<f64>]) -> String {
+    inputs
+        .iter()
+        .map(|x| format!("{:?}", x.shape()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[test]
+fn report_every_op_gradchecked() -> Result<()> {
+    let mut rows: Vec<(String, GradcheckReport)> = Vec::new();
+    for p in problems() {
+        rows.push((
+            format!("{} on {}", p.case.name(), shapes(&p.inputs)),
+            p.gradcheck()?,
+        ));
+    }
+    let mlp = Mlp::new(7, 6, [3, 5, 4, 3]);
+    for (loss, name) in [(Loss::CrossEntropy, "cross-entropy"), (Loss::Mse, "mse")] {
+        let report = gradcheck(
+            |t, p| Ok(mlp.record(t, p, loss)?[0]),
+            &mlp.params,
+            &GradcheckOptions::default(),
+        )?;
+        rows.push((format!("3-layer MLP, {name} (59 parameters)"), report));
+    }
+
+    let width = rows
+        .iter()
+        .map(|(name, _)| name.chars().count())
+        .max()
+        .unwrap_or(2);
+    println!();
+    println!(
+        "{:<width$} | {:<13} | {:>13} | {:>13}",
+        "op", "method", "max abs error", "max rel error"
+    );
+    println!("{:-<width$}-+-{:-<13}-+-{:-<13}-+-{:-<13}", "", "", "", "");
+    for (name, report) in &rows {
+        let method = match report.method {
+            GradcheckMethod::FullJacobian => "full Jacobian",
+            GradcheckMethod::DotProduct => "dot product",
+        };
+        println!(
+            "{name:<width$} | {method:<13} | {:>13.2e} | {:>13.2e}",
+            report.max_abs_error, report.max_rel_error
+        );
+    }
+    println!();
+    println!("tolerance: |analytic - numeric| <= 1e-7 + 1e-6·|numeric|, step 1e-6, f64");
+
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|(_, r)| !r.passed())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert!(failed.is_empty(), "failed: {failed:?}");
+    let methods: Vec<GradcheckMethod> = rows.iter().map(|(_, r)| r.method).collect();
+    assert!(methods.contains(&GradcheckMethod::DotProduct));
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! proptest strategies: shapes of 1..=8 per axis, values kept away from each op's kinks and
+//! singularities, and a [`Problem`] strategy per op.
+//!
+//! Every drawn value is exact in f32, so the f32-against-f64 comparison sees the same inputs on
+//! both sides.
+
+use std::ops::RangeInclusive;
+
+use ndarray::{ArrayD, IxDyn};
+use proptest::prelude::*;
+
+use crate::cases::{Case, Problem};
+
+/// Cases per proptest: 256 draws for each of the 25 gradient-check properties and each of the 25
+/// f32-against-f64 properties, 12,800 in all: about 40 s of CPU in the default test profile,
+/// most of it in the gradient checks (each draw is checked once and with fan-out). With shapes of at most 8 per axis, 256 draws reach every rank, broadcast pattern
+/// and axis many times over.
+pub const CASES: u32 = 256;
+
+/// Each axis of a drawn shape has 1..=8 elements.
+pub const MAX_DIM: usize = 8;
+
+fn f32_exact(v: f64) -> f64 {
+    v as f32 as f64
+}
+
+/// Any value in [-2, 2].
+pub fn general() -> BoxedStrategy<f64> {
+    (-2.0..2.0f64).prop_map(f32_exact).boxed()
+}
+
+/// A value whose magnitude is in [lo, hi], of either sign: away from zero (ReLU's kink, a
+/// divisor's pole).
+pub fn away_from_zero(lo: f64, hi: f64) -> BoxedStrategy<f64> {
+    (lo..hi, any::<bool>())
+        .prop_map(|(m, negative)| f32_exact(if negative { -m } else { m }))
+        .boxed()
+}
+
+/// A value in [0.1, 3]: inside log's domain, away from its pole.
+pub fn positive() -> BoxedStrategy<f64> {
+    (0.1..3.0f64).prop_map(f32_exact).boxed()
+}
+
+/// Dimensions of a shape whose rank is in `ranks`.
+pub fn dims(ranks: RangeInclusive<usize>) -> BoxedStrategy<Vec<usize>> {
+    prop::collection::vec(1..=MAX_DIM, ranks).boxed()
+}
+
+/// An array of the given dimensions with elements drawn from `values`.
+pub fn array(dims: Vec<usize>, values: BoxedStrategy<f64>) -> BoxedStrategy<ArrayD<f64>> {
+    let n: usize = dims.iter().product();
+    prop::collection::vec(values, n)
+        .prop_map(move |data| {
+            ArrayD::from_shape_vec(IxDyn(&dims), data).expect("sized to the shape")
+        })
+        .boxed()
+}
+
+/// An array of rank in `ranks`.
+pub fn any_array(
+    ranks: RangeInclusive<usize>,
+    values: BoxedStrategy<f64>,
+) -> BoxedStrategy<ArrayD<f64>> {
+    dims(ranks)
+        .prop_flat_map(move |d| array(d, values.clone()))
+        .boxed()
+}
+
+/// Two shapes that broadcast together: equal shapes, the named patterns (a bias add
+/// `[m, n] + [n]`, an outer `[m, 1] + [1, n]`, a scalar on either side) and general ones, where
+/// each operand drops some leading axes of a common shape and has length 1 on others.
+pub fn broadcast_pair() -> BoxedStrategy<(Vec<usize>, Vec<usize>)> {
+    let general = dims(1..=3)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (
+                Just(d),
+                prop::collection::vec(any::<bool>(), r),
+                0..=r,
+                prop::collection::vec(any::<bool>(), r),
+                0..=r,
+            )
+        })
+        .prop_map(|(d, ones_a, drop_a, ones_b, drop_b)| {
+            let operand = |ones: &[bool], drop: usize| -> Vec<usize> {
+                d.iter()
+                    .zip(ones)
+                    .skip(drop)
+                    .map(|(&n, &one)| if one { 1 } else { n })
+                    .collect()
+            };
+            (operand(&ones_a, drop_a), operand(&ones_b, drop_b))
+        });
+    prop_oneof![
+        dims(0..=3).prop_map(|d| (d.clone(), d)),
+        (1..=MAX_DIM, 1..=MAX_DIM).prop_map(|(m, n)| (vec![m, n], vec![n])),
+        (1..=MAX_DIM, 1..=MAX_DIM).prop_map(|(m, n)| (vec![m, 1], vec![1, n])),
+        dims(1..=3).prop_map(|d| (d, vec![])),
+        dims(1..=3).prop_map(|d| (vec![], d)),
+        general,
+    ]
+    .boxed()
+}
+
+/// A binary elementwise op on broadcasting operands.
+pub fn binary(
+    case: Case,
+    lhs: BoxedStrategy<f64>,
+    rhs: BoxedStrategy<f64>,
+) -> BoxedStrategy<Problem> {
+    broadcast_pair()
+        .prop_flat_map(move |(a, b)| (array(a, lhs.clone()), array(b, rhs.clone())))
+        .prop_map(move |(a, b)| Problem::new(case.clone(), vec![a, b]))
+        .boxed()
+}
+
+/// A binary op on two operands of one shape (mse, the custom op).
+pub fn same_shape(case: Case, ranks: RangeInclusive<usize>) -> BoxedStrategy<Problem> {
+    dims(ranks)
+        .prop_flat_map(|d| (array(d.clone(), general()), array(d, general())))
+        .prop_map(move |(a, b)| Problem::new(case.clone(), vec![a, b]))
+        .boxed()
+}
+
+/// A one-operand op on arrays of rank 0..=3.
+pub fn unary(case: Case, values: BoxedStrategy<f64>) -> BoxedStrategy<Problem> {
+    any_array(0..=3, values)
+        .prop_map(move |x| Problem::new(case.clone(), vec![x]))
+        .boxed()
+}
+
+/// `x + c` or `x·c` for a drawn constant `c`.
+pub fn with_scalar(make: fn(f64) -> Case) -> BoxedStrategy<Problem> {
+    (any_array(0..=3, general()), -3.0..3.0f64)
+        .prop_map(move |(x, c)| Problem::new(make(f32_exact(c)), vec![x]))
+        .boxed()
+}
+
+/// `[m, k]·[k, n]`.
+pub fn matmul() -> BoxedStrategy<Problem> {
+    (1..=MAX_DIM, 1..=MAX_DIM, 1..=MAX_DIM)
+        .prop_flat_map(|(m, k, n)| (array(vec![m, k], general()), array(vec![k, n], general())))
+        .prop_map(|(a, b)| Problem::new(Case::MatMul, vec![a, b]))
+        .boxed()
+}
+
+/// A reduction along a drawn axis of a rank 1..=4 array, with `keep_dim` drawn.
+pub fn along_axis(mean: bool) -> BoxedStrategy<Problem> {
+    dims(1..=4)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (array(d, general()), 0..r, any::<bool>())
+        })
+        .prop_map(move |(x, axis, keep_dim)| {
+            let case = if mean {
+                Case::MeanAxis { axis, keep_dim }
+            } else {
+                Case::SumAxis { axis, keep_dim }
+            };
+            Problem::new(case, vec![x])
+        })
+        .boxed()
+}
+
+/// A reshape to a permutation of the dimensions, with two neighbours merged when `merge` picks
+/// a pair (so the rank changes too).
+pub fn reshape() -> BoxedStrategy<Problem> {
+    dims(0..=4)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (array(d.clone(), general()), Just(d).prop_shuffle(), 0..=r)
+        })
+        .prop_map(|(x, mut to, merge)| {
+            if merge + 1 < to.len() {
+                let merged = to[merge] * to.remove(merge + 1);
+                to[merge] = merged;
+            }
+            Problem::new(Case::Reshape(to), vec![x])
+        })
+        .boxed()
+}
+
+/// The named transpose on rank 2..=4, or two drawn axes (possibly equal) exchanged.
+pub fn transpose(named: bool) -> BoxedStrategy<Problem> {
+    dims(2..=4)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (array(d, general()), 0..r, 0..r)
+        })
+        .prop_map(move |(x, a, b)| {
+            let case = if named {
+                Case::Transpose
+            } else {
+                Case::TransposeAxes(a, b)
+            };
+            Problem::new(case, vec![x])
+        })
+        .boxed()
+}
+
+/// Softmax or log-softmax over the last axis of a rank 1..=3 array.
+pub fn softmax(case: Case) -> BoxedStrategy<Problem> {
+    any_array(1..=3, (-3.0..3.0f64).prop_map(f32_exact).boxed())
+        .prop_map(move |x| Problem::new(case.clone(), vec![x]))
+        .boxed()
+}
+
+/// Logits `[batch, classes]` and labels drawn in range.
+pub fn cross_entropy() -> BoxedStrategy<Problem> {
+    (1..=MAX_DIM, 1..=MAX_DIM)
+        .prop_flat_map(|(batch, classes)| {
+            (
+                array(
+                    vec![batch, classes],
+                    (-3.0..3.0f64).prop_map(f32_exact).boxed(),
+                ),
+                prop::collection::vec(0..classes, batch),
+            )
+        })
+        .prop_map(|(z, labels)| Problem::new(Case::CrossEntropy(labels), vec![z]))
+        .boxed()
+}
+
+/// Calls `$then! { name => strategy, ... }` with every op's strategy, so that the gradient
+/// checks and the f32 comparison share one list and one test per op. The strategies are written
+/// against the aliases `s` (this module) and `Case`, which `$then` must bring into scope where
+/// it expands them (test names such as `matmul` would shadow the strategy functions).
+macro_rules! for_each_op {
+    ($then:ident) => {
+        $then! {
+            add => s::binary(Case::Add, s::general(), s::general()),
+            sub => s::binary(Case::Sub, s::general(), s::general()),
+            mul => s::binary(Case::Mul, s::general(), s::general()),
+            div => s::binary(Case::Div, s::general(), s::away_from_zero(0.5, 2.0)),
+            matmul => s::matmul(),
+            add_scalar => s::with_scalar(Case::AddScalar),
+            mul_scalar => s::with_scalar(Case::MulScalar),
+            neg => s::unary(Case::Neg, s::general()),
+            relu => s::unary(Case::Relu, s::away_from_zero(0.01, 2.0)),
+            tanh => s::unary(Case::Tanh, s::general()),
+            sigmoid => s::unary(Case::Sigmoid, s::general()),
+            exp => s::unary(Case::Exp, s::general()),
+            log => s::unary(Case::Log, s::positive()),
+            sum => s::unary(Case::Sum, s::general()),
+            mean => s::unary(Case::Mean, s::general()),
+            sum_axis => s::along_axis(false),
+            mean_axis => s::along_axis(true),
+            reshape => s::reshape(),
+            transpose => s::transpose(true),
+            transpose_axes => s::transpose(false),
+            softmax => s::softmax(Case::Softmax),
+            log_softmax => s::softmax(Case::LogSoftmax),
+            mse => s::same_shape(Case::Mse, 0..=3),
+            cross_entropy => s::cross_entropy(),
+            custom_op => s::same_shape(Case::Custom, 0..=3),
+        }
+    };
+}
+
+/// Runs `check` on [`CASES`] draws of `strategy`, panicking with proptest's shrunk
+/// counterexample if one fails.
+pub fn run<T: std::fmt::Debug>(
+    strategy: BoxedStrategy<T>,
+    check: impl Fn(&T) -> Result<(), proptest::test_runner::TestCaseError>,
+) {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(CASES));
+    if let Err(e) = runner.run(&strategy, |value| check(&value)) {
+        panic!("{e}");
+    }
+}
