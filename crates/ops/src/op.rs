@@ -113,6 +113,7 @@ impl Op {
     }
 
     /// How many inputs the op takes.
+    #[inline]
     pub fn arity(&self) -> usize {
         match self {
             Op::MatMul | Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Mse | Op::CrossEntropy => 2,
@@ -121,6 +122,7 @@ impl Op {
     }
 
     /// Whether a gradient flows to input `index` (a cross-entropy's labels get none).
+    #[inline]
     pub fn differentiable_in(&self, index: usize) -> bool {
         !matches!((self, index), (Op::CrossEntropy, 1) | (Op::Detach, _))
     }
@@ -134,6 +136,7 @@ impl Op {
     /// let err = Op::MatMul.output_shape(&[&a, &b]).unwrap_err();
     /// assert_eq!(err.to_string(), "matmul: shapes [2, 3] and [4, 5] do not fit together");
     /// ```
+    #[inline]
     pub fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
         if inputs.len() != self.arity() {
             return Err(Error::WrongArity {
@@ -206,6 +209,7 @@ impl Op {
 
     /// [`forward`](Op::forward) for a caller that already holds the output's shape (the tape
     /// does: it inferred it when recording), so that it is not inferred twice.
+    #[inline]
     pub fn forward_shaped<E: Float>(
         &self,
         inputs: &[TensorRef<'_, E>],
@@ -251,6 +255,7 @@ impl Op {
     ///
     /// `output` is this op's forward result for `inputs`; `grad_input` has input `index`'s
     /// shape. Accumulating (rather than overwriting) is what makes fan-out correct.
+    #[inline]
     pub fn vjp<E: Float>(
         &self,
         inputs: &[TensorRef<'_, E>],

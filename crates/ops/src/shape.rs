@@ -21,7 +21,7 @@ pub const MAX_RANK: usize = 6;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Shape {
     dims: [usize; MAX_RANK],
-    rank: u8,
+    rank: usize,
 }
 
 impl Shape {
@@ -42,7 +42,7 @@ impl Shape {
         }
         let mut shape = Shape::SCALAR;
         shape.dims[..dims.len()].copy_from_slice(dims);
-        shape.rank = dims.len() as u8;
+        shape.rank = dims.len();
         shape
             .checked_numel()
             .ok_or(Error::TooManyElements { shape })?;
@@ -65,13 +65,13 @@ impl Shape {
     /// The dimensions, outermost first.
     #[inline]
     pub fn dims(&self) -> &[usize] {
-        &self.dims[..self.rank as usize]
+        &self.dims[..self.rank]
     }
 
     /// The number of axes.
     #[inline]
     pub fn rank(&self) -> usize {
-        self.rank as usize
+        self.rank
     }
 
     /// The number of elements. Every constructor has checked that this does not overflow.
@@ -106,7 +106,7 @@ impl Shape {
             return false;
         }
         let mut i = 0;
-        while i < self.rank as usize {
+        while i < self.rank {
             if self.dims[i] != other.dims[i] {
                 return false;
             }
@@ -125,7 +125,7 @@ impl Shape {
                 r += 1;
             }
         }
-        out.rank = r as u8;
+        out.rank = r;
         out
     }
 

@@ -326,6 +326,7 @@ impl<E: Float> Tape<E> {
     }
 
     /// The id the next node will get, or an error if the tape is full.
+    #[inline]
     fn next_id(&self) -> Result<NodeId> {
         match u32::try_from(self.nodes.len()) {
             Ok(n) if n < u32::MAX => Ok(NodeId::new(n)),
@@ -333,6 +334,7 @@ impl<E: Float> Tape<E> {
         }
     }
 
+    #[inline]
     pub(crate) fn check_ids(&self, ids: &[NodeId]) -> Result<()> {
         for &id in ids {
             if id.index() >= self.nodes.len() {
@@ -346,6 +348,7 @@ impl<E: Float> Tape<E> {
     }
 
     /// Takes the value buffer of slot `id` (a spare from before a clear, or a new one).
+    #[inline]
     fn take_slot(&mut self, id: NodeId) -> Vec<E> {
         self.values
             .get_mut(id.index())
@@ -354,6 +357,7 @@ impl<E: Float> Tape<E> {
     }
 
     /// Puts a buffer back into slot `id` without recording a node, so its capacity is kept.
+    #[inline]
     fn return_slot(&mut self, id: NodeId, buf: Vec<E>) {
         match self.values.get_mut(id.index()) {
             Some(slot) => *slot = buf,
@@ -373,6 +377,7 @@ impl<E: Float> Tape<E> {
         }
     }
 
+    #[inline]
     fn finish_node(
         &mut self,
         id: NodeId,

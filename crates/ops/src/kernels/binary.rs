@@ -14,6 +14,7 @@ use crate::{Error, Float, Result, Shape, TensorRef};
 /// let b = Shape::new(&[5, 1]).unwrap();
 /// assert_eq!(broadcast_shape("add", &a, &b).unwrap().dims(), &[4, 5, 3]);
 /// ```
+#[inline]
 pub fn broadcast_shape(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape> {
     if a.same_as(b) {
         return Ok(*a);
@@ -70,6 +71,7 @@ enum Layout {
     General([usize; MAX_RANK], [usize; MAX_RANK]),
 }
 
+#[inline]
 fn layout(a: &Shape, b: &Shape, out: &Shape) -> Layout {
     if a.same_as(b) {
         Layout::Same
@@ -83,6 +85,7 @@ fn layout(a: &Shape, b: &Shape, out: &Shape) -> Layout {
 }
 
 /// `out = f(a, b)` elementwise with broadcasting; `shape` is the broadcast of the inputs' shapes.
+#[inline]
 pub fn forward<E: Float>(
     a: TensorRef<'_, E>,
     b: TensorRef<'_, E>,
@@ -117,6 +120,7 @@ pub fn forward<E: Float>(
 
 /// Adds the pull-back through input `index` to `gi`: `da(g, a, b, c)` for the left input,
 /// `db(g, a, b, c)` for the right, summed over the axes that input was broadcast along.
+#[inline]
 pub fn vjp<E: Float>(
     inputs: &[TensorRef<'_, E>],
     output: TensorRef<'_, E>,
