@@ -126,6 +126,26 @@ pub enum Error {
         /// The seed's shape.
         seed: Shape,
     },
+    /// A [`Mark`](../wengert_tape/struct.Mark.html) that does not fit the tape: taken on another
+    /// tape, or before a `clear` or an earlier rewind shortened it.
+    StaleMark {
+        /// How many nodes the tape held when the mark was taken.
+        mark: usize,
+        /// How many it holds now.
+        len: usize,
+    },
+    /// A value was written to a node that an op computed (only inputs and parameters can be set).
+    NotALeaf {
+        /// The node's id.
+        id: u32,
+    },
+    /// A new value for a leaf does not have the leaf's shape.
+    LeafShape {
+        /// The leaf's shape.
+        leaf: Shape,
+        /// The new value's shape.
+        value: Shape,
+    },
     /// A custom op reported a failure.
     Custom {
         /// The custom op's name.
@@ -211,6 +231,19 @@ impl fmt::Display for Error {
             Error::SeedShape { output, seed } => write!(
                 f,
                 "backward: the seed gradient has shape {seed} but the output has shape {output}"
+            ),
+            Error::StaleMark { mark, len } => write!(
+                f,
+                "rewind: the mark was taken at {mark} nodes but the tape holds {len} (taken on \
+                 another tape, or before a clear?)"
+            ),
+            Error::NotALeaf { id } => write!(
+                f,
+                "node %{id} was computed by an op; only inputs and parameters can be given new values"
+            ),
+            Error::LeafShape { leaf, value } => write!(
+                f,
+                "set_value: the node has shape {leaf} but the new value has shape {value}"
             ),
             Error::Custom { op, message } => write!(f, "{op}: {message}"),
         }

@@ -46,5 +46,5 @@ pub use gradcheck::{GradcheckOptions, GradcheckReport, gradcheck};
 pub use id::NodeId;
 pub use node::{CustomOpId, NodeKind};
 pub use source::{IntoValue, Shaped};
-pub use tape::Tape;
+pub use tape::{Mark, Tape};
 pub use wengert_ops::{CustomOp, Error, Float, Op, Result, Shape};

@@ -112,6 +112,101 @@ impl<E: Float> Tape<E> {
         self.grad_enabled = true;
     }
 
+    /// A point to [`rewind`](Tape::rewind) to: everything recorded so far stays, everything
+    /// after goes.
+    ///
+    /// Record the parameters once, take a mark, and rewind to it every step: the parameters then
+    /// live on the tape across steps, an optimiser updates them in place with
+    /// [`update_parameters`](Tape::update_parameters), and nothing is copied in per step.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let w = tape.parameter(array![1.0, -2.0])?;
+    /// let start = tape.mark();
+    /// for _ in 0..100 {
+    ///     tape.rewind(start)?;
+    ///     let sq = tape.mul(w, w)?;
+    ///     let loss = tape.sum(sq)?; // loss = Σ w², minimised at 0
+    ///     tape.backward(loss)?;
+    ///     tape.update_parameters(|_, value, grad| {
+    ///         for (v, g) in value.iter_mut().zip(grad) {
+    ///             *v -= 0.1 * g;
+    ///         }
+    ///     });
+    /// }
+    /// assert!(tape.value(w)?.iter().all(|v| v.abs() < 1e-9));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn mark(&self) -> Mark {
+        Mark {
+            nodes: self.nodes.len(),
+            input_ids: self.input_ids.len(),
+            params: self.params.len(),
+        }
+    }
+
+    /// Forgets every node recorded after `mark`, keeping the nodes before it with their values
+    /// (and every buffer, as [`clear`](Tape::clear) does). Gradients are forgotten too.
+    pub fn rewind(&mut self, mark: Mark) -> Result<()> {
+        let fits = mark.nodes <= self.nodes.len()
+            && mark.input_ids <= self.input_ids.len()
+            && mark.params <= self.params.len()
+            // The parameters before the mark are exactly the first `mark.params` of the list.
+            && (mark.params == 0 || self.params[mark.params - 1].index() < mark.nodes)
+            && self.params.get(mark.params).is_none_or(|p| p.index() >= mark.nodes);
+        if !fits {
+            return Err(Error::StaleMark {
+                mark: mark.nodes,
+                len: self.nodes.len(),
+            });
+        }
+        self.nodes.truncate(mark.nodes);
+        self.input_ids.truncate(mark.input_ids);
+        self.params.truncate(mark.params);
+        self.invalidate_grads();
+        self.grad_enabled = true;
+        Ok(())
+    }
+
+    /// Gives a leaf (an input or a parameter) a new value of the same shape, written into its
+    /// existing buffer: a new batch of data, or parameters loaded from elsewhere. Nodes recorded
+    /// after it keep their old values until they are recorded again.
+    pub fn set_value(&mut self, id: NodeId, value: ndarray::ArrayViewD<'_, E>) -> Result<()> {
+        self.check_ids(&[id])?;
+        let node = &self.nodes[id.index()];
+        if !matches!(node.kind, NodeKind::Input | NodeKind::Parameter) {
+            return Err(Error::NotALeaf { id: id.raw() });
+        }
+        let shape = Shape::new(value.shape())?;
+        if !shape.same_as(&node.shape) {
+            return Err(Error::LeafShape {
+                leaf: node.shape,
+                value: shape,
+            });
+        }
+        let buf = &mut self.values[id.index()];
+        for (d, &v) in buf.iter_mut().zip(value.iter()) {
+            *d = v;
+        }
+        Ok(())
+    }
+
+    /// Calls `f(id, value, grad)` for every parameter that has a gradient from the last sweep,
+    /// with the parameter's value to update in place: the hook an optimiser steps through.
+    pub fn update_parameters(&mut self, mut f: impl FnMut(NodeId, &mut [E], &[E])) {
+        for &p in &self.params {
+            let i = p.index();
+            if self.sweep != 0 && self.grad_stamps.get(i) == Some(&self.sweep) {
+                f(p, &mut self.values[i], &self.grads[i]);
+            }
+        }
+    }
+
     /// Records a value fed in from outside, with no gradient wanted: data, labels, constants.
     pub fn input(&mut self, value: impl IntoValue<E>) -> Result<NodeId> {
         self.push_leaf(NodeKind::Input, value)
@@ -404,6 +499,14 @@ impl<E: Float> Tape<E> {
         });
         Ok(id)
     }
+}
+
+/// A point on a tape to [`rewind`](Tape::rewind) to, from [`Tape::mark`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    nodes: usize,
+    input_ids: usize,
+    params: usize,
 }
 
 /// A node's value as a kernel operand, from the tape's parts (so that the sweep can borrow

@@ -41,8 +41,8 @@
 pub use wengert_ops::{CustomOp, Error, Float, MAX_RANK, Op, Result, Shape, TensorRef, kernels};
 pub use wengert_tape::gradcheck::{GradcheckMethod, Mismatch};
 pub use wengert_tape::{
-    CustomOpId, GradcheckOptions, GradcheckReport, Gradients, IntoValue, NodeId, NodeKind, Shaped,
-    Tape, gradcheck,
+    CustomOpId, GradcheckOptions, GradcheckReport, Gradients, IntoValue, Mark, NodeId, NodeKind,
+    Shaped, Tape, gradcheck,
 };
 
 /// The `ndarray` version wengert is built on, re-exported so that embedders use the same one.

@@ -13,6 +13,7 @@ mod gradcheck_ops;
 mod leaves;
 mod matmul;
 mod network;
+mod persistent;
 mod precision;
 mod report;
 mod util;
