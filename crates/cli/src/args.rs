@@ -65,12 +65,12 @@ pub struct TrainArgs {
     pub optimizer: OptimizerArg,
 
     /// The learning rate [default: 0.001 for adam and adamw, 0.05 for sgd and momentum].
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub lr: Option<f64>,
 
     /// Weight decay: L2 for sgd, momentum and adam, decoupled for adamw [default: 0, and 0.01
     /// for adamw].
-    #[arg(long, value_name = "DECAY")]
+    #[arg(long, value_name = "DECAY", allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
 
     /// Examples per step: the training set size (or more) is batch gradient descent, 1 is
@@ -89,11 +89,21 @@ pub struct TrainArgs {
 
     /// The fraction of the training examples held out to validate on after every epoch (0 for
     /// none).
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.1)]
+    #[arg(
+        long,
+        value_name = "FRACTION",
+        default_value_t = 0.1,
+        allow_negative_numbers = true
+    )]
     pub validation_split: f64,
 
     /// The fraction of a CSV data set (or the digits) held out as the test set.
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.2)]
+    #[arg(
+        long,
+        value_name = "FRACTION",
+        default_value_t = 0.2,
+        allow_negative_numbers = true
+    )]
     pub test_split: f64,
 
     /// Stop after this many epochs without a lower validation loss, keeping the best epoch's
