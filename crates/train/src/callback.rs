@@ -73,6 +73,18 @@ pub trait Callback {
     }
 }
 
+/// A borrowed callback is a callback, so that its owner can read what it gathered once
+/// training is over: `trainer.with_callback(&mut mine)`.
+impl<C: Callback + ?Sized> Callback for &mut C {
+    fn on_step(&mut self, step: &StepInfo) -> Control {
+        (**self).on_step(step)
+    }
+
+    fn on_epoch(&mut self, record: &EpochRecord) -> Control {
+        (**self).on_epoch(record)
+    }
+}
+
 /// A closure called after every epoch, as a [`Callback`].
 ///
 /// ```
