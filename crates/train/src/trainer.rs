@@ -126,6 +126,21 @@ pub struct Trainer<'a, E: Float> {
     batch: BatchBuffers<E>,
 }
 
+/// What an epoch's steps add up, for its record.
+#[derive(Debug, Default)]
+struct EpochTally {
+    /// The epoch, counted from 0.
+    epoch: usize,
+    /// The sum of batch losses, each weighted by its batch's size.
+    loss_sum: f64,
+    /// Examples classified right.
+    correct: usize,
+    /// Examples seen.
+    seen: usize,
+    /// The rate of the last step.
+    learning_rate: f64,
+}
+
 /// Buffers reused from batch to batch.
 #[derive(Debug, Default)]
 struct BatchBuffers<E> {
@@ -226,11 +241,13 @@ impl<'a, E: Float> Trainer<'a, E> {
 
         'epochs: for epoch in 0..self.config.epochs {
             rng.shuffle(&mut order);
-            let mut loss_sum = 0.0;
-            let mut correct = 0usize;
-            let mut lr = base_lr;
+            let mut tally = EpochTally {
+                epoch,
+                learning_rate: base_lr,
+                ..EpochTally::default()
+            };
             for (b, indices) in order.chunks(batch_size).enumerate() {
-                lr = self
+                let lr = self
                     .config
                     .schedule
                     .learning_rate(base_lr, epoch, history.steps);
@@ -245,8 +262,10 @@ impl<'a, E: Float> Trainer<'a, E> {
                         loss,
                     });
                 }
-                loss_sum += loss * indices.len() as f64;
-                correct += hits;
+                tally.loss_sum += loss * indices.len() as f64;
+                tally.correct += hits;
+                tally.seen += indices.len();
+                tally.learning_rate = lr;
                 let info = StepInfo {
                     epoch: epoch + 1,
                     step: history.steps,
@@ -258,14 +277,12 @@ impl<'a, E: Float> Trainer<'a, E> {
                 };
                 if self.notify(|c| c.on_step(&info)) == Control::Stop {
                     history.stop_reason = StopReason::Callback;
-                    let record = self
-                        .epoch_record(model, validation, epoch, loss_sum, correct, n, lr, &start)?;
+                    let record = self.epoch_record(model, validation, &tally, &start)?;
                     history.epochs.push(record);
                     break 'epochs;
                 }
             }
-            let record =
-                self.epoch_record(model, validation, epoch, loss_sum, correct, n, lr, &start)?;
+            let record = self.epoch_record(model, validation, &tally, &start)?;
             history.epochs.push(record);
 
             let monitored = record.val_loss.unwrap_or(record.train_loss);
@@ -299,34 +316,29 @@ impl<'a, E: Float> Trainer<'a, E> {
         Ok(history)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn epoch_record<M: Module<E>>(
         &mut self,
         model: &M,
         validation: Option<&Dataset<E>>,
-        epoch: usize,
-        loss_sum: f64,
-        correct: usize,
-        seen: usize,
-        lr: f64,
+        tally: &EpochTally,
         start: &Instant,
     ) -> Result<EpochRecord> {
         let val = match validation {
             Some(v) if !v.is_empty() => Some(self.evaluate(model, v)?),
             _ => None,
         };
-        let seen = seen.max(1) as f64;
+        let seen = tally.seen.max(1) as f64;
         Ok(EpochRecord {
-            epoch: epoch + 1,
-            train_loss: loss_sum / seen,
+            epoch: tally.epoch + 1,
+            train_loss: tally.loss_sum / seen,
             train_accuracy: self
                 .config
                 .loss
                 .is_classification()
-                .then(|| correct as f64 / seen),
+                .then(|| tally.correct as f64 / seen),
             val_loss: val.as_ref().map(|v| v.loss),
             val_accuracy: val.and_then(|v| v.accuracy),
-            learning_rate: lr,
+            learning_rate: tally.learning_rate,
             seconds: start.elapsed().as_secs_f64(),
         })
     }
