@@ -9,6 +9,7 @@
 //! - [`Op`], [`CustomOp`]: the built-in ops and the trait for your own.
 //! - [`gradcheck()`]: compare any computation's gradients with finite differences.
 //! - [`Error`]: every failure, typed; nothing panics on bad input.
+//! - [`train`]: models, optimisers, data and the training loop (the `wengert-train` crate).
 //!
 //! ```
 //! use ndarray::array;
@@ -44,6 +45,9 @@ pub use wengert_tape::{
     CustomOpId, GradcheckOptions, GradcheckReport, Gradients, IntoValue, Mark, NodeId, NodeKind,
     Shaped, Tape, gradcheck,
 };
+
+/// Training: layers, losses, optimisers, data sets and loaders, and the [`train::Trainer`] loop.
+pub use wengert_train as train;
 
 /// The `ndarray` version wengert is built on, re-exported so that embedders use the same one.
 pub use ndarray;

@@ -1,0 +1,326 @@
+//! `wengert train`: load, split, scale, train, evaluate, report.
+
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use wengert_train::loaders::{CsvOptions, Header, LabelColumn, load_csv, load_mnist};
+use wengert_train::{
+    Activation, Adam, AdamW, Callback, Control, Dataset, EpochRecord, Mlp, Module, Optimizer, Sgd,
+    Standardizer, StepInfo, StopReason, TrainConfig, Trainer, datasets,
+};
+
+use crate::args::{ActivationArg, HeaderArg, OptimizerArg, TrainArgs};
+use crate::output::{self, Summary};
+
+/// The element type the command trains in.
+type E = f32;
+
+/// Runs `wengert train`; the error is a one-line message.
+pub fn run(args: &TrainArgs) -> Result<(), String> {
+    check(args)?;
+    if let Some(threads) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
+    }
+    let out_dir = match &args.out {
+        Some(dir) => dir.clone(),
+        None => output::timestamped_dir(),
+    };
+
+    let (source, rest, test) = load(args)?;
+    let (train, validation) = rest
+        .split(args.validation_split, args.seed)
+        .map_err(|e| e.to_string())?;
+    if train.is_empty() {
+        return Err(format!(
+            "no training examples left after holding out the test and validation sets ({} examples in all)",
+            rest.len() + test.len()
+        ));
+    }
+    let scaler = Standardizer::fit(train.features());
+    let scale = |d: &Dataset<E>| d.scaled(&scaler).map_err(|e| e.to_string());
+    let (train, validation, test) = (scale(&train)?, scale(&validation)?, scale(&test)?);
+    let classes = train.n_outputs();
+
+    let mut sizes = vec![train.n_features()];
+    sizes.extend(&args.hidden);
+    sizes.push(classes);
+    let activation = match args.activation {
+        ActivationArg::Relu => Activation::Relu,
+        ActivationArg::Tanh => Activation::Tanh,
+        ActivationArg::Sigmoid => Activation::Sigmoid,
+    };
+    let mut model = Mlp::<E>::builder(&sizes)
+        .activation(activation)
+        .seed(args.seed)
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    let lr = args.lr.unwrap_or(match args.optimizer {
+        OptimizerArg::Sgd | OptimizerArg::Momentum => 0.05,
+        OptimizerArg::Adam | OptimizerArg::Adamw => 1e-3,
+    });
+    let weight_decay = args.weight_decay.unwrap_or(match args.optimizer {
+        OptimizerArg::Adamw => 0.01,
+        _ => 0.0,
+    });
+    let optimizer: Box<dyn Optimizer<E>> = match args.optimizer {
+        OptimizerArg::Sgd => Box::new(Sgd::new(lr).weight_decay(weight_decay)),
+        OptimizerArg::Momentum => Box::new(Sgd::new(lr).momentum(0.9).weight_decay(weight_decay)),
+        OptimizerArg::Adam => Box::new(Adam::new(lr).weight_decay(weight_decay)),
+        OptimizerArg::Adamw => Box::new(AdamW::new(lr).weight_decay(weight_decay)),
+    };
+    let config = TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        patience: (args.patience > 0).then_some(args.patience),
+        seed: args.seed,
+        ..TrainConfig::default()
+    };
+
+    let batches = train.len().div_ceil(args.batch_size.min(train.len()));
+    let bar = progress_bar(args, (args.epochs * batches) as u64);
+    println!(
+        "training an MLP {sizes:?} ({} parameters, {}) on {source}: {} train, {} validation, {} test examples",
+        model.parameter_count(),
+        activation,
+        train.len(),
+        validation.len(),
+        test.len()
+    );
+    let mut trainer = Trainer::new(config, optimizer).with_callback(Progress::new(bar.clone()));
+    let started = Instant::now();
+    let fitted = trainer.fit(
+        &mut model,
+        &train,
+        (!validation.is_empty()).then_some(&validation),
+    );
+    let train_seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let history = fitted.map_err(|e| e.to_string())?;
+
+    let train_eval = trainer
+        .evaluate(&model, &train)
+        .map_err(|e| e.to_string())?;
+    let test_eval = if test.is_empty() {
+        None
+    } else {
+        Some(trainer.evaluate(&model, &test).map_err(|e| e.to_string())?)
+    };
+    let summary = Summary {
+        source,
+        seed: args.seed,
+        sizes,
+        activation: activation.to_string(),
+        optimizer: args.optimizer.name().to_string(),
+        learning_rate: lr,
+        weight_decay,
+        batch_size: args.batch_size,
+        epochs: history.epochs.len(),
+        best_epoch: history.best_epoch,
+        stopped_early: history.stop_reason == StopReason::EarlyStopping,
+        train_examples: train.len(),
+        validation_examples: validation.len(),
+        test_examples: test.len(),
+        final_loss: train_eval.loss,
+        train_accuracy: train_eval.accuracy.unwrap_or(0.0),
+        validation_accuracy: history
+            .epochs
+            .get(history.best_epoch.unwrap_or(0).saturating_sub(1))
+            .and_then(|r| r.val_accuracy),
+        test_loss: test_eval.as_ref().map(|t| t.loss),
+        test_accuracy: test_eval.as_ref().and_then(|t| t.accuracy),
+        test_confusion: test_eval
+            .as_ref()
+            .and_then(|t| t.confusion.as_ref())
+            .map(|c| c.rows()),
+        train_seconds,
+    };
+    output::write_all(&out_dir, &history, &summary)?;
+
+    println!(
+        "{} after {} epochs ({} steps), best epoch {}",
+        match history.stop_reason {
+            StopReason::EarlyStopping => "stopped early",
+            StopReason::Callback => "stopped",
+            StopReason::Completed => "finished",
+        },
+        history.epochs.len(),
+        history.steps,
+        history
+            .best_epoch
+            .map_or("-".to_string(), |e| e.to_string()),
+    );
+    println!(
+        "train accuracy {:.2}%  (loss {:.4})",
+        100.0 * summary.train_accuracy,
+        summary.final_loss
+    );
+    if let Some(t) = &test_eval {
+        println!(
+            "test accuracy  {:.2}%  (loss {:.4})",
+            100.0 * t.accuracy.unwrap_or(0.0),
+            t.loss
+        );
+        if let Some(c) = &t.confusion {
+            println!("test confusion matrix ({c}", c = indent(&c.to_string()));
+        }
+    }
+    println!("time {train_seconds:.2} s");
+    println!("wrote {}", out_dir.join("metrics.json").display());
+    Ok(())
+}
+
+/// Checks the options that clap cannot: one line naming the option that cannot work.
+fn check(args: &TrainArgs) -> Result<(), String> {
+    let fraction = |name: &str, x: f64| {
+        if (0.0..1.0).contains(&x) {
+            Ok(())
+        } else {
+            Err(format!("--{name} must be at least 0 and below 1, got {x}"))
+        }
+    };
+    fraction("validation-split", args.validation_split)?;
+    fraction("test-split", args.test_split)?;
+    if args.batch_size == 0 {
+        return Err("--batch-size must be at least 1".into());
+    }
+    if args.epochs == 0 {
+        return Err("--epochs must be at least 1".into());
+    }
+    if args.hidden.contains(&0) {
+        return Err(format!(
+            "--hidden widths must be positive, got {:?}",
+            args.hidden
+        ));
+    }
+    if let Some(lr) = args.lr
+        && !(lr.is_finite() && lr > 0.0)
+    {
+        return Err(format!("--lr must be a positive number, got {lr}"));
+    }
+    if let Some(wd) = args.weight_decay
+        && !(wd.is_finite() && wd >= 0.0)
+    {
+        return Err(format!("--weight-decay must be zero or positive, got {wd}"));
+    }
+    if args.threads == Some(0) {
+        return Err("--threads must be at least 1".into());
+    }
+    if args.mnist.is_some() && (args.label_column != "last" || args.header != HeaderArg::Auto) {
+        return Err("--label-column and --header apply to --data (CSV), not --mnist".into());
+    }
+    Ok(())
+}
+
+/// The data's description, the examples to train and validate on, and the test set.
+fn load(args: &TrainArgs) -> Result<(String, Dataset<E>, Dataset<E>), String> {
+    if let Some(dir) = &args.mnist {
+        let (train, test) = load_mnist::<E>(dir).map_err(|e| e.to_string())?;
+        return Ok((format!("MNIST from {}", dir.display()), train, test));
+    }
+    let (source, all) = match &args.data {
+        Some(path) => {
+            let options = CsvOptions {
+                label_column: args
+                    .label_column
+                    .parse::<LabelColumn>()
+                    .map_err(|e| e.to_string())?,
+                header: match args.header {
+                    HeaderArg::Auto => Header::Auto,
+                    HeaderArg::Yes => Header::Present,
+                    HeaderArg::No => Header::Absent,
+                },
+                ..CsvOptions::default()
+            };
+            let data = load_csv::<E>(path, &options).map_err(|e| e.to_string())?;
+            (path.display().to_string(), data)
+        }
+        None => (
+            "the UCI digits (embedded)".to_string(),
+            datasets::digits::<E>().map_err(|e| e.to_string())?,
+        ),
+    };
+    if all.classes() == Some(1) {
+        return Err(format!(
+            "{source}: every example has label 0; nothing to classify"
+        ));
+    }
+    let (rest, test) = all
+        .split(args.test_split, args.seed)
+        .map_err(|e| e.to_string())?;
+    Ok((source, rest, test))
+}
+
+fn indent(text: &str) -> String {
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        if i == 0 {
+            out.push_str(line);
+            out.push(')');
+        } else {
+            out.push_str("\n  ");
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+fn progress_bar(args: &TrainArgs, steps: u64) -> ProgressBar {
+    if args.quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} steps {elapsed_precise} {msg}",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar
+}
+
+/// The progress bar, as a training callback: the running loss after every step, the
+/// validation accuracy after every epoch.
+struct Progress {
+    bar: ProgressBar,
+    running: Option<f64>,
+    last_epoch: String,
+}
+
+impl Progress {
+    fn new(bar: ProgressBar) -> Self {
+        Progress {
+            bar,
+            running: None,
+            last_epoch: String::new(),
+        }
+    }
+}
+
+impl Callback for Progress {
+    fn on_step(&mut self, step: &StepInfo) -> Control {
+        // An exponential moving average: smooth enough to read, quick to follow.
+        let running = match self.running {
+            Some(r) => 0.95 * r + 0.05 * step.loss,
+            None => step.loss,
+        };
+        self.running = Some(running);
+        self.bar.set_prefix(step.epoch.to_string());
+        self.bar.inc(1);
+        if step.batch == step.batches || step.step % 8 == 0 {
+            self.bar
+                .set_message(format!("loss {running:.4}{}", self.last_epoch));
+        }
+        Control::Continue
+    }
+
+    fn on_epoch(&mut self, record: &EpochRecord) -> Control {
+        if let Some(acc) = record.val_accuracy {
+            self.last_epoch = format!("  val acc {:.2}%", 100.0 * acc);
+        }
+        Control::Continue
+    }
+}

@@ -1,0 +1,76 @@
+//! Training for wengert: layers, losses, optimisers, data and the loop that drives them.
+//!
+//! - Models: [`Linear`], [`Mlp`] (built with [`Mlp::builder`]), or any type implementing
+//!   [`Module`]; weights start from an [`Init`] drawn from a seeded [`Rng`].
+//! - Objectives and measures: [`Loss`] (MSE, RMSE, softmax cross-entropy), [`accuracy`],
+//!   [`ConfusionMatrix`].
+//! - Optimisers with PyTorch's update rules: [`Sgd`] (momentum, Nesterov), [`Adam`],
+//!   [`AdamW`]; weight decay; [`clip_grad_norm`]; learning-rate [`Schedule`]s.
+//! - Data: [`Dataset`] (features and labels or targets in memory), its seeded
+//!   [`split`](Dataset::split), [`Standardizer`]; [`loaders`] for CSV and MNIST's IDX files;
+//!   [`datasets::digits`], the UCI handwritten digits shipped in the crate.
+//! - The loop: [`Trainer`] with a [`TrainConfig`] (epochs, batch size, early stopping), its
+//!   [`Callback`]s and the [`History`] it returns.
+//!
+//! The same seed gives the same run: initial weights, splits and batch orders all come from
+//! [`Rng`] streams derived from it.
+//!
+//! ```
+//! use wengert_train::{datasets, Adam, Mlp, Standardizer, TrainConfig, Trainer};
+//!
+//! # fn main() -> wengert_train::Result<()> {
+//! let digits = datasets::digits::<f32>()?;
+//! let (train, test) = digits.split(0.2, 0)?;
+//! let scaler = Standardizer::fit(train.features());
+//! let (train, test) = (train.scaled(&scaler)?, test.scaled(&scaler)?);
+//!
+//! let mut model = Mlp::builder(&[64, 32, 10]).seed(0).build()?;
+//! let config = TrainConfig { epochs: 3, batch_size: 64, ..TrainConfig::default() };
+//! let mut trainer = Trainer::new(config, Adam::new(1e-3));
+//! let history = trainer.fit(&mut model, &train, Some(&test))?;
+//! assert_eq!(history.epochs.len(), 3);
+//! let accuracy = trainer.evaluate(&model, &test)?.accuracy.unwrap();
+//! assert!(accuracy > 0.5);
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
+
+mod callback;
+mod data;
+pub mod datasets;
+mod error;
+mod init;
+mod layers;
+pub mod loaders;
+mod loss;
+mod metrics;
+mod module;
+mod optim;
+mod rng;
+mod schedule;
+mod trainer;
+
+pub use callback::{Callback, Control, EpochRecord, OnEpoch, OnStep, StepInfo};
+pub use data::{Dataset, MAX_CLASSES, Standardizer, Targets};
+pub use error::{Error, Result};
+pub use init::Init;
+pub use layers::{Activation, Linear, Mlp, MlpBuilder};
+pub use loss::{Loss, Sqrt};
+pub use metrics::{ConfusionMatrix, accuracy, argmax_rows};
+pub use module::Module;
+pub use optim::{Adam, AdamW, Optimizer, Sgd, clip_grad_norm};
+pub use rng::Rng;
+pub use schedule::Schedule;
+pub use trainer::{Evaluation, History, StopReason, TrainConfig, Trainer};
+
+/// The stream numbers that keep a run's random draws apart (see [`Rng::with_stream`]).
+pub(crate) mod rng_streams {
+    /// Initial weights.
+    pub const INIT: u64 = 1;
+    /// Train, validation and test splits.
+    pub const SPLIT: u64 = 2;
+    /// The order of examples in each epoch.
+    pub const SHUFFLE: u64 = 3;
+}

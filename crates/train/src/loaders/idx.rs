@@ -1,0 +1,190 @@
+//! MNIST's IDX format: a big-endian header of dimensions, then unsigned bytes.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+use ndarray::Array2;
+use wengert_ops::Float;
+
+use crate::{Dataset, Error, Result};
+
+/// The most data an IDX file may declare (1 GiB); a larger header is refused before anything
+/// is allocated.
+pub const MAX_IDX_BYTES: usize = 1 << 30;
+
+/// The contents of an IDX file of unsigned bytes: its dimensions and its data, row-major.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdxArray {
+    /// The dimensions, outermost first.
+    pub dims: Vec<usize>,
+    /// The bytes, `dims.iter().product()` of them.
+    pub data: Vec<u8>,
+}
+
+/// Reads an IDX file of unsigned bytes (type code `0x08`), gzip-compressed or not (by the
+/// `.gz` extension).
+///
+/// The header is checked before any allocation: the magic number, the type, a rank from 1 to
+/// 4, a declared size within [`MAX_IDX_BYTES`] and, for an uncompressed file, equal to what the
+/// file holds. A file with bytes missing or left over is refused.
+pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let gz = path.extension().is_some_and(|e| e == "gz");
+    let mut reader: Box<dyn Read> = if gz {
+        Box::new(GzDecoder::new(BufReader::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    };
+    let bad = |message: String| Error::Parse {
+        path: path.to_path_buf(),
+        line: 0,
+        message,
+    };
+    let read_err = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            bad("the file ends early".into())
+        } else {
+            Error::io(path, e)
+        }
+    };
+
+    let mut magic = [0u8; 4];
+    reader.read_exact(&mut magic).map_err(read_err)?;
+    if magic[0] != 0 || magic[1] != 0 {
+        return Err(bad(format!(
+            "not an IDX file (magic number {:02x}{:02x}{:02x}{:02x})",
+            magic[0], magic[1], magic[2], magic[3]
+        )));
+    }
+    if magic[2] != 0x08 {
+        return Err(bad(format!(
+            "IDX type code 0x{:02x}; only unsigned bytes (0x08) are supported",
+            magic[2]
+        )));
+    }
+    let rank = magic[3] as usize;
+    if !(1..=4).contains(&rank) {
+        return Err(bad(format!("IDX rank {rank}; expected 1 to 4")));
+    }
+    let mut dims = Vec::with_capacity(rank);
+    for _ in 0..rank {
+        let mut d = [0u8; 4];
+        reader.read_exact(&mut d).map_err(read_err)?;
+        dims.push(u32::from_be_bytes(d) as usize);
+    }
+    let declared = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_IDX_BYTES)
+        .ok_or_else(|| {
+            bad(format!(
+                "the header declares dimensions {dims:?}, more than {MAX_IDX_BYTES} bytes"
+            ))
+        })?;
+    let header_len = 4 + 4 * rank as u64;
+    if !gz && file_len != header_len + declared as u64 {
+        return Err(bad(format!(
+            "the header declares {declared} bytes of data ({dims:?}), but the file holds {}",
+            file_len.saturating_sub(header_len)
+        )));
+    }
+    let mut data = vec![0u8; declared];
+    reader.read_exact(&mut data).map_err(read_err)?;
+    let mut extra = [0u8; 1];
+    if reader.read(&mut extra).map_err(|e| Error::io(path, e))? != 0 {
+        return Err(bad(format!(
+            "more data than the {declared} bytes the header declares"
+        )));
+    }
+    Ok(IdxArray { dims, data })
+}
+
+/// Finds `stem` in `dir` under MNIST's usual spellings (`train-images-idx3-ubyte`,
+/// `train-images.idx3-ubyte`, each optionally `.gz`).
+fn find(dir: &Path, stem: &str, kind: &str) -> Result<PathBuf> {
+    let names = [
+        format!("{stem}-{kind}"),
+        format!("{stem}.{kind}"),
+        format!("{stem}-{kind}.gz"),
+        format!("{stem}.{kind}.gz"),
+    ];
+    names
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::Parse {
+            path: dir.to_path_buf(),
+            line: 0,
+            message: format!("no MNIST file {} (or .gz) in this directory", names[0]),
+        })
+}
+
+fn load_pair<E: Float>(dir: &Path, prefix: &str) -> Result<Dataset<E>> {
+    let images_path = find(dir, &format!("{prefix}-images"), "idx3-ubyte")?;
+    let labels_path = find(dir, &format!("{prefix}-labels"), "idx1-ubyte")?;
+    let images = read_idx(&images_path)?;
+    let labels = read_idx(&labels_path)?;
+    let bad = |path: &Path, message: String| Error::Parse {
+        path: path.to_path_buf(),
+        line: 0,
+        message,
+    };
+    if images.dims.len() != 3 {
+        return Err(bad(
+            &images_path,
+            format!("images need 3 dimensions, found {:?}", images.dims),
+        ));
+    }
+    if labels.dims.len() != 1 {
+        return Err(bad(
+            &labels_path,
+            format!("labels need 1 dimension, found {:?}", labels.dims),
+        ));
+    }
+    let n = images.dims[0];
+    if labels.dims[0] != n {
+        return Err(bad(
+            &labels_path,
+            format!("{} labels for {n} images", labels.dims[0]),
+        ));
+    }
+    if let Some((i, &l)) = labels.data.iter().enumerate().find(|(_, l)| **l > 9) {
+        return Err(bad(
+            &labels_path,
+            format!("label {l} of example {i} is out of range for 10 classes"),
+        ));
+    }
+    let pixels = images.dims[1] * images.dims[2];
+    let scale = E::from_f64(1.0 / 255.0);
+    let features = Array2::from_shape_vec(
+        (n, pixels),
+        images
+            .data
+            .iter()
+            .map(|&b| E::from_f64(f64::from(b)) * scale)
+            .collect(),
+    )
+    .expect("sized by the header");
+    Dataset::classification(
+        features,
+        labels.data.iter().map(|&l| l as usize).collect(),
+        10,
+    )
+}
+
+/// Loads MNIST from `dir`: `(train, test)` from `train-*` and `t10k-*` files, pixels scaled
+/// to `[0, 1]`, ten classes.
+pub fn load_mnist<E: Float>(dir: impl AsRef<Path>) -> Result<(Dataset<E>, Dataset<E>)> {
+    let dir = dir.as_ref();
+    if !dir.is_dir() {
+        return Err(Error::io(
+            dir,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+        ));
+    }
+    Ok((load_pair(dir, "train")?, load_pair(dir, "t10k")?))
+}

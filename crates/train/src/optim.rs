@@ -1,0 +1,538 @@
+//! Optimisers with PyTorch's update rules ([`Sgd`], [`Adam`], [`AdamW`]) and gradient clipping.
+//!
+//! Each update follows the order of operations of PyTorch's single-tensor implementation
+//! (`torch.optim.SGD`, `Adam`, `AdamW` with `foreach=False`), with the step's scalars (bias
+//! corrections, step size) computed in `f64` as Python does, so that a run can be compared
+//! with PyTorch's step for step.
+
+use ndarray::{ArrayD, ArrayViewMutD, Zip};
+use wengert_ops::Float;
+
+use crate::{Error, Result};
+
+/// An optimiser: updates parameters in place from their gradients.
+pub trait Optimizer<E: Float> {
+    /// Applies one update. `params[i]` and `grads[i]` belong together and have the same shape;
+    /// the list must be the same, in the same order, at every step.
+    fn step(&mut self, params: &mut [ArrayViewMutD<'_, E>], grads: &[ArrayD<E>]) -> Result<()>;
+
+    /// The learning rate the next step uses.
+    fn learning_rate(&self) -> f64;
+
+    /// Sets the learning rate (a schedule calls this before each step).
+    fn set_learning_rate(&mut self, lr: f64);
+
+    /// A short name for reports (`sgd`, `adam`, ...).
+    fn name(&self) -> &'static str;
+}
+
+/// A boxed optimiser is an optimiser, so that one chosen at run time can drive a
+/// [`Trainer`](crate::Trainer).
+impl<E: Float, O: Optimizer<E> + ?Sized> Optimizer<E> for Box<O> {
+    fn step(&mut self, params: &mut [ArrayViewMutD<'_, E>], grads: &[ArrayD<E>]) -> Result<()> {
+        (**self).step(params, grads)
+    }
+
+    fn learning_rate(&self) -> f64 {
+        (**self).learning_rate()
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        (**self).set_learning_rate(lr);
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
+/// Checks that `grads` match `params` and that the state (if any) matches both.
+fn check_shapes<E: Float>(
+    params: &[ArrayViewMutD<'_, E>],
+    grads: &[ArrayD<E>],
+    state: &[ArrayD<E>],
+) -> Result<()> {
+    if params.len() != grads.len() {
+        return Err(Error::Model(format!(
+            "{} parameters but {} gradients",
+            params.len(),
+            grads.len()
+        )));
+    }
+    for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+        if p.shape() != g.shape() {
+            return Err(Error::Model(format!(
+                "parameter {i} has shape {:?} but its gradient {:?}",
+                p.shape(),
+                g.shape()
+            )));
+        }
+        if let Some(s) = state.get(i)
+            && s.shape() != p.shape()
+        {
+            return Err(Error::Model(format!(
+                "parameter {i} changed shape from {:?} to {:?} between steps",
+                s.shape(),
+                p.shape()
+            )));
+        }
+    }
+    if !state.is_empty() && state.len() != params.len() {
+        return Err(Error::Model(format!(
+            "the optimiser saw {} parameters before and {} now",
+            state.len(),
+            params.len()
+        )));
+    }
+    Ok(())
+}
+
+fn zeros_like<E: Float>(params: &[ArrayViewMutD<'_, E>]) -> Vec<ArrayD<E>> {
+    params.iter().map(|p| ArrayD::zeros(p.raw_dim())).collect()
+}
+
+/// Stochastic gradient descent, optionally with momentum (heavy-ball or Nesterov) and L2
+/// weight decay: PyTorch's `torch.optim.SGD` with `dampening = 0`.
+///
+/// With `g = grad + weight_decay·p`: without momentum `p -= lr·g`; with momentum `μ`,
+/// `b = g` on the first step and `b = μ·b + g` after, then `p -= lr·b` (or `p -= lr·(g + μ·b)`
+/// with Nesterov).
+///
+/// ```
+/// use ndarray::array;
+/// use wengert_train::{Optimizer, Sgd};
+/// let mut w = array![1.0f64, 2.0].into_dyn();
+/// let g = array![0.5, -1.0].into_dyn();
+/// let mut sgd = Sgd::new(0.1);
+/// sgd.step(&mut [w.view_mut()], &[g])?;
+/// assert_eq!(w, array![0.95, 2.1].into_dyn());
+/// # Ok::<(), wengert_train::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Sgd<E: Float> {
+    lr: f64,
+    momentum: f64,
+    nesterov: bool,
+    weight_decay: f64,
+    buffers: Vec<ArrayD<E>>,
+}
+
+impl<E: Float> Sgd<E> {
+    /// Plain SGD with learning rate `lr`.
+    pub fn new(lr: f64) -> Self {
+        Sgd {
+            lr,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+            buffers: Vec::new(),
+        }
+    }
+
+    /// Heavy-ball momentum `μ` (PyTorch's `momentum`).
+    pub fn momentum(mut self, momentum: f64) -> Self {
+        self.momentum = momentum;
+        self
+    }
+
+    /// Nesterov momentum (needs a positive `momentum`).
+    pub fn nesterov(mut self, nesterov: bool) -> Self {
+        self.nesterov = nesterov;
+        self
+    }
+
+    /// L2 weight decay: `weight_decay·p` is added to the gradient.
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
+}
+
+impl<E: Float> Optimizer<E> for Sgd<E> {
+    fn step(&mut self, params: &mut [ArrayViewMutD<'_, E>], grads: &[ArrayD<E>]) -> Result<()> {
+        check_shapes(params, grads, &self.buffers)?;
+        if self.nesterov && self.momentum <= 0.0 {
+            return Err(Error::InvalidConfig(
+                "Nesterov momentum needs a positive momentum".into(),
+            ));
+        }
+        let lr = E::from_f64(self.lr);
+        let wd = E::from_f64(self.weight_decay);
+        let mu = E::from_f64(self.momentum);
+        let use_wd = self.weight_decay != 0.0;
+        let use_momentum = self.momentum != 0.0;
+        let first = self.buffers.is_empty();
+        if use_momentum && first {
+            self.buffers = zeros_like(params);
+        }
+        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+            if use_momentum {
+                let buf = &mut self.buffers[i];
+                Zip::from(p).and(g).and(buf).for_each(|p, &g, b| {
+                    let d = if use_wd { g + wd * *p } else { g };
+                    *b = if first { d } else { *b * mu + d };
+                    let d = if self.nesterov { d + mu * *b } else { *b };
+                    *p += -lr * d;
+                });
+            } else {
+                Zip::from(p).and(g).for_each(|p, &g| {
+                    let d = if use_wd { g + wd * *p } else { g };
+                    *p += -lr * d;
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    fn name(&self) -> &'static str {
+        if self.momentum == 0.0 {
+            "sgd"
+        } else if self.nesterov {
+            "nesterov"
+        } else {
+            "momentum"
+        }
+    }
+}
+
+/// The moment estimates Adam and AdamW share.
+#[derive(Debug, Clone)]
+struct AdamState<E: Float> {
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+    step: u64,
+    exp_avg: Vec<ArrayD<E>>,
+    exp_avg_sq: Vec<ArrayD<E>>,
+}
+
+impl<E: Float> AdamState<E> {
+    fn new(lr: f64, weight_decay: f64) -> Self {
+        AdamState {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+            step: 0,
+            exp_avg: Vec::new(),
+            exp_avg_sq: Vec::new(),
+        }
+    }
+
+    /// One step; `decoupled` selects AdamW's decay (`p *= 1 - lr·wd` first) over Adam's L2.
+    fn step(
+        &mut self,
+        params: &mut [ArrayViewMutD<'_, E>],
+        grads: &[ArrayD<E>],
+        decoupled: bool,
+    ) -> Result<()> {
+        check_shapes(params, grads, &self.exp_avg)?;
+        if self.exp_avg.is_empty() {
+            self.exp_avg = zeros_like(params);
+            self.exp_avg_sq = zeros_like(params);
+        }
+        self.step += 1;
+        let t = self.step as i32;
+        // Python floats, as in torch.optim.adam._single_tensor_adam.
+        let bias_correction1 = 1.0 - self.beta1.powi(t);
+        let bias_correction2 = 1.0 - self.beta2.powi(t);
+        let step_size = E::from_f64(self.lr / bias_correction1);
+        let bias_correction2_sqrt = E::from_f64(bias_correction2.sqrt());
+        let eps = E::from_f64(self.eps);
+        let one_minus_beta1 = E::from_f64(1.0 - self.beta1);
+        let beta2 = E::from_f64(self.beta2);
+        let one_minus_beta2 = E::from_f64(1.0 - self.beta2);
+        let wd = E::from_f64(self.weight_decay);
+        let decay = E::from_f64(1.0 - self.lr * self.weight_decay);
+        let l2 = !decoupled && self.weight_decay != 0.0;
+        let shrink = decoupled && self.weight_decay != 0.0;
+        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+            Zip::from(p)
+                .and(g)
+                .and(&mut self.exp_avg[i])
+                .and(&mut self.exp_avg_sq[i])
+                .for_each(|p, &g, m, v| {
+                    if shrink {
+                        *p *= decay;
+                    }
+                    let g = if l2 { g + wd * *p } else { g };
+                    *m = lerp(*m, g, one_minus_beta1);
+                    *v = *v * beta2 + one_minus_beta2 * g * g;
+                    let denom = v.sqrt() / bias_correction2_sqrt + eps;
+                    *p += -step_size * (*m / denom);
+                });
+        }
+        Ok(())
+    }
+}
+
+/// `torch.lerp`: `a + w·(b - a)` for `w < 0.5`, else `b - (b - a)·(1 - w)`.
+#[inline]
+fn lerp<E: Float>(a: E, b: E, w: E) -> E {
+    if w.abs() < E::from_f64(0.5) {
+        a + w * (b - a)
+    } else {
+        b - (b - a) * (E::one() - w)
+    }
+}
+
+/// Adam (Kingma & Ba), PyTorch's `torch.optim.Adam`: `β = (0.9, 0.999)`, `ε = 1e-8`, and L2
+/// weight decay added to the gradient.
+///
+/// `m = β₁m + (1-β₁)g`, `v = β₂v + (1-β₂)g²`, then
+/// `p -= lr/(1-β₁ᵗ) · m / (√v/√(1-β₂ᵗ) + ε)`.
+#[derive(Debug, Clone)]
+pub struct Adam<E: Float> {
+    state: AdamState<E>,
+}
+
+impl<E: Float> Adam<E> {
+    /// Adam with learning rate `lr` and PyTorch's defaults.
+    pub fn new(lr: f64) -> Self {
+        Adam {
+            state: AdamState::new(lr, 0.0),
+        }
+    }
+
+    /// The decay rates of the moment estimates (default `(0.9, 0.999)`).
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
+        self.state.beta1 = beta1;
+        self.state.beta2 = beta2;
+        self
+    }
+
+    /// The term added to the denominator (default `1e-8`).
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.state.eps = eps;
+        self
+    }
+
+    /// L2 weight decay, added to the gradient (default 0).
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.state.weight_decay = weight_decay;
+        self
+    }
+}
+
+impl<E: Float> Optimizer<E> for Adam<E> {
+    fn step(&mut self, params: &mut [ArrayViewMutD<'_, E>], grads: &[ArrayD<E>]) -> Result<()> {
+        self.state.step(params, grads, false)
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.state.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.state.lr = lr;
+    }
+
+    fn name(&self) -> &'static str {
+        "adam"
+    }
+}
+
+/// AdamW (Loshchilov & Hutter), PyTorch's `torch.optim.AdamW`: Adam whose weight decay
+/// shrinks the parameters directly (`p *= 1 - lr·wd`) instead of entering the gradient.
+/// Default weight decay 0.01, as in PyTorch.
+#[derive(Debug, Clone)]
+pub struct AdamW<E: Float> {
+    state: AdamState<E>,
+}
+
+impl<E: Float> AdamW<E> {
+    /// AdamW with learning rate `lr` and PyTorch's defaults.
+    pub fn new(lr: f64) -> Self {
+        AdamW {
+            state: AdamState::new(lr, 0.01),
+        }
+    }
+
+    /// The decay rates of the moment estimates (default `(0.9, 0.999)`).
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
+        self.state.beta1 = beta1;
+        self.state.beta2 = beta2;
+        self
+    }
+
+    /// The term added to the denominator (default `1e-8`).
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.state.eps = eps;
+        self
+    }
+
+    /// Decoupled weight decay (default 0.01).
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.state.weight_decay = weight_decay;
+        self
+    }
+}
+
+impl<E: Float> Optimizer<E> for AdamW<E> {
+    fn step(&mut self, params: &mut [ArrayViewMutD<'_, E>], grads: &[ArrayD<E>]) -> Result<()> {
+        self.state.step(params, grads, true)
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.state.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.state.lr = lr;
+    }
+
+    fn name(&self) -> &'static str {
+        "adamw"
+    }
+}
+
+/// Scales `grads` so that their global L2 norm is at most `max_norm`, as PyTorch's
+/// `clip_grad_norm_` does (`coef = max_norm / (norm + 1e-6)`, applied when below 1), and
+/// returns the norm before clipping.
+///
+/// ```
+/// use ndarray::array;
+/// let mut g = vec![array![3.0f64].into_dyn(), array![4.0].into_dyn()];
+/// let norm = wengert_train::clip_grad_norm(&mut g, 1.0);
+/// assert_eq!(norm, 5.0);
+/// assert!((g[0][[0]] - 0.6).abs() < 1e-6 && (g[1][[0]] - 0.8).abs() < 1e-6);
+/// ```
+pub fn clip_grad_norm<E: Float>(grads: &mut [ArrayD<E>], max_norm: f64) -> f64 {
+    let total: f64 = grads
+        .iter()
+        .flat_map(|g| g.iter())
+        .map(|&x| {
+            let x = Float::to_f64(x);
+            x * x
+        })
+        .sum::<f64>()
+        .sqrt();
+    let coef = max_norm / (total + 1e-6);
+    if coef < 1.0 {
+        let c = E::from_f64(coef);
+        for g in grads.iter_mut() {
+            g.mapv_inplace(|x| x * c);
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn run<O: Optimizer<f64>>(opt: &mut O, p0: f64, grads: &[f64]) -> Vec<f64> {
+        let mut p = array![p0].into_dyn();
+        let mut out = Vec::new();
+        for &g in grads {
+            opt.step(&mut [p.view_mut()], &[array![g].into_dyn()])
+                .unwrap();
+            out.push(p[[0]]);
+        }
+        out
+    }
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-12, "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn sgd_with_weight_decay_matches_a_hand_step() {
+        // p = 1, g = 0.5, wd = 0.1: d = 0.5 + 0.1 = 0.6; p = 1 - 0.1·0.6 = 0.94.
+        let mut sgd = Sgd::new(0.1).weight_decay(0.1);
+        close(&run(&mut sgd, 1.0, &[0.5]), &[0.94]);
+    }
+
+    #[test]
+    fn momentum_matches_hand_steps() {
+        // μ = 0.9, lr = 0.1, grads 1 then 2.
+        // step 1: b = 1, p = 1 - 0.1 = 0.9.  step 2: b = 0.9 + 2 = 2.9, p = 0.9 - 0.29 = 0.61.
+        let mut sgd = Sgd::new(0.1).momentum(0.9);
+        close(&run(&mut sgd, 1.0, &[1.0, 2.0]), &[0.9, 0.61]);
+        assert_eq!(Optimizer::<f64>::name(&sgd), "momentum");
+    }
+
+    #[test]
+    fn nesterov_matches_hand_steps() {
+        // step 1: b = 1, d = 1 + 0.9·1 = 1.9, p = 1 - 0.19 = 0.81.
+        // step 2: b = 0.9 + 2 = 2.9, d = 2 + 0.9·2.9 = 4.61, p = 0.81 - 0.461 = 0.349.
+        let mut sgd = Sgd::new(0.1).momentum(0.9).nesterov(true);
+        close(&run(&mut sgd, 1.0, &[1.0, 2.0]), &[0.81, 0.349]);
+        let mut bad = Sgd::<f64>::new(0.1).nesterov(true);
+        let mut p = array![1.0].into_dyn();
+        assert!(
+            bad.step(&mut [p.view_mut()], &[array![1.0].into_dyn()])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn adam_matches_hand_steps() {
+        // lr = 0.1, β = (0.9, 0.999), ε = 1e-8, grads 0.5 then -1.
+        // step 1: m = 0.05, v = 0.00025; m̂ = 0.5, √v̂ = 0.5; p = 1 - 0.1·0.5/(0.5 + 1e-8).
+        let p1 = 1.0 - 0.1 * 0.5 / (0.5 + 1e-8);
+        // step 2: m = 0.045 - 0.1 = -0.055, v = 0.00024975 + 0.001 = 0.00124975.
+        let (m, v): (f64, f64) = (0.9 * 0.05 - 0.1, 0.999 * 0.00025 + 0.001);
+        let bc1 = 1.0 - 0.9f64 * 0.9;
+        let bc2 = 1.0 - 0.999f64 * 0.999;
+        let p2 = p1 - (0.1 / bc1) * m / (v.sqrt() / bc2.sqrt() + 1e-8);
+        let mut adam = Adam::new(0.1);
+        close(&run(&mut adam, 1.0, &[0.5, -1.0]), &[p1, p2]);
+    }
+
+    #[test]
+    fn adam_weight_decay_is_l2_and_adamw_decay_is_decoupled() {
+        // Adam, wd = 0.1: g = 0.5 + 0.1·1 = 0.6, and the first step moves p by lr·sign(g).
+        let mut adam = Adam::new(0.1).weight_decay(0.1);
+        close(
+            &run(&mut adam, 1.0, &[0.5]),
+            &[1.0 - 0.1 * 0.6 / (0.6 + 1e-8)],
+        );
+        // AdamW, wd = 0.1: p = 1·(1 - 0.01) = 0.99, then the Adam step on g = 0.5.
+        let mut adamw = AdamW::new(0.1).weight_decay(0.1);
+        close(
+            &run(&mut adamw, 1.0, &[0.5]),
+            &[0.99 - 0.1 * 0.5 / (0.5 + 1e-8)],
+        );
+        assert_eq!(Optimizer::<f64>::name(&adamw), "adamw");
+    }
+
+    #[test]
+    fn a_changed_parameter_list_is_refused() {
+        let mut adam = Adam::<f64>::new(0.1);
+        let mut a = array![1.0].into_dyn();
+        let mut b = array![1.0, 2.0].into_dyn();
+        adam.step(&mut [a.view_mut()], &[array![1.0].into_dyn()])
+            .unwrap();
+        assert!(
+            adam.step(&mut [b.view_mut()], &[array![1.0, 1.0].into_dyn()])
+                .is_err()
+        );
+        assert!(
+            adam.step(&mut [a.view_mut()], &[array![1.0, 1.0].into_dyn()])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn clipping_leaves_small_gradients_alone() {
+        let mut g = vec![array![0.3f64].into_dyn(), array![0.4].into_dyn()];
+        assert!((clip_grad_norm(&mut g, 1.0) - 0.5).abs() < 1e-15);
+        assert_eq!(g[0][[0]], 0.3);
+    }
+}

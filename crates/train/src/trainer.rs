@@ -1,0 +1,579 @@
+//! [`Trainer`]: the loop that records, differentiates and updates, epoch after epoch.
+
+use std::time::Instant;
+
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMutD};
+use wengert_ops::Float;
+use wengert_tape::{NodeId, Shaped, Tape};
+
+use crate::callback::{Callback, Control, EpochRecord, StepInfo};
+use crate::loss::LossRecorder;
+use crate::metrics::{ConfusionMatrix, argmax_rows};
+use crate::{Dataset, Error, Loss, Module, Optimizer, Result, Rng, Schedule, Targets};
+
+/// How to train.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    /// Passes over the training set (default 20).
+    pub epochs: usize,
+    /// Examples per optimiser step (default 32). The whole training set (or more) is batch
+    /// gradient descent, 1 is stochastic gradient descent, anything between is mini-batch
+    /// gradient descent; the examples are reshuffled every epoch and the last batch of an epoch
+    /// may be smaller.
+    pub batch_size: usize,
+    /// The objective (default cross-entropy).
+    pub loss: Loss,
+    /// The learning rate over time (default constant).
+    pub schedule: Schedule,
+    /// Clips the gradients' global L2 norm to this before each update (default none).
+    pub clip_grad_norm: Option<f64>,
+    /// Stops when the validation loss (the training loss, without a validation set) has not
+    /// improved for this many epochs (default: never).
+    pub patience: Option<usize>,
+    /// With `patience` set, ends with the weights of the epoch with the best validation loss
+    /// (default true).
+    pub restore_best: bool,
+    /// The seed of the batch order (default 0).
+    pub seed: u64,
+    /// Examples per forward pass when evaluating (default 1024); does not change results.
+    pub eval_batch_size: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 20,
+            batch_size: 32,
+            loss: Loss::CrossEntropy,
+            schedule: Schedule::Constant,
+            clip_grad_norm: None,
+            patience: None,
+            restore_best: true,
+            seed: 0,
+            eval_batch_size: 1024,
+        }
+    }
+}
+
+/// Why training ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Every epoch ran.
+    Completed,
+    /// The monitored loss stopped improving for `patience` epochs.
+    EarlyStopping,
+    /// A callback asked to stop.
+    Callback,
+}
+
+/// What a run did, epoch by epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    /// One record per epoch that ran.
+    pub epochs: Vec<EpochRecord>,
+    /// The epoch (from 1) with the lowest monitored loss.
+    pub best_epoch: Option<usize>,
+    /// Why the run ended.
+    pub stop_reason: StopReason,
+    /// Optimiser steps taken.
+    pub steps: usize,
+}
+
+impl History {
+    /// The last epoch's record.
+    pub fn last(&self) -> Option<&EpochRecord> {
+        self.epochs.last()
+    }
+}
+
+/// A model's loss (and, for a classifier, accuracy and confusion matrix) on a data set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// The mean loss over the examples.
+    pub loss: f64,
+    /// The fraction classified right (classifiers).
+    pub accuracy: Option<f64>,
+    /// Actual against predicted classes (classifiers).
+    pub confusion: Option<ConfusionMatrix>,
+}
+
+/// Trains a [`Module`] with an [`Optimizer`]: shuffles the examples every epoch, records the
+/// forward pass of each batch on a cleared tape (so buffers are reused, not regrown),
+/// differentiates, optionally clips, updates, then evaluates on the validation set under
+/// [`Tape::no_grad`], calls the [`Callback`]s, and stops early if asked.
+///
+/// ```
+/// use ndarray::array;
+/// use wengert_train::{Adam, Dataset, Mlp, TrainConfig, Trainer};
+///
+/// // XOR, by full-batch gradient descent.
+/// let x = array![[0.0f32, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]];
+/// let data = Dataset::classification(x, vec![0, 1, 1, 0], 2)?;
+/// let mut model = Mlp::builder(&[2, 8, 2]).seed(1).build()?;
+/// let config = TrainConfig { epochs: 300, batch_size: 4, ..TrainConfig::default() };
+/// let mut trainer = Trainer::new(config, Adam::new(0.05));
+/// let history = trainer.fit(&mut model, &data, None)?;
+/// assert_eq!(history.last().unwrap().train_accuracy, Some(1.0));
+/// assert_eq!(trainer.evaluate(&model, &data)?.accuracy, Some(1.0));
+/// # Ok::<(), wengert_train::Error>(())
+/// ```
+pub struct Trainer<'a, E: Float> {
+    config: TrainConfig,
+    optimizer: Box<dyn Optimizer<E> + 'a>,
+    callbacks: Vec<Box<dyn Callback + 'a>>,
+    tape: Tape<E>,
+    losses: LossRecorder,
+    batch: BatchBuffers<E>,
+}
+
+/// What an epoch's steps add up, for its record.
+#[derive(Debug, Default)]
+struct EpochTally {
+    /// The epoch, counted from 0.
+    epoch: usize,
+    /// The sum of batch losses, each weighted by its batch's size.
+    loss_sum: f64,
+    /// Examples classified right.
+    correct: usize,
+    /// Examples seen.
+    seen: usize,
+    /// The rate of the last step.
+    learning_rate: f64,
+}
+
+/// Buffers reused from batch to batch.
+#[derive(Debug, Default)]
+struct BatchBuffers<E> {
+    features: Vec<E>,
+    labels: Vec<usize>,
+    values: Vec<E>,
+    param_ids: Vec<NodeId>,
+    grads: Vec<ArrayD<E>>,
+}
+
+impl<E: Float> std::fmt::Debug for Trainer<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("optimizer", &self.optimizer.name())
+            .field("callbacks", &self.callbacks.len())
+            .finish()
+    }
+}
+
+impl<'a, E: Float> Trainer<'a, E> {
+    /// A trainer with this configuration and optimiser; the optimiser's learning rate is the
+    /// base rate the schedule scales.
+    pub fn new(config: TrainConfig, optimizer: impl Optimizer<E> + 'a) -> Self {
+        Trainer {
+            config,
+            optimizer: Box::new(optimizer),
+            callbacks: Vec::new(),
+            tape: Tape::new(),
+            losses: LossRecorder::default(),
+            batch: BatchBuffers {
+                features: Vec::new(),
+                labels: Vec::new(),
+                values: Vec::new(),
+                param_ids: Vec::new(),
+                grads: Vec::new(),
+            },
+        }
+    }
+
+    /// Adds a callback, called in the order added.
+    pub fn add_callback(&mut self, callback: impl Callback + 'a) {
+        self.callbacks.push(Box::new(callback));
+    }
+
+    /// Adds a callback (builder style).
+    pub fn with_callback(mut self, callback: impl Callback + 'a) -> Self {
+        self.add_callback(callback);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The optimiser.
+    pub fn optimizer(&self) -> &dyn Optimizer<E> {
+        self.optimizer.as_ref()
+    }
+
+    /// The number of nodes the last recording left on the tape (the tape is cleared, not
+    /// regrown, every step).
+    pub fn tape_len(&self) -> usize {
+        self.tape.len()
+    }
+
+    /// Trains `model` on `train`, validating on `validation` after every epoch.
+    ///
+    /// Errors before the first step on a configuration that cannot work (a zero batch size, a
+    /// loss that does not fit the targets, a validation set with other features), and
+    /// [`Error::NonFiniteLoss`] naming the step if the loss becomes NaN or infinite.
+    pub fn fit<M: Module<E>>(
+        &mut self,
+        model: &mut M,
+        train: &Dataset<E>,
+        validation: Option<&Dataset<E>>,
+    ) -> Result<History> {
+        self.check(train, validation)?;
+        let start = Instant::now();
+        let n = train.len();
+        let batch_size = self.config.batch_size.min(n);
+        let batches = n.div_ceil(batch_size);
+        let base_lr = self.optimizer.learning_rate();
+        let mut rng = Rng::with_stream(self.config.seed, crate::rng_streams::SHUFFLE);
+        let mut order: Vec<usize> = (0..n).collect();
+
+        let mut history = History {
+            epochs: Vec::new(),
+            best_epoch: None,
+            stop_reason: StopReason::Completed,
+            steps: 0,
+        };
+        let mut best_loss = f64::INFINITY;
+        let mut best_params: Option<Vec<ArrayD<E>>> = None;
+        let mut since_best = 0usize;
+        let keep_best = self.config.patience.is_some() && self.config.restore_best;
+
+        'epochs: for epoch in 0..self.config.epochs {
+            rng.shuffle(&mut order);
+            let mut tally = EpochTally {
+                epoch,
+                learning_rate: base_lr,
+                ..EpochTally::default()
+            };
+            for (b, indices) in order.chunks(batch_size).enumerate() {
+                let lr = self
+                    .config
+                    .schedule
+                    .learning_rate(base_lr, epoch, history.steps);
+                self.optimizer.set_learning_rate(lr);
+                let (loss, hits) = self.step(model, train, indices)?;
+                history.steps += 1;
+                if !loss.is_finite() {
+                    self.optimizer.set_learning_rate(base_lr);
+                    return Err(Error::NonFiniteLoss {
+                        epoch: epoch + 1,
+                        step: history.steps,
+                        loss,
+                    });
+                }
+                tally.loss_sum += loss * indices.len() as f64;
+                tally.correct += hits;
+                tally.seen += indices.len();
+                tally.learning_rate = lr;
+                let info = StepInfo {
+                    epoch: epoch + 1,
+                    step: history.steps,
+                    batch: b + 1,
+                    batches,
+                    batch_size: indices.len(),
+                    loss,
+                    learning_rate: lr,
+                };
+                if self.notify(|c| c.on_step(&info)) == Control::Stop {
+                    history.stop_reason = StopReason::Callback;
+                    let record = self.epoch_record(model, validation, &tally, &start)?;
+                    history.epochs.push(record);
+                    break 'epochs;
+                }
+            }
+            let record = self.epoch_record(model, validation, &tally, &start)?;
+            history.epochs.push(record);
+
+            let monitored = record.val_loss.unwrap_or(record.train_loss);
+            if monitored < best_loss {
+                best_loss = monitored;
+                history.best_epoch = Some(epoch + 1);
+                since_best = 0;
+                if keep_best {
+                    best_params = Some(model.parameters().iter().map(|p| p.to_owned()).collect());
+                }
+            } else {
+                since_best += 1;
+            }
+            if self.notify(|c| c.on_epoch(&record)) == Control::Stop {
+                history.stop_reason = StopReason::Callback;
+                break;
+            }
+            if self.config.patience.is_some_and(|p| since_best >= p) {
+                history.stop_reason = StopReason::EarlyStopping;
+                break;
+            }
+        }
+        self.optimizer.set_learning_rate(base_lr);
+        if let Some(best) = best_params
+            && history.best_epoch != history.last().map(|r| r.epoch)
+        {
+            for (mut p, b) in model.parameters_mut().into_iter().zip(best) {
+                p.assign(&b);
+            }
+        }
+        Ok(history)
+    }
+
+    fn epoch_record<M: Module<E>>(
+        &mut self,
+        model: &M,
+        validation: Option<&Dataset<E>>,
+        tally: &EpochTally,
+        start: &Instant,
+    ) -> Result<EpochRecord> {
+        let val = match validation {
+            Some(v) if !v.is_empty() => Some(self.evaluate(model, v)?),
+            _ => None,
+        };
+        let seen = tally.seen.max(1) as f64;
+        Ok(EpochRecord {
+            epoch: tally.epoch + 1,
+            train_loss: tally.loss_sum / seen,
+            train_accuracy: self
+                .config
+                .loss
+                .is_classification()
+                .then(|| tally.correct as f64 / seen),
+            val_loss: val.as_ref().map(|v| v.loss),
+            val_accuracy: val.and_then(|v| v.accuracy),
+            learning_rate: tally.learning_rate,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn notify(&mut self, mut f: impl FnMut(&mut dyn Callback) -> Control) -> Control {
+        let mut control = Control::Continue;
+        for c in &mut self.callbacks {
+            if f(c.as_mut()) == Control::Stop {
+                control = Control::Stop;
+            }
+        }
+        control
+    }
+
+    /// One optimiser step on the examples at `indices`; returns the batch loss (before the
+    /// update) and, for a classifier, how many it classified right.
+    fn step<M: Module<E>>(
+        &mut self,
+        model: &mut M,
+        data: &Dataset<E>,
+        indices: &[usize],
+    ) -> Result<(f64, usize)> {
+        let buf = &mut self.batch;
+        data.gather(indices, &mut buf.features, &mut buf.labels, &mut buf.values);
+        let tape = &mut self.tape;
+        tape.clear();
+        let (output, loss) = record_batch(
+            tape,
+            &mut self.losses,
+            self.config.loss,
+            model,
+            data,
+            indices.len(),
+            buf,
+        )?;
+        let loss_value = Float::to_f64(tape.item(loss)?);
+        let hits = if self.config.loss.is_classification() {
+            count_hits(tape, output, &buf.labels)?
+        } else {
+            0
+        };
+        if !loss_value.is_finite() {
+            return Ok((loss_value, hits));
+        }
+        tape.backward(loss)?;
+
+        buf.param_ids.clear();
+        buf.param_ids.extend(tape.parameters());
+        let mut params: Vec<ArrayViewMutD<'_, E>> = model.parameters_mut();
+        if params.len() != buf.param_ids.len() {
+            return Err(Error::Model(format!(
+                "forward recorded {} parameters but the model lists {}",
+                buf.param_ids.len(),
+                params.len()
+            )));
+        }
+        buf.grads.truncate(params.len());
+        for (i, (&id, p)) in buf.param_ids.iter().zip(&params).enumerate() {
+            let g = tape
+                .grad(id)
+                .expect("every parameter has a gradient after backward");
+            if g.shape() != p.shape() {
+                return Err(Error::Model(format!(
+                    "parameter {i} was recorded with shape {:?} but the model lists {:?}",
+                    g.shape(),
+                    p.shape()
+                )));
+            }
+            match buf.grads.get_mut(i) {
+                Some(slot) if slot.shape() == g.shape() => slot.assign(&g),
+                Some(slot) => *slot = g.to_owned(),
+                None => buf.grads.push(g.to_owned()),
+            }
+        }
+        if let Some(max_norm) = self.config.clip_grad_norm {
+            crate::clip_grad_norm(&mut buf.grads, max_norm);
+        }
+        self.optimizer.step(&mut params, &buf.grads)?;
+        Ok((loss_value, hits))
+    }
+
+    /// The model's loss on `data` (and, for a classifier, its accuracy and confusion matrix),
+    /// computed under [`Tape::no_grad`] in chunks of `eval_batch_size`.
+    pub fn evaluate<M: Module<E>>(&mut self, model: &M, data: &Dataset<E>) -> Result<Evaluation> {
+        self.check_targets(data, "evaluation")?;
+        let classes = data.classes();
+        let mut confusion = classes.map(ConfusionMatrix::new);
+        let chunk = self.config.eval_batch_size.max(1);
+        // RMSE does not average over chunks: average the squared error, then take the root.
+        let loss_kind = match self.config.loss {
+            Loss::Rmse => Loss::Mse,
+            other => other,
+        };
+        let mut loss_sum = 0.0;
+        let indices: Vec<usize> = (0..data.len()).collect();
+        for part in indices.chunks(chunk) {
+            let buf = &mut self.batch;
+            data.gather(part, &mut buf.features, &mut buf.labels, &mut buf.values);
+            let losses = &mut self.losses;
+            let (loss, predicted) = self.tape.no_grad(|tape| -> Result<(f64, Vec<usize>)> {
+                tape.clear();
+                let (output, loss) =
+                    record_batch(tape, losses, loss_kind, model, data, part.len(), buf)?;
+                let predicted = if classes.is_some() {
+                    argmax_rows(output_view(tape, output)?)
+                } else {
+                    Vec::new()
+                };
+                Ok((Float::to_f64(tape.item(loss)?), predicted))
+            })?;
+            loss_sum += loss * part.len() as f64;
+            if let Some(m) = confusion.as_mut() {
+                for (&a, &p) in self.batch.labels.iter().zip(&predicted) {
+                    m.add(a, p);
+                }
+            }
+        }
+        let mut loss = loss_sum / data.len().max(1) as f64;
+        if self.config.loss == Loss::Rmse {
+            loss = loss.sqrt();
+        }
+        Ok(Evaluation {
+            loss,
+            accuracy: confusion.as_ref().map(ConfusionMatrix::accuracy),
+            confusion,
+        })
+    }
+
+    /// The model's outputs for `features` (`[examples, features]`), computed under
+    /// [`Tape::no_grad`]: logits for a classifier, predictions for a regression.
+    pub fn predict<M: Module<E>>(
+        &mut self,
+        model: &M,
+        features: ArrayView2<'_, E>,
+    ) -> Result<Array2<E>> {
+        let rows = features.nrows();
+        let feats = features.as_standard_layout();
+        let data = feats.as_slice().expect("standard layout");
+        self.tape.no_grad(|tape| -> Result<Array2<E>> {
+            tape.clear();
+            let x = tape.input(Shaped(&[rows, features.ncols()], data))?;
+            let out = model.forward(tape, x)?;
+            Ok(output_view(tape, out)?.to_owned())
+        })
+    }
+
+    fn check(&self, train: &Dataset<E>, validation: Option<&Dataset<E>>) -> Result<()> {
+        if self.config.batch_size == 0 {
+            return Err(Error::InvalidConfig(
+                "the batch size must be at least 1".into(),
+            ));
+        }
+        if train.is_empty() {
+            return Err(Error::InvalidData("the training set is empty".into()));
+        }
+        if let Some(max) = self.config.clip_grad_norm
+            && (max.is_nan() || max <= 0.0)
+        {
+            return Err(Error::InvalidConfig(format!(
+                "the gradient clipping norm must be positive, got {max}"
+            )));
+        }
+        self.check_targets(train, "training")?;
+        if let Some(v) = validation {
+            self.check_targets(v, "validation")?;
+            if v.n_features() != train.n_features() || v.n_outputs() != train.n_outputs() {
+                return Err(Error::InvalidData(format!(
+                    "the validation set has {} features and {} outputs, the training set {} and {}",
+                    v.n_features(),
+                    v.n_outputs(),
+                    train.n_features(),
+                    train.n_outputs()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_targets(&self, data: &Dataset<E>, what: &str) -> Result<()> {
+        let labels = matches!(data.targets(), Targets::Classes { .. });
+        if labels != self.config.loss.is_classification() {
+            return Err(Error::InvalidConfig(format!(
+                "the {} loss needs {}, but the {what} set has {}",
+                self.config.loss,
+                if labels {
+                    "regression targets"
+                } else {
+                    "class labels"
+                },
+                if labels {
+                    "class labels"
+                } else {
+                    "regression targets"
+                },
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Records the forward pass and the loss of a gathered batch of `rows` examples.
+fn record_batch<E: Float, M: Module<E>>(
+    tape: &mut Tape<E>,
+    losses: &mut LossRecorder,
+    loss: Loss,
+    model: &M,
+    data: &Dataset<E>,
+    rows: usize,
+    buf: &BatchBuffers<E>,
+) -> Result<(NodeId, NodeId)> {
+    let x = tape.input(Shaped(&[rows, data.n_features()], &buf.features))?;
+    let output = model.forward(tape, x)?;
+    let target = if loss.is_classification() {
+        tape.labels(&buf.labels)?
+    } else {
+        tape.input(Shaped(&[rows, data.n_outputs()], &buf.values))?
+    };
+    let loss = losses.record(tape, loss, output, target)?;
+    Ok((output, loss))
+}
+
+/// A node's value as a matrix, or an error if the model's output is not one.
+fn output_view<E: Float>(tape: &Tape<E>, output: NodeId) -> Result<ArrayView2<'_, E>> {
+    let shape = tape.shape(output)?;
+    if shape.rank() != 2 {
+        return Err(Error::Model(format!(
+            "the model's output has shape {:?}; expected [batch, outputs]",
+            shape.dims()
+        )));
+    }
+    let dims = shape.dims();
+    Ok(ArrayView2::from_shape((dims[0], dims[1]), tape.data(output)?).expect("sized by its shape"))
+}
+
+fn count_hits<E: Float>(tape: &Tape<E>, output: NodeId, labels: &[usize]) -> Result<usize> {
+    let predicted = argmax_rows(output_view(tape, output)?);
+    Ok(predicted.iter().zip(labels).filter(|(p, l)| p == l).count())
+}
