@@ -251,6 +251,27 @@ impl Op {
         Ok(())
     }
 
+    /// Writes the pull-back of `grad_output` through input `index` into `grad_input`, ignoring
+    /// what it held: for the first contribution to a gradient, so that the buffer need not be
+    /// zeroed first. Matmul writes its product directly; the other ops zero and add.
+    #[inline]
+    pub fn vjp_overwrite<E: Float>(
+        &self,
+        inputs: &[TensorRef<'_, E>],
+        output: TensorRef<'_, E>,
+        grad_output: &[E],
+        index: usize,
+        grad_input: &mut [E],
+    ) {
+        match *self {
+            Op::MatMul => matmul::vjp(inputs[0], inputs[1], grad_output, index, grad_input, false),
+            _ => {
+                grad_input.fill(E::zero());
+                self.vjp(inputs, output, grad_output, index, grad_input);
+            }
+        }
+    }
+
     /// Adds the pull-back of `grad_output` through input `index` to `grad_input`.
     ///
     /// `output` is this op's forward result for `inputs`; `grad_input` has input `index`'s
@@ -270,7 +291,7 @@ impl Op {
         let gi = grad_input;
         match *self {
             // C = A·B: dA = dC·Bᵀ, dB = Aᵀ·dC
-            Op::MatMul => matmul::vjp(inputs[0], inputs[1], g, index, gi),
+            Op::MatMul => matmul::vjp(inputs[0], inputs[1], g, index, gi, true),
             // c = a + b: da = dc, db = dc (summed over broadcast axes)
             Op::Add => binary::vjp(inputs, output, g, index, gi, |g, _, _, _| g, |g, _, _, _| g),
             // c = a - b: da = dc, db = -dc

@@ -136,8 +136,15 @@ impl<E: Float> Tape<E> {
                             tensor_of(nodes, values, second),
                         ];
                         for (k, &input) in inputs.iter().enumerate() {
-                            if let Some(gi) = grad_target(nodes, below, grad_stamps, stamp, input) {
-                                if op.differentiable_in(k) {
+                            if !op.differentiable_in(k) {
+                                continue;
+                            }
+                            if let Some((gi, fresh)) =
+                                grad_target(nodes, below, grad_stamps, stamp, input)
+                            {
+                                if fresh {
+                                    op.vjp_overwrite(&refs[..inputs.len()], output, g, k, gi);
+                                } else {
                                     op.vjp(&refs[..inputs.len()], output, g, k, gi);
                                 }
                             }
@@ -152,7 +159,12 @@ impl<E: Float> Tape<E> {
                         let g_view = view_of(&node.shape, g);
                         for (k, &input) in inputs.iter().enumerate() {
                             let target_shape = nodes[input.index()].shape;
-                            if let Some(gi) = grad_target(nodes, below, grad_stamps, stamp, input) {
+                            if let Some((gi, fresh)) =
+                                grad_target(nodes, below, grad_stamps, stamp, input)
+                            {
+                                if fresh {
+                                    gi.fill(E::zero());
+                                }
                                 let gi = ArrayViewMutD::from_shape(IxDyn(target_shape.dims()), gi)
                                     .expect("sized to the input");
                                 custom.vjp(&views, output.view(), g_view.view(), k, gi);
@@ -185,8 +197,9 @@ fn zero<E: Float>(buf: &mut Vec<E>, n: usize) {
     buf.resize(n, E::zero());
 }
 
-/// The gradient buffer of `input`, zeroed on first touch in this sweep, or `None` if no
-/// gradient flows into it.
+/// The gradient buffer of `input` and whether this sweep reaches it for the first time (then it
+/// holds stale numbers of the right length, to be overwritten), or `None` if no gradient flows
+/// into it.
 #[inline]
 fn grad_target<'a, E: Float>(
     nodes: &[Node],
@@ -194,17 +207,23 @@ fn grad_target<'a, E: Float>(
     stamps: &mut [u32],
     stamp: u32,
     input: NodeId,
-) -> Option<&'a mut [E]> {
+) -> Option<(&'a mut [E], bool)> {
     let j = input.index();
     let target = &nodes[j];
     if !target.requires_grad {
         return None;
     }
-    if stamps[j] != stamp {
-        zero(&mut below[j], target.shape.numel());
+    let fresh = stamps[j] != stamp;
+    if fresh {
+        let n = target.shape.numel();
+        // Same length as last time (the steady state of a training loop): leave the stale
+        // numbers, the first VJP overwrites them. Otherwise resize, which zeroes.
+        if below[j].len() != n {
+            zero(&mut below[j], n);
+        }
         stamps[j] = stamp;
     }
-    Some(&mut below[j][..])
+    Some((&mut below[j][..], fresh))
 }
 
 fn view_of<'a, E: Float>(shape: &'a Shape, data: &'a [E]) -> ArrayViewD<'a, E> {

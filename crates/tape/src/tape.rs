@@ -254,8 +254,12 @@ impl<E: Float> Tape<E> {
         ];
         let shape = op.output_shape(&shapes[..inputs.len()])?;
         let mut buf = self.take_slot(id);
-        buf.clear();
-        buf.resize(shape.numel(), E::zero());
+        // Every built-in forward rule writes each element of its output, so a buffer of the right
+        // length (the steady state of a training loop) needs no zeroing first.
+        if buf.len() != shape.numel() {
+            buf.clear();
+            buf.resize(shape.numel(), E::zero());
+        }
         let refs = [self.tensor(first), self.tensor(second)];
         let ran = op.forward(&refs[..inputs.len()], &mut buf);
         if let Err(err) = ran {

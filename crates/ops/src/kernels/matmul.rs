@@ -53,23 +53,25 @@ pub fn forward<E: Float>(a: TensorRef<'_, E>, b: TensorRef<'_, E>, out: &mut [E]
     gemm(E::one(), a, b, E::zero(), c);
 }
 
-/// Adds `dC·Bᵀ` (for `index` 0) or `Aᵀ·dC` (for `index` 1) to `gi`. Both use transposed views:
-/// nothing is copied.
+/// Adds `dC·Bᵀ` (for `index` 0) or `Aᵀ·dC` (for `index` 1) to `gi`, or with `accumulate`
+/// false writes it over whatever `gi` held. Both use transposed views: nothing is copied.
 pub fn vjp<E: Float>(
     a: TensorRef<'_, E>,
     b: TensorRef<'_, E>,
     g: &[E],
     index: usize,
     gi: &mut [E],
+    accumulate: bool,
 ) {
     let (a, b) = (as_matrix(a), as_matrix(b));
     let g = ArrayView2::from_shape((a.nrows(), b.ncols()), g).expect("dC has the output's shape");
+    let beta = if accumulate { E::one() } else { E::zero() };
     if index == 0 {
         gemm(
             E::one(),
             g,
             b.t(),
-            E::one(),
+            beta,
             as_matrix_mut(a.nrows(), a.ncols(), gi),
         );
     } else {
@@ -77,7 +79,7 @@ pub fn vjp<E: Float>(
             E::one(),
             a.t(),
             g,
-            E::one(),
+            beta,
             as_matrix_mut(b.nrows(), b.ncols(), gi),
         );
     }

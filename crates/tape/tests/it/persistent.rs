@@ -126,3 +126,60 @@ fn update_parameters_sees_only_swept_gradients() {
     assert_eq!(calls, 1);
     assert_eq!(tape.value(w).unwrap()[[0]], 7.0);
 }
+
+/// Records `loss = Σ relu(x·w) + Σ (x·w)·x·w`-like shapes with fan-out, so that a gradient's
+/// first contribution comes from a matmul in one graph and from an elementwise op in another.
+fn graph(
+    tape: &mut Tape<f64>,
+    w: wengert_tape::NodeId,
+    x: wengert_tape::NodeId,
+    variant: bool,
+) -> wengert_tape::NodeId {
+    let xw = tape.matmul(x, w).unwrap();
+    let (a, b) = if variant {
+        let r = tape.relu(xw).unwrap();
+        let t = tape.tanh(xw).unwrap();
+        (r, t)
+    } else {
+        let t = tape.tanh(xw).unwrap();
+        let r = tape.mul(xw, xw).unwrap();
+        (t, r)
+    };
+    let s = tape.add(a, b).unwrap();
+    tape.sum(s).unwrap()
+}
+
+#[test]
+fn stale_gradient_buffers_never_leak_into_a_new_recording() {
+    let w0 = array![[0.3, -0.7, 1.1], [0.5, 0.2, -0.4]];
+    let x0 = array![[1.0, -2.0], [0.5, 0.25], [-1.5, 3.0]];
+    for variant in [false, true] {
+        // A reused tape: first the other graph (leaving its gradients in the slots), then this one.
+        let mut reused = Tape::<f64>::new();
+        let w = reused.parameter(&w0).unwrap();
+        let x = reused.parameter(&x0).unwrap();
+        let mark = reused.mark();
+        let loss = graph(&mut reused, w, x, !variant);
+        reused.backward(loss).unwrap();
+        reused.rewind(mark).unwrap();
+        let loss = graph(&mut reused, w, x, variant);
+        reused.backward(loss).unwrap();
+
+        let mut fresh = Tape::<f64>::new();
+        let fw = fresh.parameter(&w0).unwrap();
+        let fx = fresh.parameter(&x0).unwrap();
+        let floss = graph(&mut fresh, fw, fx, variant);
+        fresh.backward(floss).unwrap();
+
+        assert_eq!(
+            reused.grad(w).unwrap(),
+            fresh.grad(fw).unwrap(),
+            "variant {variant}"
+        );
+        assert_eq!(
+            reused.grad(x).unwrap(),
+            fresh.grad(fx).unwrap(),
+            "variant {variant}"
+        );
+    }
+}
