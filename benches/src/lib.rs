@@ -1,0 +1,21 @@
+//! wengert's benchmarks: the reference workloads W1..W5 (`cargo xtask bench`) and the pieces the
+//! criterion benchmarks share.
+//!
+//! - [`shared`]: the workloads' constants, seeded data, the digits set, the JSON line format;
+//!   also compiled into the baselines and peers programs, which live outside the workspace.
+//! - [`mlp`]: the W2/W4 network on the tape and by hand on the same kernels (`no-tape`).
+//! - [`chain`]: W3's chain of tiny ops.
+//! - [`workloads`]: W1..W4 for the engines built here; [`memory`]: W5.
+//! - [`record`], [`table`]: the records of `--json`, checked, and the printed table.
+//! - [`alloc_count`]: the counting global allocator behind W5's allocations per step.
+
+#![deny(missing_docs)]
+
+pub mod alloc_count;
+pub mod chain;
+pub mod memory;
+pub mod mlp;
+pub mod record;
+pub mod shared;
+pub mod table;
+pub mod workloads;
