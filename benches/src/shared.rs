@@ -362,6 +362,18 @@ mod tests {
     }
 
     #[test]
+    fn the_stream_matches_the_python_port() {
+        // benches/peers/pytorch_bench.py --selftest checks the same values: change both together.
+        let mut r = Rng::new(SEED);
+        assert_eq!(r.next_u64(), 3220337691051907759);
+        assert_eq!(r.next_u64(), 18362673279826037020);
+        assert_eq!(r.below(1437), 722);
+        let mut v: Vec<usize> = (0..10).collect();
+        Rng::new(3).shuffle(&mut v);
+        assert_eq!(v, [2, 8, 7, 4, 5, 6, 0, 1, 9, 3]);
+    }
+
+    #[test]
     fn a_shuffle_is_a_permutation() {
         let mut v: Vec<usize> = (0..100).collect();
         Rng::new(3).shuffle(&mut v);

@@ -64,7 +64,10 @@ mod tests {
         }
         let total = fma_block(1000, 0.5);
         let expected = v * (LANES * CHAINS) as f32;
-        assert!((total - expected).abs() <= 1e-5 * expected, "{total} {expected}");
+        assert!(
+            (total - expected).abs() <= 1e-5 * expected,
+            "{total} {expected}"
+        );
         assert_eq!(block_flops(10), 1920.0);
     }
 }

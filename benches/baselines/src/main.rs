@@ -42,7 +42,11 @@ fn main() {
              runs on matrixmultiply's choice"
         );
     }
-    let counts: Vec<usize> = if threads > 1 { vec![1, threads] } else { vec![1] };
+    let counts: Vec<usize> = if threads > 1 {
+        vec![1, threads]
+    } else {
+        vec![1]
+    };
 
     for &t in &counts {
         let gflops = fma::peak_gflops(t, effort.w1_seconds());

@@ -112,8 +112,19 @@ impl Options {
 
 type Job<'a> = Box<dyn FnOnce(&mut dyn FnMut(&str)) -> Result<Vec<Record>, String> + 'a>;
 
+/// The load averages of `/proc/loadavg` (1, 5 and 15 minutes), if readable.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
 fn run(o: &Options) -> Result<(), String> {
     let start = Instant::now();
+    let load_before = load_average();
+    eprintln!(
+        "load average before the run: {load_before} (other work on the machine skews every figure)"
+    );
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let thread_counts: Vec<usize> = if all > 1 { vec![1, all] } else { vec![1] };
     let w2_threads: Vec<usize> = match o.effort {
@@ -195,6 +206,10 @@ fn run(o: &Options) -> Result<(), String> {
     }
 
     println!("{}", table::render(&records));
+    println!(
+        "load average (1, 5, 15 min) before the run: {load_before}; after: {}",
+        load_average()
+    );
     if let Some(path) = &o.json {
         let text = to_json_text(&records);
         std::fs::write(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
