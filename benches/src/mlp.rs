@@ -121,19 +121,31 @@ impl Optimizer for Adam {
     }
 }
 
+/// The most layers [`tape_step`] handles: its parameter ids live in a fixed array, so that the
+/// harness itself allocates nothing per step (W5 counts every allocation of the process).
+pub const MAX_LAYERS: usize = 8;
+
+/// Parameter ids by number (`2·layer`, `2·layer + 1`).
+type ParamIds = [Option<NodeId>; 2 * MAX_LAYERS];
+
 /// Records the forward pass on `tape` (cleared first) and returns the logits' and parameters'
 /// ids, the parameters copied in as a user of the tape would.
-fn record_forward(tape: &mut Tape<f32>, mlp: &Mlp, x: &[f32]) -> Result<(NodeId, Vec<NodeId>)> {
+fn record_forward(tape: &mut Tape<f32>, mlp: &Mlp, x: &[f32]) -> Result<(NodeId, ParamIds)> {
+    assert!(
+        mlp.params.len() <= MAX_LAYERS,
+        "at most {MAX_LAYERS} layers"
+    );
     tape.clear();
     let batch = x.len() / mlp.inputs();
     let mut h = tape.input(Shaped(&[batch, mlp.inputs()], x))?;
-    let mut ids = Vec::with_capacity(mlp.params.len() * 2);
+    let mut ids: ParamIds = [None; 2 * MAX_LAYERS];
     let last = mlp.params.len() - 1;
     for (l, (w, b)) in mlp.params.iter().enumerate() {
         let (fan_in, fan_out) = (mlp.layers[l], mlp.layers[l + 1]);
         let wid = tape.parameter(Shaped(&[fan_in, fan_out], w))?;
         let bid = tape.parameter(Shaped(&[fan_out], b))?;
-        ids.extend([wid, bid]);
+        ids[2 * l] = Some(wid);
+        ids[2 * l + 1] = Some(bid);
         let z = tape.matmul(h, wid)?;
         let z = tape.add(z, bid)?;
         h = if l < last { tape.relu(z)? } else { z };
@@ -157,10 +169,9 @@ pub fn tape_step(
     let grads = tape.backward(loss)?;
     opt.begin_step();
     for (l, (w, b)) in mlp.params.iter_mut().enumerate() {
-        let gw = grads.data(ids[2 * l]).expect("a parameter has a gradient");
-        let gb = grads
-            .data(ids[2 * l + 1])
-            .expect("a parameter has a gradient");
+        let grad = |i: usize| ids[i].and_then(|id| grads.data(id));
+        let gw = grad(2 * l).expect("a parameter has a gradient");
+        let gb = grad(2 * l + 1).expect("a parameter has a gradient");
         opt.update(2 * l, w, gw);
         opt.update(2 * l + 1, b, gb);
     }

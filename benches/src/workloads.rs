@@ -9,6 +9,7 @@ use ndarray::linalg::general_mat_mul;
 use wengert_ops::kernels::matmul::gemm;
 use wengert_tape::Tape;
 
+use crate::alloc_count::allocations;
 use crate::chain::{plain_chain, tape_chain};
 use crate::mlp::{Adam, Mlp, NoTape, Sgd, tape_infer, tape_step};
 use crate::record::Record;
@@ -209,18 +210,26 @@ pub fn w3(
     let per_op = |s: &mut Vec<f64>| median(s) / W3_OPS as f64 * 1e9;
     let mut tape = Tape::with_capacity(W3_OPS + 3);
     let (mut rec, mut back) = (Vec::new(), Vec::new());
+    let mut allocs = 0;
     for i in 0..=effort.w3_chains() {
+        let before = allocations();
         let (times, _) = tape_chain(&mut tape, W3_OPS).map_err(err)?;
         if i > 0 {
+            allocs += allocations() - before;
             rec.push(times.record);
             back.push(times.backward);
         }
     }
     let (r, b) = (per_op(&mut rec), per_op(&mut back));
+    // Counted only where the binary's allocator is the counting one (the runner's is).
+    let allocs_per_chain = allocs as f64 / effort.w3_chains() as f64;
     progress(&format!(
-        "W3 wengert: record {r:.1} ns/op, backward {b:.1} ns/op"
+        "W3 wengert: record {r:.1} ns/op, backward {b:.1} ns/op, {allocs_per_chain} allocations per chain"
     ));
-    let mut records = vec![w3_record("wengert", threads, r, b)];
+    let mut w3 = w3_record("wengert", threads, r, b);
+    w3.figures
+        .insert("allocs_per_chain".to_string(), allocs_per_chain);
+    let mut records = vec![w3];
 
     let mut values = Vec::with_capacity(W3_OPS + 1);
     let (mut rec, mut back) = (Vec::new(), Vec::new());
