@@ -19,3 +19,22 @@ pub mod record;
 pub mod shared;
 pub mod table;
 pub mod workloads;
+
+#[cfg(test)]
+mod tests {
+    /// The reference workloads quoted in docs/BENCHMARKS.md are, line for line, the copy of the
+    /// team's reference kept in benches/WORKLOADS.md.
+    #[test]
+    fn workloads_in_the_docs_match_the_copy() {
+        let copy = include_str!("../WORKLOADS.md");
+        let docs = include_str!("../../docs/BENCHMARKS.md");
+        let quoted: Vec<&str> = docs
+            .lines()
+            .skip_while(|l| *l != "> # Reference workloads")
+            .take_while(|l| l.starts_with('>'))
+            .map(|l| l.strip_prefix("> ").unwrap_or(l.trim_start_matches('>')))
+            .collect();
+        let copy: Vec<&str> = copy.lines().collect();
+        assert_eq!(quoted, copy);
+    }
+}
