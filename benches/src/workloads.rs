@@ -106,23 +106,33 @@ pub fn w2_step_flops(layers: &[usize], batch: usize) -> f64 {
     2.0 * batch as f64 * (3 * macs - first) as f64
 }
 
-/// Per-step milliseconds of `step` after `warmup` untimed calls: the median of `steps` timings.
-fn ms_per_call(warmup: usize, steps: usize, mut step: impl FnMut()) -> f64 {
+/// Per-call milliseconds of `a` and of `b`, after `warmup` untimed calls of each: the medians of
+/// `steps` timings each, taken alternately (a, b, a, b, ...) so that both see the same background
+/// load and their ratio stays meaningful on a busy machine.
+fn ms_per_call_pair(
+    warmup: usize,
+    steps: usize,
+    mut a: impl FnMut(),
+    mut b: impl FnMut(),
+) -> (f64, f64) {
     for _ in 0..warmup {
-        step();
+        a();
+        b();
     }
-    let mut samples: Vec<f64> = (0..steps)
-        .map(|_| {
-            let t = Instant::now();
-            step();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    median(&mut samples)
+    let (mut ta, mut tb) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
+    for _ in 0..steps {
+        let t = Instant::now();
+        a();
+        ta.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        b();
+        tb.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    (median(&mut ta), median(&mut tb))
 }
 
 /// W2: the 784-512-512-10 MLP's training step (SGD) and its inference pass, for each batch size
-/// and thread count, on the tape and by hand.
+/// and thread count, on the tape and by hand, their steps interleaved.
 pub fn w2(
     effort: Effort,
     threads: &[usize],
@@ -138,49 +148,50 @@ pub fn w2(
         for &t in threads {
             let pool = pool(t)?;
             let (warmup, steps) = (effort.w2_warmup(), effort.w2_steps());
-            let mut sgd = Sgd { lr: W2_LR };
-
-            let mut mlp = init.clone();
+            let (mut sgd_a, mut sgd_b) = (Sgd { lr: W2_LR }, Sgd { lr: W2_LR });
+            let (mut mlp_a, mut mlp_b) = (init.clone(), init.clone());
             let mut tape = Tape::new();
+            let mut hand = NoTape::new();
             let mut failure = None;
-            let train = pool.install(|| {
-                ms_per_call(warmup, steps, || {
-                    if let Err(e) = tape_step(&mut tape, &mut mlp, &x, &labels, &mut sgd) {
-                        failure = Some(err(e));
-                    }
-                })
+            let (train_a, train_b) = pool.install(|| {
+                ms_per_call_pair(
+                    warmup,
+                    steps,
+                    || {
+                        if let Err(e) = tape_step(&mut tape, &mut mlp_a, &x, &labels, &mut sgd_a) {
+                            failure = Some(err(e));
+                        }
+                    },
+                    || {
+                        hand.step(&mut mlp_b, &x, &labels, &mut sgd_b);
+                    },
+                )
             });
-            let infer = pool.install(|| {
-                ms_per_call(warmup, steps, || {
-                    if let Err(e) = tape_infer(&mut tape, &mlp, &x) {
-                        failure = Some(err(e));
-                    }
-                })
+            let (infer_a, infer_b) = pool.install(|| {
+                ms_per_call_pair(
+                    warmup,
+                    steps,
+                    || {
+                        if let Err(e) = tape_infer(&mut tape, &mlp_a, &x) {
+                            failure = Some(err(e));
+                        }
+                    },
+                    || {
+                        hand.forward(&mlp_b, &x);
+                    },
+                )
             });
             if let Some(e) = failure {
                 return Err(e);
             }
-            records.push(w2_record("wengert", t, batch, train, infer, flops));
-            progress(&format!(
-                "W2 wengert batch={batch} threads={t}: {train:.2} ms/step, forward {infer:.2} ms"
-            ));
-
-            let mut mlp = init.clone();
-            let mut hand = NoTape::new();
-            let train = pool.install(|| {
-                ms_per_call(warmup, steps, || {
-                    hand.step(&mut mlp, &x, &labels, &mut sgd);
-                })
-            });
-            let infer = pool.install(|| {
-                ms_per_call(warmup, steps, || {
-                    hand.forward(&mlp, &x);
-                })
-            });
-            records.push(w2_record("no-tape", t, batch, train, infer, flops));
-            progress(&format!(
-                "W2 no-tape batch={batch} threads={t}: {train:.2} ms/step, forward {infer:.2} ms"
-            ));
+            for (engine, train, infer) in
+                [("wengert", train_a, infer_a), ("no-tape", train_b, infer_b)]
+            {
+                records.push(w2_record(engine, t, batch, train, infer, flops));
+                progress(&format!(
+                    "W2 {engine} batch={batch} threads={t}: {train:.2} ms/step, forward {infer:.2} ms"
+                ));
+            }
         }
     }
     Ok(records)
@@ -209,15 +220,22 @@ pub fn w3(
 ) -> Result<Vec<Record>, String> {
     let per_op = |s: &mut Vec<f64>| median(s) / W3_OPS as f64 * 1e9;
     let mut tape = Tape::with_capacity(W3_OPS + 3);
+    let mut values = Vec::with_capacity(W3_OPS + 1);
+    // Chains alternate between the engines (after one untimed chain each), as W2's steps do.
     let (mut rec, mut back) = (Vec::new(), Vec::new());
+    let (mut plain_rec, mut plain_back) = (Vec::new(), Vec::new());
     let mut allocs = 0;
     for i in 0..=effort.w3_chains() {
         let before = allocations();
         let (times, _) = tape_chain(&mut tape, W3_OPS).map_err(err)?;
+        let after = allocations();
+        let (plain, _) = plain_chain(&mut values, W3_OPS);
         if i > 0 {
-            allocs += allocations() - before;
+            allocs += after - before;
             rec.push(times.record);
             back.push(times.backward);
+            plain_rec.push(plain.record);
+            plain_back.push(plain.backward);
         }
     }
     let (r, b) = (per_op(&mut rec), per_op(&mut back));
@@ -231,16 +249,7 @@ pub fn w3(
         .insert("allocs_per_chain".to_string(), allocs_per_chain);
     let mut records = vec![w3];
 
-    let mut values = Vec::with_capacity(W3_OPS + 1);
-    let (mut rec, mut back) = (Vec::new(), Vec::new());
-    for i in 0..=effort.w3_chains() {
-        let (times, _) = plain_chain(&mut values, W3_OPS);
-        if i > 0 {
-            rec.push(times.record);
-            back.push(times.backward);
-        }
-    }
-    let (r, b) = (per_op(&mut rec), per_op(&mut back));
+    let (r, b) = (per_op(&mut plain_rec), per_op(&mut plain_back));
     progress(&format!(
         "W3 no-tape: record {r:.1} ns/op, backward {b:.1} ns/op"
     ));
@@ -295,55 +304,52 @@ pub fn w4(
     let (train, test) = data;
     let pool = pool(threads)?;
     let adam = || Adam::new(W4_LR, W4_BETA1, W4_BETA2, W4_EPS);
-    let mut records = Vec::new();
 
-    let (mut times, mut acc) = (Vec::new(), 0.0);
+    // Trainings alternate between the engines, as W2's steps do.
+    let (mut times, mut hand_times) = (Vec::new(), Vec::new());
+    let (mut acc, mut hand_acc) = (0.0, 0.0);
     for _ in 0..effort.w4_runs() {
         let mut mlp = Mlp::new(&W4_LAYERS, &mut Rng::new(SEED));
         let mut tape = Tape::new();
         let mut opt = adam();
         let mut failure = None;
-        let seconds = pool.install(|| {
+        times.push(pool.install(|| {
             w4_train(train, |x, y| {
                 if let Err(e) = tape_step(&mut tape, &mut mlp, x, y, &mut opt) {
                     failure = Some(err(e));
                 }
             })
-        });
+        }));
         if let Some(e) = failure {
             return Err(e);
         }
-        times.push(seconds);
         acc = accuracy(
             tape_infer(&mut tape, &mlp, &test.features).map_err(err)?,
             &test.labels,
         );
-    }
-    let seconds = median(&mut times);
-    progress(&format!(
-        "W4 wengert: {seconds:.3} s, test accuracy {:.2}%",
-        acc * 100.0
-    ));
-    records.push(w4_record("wengert", threads, seconds, acc));
 
-    let mut times = Vec::new();
-    for _ in 0..effort.w4_runs() {
         let mut mlp = Mlp::new(&W4_LAYERS, &mut Rng::new(SEED));
         let mut hand = NoTape::new();
         let mut opt = adam();
-        times.push(pool.install(|| {
+        hand_times.push(pool.install(|| {
             w4_train(train, |x, y| {
                 hand.step(&mut mlp, x, y, &mut opt);
             })
         }));
-        acc = accuracy(hand.forward(&mlp, &test.features), &test.labels);
+        hand_acc = accuracy(hand.forward(&mlp, &test.features), &test.labels);
     }
-    let seconds = median(&mut times);
-    progress(&format!(
-        "W4 no-tape: {seconds:.3} s, test accuracy {:.2}%",
-        acc * 100.0
-    ));
-    records.push(w4_record("no-tape", threads, seconds, acc));
+    let mut records = Vec::new();
+    for (engine, times, acc) in [
+        ("wengert", &mut times, acc),
+        ("no-tape", &mut hand_times, hand_acc),
+    ] {
+        let seconds = median(times);
+        progress(&format!(
+            "W4 {engine}: {seconds:.3} s, test accuracy {:.2}%",
+            acc * 100.0
+        ));
+        records.push(w4_record(engine, threads, seconds, acc));
+    }
     Ok(records)
 }
 
