@@ -1,0 +1,363 @@
+//! The runner behind `cargo xtask bench`: measures W1..W5 on wengert and its baselines in one
+//! run, prints the table, and writes the records.
+//!
+//! ```text
+//! wengert-bench run [--quick] [--json PATH] [--only W1,W3] [--data DIGITS.csv.gz]
+//!                   [--baselines BIN] [--peers BIN] [--pytorch SCRIPT]
+//! wengert-bench check PATH          # checks a file written by --json
+//! wengert-bench w5-child ENGINE N   # internal: W5 in a fresh process on N threads
+//! ```
+//!
+//! `cargo xtask bench` builds this binary, the baselines program and (with `--peers`) the peers
+//! program in release mode, then runs this with the paths filled in.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+use wengert_benches::alloc_count::CountingAlloc;
+use wengert_benches::memory::w5_child;
+use wengert_benches::record::{Record, check_json_text, parse_lines, to_json_text};
+use wengert_benches::shared::{Effort, Split, digits_split};
+use wengert_benches::{table, workloads};
+
+#[global_allocator]
+static ALLOCATOR: CountingAlloc = CountingAlloc;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => Options::parse(&args[1..]).and_then(|o| run(&o)),
+        Some("check") => check(args.get(1)),
+        Some("w5-child") => child(&args[1..]),
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("wengert-bench: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage: wengert-bench run [--quick] [--json PATH] [--only W1,W2,...] \
+[--data DIGITS.csv.gz] [--baselines BIN] [--peers BIN] [--pytorch SCRIPT]
+       wengert-bench check PATH";
+
+#[derive(Debug)]
+struct Options {
+    effort: Effort,
+    json: Option<PathBuf>,
+    only: Vec<String>,
+    data: PathBuf,
+    baselines: Option<PathBuf>,
+    peers: Option<PathBuf>,
+    pytorch: Option<PathBuf>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options, String> {
+        let mut o = Options {
+            effort: Effort::from_args(args),
+            json: None,
+            only: ["W1", "W2", "W3", "W4", "W5"].map(String::from).to_vec(),
+            data: Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits.csv.gz"),
+            baselines: None,
+            peers: None,
+            pytorch: None,
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let mut value = || {
+                it.next()
+                    .cloned()
+                    .ok_or(format!("{arg} needs a value\n{USAGE}"))
+            };
+            match arg.as_str() {
+                "--quick" => {}
+                "--json" => o.json = Some(value()?.into()),
+                "--only" => o.only = value()?.split(',').map(|s| s.to_uppercase()).collect(),
+                "--data" => o.data = value()?.into(),
+                "--baselines" => o.baselines = Some(value()?.into()),
+                "--peers" => o.peers = Some(value()?.into()),
+                "--pytorch" => o.pytorch = Some(value()?.into()),
+                other => return Err(format!("unknown option '{other}'\n{USAGE}")),
+            }
+        }
+        Ok(o)
+    }
+
+    fn wants(&self, workload: &str) -> bool {
+        self.only.iter().any(|w| w == workload)
+    }
+
+    /// Arguments passed on to the baselines and peers programs.
+    fn forwarded(&self, threads: usize) -> Vec<String> {
+        let mut args = vec![
+            "--threads".to_string(),
+            threads.to_string(),
+            "--only".to_string(),
+            self.only.join(","),
+            "--data".to_string(),
+            self.data.display().to_string(),
+        ];
+        if self.effort == Effort::Quick {
+            args.push("--quick".to_string());
+        }
+        args
+    }
+}
+
+type Job<'a> = Box<dyn FnOnce(&mut dyn FnMut(&str)) -> Result<Vec<Record>, String> + 'a>;
+
+/// The load averages of `/proc/loadavg` (1, 5 and 15 minutes), if readable.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+fn run(o: &Options) -> Result<(), String> {
+    let start = Instant::now();
+    let load_before = load_average();
+    eprintln!(
+        "load average before the run: {load_before} (other work on the machine skews every figure)"
+    );
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let thread_counts: Vec<usize> = if all > 1 { vec![1, all] } else { vec![1] };
+    let w2_threads: Vec<usize> = match o.effort {
+        Effort::Full => thread_counts.clone(),
+        Effort::Quick => vec![all],
+    };
+    let effort = o.effort;
+    let data = if o.wants("W4") {
+        Some(load_digits(&o.data)?)
+    } else {
+        None
+    };
+
+    let mut jobs: Vec<(String, Job<'_>)> = Vec::new();
+    if o.wants("W1") {
+        jobs.push((
+            "W1 matmul: wengert, matrixmultiply".into(),
+            Box::new(|p| workloads::w1(effort, &thread_counts, p)),
+        ));
+        if let Some(bin) = &o.baselines {
+            let args = o.forwarded(all);
+            jobs.push((
+                "W1 matmul: matrixmultiply-threaded, gemm, FMA peak".into(),
+                Box::new(move |p| {
+                    external(bin, &args, &[("MATMUL_NUM_THREADS", all.to_string())], p)
+                }),
+            ));
+        }
+    }
+    if o.wants("W2") {
+        jobs.push((
+            "W2 MLP step: wengert, no-tape".into(),
+            Box::new(|p| workloads::w2(effort, &w2_threads, p)),
+        ));
+    }
+    if o.wants("W3") {
+        jobs.push((
+            "W3 tiny ops: wengert, no-tape".into(),
+            Box::new(move |p| workloads::w3(effort, all, p)),
+        ));
+    }
+    if let Some(data) = &data {
+        jobs.push((
+            "W4 digits: wengert, no-tape".into(),
+            Box::new(move |p| workloads::w4(effort, all, data, p)),
+        ));
+    }
+    if o.wants("W5") {
+        jobs.push((
+            "W5 memory: wengert, no-tape (one child process each)".into(),
+            Box::new(move |p| w5(all, p)),
+        ));
+    }
+    if let Some(bin) = &o.peers {
+        let args = o.forwarded(all);
+        jobs.push((
+            "peers: candle, dfdx".into(),
+            Box::new(move |p| optional(external(bin, &args, &[], p), "peers", p)),
+        ));
+    }
+    if let Some(script) = &o.pytorch {
+        let args = o.forwarded(all);
+        jobs.push((
+            "peers: pytorch (eager)".into(),
+            Box::new(move |p| pytorch(script, &args, p)),
+        ));
+    }
+
+    let total = jobs.len();
+    let mut records = Vec::new();
+    for (i, (label, job)) in jobs.into_iter().enumerate() {
+        eprintln!(
+            "[{}/{total}] {label}  ({:.0} s elapsed)",
+            i + 1,
+            start.elapsed().as_secs_f64()
+        );
+        let mut progress = |line: &str| eprintln!("      {line}");
+        records.extend(job(&mut progress)?);
+    }
+
+    println!("{}", table::render(&records));
+    println!(
+        "load average (1, 5, 15 min) before the run: {load_before}; after: {}",
+        load_average()
+    );
+    if let Some(path) = &o.json {
+        let text = to_json_text(&records);
+        std::fs::write(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        check_json_text(&text)?;
+        eprintln!("wrote {} records to {}", records.len(), path.display());
+    }
+    eprintln!(
+        "bench finished in {:.0} s ({} mode)",
+        start.elapsed().as_secs_f64(),
+        if effort == Effort::Quick {
+            "quick"
+        } else {
+            "full"
+        }
+    );
+    Ok(())
+}
+
+fn load_digits(path: &Path) -> Result<(Split, Split), String> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut csv = String::new();
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut csv)
+        .map_err(|e| format!("cannot decompress {}: {e}", path.display()))?;
+    digits_split(&csv)
+}
+
+/// Runs another benchmark program, streaming its progress lines and collecting its records.
+fn external(
+    program: &Path,
+    args: &[String],
+    env: &[(&str, String)],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<Record>, String> {
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut records = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| format!("reading {}: {e}", program.display()))?;
+        records.extend(parse_lines(&line, &mut *progress)?);
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("{} failed ({status})", program.display()));
+    }
+    Ok(records)
+}
+
+/// A peer that fails is reported and skipped: the engine's own figures still stand.
+fn optional(
+    result: Result<Vec<Record>, String>,
+    what: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<Record>, String> {
+    match result {
+        Ok(records) => Ok(records),
+        Err(e) => {
+            progress(&format!("{what}: skipped: {e}"));
+            Ok(Vec::new())
+        }
+    }
+}
+
+fn pytorch(
+    script: &Path,
+    args: &[String],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<Record>, String> {
+    let probe = Command::new("python3")
+        .args(["-c", "import torch; print(torch.__version__)"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {
+            let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            progress(&format!("pytorch {version}"));
+            let mut full = vec![script.display().to_string()];
+            full.extend(args.iter().cloned());
+            let python = PathBuf::from("python3");
+            optional(external(&python, &full, &[], progress), "pytorch", progress)
+        }
+        Ok(out) => {
+            let why = String::from_utf8_lossy(&out.stderr);
+            let why = why.lines().last().unwrap_or("import failed");
+            progress(&format!(
+                "pytorch: skipped (`import torch` failed in python3: {why})"
+            ));
+            Ok(Vec::new())
+        }
+        Err(e) => {
+            progress(&format!("pytorch: skipped (no python3: {e})"));
+            Ok(Vec::new())
+        }
+    }
+}
+
+fn w5(threads: usize, progress: &mut dyn FnMut(&str)) -> Result<Vec<Record>, String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+    let mut records = Vec::new();
+    for engine in ["wengert", "no-tape"] {
+        let args = [
+            "w5-child".to_string(),
+            engine.to_string(),
+            threads.to_string(),
+        ];
+        let got = external(&me, &args, &[], progress)?;
+        for r in &got {
+            progress(&format!(
+                "W5 {engine}: peak RSS {:.1} MiB, {:.1} allocations per step",
+                r.figures["peak_rss_mib"], r.figures["allocs_per_step"]
+            ));
+        }
+        records.extend(got);
+    }
+    Ok(records)
+}
+
+fn child(args: &[String]) -> Result<(), String> {
+    let engine = args.first().ok_or("w5-child needs an engine")?;
+    let threads: usize = args
+        .get(1)
+        .and_then(|t| t.parse().ok())
+        .ok_or("w5-child needs a thread count")?;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| e.to_string())?;
+    let record = w5_child(engine, threads)?;
+    println!("{}", record.to_json());
+    Ok(())
+}
+
+fn check(path: Option<&String>) -> Result<(), String> {
+    let path = path.ok_or("check needs the path of a --json file")?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let records = check_json_text(&text).map_err(|e| format!("{path}: {e}"))?;
+    let workloads: std::collections::BTreeSet<&str> =
+        records.iter().map(|r| r.workload.as_str()).collect();
+    println!(
+        "{path}: {} valid records ({})",
+        records.len(),
+        workloads.into_iter().collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}

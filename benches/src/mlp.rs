@@ -1,0 +1,409 @@
+//! The multilayer perceptron of W2, W4 and W5, trained two ways: recorded on wengert's tape, and
+//! written by hand on the same matmul kernel with no tape (`no-tape`, the floor of what the tape
+//! may cost).
+//!
+//! Both compute `logits = relu(…relu(x·W₁ + b₁)…)·W_L + b_L`, the mean softmax cross-entropy of
+//! the logits, and the gradients of every weight and bias, then hand each parameter and its
+//! gradient to an [`Optimizer`].
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+use wengert_ops::kernels::matmul::gemm;
+use wengert_tape::{NodeId, Result, Shaped, Tape};
+
+use crate::shared::{Rng, mlp_init};
+
+/// Weights `[fan_in, fan_out]` and biases `[fan_out]` of every layer, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mlp {
+    /// Layer widths, input first.
+    pub layers: Vec<usize>,
+    /// `(weight, bias)` per layer.
+    pub params: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+impl Mlp {
+    /// A network initialised as PyTorch's `nn.Linear` does, from a seeded stream.
+    pub fn new(layers: &[usize], rng: &mut Rng) -> Self {
+        Mlp {
+            layers: layers.to_vec(),
+            params: mlp_init(rng, layers),
+        }
+    }
+
+    /// Input width.
+    pub fn inputs(&self) -> usize {
+        self.layers[0]
+    }
+
+    /// Output width (classes).
+    pub fn outputs(&self) -> usize {
+        self.layers[self.layers.len() - 1]
+    }
+
+    /// Weights and biases in all.
+    pub fn parameter_count(&self) -> usize {
+        self.params.iter().map(|(w, b)| w.len() + b.len()).sum()
+    }
+}
+
+/// Applies one step's gradients. Parameters are numbered `2·layer` (weight) and `2·layer + 1`
+/// (bias).
+pub trait Optimizer {
+    /// Called once per step, before the parameters' updates.
+    fn begin_step(&mut self) {}
+    /// Moves parameter `index` against its gradient.
+    fn update(&mut self, index: usize, param: &mut [f32], grad: &[f32]);
+}
+
+/// Plain stochastic gradient descent.
+#[derive(Debug, Clone, Copy)]
+pub struct Sgd {
+    /// The learning rate.
+    pub lr: f32,
+}
+
+impl Optimizer for Sgd {
+    fn update(&mut self, _index: usize, param: &mut [f32], grad: &[f32]) {
+        for (p, &g) in param.iter_mut().zip(grad) {
+            *p -= self.lr * g;
+        }
+    }
+}
+
+/// Adam (Kingma and Ba), with PyTorch's bias correction; its moment buffers are allocated on the
+/// first step and reused after.
+#[derive(Debug, Clone)]
+pub struct Adam {
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    step: i32,
+    moments: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+impl Adam {
+    /// Adam with the given learning rate, moment decays and denominator guard.
+    pub fn new(lr: f32, beta1: f32, beta2: f32, eps: f32) -> Self {
+        Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            step: 0,
+            moments: Vec::new(),
+        }
+    }
+}
+
+impl Optimizer for Adam {
+    fn begin_step(&mut self) {
+        self.step += 1;
+    }
+
+    fn update(&mut self, index: usize, param: &mut [f32], grad: &[f32]) {
+        if self.moments.len() <= index {
+            self.moments.resize_with(index + 1, Default::default);
+        }
+        let (m, v) = &mut self.moments[index];
+        if m.len() != param.len() {
+            *m = vec![0.0; param.len()];
+            *v = vec![0.0; param.len()];
+        }
+        let c1 = 1.0 - self.beta1.powi(self.step);
+        let c2 = 1.0 - self.beta2.powi(self.step);
+        let step = self.lr / c1;
+        for (((p, &g), m), v) in param.iter_mut().zip(grad).zip(m).zip(v) {
+            *m = self.beta1 * *m + (1.0 - self.beta1) * g;
+            *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
+            *p -= step * *m / ((*v / c2).sqrt() + self.eps);
+        }
+    }
+}
+
+/// The most layers [`tape_step`] handles: its parameter ids live in a fixed array, so that the
+/// harness itself allocates nothing per step (W5 counts every allocation of the process).
+pub const MAX_LAYERS: usize = 8;
+
+/// Parameter ids by number (`2·layer`, `2·layer + 1`).
+type ParamIds = [Option<NodeId>; 2 * MAX_LAYERS];
+
+/// Records the forward pass on `tape` (cleared first) and returns the logits' and parameters'
+/// ids, the parameters copied in as a user of the tape would.
+fn record_forward(tape: &mut Tape<f32>, mlp: &Mlp, x: &[f32]) -> Result<(NodeId, ParamIds)> {
+    assert!(
+        mlp.params.len() <= MAX_LAYERS,
+        "at most {MAX_LAYERS} layers"
+    );
+    tape.clear();
+    let batch = x.len() / mlp.inputs();
+    let mut h = tape.input(Shaped(&[batch, mlp.inputs()], x))?;
+    let mut ids: ParamIds = [None; 2 * MAX_LAYERS];
+    let last = mlp.params.len() - 1;
+    for (l, (w, b)) in mlp.params.iter().enumerate() {
+        let (fan_in, fan_out) = (mlp.layers[l], mlp.layers[l + 1]);
+        let wid = tape.parameter(Shaped(&[fan_in, fan_out], w))?;
+        let bid = tape.parameter(Shaped(&[fan_out], b))?;
+        ids[2 * l] = Some(wid);
+        ids[2 * l + 1] = Some(bid);
+        let z = tape.matmul(h, wid)?;
+        let z = tape.add(z, bid)?;
+        h = if l < last { tape.relu(z)? } else { z };
+    }
+    Ok((h, ids))
+}
+
+/// One training step on wengert's tape: records the forward pass and the loss, sweeps back, and
+/// lets `opt` update every parameter. Returns the loss.
+pub fn tape_step(
+    tape: &mut Tape<f32>,
+    mlp: &mut Mlp,
+    x: &[f32],
+    labels: &[usize],
+    opt: &mut impl Optimizer,
+) -> Result<f32> {
+    let (logits, ids) = record_forward(tape, mlp, x)?;
+    let y = tape.labels(labels)?;
+    let loss = tape.cross_entropy(logits, y)?;
+    let loss_value = tape.item(loss)?;
+    let grads = tape.backward(loss)?;
+    opt.begin_step();
+    for (l, (w, b)) in mlp.params.iter_mut().enumerate() {
+        let grad = |i: usize| ids[i].and_then(|id| grads.data(id));
+        let gw = grad(2 * l).expect("a parameter has a gradient");
+        let gb = grad(2 * l + 1).expect("a parameter has a gradient");
+        opt.update(2 * l, w, gw);
+        opt.update(2 * l + 1, b, gb);
+    }
+    Ok(loss_value)
+}
+
+/// The forward pass alone on the tape, with gradient recording off (inference). Returns the
+/// logits, borrowed from the tape.
+pub fn tape_infer<'t>(tape: &'t mut Tape<f32>, mlp: &Mlp, x: &[f32]) -> Result<&'t [f32]> {
+    let logits = tape.no_grad(|tape| record_forward(tape, mlp, x))?.0;
+    tape.data(logits)
+}
+
+/// The same network by hand: the products on wengert's `gemm`, bias, ReLU and softmax
+/// cross-entropy in plain loops, every buffer kept from one step to the next.
+#[derive(Debug, Default)]
+pub struct NoTape {
+    /// Per layer, `batch × fan_out`: the layer's output (after ReLU on hidden layers).
+    acts: Vec<Vec<f32>>,
+    /// Per layer, `batch × fan_out`: the loss's gradient with respect to the pre-activation.
+    deltas: Vec<Vec<f32>>,
+    /// Per layer, the weight's and bias's gradients.
+    grads: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+fn view(rows: usize, cols: usize, data: &[f32]) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((rows, cols), data).expect("sized rows × cols")
+}
+
+fn view_mut(rows: usize, cols: usize, data: &mut [f32]) -> ArrayViewMut2<'_, f32> {
+    ArrayViewMut2::from_shape((rows, cols), data).expect("sized rows × cols")
+}
+
+fn resize(buf: &mut Vec<f32>, len: usize) {
+    if buf.len() != len {
+        buf.clear();
+        buf.resize(len, 0.0);
+    }
+}
+
+impl NoTape {
+    /// Empty buffers; the first step sizes them.
+    pub fn new() -> Self {
+        NoTape::default()
+    }
+
+    /// The forward pass; returns the logits (`batch × classes`).
+    pub fn forward(&mut self, mlp: &Mlp, x: &[f32]) -> &[f32] {
+        let batch = x.len() / mlp.inputs();
+        let layers = mlp.params.len();
+        self.acts.resize_with(layers, Vec::new);
+        for l in 0..layers {
+            let (fan_in, fan_out) = (mlp.layers[l], mlp.layers[l + 1]);
+            let (done, rest) = self.acts.split_at_mut(l);
+            let input = if l == 0 { x } else { &done[l - 1][..] };
+            let out = &mut rest[0];
+            resize(out, batch * fan_out);
+            let (w, b) = &mlp.params[l];
+            gemm(
+                1.0,
+                view(batch, fan_in, input),
+                view(fan_in, fan_out, w),
+                0.0,
+                view_mut(batch, fan_out, out),
+            );
+            let hidden = l + 1 < layers;
+            for row in out.chunks_exact_mut(fan_out) {
+                for (v, &bias) in row.iter_mut().zip(b) {
+                    let z = *v + bias;
+                    *v = if hidden { z.max(0.0) } else { z };
+                }
+            }
+        }
+        &self.acts[layers - 1]
+    }
+
+    /// One training step: forward, loss, backward, `opt`'s update. Returns the loss.
+    pub fn step(
+        &mut self,
+        mlp: &mut Mlp,
+        x: &[f32],
+        labels: &[usize],
+        opt: &mut impl Optimizer,
+    ) -> f32 {
+        let batch = labels.len();
+        let layers = mlp.params.len();
+        self.forward(mlp, x);
+        self.deltas.resize_with(layers, Vec::new);
+        self.grads.resize_with(layers, Default::default);
+
+        // Softmax cross-entropy, averaged over the batch: dz = (softmax(z) - onehot) / batch.
+        let classes = mlp.outputs();
+        let delta = &mut self.deltas[layers - 1];
+        resize(delta, batch * classes);
+        let mut total = 0.0f64;
+        let scale = 1.0 / batch as f32;
+        for ((z, d), &label) in self.acts[layers - 1]
+            .chunks_exact(classes)
+            .zip(delta.chunks_exact_mut(classes))
+            .zip(labels)
+        {
+            let max = z.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let sum: f32 = z.iter().map(|&v| (v - max).exp()).sum();
+            let lse = max + sum.ln();
+            total += f64::from(lse - z[label]);
+            for (dv, &v) in d.iter_mut().zip(z) {
+                *dv = (v - lse).exp() * scale;
+            }
+            d[label] -= scale;
+        }
+
+        for l in (0..layers).rev() {
+            let (fan_in, fan_out) = (mlp.layers[l], mlp.layers[l + 1]);
+            let input = if l == 0 { x } else { &self.acts[l - 1][..] };
+            let (gw, gb) = &mut self.grads[l];
+            resize(gw, fan_in * fan_out);
+            resize(gb, fan_out);
+            let delta = &self.deltas[l];
+            gemm(
+                1.0,
+                view(batch, fan_in, input).t(),
+                view(batch, fan_out, delta),
+                0.0,
+                view_mut(fan_in, fan_out, gw),
+            );
+            gb.fill(0.0);
+            for row in delta.chunks_exact(fan_out) {
+                for (g, &d) in gb.iter_mut().zip(row) {
+                    *g += d;
+                }
+            }
+            if l > 0 {
+                // dh = dz·Wᵀ, then through the ReLU: its output is positive exactly where its
+                // input was (ReLU'(0) = 0).
+                let (below, here) = self.deltas.split_at_mut(l);
+                let prev = &mut below[l - 1];
+                resize(prev, batch * fan_in);
+                gemm(
+                    1.0,
+                    view(batch, fan_out, &here[0]),
+                    view(fan_in, fan_out, &mlp.params[l].0).t(),
+                    0.0,
+                    view_mut(batch, fan_in, prev),
+                );
+                for (d, &h) in prev.iter_mut().zip(&self.acts[l - 1]) {
+                    if h <= 0.0 {
+                        *d = 0.0;
+                    }
+                }
+            }
+        }
+
+        opt.begin_step();
+        for (l, ((w, b), (gw, gb))) in mlp.params.iter_mut().zip(&self.grads).enumerate() {
+            opt.update(2 * l, w, gw);
+            opt.update(2 * l + 1, b, gb);
+        }
+        (total / batch as f64) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::{label_vec, normal_vec};
+
+    fn small() -> (Mlp, Vec<f32>, Vec<usize>) {
+        let mut rng = Rng::new(11);
+        let mlp = Mlp::new(&[6, 5, 4, 3], &mut rng);
+        let x = normal_vec(&mut rng, 8 * 6);
+        let labels = label_vec(&mut rng, 8, 3);
+        (mlp, x, labels)
+    }
+
+    #[test]
+    fn tape_and_no_tape_take_the_same_steps() {
+        let (mlp, x, labels) = small();
+        let (mut a, mut b) = (mlp.clone(), mlp);
+        let mut tape = Tape::new();
+        let mut hand = NoTape::new();
+        for _ in 0..5 {
+            let la = tape_step(&mut tape, &mut a, &x, &labels, &mut Sgd { lr: 0.1 }).unwrap();
+            let lb = hand.step(&mut b, &x, &labels, &mut Sgd { lr: 0.1 });
+            assert!((la - lb).abs() < 1e-5, "{la} {lb}");
+        }
+        for ((wa, ba), (wb, bb)) in a.params.iter().zip(&b.params) {
+            for (p, q) in wa.iter().chain(ba).zip(wb.iter().chain(bb)) {
+                assert!((p - q).abs() < 1e-5, "{p} {q}");
+            }
+        }
+    }
+
+    #[test]
+    fn training_lowers_the_loss_with_either_optimizer() {
+        let (mlp, x, labels) = small();
+        let mut tape = Tape::new();
+        let (mut a, mut b) = (mlp.clone(), mlp);
+        let mut adam = Adam::new(0.01, 0.9, 0.999, 1e-8);
+        let mut hand = NoTape::new();
+        let first = tape_step(&mut tape, &mut a, &x, &labels, &mut adam).unwrap();
+        let first_hand = hand.step(&mut b, &x, &labels, &mut Sgd { lr: 0.5 });
+        let (mut last, mut last_hand) = (first, first_hand);
+        for _ in 0..100 {
+            last = tape_step(&mut tape, &mut a, &x, &labels, &mut adam).unwrap();
+            last_hand = hand.step(&mut b, &x, &labels, &mut Sgd { lr: 0.5 });
+        }
+        assert!(last < 0.5 * first, "{first} -> {last}");
+        assert!(last_hand < 0.5 * first_hand, "{first_hand} -> {last_hand}");
+    }
+
+    #[test]
+    fn inference_matches_on_both_paths() {
+        let (mlp, x, _) = small();
+        let mut tape = Tape::new();
+        let on_tape = tape_infer(&mut tape, &mlp, &x).unwrap().to_vec();
+        let mut hand = NoTape::new();
+        let by_hand = hand.forward(&mlp, &x);
+        assert_eq!(on_tape.len(), 8 * 3);
+        for (p, q) in on_tape.iter().zip(by_hand) {
+            assert!((p - q).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn adam_first_step_moves_each_weight_by_about_lr() {
+        let mut adam = Adam::new(0.1, 0.9, 0.999, 1e-8);
+        let mut p = [1.0f32, -1.0];
+        adam.begin_step();
+        adam.update(0, &mut p, &[3.0, -0.5]);
+        assert!(
+            (p[0] - 0.9).abs() < 1e-6 && (p[1] + 0.9).abs() < 1e-6,
+            "{p:?}"
+        );
+    }
+}

@@ -1,0 +1,424 @@
+//! What every engine's benchmark program shares: the workloads' constants, a seeded random
+//! generator, the digits set's parsing and split, and the JSON line a measurement is printed as.
+//!
+//! This file has no dependencies on purpose: the peers and baselines packages, which live outside
+//! the workspace, include it with `#[path = "../../src/shared.rs"] mod shared;`, so that every
+//! engine runs on the same data with the same constants.
+
+#![allow(
+    dead_code,
+    reason = "each program including this file uses a different part of it"
+)]
+
+/// W1: the square sizes of `C = A·B`.
+pub const W1_SIZES: [usize; 5] = [128, 256, 512, 1024, 2048];
+/// W2 and W5: the layer widths of the MLP.
+pub const W2_LAYERS: [usize; 4] = [784, 512, 512, 10];
+/// W2: the batch sizes.
+pub const W2_BATCHES: [usize; 3] = [32, 128, 1024];
+/// W2: plain SGD's learning rate.
+pub const W2_LR: f32 = 0.01;
+/// W2: steps run and thrown away before timing.
+pub const W2_WARMUP: usize = 10;
+/// W2: timed steps in a full run (at least 50, as WORKLOADS.md asks).
+pub const W2_STEPS: usize = 50;
+/// W3: recorded ops in the chain.
+pub const W3_OPS: usize = 10_000;
+/// W4: the layer widths of the digits MLP.
+pub const W4_LAYERS: [usize; 3] = [64, 128, 10];
+/// W4: images in the training split; the rest (360) are the test split.
+pub const W4_TRAIN: usize = 1437;
+/// W4: batch size, epochs and Adam's constants.
+pub const W4_BATCH: usize = 32;
+/// W4: passes over the training split.
+pub const W4_EPOCHS: usize = 30;
+/// W4: Adam's learning rate.
+pub const W4_LR: f32 = 1e-3;
+/// W4: Adam's first-moment decay.
+pub const W4_BETA1: f32 = 0.9;
+/// W4: Adam's second-moment decay.
+pub const W4_BETA2: f32 = 0.999;
+/// W4: Adam's denominator guard.
+pub const W4_EPS: f32 = 1e-8;
+/// W5: the W2 batch size and the number of steps the measured process runs.
+pub const W5_BATCH: usize = 128;
+/// W5: steps of the measured process; allocations are counted over the second half.
+pub const W5_STEPS: usize = 200;
+/// The seed of every random stream.
+pub const SEED: u64 = 0x5EED_2026;
+
+/// SplitMix64: small, fast, and identical in every program that includes this file.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator whose stream depends on `seed` alone.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`, with 24 random bits.
+    pub fn uniform(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// Uniform in `[-bound, bound)`.
+    pub fn symmetric(&mut self, bound: f32) -> f32 {
+        (2.0 * self.uniform() - 1.0) * bound
+    }
+
+    /// Standard normal, by Box–Muller (one of the pair is thrown away: simplicity over speed).
+    pub fn normal(&mut self) -> f32 {
+        let u1 = ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let u2 = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+    }
+
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// Fisher–Yates.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+/// `len` standard normal values.
+pub fn normal_vec(rng: &mut Rng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.normal()).collect()
+}
+
+/// `len` labels uniform in `0..classes`.
+pub fn label_vec(rng: &mut Rng, len: usize, classes: usize) -> Vec<usize> {
+    (0..len).map(|_| rng.below(classes)).collect()
+}
+
+/// The weights and biases of an MLP, initialised as PyTorch's `nn.Linear` does (uniform in
+/// ±1/√fan_in), weights stored `[fan_in, fan_out]` row-major so that a layer is `x·W + b`.
+pub fn mlp_init(rng: &mut Rng, layers: &[usize]) -> Vec<(Vec<f32>, Vec<f32>)> {
+    layers
+        .windows(2)
+        .map(|w| {
+            let bound = 1.0 / (w[0] as f32).sqrt();
+            let weight = (0..w[0] * w[1]).map(|_| rng.symmetric(bound)).collect();
+            let bias = (0..w[1]).map(|_| rng.symmetric(bound)).collect();
+            (weight, bias)
+        })
+        .collect()
+}
+
+/// A data set of row-major feature rows and their labels.
+#[derive(Debug, Clone, Default)]
+pub struct Split {
+    /// `len × features` values.
+    pub features: Vec<f32>,
+    /// One class per row.
+    pub labels: Vec<usize>,
+}
+
+impl Split {
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// Parses the digits CSV (64 integer pixels 0..16, then the label, no header), scales pixels by
+/// 1/16, shuffles the rows with [`SEED`] and splits them: the first [`W4_TRAIN`] train, the rest
+/// test.
+pub fn digits_split(csv: &str) -> Result<(Split, Split), String> {
+    let mut rows: Vec<(Vec<f32>, usize)> = Vec::new();
+    for (n, line) in csv
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let fields: Vec<&str> = line.trim().split(',').collect();
+        if fields.len() != 65 {
+            return Err(format!(
+                "digits line {}: {} fields, expected 65",
+                n + 1,
+                fields.len()
+            ));
+        }
+        let parse = |s: &str| {
+            s.trim()
+                .parse::<f32>()
+                .map_err(|e| format!("digits line {}: '{s}': {e}", n + 1))
+        };
+        let pixels = fields[..64]
+            .iter()
+            .map(|s| parse(s).map(|v| v / 16.0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let label = parse(fields[64])?;
+        if !(0.0..10.0).contains(&label) || label.fract() != 0.0 {
+            return Err(format!("digits line {}: label {label} is not 0..9", n + 1));
+        }
+        rows.push((pixels, label as usize));
+    }
+    if rows.len() <= W4_TRAIN {
+        return Err(format!(
+            "digits: {} rows, expected more than {W4_TRAIN}",
+            rows.len()
+        ));
+    }
+    Rng::new(SEED).shuffle(&mut rows);
+    let mut train = Split::default();
+    let mut test = Split::default();
+    for (i, (pixels, label)) in rows.into_iter().enumerate() {
+        let split = if i < W4_TRAIN { &mut train } else { &mut test };
+        split.features.extend_from_slice(&pixels);
+        split.labels.push(label);
+    }
+    Ok((train, test))
+}
+
+/// The share of rows whose largest logit is at their label; `logits` is `len × classes`.
+pub fn accuracy(logits: &[f32], labels: &[usize]) -> f64 {
+    let classes = logits.len() / labels.len().max(1);
+    let hits = logits
+        .chunks_exact(classes)
+        .zip(labels)
+        .filter(|(row, label)| {
+            let best = row
+                .iter()
+                .enumerate()
+                .fold(0, |best, (k, &v)| if v > row[best] { k } else { best });
+            best == **label
+        })
+        .count();
+    hits as f64 / labels.len().max(1) as f64
+}
+
+/// The median of `samples` (which it sorts); NaN if there are none.
+pub fn median(samples: &mut [f64]) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_by(f64::total_cmp);
+    let mid = samples.len() / 2;
+    if samples.len() % 2 == 1 {
+        samples[mid]
+    } else {
+        (samples[mid - 1] + samples[mid]) / 2.0
+    }
+}
+
+/// One measurement as a single line of JSON, the record format of `cargo xtask bench --json`:
+/// `{"workload":"W1","engine":"gemm","threads":2,"params":{"n":512},"figures":{"gflops":70.1}}`.
+/// Names are plain identifiers, so they need no escaping; a non-finite figure becomes `null`.
+pub fn record_json(
+    workload: &str,
+    engine: &str,
+    threads: usize,
+    params: &[(&str, u64)],
+    figures: &[(&str, f64)],
+) -> String {
+    let params: Vec<String> = params.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+    let figures: Vec<String> = figures
+        .iter()
+        .map(|(k, v)| {
+            if v.is_finite() {
+                format!("\"{k}\":{v}")
+            } else {
+                format!("\"{k}\":null")
+            }
+        })
+        .collect();
+    format!(
+        "{{\"workload\":\"{workload}\",\"engine\":\"{engine}\",\"threads\":{threads},\"params\":{{{}}},\"figures\":{{{}}}}}",
+        params.join(","),
+        figures.join(",")
+    )
+}
+
+/// How many repetitions a measurement gets: fewer with `--quick`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    /// The documented figures: at least 50 timed steps, several repetitions of every product.
+    Full,
+    /// A smoke run: the same workloads, fewer repetitions.
+    Quick,
+}
+
+impl Effort {
+    /// `--quick` among the arguments selects [`Effort::Quick`].
+    pub fn from_args(args: &[String]) -> Self {
+        if args.iter().any(|a| a == "--quick") {
+            Effort::Quick
+        } else {
+            Effort::Full
+        }
+    }
+
+    /// Timed W2 steps after the warm-up.
+    pub fn w2_steps(self) -> usize {
+        match self {
+            Effort::Full => W2_STEPS,
+            Effort::Quick => 10,
+        }
+    }
+
+    /// W2 warm-up steps.
+    pub fn w2_warmup(self) -> usize {
+        match self {
+            Effort::Full => W2_WARMUP,
+            Effort::Quick => 2,
+        }
+    }
+
+    /// Seconds of timed repetitions per W1 configuration (at least three repetitions run).
+    pub fn w1_seconds(self) -> f64 {
+        match self {
+            Effort::Full => 1.0,
+            Effort::Quick => 0.15,
+        }
+    }
+
+    /// W3 chains timed (after one warm-up chain).
+    pub fn w3_chains(self) -> usize {
+        match self {
+            Effort::Full => 50,
+            Effort::Quick => 5,
+        }
+    }
+
+    /// W4 trainings timed (the median is reported).
+    pub fn w4_runs(self) -> usize {
+        match self {
+            Effort::Full => 3,
+            Effort::Quick => 1,
+        }
+    }
+}
+
+/// Runs `f` at least three times and for at least `seconds`, and returns the median time of one
+/// call in seconds.
+pub fn time_median(seconds: f64, mut f: impl FnMut()) -> f64 {
+    f(); // warm caches, page in buffers, start thread pools
+    let mut samples = Vec::new();
+    let start = std::time::Instant::now();
+    while samples.len() < 3 || start.elapsed().as_secs_f64() < seconds {
+        let t = std::time::Instant::now();
+        f();
+        samples.push(t.elapsed().as_secs_f64());
+        if samples.len() >= 10_000 {
+            break;
+        }
+    }
+    median(&mut samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_random_stream_is_seeded_and_in_range() {
+        let a: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::new(7);
+                move |_| r.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::new(7);
+                move |_| r.next_u64()
+            })
+            .collect();
+        assert_eq!(a, b);
+        let mut r = Rng::new(1);
+        for _ in 0..1000 {
+            let u = r.uniform();
+            assert!((0.0..1.0).contains(&u));
+            assert!(r.below(10) < 10);
+        }
+        let n = normal_vec(&mut r, 20_000);
+        let mean = n.iter().map(|&v| v as f64).sum::<f64>() / n.len() as f64;
+        let var = n.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n.len() as f64;
+        assert!(
+            mean.abs() < 0.05 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
+    }
+
+    #[test]
+    fn the_stream_matches_the_python_port() {
+        // benches/peers/pytorch_bench.py --selftest checks the same values: change both together.
+        let mut r = Rng::new(SEED);
+        assert_eq!(r.next_u64(), 3220337691051907759);
+        assert_eq!(r.next_u64(), 18362673279826037020);
+        assert_eq!(r.below(1437), 722);
+        let mut v: Vec<usize> = (0..10).collect();
+        Rng::new(3).shuffle(&mut v);
+        assert_eq!(v, [2, 8, 7, 4, 5, 6, 0, 1, 9, 3]);
+    }
+
+    #[test]
+    fn a_shuffle_is_a_permutation() {
+        let mut v: Vec<usize> = (0..100).collect();
+        Rng::new(3).shuffle(&mut v);
+        assert_ne!(v, (0..100).collect::<Vec<_>>());
+        v.sort();
+        assert_eq!(v, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn digits_lines_are_checked_and_split() {
+        let line = |label: usize| {
+            let mut s = vec!["16"; 64].join(",");
+            s.push_str(&format!(",{label}\n"));
+            s
+        };
+        let csv: String = (0..1500).map(|i| line(i % 10)).collect();
+        let (train, test) = digits_split(&csv).unwrap();
+        assert_eq!((train.len(), test.len()), (W4_TRAIN, 63));
+        assert_eq!(train.features.len(), W4_TRAIN * 64);
+        assert!(train.features.iter().all(|&v| v == 1.0));
+        assert!(digits_split("1,2,3\n").unwrap_err().contains("65"));
+        assert!(digits_split(&line(10)).unwrap_err().contains("label"));
+    }
+
+    #[test]
+    fn accuracy_counts_argmax_hits() {
+        let logits = [0.1, 0.9, 0.8, 0.2, 0.5, 0.4];
+        assert_eq!(accuracy(&logits, &[1, 0, 1]), 2.0 / 3.0);
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+    }
+
+    #[test]
+    fn a_record_is_one_line_of_json() {
+        let line = record_json("W1", "gemm", 2, &[("n", 512)], &[("gflops", 70.5)]);
+        assert_eq!(
+            line,
+            r#"{"workload":"W1","engine":"gemm","threads":2,"params":{"n":512},"figures":{"gflops":70.5}}"#
+        );
+        let line = record_json("W3", "x", 1, &[], &[("a", f64::NAN)]);
+        assert!(line.ends_with(r#""figures":{"a":null}}"#));
+    }
+}

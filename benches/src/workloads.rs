@@ -1,0 +1,396 @@
+//! W1..W5 for the engines built in this workspace: wengert, its hand-written `no-tape` floor,
+//! and matrixmultiply on one thread (the same matrixmultiply wengert's kernel calls, with the
+//! same features). Each function returns its records; `progress` hears a line per measurement.
+
+use std::time::Instant;
+
+use ndarray::Array2;
+use ndarray::linalg::general_mat_mul;
+use wengert_ops::kernels::matmul::gemm;
+use wengert_tape::Tape;
+
+use crate::alloc_count::allocations;
+use crate::chain::{plain_chain, tape_chain};
+use crate::mlp::{Adam, Mlp, NoTape, Sgd, tape_infer, tape_step};
+use crate::record::Record;
+use crate::shared::{
+    Effort, Rng, SEED, Split, W1_SIZES, W2_BATCHES, W2_LAYERS, W2_LR, W3_OPS, W4_BATCH, W4_BETA1,
+    W4_BETA2, W4_EPOCHS, W4_EPS, W4_LAYERS, W4_LR, accuracy, label_vec, median, normal_vec,
+    time_median,
+};
+
+/// A rayon pool of `threads` workers, for running a measurement on that many.
+pub fn pool(threads: usize) -> Result<rayon::ThreadPool, String> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| format!("could not start {threads} threads: {e}"))
+}
+
+fn err(e: wengert_tape::Error) -> String {
+    format!("wengert failed: {e}")
+}
+
+fn random_matrix(rng: &mut Rng, n: usize) -> Array2<f32> {
+    Array2::from_shape_vec((n, n), normal_vec(rng, n * n)).expect("n·n values")
+}
+
+/// W1: `C = A·B` for every size, on wengert's gemm in a pool of each thread count (plain, and
+/// with a transposed operand as the VJP uses them), and on matrixmultiply on one thread.
+pub fn w1(
+    effort: Effort,
+    threads: &[usize],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<Record>, String> {
+    let mut records = Vec::new();
+    let mut rng = Rng::new(SEED);
+    for n in W1_SIZES {
+        let a = random_matrix(&mut rng, n);
+        let b = random_matrix(&mut rng, n);
+        let mut c = Array2::<f32>::zeros((n, n));
+        let flops = 2.0 * (n as f64).powi(3);
+        let gflops = |seconds: f64| flops / seconds / 1e9;
+        let budget = effort.w1_seconds();
+        for &t in threads {
+            let pool = pool(t)?;
+            let plain = time_median(budget, || {
+                pool.install(|| gemm(1.0, a.view(), b.view(), 0.0, c.view_mut()))
+            });
+            let a_bt = time_median(budget, || {
+                pool.install(|| gemm(1.0, a.view(), b.t(), 0.0, c.view_mut()))
+            });
+            let at_b = time_median(budget, || {
+                pool.install(|| gemm(1.0, a.t(), b.view(), 0.0, c.view_mut()))
+            });
+            progress(&format!(
+                "W1 wengert n={n} threads={t}: {:.1} GFLOP/s (A·Bᵀ {:.1}, Aᵀ·B {:.1})",
+                gflops(plain),
+                gflops(a_bt),
+                gflops(at_b)
+            ));
+            records.push(Record::new(
+                "W1",
+                "wengert",
+                t,
+                &[("n", n as u64)],
+                &[
+                    ("gflops", gflops(plain)),
+                    ("gflops_a_bt", gflops(a_bt)),
+                    ("gflops_at_b", gflops(at_b)),
+                ],
+            ));
+        }
+        let single = time_median(budget, || {
+            general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+        });
+        progress(&format!(
+            "W1 matrixmultiply n={n} threads=1: {:.1} GFLOP/s",
+            gflops(single)
+        ));
+        records.push(Record::new(
+            "W1",
+            "matrixmultiply",
+            1,
+            &[("n", n as u64)],
+            &[("gflops", gflops(single))],
+        ));
+    }
+    Ok(records)
+}
+
+/// The multiply-adds of one W2 step's products, times two: forward `x·W` for every layer, and
+/// backward `dz·Wᵀ` and `hᵀ·dz` for every layer except `dz·Wᵀ` into the input (not needed).
+pub fn w2_step_flops(layers: &[usize], batch: usize) -> f64 {
+    let macs: usize = layers.windows(2).map(|w| w[0] * w[1]).sum();
+    let first = layers[0] * layers[1];
+    2.0 * batch as f64 * (3 * macs - first) as f64
+}
+
+/// Per-call milliseconds of `a` and of `b`, after `warmup` untimed calls of each: the medians of
+/// `steps` timings each, taken alternately (a, b, a, b, ...) so that both see the same background
+/// load and their ratio stays meaningful on a busy machine.
+fn ms_per_call_pair(
+    warmup: usize,
+    steps: usize,
+    mut a: impl FnMut(),
+    mut b: impl FnMut(),
+) -> (f64, f64) {
+    for _ in 0..warmup {
+        a();
+        b();
+    }
+    let (mut ta, mut tb) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
+    for _ in 0..steps {
+        let t = Instant::now();
+        a();
+        ta.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        b();
+        tb.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    (median(&mut ta), median(&mut tb))
+}
+
+/// W2: the 784-512-512-10 MLP's training step (SGD) and its inference pass, for each batch size
+/// and thread count, on the tape and by hand, their steps interleaved.
+pub fn w2(
+    effort: Effort,
+    threads: &[usize],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<Record>, String> {
+    let mut records = Vec::new();
+    for batch in W2_BATCHES {
+        let mut rng = Rng::new(SEED);
+        let x = normal_vec(&mut rng, batch * W2_LAYERS[0]);
+        let labels = label_vec(&mut rng, batch, W2_LAYERS[3]);
+        let init = Mlp::new(&W2_LAYERS, &mut rng);
+        let flops = w2_step_flops(&W2_LAYERS, batch);
+        for &t in threads {
+            let pool = pool(t)?;
+            let (warmup, steps) = (effort.w2_warmup(), effort.w2_steps());
+            let (mut sgd_a, mut sgd_b) = (Sgd { lr: W2_LR }, Sgd { lr: W2_LR });
+            let (mut mlp_a, mut mlp_b) = (init.clone(), init.clone());
+            let mut tape = Tape::new();
+            let mut hand = NoTape::new();
+            let mut failure = None;
+            let (train_a, train_b) = pool.install(|| {
+                ms_per_call_pair(
+                    warmup,
+                    steps,
+                    || {
+                        if let Err(e) = tape_step(&mut tape, &mut mlp_a, &x, &labels, &mut sgd_a) {
+                            failure = Some(err(e));
+                        }
+                    },
+                    || {
+                        hand.step(&mut mlp_b, &x, &labels, &mut sgd_b);
+                    },
+                )
+            });
+            let (infer_a, infer_b) = pool.install(|| {
+                ms_per_call_pair(
+                    warmup,
+                    steps,
+                    || {
+                        if let Err(e) = tape_infer(&mut tape, &mlp_a, &x) {
+                            failure = Some(err(e));
+                        }
+                    },
+                    || {
+                        hand.forward(&mlp_b, &x);
+                    },
+                )
+            });
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            for (engine, train, infer) in
+                [("wengert", train_a, infer_a), ("no-tape", train_b, infer_b)]
+            {
+                records.push(w2_record(engine, t, batch, train, infer, flops));
+                progress(&format!(
+                    "W2 {engine} batch={batch} threads={t}: {train:.2} ms/step, forward {infer:.2} ms"
+                ));
+            }
+        }
+    }
+    Ok(records)
+}
+
+fn w2_record(engine: &str, t: usize, batch: usize, train: f64, infer: f64, flops: f64) -> Record {
+    Record::new(
+        "W2",
+        engine,
+        t,
+        &[("batch", batch as u64)],
+        &[
+            ("ms_per_step", train),
+            ("samples_per_s", batch as f64 / (train / 1e3)),
+            ("forward_ms", infer),
+            ("matmul_gflops", flops / (train / 1e3) / 1e9),
+        ],
+    )
+}
+
+/// W3: the chain of tiny ops, on the tape and on plain floats; medians over the effort's chains.
+pub fn w3(
+    effort: Effort,
+    threads: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<Record>, String> {
+    let per_op = |s: &mut Vec<f64>| median(s) / W3_OPS as f64 * 1e9;
+    let mut tape = Tape::with_capacity(W3_OPS + 3);
+    let mut values = Vec::with_capacity(W3_OPS + 1);
+    // Chains alternate between the engines (after one untimed chain each), as W2's steps do.
+    let (mut rec, mut back) = (Vec::new(), Vec::new());
+    let (mut plain_rec, mut plain_back) = (Vec::new(), Vec::new());
+    let mut allocs = 0;
+    for i in 0..=effort.w3_chains() {
+        let before = allocations();
+        let (times, _) = tape_chain(&mut tape, W3_OPS).map_err(err)?;
+        let after = allocations();
+        let (plain, _) = plain_chain(&mut values, W3_OPS);
+        if i > 0 {
+            allocs += after - before;
+            rec.push(times.record);
+            back.push(times.backward);
+            plain_rec.push(plain.record);
+            plain_back.push(plain.backward);
+        }
+    }
+    let (r, b) = (per_op(&mut rec), per_op(&mut back));
+    // Counted only where the binary's allocator is the counting one (the runner's is).
+    let allocs_per_chain = allocs as f64 / effort.w3_chains() as f64;
+    progress(&format!(
+        "W3 wengert: record {r:.1} ns/op, backward {b:.1} ns/op, {allocs_per_chain} allocations per chain"
+    ));
+    let mut w3 = w3_record("wengert", threads, r, b);
+    w3.figures
+        .insert("allocs_per_chain".to_string(), allocs_per_chain);
+    let mut records = vec![w3];
+
+    let (r, b) = (per_op(&mut plain_rec), per_op(&mut plain_back));
+    progress(&format!(
+        "W3 no-tape: record {r:.1} ns/op, backward {b:.1} ns/op"
+    ));
+    records.push(w3_record("no-tape", threads, r, b));
+    Ok(records)
+}
+
+fn w3_record(engine: &str, threads: usize, record: f64, backward: f64) -> Record {
+    Record::new(
+        "W3",
+        engine,
+        threads,
+        &[("ops", W3_OPS as u64)],
+        &[
+            ("record_ns_per_op", record),
+            ("backward_ns_per_op", backward),
+        ],
+    )
+}
+
+/// Trains the digits MLP as W4 says, calling `step` for each batch; returns the seconds taken.
+fn w4_train(train: &Split, mut step: impl FnMut(&[f32], &[usize])) -> f64 {
+    let features = W4_LAYERS[0];
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut rng = Rng::new(SEED ^ 0xD1617);
+    let mut xb = Vec::with_capacity(W4_BATCH * features);
+    let mut yb = Vec::with_capacity(W4_BATCH);
+    let start = Instant::now();
+    for _ in 0..W4_EPOCHS {
+        rng.shuffle(&mut order);
+        for chunk in order.chunks(W4_BATCH) {
+            xb.clear();
+            yb.clear();
+            for &i in chunk {
+                xb.extend_from_slice(&train.features[i * features..(i + 1) * features]);
+                yb.push(train.labels[i]);
+            }
+            step(&xb, &yb);
+        }
+    }
+    start.elapsed().as_secs_f64()
+}
+
+/// W4: digits end to end (Adam, 30 epochs), on the tape and by hand; the median time of the
+/// effort's runs, and the test accuracy after training.
+pub fn w4(
+    effort: Effort,
+    threads: usize,
+    data: &(Split, Split),
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<Record>, String> {
+    let (train, test) = data;
+    let pool = pool(threads)?;
+    let adam = || Adam::new(W4_LR, W4_BETA1, W4_BETA2, W4_EPS);
+
+    // Trainings alternate between the engines, as W2's steps do.
+    let (mut times, mut hand_times) = (Vec::new(), Vec::new());
+    let (mut acc, mut hand_acc) = (0.0, 0.0);
+    for _ in 0..effort.w4_runs() {
+        let mut mlp = Mlp::new(&W4_LAYERS, &mut Rng::new(SEED));
+        let mut tape = Tape::new();
+        let mut opt = adam();
+        let mut failure = None;
+        times.push(pool.install(|| {
+            w4_train(train, |x, y| {
+                if let Err(e) = tape_step(&mut tape, &mut mlp, x, y, &mut opt) {
+                    failure = Some(err(e));
+                }
+            })
+        }));
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        acc = accuracy(
+            tape_infer(&mut tape, &mlp, &test.features).map_err(err)?,
+            &test.labels,
+        );
+
+        let mut mlp = Mlp::new(&W4_LAYERS, &mut Rng::new(SEED));
+        let mut hand = NoTape::new();
+        let mut opt = adam();
+        hand_times.push(pool.install(|| {
+            w4_train(train, |x, y| {
+                hand.step(&mut mlp, x, y, &mut opt);
+            })
+        }));
+        hand_acc = accuracy(hand.forward(&mlp, &test.features), &test.labels);
+    }
+    let mut records = Vec::new();
+    for (engine, times, acc) in [
+        ("wengert", &mut times, acc),
+        ("no-tape", &mut hand_times, hand_acc),
+    ] {
+        let seconds = median(times);
+        progress(&format!(
+            "W4 {engine}: {seconds:.3} s, test accuracy {:.2}%",
+            acc * 100.0
+        ));
+        records.push(w4_record(engine, threads, seconds, acc));
+    }
+    Ok(records)
+}
+
+fn w4_record(engine: &str, threads: usize, seconds: f64, accuracy: f64) -> Record {
+    Record::new(
+        "W4",
+        engine,
+        threads,
+        &[("batch", W4_BATCH as u64), ("epochs", W4_EPOCHS as u64)],
+        &[("seconds", seconds), ("test_accuracy", accuracy)],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_w2_step_at_batch_128_is_0_41_gflop() {
+        let gflop = w2_step_flops(&W2_LAYERS, 128) / 1e9;
+        assert!((gflop - 0.41).abs() < 0.005, "{gflop}");
+        let gflop = w2_step_flops(&W2_LAYERS, 1024) / 1e9;
+        assert!((gflop - 3.29).abs() < 0.005, "{gflop}");
+    }
+
+    #[test]
+    fn the_w4_loop_visits_every_row_once_per_epoch() {
+        let train = Split {
+            features: vec![0.0; 100 * W4_LAYERS[0]],
+            labels: (0..100).collect(),
+        };
+        let mut seen = vec![0usize; 100];
+        let mut batches = 0;
+        w4_train(&train, |x, y| {
+            assert_eq!(x.len(), y.len() * W4_LAYERS[0]);
+            batches += 1;
+            for &l in y {
+                seen[l] += 1;
+            }
+        });
+        assert!(seen.iter().all(|&n| n == W4_EPOCHS));
+        assert_eq!(batches, W4_EPOCHS * 100usize.div_ceil(W4_BATCH));
+    }
+}
