@@ -9,7 +9,7 @@
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use wengert_benches::chain::{plain_chain, tape_chain};
-use wengert_benches::mlp::{Mlp, NoTape, Sgd, tape_infer, tape_step};
+use wengert_benches::mlp::{Mlp, NoTape, Sgd, TapeMlp};
 use wengert_benches::shared::{Rng, W2_LAYERS, W2_LR, W3_OPS, label_vec, normal_vec};
 use wengert_tape::Tape;
 
@@ -23,17 +23,12 @@ fn w2_step(c: &mut Criterion) {
         let init = Mlp::new(&W2_LAYERS, &mut rng);
         let mut sgd = Sgd { lr: W2_LR };
 
-        let mut mlp = init.clone();
-        let mut tape = Tape::new();
+        let mut tape = TapeMlp::new(&init).expect("valid");
         group.bench_with_input(BenchmarkId::new("tape", batch), &batch, |b, _| {
-            b.iter(|| tape_step(&mut tape, &mut mlp, &x, &labels, &mut sgd).expect("valid"))
+            b.iter(|| tape.step(&x, &labels, &mut sgd).expect("valid"))
         });
         group.bench_with_input(BenchmarkId::new("tape inference", batch), &batch, |b, _| {
-            b.iter(|| {
-                tape_infer(&mut tape, &mlp, &x)
-                    .map(|l| l[0])
-                    .expect("valid")
-            })
+            b.iter(|| tape.infer(&x).map(|l| l[0]).expect("valid"))
         });
         let mut mlp = init.clone();
         let mut hand = NoTape::new();

@@ -2,10 +2,8 @@
 //! for 200 steps. The runner starts itself as a child for each engine, so that each peak belongs
 //! to one engine alone.
 
-use wengert_tape::Tape;
-
 use crate::alloc_count::allocations;
-use crate::mlp::{Mlp, NoTape, Sgd, tape_step};
+use crate::mlp::{Mlp, NoTape, Sgd, TapeMlp};
 use crate::record::Record;
 use crate::shared::{Rng, SEED, W2_LAYERS, W2_LR, W5_BATCH, W5_STEPS, label_vec, normal_vec};
 
@@ -46,9 +44,9 @@ pub fn w5_child(engine: &str, threads: usize) -> Result<Record, String> {
     let mut counted_from = 0;
     let mut step: Box<StepFn> = match engine {
         "wengert" => {
-            let mut tape = Tape::new();
-            Box::new(move |mlp| {
-                tape_step(&mut tape, mlp, &x, &labels, &mut sgd)
+            let mut tape = TapeMlp::new(&mlp).map_err(|e| e.to_string())?;
+            Box::new(move |_mlp| {
+                tape.step(&x, &labels, &mut sgd)
                     .map(drop)
                     .map_err(|e| e.to_string())
             })

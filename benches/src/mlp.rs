@@ -8,7 +8,7 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 use wengert_ops::kernels::matmul::gemm;
-use wengert_tape::{NodeId, Result, Shaped, Tape};
+use wengert_tape::{Mark, NodeId, Result, Shaped, Tape};
 
 use crate::shared::{Rng, mlp_init};
 
@@ -121,68 +121,90 @@ impl Optimizer for Adam {
     }
 }
 
-/// The most layers [`tape_step`] handles: its parameter ids live in a fixed array, so that the
-/// harness itself allocates nothing per step (W5 counts every allocation of the process).
-pub const MAX_LAYERS: usize = 8;
+/// The network on wengert's tape, trained as the tape recommends: the parameters are recorded
+/// once, before a mark, and live on the tape; every step rewinds to the mark, records the
+/// forward pass and the loss, sweeps back, and lets the optimiser update the parameters in
+/// place through [`Tape::update_parameters`]. Nothing is copied in or allocated per step.
+#[derive(Debug)]
+pub struct TapeMlp {
+    tape: Tape<f32>,
+    /// Each layer's weight and bias ids, in order; parameter `i` has id `i`.
+    layers: Vec<(NodeId, NodeId)>,
+    mark: Mark,
+    inputs: usize,
+}
 
-/// Parameter ids by number (`2·layer`, `2·layer + 1`).
-type ParamIds = [Option<NodeId>; 2 * MAX_LAYERS];
+impl TapeMlp {
+    /// Records `mlp`'s parameters on a new tape.
+    pub fn new(mlp: &Mlp) -> Result<Self> {
+        let mut tape = Tape::new();
+        let mut layers = Vec::with_capacity(mlp.params.len());
+        for (l, (w, b)) in mlp.params.iter().enumerate() {
+            let (fan_in, fan_out) = (mlp.layers[l], mlp.layers[l + 1]);
+            let wid = tape.parameter(Shaped(&[fan_in, fan_out], w))?;
+            let bid = tape.parameter(Shaped(&[fan_out], b))?;
+            layers.push((wid, bid));
+        }
+        let mark = tape.mark();
+        Ok(TapeMlp {
+            tape,
+            layers,
+            mark,
+            inputs: mlp.inputs(),
+        })
+    }
 
-/// Records the forward pass on `tape` (cleared first) and returns the logits' and parameters'
-/// ids, the parameters copied in as a user of the tape would.
-fn record_forward(tape: &mut Tape<f32>, mlp: &Mlp, x: &[f32]) -> Result<(NodeId, ParamIds)> {
-    assert!(
-        mlp.params.len() <= MAX_LAYERS,
-        "at most {MAX_LAYERS} layers"
-    );
-    tape.clear();
-    let batch = x.len() / mlp.inputs();
-    let mut h = tape.input(Shaped(&[batch, mlp.inputs()], x))?;
-    let mut ids: ParamIds = [None; 2 * MAX_LAYERS];
-    let last = mlp.params.len() - 1;
-    for (l, (w, b)) in mlp.params.iter().enumerate() {
-        let (fan_in, fan_out) = (mlp.layers[l], mlp.layers[l + 1]);
-        let wid = tape.parameter(Shaped(&[fan_in, fan_out], w))?;
-        let bid = tape.parameter(Shaped(&[fan_out], b))?;
-        ids[2 * l] = Some(wid);
-        ids[2 * l + 1] = Some(bid);
-        let z = tape.matmul(h, wid)?;
-        let z = tape.add(z, bid)?;
+    /// One training step; returns the loss.
+    pub fn step(&mut self, x: &[f32], labels: &[usize], opt: &mut impl Optimizer) -> Result<f32> {
+        let logits = forward_on(&mut self.tape, &self.layers, self.mark, self.inputs, x)?;
+        let y = self.tape.labels(labels)?;
+        let loss = self.tape.cross_entropy(logits, y)?;
+        let loss_value = self.tape.item(loss)?;
+        self.tape.backward(loss)?;
+        opt.begin_step();
+        // Parameters were recorded first, so a parameter's id is its number.
+        self.tape
+            .update_parameters(|id, value, grad| opt.update(id.index(), value, grad));
+        Ok(loss_value)
+    }
+
+    /// The forward pass alone, with gradient recording off (inference); returns the logits.
+    pub fn infer(&mut self, x: &[f32]) -> Result<&[f32]> {
+        let (layers, mark, inputs) = (&self.layers, self.mark, self.inputs);
+        let logits = self
+            .tape
+            .no_grad(|tape| forward_on(tape, layers, mark, inputs, x))?;
+        self.tape.data(logits)
+    }
+
+    /// Copies the tape's parameters back into `mlp` (to compare engines).
+    pub fn write_back(&self, mlp: &mut Mlp) -> Result<()> {
+        for ((w, b), &(wid, bid)) in mlp.params.iter_mut().zip(&self.layers) {
+            w.copy_from_slice(self.tape.data(wid)?);
+            b.copy_from_slice(self.tape.data(bid)?);
+        }
+        Ok(())
+    }
+}
+
+/// Rewinds `tape` to the parameters and records the forward pass; returns the logits' id.
+fn forward_on(
+    tape: &mut Tape<f32>,
+    layers: &[(NodeId, NodeId)],
+    mark: Mark,
+    inputs: usize,
+    x: &[f32],
+) -> Result<NodeId> {
+    tape.rewind(mark)?;
+    let batch = x.len() / inputs;
+    let mut h = tape.input(Shaped(&[batch, inputs], x))?;
+    let last = layers.len() - 1;
+    for (l, &(w, b)) in layers.iter().enumerate() {
+        let z = tape.matmul(h, w)?;
+        let z = tape.add(z, b)?;
         h = if l < last { tape.relu(z)? } else { z };
     }
-    Ok((h, ids))
-}
-
-/// One training step on wengert's tape: records the forward pass and the loss, sweeps back, and
-/// lets `opt` update every parameter. Returns the loss.
-pub fn tape_step(
-    tape: &mut Tape<f32>,
-    mlp: &mut Mlp,
-    x: &[f32],
-    labels: &[usize],
-    opt: &mut impl Optimizer,
-) -> Result<f32> {
-    let (logits, ids) = record_forward(tape, mlp, x)?;
-    let y = tape.labels(labels)?;
-    let loss = tape.cross_entropy(logits, y)?;
-    let loss_value = tape.item(loss)?;
-    let grads = tape.backward(loss)?;
-    opt.begin_step();
-    for (l, (w, b)) in mlp.params.iter_mut().enumerate() {
-        let grad = |i: usize| ids[i].and_then(|id| grads.data(id));
-        let gw = grad(2 * l).expect("a parameter has a gradient");
-        let gb = grad(2 * l + 1).expect("a parameter has a gradient");
-        opt.update(2 * l, w, gw);
-        opt.update(2 * l + 1, b, gb);
-    }
-    Ok(loss_value)
-}
-
-/// The forward pass alone on the tape, with gradient recording off (inference). Returns the
-/// logits, borrowed from the tape.
-pub fn tape_infer<'t>(tape: &'t mut Tape<f32>, mlp: &Mlp, x: &[f32]) -> Result<&'t [f32]> {
-    let logits = tape.no_grad(|tape| record_forward(tape, mlp, x))?.0;
-    tape.data(logits)
+    Ok(h)
 }
 
 /// The same network by hand: the products on wengert's `gemm`, bias, ReLU and softmax
@@ -350,13 +372,14 @@ mod tests {
     fn tape_and_no_tape_take_the_same_steps() {
         let (mlp, x, labels) = small();
         let (mut a, mut b) = (mlp.clone(), mlp);
-        let mut tape = Tape::new();
+        let mut tape = TapeMlp::new(&a).unwrap();
         let mut hand = NoTape::new();
         for _ in 0..5 {
-            let la = tape_step(&mut tape, &mut a, &x, &labels, &mut Sgd { lr: 0.1 }).unwrap();
+            let la = tape.step(&x, &labels, &mut Sgd { lr: 0.1 }).unwrap();
             let lb = hand.step(&mut b, &x, &labels, &mut Sgd { lr: 0.1 });
             assert!((la - lb).abs() < 1e-5, "{la} {lb}");
         }
+        tape.write_back(&mut a).unwrap();
         for ((wa, ba), (wb, bb)) in a.params.iter().zip(&b.params) {
             for (p, q) in wa.iter().chain(ba).zip(wb.iter().chain(bb)) {
                 assert!((p - q).abs() < 1e-5, "{p} {q}");
@@ -367,15 +390,15 @@ mod tests {
     #[test]
     fn training_lowers_the_loss_with_either_optimizer() {
         let (mlp, x, labels) = small();
-        let mut tape = Tape::new();
-        let (mut a, mut b) = (mlp.clone(), mlp);
+        let (a, mut b) = (mlp.clone(), mlp);
+        let mut tape = TapeMlp::new(&a).unwrap();
         let mut adam = Adam::new(0.01, 0.9, 0.999, 1e-8);
         let mut hand = NoTape::new();
-        let first = tape_step(&mut tape, &mut a, &x, &labels, &mut adam).unwrap();
+        let first = tape.step(&x, &labels, &mut adam).unwrap();
         let first_hand = hand.step(&mut b, &x, &labels, &mut Sgd { lr: 0.5 });
         let (mut last, mut last_hand) = (first, first_hand);
         for _ in 0..100 {
-            last = tape_step(&mut tape, &mut a, &x, &labels, &mut adam).unwrap();
+            last = tape.step(&x, &labels, &mut adam).unwrap();
             last_hand = hand.step(&mut b, &x, &labels, &mut Sgd { lr: 0.5 });
         }
         assert!(last < 0.5 * first, "{first} -> {last}");
@@ -385,8 +408,8 @@ mod tests {
     #[test]
     fn inference_matches_on_both_paths() {
         let (mlp, x, _) = small();
-        let mut tape = Tape::new();
-        let on_tape = tape_infer(&mut tape, &mlp, &x).unwrap().to_vec();
+        let mut tape = TapeMlp::new(&mlp).unwrap();
+        let on_tape = tape.infer(&x).unwrap().to_vec();
         let mut hand = NoTape::new();
         let by_hand = hand.forward(&mlp, &x);
         assert_eq!(on_tape.len(), 8 * 3);

@@ -11,7 +11,7 @@ use wengert_tape::Tape;
 
 use crate::alloc_count::allocations;
 use crate::chain::{plain_chain, tape_chain};
-use crate::mlp::{Adam, Mlp, NoTape, Sgd, tape_infer, tape_step};
+use crate::mlp::{Adam, Mlp, NoTape, Sgd, TapeMlp};
 use crate::record::Record;
 use crate::shared::{
     Effort, Rng, SEED, Split, W1_SIZES, W2_BATCHES, W2_LAYERS, W2_LR, W3_OPS, W4_BATCH, W4_BETA1,
@@ -149,8 +149,8 @@ pub fn w2(
             let pool = pool(t)?;
             let (warmup, steps) = (effort.w2_warmup(), effort.w2_steps());
             let (mut sgd_a, mut sgd_b) = (Sgd { lr: W2_LR }, Sgd { lr: W2_LR });
-            let (mut mlp_a, mut mlp_b) = (init.clone(), init.clone());
-            let mut tape = Tape::new();
+            let (mlp_a, mut mlp_b) = (init.clone(), init.clone());
+            let mut tape = TapeMlp::new(&mlp_a).map_err(err)?;
             let mut hand = NoTape::new();
             let mut failure = None;
             let (train_a, train_b) = pool.install(|| {
@@ -158,7 +158,7 @@ pub fn w2(
                     warmup,
                     steps,
                     || {
-                        if let Err(e) = tape_step(&mut tape, &mut mlp_a, &x, &labels, &mut sgd_a) {
+                        if let Err(e) = tape.step(&x, &labels, &mut sgd_a) {
                             failure = Some(err(e));
                         }
                     },
@@ -172,7 +172,7 @@ pub fn w2(
                     warmup,
                     steps,
                     || {
-                        if let Err(e) = tape_infer(&mut tape, &mlp_a, &x) {
+                        if let Err(e) = tape.infer(&x) {
                             failure = Some(err(e));
                         }
                     },
@@ -309,13 +309,13 @@ pub fn w4(
     let (mut times, mut hand_times) = (Vec::new(), Vec::new());
     let (mut acc, mut hand_acc) = (0.0, 0.0);
     for _ in 0..effort.w4_runs() {
-        let mut mlp = Mlp::new(&W4_LAYERS, &mut Rng::new(SEED));
-        let mut tape = Tape::new();
+        let mlp = Mlp::new(&W4_LAYERS, &mut Rng::new(SEED));
+        let mut tape = TapeMlp::new(&mlp).map_err(err)?;
         let mut opt = adam();
         let mut failure = None;
         times.push(pool.install(|| {
             w4_train(train, |x, y| {
-                if let Err(e) = tape_step(&mut tape, &mut mlp, x, y, &mut opt) {
+                if let Err(e) = tape.step(x, y, &mut opt) {
                     failure = Some(err(e));
                 }
             })
@@ -323,10 +323,7 @@ pub fn w4(
         if let Some(e) = failure {
             return Err(e);
         }
-        acc = accuracy(
-            tape_infer(&mut tape, &mlp, &test.features).map_err(err)?,
-            &test.labels,
-        );
+        acc = accuracy(tape.infer(&test.features).map_err(err)?, &test.labels);
 
         let mut mlp = Mlp::new(&W4_LAYERS, &mut Rng::new(SEED));
         let mut hand = NoTape::new();
