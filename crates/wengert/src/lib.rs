@@ -9,6 +9,7 @@
 //! - [`Op`], [`CustomOp`]: the built-in ops and the trait for your own.
 //! - [`gradcheck()`]: compare any computation's gradients with finite differences.
 //! - [`Error`]: every failure, typed; nothing panics on bad input.
+//! - [`io`]: saving and loading tapes, weights and checkpoints.
 //!
 //! ```
 //! use ndarray::array;
@@ -44,6 +45,10 @@ pub use wengert_tape::{
     CustomOpId, GradcheckOptions, GradcheckReport, Gradients, IntoValue, NodeId, NodeKind, Shaped,
     Tape, gradcheck,
 };
+
+/// Saving and loading: tapes, weights (also as safetensors) and checkpoints, validated on load
+/// and written atomically.
+pub use wengert_io as io;
 
 /// The `ndarray` version wengert is built on, re-exported so that embedders use the same one.
 pub use ndarray;
