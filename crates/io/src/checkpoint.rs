@@ -115,7 +115,7 @@ impl<E: Element> Checkpoint<E> {
         let arrays = named_from_file(file.arrays)?;
         let mut scalars = BTreeMap::new();
         for NamedScalarV1 { name, value } in file.scalars {
-            check_name(&name, scalars.contains_key(&name))?;
+            check_name(&name, scalars.keys().next_back())?;
             let value = match value {
                 ScalarV1::U64(v) => Scalar::U64(v),
                 ScalarV1::I64(v) => Scalar::I64(v),
@@ -126,7 +126,7 @@ impl<E: Element> Checkpoint<E> {
         }
         let mut sections = BTreeMap::new();
         for SectionV1 { name, bytes } in file.sections {
-            check_name(&name, sections.contains_key(&name))?;
+            check_name(&name, sections.keys().next_back())?;
             sections.insert(name, bytes);
         }
         Ok(Checkpoint {

@@ -4,8 +4,9 @@
 /// The reflected polynomial of CRC-32/IEEE.
 const POLY: u32 = 0xEDB8_8320;
 
-/// One entry per byte value, built at compile time.
-const TABLE: [u32; 256] = {
+/// One entry per byte value, built at compile time. A `static`, not a `const`: a debug build
+/// would copy a `const` array into every expression that indexes it.
+static TABLE: [u32; 256] = {
     let mut table = [0u32; 256];
     let mut n = 0;
     while n < 256 {

@@ -183,6 +183,11 @@ pub enum Error {
     },
     /// An empty name.
     EmptyName,
+    /// Names of a map not in strictly increasing order (each map has one encoding).
+    NamesOutOfOrder {
+        /// The first name out of order.
+        name: String,
+    },
     /// An input or parameter node with no name (or with two).
     Unnamed {
         /// The node.
@@ -360,6 +365,9 @@ impl fmt::Display for Error {
             ),
             Error::DuplicateName { name } => write!(f, "the name \"{name}\" is used twice"),
             Error::EmptyName => write!(f, "a name is empty"),
+            Error::NamesOutOfOrder { name } => {
+                write!(f, "\"{name}\" is out of order: names must be sorted")
+            }
             Error::Unnamed { node, role } => {
                 write!(f, "{role} node {node} does not have exactly one name")
             }

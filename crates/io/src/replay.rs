@@ -21,13 +21,15 @@ enum Role {
 /// The nodes a replay recorded, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Replay {
-    names: BTreeMap<String, (Role, NodeId)>,
+    /// In the model's order (inputs, parameters, outputs), so that saving again keeps it.
+    entries: Vec<(String, Role, NodeId)>,
+    index: BTreeMap<String, usize>,
 }
 
 impl Replay {
     /// The id of the node recorded under `name`, if it was recorded.
     pub fn get(&self, name: &str) -> Option<NodeId> {
-        self.names.get(name).map(|&(_, id)| id)
+        self.index.get(name).map(|&i| self.entries[i].2)
     }
 
     /// The id of the node recorded under `name`, or [`Error::UnknownName`].
@@ -38,13 +40,13 @@ impl Replay {
     }
 
     fn with_role(&self, role: Role) -> impl Iterator<Item = (&str, NodeId)> {
-        self.names
+        self.entries
             .iter()
-            .filter(move |(_, (r, _))| *r == role)
-            .map(|(n, &(_, id))| (n.as_str(), id))
+            .filter(move |(_, r, _)| *r == role)
+            .map(|(n, _, id)| (n.as_str(), *id))
     }
 
-    /// The inputs fed, by name.
+    /// The inputs fed, by name, in the model's order.
     pub fn inputs(&self) -> impl Iterator<Item = (&str, NodeId)> {
         self.with_role(Role::Input)
     }
@@ -149,7 +151,7 @@ impl<E: Element> TapeModel<E> {
             };
             ids[i] = Some(id);
         }
-        let mut names = BTreeMap::new();
+        let mut replay = Replay::default();
         let lists = [
             (&self.inputs, Role::Input),
             (&self.parameters, Role::Parameter),
@@ -158,11 +160,12 @@ impl<E: Element> TapeModel<E> {
         for (list, role) in lists {
             for (name, node) in list {
                 if let Some(id) = ids[*node as usize] {
-                    names.insert(name.clone(), (role, id));
+                    replay.index.insert(name.clone(), replay.entries.len());
+                    replay.entries.push((name.clone(), role, id));
                 }
             }
         }
-        Ok(Replay { names })
+        Ok(replay)
     }
 
     /// Marks `wanted` and everything they depend on.

@@ -79,21 +79,26 @@ pub(crate) fn named_to_file<E: Element>(weights: &Weights<E>) -> Vec<NamedTensor
 pub(crate) fn named_from_file<E: Element>(tensors: Vec<NamedTensorV1>) -> Result<Weights<E>> {
     let mut out = BTreeMap::new();
     for NamedTensorV1 { name, tensor } in tensors {
-        check_name(&name, out.contains_key(&name))?;
+        check_name(&name, out.keys().next_back())?;
         let array = tensor_from_file(|| format!("tensor \"{name}\""), tensor)?;
         out.insert(name, array);
     }
     Ok(out)
 }
 
-pub(crate) fn check_name(name: &str, taken: bool) -> Result<()> {
+/// A map's names are non-empty and strictly increasing (so unique, and in the one order a
+/// map is saved in): `name` must come after `last`.
+pub(crate) fn check_name(name: &str, last: Option<&String>) -> Result<()> {
     if name.is_empty() {
         return Err(Error::EmptyName);
     }
-    if taken {
-        return Err(Error::DuplicateName {
+    match last.map(|last| name.cmp(last.as_str())) {
+        Some(std::cmp::Ordering::Equal) => Err(Error::DuplicateName {
             name: name.to_string(),
-        });
+        }),
+        Some(std::cmp::Ordering::Less) => Err(Error::NamesOutOfOrder {
+            name: name.to_string(),
+        }),
+        _ => Ok(()),
     }
-    Ok(())
 }
