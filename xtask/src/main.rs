@@ -2,12 +2,15 @@
 //!
 //! - `cargo xtask ci`: what CI runs: the format check, clippy with warnings denied, the tests.
 
+mod fuzz;
+
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             println!("{USAGE}");
             Ok(())
