@@ -6,7 +6,8 @@
 //!   to predict or to train further.
 //! - [`save_weights`] / [`load_weights`]: a named map of arrays; [`export_safetensors`] /
 //!   [`import_safetensors`] for PyTorch, JAX and candle.
-//! - [`Checkpoint`]: named arrays, scalars and opaque sections, for a trainer's state.
+//! - [`Checkpoint`]: named arrays, scalars and opaque sections, for a trainer's state;
+//!   [`CheckpointDir`] keeps the last K and resumes from the newest that validates.
 //! - [`write_atomic`]: every file is written to a temporary file, synced and renamed into
 //!   place, so that a crash leaves the previous file intact.
 //!
@@ -45,6 +46,7 @@
 
 mod atomic;
 mod checkpoint;
+mod checkpoint_dir;
 mod codec;
 pub mod container;
 mod crc32;
@@ -60,6 +62,7 @@ mod weights;
 
 pub use atomic::{write_atomic, write_atomic_with};
 pub use checkpoint::{Checkpoint, Scalar};
+pub use checkpoint_dir::{CheckpointDir, Resumed};
 pub use container::{FileKind, LoadOptions};
 pub use crc32::crc32;
 pub use element::Element;

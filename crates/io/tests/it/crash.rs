@@ -95,3 +95,59 @@ fn debris_of_a_crashed_write_does_not_disturb_the_target() {
     model.save(&path).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
 }
+
+#[test]
+fn resuming_skips_corrupt_checkpoints_and_only_the_last_k_are_kept() {
+    use wengert_io::{CheckpointDir, Error};
+    let tmp = scratch();
+    let dir = CheckpointDir::new(tmp.path().join("run"), 3);
+    assert!(matches!(
+        dir.latest::<f32>(&LoadOptions::default()),
+        Err(Error::Io { .. })
+    ));
+    for step in 1..=5 {
+        dir.save(step * 100, &checkpoint(step * 100)).unwrap();
+    }
+    std::fs::write(
+        tmp.path().join("run/.checkpoint-600.ckpt.1.0.tmp"),
+        b"debris",
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("run/checkpoint-x.ckpt"), b"not a step").unwrap();
+    assert_eq!(dir.steps().unwrap(), [300, 400, 500]);
+    let latest = dir.latest::<f32>(&LoadOptions::default()).unwrap().unwrap();
+    assert_eq!((latest.step, latest.skipped.len()), (500, 0));
+    assert_eq!(latest.checkpoint, checkpoint(500));
+
+    // Corrupt the newest (one byte) and truncate the next: resume from the third.
+    let newest = dir.path_for(500);
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&newest, &bytes).unwrap();
+    let second = dir.path_for(400);
+    let bytes = std::fs::read(&second).unwrap();
+    std::fs::write(&second, &bytes[..bytes.len() / 2]).unwrap();
+    let resumed = dir.latest::<f32>(&LoadOptions::default()).unwrap().unwrap();
+    assert_eq!(resumed.step, 300);
+    assert_eq!(resumed.checkpoint, checkpoint(300));
+    assert!(matches!(
+        resumed.skipped[0].1,
+        Error::ChecksumMismatch { .. }
+    ));
+    assert!(matches!(resumed.skipped[1].1, Error::LengthMismatch { .. }));
+
+    // With every checkpoint bad, the newest one's error is the answer.
+    std::fs::write(dir.path_for(300), b"").unwrap();
+    assert!(matches!(
+        dir.latest::<f32>(&LoadOptions::default()),
+        Err(Error::ChecksumMismatch { .. })
+    ));
+    let empty = CheckpointDir::new(tmp.path(), 1);
+    assert!(
+        empty
+            .latest::<f32>(&LoadOptions::default())
+            .unwrap()
+            .is_none()
+    );
+}
