@@ -66,17 +66,61 @@ fn finish<T>(
     }
 }
 
+/// Decodes a sequence without trusting its length field for the allocation: serde alone would
+/// pre-allocate up to 1 MiB for any claimed length, more than the limit of a small file. At
+/// most 4 KiB is reserved up front; past that the vector grows as elements actually arrive,
+/// so memory follows the bytes present, not the bytes claimed.
+pub(crate) fn bounded_vec<'de, D, T>(deserializer: D) -> std::result::Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    struct Bounded<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Bounded<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a sequence")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> std::result::Result<Vec<T>, A::Error> {
+            let most = 4096 / std::mem::size_of::<T>().max(1);
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(most));
+            while let Some(element) = seq.next_element()? {
+                out.push(element);
+            }
+            Ok(out)
+        }
+    }
+
+    deserializer.deserialize_seq(Bounded(std::marker::PhantomData))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(serde::Deserialize, serde::Serialize, Debug, PartialEq)]
+    struct Bounded(#[serde(deserialize_with = "bounded_vec")] Vec<f32>);
+
+    #[test]
+    fn a_bounded_vector_decodes_as_a_plain_one() {
+        let data: Vec<f32> = (0..5000).map(|i| i as f32).collect();
+        let bytes = encode(&data);
+        assert_eq!(decode::<Bounded>(&bytes).unwrap(), Bounded(data));
+    }
 
     #[test]
     fn lengths_claiming_two_to_the_forty_are_refused_without_allocating_them() {
         let mut payload = (1u64 << 40).to_le_bytes().to_vec();
         payload.extend_from_slice(&[0; 16]);
-        // A sequence goes through serde, which pre-allocates at most 1 MiB whatever the
-        // length says; decoding then runs out of bytes.
-        let err = decode::<Vec<f32>>(&payload).unwrap_err();
+        // A sequence is read element by element and runs out of bytes (the on-disk types
+        // also bound its pre-allocation, see `bounded_vec`).
+        let err = decode::<Bounded>(&payload).unwrap_err();
         assert!(matches!(err, Error::Decode { .. }), "{err}");
         // A string is claimed whole before it is read: the limit refuses it.
         let err = decode::<String>(&payload).unwrap_err();

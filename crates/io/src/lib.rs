@@ -12,7 +12,7 @@
 //!   place, so that a crash leaves the previous file intact.
 //!
 //! Every file is a [`container`]: magic bytes, kind, format version, payload length and
-//! CRC-32, then a bincode payload of the version's own [`format`] types. Loading never trusts
+//! CRC-32, then a bincode payload of the version's own [`format`](mod@format) types. Loading never trusts
 //! the file: the size, the header, the encoding (under a byte limit) and the meaning are all
 //! checked, and every fault is an [`Error`] with a reason. `docs/FORMAT.md` gives the bytes.
 //!

@@ -257,6 +257,22 @@ impl<E: Element> TapeModel<E> {
         self.nodes.is_empty()
     }
 
+    /// The number of elements every node held when the tape was recorded, summed: what a
+    /// replay at the recorded batch size allocates for values. A tool that loads tapes from
+    /// strangers can refuse one whose replay would be too large before running it.
+    pub fn recorded_elements(&self) -> u128 {
+        self.nodes
+            .iter()
+            .map(|node| {
+                node.shape()
+                    .dims()
+                    .iter()
+                    .map(|&d| d as u128)
+                    .product::<u128>()
+            })
+            .sum()
+    }
+
     /// The inputs' names, in node order.
     pub fn input_names(&self) -> impl Iterator<Item = &str> {
         self.inputs.iter().map(|(n, _)| n.as_str())

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec::bounded_vec;
 use crate::container::{self, FileKind};
 use crate::{Result, codec};
 
@@ -29,9 +30,9 @@ impl ElementV1 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DataV1 {
     /// Single-precision elements.
-    F32(Vec<f32>),
+    F32(#[serde(deserialize_with = "bounded_vec")] Vec<f32>),
     /// Double-precision elements.
-    F64(Vec<f64>),
+    F64(#[serde(deserialize_with = "bounded_vec")] Vec<f64>),
 }
 
 impl DataV1 {
@@ -61,6 +62,7 @@ impl DataV1 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TensorV1 {
     /// The dimensions; empty for a scalar.
+    #[serde(deserialize_with = "bounded_vec")]
     pub shape: Vec<u64>,
     /// The elements, `shape`'s product of them.
     pub data: DataV1,
@@ -96,7 +98,7 @@ pub enum OpV1 {
     Mean,
     SumAxis { axis: u32, keep_dim: bool },
     MeanAxis { axis: u32, keep_dim: bool },
-    Reshape(Vec<u64>),
+    Reshape(#[serde(deserialize_with = "bounded_vec")] Vec<u64>),
     Transpose { axis0: u32, axis1: u32 },
     Softmax,
     LogSoftmax,
@@ -111,6 +113,7 @@ pub enum NodeV1 {
     /// A value fed in at replay, with the shape it had when recorded.
     Input {
         /// The recorded shape.
+        #[serde(deserialize_with = "bounded_vec")]
         shape: Vec<u64>,
     },
     /// A trained value.
@@ -123,8 +126,10 @@ pub enum NodeV1 {
         /// The op.
         op: OpV1,
         /// The ids of its inputs, each smaller than this node's.
+        #[serde(deserialize_with = "bounded_vec")]
         inputs: Vec<u32>,
         /// The shape it had when recorded (checked against shape inference on load).
+        #[serde(deserialize_with = "bounded_vec")]
         shape: Vec<u64>,
     },
 }
@@ -144,12 +149,16 @@ pub struct TapeFileV1 {
     /// The element type of every array.
     pub element: ElementV1,
     /// The nodes in recording order.
+    #[serde(deserialize_with = "bounded_vec")]
     pub nodes: Vec<NodeV1>,
     /// One name for every `Input` node.
+    #[serde(deserialize_with = "bounded_vec")]
     pub inputs: Vec<NamedNodeV1>,
     /// One name for every `Parameter` node.
+    #[serde(deserialize_with = "bounded_vec")]
     pub parameters: Vec<NamedNodeV1>,
     /// Names of the nodes a user reads (predictions, the loss).
+    #[serde(deserialize_with = "bounded_vec")]
     pub outputs: Vec<NamedNodeV1>,
 }
 
@@ -159,6 +168,7 @@ pub struct WeightsFileV1 {
     /// The element type of every array.
     pub element: ElementV1,
     /// The arrays, in increasing name order.
+    #[serde(deserialize_with = "bounded_vec")]
     pub tensors: Vec<NamedTensorV1>,
 }
 
@@ -187,6 +197,7 @@ pub struct SectionV1 {
     /// The name, unique among the sections.
     pub name: String,
     /// The bytes.
+    #[serde(deserialize_with = "bounded_vec")]
     pub bytes: Vec<u8>,
 }
 
@@ -196,10 +207,13 @@ pub struct CheckpointFileV1 {
     /// The element type of every array.
     pub element: ElementV1,
     /// The arrays, in increasing name order.
+    #[serde(deserialize_with = "bounded_vec")]
     pub arrays: Vec<NamedTensorV1>,
     /// The scalars, in increasing name order.
+    #[serde(deserialize_with = "bounded_vec")]
     pub scalars: Vec<NamedScalarV1>,
     /// The sections, in increasing name order.
+    #[serde(deserialize_with = "bounded_vec")]
     pub sections: Vec<SectionV1>,
 }
 
