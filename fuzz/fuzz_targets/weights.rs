@@ -4,7 +4,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use wengert_io::container::{self, FileKind};
-use wengert_io::{Checkpoint, LoadOptions, safetensors_from_bytes, weights_from_bytes, weights_to_bytes};
+use wengert_io::{
+    Checkpoint, LoadOptions, safetensors_from_bytes, weights_from_bytes, weights_to_bytes,
+};
 
 fuzz_target!(|data: &[u8]| {
     let options = LoadOptions::default();
