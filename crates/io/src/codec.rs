@@ -15,10 +15,19 @@ fn config() -> Configuration<LittleEndian, Fixint> {
 }
 
 /// Encodes a value as a payload.
+#[cfg(test)]
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(value, &mut out);
+    out
+}
+
+/// Appends a value's encoding to `out`.
+pub(crate) fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
     // Encoding into a Vec fails only for types serde cannot map to bincode (maps of unknown
     // length); the on-disk types have none.
-    bincode::serde::encode_to_vec(value, config()).expect("the on-disk types always encode")
+    bincode::serde::encode_into_std_write(value, out, config())
+        .expect("the on-disk types always encode");
 }
 
 /// Decodes a whole payload, refusing trailing bytes.

@@ -82,14 +82,22 @@ impl LoadOptions {
 /// assert_eq!(container::unwrap(&file, FileKind::Weights).unwrap(), (1, &b"payload"[..]));
 /// ```
 pub fn wrap(kind: FileKind, version: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&kind.tag());
-    out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32(payload).to_le_bytes());
-    out.extend_from_slice(payload);
-    out
+    let mut file = Vec::with_capacity(HEADER_LEN + payload.len());
+    file.extend_from_slice(&[0; HEADER_LEN]);
+    file.extend_from_slice(payload);
+    seal(kind, version, file)
+}
+
+/// Fills in the header of `file`, whose first [`HEADER_LEN`] bytes are reserved for it and
+/// whose rest is the payload (so that a payload encoded in place is not copied again).
+pub(crate) fn seal(kind: FileKind, version: u32, mut file: Vec<u8>) -> Vec<u8> {
+    let (header, payload) = file.split_at_mut(HEADER_LEN);
+    header[0..8].copy_from_slice(&MAGIC);
+    header[8..12].copy_from_slice(&kind.tag());
+    header[12..16].copy_from_slice(&version.to_le_bytes());
+    header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    header[24..28].copy_from_slice(&crc32(payload).to_le_bytes());
+    file
 }
 
 /// Checks a whole file's header (length, magic, kind, version, payload length, CRC, in that

@@ -1,26 +1,7 @@
-//! CRC-32 (IEEE 802.3, the one zlib, PNG and gzip use), table-driven: 4 lines of arithmetic do
-//! not justify a dependency.
-
-/// The reflected polynomial of CRC-32/IEEE.
-const POLY: u32 = 0xEDB8_8320;
-
-/// One entry per byte value, built at compile time. A `static`, not a `const`: a debug build
-/// would copy a `const` array into every expression that indexes it.
-static TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut n = 0;
-    while n < 256 {
-        let mut c = n as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { POLY ^ (c >> 1) } else { c >> 1 };
-            k += 1;
-        }
-        table[n] = c;
-        n += 1;
-    }
-    table
-};
+//! CRC-32 (IEEE 802.3, the one zlib, PNG and gzip use) of a payload.
+//!
+//! `crc32fast` uses the CPU's carry-less multiply where there is one: a byte-at-a-time table
+//! measured 0.3 GB/s here, most of the time it took to load a large weights file.
 
 /// The CRC-32 of `bytes`.
 ///
@@ -28,11 +9,7 @@ static TABLE: [u32; 256] = {
 /// assert_eq!(wengert_io::crc32(b"123456789"), 0xCBF4_3926);
 /// ```
 pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc = TABLE[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
-    }
-    !crc
+    crc32fast::hash(bytes)
 }
 
 #[cfg(test)]

@@ -43,7 +43,12 @@ impl Element for f32 {
         }
     }
     fn to_le_bytes(data: &[f32]) -> Vec<u8> {
-        data.iter().flat_map(|x| x.to_le_bytes()).collect()
+        // Fixed-size chunks of a buffer of the final size: the loop compiles to a copy.
+        let mut out = vec![0u8; std::mem::size_of_val(data)];
+        for (chunk, x) in out.chunks_exact_mut(4).zip(data) {
+            chunk.copy_from_slice(&x.to_le_bytes());
+        }
+        out
     }
     fn from_le_bytes(bytes: &[u8]) -> Vec<f32> {
         bytes
@@ -65,7 +70,12 @@ impl Element for f64 {
         }
     }
     fn to_le_bytes(data: &[f64]) -> Vec<u8> {
-        data.iter().flat_map(|x| x.to_le_bytes()).collect()
+        // Fixed-size chunks of a buffer of the final size: the loop compiles to a copy.
+        let mut out = vec![0u8; std::mem::size_of_val(data)];
+        for (chunk, x) in out.chunks_exact_mut(8).zip(data) {
+            chunk.copy_from_slice(&x.to_le_bytes());
+        }
+        out
     }
     fn from_le_bytes(bytes: &[u8]) -> Vec<f64> {
         bytes

@@ -53,6 +53,7 @@ mod crc32;
 mod element;
 mod error;
 pub mod format;
+mod le_bytes;
 mod model;
 mod op_v1;
 mod replay;

@@ -30,9 +30,9 @@ impl ElementV1 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DataV1 {
     /// Single-precision elements.
-    F32(#[serde(deserialize_with = "bounded_vec")] Vec<f32>),
+    F32(#[serde(with = "crate::le_bytes::floats")] Vec<f32>),
     /// Double-precision elements.
-    F64(#[serde(deserialize_with = "bounded_vec")] Vec<f64>),
+    F64(#[serde(with = "crate::le_bytes::floats")] Vec<f64>),
 }
 
 impl DataV1 {
@@ -197,7 +197,7 @@ pub struct SectionV1 {
     /// The name, unique among the sections.
     pub name: String,
     /// The bytes.
-    #[serde(deserialize_with = "bounded_vec")]
+    #[serde(with = "crate::le_bytes::bytes")]
     pub bytes: Vec<u8>,
 }
 
@@ -222,7 +222,9 @@ macro_rules! file_type {
         impl $ty {
             /// The whole file: header and payload.
             pub fn to_bytes(&self) -> Vec<u8> {
-                container::wrap($kind, 1, &codec::encode(self))
+                let mut file = vec![0; container::HEADER_LEN];
+                codec::encode_into(self, &mut file);
+                container::seal($kind, 1, file)
             }
 
             /// Decodes a whole file, checking its container and its encoding (not its meaning).

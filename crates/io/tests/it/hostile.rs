@@ -202,7 +202,7 @@ fn length_fields_claiming_two_to_the_forty_bytes_are_refused_quickly() {
     let err = timed("data length 2^40", || {
         weights_from_bytes::<f32>(&file, &options()).unwrap_err()
     });
-    assert!(matches!(err, Error::Decode { .. }), "{err}");
+    assert!(matches!(err, Error::LimitExceeded { .. }), "{err}");
 }
 
 #[test]
