@@ -53,6 +53,11 @@ impl fmt::Display for FileKind {
 }
 
 /// Limits a loader holds the file to.
+///
+/// Memory while loading follows the file's size, never its length fields: about twice the
+/// file for weights and checkpoints (the bytes read, then the arrays). A tape's node list
+/// expands more in memory than on disk; the worst case, a file of nothing but empty input
+/// nodes (12 bytes each), peaks near 18 times its size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadOptions {
     /// Files larger than this are refused before a byte of them is read. The default is 1 GiB.
