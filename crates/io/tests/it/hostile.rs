@@ -57,11 +57,13 @@ fn loaders() -> Vec<(&'static str, Loader)> {
     ]
 }
 
-/// One valid file of each kind, with its loader. The tape is the small one, so that changing
-/// every byte to every other value stays cheap in a debug build.
+/// One valid file of each kind, with its loader.
 fn valid_files() -> Vec<(&'static str, Vec<u8>, Loader)> {
     vec![
-        ("tape", small_tape_bytes(), |b| {
+        ("tape", model_bytes::<f32>(), |b| {
+            TapeModel::<f32>::from_bytes(b, &options()).map(drop)
+        }),
+        ("small tape", small_tape_bytes(), |b| {
             TapeModel::<f32>::from_bytes(b, &options()).map(drop)
         }),
         ("weights", weights_to_bytes(&sample_weights()), |b| {
@@ -125,27 +127,6 @@ fn every_single_byte_change_is_refused() {
         );
         assert_eq!(refused, bytes.len() * 255);
     }
-}
-
-#[test]
-fn every_bit_flip_of_a_larger_tape_is_refused() {
-    let bytes = model_bytes::<f32>();
-    let started = Instant::now();
-    let mut copy = bytes.clone();
-    let mut refused = 0;
-    for i in 0..bytes.len() {
-        for delta in (0..8).map(|bit| 1u8 << bit).chain([0xFF]) {
-            copy[i] = bytes[i] ^ delta;
-            assert!(TapeModel::<f32>::from_bytes(&copy, &options()).is_err());
-            refused += 1;
-        }
-        copy[i] = bytes[i];
-    }
-    eprintln!(
-        "large tape: {refused} flips ({} bytes x (8 single bits + all bits)) refused in {:?}",
-        bytes.len(),
-        started.elapsed()
-    );
 }
 
 fn timed(what: &str, f: impl FnOnce() -> Error) -> Error {
