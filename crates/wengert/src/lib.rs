@@ -9,6 +9,7 @@
 //! - [`Op`], [`CustomOp`]: the built-in ops and the trait for your own.
 //! - [`gradcheck()`]: compare any computation's gradients with finite differences.
 //! - [`Error`]: every failure, typed; nothing panics on bad input.
+//! - [`io`]: saving and loading tapes, weights and checkpoints.
 //! - [`train`]: models, optimisers, data and the training loop (the `wengert-train` crate).
 //!
 //! ```
@@ -46,6 +47,9 @@ pub use wengert_tape::{
     Shaped, Tape, gradcheck,
 };
 
+/// Saving and loading: tapes, weights (also as safetensors) and checkpoints, validated on load
+/// and written atomically.
+pub use wengert_io as io;
 /// Training: layers, losses, optimisers, data sets and loaders, and the [`train::Trainer`] loop.
 pub use wengert_train as train;
 

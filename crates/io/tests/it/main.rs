@@ -1,0 +1,9 @@
+//! Integration tests of wengert-io: what a user does, end to end, and what a hostile file does.
+
+mod common;
+mod crash;
+mod golden;
+mod hostile;
+mod invalid;
+mod round_trip;
+mod weights;
