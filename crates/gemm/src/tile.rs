@@ -1,0 +1,123 @@
+//! One micro-tile of `c`: the portable kernel, and the choice between writing a full tile in
+//! place (the AVX2 kernel on a row-contiguous `c`) and going through a small buffer (edges,
+//! other layouts, the portable kernel).
+
+use ndarray::ArrayViewMut2;
+
+use crate::driver::Path;
+use crate::scalar::TILE_MAX;
+use crate::scalar::private::Sealed;
+
+/// What every tile of one block shares.
+#[derive(Clone, Copy)]
+pub(crate) struct TileJob<E> {
+    pub(crate) path: Path,
+    pub(crate) kc: usize,
+    pub(crate) alpha: E,
+    /// `beta` for the first block of `k`, 1 for the others (they add to what the first wrote).
+    pub(crate) beta: E,
+}
+
+/// `c[i0.., j0..] = alpha·(a·b) + beta·c[i0.., j0..]` for the tile of at most `MR × NR` elements
+/// there, with `a` and `b` packed panels of depth `job.kc`.
+pub(crate) fn tile<E: Sealed>(
+    job: TileJob<E>,
+    a: &[E],
+    b: &[E],
+    c: &mut ArrayViewMut2<'_, E>,
+    i0: usize,
+    j0: usize,
+) {
+    let mr = E::MR.min(c.nrows() - i0);
+    let nr = E::NR.min(c.ncols() - j0);
+    assert!(a.len() >= job.kc * E::MR && b.len() >= job.kc * E::NR);
+    #[cfg(target_arch = "x86_64")]
+    if job.path == Path::Avx2Fma && mr == E::MR && nr == E::NR && c.strides()[1] == 1 {
+        let rsc = c.strides()[0];
+        let corner = c
+            .get_mut_ptr((i0, j0))
+            .expect("the tile's corner is inside c");
+        #[allow(unsafe_code)]
+        // SAFETY: the path is chosen only when the CPU has AVX2 and FMA; `a` and `b` hold
+        // `kc·MR` and `kc·NR` elements (asserted above); rows i0..i0+MR and columns j0..j0+NR
+        // are inside `c` (mr = MR and nr = NR), whose columns are contiguous, so each tile row is
+        // NR elements from `corner + i·rsc`; `c` is borrowed mutably, so nothing else aliases them.
+        unsafe {
+            E::kernel_avx2(
+                job.kc,
+                a.as_ptr(),
+                b.as_ptr(),
+                corner,
+                rsc,
+                job.alpha,
+                job.beta,
+            )
+        };
+        return;
+    }
+    let mut buf = [E::ZERO; TILE_MAX];
+    let buf = &mut buf[..E::MR * E::NR];
+    if job.beta != E::ZERO {
+        for i in 0..mr {
+            for j in 0..nr {
+                buf[i * E::NR + j] = c[[i0 + i, j0 + j]];
+            }
+        }
+    }
+    match job.path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2Fma => {
+            #[allow(unsafe_code)]
+            // SAFETY: the CPU has AVX2 and FMA (the path's invariant); `a` and `b` are long
+            // enough (asserted above); `buf` is a local row-major MR × NR tile, so each of its
+            // MR rows is NR elements from `buf + i·NR`.
+            unsafe {
+                E::kernel_avx2(
+                    job.kc,
+                    a.as_ptr(),
+                    b.as_ptr(),
+                    buf.as_mut_ptr(),
+                    E::NR as isize,
+                    job.alpha,
+                    job.beta,
+                )
+            };
+        }
+        Path::Portable => E::kernel_portable(job.kc, a, b, job.alpha, job.beta, buf),
+    }
+    for i in 0..mr {
+        for j in 0..nr {
+            c[[i0 + i, j0 + j]] = buf[i * E::NR + j];
+        }
+    }
+}
+
+/// The portable micro-kernel on an `MR × NR` tile of accumulators that LLVM keeps in vector
+/// registers where it can: `tile = alpha·(a·b) + beta·tile`, products added one step of `k` at a
+/// time, in order (not fused: without hardware FMA a fused multiply-add is a slow library call).
+pub(crate) fn portable<E: Sealed, const MR: usize, const NR: usize>(
+    kc: usize,
+    a: &[E],
+    b: &[E],
+    alpha: E,
+    beta: E,
+    tile: &mut [E],
+) {
+    let mut acc = [[E::ZERO; NR]; MR];
+    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)).take(kc) {
+        for (row, &ai) in acc.iter_mut().zip(ap) {
+            for (x, &bj) in row.iter_mut().zip(bp) {
+                *x = *x + ai * bj;
+            }
+        }
+    }
+    for (out, row) in tile.chunks_exact_mut(NR).zip(&acc) {
+        for (o, &ab) in out.iter_mut().zip(row) {
+            *o = if beta == E::ZERO {
+                alpha * ab
+            } else {
+                alpha * ab + beta * *o
+            };
+        }
+    }
+}
