@@ -3,8 +3,11 @@
 //! the W2 network (784-512-512-10, batch 128), on 1 and 2 threads. Prints GFLOP/s, medians.
 //!
 //! ```text
-//! cargo run --release -p wengert-gemm --example gemm_bench [-- --quick]
+//! cargo run --release -p wengert-gemm --example gemm_bench [-- --quick] [--f64] [--best]
 //! ```
+//!
+//! `--best` reports the fastest sample instead of the median: on a machine shared with other
+//! work, the closest to what the code can do.
 //!
 //! The engines:
 //! - `mm 1t`: matrixmultiply's sgemm/dgemm on the calling thread.
@@ -115,39 +118,54 @@ fn mm_rows<E: LinalgScalar + Send + Sync>(
     );
 }
 
-/// The median time of one call, from samples of enough calls to last about a millisecond.
-fn median_time(budget: Duration, mut f: impl FnMut()) -> Duration {
-    f();
-    let start = Instant::now();
-    f();
-    let once = start.elapsed().max(Duration::from_nanos(100));
-    let per_sample = (Duration::from_millis(1).as_nanos() / once.as_nanos()).max(1) as u32;
-    let samples = (budget.as_nanos() / (once.as_nanos() * u128::from(per_sample))).clamp(5, 200);
-    let mut times: Vec<Duration> = (0..samples)
-        .map(|_| {
+/// The median time of one call of each engine. The engines take turns, one sample each per
+/// round, so that a load from elsewhere on the machine hits them alike.
+///
+/// Each engine runs `reps` calls when asked, inside its own pool (entering a pool costs
+/// microseconds, which would swamp the small products).
+fn median_times(rounds: usize, best: bool, engines: &mut [&mut dyn FnMut(u32)]) -> Vec<Duration> {
+    // Warm up, and size each sample to last about a millisecond.
+    let per_sample: Vec<u32> = engines
+        .iter_mut()
+        .map(|f| {
+            f(1);
             let start = Instant::now();
-            for _ in 0..per_sample {
-                f();
-            }
-            start.elapsed() / per_sample
+            f(1);
+            let once = start.elapsed().max(Duration::from_nanos(100));
+            (Duration::from_millis(1).as_nanos() / once.as_nanos()).clamp(1, 1000) as u32
         })
         .collect();
-    times.sort();
-    times[times.len() / 2]
+    let mut samples = vec![Vec::with_capacity(rounds); engines.len()];
+    for _ in 0..rounds {
+        for ((f, &reps), times) in engines.iter_mut().zip(&per_sample).zip(&mut samples) {
+            let start = Instant::now();
+            f(reps);
+            times.push(start.elapsed() / reps);
+        }
+    }
+    samples
+        .into_iter()
+        .map(|mut times| {
+            times.sort();
+            times[if best { 0 } else { times.len() / 2 }]
+        })
+        .collect()
 }
 
-fn run<E: GemmScalar + LinalgScalar + From<f32> + Send + Sync>(label: &str, quick: bool) {
-    let budget = Duration::from_millis(if quick { 60 } else { 400 });
-    let pools: Vec<rayon::ThreadPool> = [1, 2]
-        .iter()
-        .map(|&t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .expect("a rayon pool")
-        })
-        .collect();
-    println!("\n{label}: GFLOP/s, median per call (higher is better)");
+fn run<E: GemmScalar + LinalgScalar + From<f32> + Send + Sync>(
+    label: &str,
+    rounds: usize,
+    best: bool,
+) {
+    let pool = |t| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .expect("a rayon pool")
+    };
+    let (one, two) = (pool(1), pool(2));
+    let statistic = if best { "best" } else { "median" };
+    println!("\n{label}: GFLOP/s, {statistic} of {rounds} samples (higher is better)");
     println!(
         "{:<18} {:>16} {:>9} {:>11} {:>11} {:>11} {:>8} {:>8}",
         "product",
@@ -164,52 +182,70 @@ fn run<E: GemmScalar + LinalgScalar + From<f32> + Send + Sync>(label: &str, quic
         let a = operand::<E>(m, k, case.a, 1);
         let b = operand::<E>(k, n, case.b, 2);
         let (a, b) = (view(&a, case.a), view(&b, case.b));
-        let mut c = Array2::<E>::zeros((m, n));
+        let mut c = [(); 4].map(|_| Array2::<E>::zeros((m, n)));
+        let [c0, c1, c2, c3] = &mut c;
         let rows_per_task = (m.div_ceil(4).div_ceil(8) * 8).max(16);
+        let times = median_times(
+            rounds,
+            best,
+            &mut [
+                &mut |reps| {
+                    for _ in 0..reps {
+                        general_mat_mul(E::one(), &a, &b, E::zero(), black_box(&mut *c0));
+                    }
+                },
+                &mut |reps| {
+                    one.install(|| {
+                        for _ in 0..reps {
+                            let c = black_box(&mut *c1).view_mut();
+                            gemm(E::one(), a, b, E::zero(), c).expect("shapes fit");
+                        }
+                    })
+                },
+                &mut |reps| {
+                    two.install(|| {
+                        for _ in 0..reps {
+                            mm_rows(a, b, black_box(&mut *c2).view_mut(), rows_per_task);
+                        }
+                    })
+                },
+                &mut |reps| {
+                    two.install(|| {
+                        for _ in 0..reps {
+                            let c = black_box(&mut *c3).view_mut();
+                            gemm(E::one(), a, b, E::zero(), c).expect("shapes fit");
+                        }
+                    })
+                },
+            ],
+        );
         let flops = 2.0 * (m * k * n) as f64;
-        let gflops = |t: Duration| flops / t.as_secs_f64() / 1e9;
-        let mm1 = median_time(budget, || {
-            general_mat_mul(E::one(), &a, &b, E::zero(), &mut c);
-            black_box(&c);
-        });
-        let ours1 = pools[0].install(|| {
-            median_time(budget, || {
-                gemm(E::one(), a, b, E::zero(), c.view_mut()).expect("shapes fit");
-                black_box(&c);
-            })
-        });
-        let mm2 = pools[1].install(|| {
-            median_time(budget, || {
-                mm_rows(a, b, c.view_mut(), rows_per_task);
-                black_box(&c);
-            })
-        });
-        let ours2 = pools[1].install(|| {
-            median_time(budget, || {
-                gemm(E::one(), a, b, E::zero(), c.view_mut()).expect("shapes fit");
-                black_box(&c);
-            })
-        });
+        let g = |t: Duration| flops / t.as_secs_f64() / 1e9;
+        let ratio = |x: Duration, y: Duration| x.as_secs_f64() / y.as_secs_f64();
         println!(
             "{:<18} {:>16} {:>9.1} {:>11.1} {:>11.1} {:>11.1} {:>8.2} {:>8.2}",
             case.name,
             format!("{m}×{k}×{n}"),
-            gflops(mm1),
-            gflops(ours1),
-            gflops(mm2),
-            gflops(ours2),
-            mm1.as_secs_f64() / ours1.as_secs_f64(),
-            mm2.as_secs_f64() / ours2.as_secs_f64(),
+            g(times[0]),
+            g(times[1]),
+            g(times[2]),
+            g(times[3]),
+            ratio(times[0], times[1]),
+            ratio(times[2], times[3]),
         );
     }
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let f64_too = std::env::args().any(|a| a == "--f64");
-    run::<f32>("f32", quick);
-    if f64_too {
-        run::<f64>("f64", quick);
+    let rounds = if std::env::args().any(|a| a == "--quick") {
+        11
+    } else {
+        51
+    };
+    let best = std::env::args().any(|a| a == "--best");
+    run::<f32>("f32", rounds, best);
+    if std::env::args().any(|a| a == "--f64") {
+        run::<f64>("f64", rounds, best);
     }
     println!(
         "\nratio = matrixmultiply's time / wengert-gemm's time (above 1: wengert-gemm is faster)"

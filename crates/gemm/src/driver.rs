@@ -100,12 +100,15 @@ fn blocked<E: Sealed>(
     threads: usize,
 ) {
     let (k, n) = b.dim();
-    let b_len = n.min(E::NC).div_ceil(E::NR) * E::NR * k.min(E::KC);
+    // `k` in blocks of equal depth (the last maybe one shorter), at most KC: a short last block
+    // would pay a whole pass over `c` for little work. The blocks depend on `k` alone.
+    let k_block = k.div_ceil(k.div_ceil(E::KC));
+    let b_len = n.min(E::NC).div_ceil(E::NR) * E::NR * k_block;
     with_buffer(E::b_buffer(), b_len, |b_buf| {
         for jc in (0..n).step_by(E::NC) {
             let nc = E::NC.min(n - jc);
-            for pc in (0..k).step_by(E::KC) {
-                let kc = E::KC.min(k - pc);
+            for pc in (0..k).step_by(k_block) {
+                let kc = k_block.min(k - pc);
                 let packed = &mut b_buf[..nc.div_ceil(E::NR) * E::NR * kc];
                 pack_b_parallel(b.slice(s![pc..pc + kc, jc..jc + nc]), packed, threads);
                 let job = TileJob {

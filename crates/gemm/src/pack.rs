@@ -2,101 +2,162 @@
 //! one step of `k` after another, zero-padded to whole panels. Packing reads every layout
 //! (contiguous rows, contiguous columns, any other strides) with safe slices and iterators.
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView2, s};
 
 use crate::scalar::private::Sealed;
+
+/// Calls `$f::<W>(args)` with the width `$width` (an `MR` or `NR`) as a constant.
+macro_rules! with_width {
+    ($width:expr, $f:ident($($arg:expr),*)) => {
+        match $width {
+            6 => $f::<E, 6>($($arg),*),
+            8 => $f::<E, 8>($($arg),*),
+            16 => $f::<E, 16>($($arg),*),
+            w => unreachable!("no panel is {w} wide"),
+        }
+    };
+}
 
 /// Packs `b` (`kc × nc`) into `ceil(nc / NR)` panels of `kc × NR`: panel `q` holds columns
 /// `q·NR ..`, element `(p, j)` at `q·kc·NR + p·NR + j`. Columns past `nc` are zeros.
 pub(crate) fn pack_b<E: Sealed>(b: ArrayView2<'_, E>, out: &mut [E]) {
-    let (kc, nc) = b.dim();
-    let nr = E::NR;
-    let panel = kc * nr;
-    debug_assert!(out.len() >= nc.div_ceil(nr) * panel);
-    let tail = nc % nr;
-    if tail != 0 {
-        // The padding columns of the last panel.
-        let last = &mut out[(nc / nr) * panel..][..panel];
-        for step in last.chunks_exact_mut(nr) {
-            step[tail..].fill(E::ZERO);
-        }
-    }
     let [rs, cs] = [b.strides()[0], b.strides()[1]];
     if cs == 1 || (rs != 1 && cs.unsigned_abs() <= rs.unsigned_abs()) {
-        // Along rows: a row of `b` is one step of every panel.
-        for (p, row) in b.rows().into_iter().enumerate() {
-            match row.to_slice() {
-                Some(row) => {
-                    for (q, chunk) in row.chunks(nr).enumerate() {
-                        out[q * panel + p * nr..][..chunk.len()].copy_from_slice(chunk);
-                    }
-                }
-                None => {
-                    for (j, &x) in row.iter().enumerate() {
-                        out[(j / nr) * panel + p * nr + j % nr] = x;
-                    }
-                }
-            }
-        }
+        // A row of `b` is one step of every panel.
+        with_width!(E::NR, pack_steps(b, out));
     } else {
-        // Along columns (a transposed `b`): a column is one lane of one panel.
-        for (j, col) in b.columns().into_iter().enumerate() {
-            let lane = out[(j / nr) * panel + j % nr..].iter_mut().step_by(nr);
-            match col.to_slice() {
-                Some(col) => lane.zip(col).for_each(|(o, &x)| *o = x),
-                None => lane.zip(col.iter()).for_each(|(o, &x)| *o = x),
-            }
-        }
+        // A column of `b` (a transposed `b`) is one lane of one panel.
+        pack_lanes(b.reversed_axes(), E::NR, out);
     }
 }
 
 /// Packs `a` (`mc × kc`) into `ceil(mc / MR)` panels of `MR × kc`: panel `q` holds rows
 /// `q·MR ..`, element `(i, p)` at `q·kc·MR + p·MR + i`. Rows past `mc` are zeros.
 pub(crate) fn pack_a<E: Sealed>(a: ArrayView2<'_, E>, out: &mut [E]) {
-    let (mc, kc) = a.dim();
-    let mr = E::MR;
-    let panel = kc * mr;
-    debug_assert!(out.len() >= mc.div_ceil(mr) * panel);
-    let tail = mc % mr;
-    if tail != 0 {
-        let last = &mut out[(mc / mr) * panel..][..panel];
-        for step in last.chunks_exact_mut(mr) {
-            step[tail..].fill(E::ZERO);
-        }
-    }
     let [rs, cs] = [a.strides()[0], a.strides()[1]];
     if rs == 1 || (cs != 1 && rs.unsigned_abs() <= cs.unsigned_abs()) {
-        // Along columns (a transposed `a`): a column of `a` is one step of every panel.
-        for (p, col) in a.columns().into_iter().enumerate() {
-            match col.to_slice() {
-                Some(col) => {
-                    for (q, chunk) in col.chunks(mr).enumerate() {
-                        out[q * panel + p * mr..][..chunk.len()].copy_from_slice(chunk);
-                    }
-                }
-                None => {
-                    for (i, &x) in col.iter().enumerate() {
-                        out[(i / mr) * panel + p * mr + i % mr] = x;
-                    }
-                }
-            }
-        }
+        // A column of `a` (a transposed `a`) is one step of every panel.
+        with_width!(E::MR, pack_steps(a.reversed_axes(), out));
     } else {
-        // Along rows: a row of `a` is one lane of one panel.
-        for (i, row) in a.rows().into_iter().enumerate() {
-            let lane = out[(i / mr) * panel + i % mr..].iter_mut().step_by(mr);
-            match row.to_slice() {
-                Some(row) => lane.zip(row).for_each(|(o, &x)| *o = x),
-                None => lane.zip(row.iter()).for_each(|(o, &x)| *o = x),
+        // A row of `a` is one lane of one panel.
+        pack_lanes(a, E::MR, out);
+    }
+}
+
+/// Packs `x` (`k × w`, one step of `k` per row) into panels `WIDTH` wide: element `(p, l)` at
+/// `(l / width)·k·width + p·width + l % width`, the lanes past `w` zero.
+fn pack_steps<E: Sealed, const WIDTH: usize>(x: ArrayView2<'_, E>, out: &mut [E]) {
+    let width = WIDTH;
+    let (k, w) = x.dim();
+    let panel = k * width;
+    if w % width != 0 {
+        // The padding of the last panel, zeroed at once (not one short `memset` a step).
+        out[(w / width) * panel..][..panel].fill(E::ZERO);
+    }
+    for (p, step) in x.rows().into_iter().enumerate() {
+        match step.to_slice() {
+            Some(step) => {
+                // Chunks of a width known at compile time: copied inline, not by `memcpy`.
+                let mut chunks = step.chunks_exact(WIDTH);
+                for (q, chunk) in chunks.by_ref().enumerate() {
+                    out[q * panel + p * WIDTH..][..WIDTH].copy_from_slice(chunk);
+                }
+                let tail = chunks.remainder();
+                if !tail.is_empty() {
+                    out[(w / width) * panel + p * width..][..tail.len()].copy_from_slice(tail);
+                }
+            }
+            None => {
+                for (l, &v) in step.iter().enumerate() {
+                    out[(l / width) * panel + p * width + l % width] = v;
+                }
             }
         }
+    }
+}
+
+/// Packs `x` (`w × k`, one lane of a panel per row) into panels `width` wide, as
+/// [`pack_steps`] packs its transpose: element `(l, p)` at
+/// `(l / width)·k·width + p·width + l % width`, the lanes past `w` zero.
+fn pack_lanes<E: Sealed>(x: ArrayView2<'_, E>, width: usize, out: &mut [E]) {
+    let (w, k) = x.dim();
+    let panel = k * width;
+    for (q, dst) in out
+        .chunks_exact_mut(panel)
+        .take(w.div_ceil(width))
+        .enumerate()
+    {
+        let lanes = x.slice(s![q * width..w.min((q + 1) * width), ..]);
+        let mut slices: [&[E]; MAX_WIDTH] = [&[]; MAX_WIDTH];
+        let mut contiguous = true;
+        for (slot, lane) in slices.iter_mut().zip(lanes.rows()) {
+            match lane.to_slice() {
+                Some(lane) => *slot = lane,
+                None => contiguous = false,
+            }
+        }
+        let n = lanes.nrows();
+        if n < width {
+            // The padding lanes of the last panel.
+            dst.fill(E::ZERO);
+        }
+        if contiguous {
+            match (n, width) {
+                (6, 6) => interleave::<E, 6>(&slices, dst),
+                (8, 8) => interleave::<E, 8>(&slices, dst),
+                (16, 16) => interleave::<E, 16>(&slices, dst),
+                _ => interleave_some(&slices[..n], width, dst),
+            }
+        } else {
+            for (l, lane) in lanes.rows().into_iter().enumerate() {
+                let column = dst[l..].iter_mut().step_by(width);
+                column.zip(lane.iter()).for_each(|(o, &v)| *o = v);
+            }
+        }
+    }
+}
+
+/// The widest panel of any type (`NR` of `f32`).
+const MAX_WIDTH: usize = 16;
+
+/// `out[p·W + l] = lanes[l][p]` for the first `W` lanes, all of one length: a full panel.
+fn interleave<E: Copy, const W: usize>(lanes: &[&[E]; MAX_WIDTH], out: &mut [E]) {
+    let k = lanes[0].len();
+    let lanes: [&[E]; W] = std::array::from_fn(|l| &lanes[l][..k]);
+    let (out, _) = out.split_at_mut(k * W);
+    // Eight steps at a time: fixed-size blocks in, fixed-size blocks out, no bounds checks in
+    // between, which the compiler turns into straight moves.
+    let mut steps = out.chunks_exact_mut(8 * W);
+    for (block, dst) in steps.by_ref().enumerate() {
+        let p = block * 8;
+        let src: [[E; 8]; W] =
+            std::array::from_fn(|l| lanes[l][p..p + 8].try_into().expect("8 steps"));
+        for (t, step) in dst.chunks_exact_mut(W).enumerate() {
+            for (o, lane) in step.iter_mut().zip(&src) {
+                *o = lane[t];
+            }
+        }
+    }
+    let done = k - k % 8;
+    for (t, step) in steps.into_remainder().chunks_exact_mut(W).enumerate() {
+        for (o, lane) in step.iter_mut().zip(&lanes) {
+            *o = lane[done + t];
+        }
+    }
+}
+
+/// `out[p·width + l] = lanes[l][p]`: the last, partial panel.
+fn interleave_some<E: Copy>(lanes: &[&[E]], width: usize, out: &mut [E]) {
+    for (l, lane) in lanes.iter().enumerate() {
+        let column = out[l..].iter_mut().step_by(width);
+        column.zip(lane.iter()).for_each(|(o, &v)| *o = v);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{Array2, s};
+    use ndarray::Array2;
 
     #[test]
     fn b_panels_hold_steps_of_nr_columns_padded_with_zeros() {

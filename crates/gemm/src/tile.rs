@@ -2,7 +2,7 @@
 //! place (the AVX2 kernel on a row-contiguous `c`) and going through a small buffer (edges,
 //! other layouts, the portable kernel).
 
-use ndarray::ArrayViewMut2;
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder, s};
 
 use crate::driver::Path;
 use crate::scalar::TILE_MAX;
@@ -56,13 +56,11 @@ pub(crate) fn tile<E: Sealed>(
         return;
     }
     let mut buf = [E::ZERO; TILE_MAX];
-    let buf = &mut buf[..E::MR * E::NR];
+    let mut buf_view = ArrayViewMut2::from_shape((mr, nr).strides((E::NR, 1)), &mut buf[..])
+        .expect("an MR × NR tile fits the buffer");
+    let mut c_tile = c.slice_mut(s![i0..i0 + mr, j0..j0 + nr]);
     if job.beta != E::ZERO {
-        for i in 0..mr {
-            for j in 0..nr {
-                buf[i * E::NR + j] = c[[i0 + i, j0 + j]];
-            }
-        }
+        buf_view.assign(&c_tile);
     }
     match job.path {
         #[cfg(target_arch = "x86_64")]
@@ -76,20 +74,18 @@ pub(crate) fn tile<E: Sealed>(
                     job.kc,
                     a.as_ptr(),
                     b.as_ptr(),
-                    buf.as_mut_ptr(),
+                    buf[..E::MR * E::NR].as_mut_ptr(),
                     E::NR as isize,
                     job.alpha,
                     job.beta,
                 )
             };
         }
-        Path::Portable => E::kernel_portable(job.kc, a, b, job.alpha, job.beta, buf),
+        Path::Portable => E::kernel_portable(job.kc, a, b, job.alpha, job.beta, &mut buf),
     }
-    for i in 0..mr {
-        for j in 0..nr {
-            c[[i0 + i, j0 + j]] = buf[i * E::NR + j];
-        }
-    }
+    let buf_view = ArrayView2::from_shape((mr, nr).strides((E::NR, 1)), &buf[..])
+        .expect("an MR × NR tile fits the buffer");
+    c_tile.assign(&buf_view);
 }
 
 /// The portable micro-kernel on an `MR × NR` tile of accumulators that LLVM keeps in vector
