@@ -7,9 +7,10 @@
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m256, __m256d, _mm256_broadcast_sd, _mm256_broadcast_ss, _mm256_fmadd_pd, _mm256_fmadd_ps,
-    _mm256_loadu_pd, _mm256_loadu_ps, _mm256_mul_pd, _mm256_mul_ps, _mm256_set1_pd, _mm256_set1_ps,
-    _mm256_setzero_pd, _mm256_setzero_ps, _mm256_storeu_pd, _mm256_storeu_ps,
+    __m256, __m256d, _MM_HINT_T0, _mm_prefetch, _mm256_broadcast_sd, _mm256_broadcast_ss,
+    _mm256_fmadd_pd, _mm256_fmadd_ps, _mm256_loadu_pd, _mm256_loadu_ps, _mm256_mul_pd,
+    _mm256_mul_ps, _mm256_set1_pd, _mm256_set1_ps, _mm256_setzero_pd, _mm256_setzero_ps,
+    _mm256_storeu_pd, _mm256_storeu_ps,
 };
 
 const MR: usize = 6;
@@ -37,6 +38,7 @@ pub(crate) unsafe fn kernel_f32(
     beta: f32,
 ) {
     const NR: usize = 16;
+    prefetch_tile(c.cast(), rsc * 4, NR * 4);
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
     for p in 0..kc {
         // SAFETY: p < kc, so `p·16 + 8 + 8 ≤ kc·16` elements of `b` are readable (the contract).
@@ -86,6 +88,7 @@ pub(crate) unsafe fn kernel_f64(
     beta: f64,
 ) {
     const NR: usize = 8;
+    prefetch_tile(c.cast(), rsc * 8, NR * 8);
     let mut acc = [[_mm256_setzero_pd(); 2]; MR];
     for p in 0..kc {
         // SAFETY: p < kc, so `p·8 + 4 + 4 ≤ kc·8` elements of `b` are readable (the contract).
@@ -116,6 +119,22 @@ pub(crate) unsafe fn kernel_f64(
                 let old = (beta != 0.0).then(|| _mm256_loadu_pd(ptr));
                 _mm256_storeu_pd(ptr, scale(ab, old));
             }
+        }
+    }
+}
+
+/// Asks for the tile of `c` (6 rows of `row_bytes` bytes, `stride` bytes apart) to be brought
+/// into L1 while the kernel computes, so that its write-back does not wait for memory.
+#[inline(always)]
+fn prefetch_tile(c: *const i8, stride: isize, row_bytes: usize) {
+    for i in 0..MR as isize {
+        // `wrapping_offset` and a prefetch: neither dereferences the pointer, so any address
+        // is sound (a prefetch of an unmapped one is ignored).
+        let row = c.wrapping_offset(i * stride);
+        // SAFETY: `_mm_prefetch` needs SSE (in every x86_64 CPU) and never faults.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(row);
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(row_bytes - 1));
         }
     }
 }

@@ -1,12 +1,13 @@
 //! The blocked loops around the micro-kernel, the split of the work among threads, and the
 //! thread-local packing buffers.
 //!
-//! For each block of `NC` columns of `b` and each block of `KC` steps of `k` (in order), the
-//! block of `b` is packed once (in parallel) into the calling thread's buffer; then the rows of
-//! `c` (or, for short and wide products, its columns) are shared among tasks with `rayon::join`.
-//! Each task packs `MC` rows of `a` at a time into its own thread's buffer and runs the
-//! micro-kernel on every tile. No task ever splits `k`, and the blocks of `k` are fixed by the
-//! shape, so every element of `c` is summed the same way whatever the split.
+//! A product is split once, with `rayon::join`, into one task per thread: by blocks of columns
+//! of `c` when it is at least as wide as tall, by blocks of rows otherwise. Each task runs the
+//! five loops of BLIS on its part: for each block of `NC` columns and each block of at most `KC`
+//! steps of `k` (in order), it packs that block of `b` into its thread's buffer, then `MC` rows of
+//! `a` at a time into another, and runs the micro-kernel on every tile. No task ever splits `k`,
+//! and the blocks of `k` depend on `k` alone, so every element of `c` is summed the same way
+//! whatever the split. The tasks share nothing, so they never wait for one another.
 
 use std::cell::RefCell;
 use std::thread::LocalKey;
@@ -89,39 +90,89 @@ pub(crate) fn gemm<E: Sealed>(
     blocked(path, alpha, a, b, beta, c, threads);
 }
 
-/// The blocked loops of [`gemm`], on up to `threads` tasks.
+/// The blocked loops of [`gemm`], shared among up to `threads` tasks: by columns of `c` when
+/// it is at least as wide as tall, by rows otherwise. Each task packs its own blocks of `a` and
+/// `b`, so the tasks never wait for one another: one fork per call.
 fn blocked<E: Sealed>(
     path: Path,
     alpha: E,
     a: ArrayView2<'_, E>,
     b: ArrayView2<'_, E>,
     beta: E,
-    mut c: ArrayViewMut2<'_, E>,
+    c: ArrayViewMut2<'_, E>,
     threads: usize,
 ) {
-    let (k, n) = b.dim();
+    let (m, n) = c.dim();
+    let row_panels = m.div_ceil(E::MR);
+    let col_panels = n.div_ceil(E::NR);
+    let left = threads / 2;
+    // Splitting columns packs `a` once per task, splitting rows packs `b` once per task: split
+    // the longer side, so that the copy packed twice is the smaller.
+    if threads > 1 && col_panels >= 2 && (n >= m || row_panels < 2) {
+        let mid = (col_panels * left / threads).max(1) * E::NR;
+        let (b0, b1) = b.split_at(Axis(1), mid);
+        let (c0, c1) = c.split_at(Axis(1), mid);
+        rayon::join(
+            || blocked(path, alpha, a, b0, beta, c0, left),
+            || blocked(path, alpha, a, b1, beta, c1, threads - left),
+        );
+    } else if threads > 1 && row_panels >= 2 {
+        let mid = (row_panels * left / threads).max(1) * E::MR;
+        let (a0, a1) = a.split_at(Axis(0), mid);
+        let (c0, c1) = c.split_at(Axis(0), mid);
+        rayon::join(
+            || blocked(path, alpha, a0, b, beta, c0, left),
+            || blocked(path, alpha, a1, b, beta, c1, threads - left),
+        );
+    } else {
+        serial(path, alpha, a, b, beta, c);
+    }
+}
+
+/// One task: the five loops of BLIS around the micro-kernel, on this thread's buffers.
+fn serial<E: Sealed>(
+    path: Path,
+    alpha: E,
+    a: ArrayView2<'_, E>,
+    b: ArrayView2<'_, E>,
+    beta: E,
+    mut c: ArrayViewMut2<'_, E>,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
     // `k` in blocks of equal depth (the last maybe one shorter), at most KC: a short last block
-    // would pay a whole pass over `c` for little work. The blocks depend on `k` alone.
+    // would pay a whole pass over `c` for little work. The blocks depend on `k` alone, never on
+    // how the work is shared, so neither does any element's sum.
     let k_block = k.div_ceil(k.div_ceil(E::KC));
-    let b_len = n.min(E::NC).div_ceil(E::NR) * E::NR * k_block;
-    with_buffer(E::b_buffer(), b_len, |b_buf| {
-        for jc in (0..n).step_by(E::NC) {
-            let nc = E::NC.min(n - jc);
-            for pc in (0..k).step_by(k_block) {
-                let kc = k_block.min(k - pc);
-                let packed = &mut b_buf[..nc.div_ceil(E::NR) * E::NR * kc];
-                pack_b_parallel(b.slice(s![pc..pc + kc, jc..jc + nc]), packed, threads);
-                let job = TileJob {
-                    path,
-                    kc,
-                    alpha,
-                    beta: if pc == 0 { beta } else { E::ONE },
-                };
-                let a_block = a.slice(s![.., pc..pc + kc]);
-                let c_block = c.slice_mut(s![.., jc..jc + nc]);
-                compute(job, a_block, packed, c_block, threads);
+    with_buffer(E::b_buffer(), E::NC * E::KC, |b_buf| {
+        with_buffer(E::a_buffer(), E::MC * E::KC, |a_buf| {
+            for jc in (0..n).step_by(E::NC) {
+                let nc = E::NC.min(n - jc);
+                for pc in (0..k).step_by(k_block) {
+                    let kc = k_block.min(k - pc);
+                    let b_packed = &mut b_buf[..nc.div_ceil(E::NR) * E::NR * kc];
+                    pack_b(b.slice(s![pc..pc + kc, jc..jc + nc]), b_packed);
+                    let job = TileJob {
+                        path,
+                        kc,
+                        alpha,
+                        beta: if pc == 0 { beta } else { E::ONE },
+                    };
+                    for ic in (0..m).step_by(E::MC) {
+                        let mc = E::MC.min(m - ic);
+                        let a_packed = &mut a_buf[..mc.div_ceil(E::MR) * E::MR * kc];
+                        pack_a(a.slice(s![ic..ic + mc, pc..pc + kc]), a_packed);
+                        let b_panels = b_packed.chunks_exact(kc * E::NR);
+                        for (jr, b_panel) in b_panels.enumerate() {
+                            for (ir, a_panel) in a_packed.chunks_exact(kc * E::MR).enumerate() {
+                                let (i0, j0) = (ic + ir * E::MR, jc + jr * E::NR);
+                                tile(job, a_panel, b_panel, &mut c, i0, j0);
+                            }
+                        }
+                    }
+                }
             }
-        }
+        })
     });
 }
 
@@ -134,95 +185,21 @@ fn scale<E: Sealed>(beta: E, mut c: ArrayViewMut2<'_, E>) {
     }
 }
 
-/// Packs a block of `b`, its panels shared among up to `threads` tasks.
-fn pack_b_parallel<E: Sealed>(b: ArrayView2<'_, E>, out: &mut [E], threads: usize) {
-    let panels = b.ncols().div_ceil(E::NR);
-    if threads <= 1 || panels < 2 {
-        pack_b(b, out);
-        return;
-    }
-    let left = threads / 2;
-    let mid = (panels * left / threads).max(1);
-    let (b0, b1) = b.split_at(Axis(1), mid * E::NR);
-    let (out0, out1) = out.split_at_mut(mid * E::NR * b.nrows());
-    rayon::join(
-        || pack_b_parallel(b0, out0, left),
-        || pack_b_parallel(b1, out1, threads - left),
-    );
-}
-
-/// `c = alpha·a·b + beta·c` for one block of `k` (`b` packed), shared among up to `threads`
-/// tasks: by rows while there are enough of them, else by columns.
-fn compute<E: Sealed>(
-    job: TileJob<E>,
-    a: ArrayView2<'_, E>,
-    b: &[E],
-    c: ArrayViewMut2<'_, E>,
-    threads: usize,
-) {
-    let row_panels = c.nrows().div_ceil(E::MR);
-    let col_panels = c.ncols().div_ceil(E::NR);
-    let left = threads / 2;
-    if threads <= 1 || (row_panels < 2 && col_panels < 2) {
-        compute_serial(job, a, b, c);
-    } else if row_panels >= 4 * threads || row_panels >= col_panels {
-        let mid = (row_panels * left / threads).max(1) * E::MR;
-        let (a0, a1) = a.split_at(Axis(0), mid);
-        let (c0, c1) = c.split_at(Axis(0), mid);
-        rayon::join(
-            || compute(job, a0, b, c0, left),
-            || compute(job, a1, b, c1, threads - left),
-        );
-    } else {
-        let mid = (col_panels * left / threads).max(1);
-        let (b0, b1) = b.split_at(mid * E::NR * job.kc);
-        let (c0, c1) = c.split_at(Axis(1), mid * E::NR);
-        rayon::join(
-            || compute(job, a, b0, c0, left),
-            || compute(job, a, b1, c1, threads - left),
-        );
-    }
-}
-
-/// One task: packs `MC` rows of `a` at a time and runs the kernel on every tile of `c`.
-fn compute_serial<E: Sealed>(
-    job: TileJob<E>,
-    a: ArrayView2<'_, E>,
-    b: &[E],
-    mut c: ArrayViewMut2<'_, E>,
-) {
-    let (m, nc) = c.dim();
-    let kc = job.kc;
-    // The buffer is made big enough for any block at once: which task a thread runs (and so
-    // how much of `a` it packs) changes from call to call, and it must not grow in steady state.
-    with_buffer(E::a_buffer(), E::MC * E::KC, |a_buf| {
-        for ic in (0..m).step_by(E::MC) {
-            let mc = E::MC.min(m - ic);
-            let packed = &mut a_buf[..mc.div_ceil(E::MR) * E::MR * kc];
-            pack_a(a.slice(s![ic..ic + mc, ..]), packed);
-            let b_panels = b.chunks_exact(kc * E::NR).take(nc.div_ceil(E::NR));
-            for (jr, b_panel) in b_panels.enumerate() {
-                for (ir, a_panel) in packed.chunks_exact(kc * E::MR).enumerate() {
-                    tile(job, a_panel, b_panel, &mut c, ic + ir * E::MR, jr * E::NR);
-                }
-            }
-        }
-    });
-}
-
-/// Grows this thread's buffers to the largest block of `E`.
+/// Allocates this thread's buffers for `E`, at the size every product asks for.
 pub(crate) fn prepare_thread<E: Sealed>() {
-    let b_len = E::NC * E::KC;
     with_buffer(E::a_buffer(), E::MC * E::KC, |_| ());
-    with_buffer(E::b_buffer(), b_len, |_| ());
+    with_buffer(E::b_buffer(), E::NC * E::KC, |_| ());
 }
 
-/// Runs `f` on `len` elements of this thread's buffer `key`, grown (never shrunk) to fit and
-/// aligned to a cache line. The contents are stale: the packing overwrites all it uses.
+/// Runs `f` on `len` elements of this thread's buffer `key`, aligned to a cache line, growing
+/// the buffer (never shrinking it) the first time. Every product asks for the largest block,
+/// whatever its shape: which part of a product a thread runs varies from call to call, and a
+/// buffer that grew with it would allocate in steady state. The contents are stale: the packing
+/// overwrites all it uses.
 ///
-/// If the buffer is in use on this thread already (a task of another product, run by rayon on
-/// this thread while it waited in a join), a temporary buffer serves instead: correct, and the
-/// only case in which a steady-state call allocates.
+/// If the buffer were in use on this thread already, a temporary one would serve instead.
+/// That does not happen (no task waits for another while it holds a buffer), but a call that
+/// cannot fail is cheaper to reason about than a `RefCell` that could panic.
 fn with_buffer<E: Sealed, R>(
     key: &'static LocalKey<RefCell<Vec<E>>>,
     len: usize,

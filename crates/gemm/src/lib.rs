@@ -4,18 +4,22 @@
 //! [`gemm`] computes `c = alpha·a·b + beta·c` for operands of any strides (row-major, transposed,
 //! stepped or reversed views: nothing is copied but the packed panels).
 //!
-//! - **No allocation in steady state.** The panels of `a` and `b` are packed into thread-local
-//!   buffers that grow to the largest block once and are then reused by every call on that
-//!   thread (rayon's workers included).
-//!   A thread's buffers are allocated when it first runs part of a product (or when
-//!   [`prepare_thread`] asks for it): a pool is in steady state once each of its threads has.
+//! - **No allocation in steady state.** The panels of `a` and `b` are packed into two
+//!   thread-local buffers (about 2.1 MiB per thread and element type), allocated the first time
+//!   a thread works on a product (or when [`prepare_thread`] asks for it) and reused by every
+//!   later call on that thread, rayon's workers included. A pool is in steady state once each of
+//!   its threads has worked once. Call from inside the pool (`pool.install`) for zero
+//!   allocations: entering a rayon pool from outside goes through rayon's global job queue,
+//!   which allocates a block every 63 entries (one entry per product here).
 //! - **Deterministic.** Every element of `c` is computed by one task, summing the inner
 //!   dimension in blocks of a fixed size in a fixed order; how the rows and columns are shared
 //!   among threads changes who computes an element, never how. The results are bit-identical for
 //!   any rayon pool size.
 //! - **Fast.** A register-blocked micro-kernel on AVX2 and FMA when the CPU has them (detected at
-//!   run time), a portable one otherwise; parallel over blocks of output rows (or columns, for
-//!   short and wide products) with `rayon::join`, never over the inner dimension.
+//!   run time), a portable one otherwise. A large product is split once into one task per
+//!   thread with `rayon::join`, by blocks of output columns or rows (along the longer side),
+//!   never along the inner dimension; the tasks pack their own panels and never wait for each
+//!   other.
 //!
 //! ```
 //! use ndarray::array;
@@ -82,8 +86,8 @@ pub fn gemm<E: GemmScalar>(
     Ok(())
 }
 
-/// Allocates the calling thread's packing buffers for `E` at their largest (about 2.1 MiB), so
-/// that no later product allocates on this thread whatever its shape.
+/// Allocates the calling thread's packing buffers for `E` (about 2.1 MiB), so that no product
+/// allocates on this thread afterwards, whatever its shape.
 ///
 /// Products allocate nothing once every thread that takes part has worked on one; this makes
 /// sure of it in advance, for instance on every thread of a pool:
