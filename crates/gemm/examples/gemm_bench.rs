@@ -13,7 +13,8 @@
 //! - `mm 1t`: matrixmultiply's sgemm/dgemm on the calling thread.
 //! - `mm rows 2t`: the kernel wengert-ops used until now: `rayon::join` over four blocks of
 //!   output rows, matrixmultiply in each, on a 2-thread pool.
-//! - `wengert 1t`, `wengert 2t`: this crate on rayon pools of 1 and 2 threads.
+//! - `wengert 1t`: this crate on the calling thread (the global rayon pool has one thread).
+//! - `wengert 2t`: this crate on a 2-thread pool.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -119,7 +120,7 @@ fn mm_rows<E: LinalgScalar + Send + Sync>(
 }
 
 /// The median time of one call of each engine. The engines take turns, one sample each per
-/// round, so that a load from elsewhere on the machine hits them alike.
+/// round and in rotating order, so that a load from elsewhere on the machine hits them alike.
 ///
 /// Each engine runs `reps` calls when asked, inside its own pool (entering a pool costs
 /// microseconds, which would swamp the small products).
@@ -136,11 +137,14 @@ fn median_times(rounds: usize, best: bool, engines: &mut [&mut dyn FnMut(u32)]) 
         })
         .collect();
     let mut samples = vec![Vec::with_capacity(rounds); engines.len()];
-    for _ in 0..rounds {
-        for ((f, &reps), times) in engines.iter_mut().zip(&per_sample).zip(&mut samples) {
+    let count = engines.len();
+    for round in 0..rounds {
+        // Each round starts with the next engine: which engine runs first after a pause or
+        // after the other pool's threads were busy measurably changes its time.
+        for e in (0..count).map(|i| (round + i) % count) {
             let start = Instant::now();
-            f(reps);
-            times.push(start.elapsed() / reps);
+            engines[e](per_sample[e]);
+            samples[e].push(start.elapsed() / per_sample[e]);
         }
     }
     samples
@@ -163,7 +167,7 @@ fn run<E: GemmScalar + LinalgScalar + From<f32> + Send + Sync>(
             .build()
             .expect("a rayon pool")
     };
-    let (one, two) = (pool(1), pool(2));
+    let two = pool(2);
     let statistic = if best { "best" } else { "median" };
     println!("\n{label}: GFLOP/s, {statistic} of {rounds} samples (higher is better)");
     println!(
@@ -195,12 +199,11 @@ fn run<E: GemmScalar + LinalgScalar + From<f32> + Send + Sync>(
                     }
                 },
                 &mut |reps| {
-                    one.install(|| {
-                        for _ in 0..reps {
-                            let c = black_box(&mut *c1).view_mut();
-                            gemm(E::one(), a, b, E::zero(), c).expect("shapes fit");
-                        }
-                    })
+                    // On this thread, as matrixmultiply: the global pool has one thread.
+                    for _ in 0..reps {
+                        let c = black_box(&mut *c1).view_mut();
+                        gemm(E::one(), a, b, E::zero(), c).expect("shapes fit");
+                    }
                 },
                 &mut |reps| {
                     two.install(|| {
@@ -237,6 +240,12 @@ fn run<E: GemmScalar + LinalgScalar + From<f32> + Send + Sync>(
 }
 
 fn main() {
+    // The 1-thread engines run on the main thread; a global pool of one thread makes
+    // wengert-gemm run there too, without handing its work to a pool's thread.
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build_global()
+        .expect("the global pool is built first");
     let rounds = if std::env::args().any(|a| a == "--quick") {
         11
     } else {
