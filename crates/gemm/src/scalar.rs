@@ -59,8 +59,7 @@ pub(crate) mod private {
             kc: usize,
             a: *const Self,
             b: *const Self,
-            c: *mut Self,
-            rsc: isize,
+            c: crate::avx2::Dst<Self>,
             alpha: Self,
             beta: Self,
         );
@@ -101,13 +100,12 @@ macro_rules! sealed {
                 kc: usize,
                 a: *const Self,
                 b: *const Self,
-                c: *mut Self,
-                rsc: isize,
+                c: crate::avx2::Dst<Self>,
                 alpha: Self,
                 beta: Self,
             ) {
                 // SAFETY: the caller upholds the kernel's contract, this function's own.
-                unsafe { $avx2(kc, a, b, c, rsc, alpha, beta) }
+                unsafe { $avx2(kc, a, b, c, alpha, beta) }
             }
 
             fn a_buffer() -> &'static LocalKey<RefCell<Vec<Self>>> {

@@ -1,9 +1,11 @@
-//! One micro-tile of `c`: the portable kernel, and the choice between writing a full tile in
-//! place (the AVX2 kernel on a row-contiguous `c`) and going through a small buffer (edges,
-//! other layouts, the portable kernel).
+//! One micro-tile of `c`: the portable kernel, and the choice between writing the tile in place
+//! (the AVX2 kernel, whole or partial tiles, when the columns of `c` are contiguous) and going
+//! through a small buffer (other layouts, the portable kernel).
 
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder, s};
 
+#[cfg(target_arch = "x86_64")]
+use crate::avx2::Dst;
 use crate::driver::Path;
 use crate::scalar::TILE_MAX;
 use crate::scalar::private::Sealed;
@@ -32,29 +34,27 @@ pub(crate) fn tile<E: Sealed>(
     let nr = E::NR.min(c.ncols() - j0);
     assert!(a.len() >= job.kc * E::MR && b.len() >= job.kc * E::NR);
     #[cfg(target_arch = "x86_64")]
-    if job.path == Path::Avx2Fma && mr == E::MR && nr == E::NR && c.strides()[1] == 1 {
-        let rsc = c.strides()[0];
-        let corner = c
-            .get_mut_ptr((i0, j0))
-            .expect("the tile's corner is inside c");
+    if job.path == Path::Avx2Fma && c.strides()[1] == 1 {
+        let dst = Dst {
+            ptr: c
+                .get_mut_ptr((i0, j0))
+                .expect("the tile's corner is inside c"),
+            rsc: c.strides()[0],
+            rows: mr,
+            cols: nr,
+        };
         #[allow(unsafe_code)]
         // SAFETY: the path is chosen only when the CPU has AVX2 and FMA; `a` and `b` hold
-        // `kc·MR` and `kc·NR` elements (asserted above); rows i0..i0+MR and columns j0..j0+NR
-        // are inside `c` (mr = MR and nr = NR), whose columns are contiguous, so each tile row is
-        // NR elements from `corner + i·rsc`; `c` is borrowed mutably, so nothing else aliases them.
+        // `kc·MR` and `kc·NR` elements (asserted above); rows i0..i0+mr and columns j0..j0+nr
+        // are inside `c` (mr and nr are clipped to its shape, at most MR and NR), whose columns
+        // are contiguous, so each tile row is nr elements from `ptr + i·rsc`; `c` is borrowed
+        // mutably, so nothing else aliases them.
         unsafe {
-            E::kernel_avx2(
-                job.kc,
-                a.as_ptr(),
-                b.as_ptr(),
-                corner,
-                rsc,
-                job.alpha,
-                job.beta,
-            )
+            E::kernel_avx2(job.kc, a.as_ptr(), b.as_ptr(), dst, job.alpha, job.beta)
         };
         return;
     }
+    // Columns that are not contiguous, or the portable kernel: through an MR × NR buffer.
     let mut buf = [E::ZERO; TILE_MAX];
     let mut buf_view = ArrayViewMut2::from_shape((mr, nr).strides((E::NR, 1)), &mut buf[..])
         .expect("an MR × NR tile fits the buffer");
@@ -65,20 +65,18 @@ pub(crate) fn tile<E: Sealed>(
     match job.path {
         #[cfg(target_arch = "x86_64")]
         Path::Avx2Fma => {
+            let dst = Dst {
+                ptr: buf.as_mut_ptr(),
+                rsc: E::NR as isize,
+                rows: E::MR,
+                cols: E::NR,
+            };
             #[allow(unsafe_code)]
             // SAFETY: the CPU has AVX2 and FMA (the path's invariant); `a` and `b` are long
-            // enough (asserted above); `buf` is a local row-major MR × NR tile, so each of its
-            // MR rows is NR elements from `buf + i·NR`.
+            // enough (asserted above); `buf` holds TILE_MAX ≥ MR·NR elements, so each of the
+            // MR rows is NR elements from `buf + i·NR`; `buf` is a local, borrowed by no one.
             unsafe {
-                E::kernel_avx2(
-                    job.kc,
-                    a.as_ptr(),
-                    b.as_ptr(),
-                    buf[..E::MR * E::NR].as_mut_ptr(),
-                    E::NR as isize,
-                    job.alpha,
-                    job.beta,
-                )
+                E::kernel_avx2(job.kc, a.as_ptr(), b.as_ptr(), dst, job.alpha, job.beta)
             };
         }
         Path::Portable => E::kernel_portable(job.kc, a, b, job.alpha, job.beta, &mut buf),

@@ -103,3 +103,34 @@ fn the_call_ops_makes_for_the_vjp_works_on_transposed_views() {
     assert_eq!(da, array![[2.0, 3.0, 4.0], [4.0, 5.0, 8.0]]);
     assert_eq!(db, array![[13.0, 18.0], [17.0, 24.0], [21.0, 30.0]]);
 }
+
+/// A product into a window of a larger array writes the window only, whatever its edge tiles.
+#[test]
+fn writes_stay_inside_c() {
+    use ndarray::s;
+    for (m, k, n) in [
+        (1, 3, 1),
+        (5, 7, 9),
+        (7, 20, 17),
+        (13, 300, 33),
+        (40, 64, 130),
+    ] {
+        let a = Array2::<f64>::from_shape_fn((m, k), |(i, p)| (i + p) as f64);
+        let b = Array2::<f64>::from_shape_fn((k, n), |(p, j)| (p * j % 5) as f64);
+        for beta in [0.0, 1.0] {
+            let mut big = Array2::<f64>::from_elem((m + 3, n + 21), -7.0);
+            let window = big.slice_mut(s![1..m + 1, 2..n + 2]);
+            gemm(1.0, a.view(), b.view(), beta, window).unwrap();
+            let mut big32 = Array2::<f32>::from_elem((m + 3, n + 21), -7.0);
+            let window = big32.slice_mut(s![1..m + 1, 2..n + 2]);
+            let (a32, b32) = (a.mapv(|x| x as f32), b.mapv(|x| x as f32));
+            gemm(1.0, a32.view(), b32.view(), beta as f32, window).unwrap();
+            for (((i, j), &x), &y) in big.indexed_iter().zip(&big32) {
+                let inside = (1..m + 1).contains(&i) && (2..n + 2).contains(&j);
+                if !inside {
+                    assert_eq!((x, y), (-7.0, -7.0), "{m}x{k}x{n}: [{i}, {j}] was written");
+                }
+            }
+        }
+    }
+}
