@@ -15,13 +15,17 @@ pub enum Layout {
     Step2,
     /// Stored upside down and back to front, viewed through `s![..;-1, ..;-1]`.
     Reversed,
+    /// Stored upside down, viewed through `s![..;-1, ..]`: contiguous rows, a negative stride
+    /// between them.
+    RowsReversed,
 }
 
-pub const LAYOUTS: [Layout; 4] = [
+pub const LAYOUTS: [Layout; 5] = [
     Layout::RowMajor,
     Layout::Transposed,
     Layout::Step2,
     Layout::Reversed,
+    Layout::RowsReversed,
 ];
 
 pub fn layout() -> impl Strategy<Value = Layout> {
@@ -58,6 +62,9 @@ impl<E: GemmScalar + From<f32>> Stored<E> {
             Layout::Reversed => {
                 Array2::from_shape_fn((rows, cols), |(i, j)| v(rows - 1 - i, cols - 1 - j))
             }
+            Layout::RowsReversed => {
+                Array2::from_shape_fn((rows, cols), |(i, j)| v(rows - 1 - i, j))
+            }
         };
         Stored { data, layout }
     }
@@ -68,6 +75,7 @@ impl<E: GemmScalar + From<f32>> Stored<E> {
             Layout::Transposed => self.data.t(),
             Layout::Step2 => self.data.slice(s![..;2, ..;2]),
             Layout::Reversed => self.data.slice(s![..;-1, ..;-1]),
+            Layout::RowsReversed => self.data.slice(s![..;-1, ..]),
         }
     }
 
@@ -77,6 +85,7 @@ impl<E: GemmScalar + From<f32>> Stored<E> {
             Layout::Transposed => self.data.view_mut().reversed_axes(),
             Layout::Step2 => self.data.slice_mut(s![..;2, ..;2]),
             Layout::Reversed => self.data.slice_mut(s![..;-1, ..;-1]),
+            Layout::RowsReversed => self.data.slice_mut(s![..;-1, ..]),
         }
     }
 }

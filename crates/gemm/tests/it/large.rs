@@ -60,4 +60,9 @@ fn f64_across_every_block_boundary() {
         [Transposed, Transposed, Reversed],
         f64::EPSILON / 2.0,
     );
+    check::<f64>(
+        (70, 300, 50),
+        [RowsReversed, Step2, RowsReversed],
+        f64::EPSILON / 2.0,
+    );
 }
