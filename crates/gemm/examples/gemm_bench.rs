@@ -156,6 +156,11 @@ fn median_times(rounds: usize, best: bool, engines: &mut [&mut dyn FnMut(u32)]) 
         .collect()
 }
 
+/// `x / y`: above 1 when `y` is the faster.
+fn ratio(x: Duration, y: Duration) -> f64 {
+    x.as_secs_f64() / y.as_secs_f64()
+}
+
 fn run<E: GemmScalar + LinalgScalar + From<f32> + Send + Sync>(
     label: &str,
     rounds: usize,
@@ -181,6 +186,8 @@ fn run<E: GemmScalar + LinalgScalar + From<f32> + Send + Sync>(
         "1t ratio",
         "2t ratio"
     );
+    // The summed medians of the W2 step's nine products, per engine.
+    let mut step = [Duration::ZERO; 4];
     for case in cases() {
         let (m, k, n) = (case.m, case.k, case.n);
         let a = operand::<E>(m, k, case.a, 1);
@@ -224,7 +231,6 @@ fn run<E: GemmScalar + LinalgScalar + From<f32> + Send + Sync>(
         );
         let flops = 2.0 * (m * k * n) as f64;
         let g = |t: Duration| flops / t.as_secs_f64() / 1e9;
-        let ratio = |x: Duration, y: Duration| x.as_secs_f64() / y.as_secs_f64();
         println!(
             "{:<18} {:>16} {:>9.1} {:>11.1} {:>11.1} {:>11.1} {:>8.2} {:>8.2}",
             case.name,
@@ -236,7 +242,23 @@ fn run<E: GemmScalar + LinalgScalar + From<f32> + Send + Sync>(
             ratio(times[0], times[1]),
             ratio(times[2], times[3]),
         );
+        if case.name.starts_with("W2") {
+            for (total, t) in step.iter_mut().zip(&times) {
+                *total += *t;
+            }
+        }
     }
+    let ms = |t: Duration| t.as_secs_f64() * 1e3;
+    println!(
+        "{:<35} {:>9.3} {:>11.3} {:>11.3} {:>11.3} {:>8.2} {:>8.2}",
+        "W2 step, all 9 products (ms)",
+        ms(step[0]),
+        ms(step[1]),
+        ms(step[2]),
+        ms(step[3]),
+        ratio(step[0], step[1]),
+        ratio(step[2], step[3]),
+    );
 }
 
 fn main() {
