@@ -144,6 +144,10 @@ fn serial<E: Sealed>(
     // would pay a whole pass over `c` for little work. The blocks depend on `k` alone, never on
     // how the work is shared, so neither does any element's sum.
     let k_block = k.div_ceil(k.div_ceil(E::KC));
+    // Rows in blocks of about equal height, whole panels, at most MC: each block streams the
+    // whole packed block of `b` through the cache again, so a thin last block costs nearly
+    // as much as a full one.
+    let m_block = m.div_ceil(m.div_ceil(E::MC)).div_ceil(E::MR) * E::MR;
     with_buffer(E::b_buffer(), E::NC * E::KC, |b_buf| {
         with_buffer(E::a_buffer(), E::MC * E::KC, |a_buf| {
             for jc in (0..n).step_by(E::NC) {
@@ -158,8 +162,8 @@ fn serial<E: Sealed>(
                         alpha,
                         beta: if pc == 0 { beta } else { E::ONE },
                     };
-                    for ic in (0..m).step_by(E::MC) {
-                        let mc = E::MC.min(m - ic);
+                    for ic in (0..m).step_by(m_block) {
+                        let mc = m_block.min(m - ic);
                         let a_packed = &mut a_buf[..mc.div_ceil(E::MR) * E::MR * kc];
                         pack_a(a.slice(s![ic..ic + mc, pc..pc + kc]), a_packed);
                         let b_panels = b_packed.chunks_exact(kc * E::NR);

@@ -122,5 +122,5 @@ macro_rules! sealed {
     };
 }
 
-sealed!(f32, nr: 16, mc: 120, nc: 2048, avx2: crate::avx2::kernel_f32);
-sealed!(f64, nr: 8, mc: 60, nc: 1024, avx2: crate::avx2::kernel_f64);
+sealed!(f32, nr: 16, mc: 144, nc: 2048, avx2: crate::avx2::kernel_f32);
+sealed!(f64, nr: 8, mc: 72, nc: 1024, avx2: crate::avx2::kernel_f64);

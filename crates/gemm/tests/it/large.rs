@@ -1,5 +1,5 @@
 //! Shapes that cross every blocking boundary (k in equal blocks of at most 256 for both types;
-//! MC = 120 and NC = 2048 for f32, MC = 60 and NC = 1024 for f64), large enough to run in
+//! MC = 144 and NC = 2048 for f32, MC = 72 and NC = 1024 for f64), large enough to run in
 //! parallel.
 
 use ndarray::Array2;
