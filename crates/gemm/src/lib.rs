@@ -21,6 +21,13 @@
 //!   never along the inner dimension; the tasks pack their own panels and never wait for each
 //!   other.
 //!
+//!
+//! `unsafe` is confined to the AVX2 micro-kernels (`src/avx2.rs`: loads and stores through the
+//! packed panels and the tile of `c`, a prefetch hint) and the two calls that hand them
+//! pointers (`src/tile.rs`); each block states why it is sound. Packing, blocking and threading
+//! are safe code on ndarray views. `examples/gemm_bench.rs` times the crate against
+//! matrixmultiply.
+//!
 //! ```
 //! use ndarray::array;
 //! use wengert_gemm::gemm;
