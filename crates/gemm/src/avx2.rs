@@ -12,9 +12,10 @@ use std::arch::x86_64::{
     __m256, __m256d, __m256i, _MM_HINT_T0, _mm_prefetch, _mm256_broadcast_sd, _mm256_broadcast_ss,
     _mm256_cmpgt_epi32, _mm256_cmpgt_epi64, _mm256_fmadd_pd, _mm256_fmadd_ps, _mm256_loadu_pd,
     _mm256_loadu_ps, _mm256_maskload_pd, _mm256_maskload_ps, _mm256_maskstore_pd,
-    _mm256_maskstore_ps, _mm256_mul_pd, _mm256_mul_ps, _mm256_set1_epi32, _mm256_set1_epi64x,
-    _mm256_set1_pd, _mm256_set1_ps, _mm256_setr_epi32, _mm256_setr_epi64x, _mm256_setzero_pd,
-    _mm256_setzero_ps, _mm256_storeu_pd, _mm256_storeu_ps,
+    _mm256_maskstore_ps, _mm256_mul_pd, _mm256_mul_ps, _mm256_permute2f128_ps, _mm256_set1_epi32,
+    _mm256_set1_epi64x, _mm256_set1_pd, _mm256_set1_ps, _mm256_setr_epi32, _mm256_setr_epi64x,
+    _mm256_setzero_pd, _mm256_setzero_ps, _mm256_shuffle_ps, _mm256_storeu_pd, _mm256_storeu_ps,
+    _mm256_unpackhi_ps, _mm256_unpacklo_ps,
 };
 
 const MR: usize = 6;
@@ -224,4 +225,76 @@ fn prefetch(kc: usize, c: *const i8, stride: isize, rows: usize, row_bytes: usiz
             _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(row_bytes - 1));
         }
     }
+}
+
+/// Packs sixteen lanes of `f32`, all of one length `k`, into a panel of `b`: `out[p·16 + l] =
+/// lanes[l][p]`. Eight steps of eight lanes at a time go through an 8×8 transpose in registers,
+/// where a scalar loop would move one element at a time.
+///
+/// Returns `false`, touching nothing, when the lanes or `out` are too short; the caller then
+/// packs them its own way.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn interleave16_f32(lanes: &[&[f32]], out: &mut [f32]) -> bool {
+    const W: usize = 16;
+    let k = lanes.first().map_or(0, |l| l.len());
+    if lanes.len() != W || lanes.iter().any(|l| l.len() != k) || out.len() < k * W {
+        return false;
+    }
+    let full = k - k % 8;
+    for half in 0..2 {
+        let src: [*const f32; 8] = std::array::from_fn(|l| lanes[half * 8 + l].as_ptr());
+        let dst = out[half * 8..].as_mut_ptr();
+        for p in (0..full).step_by(8) {
+            let mut rows = [_mm256_setzero_ps(); 8];
+            for (row, lane) in rows.iter_mut().zip(&src) {
+                // SAFETY: p + 8 ≤ k, and every lane holds k elements (checked above).
+                *row = unsafe { _mm256_loadu_ps(lane.add(p)) };
+            }
+            for (s, step) in transpose8(rows).into_iter().enumerate() {
+                // SAFETY: (p + s)·16 + half·8 + 8 ≤ k·16 ≤ out.len() (checked above), and `out`
+                // is borrowed mutably.
+                unsafe { _mm256_storeu_ps(dst.add((p + s) * W), step) };
+            }
+        }
+    }
+    for p in full..k {
+        for (l, lane) in lanes.iter().enumerate() {
+            out[p * W + l] = lane[p];
+        }
+    }
+    true
+}
+
+/// The 8×8 transpose: row `s` of the result holds element `s` of every input row.
+#[target_feature(enable = "avx")]
+fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ]
 }

@@ -25,9 +25,10 @@ const PARALLEL_MIN_MACS: usize = 1 << 18;
 /// Packed panels start on a cache line, so that no vector load of the kernel straddles two.
 const ALIGN_BYTES: usize = 64;
 
-/// Which micro-kernel runs: chosen once per call from the CPU's features.
+/// Which micro-kernel runs: chosen once per call from the CPU's features. (Public only to
+/// appear in the sealed trait's signatures; the module is private.)
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Path {
+pub enum Path {
     /// 256-bit vectors and fused multiply-adds.
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
@@ -155,7 +156,7 @@ fn serial<E: Sealed>(
                 for pc in (0..k).step_by(k_block) {
                     let kc = k_block.min(k - pc);
                     let b_packed = &mut b_buf[..nc.div_ceil(E::NR) * E::NR * kc];
-                    pack_b(b.slice(s![pc..pc + kc, jc..jc + nc]), b_packed);
+                    pack_b(path, b.slice(s![pc..pc + kc, jc..jc + nc]), b_packed);
                     let job = TileJob {
                         path,
                         kc,
@@ -165,7 +166,7 @@ fn serial<E: Sealed>(
                     for ic in (0..m).step_by(m_block) {
                         let mc = m_block.min(m - ic);
                         let a_packed = &mut a_buf[..mc.div_ceil(E::MR) * E::MR * kc];
-                        pack_a(a.slice(s![ic..ic + mc, pc..pc + kc]), a_packed);
+                        pack_a(path, a.slice(s![ic..ic + mc, pc..pc + kc]), a_packed);
                         let b_panels = b_packed.chunks_exact(kc * E::NR);
                         for (jr, b_panel) in b_panels.enumerate() {
                             for (ir, a_panel) in a_packed.chunks_exact(kc * E::MR).enumerate() {

@@ -22,9 +22,10 @@
 //!   other.
 //!
 //!
-//! `unsafe` is confined to the AVX2 micro-kernels (`src/avx2.rs`: loads and stores through the
-//! packed panels and the tile of `c`, a prefetch hint) and the two calls that hand them
-//! pointers (`src/tile.rs`); each block states why it is sound. Packing, blocking and threading
+//! `unsafe` is confined to `src/avx2.rs` (the micro-kernels' loads and stores through the packed
+//! panels and the tile of `c`, a prefetch hint, the loads and stores of the transposing pack of
+//! `f32` panels) and the calls that enter those AVX2 functions (`src/tile.rs`,
+//! `src/scalar.rs`); each block states why it is sound. Packing, blocking and threading
 //! are safe code on ndarray views. `examples/gemm_bench.rs` times the crate against
 //! matrixmultiply.
 //!

@@ -4,6 +4,7 @@
 
 use ndarray::{ArrayView2, s};
 
+use crate::driver::Path;
 use crate::scalar::private::Sealed;
 
 /// Calls `$f::<W>(args)` with the width `$width` (an `MR` or `NR`) as a constant.
@@ -20,27 +21,27 @@ macro_rules! with_width {
 
 /// Packs `b` (`kc × nc`) into `ceil(nc / NR)` panels of `kc × NR`: panel `q` holds columns
 /// `q·NR ..`, element `(p, j)` at `q·kc·NR + p·NR + j`. Columns past `nc` are zeros.
-pub(crate) fn pack_b<E: Sealed>(b: ArrayView2<'_, E>, out: &mut [E]) {
+pub(crate) fn pack_b<E: Sealed>(path: Path, b: ArrayView2<'_, E>, out: &mut [E]) {
     let [rs, cs] = [b.strides()[0], b.strides()[1]];
     if cs == 1 || (rs != 1 && cs.unsigned_abs() <= rs.unsigned_abs()) {
         // A row of `b` is one step of every panel.
         with_width!(E::NR, pack_steps(b, out));
     } else {
         // A column of `b` (a transposed `b`) is one lane of one panel.
-        pack_lanes(b.reversed_axes(), E::NR, out);
+        pack_lanes(path, b.reversed_axes(), E::NR, out);
     }
 }
 
 /// Packs `a` (`mc × kc`) into `ceil(mc / MR)` panels of `MR × kc`: panel `q` holds rows
 /// `q·MR ..`, element `(i, p)` at `q·kc·MR + p·MR + i`. Rows past `mc` are zeros.
-pub(crate) fn pack_a<E: Sealed>(a: ArrayView2<'_, E>, out: &mut [E]) {
+pub(crate) fn pack_a<E: Sealed>(path: Path, a: ArrayView2<'_, E>, out: &mut [E]) {
     let [rs, cs] = [a.strides()[0], a.strides()[1]];
     if rs == 1 || (cs != 1 && rs.unsigned_abs() <= cs.unsigned_abs()) {
         // A column of `a` (a transposed `a`) is one step of every panel.
         with_width!(E::MR, pack_steps(a.reversed_axes(), out));
     } else {
         // A row of `a` is one lane of one panel.
-        pack_lanes(a, E::MR, out);
+        pack_lanes(path, a, E::MR, out);
     }
 }
 
@@ -79,7 +80,7 @@ fn pack_steps<E: Sealed, const WIDTH: usize>(x: ArrayView2<'_, E>, out: &mut [E]
 /// Packs `x` (`w × k`, one lane of a panel per row) into panels `width` wide, as
 /// [`pack_steps`] packs its transpose: element `(l, p)` at
 /// `(l / width)·k·width + p·width + l % width`, the lanes past `w` zero.
-fn pack_lanes<E: Sealed>(x: ArrayView2<'_, E>, width: usize, out: &mut [E]) {
+fn pack_lanes<E: Sealed>(path: Path, x: ArrayView2<'_, E>, width: usize, out: &mut [E]) {
     let (w, k) = x.dim();
     let panel = k * width;
     for (q, dst) in out
@@ -101,7 +102,9 @@ fn pack_lanes<E: Sealed>(x: ArrayView2<'_, E>, width: usize, out: &mut [E]) {
             // The padding lanes of the last panel.
             dst.fill(E::ZERO);
         }
-        if contiguous {
+        if contiguous && n == width && E::interleave_fast(path, &slices[..n], dst) {
+            // Packed with SIMD shuffles.
+        } else if contiguous {
             match (n, width) {
                 (6, 6) => interleave::<E, 6>(&slices, dst),
                 (8, 8) => interleave::<E, 8>(&slices, dst),
@@ -161,19 +164,28 @@ mod tests {
 
     #[test]
     fn b_panels_hold_steps_of_nr_columns_padded_with_zeros() {
-        let b = Array2::from_shape_fn((3, 20), |(p, j)| (p * 100 + j + 1) as f32);
-        let bt = b.t().to_owned();
-        let reversed = b.slice(s![..;-1, ..;-1]).to_owned();
-        let layouts = [b.view(), bt.t(), reversed.slice(s![..;-1, ..;-1])];
-        for v in layouts {
-            let mut out = vec![-1.0f32; 2 * 3 * 16];
-            pack_b(v, &mut out);
-            for q in 0..2 {
-                for p in 0..3 {
-                    for j in 0..16 {
-                        let col = q * 16 + j;
-                        let want = if col < 20 { b[[p, col]] } else { 0.0 };
-                        assert_eq!(out[q * 48 + p * 16 + j], want, "q {q} p {p} j {j}");
+        // k = 3 (shorter than one block of the SIMD transpose) and 19 (two blocks and a tail).
+        for k in [3, 19] {
+            let b = Array2::from_shape_fn((k, 20), |(p, j)| (p * 100 + j + 1) as f32);
+            // Stored transposed (row-major `bᵀ`), so that `bt.t()` is column-major. (`to_owned`
+            // of a transposed view would keep its memory order, and the view be row-major.)
+            let bt = Array2::from_shape_fn((20, k), |(j, p)| b[[p, j]]);
+            assert_eq!(bt.t().strides(), [1, k as isize]);
+            let reversed = b.slice(s![..;-1, ..;-1]).to_owned();
+            let layouts = [b.view(), bt.t(), reversed.slice(s![..;-1, ..;-1])];
+            for v in layouts {
+                for path in [Path::detect(), Path::Portable] {
+                    let mut out = vec![-1.0f32; 2 * k * 16];
+                    pack_b(path, v, &mut out);
+                    for q in 0..2 {
+                        for p in 0..k {
+                            for j in 0..16 {
+                                let col = q * 16 + j;
+                                let want = if col < 20 { b[[p, col]] } else { 0.0 };
+                                let got = out[q * k * 16 + p * 16 + j];
+                                assert_eq!(got, want, "k {k} q {q} p {p} j {j}");
+                            }
+                        }
                     }
                 }
             }
@@ -183,7 +195,8 @@ mod tests {
     #[test]
     fn a_panels_hold_steps_of_mr_rows_padded_with_zeros() {
         let a = Array2::from_shape_fn((8, 3), |(i, p)| (i * 100 + p + 1) as f64);
-        let at = a.t().to_owned();
+        let at = Array2::from_shape_fn((3, 8), |(p, i)| a[[i, p]]);
+        assert_eq!(at.t().strides(), [1, 8]);
         let stepped = Array2::from_shape_fn((16, 6), |(i, p)| {
             if i % 2 == 0 && p % 2 == 0 {
                 a[[i / 2, p / 2]]
@@ -194,7 +207,7 @@ mod tests {
         let layouts = [a.view(), at.t(), stepped.slice(s![..;2, ..;2])];
         for v in layouts {
             let mut out = vec![-1.0f64; 2 * 3 * 6];
-            pack_a(v, &mut out);
+            pack_a(Path::detect(), v, &mut out);
             for q in 0..2 {
                 for p in 0..3 {
                     for i in 0..6 {

@@ -64,6 +64,10 @@ pub(crate) mod private {
             beta: Self,
         );
 
+        /// Packs a full panel of `NR` contiguous lanes with SIMD shuffles if this type and
+        /// `path` have a way to (`f32` on AVX2); `false` if not, with `out` untouched.
+        fn interleave_fast(path: crate::driver::Path, lanes: &[&[Self]], out: &mut [Self]) -> bool;
+
         /// This thread's buffer for packed blocks of `a`.
         fn a_buffer() -> &'static LocalKey<RefCell<Vec<Self>>>;
         /// This thread's buffer for packed blocks of `b`.
@@ -72,7 +76,7 @@ pub(crate) mod private {
 }
 
 macro_rules! sealed {
-    ($t:ty, nr: $nr:expr, mc: $mc:expr, nc: $nc:expr, avx2: $avx2:path) => {
+    ($t:ty, nr: $nr:expr, mc: $mc:expr, nc: $nc:expr, avx2: $avx2:path, fast: $fast:expr) => {
         impl private::Sealed for $t {
             const MR: usize = 6;
             const NR: usize = $nr;
@@ -108,6 +112,14 @@ macro_rules! sealed {
                 unsafe { $avx2(kc, a, b, c, alpha, beta) }
             }
 
+            fn interleave_fast(
+                path: crate::driver::Path,
+                lanes: &[&[Self]],
+                out: &mut [Self],
+            ) -> bool {
+                ($fast)(path, lanes, out)
+            }
+
             fn a_buffer() -> &'static LocalKey<RefCell<Vec<Self>>> {
                 thread_local!(static A: RefCell<Vec<$t>> = const { RefCell::new(Vec::new()) });
                 &A
@@ -122,5 +134,17 @@ macro_rules! sealed {
     };
 }
 
-sealed!(f32, nr: 16, mc: 144, nc: 2048, avx2: crate::avx2::kernel_f32);
-sealed!(f64, nr: 8, mc: 72, nc: 1024, avx2: crate::avx2::kernel_f64);
+sealed!(f32, nr: 16, mc: 144, nc: 2048, avx2: crate::avx2::kernel_f32, fast: interleave16_f32);
+sealed!(f64, nr: 8, mc: 72, nc: 1024, avx2: crate::avx2::kernel_f64, fast: |_, _, _| false);
+
+/// Packs a panel of sixteen `f32` lanes with AVX2 shuffles when the CPU has them.
+fn interleave16_f32(path: crate::driver::Path, lanes: &[&[f32]], out: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if path == crate::driver::Path::Avx2Fma {
+        #[allow(unsafe_code)]
+        // SAFETY: the path is chosen only when the CPU has AVX2 (and FMA).
+        return unsafe { crate::avx2::interleave16_f32(lanes, out) };
+    }
+    let _ = (path, lanes, out);
+    false
+}
