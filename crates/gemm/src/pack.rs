@@ -46,31 +46,30 @@ pub(crate) fn pack_a<E: Sealed>(path: Path, a: ArrayView2<'_, E>, out: &mut [E])
 }
 
 /// Packs `x` (`k × w`, one step of `k` per row) into panels `WIDTH` wide: element `(p, l)` at
-/// `(l / width)·k·width + p·width + l % width`, the lanes past `w` zero.
+/// `(l / WIDTH)·k·WIDTH + p·WIDTH + l % WIDTH`, the lanes past `w` zero.
 fn pack_steps<E: Sealed, const WIDTH: usize>(x: ArrayView2<'_, E>, out: &mut [E]) {
-    let width = WIDTH;
     let (k, w) = x.dim();
-    let panel = k * width;
-    if w % width != 0 {
+    let panel = k * WIDTH;
+    if w % WIDTH != 0 {
         // The padding of the last panel, zeroed at once (not one short `memset` a step).
-        out[(w / width) * panel..][..panel].fill(E::ZERO);
+        out[(w / WIDTH) * panel..][..panel].fill(E::ZERO);
     }
     for (p, step) in x.rows().into_iter().enumerate() {
         match step.to_slice() {
             Some(step) => {
-                // Chunks of a width known at compile time: copied inline, not by `memcpy`.
+                // Chunks of a WIDTH known at compile time: copied inline, not by `memcpy`.
                 let mut chunks = step.chunks_exact(WIDTH);
                 for (q, chunk) in chunks.by_ref().enumerate() {
                     out[q * panel + p * WIDTH..][..WIDTH].copy_from_slice(chunk);
                 }
                 let tail = chunks.remainder();
                 if !tail.is_empty() {
-                    out[(w / width) * panel + p * width..][..tail.len()].copy_from_slice(tail);
+                    out[(w / WIDTH) * panel + p * WIDTH..][..tail.len()].copy_from_slice(tail);
                 }
             }
             None => {
                 for (l, &v) in step.iter().enumerate() {
-                    out[(l / width) * panel + p * width + l % width] = v;
+                    out[(l / WIDTH) * panel + p * WIDTH + l % WIDTH] = v;
                 }
             }
         }
