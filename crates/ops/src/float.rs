@@ -22,6 +22,7 @@ pub trait Float:
     sealed::Sealed
     + num_traits::Float
     + ndarray::LinalgScalar
+    + wengert_gemm::GemmScalar
     + ndarray::ScalarOperand
     + std::ops::AddAssign
     + std::ops::SubAssign

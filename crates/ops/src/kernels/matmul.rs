@@ -1,20 +1,14 @@
-//! Matrix products: a rayon-parallel GEMM over blocks of output rows, on matrixmultiply's
-//! micro-kernels (through `ndarray::linalg::general_mat_mul`).
+//! Matrix products, on [`wengert_gemm`]: a BLIS-style GEMM with AVX2+FMA micro-kernels, packing
+//! into per-thread buffers that are reused (no allocation in steady state), split across rayon's
+//! threads along the longer side of the output.
 //!
-//! Determinism: every output element is computed by exactly one task, with the whole inner
-//! dimension summed inside that task, and the row blocks depend on the shape alone (never on
-//! the number of threads). Results are therefore bit-identical for any thread count.
+//! Determinism: every output element is computed by exactly one task, the inner dimension is cut
+//! into blocks that depend on its length alone and is never split across tasks. Results are
+//! therefore bit-identical for any thread count.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::{Error, Float, Result, Shape, TensorRef};
-
-/// Below this many multiply-adds a product runs on the calling thread: forking would cost more.
-const PARALLEL_MIN_FLOPS: usize = 1 << 18;
-
-/// The smallest block of output rows handed to one task.
-const MIN_ROWS_PER_TASK: usize = 16;
 
 /// `[m, k]·[k, n] → [m, n]`, or an error naming both shapes.
 pub fn output_shape(a: &Shape, b: &Shape) -> Result<Shape> {
@@ -85,7 +79,15 @@ pub fn vjp<E: Float>(
     }
 }
 
-/// `c = alpha·a·b + beta·c` for any strides, in parallel over blocks of `c`'s rows.
+/// `c = alpha·a·b + beta·c` for any strides (transposed and strided views included), in
+/// parallel, allocating nothing in steady state, on [`wengert_gemm`]'s kernels.
+///
+/// As in BLAS, `beta = 0` overwrites `c` (a NaN in it does not leak into the result).
+///
+/// # Panics
+///
+/// If the shapes do not fit (`a` is `[m, k]`, `b` is `[k, n]`, `c` is `[m, n]`): the engine checks
+/// shapes before it calls this. Use [`try_gemm`] for shapes that have not been checked.
 ///
 /// ```
 /// use ndarray::array;
@@ -103,41 +105,47 @@ pub fn gemm<E: Float>(
     beta: E,
     c: ArrayViewMut2<'_, E>,
 ) {
-    let flops = a
-        .nrows()
-        .saturating_mul(a.ncols())
-        .saturating_mul(b.ncols());
-    let rows_per_task = if flops < PARALLEL_MIN_FLOPS {
-        usize::MAX
-    } else {
-        // At most four blocks, a whole number of 8-row panels each: enough to keep two to four
-        // cores busy without repacking `b` more often than that.
-        (a.nrows().div_ceil(4).div_ceil(8) * 8).max(MIN_ROWS_PER_TASK)
-    };
-    gemm_rows(alpha, a, b, beta, c, rows_per_task);
+    if let Err(err) = try_gemm(alpha, a, b, beta, c) {
+        panic!("{err}");
+    }
 }
 
-fn gemm_rows<E: Float>(
+/// [`gemm`] that returns a [`ShapeMismatch`](Error::ShapeMismatch) naming the operands' shapes
+/// instead of panicking when they do not fit; `c` is left untouched then.
+///
+/// ```
+/// use ndarray::Array2;
+/// use wengert_ops::kernels::matmul::try_gemm;
+/// let (a, b) = (Array2::<f32>::zeros((2, 3)), Array2::<f32>::zeros((4, 5)));
+/// let mut c = Array2::<f32>::zeros((2, 5));
+/// let err = try_gemm(1.0, a.view(), b.view(), 0.0, c.view_mut()).unwrap_err();
+/// assert_eq!(err.to_string(), "gemm: shapes [2, 3] and [4, 5] do not fit together");
+/// ```
+pub fn try_gemm<E: Float>(
     alpha: E,
     a: ArrayView2<'_, E>,
     b: ArrayView2<'_, E>,
     beta: E,
-    mut c: ArrayViewMut2<'_, E>,
-    rows_per_task: usize,
-) {
-    let rows = a.nrows();
-    if rows <= rows_per_task {
-        general_mat_mul(alpha, &a, &b, beta, &mut c);
-        return;
-    }
-    // Split on a block boundary so the blocks are the same however the recursion runs.
-    let mid = rows.div_ceil(rows_per_task) / 2 * rows_per_task;
-    let (a_top, a_bottom) = a.split_at(Axis(0), mid);
-    let (c_top, c_bottom) = c.split_at(Axis(0), mid);
-    rayon::join(
-        || gemm_rows(alpha, a_top, b, beta, c_top, rows_per_task),
-        || gemm_rows(alpha, a_bottom, b, beta, c_bottom, rows_per_task),
-    );
+    c: ArrayViewMut2<'_, E>,
+) -> Result<()> {
+    let (a_dims, b_dims, c_dims) = (a.dim(), b.dim(), c.dim());
+    wengert_gemm::gemm(alpha, a, b, beta, c).map_err(|_| {
+        let shape = |(r, k): (usize, usize)| Shape::matrix(r, k).unwrap_or(Shape::SCALAR);
+        if a_dims.1 == b_dims.0 {
+            // The operands fit; the output does not.
+            Error::ShapeMismatch {
+                op: "gemm",
+                lhs: shape((a_dims.0, b_dims.1)),
+                rhs: shape(c_dims),
+            }
+        } else {
+            Error::ShapeMismatch {
+                op: "gemm",
+                lhs: shape(a_dims),
+                rhs: shape(b_dims),
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,265 @@
+//! The blocked loops around the micro-kernel, the split of the work among threads, and the
+//! thread-local packing buffers.
+//!
+//! A product is split once, with `rayon::join`, into one task per thread: by blocks of columns
+//! of `c` when it is at least as wide as tall, by blocks of rows otherwise. Each task runs the
+//! five loops of BLIS on its part: for each block of `NC` columns and each block of at most `KC`
+//! steps of `k` (in order), it packs that block of `b` into its thread's buffer, then `MC` rows of
+//! `a` at a time into another, and runs the micro-kernel on every tile. No task ever splits `k`,
+//! and the blocks of `k` depend on `k` alone, so every element of `c` is summed the same way
+//! whatever the split. The tasks share nothing, so they never wait for one another.
+
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
+
+use crate::pack::{pack_a, pack_b};
+use crate::scalar::private::Sealed;
+use crate::tile::{TileJob, tile};
+
+/// Below this many multiply-adds a product runs on the calling thread: forking would cost more
+/// than it saves.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// Packed panels start on a cache line, so that no vector load of the kernel straddles two.
+const ALIGN_BYTES: usize = 64;
+
+/// Which micro-kernel runs: chosen once per call from the CPU's features. (Public only to
+/// appear in the sealed trait's signatures; the module is private.)
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Path {
+    /// 256-bit vectors and fused multiply-adds.
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+    /// Plain Rust, vectorised by LLVM for the baseline target.
+    Portable,
+}
+
+impl Path {
+    /// The fastest kernel this CPU runs.
+    pub(crate) fn detect() -> Path {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Path::Avx2Fma;
+        }
+        Path::Portable
+    }
+}
+
+/// `c = alpha·a·b + beta·c` on the given kernel; the shapes are already checked.
+pub(crate) fn gemm<E: Sealed>(
+    path: Path,
+    alpha: E,
+    a: ArrayView2<'_, E>,
+    b: ArrayView2<'_, E>,
+    beta: E,
+    c: ArrayViewMut2<'_, E>,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 || alpha == E::ZERO {
+        scale(beta, c);
+        return;
+    }
+    if c.strides()[1] != 1 && c.strides()[0] == 1 {
+        // A column-major `c`: compute cᵀ = bᵀ·aᵀ instead, whose rows are contiguous so that
+        // whole tiles are written in place. Each element sums the same products in the same
+        // order, so the result is the same.
+        return gemm(
+            path,
+            alpha,
+            b.reversed_axes(),
+            a.reversed_axes(),
+            beta,
+            c.reversed_axes(),
+        );
+    }
+    let threads = if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
+    if threads > 1 && rayon::current_thread_index().is_none() {
+        // From outside the pool every `rayon::join` would inject a job through rayon's global
+        // queue, which allocates a block every 63 jobs: enter the pool once instead.
+        return rayon::scope(|_| blocked(path, alpha, a, b, beta, c, threads));
+    }
+    blocked(path, alpha, a, b, beta, c, threads);
+}
+
+/// The blocked loops of [`gemm`], shared among up to `threads` tasks: by columns of `c` when
+/// it is at least as wide as tall, by rows otherwise. Each task packs its own blocks of `a` and
+/// `b`, so the tasks never wait for one another: one fork per call.
+fn blocked<E: Sealed>(
+    path: Path,
+    alpha: E,
+    a: ArrayView2<'_, E>,
+    b: ArrayView2<'_, E>,
+    beta: E,
+    c: ArrayViewMut2<'_, E>,
+    threads: usize,
+) {
+    let (m, n) = c.dim();
+    let row_panels = m.div_ceil(E::MR);
+    let col_panels = n.div_ceil(E::NR);
+    let left = threads / 2;
+    // Splitting columns packs `a` once per task, splitting rows packs `b` once per task: split
+    // the longer side, so that the copy packed twice is the smaller.
+    if threads > 1 && col_panels >= 2 && (n >= m || row_panels < 2) {
+        let mid = (col_panels * left / threads).max(1) * E::NR;
+        let (b0, b1) = b.split_at(Axis(1), mid);
+        let (c0, c1) = c.split_at(Axis(1), mid);
+        rayon::join(
+            || blocked(path, alpha, a, b0, beta, c0, left),
+            || blocked(path, alpha, a, b1, beta, c1, threads - left),
+        );
+    } else if threads > 1 && row_panels >= 2 {
+        let mid = (row_panels * left / threads).max(1) * E::MR;
+        let (a0, a1) = a.split_at(Axis(0), mid);
+        let (c0, c1) = c.split_at(Axis(0), mid);
+        rayon::join(
+            || blocked(path, alpha, a0, b, beta, c0, left),
+            || blocked(path, alpha, a1, b, beta, c1, threads - left),
+        );
+    } else {
+        serial(path, alpha, a, b, beta, c);
+    }
+}
+
+/// One task: the five loops of BLIS around the micro-kernel, on this thread's buffers.
+fn serial<E: Sealed>(
+    path: Path,
+    alpha: E,
+    a: ArrayView2<'_, E>,
+    b: ArrayView2<'_, E>,
+    beta: E,
+    mut c: ArrayViewMut2<'_, E>,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    // `k` in blocks of equal depth (the last maybe one shorter), at most KC: a short last block
+    // would pay a whole pass over `c` for little work. The blocks depend on `k` alone, never on
+    // how the work is shared, so neither does any element's sum.
+    let k_block = k.div_ceil(k.div_ceil(E::KC));
+    // Rows in blocks of about equal height, whole panels, at most MC: each block streams the
+    // whole packed block of `b` through the cache again, so a thin last block costs nearly
+    // as much as a full one.
+    let m_block = m.div_ceil(m.div_ceil(E::MC)).div_ceil(E::MR) * E::MR;
+    with_buffer(E::b_buffer(), E::NC * E::KC, |b_buf| {
+        with_buffer(E::a_buffer(), E::MC * E::KC, |a_buf| {
+            for jc in (0..n).step_by(E::NC) {
+                let nc = E::NC.min(n - jc);
+                for pc in (0..k).step_by(k_block) {
+                    let kc = k_block.min(k - pc);
+                    let b_packed = &mut b_buf[..nc.div_ceil(E::NR) * E::NR * kc];
+                    pack_b(path, b.slice(s![pc..pc + kc, jc..jc + nc]), b_packed);
+                    let job = TileJob {
+                        path,
+                        kc,
+                        alpha,
+                        beta: if pc == 0 { beta } else { E::ONE },
+                    };
+                    for ic in (0..m).step_by(m_block) {
+                        let mc = m_block.min(m - ic);
+                        let a_packed = &mut a_buf[..mc.div_ceil(E::MR) * E::MR * kc];
+                        pack_a(path, a.slice(s![ic..ic + mc, pc..pc + kc]), a_packed);
+                        let b_panels = b_packed.chunks_exact(kc * E::NR);
+                        for (jr, b_panel) in b_panels.enumerate() {
+                            for (ir, a_panel) in a_packed.chunks_exact(kc * E::MR).enumerate() {
+                                let (i0, j0) = (ic + ir * E::MR, jc + jr * E::NR);
+                                tile(job, a_panel, b_panel, &mut c, i0, j0);
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    });
+}
+
+/// `c = beta·c`, overwriting with zeros (NaN included) when `beta = 0`.
+fn scale<E: Sealed>(beta: E, mut c: ArrayViewMut2<'_, E>) {
+    if beta == E::ZERO {
+        c.fill(E::ZERO);
+    } else if beta != E::ONE {
+        c.map_inplace(|x| *x = beta * *x);
+    }
+}
+
+/// Allocates this thread's buffers for `E`, at the size every product asks for.
+pub(crate) fn prepare_thread<E: Sealed>() {
+    with_buffer(E::a_buffer(), E::MC * E::KC, |_| ());
+    with_buffer(E::b_buffer(), E::NC * E::KC, |_| ());
+}
+
+/// Runs `f` on `len` elements of this thread's buffer `key`, aligned to a cache line, growing
+/// the buffer (never shrinking it) the first time. Every product asks for the largest block,
+/// whatever its shape: which part of a product a thread runs varies from call to call, and a
+/// buffer that grew with it would allocate in steady state. The contents are stale: the packing
+/// overwrites all it uses.
+///
+/// If the buffer were in use on this thread already, a temporary one would serve instead.
+/// That does not happen (no task waits for another while it holds a buffer), but a call that
+/// cannot fail is cheaper to reason about than a `RefCell` that could panic.
+fn with_buffer<E: Sealed, R>(
+    key: &'static LocalKey<RefCell<Vec<E>>>,
+    len: usize,
+    f: impl FnOnce(&mut [E]) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => f(aligned(&mut buf, len)),
+        Err(_) => f(aligned(&mut Vec::new(), len)),
+    })
+}
+
+fn aligned<E: Sealed>(buf: &mut Vec<E>, len: usize) -> &mut [E] {
+    let slack = ALIGN_BYTES / size_of::<E>();
+    if buf.len() < len + slack {
+        buf.resize(len + slack, E::ZERO);
+    }
+    let offset = buf.as_ptr().align_offset(ALIGN_BYTES);
+    let offset = if offset < slack { offset } else { 0 };
+    &mut buf[offset..offset + len]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn naive(a: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
+        Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
+            (0..a.ncols()).map(|p| a[[i, p]] * b[[p, j]]).sum()
+        })
+    }
+
+    /// The portable kernel agrees with the reference (exactly, on small integers), whatever
+    /// kernel this machine would pick, over shapes that cross every block boundary of f64.
+    #[test]
+    fn the_portable_kernel_matches_a_naive_product() {
+        for (m, k, n) in [(1, 1, 1), (7, 5, 9), (61, 257, 1030), (130, 300, 17)] {
+            let a = Array2::from_shape_fn((m, k), |(i, p)| ((i * 7 + p * 3) % 11) as f64 - 5.0);
+            let b = Array2::from_shape_fn((k, n), |(p, j)| ((p * 5 + j * 2) % 13) as f64 - 6.0);
+            let mut c = Array2::from_elem((m, n), f64::NAN);
+            gemm(Path::Portable, 1.0, a.view(), b.view(), 0.0, c.view_mut());
+            assert_eq!(c, naive(&a, &b), "{m}x{k}x{n}");
+            let a32 = a.mapv(|x| x as f32);
+            let b32 = b.mapv(|x| x as f32);
+            let mut c32 = Array2::from_elem((m, n), 1.0f32);
+            gemm(
+                Path::Portable,
+                2.0,
+                b32.t(),
+                a32.t(),
+                1.0,
+                c32.view_mut().reversed_axes(),
+            );
+            let want = naive(&a, &b).mapv(|x| (2.0 * x + 1.0) as f32);
+            assert_eq!(c32, want, "{m}x{k}x{n} f32");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! A BLIS-style matrix multiply for `f32` and `f64` on ndarray views, built for a training loop:
+//! it allocates nothing in steady state and its results do not depend on the number of threads.
+//!
+//! [`gemm`] computes `c = alpha·a·b + beta·c` for operands of any strides (row-major, transposed,
+//! stepped or reversed views: nothing is copied but the packed panels).
+//!
+//! - **No allocation in steady state.** The panels of `a` and `b` are packed into two
+//!   thread-local buffers (about 2.1 MiB per thread and element type), allocated the first time
+//!   a thread works on a product (or when [`prepare_thread`] asks for it) and reused by every
+//!   later call on that thread, rayon's workers included. A pool is in steady state once each of
+//!   its threads has worked once. Call from inside the pool (`pool.install`) for zero
+//!   allocations: entering a rayon pool from outside goes through rayon's global job queue,
+//!   which allocates a block every 63 entries (one entry per product here).
+//! - **Deterministic.** Every element of `c` is computed by one task, summing the inner
+//!   dimension in blocks of a fixed size in a fixed order; how the rows and columns are shared
+//!   among threads changes who computes an element, never how. The results are bit-identical for
+//!   any rayon pool size.
+//! - **Fast.** A register-blocked micro-kernel on AVX2 and FMA when the CPU has them (detected at
+//!   run time), a portable one otherwise. A large product is split once into one task per
+//!   thread with `rayon::join`, by blocks of output columns or rows (along the longer side),
+//!   never along the inner dimension; the tasks pack their own panels and never wait for each
+//!   other.
+//!
+//!
+//! `unsafe` is confined to `src/avx2.rs` (the micro-kernels' loads and stores through the packed
+//! panels and the tile of `c`, a prefetch hint, the loads and stores of the transposing pack of
+//! `f32` panels) and the calls that enter those AVX2 functions (`src/tile.rs`,
+//! `src/scalar.rs`); each block states why it is sound. Packing, blocking and threading
+//! are safe code on ndarray views. `examples/gemm_bench.rs` times the crate against
+//! matrixmultiply.
+//!
+//! ```
+//! use ndarray::array;
+//! use wengert_gemm::gemm;
+//!
+//! let a = array![[1.0, 2.0], [3.0, 4.0]];
+//! let b = array![[5.0, 6.0], [7.0, 8.0]];
+//! let mut c = array![[1.0, 1.0], [1.0, 1.0]];
+//! // c = 2·a·bᵀ + 1·c, the transpose taken as a view.
+//! gemm(2.0, a.view(), b.t(), 1.0, c.view_mut()).unwrap();
+//! assert_eq!(c, array![[35.0, 47.0], [79.0, 107.0]]);
+//! ```
+#![deny(missing_docs)]
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod driver;
+mod error;
+mod pack;
+mod scalar;
+mod tile;
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+pub use error::GemmError;
+pub use scalar::GemmScalar;
+
+/// `c = alpha·a·b + beta·c`, in parallel on the current rayon pool for large products.
+///
+/// `a` is `[m, k]`, `b` is `[k, n]` and `c` is `[m, n]`, each with any strides (a transposed
+/// operand is just `x.t()`). As in BLAS, `beta = 0` overwrites `c` without reading it (a NaN
+/// there does not leak into the result) and `alpha = 0` scales `c` by `beta` without reading `a`
+/// or `b`. Empty dimensions are fine: with `k = 0` the product is zero and `c` becomes `beta·c`.
+///
+/// The result of every element depends on the shapes and the values only: it is bit-identical
+/// whatever the number of threads in the pool.
+///
+/// # Errors
+/// [`GemmError`], naming the three shapes, when the inner dimensions differ or `c` does not have
+/// the product's shape. Nothing is written to `c` then.
+///
+/// ```
+/// use ndarray::Array2;
+/// use wengert_gemm::gemm;
+///
+/// let a = Array2::<f32>::ones((2, 3));
+/// let b = Array2::<f32>::ones((2, 3));
+/// let mut c = Array2::<f32>::zeros((2, 3));
+/// let err = gemm(1.0, a.view(), b.view(), 0.0, c.view_mut()).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "gemm: cannot multiply a [2, 3] by b [2, 3] into c [2, 3]: the inner dimensions differ"
+/// );
+/// ```
+pub fn gemm<E: GemmScalar>(
+    alpha: E,
+    a: ArrayView2<'_, E>,
+    b: ArrayView2<'_, E>,
+    beta: E,
+    c: ArrayViewMut2<'_, E>,
+) -> Result<(), GemmError> {
+    GemmError::check(a.dim(), b.dim(), c.dim())?;
+    driver::gemm(driver::Path::detect(), alpha, a, b, beta, c);
+    Ok(())
+}
+
+/// Allocates the calling thread's packing buffers for `E` (about 2.1 MiB), so that no product
+/// allocates on this thread afterwards, whatever its shape.
+///
+/// Products allocate nothing once every thread that takes part has worked on one; this makes
+/// sure of it in advance, for instance on every thread of a pool:
+///
+/// ```
+/// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+/// pool.broadcast(|_| wengert_gemm::prepare_thread::<f32>());
+/// ```
+pub fn prepare_thread<E: GemmScalar>() {
+    driver::prepare_thread::<E>();
+}

@@ -1,0 +1,150 @@
+//! The element types, and what the driver needs of each: block sizes, kernels, buffers.
+
+use std::cell::RefCell;
+use std::fmt::Debug;
+use std::ops::{Add, Mul};
+use std::thread::LocalKey;
+
+use crate::tile;
+
+/// An element type the GEMM supports: `f32` or `f64` (the trait is sealed).
+pub trait GemmScalar: Copy + Debug + PartialEq + Send + Sync + 'static + private::Sealed {}
+
+impl GemmScalar for f32 {}
+impl GemmScalar for f64 {}
+
+/// The largest micro-tile of any type, `MR·NR`: the size of the stack buffer for edge tiles.
+pub(crate) const TILE_MAX: usize = 96;
+
+pub(crate) mod private {
+    use super::*;
+
+    /// Everything type-specific, hidden from users.
+    pub trait Sealed:
+        Copy + PartialEq + Send + Sync + 'static + Add<Output = Self> + Mul<Output = Self>
+    {
+        /// Rows of a micro-tile (and of a packed panel of `a`).
+        const MR: usize;
+        /// Columns of a micro-tile (and of a packed panel of `b`).
+        const NR: usize;
+        /// The inner dimension of a block: packed panels of `a` and `b` this deep stay in cache.
+        const KC: usize;
+        /// Rows of `a` packed at once (a multiple of `MR`; the block stays in L2).
+        const MC: usize;
+        /// Columns of `b` packed at once (a multiple of `NR`; the block stays in L3).
+        const NC: usize;
+        /// 0.
+        const ZERO: Self;
+        /// 1.
+        const ONE: Self;
+
+        /// The portable micro-kernel: `tile = alpha·(a·b) + beta·tile` on packed panels, with
+        /// `tile` an `MR × NR` row-major buffer (not read when `beta = 0`).
+        fn kernel_portable(
+            kc: usize,
+            a: &[Self],
+            b: &[Self],
+            alpha: Self,
+            beta: Self,
+            tile: &mut [Self],
+        );
+
+        /// The AVX2+FMA micro-kernel.
+        ///
+        /// # Safety
+        /// As [`crate::avx2::kernel_f32`].
+        #[cfg(target_arch = "x86_64")]
+        #[allow(unsafe_code)]
+        unsafe fn kernel_avx2(
+            kc: usize,
+            a: *const Self,
+            b: *const Self,
+            c: crate::avx2::Dst<Self>,
+            alpha: Self,
+            beta: Self,
+        );
+
+        /// Packs a full panel of `NR` contiguous lanes with SIMD shuffles if this type and
+        /// `path` have a way to (`f32` on AVX2); `false` if not, with `out` untouched.
+        fn interleave_fast(path: crate::driver::Path, lanes: &[&[Self]], out: &mut [Self]) -> bool;
+
+        /// This thread's buffer for packed blocks of `a`.
+        fn a_buffer() -> &'static LocalKey<RefCell<Vec<Self>>>;
+        /// This thread's buffer for packed blocks of `b`.
+        fn b_buffer() -> &'static LocalKey<RefCell<Vec<Self>>>;
+    }
+}
+
+macro_rules! sealed {
+    ($t:ty, nr: $nr:expr, mc: $mc:expr, nc: $nc:expr, avx2: $avx2:path, fast: $fast:expr) => {
+        impl private::Sealed for $t {
+            const MR: usize = 6;
+            const NR: usize = $nr;
+            const KC: usize = 256;
+            const MC: usize = $mc;
+            const NC: usize = $nc;
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+
+            fn kernel_portable(
+                kc: usize,
+                a: &[Self],
+                b: &[Self],
+                alpha: Self,
+                beta: Self,
+                tile: &mut [Self],
+            ) {
+                tile::portable::<$t, 6, $nr>(kc, a, b, alpha, beta, tile)
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            #[inline(always)]
+            unsafe fn kernel_avx2(
+                kc: usize,
+                a: *const Self,
+                b: *const Self,
+                c: crate::avx2::Dst<Self>,
+                alpha: Self,
+                beta: Self,
+            ) {
+                // SAFETY: the caller upholds the kernel's contract, this function's own.
+                unsafe { $avx2(kc, a, b, c, alpha, beta) }
+            }
+
+            fn interleave_fast(
+                path: crate::driver::Path,
+                lanes: &[&[Self]],
+                out: &mut [Self],
+            ) -> bool {
+                ($fast)(path, lanes, out)
+            }
+
+            fn a_buffer() -> &'static LocalKey<RefCell<Vec<Self>>> {
+                thread_local!(static A: RefCell<Vec<$t>> = const { RefCell::new(Vec::new()) });
+                &A
+            }
+
+            fn b_buffer() -> &'static LocalKey<RefCell<Vec<Self>>> {
+                thread_local!(static B: RefCell<Vec<$t>> = const { RefCell::new(Vec::new()) });
+                &B
+            }
+        }
+        const _: () = assert!(6 * $nr <= TILE_MAX && $mc % 6 == 0 && $nc % $nr == 0);
+    };
+}
+
+sealed!(f32, nr: 16, mc: 144, nc: 2048, avx2: crate::avx2::kernel_f32, fast: interleave16_f32);
+sealed!(f64, nr: 8, mc: 72, nc: 1024, avx2: crate::avx2::kernel_f64, fast: |_, _, _| false);
+
+/// Packs a panel of sixteen `f32` lanes with AVX2 shuffles when the CPU has them.
+fn interleave16_f32(path: crate::driver::Path, lanes: &[&[f32]], out: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if path == crate::driver::Path::Avx2Fma {
+        #[allow(unsafe_code)]
+        // SAFETY: the path is chosen only when the CPU has AVX2 (and FMA).
+        return unsafe { crate::avx2::interleave16_f32(lanes, out) };
+    }
+    let _ = (path, lanes, out);
+    false
+}

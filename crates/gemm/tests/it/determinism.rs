@@ -1,0 +1,66 @@
+//! The same product on rayon pools of 1, 2 and 4 threads gives bit-identical results.
+
+use ndarray::Array2;
+use wengert_gemm::{GemmScalar, gemm};
+
+use crate::common::{Layout, Stored, noise};
+
+fn on_pool<E: GemmScalar + From<f32>>(
+    threads: usize,
+    (m, k, n): (usize, usize, usize),
+    layouts: [Layout; 2],
+) -> Array2<E> {
+    let a = Stored::<E>::new(m, k, layouts[0], noise(21));
+    let b = Stored::<E>::new(k, n, layouts[1], noise(22));
+    let mut c = Array2::from_shape_fn((m, n), |(i, j)| E::from(noise(23)(i, j)));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a rayon pool");
+    pool.install(|| {
+        gemm(
+            E::from(0.75),
+            a.view(),
+            b.view(),
+            E::from(-0.5),
+            c.view_mut(),
+        )
+    })
+    .expect("the shapes fit");
+    c
+}
+
+fn same_bits<E: GemmScalar + From<f32>>(shape: (usize, usize, usize), layouts: [Layout; 2]) {
+    let one = on_pool::<E>(1, shape, layouts);
+    for threads in [2, 4] {
+        let many = on_pool::<E>(threads, shape, layouts);
+        // `==` on floats would accept 0.0 for -0.0; the bits must match.
+        let differ = one
+            .iter()
+            .zip(&many)
+            .filter(|(x, y)| format!("{x:?}") != format!("{y:?}"))
+            .count();
+        assert_eq!(differ, 0, "{shape:?} {layouts:?} on {threads} threads");
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    use Layout::*;
+    // Split by rows (tall), by columns (short and wide), with partial tiles and blocks of k.
+    for shape in [
+        (128, 784, 512),
+        (200, 300, 90),
+        (10, 530, 700),
+        (6, 64, 4000),
+    ] {
+        for layouts in [
+            [RowMajor, RowMajor],
+            [Transposed, RowMajor],
+            [RowMajor, Transposed],
+        ] {
+            same_bits::<f32>(shape, layouts);
+            same_bits::<f64>(shape, layouts);
+        }
+    }
+}
