@@ -310,7 +310,7 @@ impl Callback for Progress {
         self.running = Some(running);
         self.bar.set_prefix(step.epoch.to_string());
         self.bar.inc(1);
-        if step.batch == step.batches || step.step % 8 == 0 {
+        if step.batch == step.batches || step.step.is_multiple_of(8) {
             self.bar
                 .set_message(format!("loss {running:.4}{}", self.last_epoch));
         }

@@ -40,7 +40,7 @@ impl<E: Element> Visitor<'_> for Floats<E> {
 
     fn visit_bytes<Err: serde::de::Error>(self, bytes: &[u8]) -> Result<Vec<E>, Err> {
         let width = std::mem::size_of::<E>();
-        if bytes.len() % width != 0 {
+        if !bytes.len().is_multiple_of(width) {
             return Err(Err::custom(format!(
                 "{} bytes are not a whole number of {}-byte {} elements",
                 bytes.len(),

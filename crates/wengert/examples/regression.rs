@@ -49,7 +49,7 @@ fn fit_sine(n: usize, epochs: usize, verbose: bool) -> wengert::train::Result<(f
     let mut trainer = Trainer::new(config, Adam::new(0.01));
     if verbose {
         trainer.add_callback(OnEpoch(|r: &wengert::train::EpochRecord| {
-            if r.epoch % 50 == 0 {
+            if r.epoch.is_multiple_of(50) {
                 println!(
                     "epoch {:4}  train RMSE {:.4}  validation RMSE {:.4}",
                     r.epoch,
