@@ -144,7 +144,7 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
         "{} after {} epochs ({} steps), best epoch {}",
         match history.stop_reason {
             StopReason::EarlyStopping => "stopped early",
-            StopReason::Callback => "stopped",
+            StopReason::Callback | StopReason::Paused => "stopped",
             StopReason::Completed => "finished",
         },
         history.epochs.len(),
