@@ -88,15 +88,7 @@ pub struct CsvOptions {
 /// Reads a numeric CSV file into a data set; see [`parse_csv`].
 pub fn load_csv<E: Float>(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Dataset<E>> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = String::from_utf8(bytes).map_err(|e| Error::Parse {
-        path: path.to_path_buf(),
-        line: 0,
-        message: format!(
-            "not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ),
-    })?;
+    let text = read_text(path)?;
     parse_csv(&text, path, options)
 }
 
@@ -122,25 +114,8 @@ pub fn parse_csv<E: Float>(text: &str, source: &Path, options: &CsvOptions) -> R
         line,
         message,
     };
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
-        .filter(|(_, l)| !l.trim().is_empty())
-        .peekable();
-
-    let first = lines.peek().copied();
-    let header_fields: Option<Vec<String>> = match (options.header, first) {
-        (_, None) => None,
-        (Header::Absent, _) => None,
-        (Header::Present, Some((_, l))) => Some(split(l).map(str::to_string).collect()),
-        (Header::Auto, Some((_, l))) => {
-            let fields: Vec<&str> = split(l).collect();
-            // `nan` and `inf` parse, so a data row holding one is not taken for a header.
-            let numeric = fields.iter().all(|f| f.parse::<f64>().is_ok());
-            (!numeric).then(|| fields.into_iter().map(str::to_string).collect())
-        }
-    };
+    let mut lines = data_lines(text).peekable();
+    let header_fields = detect_header(options.header, lines.peek().copied());
     if header_fields.is_some() {
         lines.next();
     }
@@ -232,6 +207,114 @@ pub fn parse_csv<E: Float>(text: &str, source: &Path, options: &CsvOptions) -> R
     }
 }
 
+/// Reads a numeric CSV file of features only (no label column); see [`parse_csv_features`].
+pub fn load_csv_features<E: Float>(path: impl AsRef<Path>, header: Header) -> Result<Array2<E>> {
+    let path = path.as_ref();
+    let text = read_text(path)?;
+    parse_csv_features(&text, path, header)
+}
+
+/// Parses numeric CSV `text` (named `source` in errors) whose every column is a feature, as
+/// for a prediction: `[rows, columns]`. The rules are [`parse_csv`]'s, with no label.
+///
+/// ```
+/// use wengert_train::loaders::{parse_csv_features, Header};
+/// let x = parse_csv_features::<f32>("a,b\n1,2\n3,4.5\n", "in.csv".as_ref(), Header::Auto)?;
+/// assert_eq!(x, ndarray::array![[1.0, 2.0], [3.0, 4.5]]);
+/// # Ok::<(), wengert_train::Error>(())
+/// ```
+pub fn parse_csv_features<E: Float>(
+    text: &str,
+    source: &Path,
+    header: Header,
+) -> Result<Array2<E>> {
+    let parse_err = |line: usize, message: String| Error::Parse {
+        path: source.to_path_buf(),
+        line,
+        message,
+    };
+    let mut lines = data_lines(text).peekable();
+    let header_fields = detect_header(header, lines.peek().copied());
+    if header_fields.is_some() {
+        lines.next();
+    }
+    let mut width: Option<(usize, usize)> = None;
+    let mut values: Vec<E> = Vec::new();
+    let mut rows = 0usize;
+    for (line_no, line) in lines {
+        let fields: Vec<&str> = split(line).collect();
+        match width {
+            None => {
+                if let Some(h) = &header_fields
+                    && h.len() != fields.len()
+                {
+                    return Err(parse_err(
+                        line_no,
+                        format!("{} fields, but the header has {}", fields.len(), h.len()),
+                    ));
+                }
+                width = Some((fields.len(), line_no));
+            }
+            Some((w, set_on)) if w != fields.len() => {
+                return Err(parse_err(
+                    line_no,
+                    format!("{} fields, but line {set_on} has {w}", fields.len()),
+                ));
+            }
+            Some(_) => {}
+        }
+        for (k, field) in fields.iter().enumerate() {
+            let Some(x) = parse_number(field) else {
+                return Err(parse_err(
+                    line_no,
+                    format!("field {} (`{}`) is not a number", k + 1, field.trim()),
+                ));
+            };
+            values.push(E::from_f64(x));
+        }
+        rows += 1;
+    }
+    let Some((w, _)) = width else {
+        return Err(parse_err(0, "no data rows".into()));
+    };
+    Ok(Array2::from_shape_vec((rows, w), values).expect("rows of equal width"))
+}
+
+/// The file as UTF-8 text.
+fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    String::from_utf8(bytes).map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        line: 0,
+        message: format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ),
+    })
+}
+
+/// The non-blank lines with their numbers (from 1), line endings trimmed.
+fn data_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
+        .filter(|(_, l)| !l.trim().is_empty())
+}
+
+/// The header's fields, if the first line is one.
+fn detect_header(header: Header, first: Option<(usize, &str)>) -> Option<Vec<String>> {
+    match (header, first) {
+        (_, None) | (Header::Absent, _) => None,
+        (Header::Present, Some((_, l))) => Some(split(l).map(str::to_string).collect()),
+        (Header::Auto, Some((_, l))) => {
+            let fields: Vec<&str> = split(l).collect();
+            // `nan` and `inf` parse, so a data row holding one is not taken for a header.
+            let numeric = fields.iter().all(|f| f.parse::<f64>().is_ok());
+            (!numeric).then(|| fields.into_iter().map(str::to_string).collect())
+        }
+    }
+}
+
 fn split(line: &str) -> impl Iterator<Item = &str> {
     line.split(',').map(|f| {
         let f = f.trim();
@@ -303,6 +386,30 @@ mod tests {
         let d = parse("1,2,0.5\n3,4,-1.5\n", &regression).unwrap();
         assert_eq!(d.n_outputs(), 1);
         assert_eq!(d.classes(), None);
+    }
+
+    #[test]
+    fn features_only_files_keep_every_column_and_name_bad_lines() {
+        let read = |t: &str, h: Header| parse_csv_features::<f64>(t, Path::new("f.csv"), h);
+        assert_eq!(
+            read("1,2\n3,4\n", Header::Auto).unwrap(),
+            ndarray::array![[1.0, 2.0], [3.0, 4.0]]
+        );
+        assert_eq!(read("7\n", Header::Absent).unwrap().dim(), (1, 1));
+        let msg = |t: &str| read(t, Header::Auto).unwrap_err().to_string();
+        assert_eq!(
+            msg("a,b\n1,2\n3\n"),
+            "f.csv, line 3: 1 fields, but line 2 has 2"
+        );
+        assert_eq!(
+            msg("a,b\n1,2,3\n"),
+            "f.csv, line 2: 3 fields, but the header has 2"
+        );
+        assert_eq!(
+            msg("1,2\n1,y\n"),
+            "f.csv, line 2: field 2 (`y`) is not a number"
+        );
+        assert_eq!(msg("a,b\n"), "f.csv: no data rows");
     }
 
     #[test]
