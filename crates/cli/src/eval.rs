@@ -1,12 +1,11 @@
 //! `wengert eval`: a saved model's accuracy, loss and confusion matrix on labelled data.
 
 use wengert_tape::Tape;
-use wengert_train::loaders::{CsvOptions, LabelColumn, load_csv};
 use wengert_train::{ConfusionMatrix, Dataset, argmax_rows, datasets};
 
 use crate::args::EvalArgs;
 use crate::model;
-use crate::train::{E, header_option};
+use crate::train::{E, load_labelled_csv};
 
 /// Runs `wengert eval`; the error is a one-line message.
 pub fn run(args: &EvalArgs) -> Result<(), String> {
@@ -77,15 +76,7 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
 fn load(args: &EvalArgs) -> Result<(String, Dataset<E>), String> {
     match &args.data {
         Some(path) => {
-            let options = CsvOptions {
-                label_column: args
-                    .label_column
-                    .parse::<LabelColumn>()
-                    .map_err(|e| e.to_string())?,
-                header: header_option(args.header),
-                ..CsvOptions::default()
-            };
-            let data = load_csv::<E>(path, &options).map_err(|e| e.to_string())?;
+            let data = load_labelled_csv(path, &args.label_column, args.header)?;
             Ok((path.display().to_string(), data))
         }
         None => {

@@ -395,6 +395,22 @@ fn describe(train: &Dataset<E>) -> String {
     )
 }
 
+/// A labelled CSV file, with `--label-column` and `--header`.
+pub fn load_labelled_csv(
+    path: &Path,
+    label_column: &str,
+    header: HeaderArg,
+) -> Result<Dataset<E>, String> {
+    let options = CsvOptions {
+        label_column: label_column
+            .parse::<LabelColumn>()
+            .map_err(|e| e.to_string())?,
+        header: header_option(header),
+        ..CsvOptions::default()
+    };
+    load_csv::<E>(path, &options).map_err(|e| e.to_string())
+}
+
 /// `--header` as the loader's option.
 pub fn header_option(header: HeaderArg) -> Header {
     match header {
@@ -457,15 +473,7 @@ fn load(args: &TrainArgs) -> Result<(String, Dataset<E>, Dataset<E>), String> {
     }
     let (source, all) = match &args.data {
         Some(path) => {
-            let options = CsvOptions {
-                label_column: args
-                    .label_column
-                    .parse::<LabelColumn>()
-                    .map_err(|e| e.to_string())?,
-                header: header_option(args.header),
-                ..CsvOptions::default()
-            };
-            let data = load_csv::<E>(path, &options).map_err(|e| e.to_string())?;
+            let data = load_labelled_csv(path, &args.label_column, args.header)?;
             (path.display().to_string(), data)
         }
         None => (

@@ -79,7 +79,13 @@ fn checkpoints(run: &Path) -> Vec<String> {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.ends_with(".ckpt"))
         .collect();
-    names.sort_by_key(|n| n.len());
+    // By step: checkpoint-<step>.ckpt.
+    names.sort_by_key(|n| {
+        n.trim_start_matches("checkpoint-")
+            .trim_end_matches(".ckpt")
+            .parse::<u64>()
+            .unwrap()
+    });
     names
 }
 
@@ -116,14 +122,12 @@ fn a_resumed_run_ends_as_an_uninterrupted_one() {
     assert_eq!(metrics(&d.join("straight"))["epochs"], 4);
     // The last three checkpoints are kept, in both.
     let kept = [
+        "checkpoint-42.ckpt",
         "checkpoint-63.ckpt",
         "checkpoint-84.ckpt",
-        "checkpoint-42.ckpt",
     ];
-    let mut kept = kept.map(String::from).to_vec();
-    kept.sort_by_key(|n| n.len());
-    assert_eq!(checkpoints(&d.join("resumed")).len(), 3);
-    assert_eq!(checkpoints(&d.join("straight")).len(), 3);
+    assert_eq!(checkpoints(&d.join("resumed")), kept);
+    assert_eq!(checkpoints(&d.join("straight")), kept);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Numeric CSV: every field a number, one column holding the label or target.
 
+use std::cell::Cell;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -109,91 +110,58 @@ pub fn load_csv<E: Float>(path: impl AsRef<Path>, options: &CsvOptions) -> Resul
 /// # Ok::<(), wengert_train::Error>(())
 /// ```
 pub fn parse_csv<E: Float>(text: &str, source: &Path, options: &CsvOptions) -> Result<Dataset<E>> {
-    let parse_err = |line: usize, message: String| Error::Parse {
-        path: source.to_path_buf(),
-        line,
-        message,
-    };
-    let mut lines = data_lines(text).peekable();
-    let header_fields = detect_header(options.header, lines.peek().copied());
-    if header_fields.is_some() {
-        lines.next();
-    }
-
-    let mut width: Option<(usize, usize)> = None; // (fields, line that set it)
-    let mut label_at = 0;
+    // Set by the first row, read by every row.
+    let label_at = Cell::new(0);
     let mut features: Vec<E> = Vec::new();
     let mut labels: Vec<usize> = Vec::new();
     let mut targets: Vec<E> = Vec::new();
-    let mut rows = 0usize;
-    for (line_no, line) in lines {
-        let fields: Vec<&str> = split(line).collect();
-        match width {
-            None => {
-                if fields.len() < 2 {
-                    return Err(parse_err(
-                        line_no,
-                        format!("{} field; a row needs features and a label", fields.len()),
-                    ));
-                }
-                if let Some(h) = &header_fields
-                    && h.len() != fields.len()
-                {
-                    return Err(parse_err(
-                        line_no,
-                        format!("{} fields, but the header has {}", fields.len(), h.len()),
-                    ));
-                }
-                label_at = resolve_label(
-                    &options.label_column,
-                    fields.len(),
-                    header_fields.as_deref(),
-                )
-                .map_err(|m| parse_err(0, m))?;
-                width = Some((fields.len(), line_no));
-            }
-            Some((w, set_on)) if w != fields.len() => {
-                return Err(parse_err(
+    let (rows, w) = for_each_row(
+        text,
+        source,
+        options.header,
+        |line_no, width, header| {
+            if width < 2 {
+                return Err(parse_error(
+                    source,
                     line_no,
-                    format!("{} fields, but line {set_on} has {w}", fields.len()),
+                    format!("{width} field; a row needs features and a label"),
                 ));
             }
-            Some(_) => {}
-        }
-        for (k, field) in fields.iter().enumerate() {
-            let Some(x) = parse_number(field) else {
-                return Err(parse_err(
-                    line_no,
-                    format!("field {} (`{}`) is not a number", k + 1, field.trim()),
-                ));
-            };
-            if k != label_at {
-                features.push(E::from_f64(x));
-                continue;
-            }
-            match options.task {
-                Task::Regression => targets.push(E::from_f64(x)),
-                Task::Classification => {
-                    if x < 0.0 || x.fract() != 0.0 || x >= MAX_CLASSES as f64 {
-                        return Err(parse_err(
-                            line_no,
-                            format!(
-                                "label `{}` is out of range: a class label is a whole number \
-                                 from 0 to {}",
-                                field.trim(),
-                                MAX_CLASSES - 1
-                            ),
-                        ));
+            label_at.set(
+                resolve_label(&options.label_column, width, header)
+                    .map_err(|m| parse_error(source, 0, m))?,
+            );
+            Ok(())
+        },
+        |line_no, fields| {
+            for (k, field) in fields.iter().enumerate() {
+                let x = number(source, line_no, k, field)?;
+                if k != label_at.get() {
+                    features.push(E::from_f64(x));
+                    continue;
+                }
+                match options.task {
+                    Task::Regression => targets.push(E::from_f64(x)),
+                    Task::Classification => {
+                        if x < 0.0 || x.fract() != 0.0 || x >= MAX_CLASSES as f64 {
+                            return Err(parse_error(
+                                source,
+                                line_no,
+                                format!(
+                                    "label `{}` is out of range: a class label is a whole \
+                                     number from 0 to {}",
+                                    field.trim(),
+                                    MAX_CLASSES - 1
+                                ),
+                            ));
+                        }
+                        labels.push(x as usize);
                     }
-                    labels.push(x as usize);
                 }
             }
-        }
-        rows += 1;
-    }
-    let Some((w, _)) = width else {
-        return Err(parse_err(0, "no data rows".into()));
-    };
+            Ok(())
+        },
+    )?;
     let features = Array2::from_shape_vec((rows, w - 1), features).expect("rows of equal width");
     match options.task {
         Task::Classification => {
@@ -228,56 +196,93 @@ pub fn parse_csv_features<E: Float>(
     source: &Path,
     header: Header,
 ) -> Result<Array2<E>> {
-    let parse_err = |line: usize, message: String| Error::Parse {
-        path: source.to_path_buf(),
-        line,
-        message,
-    };
+    let mut values: Vec<E> = Vec::new();
+    let (rows, width) = for_each_row(
+        text,
+        source,
+        header,
+        |_, _, _| Ok(()),
+        |line_no, fields| {
+            for (k, field) in fields.iter().enumerate() {
+                values.push(E::from_f64(number(source, line_no, k, field)?));
+            }
+            Ok(())
+        },
+    )?;
+    Ok(Array2::from_shape_vec((rows, width), values).expect("rows of equal width"))
+}
+
+/// Walks the data rows of CSV `text` (after the header, if there is one): `first` sees the
+/// first row's line number and width and the header, then `row` sees every row's line number
+/// and fields, each row checked to have the first's width (and the header's). Returns the
+/// number of rows and their width; no rows at all is an error.
+fn for_each_row<'t>(
+    text: &'t str,
+    source: &Path,
+    header: Header,
+    mut first: impl FnMut(usize, usize, Option<&[String]>) -> Result<()>,
+    mut row: impl FnMut(usize, &[&'t str]) -> Result<()>,
+) -> Result<(usize, usize)> {
     let mut lines = data_lines(text).peekable();
     let header_fields = detect_header(header, lines.peek().copied());
     if header_fields.is_some() {
         lines.next();
     }
-    let mut width: Option<(usize, usize)> = None;
-    let mut values: Vec<E> = Vec::new();
+    let mut width: Option<(usize, usize)> = None; // (fields, line that set it)
     let mut rows = 0usize;
+    let mut fields: Vec<&str> = Vec::new();
     for (line_no, line) in lines {
-        let fields: Vec<&str> = split(line).collect();
+        fields.clear();
+        fields.extend(split(line));
         match width {
             None => {
                 if let Some(h) = &header_fields
                     && h.len() != fields.len()
                 {
-                    return Err(parse_err(
+                    return Err(parse_error(
+                        source,
                         line_no,
                         format!("{} fields, but the header has {}", fields.len(), h.len()),
                     ));
                 }
+                first(line_no, fields.len(), header_fields.as_deref())?;
                 width = Some((fields.len(), line_no));
             }
             Some((w, set_on)) if w != fields.len() => {
-                return Err(parse_err(
+                return Err(parse_error(
+                    source,
                     line_no,
                     format!("{} fields, but line {set_on} has {w}", fields.len()),
                 ));
             }
             Some(_) => {}
         }
-        for (k, field) in fields.iter().enumerate() {
-            let Some(x) = parse_number(field) else {
-                return Err(parse_err(
-                    line_no,
-                    format!("field {} (`{}`) is not a number", k + 1, field.trim()),
-                ));
-            };
-            values.push(E::from_f64(x));
-        }
+        row(line_no, &fields)?;
         rows += 1;
     }
-    let Some((w, _)) = width else {
-        return Err(parse_err(0, "no data rows".into()));
-    };
-    Ok(Array2::from_shape_vec((rows, w), values).expect("rows of equal width"))
+    match width {
+        Some((w, _)) => Ok((rows, w)),
+        None => Err(parse_error(source, 0, "no data rows".into())),
+    }
+}
+
+/// A field's finite number, or an error naming the line and field.
+fn number(source: &Path, line_no: usize, k: usize, field: &str) -> Result<f64> {
+    parse_number(field).ok_or_else(|| {
+        parse_error(
+            source,
+            line_no,
+            format!("field {} (`{}`) is not a number", k + 1, field.trim()),
+        )
+    })
+}
+
+fn parse_error(source: &Path, line: usize, message: String) -> Error {
+    Error::Parse {
+        path: source.to_path_buf(),
+        line,
+        message,
+    }
 }
 
 /// The file as UTF-8 text.
