@@ -25,7 +25,7 @@ pub enum Command {
     ///
     /// Into its --out directory it writes metrics.csv, metrics.json, curves.svg, the trained
     /// model as model.tape (a self-contained tape: input `x` of raw features, standardised
-    /// inside; outputs `logits` and `probs`), and a checkpoint-<step>.ckpt after every epoch
+    /// inside; outputs `logits` and `probs`), and a `checkpoint-<step>.ckpt` after every epoch
     /// (the last --keep-checkpoints kept). --resume DIR continues a run from its newest
     /// checkpoint that loads, and ends exactly as the run would have had it never stopped.
     Train(TrainArgs),
@@ -46,8 +46,8 @@ pub enum Command {
 
     /// Export a saved model's weights for other frameworks.
     ///
-    /// Each layer's weights are named layers.<i>.weight (shape [inputs, outputs], the
-    /// transpose of PyTorch's nn.Linear.weight) and layers.<i>.bias; the input
+    /// Each layer's weights are named `layers.<i>.weight` (shape [inputs, outputs], the
+    /// transpose of PyTorch's nn.Linear.weight) and `layers.<i>.bias`; the input
     /// standardisation is input.mean and input.std.
     Export(ExportArgs),
 }
@@ -143,8 +143,9 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
-    /// The directory for metrics.csv (per epoch), metrics.json (summary) and curves.svg (loss
-    /// and accuracy curves) [default: runs/<timestamp>].
+    /// The directory for metrics.csv (per epoch), metrics.json (summary), curves.svg (loss
+    /// and accuracy curves), model.tape and the checkpoints; by default `runs/<timestamp>`,
+    /// or the --resume directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 

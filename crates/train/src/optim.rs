@@ -743,6 +743,56 @@ mod tests {
     }
 
     #[test]
+    fn a_loaded_state_continues_the_same_steps() {
+        let grads = [0.5, -1.0, 2.0, 0.25];
+        type Make = fn() -> Box<dyn Optimizer<f64>>;
+        let makers: [Make; 4] = [
+            || Box::new(Sgd::new(0.1)),
+            || Box::new(Sgd::new(0.1).momentum(0.9)),
+            || Box::new(Adam::new(0.1)),
+            || Box::new(AdamW::new(0.1)),
+        ];
+        for make in makers {
+            let mut a = make();
+            let straight = run(&mut a, 1.0, &grads);
+            let mut first = make();
+            let half = run(&mut first, 1.0, &grads[..2]);
+            let state = first.state();
+            assert_eq!(state.step, 2);
+            let mut second = make();
+            second.load_state(&state).unwrap();
+            let rest = run(&mut second, half[1], &grads[2..]);
+            assert_eq!(rest, straight[2..], "{}", a.name());
+        }
+        assert!(Optimizer::<f64>::state(&Sgd::new(0.1)).buffers.is_empty());
+    }
+
+    #[test]
+    fn a_state_that_does_not_fit_is_refused() {
+        let mut adam = Adam::<f64>::new(0.1);
+        run(&mut adam, 1.0, &[0.5]);
+        let mut state = adam.state();
+        state.buffers[1].1[0] = array![1.0, 2.0].into_dyn();
+        let err = Adam::<f64>::new(0.1).load_state(&state).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("exp_avg_sq for parameter 0 has shape [2]"),
+            "{err}"
+        );
+        let mut state = adam.state();
+        state.buffers[0].1[0][[0]] = f64::NAN;
+        assert!(Adam::<f64>::new(0.1).load_state(&state).is_err());
+        let err = Sgd::<f64>::new(0.1)
+            .momentum(0.5)
+            .load_state(&Sgd::new(0.1).momentum(0.9).state());
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .contains("momentum 0.9, this optimiser 0.5")
+        );
+    }
+
+    #[test]
     fn clipping_leaves_small_gradients_alone() {
         let mut g = vec![array![0.3f64].into_dyn(), array![0.4].into_dyn()];
         assert!((clip_grad_norm(&mut g, 1.0) - 0.5).abs() < 1e-15);
