@@ -379,19 +379,22 @@ fn resumed_args(args: &TrainArgs, explicit: &[String], r: &Resume) -> Result<Tra
 /// The training set's size and a CRC-32 of its features and labels: what a resumed run must
 /// train on again.
 fn describe(train: &Dataset<E>) -> String {
-    let mut bytes: Vec<u8> = train
-        .features()
-        .iter()
-        .flat_map(|x| x.to_le_bytes())
-        .collect();
+    // Row by row, so that a large data set is not copied whole.
+    let mut crc = crc32fast::Hasher::new();
+    let mut bytes = Vec::new();
+    for row in train.features().rows() {
+        bytes.clear();
+        bytes.extend(row.iter().flat_map(|x| x.to_le_bytes()));
+        crc.update(&bytes);
+    }
     for &label in train.labels().unwrap_or(&[]) {
-        bytes.extend((label as u64).to_le_bytes());
+        crc.update(&(label as u64).to_le_bytes());
     }
     format!(
         "{} examples of {} features (CRC-32 {:08x})",
         train.len(),
         train.n_features(),
-        wengert_io::crc32(&bytes)
+        crc.finalize()
     )
 }
 
