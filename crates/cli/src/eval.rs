@@ -52,20 +52,20 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     })?;
     let confusion = confusion.expect("at least one chunk");
     let correct: u64 = (0..confusion.classes()).map(|c| confusion.get(c, c)).sum();
-    println!(
+    say!(
         "evaluated {} on {source}: {} examples, {} features, {} classes",
         args.model.display(),
         data.len(),
         data.n_features(),
         confusion.classes()
     );
-    println!(
+    say!(
         "accuracy {:.2}%  ({correct}/{})",
         100.0 * confusion.accuracy(),
         confusion.total()
     );
-    println!("loss {:.4}", loss_sum / data.len() as f64);
-    println!(
+    say!("loss {:.4}", loss_sum / data.len() as f64);
+    say!(
         "confusion matrix ({}",
         crate::train::indent(&confusion.to_string())
     );

@@ -11,11 +11,11 @@ pub fn run(args: &ExportArgs) -> Result<(), String> {
     let weights = saved.weights();
     if let Some(path) = &args.safetensors {
         export_safetensors(path, &weights).map_err(|e| model::io_message(path, &e))?;
-        println!("wrote {} tensors to {}", weights.len(), path.display());
+        say!("wrote {} tensors to {}", weights.len(), path.display());
     }
     if let Some(path) = &args.weights {
         save_weights(path, &weights).map_err(|e| model::io_message(path, &e))?;
-        println!("wrote {} tensors to {}", weights.len(), path.display());
+        say!("wrote {} tensors to {}", weights.len(), path.display());
     }
     Ok(())
 }

@@ -5,6 +5,15 @@
 
 #![deny(missing_docs)]
 
+/// `println!` that does not panic when standard output is closed (`wengert train | head`):
+/// the report is for a reader, and a reader that has gone is not an error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod args;
 mod eval;
 mod export;

@@ -184,14 +184,14 @@ pub fn run(args: &TrainArgs, explicit: &[String]) -> Result<(), String> {
     let bar = progress_bar(args, (args.epochs * batches) as u64);
     if let Some(r) = &resume {
         bar.set_position(r.state.history.steps as u64);
-        println!(
+        say!(
             "resuming from {} (epoch {}, step {})",
             r.path.display(),
             r.state.epoch,
             r.state.history.steps
         );
     }
-    println!(
+    say!(
         "training an MLP {sizes:?} ({} parameters, {}) on {source}: {} train, {} validation, {} test examples",
         model.parameter_count(),
         activation,
@@ -263,7 +263,7 @@ pub fn run(args: &TrainArgs, explicit: &[String]) -> Result<(), String> {
     output::write_all(&out_dir, &history, &summary)?;
     model::save(&out_dir.join("model.tape"), &model, &scaler)?;
 
-    println!(
+    say!(
         "{} after {} epochs ({} steps), best epoch {}",
         match history.stop_reason {
             StopReason::EarlyStopping => "stopped early",
@@ -276,23 +276,23 @@ pub fn run(args: &TrainArgs, explicit: &[String]) -> Result<(), String> {
             .best_epoch
             .map_or("-".to_string(), |e| e.to_string()),
     );
-    println!(
+    say!(
         "train accuracy {:.2}%  (loss {:.4})",
         100.0 * summary.train_accuracy,
         summary.final_loss
     );
     if let Some(t) = &test_eval {
-        println!(
+        say!(
             "test accuracy  {:.2}%  (loss {:.4})",
             100.0 * t.accuracy.unwrap_or(0.0),
             t.loss
         );
         if let Some(c) = &t.confusion {
-            println!("test confusion matrix ({c}", c = indent(&c.to_string()));
+            say!("test confusion matrix ({c}", c = indent(&c.to_string()));
         }
     }
-    println!("time {train_seconds:.2} s");
-    println!(
+    say!("time {train_seconds:.2} s");
+    say!(
         "wrote {} and {}",
         out_dir.join("metrics.json").display(),
         out_dir.join("model.tape").display()

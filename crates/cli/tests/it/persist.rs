@@ -586,3 +586,40 @@ fn damaged_or_wrong_model_files_give_one_line_and_exit_1() {
     }
     assert!(!d.join("out.safetensors").exists());
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run_ok(d, &[QUICK, &["--epochs", "1", "--out", "run"]].concat());
+    std::fs::write(d.join("features.csv"), "0,".repeat(63) + "0\n").unwrap();
+    for args in [
+        &["eval", "--model", "run/model.tape"][..],
+        &[
+            "predict",
+            "--model",
+            "run/model.tape",
+            "--data",
+            "features.csv",
+        ][..],
+        &[QUICK, &["--epochs", "1", "--out", "again"]].concat()[..],
+    ] {
+        // Standard output closed before the command writes to it, as `| head -0` would.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wengert"))
+            .args(args)
+            .current_dir(d)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
