@@ -30,6 +30,9 @@ const DATA: &str = "cli.data";
 struct RunSettings {
     data: Option<PathBuf>,
     mnist: Option<PathBuf>,
+    /// `data` and `mnist` made absolute, to find them from another directory.
+    data_file: Option<PathBuf>,
+    mnist_dir: Option<PathBuf>,
     label_column: String,
     header: HeaderArg,
     hidden: Vec<usize>,
@@ -47,9 +50,12 @@ struct RunSettings {
 impl RunSettings {
     /// The settings of `args`.
     fn of(args: &TrainArgs) -> Self {
+        let absolute = |p: &Option<PathBuf>| p.as_ref().and_then(|p| std::fs::canonicalize(p).ok());
         RunSettings {
             data: args.data.clone(),
             mnist: args.mnist.clone(),
+            data_file: absolute(&args.data),
+            mnist_dir: absolute(&args.mnist),
             label_column: args.label_column.clone(),
             header: args.header,
             hidden: args.hidden.clone(),
@@ -65,11 +71,16 @@ impl RunSettings {
         }
     }
 
-    /// `args` with these settings.
+    /// `args` with these settings. A data path is kept as it was given if it still names
+    /// the same file from here, else its absolute form is used.
     fn apply(self, args: &TrainArgs) -> TrainArgs {
+        let here = |given: Option<PathBuf>, absolute: Option<PathBuf>| match (&given, &absolute) {
+            (Some(g), Some(a)) if std::fs::canonicalize(g).ok().as_ref() != Some(a) => absolute,
+            _ => given,
+        };
         TrainArgs {
-            data: self.data,
-            mnist: self.mnist,
+            data: here(self.data, self.data_file),
+            mnist: here(self.mnist, self.mnist_dir),
             label_column: self.label_column,
             header: self.header,
             hidden: self.hidden,
@@ -352,15 +363,22 @@ fn resumed_args(args: &TrainArgs, explicit: &[String], r: &Resume) -> Result<Tra
     let (given, saved) = (to_map(&RunSettings::of(args)), to_map(&r.settings));
     // Paths are compared as the files they name (`./a.csv` is `a.csv`).
     let same = |id: &str, g: &serde_json::Value, s: &serde_json::Value| {
-        let file = |v: &serde_json::Value| v.as_str().and_then(|p| std::fs::canonicalize(p).ok());
-        g == s || (matches!(id, "data" | "mnist") && file(g).is_some() && file(g) == file(s))
+        let absolute = match id {
+            "data" => "data_file",
+            "mnist" => "mnist_dir",
+            _ => return g == s,
+        };
+        g == s
+            || (given.get(absolute).is_some_and(|a| !a.is_null())
+                && given.get(absolute) == saved.get(absolute))
     };
     for id in explicit {
         if let (Some(g), Some(s)) = (given.get(id), saved.get(id))
             && !same(id, g, s)
         {
             return Err(format!(
-                "--{} {g} differs from the resumed run's {s}: a resumed run keeps its settings                  (only --epochs may change)",
+                "--{} {g} differs from the resumed run's {s}: a resumed run keeps its settings \
+                 (only --epochs may change)",
                 id.replace('_', "-")
             ));
         }
@@ -373,7 +391,15 @@ fn resumed_args(args: &TrainArgs, explicit: &[String], r: &Resume) -> Result<Tra
             r.path.display()
         ));
     }
-    Ok(r.settings.clone().apply(args))
+    let mut resumed = r.settings.clone().apply(args);
+    // A data path given again names the same file, perhaps from another directory: use it.
+    if explicit.iter().any(|id| id == "data") {
+        resumed.data = args.data.clone();
+    }
+    if explicit.iter().any(|id| id == "mnist") {
+        resumed.mnist = args.mnist.clone();
+    }
+    Ok(resumed)
 }
 
 /// The training set's size and a CRC-32 of its features and labels: what a resumed run must

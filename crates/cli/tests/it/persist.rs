@@ -221,9 +221,24 @@ fn resuming_refuses_other_settings_data_or_nothing_to_resume() {
             "--quiet",
         ],
     );
+    // From another directory, with the data's path as seen from there.
+    std::fs::create_dir(d.join("elsewhere")).unwrap();
+    run_ok(
+        &d.join("elsewhere"),
+        &[
+            "train",
+            "--resume",
+            "../r",
+            "--epochs",
+            "4",
+            "--data",
+            "../small.csv",
+            "--quiet",
+        ],
+    );
     let err = fails(
         d,
-        &["train", "--resume", "r", "--epochs", "4", "--hidden", "16"],
+        &["train", "--resume", "r", "--epochs", "5", "--hidden", "16"],
         1,
     );
     assert!(
@@ -240,7 +255,7 @@ fn resuming_refuses_other_settings_data_or_nothing_to_resume() {
         "{err}"
     );
     let err = fails(d, &["train", "--resume", "r", "--epochs", "2"], 1);
-    assert!(err.contains("--epochs 2 is fewer than the 3"), "{err}");
+    assert!(err.contains("--epochs 2 is fewer than the 4"), "{err}");
     // The data file changed under the run.
     let text = std::fs::read_to_string(d.join("small.csv")).unwrap();
     std::fs::write(d.join("small.csv"), text + "0.25,0.5,1\n").unwrap();
