@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
 
 /// wengert: train neural networks with a reverse-mode autodiff engine.
 #[derive(Debug, Parser)]
@@ -21,7 +22,34 @@ pub enum Command {
     /// With no options it trains on the UCI handwritten digits embedded in the binary
     /// (1797 8x8 images; UCI Machine Learning Repository, E. Alpaydin and C. Kaynak, 1998,
     /// CC BY 4.0), holding out 20% as a test set.
+    ///
+    /// Into its --out directory it writes metrics.csv, metrics.json, curves.svg, the trained
+    /// model as model.tape (a self-contained tape: input `x` of raw features, standardised
+    /// inside; outputs `logits` and `probs`), and a `checkpoint-<step>.ckpt` after every epoch
+    /// (the last --keep-checkpoints kept). --resume DIR continues a run from its newest
+    /// checkpoint that loads, and ends exactly as the run would have had it never stopped.
     Train(TrainArgs),
+
+    /// Evaluate a saved model on labelled data: accuracy, loss and confusion matrix.
+    ///
+    /// Without --data it evaluates on the embedded digits' test split, drawn with --seed and
+    /// --test-split as `wengert train` draws it (both default to train's defaults), so that
+    /// it reproduces the test accuracy a train run reported.
+    Eval(EvalArgs),
+
+    /// Predict the classes of unlabelled examples with a saved model.
+    ///
+    /// Reads a CSV of feature columns only (the same columns, in the same order, as the model
+    /// was trained on, without the label) and writes a CSV with a header: the predicted class,
+    /// then one probability per class (prob_0, prob_1, ...).
+    Predict(PredictArgs),
+
+    /// Export a saved model's weights for other frameworks.
+    ///
+    /// Each layer's weights are named `layers.<i>.weight` (shape [inputs, outputs], the
+    /// transpose of PyTorch's nn.Linear.weight) and `layers.<i>.bias`; the input
+    /// standardisation is input.mean and input.std.
+    Export(ExportArgs),
 }
 
 /// Options of `wengert train`.
@@ -115,18 +143,99 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
-    /// The directory for metrics.csv (per epoch), metrics.json (summary) and curves.svg (loss
-    /// and accuracy curves) [default: runs/<timestamp>].
+    /// The directory for metrics.csv (per epoch), metrics.json (summary), curves.svg (loss
+    /// and accuracy curves), model.tape and the checkpoints; by default `runs/<timestamp>`,
+    /// or the --resume directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
     /// Print no progress bar.
     #[arg(long)]
     pub quiet: bool,
+
+    /// How many of the newest checkpoints to keep in the output directory (at least 1).
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    pub keep_checkpoints: usize,
+
+    /// Continue the run whose checkpoints are in DIR, from the newest one that loads (a
+    /// damaged one is reported and skipped). The run keeps its settings (an option given
+    /// with another value is an error) except --epochs, which may grow, and writes into DIR
+    /// unless --out says otherwise.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+/// Options of `wengert eval`.
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// The model file (a model.tape written by `wengert train`).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+
+    /// A numeric CSV file of labelled examples, the same feature columns as the model was
+    /// trained on [default: the embedded digits' test split].
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+
+    /// The CSV column holding the label: an index counted from 0, a name from the header, or
+    /// `last`.
+    #[arg(long, value_name = "COLUMN", default_value = "last")]
+    pub label_column: String,
+
+    /// Whether the CSV's first line is a header (auto: when a field of it is not a number).
+    #[arg(long, value_enum, default_value_t = HeaderArg::Auto)]
+    pub header: HeaderArg,
+
+    /// Without --data: the seed of the digits' test split (as given to `wengert train`).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Without --data: the fraction of the digits held out as the test split (as given to
+    /// `wengert train`).
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.2)]
+    pub test_split: f64,
+}
+
+/// Options of `wengert predict`.
+#[derive(Debug, Clone, Args)]
+pub struct PredictArgs {
+    /// The model file (a model.tape written by `wengert train`).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+
+    /// A numeric CSV file of feature columns only, one example per row.
+    #[arg(long, value_name = "PATH")]
+    pub data: PathBuf,
+
+    /// Whether the CSV's first line is a header (auto: when a field of it is not a number).
+    #[arg(long, value_enum, default_value_t = HeaderArg::Auto)]
+    pub header: HeaderArg,
+
+    /// Write the predictions to FILE (atomically) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Options of `wengert export`.
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("format").required(true).multiple(true).args(["safetensors", "weights"])))]
+pub struct ExportArgs {
+    /// The model file (a model.tape written by `wengert train`).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+
+    /// Write the weights as a safetensors file (PyTorch, JAX, candle), as f32.
+    #[arg(long, value_name = "OUT")]
+    pub safetensors: Option<PathBuf>,
+
+    /// Write the weights as a wengert weights file.
+    #[arg(long, value_name = "OUT")]
+    pub weights: Option<PathBuf>,
 }
 
 /// `--header`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum HeaderArg {
     /// Detect it.
     Auto,
@@ -137,7 +246,8 @@ pub enum HeaderArg {
 }
 
 /// `--activation`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ActivationArg {
     /// max(x, 0).
     Relu,
@@ -148,7 +258,8 @@ pub enum ActivationArg {
 }
 
 /// `--optimizer`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OptimizerArg {
     /// Plain stochastic gradient descent.
     Sgd,

@@ -1,22 +1,123 @@
 //! `wengert train`: load, split, scale, train, evaluate, report.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use wengert_io::{Checkpoint, CheckpointDir, LoadOptions, Scalar};
 use wengert_train::loaders::{CsvOptions, Header, LabelColumn, load_csv, load_mnist};
 use wengert_train::{
-    Activation, Adam, AdamW, Callback, Control, Dataset, EpochRecord, Mlp, Module, Optimizer, Sgd,
-    Standardizer, StepInfo, StopReason, TrainConfig, Trainer, datasets,
+    Activation, Adam, AdamW, Callback, Control, Dataset, EpochRecord, Every, Mlp, Module,
+    Optimizer, Sgd, Standardizer, StepInfo, StopReason, TrainConfig, TrainState, Trainer, datasets,
 };
 
 use crate::args::{ActivationArg, HeaderArg, OptimizerArg, TrainArgs};
+use crate::model;
 use crate::output::{self, Summary};
 
 /// The element type the command trains in.
-type E = f32;
+pub type E = f32;
 
-/// Runs `wengert train`; the error is a one-line message.
-pub fn run(args: &TrainArgs) -> Result<(), String> {
+/// The checkpoint entry holding the run's settings (JSON of [`RunSettings`]).
+const SETTINGS: &str = "cli.settings";
+/// The checkpoint entry describing the training set, to refuse resuming on other data.
+const DATA: &str = "cli.data";
+
+/// The options that decide a run, saved in every checkpoint: a resumed run takes them from
+/// there. Field names are the options' clap ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RunSettings {
+    data: Option<PathBuf>,
+    mnist: Option<PathBuf>,
+    /// `data` and `mnist` made absolute, to find them from another directory.
+    data_file: Option<PathBuf>,
+    mnist_dir: Option<PathBuf>,
+    label_column: String,
+    header: HeaderArg,
+    hidden: Vec<usize>,
+    activation: ActivationArg,
+    optimizer: OptimizerArg,
+    lr: Option<f64>,
+    weight_decay: Option<f64>,
+    batch_size: usize,
+    seed: u64,
+    validation_split: f64,
+    test_split: f64,
+    patience: usize,
+}
+
+impl RunSettings {
+    /// The settings of `args`.
+    fn of(args: &TrainArgs) -> Self {
+        let absolute = |p: &Option<PathBuf>| p.as_ref().and_then(|p| std::fs::canonicalize(p).ok());
+        RunSettings {
+            data: args.data.clone(),
+            mnist: args.mnist.clone(),
+            data_file: absolute(&args.data),
+            mnist_dir: absolute(&args.mnist),
+            label_column: args.label_column.clone(),
+            header: args.header,
+            hidden: args.hidden.clone(),
+            activation: args.activation,
+            optimizer: args.optimizer,
+            lr: args.lr,
+            weight_decay: args.weight_decay,
+            batch_size: args.batch_size,
+            seed: args.seed,
+            validation_split: args.validation_split,
+            test_split: args.test_split,
+            patience: args.patience,
+        }
+    }
+
+    /// `args` with these settings. A data path is kept as it was given if it still names
+    /// the same file from here, else its absolute form is used.
+    fn apply(self, args: &TrainArgs) -> TrainArgs {
+        let here = |given: Option<PathBuf>, absolute: Option<PathBuf>| match (&given, &absolute) {
+            (Some(g), Some(a)) if std::fs::canonicalize(g).ok().as_ref() != Some(a) => absolute,
+            _ => given,
+        };
+        TrainArgs {
+            data: here(self.data, self.data_file),
+            mnist: here(self.mnist, self.mnist_dir),
+            label_column: self.label_column,
+            header: self.header,
+            hidden: self.hidden,
+            activation: self.activation,
+            optimizer: self.optimizer,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            batch_size: self.batch_size,
+            seed: self.seed,
+            validation_split: self.validation_split,
+            test_split: self.test_split,
+            patience: self.patience,
+            ..args.clone()
+        }
+    }
+}
+
+/// A run found to resume: its trainer state, settings and training-set description.
+struct Resume {
+    path: PathBuf,
+    state: TrainState<E>,
+    settings: RunSettings,
+    data: String,
+}
+
+/// Runs `wengert train`; `explicit` names the options given on the command line (clap ids).
+/// The error is a one-line message.
+pub fn run(args: &TrainArgs, explicit: &[String]) -> Result<(), String> {
+    let resume = match &args.resume {
+        Some(dir) => Some(find_resume(dir, args.keep_checkpoints)?),
+        None => None,
+    };
+    let args = match &resume {
+        Some(r) => resumed_args(args, explicit, r)?,
+        None => args.clone(),
+    };
+    let args = &args;
     check(args)?;
     if let Some(threads) = args.threads {
         rayon::ThreadPoolBuilder::new()
@@ -24,9 +125,9 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
             .build_global()
             .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
     }
-    let out_dir = match &args.out {
-        Some(dir) => dir.clone(),
-        None => output::timestamped_dir(),
+    let out_dir = match (&args.out, &args.resume) {
+        (Some(dir), _) | (None, Some(dir)) => dir.clone(),
+        (None, None) => output::timestamped_dir(),
     };
 
     let (source, rest, test) = load(args)?;
@@ -43,6 +144,16 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     let scale = |d: &Dataset<E>| d.scaled(&scaler).map_err(|e| e.to_string());
     let (train, validation, test) = (scale(&train)?, scale(&validation)?, scale(&test)?);
     let classes = train.n_outputs();
+    let data_id = describe(&train);
+    if let Some(r) = &resume
+        && r.data != data_id
+    {
+        return Err(format!(
+            "{}: the run trained on {}, but these data are {data_id}: did the data file change?",
+            r.path.display(),
+            r.data
+        ));
+    }
 
     let mut sizes = vec![train.n_features()];
     sizes.extend(&args.hidden);
@@ -82,7 +193,16 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
 
     let batches = train.len().div_ceil(args.batch_size.min(train.len()));
     let bar = progress_bar(args, (args.epochs * batches) as u64);
-    println!(
+    if let Some(r) = &resume {
+        bar.set_position(r.state.history.steps as u64);
+        say!(
+            "resuming from {} (epoch {}, step {})",
+            r.path.display(),
+            r.state.epoch,
+            r.state.history.steps
+        );
+    }
+    say!(
         "training an MLP {sizes:?} ({} parameters, {}) on {source}: {} train, {} validation, {} test examples",
         model.parameter_count(),
         activation,
@@ -91,12 +211,25 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
         test.len()
     );
     let mut trainer = Trainer::new(config, optimizer).with_callback(Progress::new(bar.clone()));
+    let checkpoints = CheckpointDir::new(&out_dir, args.keep_checkpoints);
+    let settings = serde_json::to_string(&RunSettings::of(args)).map_err(|e| e.to_string())?;
+    trainer.checkpoint_every(Every::Epochs(1), move |state: &TrainState<E>| {
+        let mut ckpt = state.to_checkpoint();
+        ckpt.scalars
+            .insert(SETTINGS.into(), Scalar::Text(settings.clone()));
+        ckpt.scalars
+            .insert(DATA.into(), Scalar::Text(data_id.clone()));
+        checkpoints
+            .save(state.history.steps as u64, &ckpt)
+            .map_err(|e| wengert_train::Error::Checkpoint(e.to_string()))?;
+        Ok(Control::Continue)
+    });
     let started = Instant::now();
-    let fitted = trainer.fit(
-        &mut model,
-        &train,
-        (!validation.is_empty()).then_some(&validation),
-    );
+    let validation_set = (!validation.is_empty()).then_some(&validation);
+    let fitted = match resume {
+        Some(r) => trainer.resume(&mut model, &train, validation_set, r.state),
+        None => trainer.fit(&mut model, &train, validation_set),
+    };
     let train_seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let history = fitted.map_err(|e| e.to_string())?;
@@ -139,12 +272,13 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
         train_seconds,
     };
     output::write_all(&out_dir, &history, &summary)?;
+    model::save(&out_dir.join("model.tape"), &model, &scaler)?;
 
-    println!(
+    say!(
         "{} after {} epochs ({} steps), best epoch {}",
         match history.stop_reason {
             StopReason::EarlyStopping => "stopped early",
-            StopReason::Callback => "stopped",
+            StopReason::Callback | StopReason::Paused => "stopped",
             StopReason::Completed => "finished",
         },
         history.epochs.len(),
@@ -153,24 +287,166 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
             .best_epoch
             .map_or("-".to_string(), |e| e.to_string()),
     );
-    println!(
+    say!(
         "train accuracy {:.2}%  (loss {:.4})",
         100.0 * summary.train_accuracy,
         summary.final_loss
     );
     if let Some(t) = &test_eval {
-        println!(
+        say!(
             "test accuracy  {:.2}%  (loss {:.4})",
             100.0 * t.accuracy.unwrap_or(0.0),
             t.loss
         );
         if let Some(c) = &t.confusion {
-            println!("test confusion matrix ({c}", c = indent(&c.to_string()));
+            say!("test confusion matrix ({c}", c = indent(&c.to_string()));
         }
     }
-    println!("time {train_seconds:.2} s");
-    println!("wrote {}", out_dir.join("metrics.json").display());
+    say!("time {train_seconds:.2} s");
+    say!(
+        "wrote {} and {}",
+        out_dir.join("metrics.json").display(),
+        out_dir.join("model.tape").display()
+    );
     Ok(())
+}
+
+/// The newest checkpoint in `dir` that loads, with the run's settings.
+fn find_resume(dir: &Path, keep: usize) -> Result<Resume, String> {
+    let found = CheckpointDir::new(dir, keep)
+        .latest::<E>(&LoadOptions::default())
+        .map_err(|e| match e {
+            wengert_io::Error::Io { .. } => e.to_string(),
+            e => format!(
+                "{}: no checkpoint there loads; the newest: {e}",
+                dir.display()
+            ),
+        })?
+        .ok_or_else(|| {
+            format!(
+                "{}: no checkpoint to resume from (no checkpoint-<step>.ckpt file)",
+                dir.display()
+            )
+        })?;
+    for (path, err) in &found.skipped {
+        eprintln!("warning: skipped {}: {err}", path.display());
+    }
+    let path = found.path;
+    let ckpt: Checkpoint<E> = found.checkpoint;
+    let text = |name: &str| match ckpt.scalars.get(name) {
+        Some(Scalar::Text(t)) => Ok(t.clone()),
+        _ => Err(format!(
+            "{}: not a checkpoint of `wengert train` (no {name})",
+            path.display()
+        )),
+    };
+    let settings: RunSettings = serde_json::from_str(&text(SETTINGS)?)
+        .map_err(|e| format!("{}: {SETTINGS}: {e}", path.display()))?;
+    let data = text(DATA)?;
+    let state =
+        TrainState::from_checkpoint(&ckpt).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Resume {
+        path,
+        state,
+        settings,
+        data,
+    })
+}
+
+/// The resumed run's options: its saved settings, with `args`' epochs, output and display
+/// options. An option given explicitly with a value other than the saved one is an error.
+fn resumed_args(args: &TrainArgs, explicit: &[String], r: &Resume) -> Result<TrainArgs, String> {
+    let to_map = |s: &RunSettings| match serde_json::to_value(s) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let (given, saved) = (to_map(&RunSettings::of(args)), to_map(&r.settings));
+    // Paths are compared as the files they name (`./a.csv` is `a.csv`).
+    let same = |id: &str, g: &serde_json::Value, s: &serde_json::Value| {
+        let absolute = match id {
+            "data" => "data_file",
+            "mnist" => "mnist_dir",
+            _ => return g == s,
+        };
+        g == s
+            || (given.get(absolute).is_some_and(|a| !a.is_null())
+                && given.get(absolute) == saved.get(absolute))
+    };
+    for id in explicit {
+        if let (Some(g), Some(s)) = (given.get(id), saved.get(id))
+            && !same(id, g, s)
+        {
+            return Err(format!(
+                "--{} {g} differs from the resumed run's {s}: a resumed run keeps its settings \
+                 (only --epochs may change)",
+                id.replace('_', "-")
+            ));
+        }
+    }
+    if args.epochs < r.state.epoch {
+        return Err(format!(
+            "--epochs {} is fewer than the {} the run in {} has done",
+            args.epochs,
+            r.state.epoch,
+            r.path.display()
+        ));
+    }
+    let mut resumed = r.settings.clone().apply(args);
+    // A data path given again names the same file, perhaps from another directory: use it.
+    if explicit.iter().any(|id| id == "data") {
+        resumed.data = args.data.clone();
+    }
+    if explicit.iter().any(|id| id == "mnist") {
+        resumed.mnist = args.mnist.clone();
+    }
+    Ok(resumed)
+}
+
+/// The training set's size and a CRC-32 of its features and labels: what a resumed run must
+/// train on again.
+fn describe(train: &Dataset<E>) -> String {
+    // Row by row, so that a large data set is not copied whole.
+    let mut crc = crc32fast::Hasher::new();
+    let mut bytes = Vec::new();
+    for row in train.features().rows() {
+        bytes.clear();
+        bytes.extend(row.iter().flat_map(|x| x.to_le_bytes()));
+        crc.update(&bytes);
+    }
+    for &label in train.labels().unwrap_or(&[]) {
+        crc.update(&(label as u64).to_le_bytes());
+    }
+    format!(
+        "{} examples of {} features (CRC-32 {:08x})",
+        train.len(),
+        train.n_features(),
+        crc.finalize()
+    )
+}
+
+/// A labelled CSV file, with `--label-column` and `--header`.
+pub fn load_labelled_csv(
+    path: &Path,
+    label_column: &str,
+    header: HeaderArg,
+) -> Result<Dataset<E>, String> {
+    let options = CsvOptions {
+        label_column: label_column
+            .parse::<LabelColumn>()
+            .map_err(|e| e.to_string())?,
+        header: header_option(header),
+        ..CsvOptions::default()
+    };
+    load_csv::<E>(path, &options).map_err(|e| e.to_string())
+}
+
+/// `--header` as the loader's option.
+pub fn header_option(header: HeaderArg) -> Header {
+    match header {
+        HeaderArg::Auto => Header::Auto,
+        HeaderArg::Yes => Header::Present,
+        HeaderArg::No => Header::Absent,
+    }
 }
 
 /// Checks the options that clap cannot: one line naming the option that cannot work.
@@ -206,6 +482,9 @@ fn check(args: &TrainArgs) -> Result<(), String> {
     {
         return Err(format!("--weight-decay must be zero or positive, got {wd}"));
     }
+    if args.keep_checkpoints == 0 {
+        return Err("--keep-checkpoints must be at least 1".into());
+    }
     if args.threads == Some(0) {
         return Err("--threads must be at least 1".into());
     }
@@ -223,19 +502,7 @@ fn load(args: &TrainArgs) -> Result<(String, Dataset<E>, Dataset<E>), String> {
     }
     let (source, all) = match &args.data {
         Some(path) => {
-            let options = CsvOptions {
-                label_column: args
-                    .label_column
-                    .parse::<LabelColumn>()
-                    .map_err(|e| e.to_string())?,
-                header: match args.header {
-                    HeaderArg::Auto => Header::Auto,
-                    HeaderArg::Yes => Header::Present,
-                    HeaderArg::No => Header::Absent,
-                },
-                ..CsvOptions::default()
-            };
-            let data = load_csv::<E>(path, &options).map_err(|e| e.to_string())?;
+            let data = load_labelled_csv(path, &args.label_column, args.header)?;
             (path.display().to_string(), data)
         }
         None => (
@@ -254,7 +521,8 @@ fn load(args: &TrainArgs) -> Result<(String, Dataset<E>, Dataset<E>), String> {
     Ok((source, rest, test))
 }
 
-fn indent(text: &str) -> String {
+/// The first line of `text` closed with `)`, the others indented.
+pub fn indent(text: &str) -> String {
     let mut out = String::new();
     for (i, line) in text.lines().enumerate() {
         if i == 0 {

@@ -43,6 +43,8 @@ pub enum Error {
     InvalidConfig(String),
     /// A model whose recorded parameters do not match what it reports.
     Model(String),
+    /// A checkpoint whose trainer state is missing or malformed.
+    Checkpoint(String),
 }
 
 /// A `Result` whose error is this crate's [`Error`].
@@ -71,6 +73,7 @@ impl fmt::Display for Error {
             Error::InvalidData(m) => write!(f, "invalid data: {m}"),
             Error::InvalidConfig(m) => write!(f, "invalid setting: {m}"),
             Error::Model(m) => write!(f, "model: {m}"),
+            Error::Checkpoint(m) => write!(f, "checkpoint: {m}"),
         }
     }
 }

@@ -156,6 +156,22 @@ impl<E: Float> Mlp<E> {
         }
     }
 
+    /// The parameters' names, in [`Module::parameters`] order: `layers.<i>.weight` and
+    /// `layers.<i>.bias` for each layer from 0 (PyTorch's names for an `nn.Sequential`
+    /// held as `layers`; the weights are `[inputs, outputs]`, PyTorch's transposed).
+    ///
+    /// ```
+    /// use wengert_train::Mlp;
+    /// let mlp = Mlp::<f32>::builder(&[4, 3, 2]).build()?;
+    /// assert_eq!(mlp.parameter_names(), ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias"]);
+    /// # Ok::<(), wengert_train::Error>(())
+    /// ```
+    pub fn parameter_names(&self) -> Vec<String> {
+        (0..self.layers.len())
+            .flat_map(|i| [format!("layers.{i}.weight"), format!("layers.{i}.bias")])
+            .collect()
+    }
+
     /// The layer widths, inputs first.
     pub fn sizes(&self) -> Vec<usize> {
         let mut sizes: Vec<usize> = self.layers.iter().map(Linear::inputs).collect();

@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 mod callback;
+mod checkpoint;
 mod data;
 pub mod datasets;
 mod error;
@@ -50,6 +51,7 @@ mod module;
 mod optim;
 mod rng;
 mod schedule;
+mod state;
 mod trainer;
 
 pub use callback::{Callback, Control, EpochRecord, OnEpoch, OnStep, StepInfo};
@@ -60,9 +62,10 @@ pub use layers::{Activation, Linear, Mlp, MlpBuilder};
 pub use loss::{Loss, Sqrt};
 pub use metrics::{ConfusionMatrix, accuracy, argmax_rows};
 pub use module::Module;
-pub use optim::{Adam, AdamW, Optimizer, Sgd, clip_grad_norm};
-pub use rng::Rng;
+pub use optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd, clip_grad_norm};
+pub use rng::{Rng, RngState};
 pub use schedule::Schedule;
+pub use state::{EpochProgress, Every, TrainState};
 pub use trainer::{Evaluation, History, StopReason, TrainConfig, Trainer};
 
 /// The stream numbers that keep a run's random draws apart (see [`Rng::with_stream`]).

@@ -24,6 +24,116 @@ pub trait Optimizer<E: Float> {
 
     /// A short name for reports (`sgd`, `adam`, ...).
     fn name(&self) -> &'static str;
+
+    /// Everything the next steps depend on besides the gradients: the step count, the
+    /// per-parameter buffers (moments) and the settings, so that a run can stop and resume
+    /// bit for bit ([`load_state`](Optimizer::load_state)).
+    fn state(&self) -> OptimizerState<E>;
+
+    /// Continues from a saved [`state`](Optimizer::state). Errors, changing nothing, if the
+    /// state is another optimiser's or was saved with other settings.
+    fn load_state(&mut self, state: &OptimizerState<E>) -> Result<()>;
+}
+
+/// An optimiser's state between steps, as [`Optimizer::state`] takes it.
+///
+/// ```
+/// use ndarray::array;
+/// use wengert_train::{Adam, Optimizer};
+///
+/// let mut a = Adam::<f64>::new(0.1);
+/// let mut p = array![1.0, 2.0].into_dyn();
+/// a.step(&mut [p.view_mut()], &[array![0.5, -1.0].into_dyn()])?;
+///
+/// let mut b = Adam::new(0.1);
+/// b.load_state(&a.state())?;
+/// let (mut pa, mut pb) = (p.clone(), p.clone());
+/// let g = array![0.25, 0.75].into_dyn();
+/// a.step(&mut [pa.view_mut()], &[g.clone()])?;
+/// b.step(&mut [pb.view_mut()], &[g])?;
+/// assert_eq!(pa, pb);
+/// # Ok::<(), wengert_train::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimizerState<E: Float> {
+    /// The optimiser's [`name`](Optimizer::name), checked on load.
+    pub kind: String,
+    /// Steps taken (Adam's bias corrections depend on it).
+    pub step: u64,
+    /// The settings that shape an update, by name (the learning rate aside: the trainer's
+    /// schedule sets it before every step); checked on load, bit for bit.
+    pub settings: Vec<(String, f64)>,
+    /// Per-parameter buffers by name, each one array per parameter in the optimiser's order:
+    /// `momentum_buffer` for SGD with momentum, `exp_avg` and `exp_avg_sq` for Adam and
+    /// AdamW. Empty before the first step.
+    pub buffers: Vec<(String, Vec<ArrayD<E>>)>,
+}
+
+impl<E: Float> OptimizerState<E> {
+    /// Checks that this state was saved by an optimiser named `kind` with `settings`, and
+    /// holds exactly the buffers `names` (or none, before the first step).
+    fn check(&self, kind: &str, settings: &[(&str, f64)], names: &[&str]) -> Result<()> {
+        if self.kind != kind {
+            return Err(Error::InvalidConfig(format!(
+                "the saved optimiser state is {}'s, not {kind}'s",
+                self.kind
+            )));
+        }
+        for &(name, value) in settings {
+            let saved = self.settings.iter().find(|(n, _)| n == name).map(|s| s.1);
+            if saved.map(f64::to_bits) != Some(value.to_bits()) {
+                return Err(Error::InvalidConfig(format!(
+                    "the saved {kind} state has {name} {}, this optimiser {value}",
+                    saved.map_or("missing".to_string(), |v| v.to_string())
+                )));
+            }
+        }
+        let saved: Vec<&str> = self.buffers.iter().map(|(n, _)| n.as_str()).collect();
+        if !saved.is_empty() && saved != names {
+            return Err(Error::InvalidConfig(format!(
+                "the saved {kind} state holds buffers {saved:?}, expected {names:?}"
+            )));
+        }
+        let lens: Vec<usize> = self.buffers.iter().map(|(_, b)| b.len()).collect();
+        if lens.windows(2).any(|w| w[0] != w[1]) {
+            return Err(Error::InvalidConfig(format!(
+                "the saved {kind} state's buffers cover different numbers of parameters: {lens:?}"
+            )));
+        }
+        if let Some((_, first)) = self.buffers.first() {
+            for (name, arrays) in &self.buffers[1..] {
+                if let Some(i) = (0..first.len()).find(|&i| arrays[i].shape() != first[i].shape()) {
+                    return Err(Error::InvalidConfig(format!(
+                        "the saved {kind} state's {name} for parameter {i} has shape {:?}, its {} {:?}",
+                        arrays[i].shape(),
+                        self.buffers[0].0,
+                        first[i].shape()
+                    )));
+                }
+            }
+        }
+        for (name, arrays) in &self.buffers {
+            if let Some((i, _)) = arrays
+                .iter()
+                .enumerate()
+                .find(|(_, a)| a.iter().any(|x| !x.is_finite()))
+            {
+                return Err(Error::InvalidConfig(format!(
+                    "the saved {kind} state's {name} for parameter {i} is not finite"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The buffers named `name` (empty if there are none yet).
+    fn take(&self, name: &str) -> Vec<ArrayD<E>> {
+        self.buffers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// A boxed optimiser is an optimiser, so that one chosen at run time can drive a
@@ -43,6 +153,14 @@ impl<E: Float, O: Optimizer<E> + ?Sized> Optimizer<E> for Box<O> {
 
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+
+    fn state(&self) -> OptimizerState<E> {
+        (**self).state()
+    }
+
+    fn load_state(&mut self, state: &OptimizerState<E>) -> Result<()> {
+        (**self).load_state(state)
     }
 }
 
@@ -114,6 +232,7 @@ pub struct Sgd<E: Float> {
     momentum: f64,
     nesterov: bool,
     weight_decay: f64,
+    steps: u64,
     buffers: Vec<ArrayD<E>>,
 }
 
@@ -125,6 +244,7 @@ impl<E: Float> Sgd<E> {
             momentum: 0.0,
             nesterov: false,
             weight_decay: 0.0,
+            steps: 0,
             buffers: Vec::new(),
         }
     }
@@ -165,6 +285,7 @@ impl<E: Float> Optimizer<E> for Sgd<E> {
         if use_momentum && first {
             self.buffers = zeros_like(params);
         }
+        self.steps += 1;
         for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
             if use_momentum {
                 let buf = &mut self.buffers[i];
@@ -201,6 +322,45 @@ impl<E: Float> Optimizer<E> for Sgd<E> {
             "momentum"
         }
     }
+
+    fn state(&self) -> OptimizerState<E> {
+        OptimizerState {
+            kind: Optimizer::<E>::name(self).to_string(),
+            step: self.steps,
+            settings: self
+                .settings()
+                .iter()
+                .map(|&(n, v)| (n.to_string(), v))
+                .collect(),
+            buffers: if self.buffers.is_empty() {
+                Vec::new()
+            } else {
+                vec![("momentum_buffer".to_string(), self.buffers.clone())]
+            },
+        }
+    }
+
+    fn load_state(&mut self, state: &OptimizerState<E>) -> Result<()> {
+        let names: &[&str] = if self.momentum != 0.0 {
+            &["momentum_buffer"]
+        } else {
+            &[]
+        };
+        state.check(Optimizer::<E>::name(self), &self.settings(), names)?;
+        self.steps = state.step;
+        self.buffers = state.take("momentum_buffer");
+        Ok(())
+    }
+}
+
+impl<E: Float> Sgd<E> {
+    fn settings(&self) -> [(&'static str, f64); 3] {
+        [
+            ("momentum", self.momentum),
+            ("nesterov", f64::from(u8::from(self.nesterov))),
+            ("weight_decay", self.weight_decay),
+        ]
+    }
 }
 
 /// The moment estimates Adam and AdamW share.
@@ -228,6 +388,43 @@ impl<E: Float> AdamState<E> {
             exp_avg: Vec::new(),
             exp_avg_sq: Vec::new(),
         }
+    }
+
+    fn settings(&self) -> [(&'static str, f64); 4] {
+        [
+            ("beta1", self.beta1),
+            ("beta2", self.beta2),
+            ("eps", self.eps),
+            ("weight_decay", self.weight_decay),
+        ]
+    }
+
+    fn state(&self, kind: &str) -> OptimizerState<E> {
+        OptimizerState {
+            kind: kind.to_string(),
+            step: self.step,
+            settings: self
+                .settings()
+                .iter()
+                .map(|&(n, v)| (n.to_string(), v))
+                .collect(),
+            buffers: if self.exp_avg.is_empty() {
+                Vec::new()
+            } else {
+                vec![
+                    ("exp_avg".to_string(), self.exp_avg.clone()),
+                    ("exp_avg_sq".to_string(), self.exp_avg_sq.clone()),
+                ]
+            },
+        }
+    }
+
+    fn load_state(&mut self, kind: &str, state: &OptimizerState<E>) -> Result<()> {
+        state.check(kind, &self.settings(), &["exp_avg", "exp_avg_sq"])?;
+        self.step = state.step;
+        self.exp_avg = state.take("exp_avg");
+        self.exp_avg_sq = state.take("exp_avg_sq");
+        Ok(())
     }
 
     /// One step; `decoupled` selects AdamW's decay (`p *= 1 - lr·wd` first) over Adam's L2.
@@ -341,6 +538,14 @@ impl<E: Float> Optimizer<E> for Adam<E> {
     fn name(&self) -> &'static str {
         "adam"
     }
+
+    fn state(&self) -> OptimizerState<E> {
+        self.state.state("adam")
+    }
+
+    fn load_state(&mut self, state: &OptimizerState<E>) -> Result<()> {
+        self.state.load_state("adam", state)
+    }
 }
 
 /// AdamW (Loshchilov & Hutter), PyTorch's `torch.optim.AdamW`: Adam whose weight decay
@@ -394,6 +599,14 @@ impl<E: Float> Optimizer<E> for AdamW<E> {
 
     fn name(&self) -> &'static str {
         "adamw"
+    }
+
+    fn state(&self) -> OptimizerState<E> {
+        self.state.state("adamw")
+    }
+
+    fn load_state(&mut self, state: &OptimizerState<E>) -> Result<()> {
+        self.state.load_state("adamw", state)
     }
 }
 
@@ -526,6 +739,56 @@ mod tests {
         assert!(
             adam.step(&mut [a.view_mut()], &[array![1.0, 1.0].into_dyn()])
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn a_loaded_state_continues_the_same_steps() {
+        let grads = [0.5, -1.0, 2.0, 0.25];
+        type Make = fn() -> Box<dyn Optimizer<f64>>;
+        let makers: [Make; 4] = [
+            || Box::new(Sgd::new(0.1)),
+            || Box::new(Sgd::new(0.1).momentum(0.9)),
+            || Box::new(Adam::new(0.1)),
+            || Box::new(AdamW::new(0.1)),
+        ];
+        for make in makers {
+            let mut a = make();
+            let straight = run(&mut a, 1.0, &grads);
+            let mut first = make();
+            let half = run(&mut first, 1.0, &grads[..2]);
+            let state = first.state();
+            assert_eq!(state.step, 2);
+            let mut second = make();
+            second.load_state(&state).unwrap();
+            let rest = run(&mut second, half[1], &grads[2..]);
+            assert_eq!(rest, straight[2..], "{}", a.name());
+        }
+        assert!(Optimizer::<f64>::state(&Sgd::new(0.1)).buffers.is_empty());
+    }
+
+    #[test]
+    fn a_state_that_does_not_fit_is_refused() {
+        let mut adam = Adam::<f64>::new(0.1);
+        run(&mut adam, 1.0, &[0.5]);
+        let mut state = adam.state();
+        state.buffers[1].1[0] = array![1.0, 2.0].into_dyn();
+        let err = Adam::<f64>::new(0.1).load_state(&state).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("exp_avg_sq for parameter 0 has shape [2]"),
+            "{err}"
+        );
+        let mut state = adam.state();
+        state.buffers[0].1[0][[0]] = f64::NAN;
+        assert!(Adam::<f64>::new(0.1).load_state(&state).is_err());
+        let err = Sgd::<f64>::new(0.1)
+            .momentum(0.5)
+            .load_state(&Sgd::new(0.1).momentum(0.9).state());
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .contains("momentum 0.9, this optimiser 0.5")
         );
     }
 

@@ -26,6 +26,20 @@ pub struct Rng {
     spare_normal: Option<f64>,
 }
 
+/// The state of an [`Rng`]: ChaCha8's key, stream number and position (in 32-bit words),
+/// and the Box-Muller number held back for the next [`Rng::normal`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RngState {
+    /// The 256-bit key (derived from the `u64` seed).
+    pub seed: [u8; 32],
+    /// The stream number.
+    pub stream: u64,
+    /// The number of 32-bit words drawn so far.
+    pub word_pos: u128,
+    /// The second number of the last Box-Muller pair, not yet handed out.
+    pub spare_normal: Option<f64>,
+}
+
 impl Rng {
     /// The stream for `seed`.
     pub fn seed_from_u64(seed: u64) -> Self {
@@ -43,6 +57,35 @@ impl Rng {
         Rng {
             inner,
             spare_normal: None,
+        }
+    }
+
+    /// Where the stream stands: enough to continue it exactly ([`Rng::from_state`]).
+    ///
+    /// ```
+    /// use wengert_train::Rng;
+    /// let mut a = Rng::with_stream(7, 3);
+    /// a.normal();
+    /// let mut b = Rng::from_state(&a.state());
+    /// assert_eq!((a.normal(), a.next_u64()), (b.normal(), b.next_u64()));
+    /// ```
+    pub fn state(&self) -> RngState {
+        RngState {
+            seed: self.inner.get_seed(),
+            stream: self.inner.get_stream(),
+            word_pos: self.inner.get_word_pos(),
+            spare_normal: self.spare_normal,
+        }
+    }
+
+    /// The stream at `state`, as [`Rng::state`] took it.
+    pub fn from_state(state: &RngState) -> Self {
+        let mut inner = ChaCha8Rng::from_seed(state.seed);
+        inner.set_stream(state.stream);
+        inner.set_word_pos(state.word_pos);
+        Rng {
+            inner,
+            spare_normal: state.spare_normal,
         }
     }
 

@@ -9,6 +9,7 @@ use wengert_tape::{NodeId, Shaped, Tape};
 use crate::callback::{Callback, Control, EpochRecord, StepInfo};
 use crate::loss::LossRecorder;
 use crate::metrics::{ConfusionMatrix, argmax_rows};
+use crate::state::{EpochProgress, Every, TrainState};
 use crate::{Dataset, Error, Loss, Module, Optimizer, Result, Rng, Schedule, Targets};
 
 /// How to train.
@@ -64,6 +65,9 @@ pub enum StopReason {
     EarlyStopping,
     /// A callback asked to stop.
     Callback,
+    /// A [checkpoint hook](Trainer::checkpoint_every) asked to stop; the run can be
+    /// [resumed](Trainer::resume) from the state it was handed.
+    Paused,
 }
 
 /// What a run did, epoch by epoch.
@@ -124,22 +128,11 @@ pub struct Trainer<'a, E: Float> {
     tape: Tape<E>,
     losses: LossRecorder,
     batch: BatchBuffers<E>,
+    checkpoint: Option<(Every, CheckpointHook<'a, E>)>,
 }
 
-/// What an epoch's steps add up, for its record.
-#[derive(Debug, Default)]
-struct EpochTally {
-    /// The epoch, counted from 0.
-    epoch: usize,
-    /// The sum of batch losses, each weighted by its batch's size.
-    loss_sum: f64,
-    /// Examples classified right.
-    correct: usize,
-    /// Examples seen.
-    seen: usize,
-    /// The rate of the last step.
-    learning_rate: f64,
-}
+/// What [`Trainer::checkpoint_every`] calls.
+type CheckpointHook<'a, E> = Box<dyn FnMut(&TrainState<E>) -> Result<Control> + 'a>;
 
 /// Buffers reused from batch to batch.
 #[derive(Debug, Default)]
@@ -178,6 +171,7 @@ impl<'a, E: Float> Trainer<'a, E> {
                 param_ids: Vec::new(),
                 grads: Vec::new(),
             },
+            checkpoint: None,
         }
     }
 
@@ -220,55 +214,236 @@ impl<'a, E: Float> Trainer<'a, E> {
         validation: Option<&Dataset<E>>,
     ) -> Result<History> {
         self.check(train, validation)?;
+        let state = TrainState {
+            epoch: 0,
+            batch: 0,
+            order: (0..train.len()).collect(),
+            rng: Rng::with_stream(self.config.seed, crate::rng_streams::SHUFFLE).state(),
+            progress: EpochProgress::default(),
+            history: History {
+                epochs: Vec::new(),
+                best_epoch: None,
+                stop_reason: StopReason::Completed,
+                steps: 0,
+            },
+            best_loss: f64::INFINITY,
+            since_best: 0,
+            best_parameters: None,
+            base_learning_rate: self.optimizer.learning_rate(),
+            elapsed_seconds: 0.0,
+            // Filled in when the state is handed out.
+            parameters: Vec::new(),
+            optimizer: self.optimizer.state(),
+        };
+        self.run(model, train, validation, state)
+    }
+
+    /// Continues the run `state` was taken from (by
+    /// [`checkpoint_every`](Trainer::checkpoint_every)), on the same data with the same
+    /// configuration (the number of epochs may grow) and optimiser: the model's parameters
+    /// and the optimiser's state are set from it, and the run ends as if it had never
+    /// stopped, bit for bit. The state's base learning rate is kept.
+    ///
+    /// Errors, changing nothing, if the state does not fit: another number of examples or
+    /// batch size, parameters of other shapes, another optimiser or its settings.
+    pub fn resume<M: Module<E>>(
+        &mut self,
+        model: &mut M,
+        train: &Dataset<E>,
+        validation: Option<&Dataset<E>>,
+        mut state: TrainState<E>,
+    ) -> Result<History> {
+        self.check(train, validation)?;
+        self.check_state(model, train, &state)?;
+        self.optimizer.load_state(&state.optimizer)?;
+        for (mut p, saved) in model.parameters_mut().into_iter().zip(&state.parameters) {
+            p.assign(saved);
+        }
+        // The state's copy is not needed while the model holds the live one.
+        state.parameters = Vec::new();
+        if state.history.stop_reason != StopReason::EarlyStopping {
+            state.history.stop_reason = StopReason::Completed;
+        }
+        self.run(model, train, validation, state)
+    }
+
+    /// Hands the run's [`TrainState`] to `save` at the points `every` names (and never
+    /// again after `save` returns [`Control::Stop`], which pauses the run: [`fit`](Trainer::fit)
+    /// returns at once with [`StopReason::Paused`], the best weights not restored).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_train::{Adam, Control, Dataset, Every, Mlp, TrainConfig, TrainState, Trainer};
+    ///
+    /// let x = array![[0.0f64, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]];
+    /// let data = Dataset::classification(x, vec![0, 1, 1, 0], 2)?;
+    /// let config = TrainConfig { epochs: 6, batch_size: 3, ..TrainConfig::default() };
+    ///
+    /// // A run that never stops.
+    /// let mut straight = Mlp::builder(&[2, 4, 2]).seed(1).build()?;
+    /// Trainer::new(config.clone(), Adam::new(0.05)).fit(&mut straight, &data, None)?;
+    ///
+    /// // A run paused after step 5 (in the middle of epoch 3), then resumed afresh.
+    /// let mut saved: Option<TrainState<f64>> = None;
+    /// let mut model = Mlp::builder(&[2, 4, 2]).seed(1).build()?;
+    /// let mut first = Trainer::new(config.clone(), Adam::new(0.05));
+    /// first.checkpoint_every(Every::Steps(5), |s: &TrainState<f64>| {
+    ///     saved = Some(s.clone());
+    ///     Ok(Control::Stop)
+    /// });
+    /// first.fit(&mut model, &data, None)?;
+    /// drop(first);
+    ///
+    /// let mut model = Mlp::builder(&[2, 4, 2]).seed(99).build()?;
+    /// let mut second = Trainer::new(config, Adam::new(0.05));
+    /// second.resume(&mut model, &data, None, saved.unwrap())?;
+    /// assert_eq!(model, straight);
+    /// # Ok::<(), wengert_train::Error>(())
+    /// ```
+    pub fn checkpoint_every(
+        &mut self,
+        every: Every,
+        save: impl FnMut(&TrainState<E>) -> Result<Control> + 'a,
+    ) {
+        self.checkpoint = Some((every, Box::new(save)));
+    }
+
+    /// Checks that `state` fits this trainer, `model` and `train`.
+    fn check_state<M: Module<E>>(
+        &self,
+        model: &M,
+        train: &Dataset<E>,
+        state: &TrainState<E>,
+    ) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidConfig(format!("cannot resume: {m}")));
+        let n = train.len();
+        if state.order.len() != n {
+            return bad(format!(
+                "the run trained on {} examples, this training set has {n}",
+                state.order.len()
+            ));
+        }
+        let mut seen = vec![false; n];
+        for &i in &state.order {
+            if i >= n || std::mem::replace(&mut seen[i], true) {
+                return bad("the saved data order is not a permutation of the examples".into());
+            }
+        }
+        let batch_size = self.config.batch_size.min(n);
+        let batches = n.div_ceil(batch_size);
+        if state.batch > 0 && state.progress.seen != state.batch * batch_size {
+            return bad(format!(
+                "the run saw {} examples in {} batches of its epoch; this trainer's batches \
+                 hold {batch_size}",
+                state.progress.seen, state.batch
+            ));
+        }
+        if state.batch >= batches {
+            return bad(format!(
+                "the saved position (batch {} of {batches}) is past the end of an epoch",
+                state.batch
+            ));
+        }
+        if state.history.epochs.len() != state.epoch {
+            return bad(format!(
+                "the history holds {} epochs but the run is at epoch {}",
+                state.history.epochs.len(),
+                state.epoch
+            ));
+        }
+        let shapes = |arrays: &[ArrayD<E>]| -> Vec<Vec<usize>> {
+            arrays.iter().map(|a| a.shape().to_vec()).collect()
+        };
+        let expected: Vec<Vec<usize>> = model
+            .parameters()
+            .iter()
+            .map(|p| p.shape().to_vec())
+            .collect();
+        if shapes(&state.parameters) != expected {
+            return bad(format!(
+                "the saved parameters have shapes {:?}, the model's {expected:?}",
+                shapes(&state.parameters)
+            ));
+        }
+        if let Some(best) = &state.best_parameters
+            && shapes(best) != expected
+        {
+            return bad(format!(
+                "the saved best parameters have shapes {:?}, the model's {expected:?}",
+                shapes(best)
+            ));
+        }
+        for (name, buffers) in &state.optimizer.buffers {
+            if shapes(buffers) != expected {
+                return bad(format!(
+                    "the optimiser's {name} has shapes {:?}, the model's parameters {expected:?}",
+                    shapes(buffers)
+                ));
+            }
+        }
+        if state.parameters.iter().flatten().any(|x| !x.is_finite()) {
+            return bad("a saved parameter is not finite".into());
+        }
+        Ok(())
+    }
+
+    /// The loop, from `s` to the end of the run (or a pause).
+    fn run<M: Module<E>>(
+        &mut self,
+        model: &mut M,
+        train: &Dataset<E>,
+        validation: Option<&Dataset<E>>,
+        mut s: TrainState<E>,
+    ) -> Result<History> {
         let start = Instant::now();
+        let elapsed_before = s.elapsed_seconds;
+        let seconds = || elapsed_before + start.elapsed().as_secs_f64();
         let n = train.len();
         let batch_size = self.config.batch_size.min(n);
         let batches = n.div_ceil(batch_size);
-        let base_lr = self.optimizer.learning_rate();
-        let mut rng = Rng::with_stream(self.config.seed, crate::rng_streams::SHUFFLE);
-        let mut order: Vec<usize> = (0..n).collect();
-
-        let mut history = History {
-            epochs: Vec::new(),
-            best_epoch: None,
-            stop_reason: StopReason::Completed,
-            steps: 0,
-        };
-        let mut best_loss = f64::INFINITY;
-        let mut best_params: Option<Vec<ArrayD<E>>> = None;
-        let mut since_best = 0usize;
+        let base_lr = s.base_learning_rate;
+        let mut rng = Rng::from_state(&s.rng);
         let keep_best = self.config.patience.is_some() && self.config.restore_best;
+        let mut paused = false;
 
-        'epochs: for epoch in 0..self.config.epochs {
-            rng.shuffle(&mut order);
-            let mut tally = EpochTally {
-                epoch,
-                learning_rate: base_lr,
-                ..EpochTally::default()
-            };
-            for (b, indices) in order.chunks(batch_size).enumerate() {
+        'epochs: while s.history.stop_reason != StopReason::EarlyStopping
+            && s.epoch < self.config.epochs
+        {
+            let epoch = s.epoch;
+            if s.batch == 0 {
+                rng.shuffle(&mut s.order);
+                s.progress = EpochProgress {
+                    learning_rate: base_lr,
+                    ..EpochProgress::default()
+                };
+            }
+            while s.batch < batches {
+                let b = s.batch;
                 let lr = self
                     .config
                     .schedule
-                    .learning_rate(base_lr, epoch, history.steps);
+                    .learning_rate(base_lr, epoch, s.history.steps);
                 self.optimizer.set_learning_rate(lr);
+                let indices = &s.order[b * batch_size..((b + 1) * batch_size).min(n)];
                 let (loss, hits) = self.step(model, train, indices)?;
-                history.steps += 1;
+                s.history.steps += 1;
+                s.batch += 1;
                 if !loss.is_finite() {
                     self.optimizer.set_learning_rate(base_lr);
                     return Err(Error::NonFiniteLoss {
                         epoch: epoch + 1,
-                        step: history.steps,
+                        step: s.history.steps,
                         loss,
                     });
                 }
-                tally.loss_sum += loss * indices.len() as f64;
-                tally.correct += hits;
-                tally.seen += indices.len();
-                tally.learning_rate = lr;
+                let p = &mut s.progress;
+                p.loss_sum += loss * indices.len() as f64;
+                p.correct += hits;
+                p.seen += indices.len();
+                p.learning_rate = lr;
                 let info = StepInfo {
                     epoch: epoch + 1,
-                    step: history.steps,
+                    step: s.history.steps,
                     batch: b + 1,
                     batches,
                     batch_size: indices.len(),
@@ -276,52 +451,101 @@ impl<'a, E: Float> Trainer<'a, E> {
                     learning_rate: lr,
                 };
                 if self.notify(|c| c.on_step(&info)) == Control::Stop {
-                    history.stop_reason = StopReason::Callback;
-                    let record = self.epoch_record(model, validation, &tally, &start)?;
-                    history.epochs.push(record);
+                    s.history.stop_reason = StopReason::Callback;
+                    let record =
+                        self.epoch_record(model, validation, epoch, &s.progress, seconds())?;
+                    s.history.epochs.push(record);
+                    break 'epochs;
+                }
+                if s.batch < batches
+                    && self.due(|e| e.due_mid_epoch(s.history.steps))
+                    && self.hand_out(model, &mut s, &rng, seconds())? == Control::Stop
+                {
+                    paused = true;
                     break 'epochs;
                 }
             }
-            let record = self.epoch_record(model, validation, &tally, &start)?;
-            history.epochs.push(record);
+            let record = self.epoch_record(model, validation, epoch, &s.progress, seconds())?;
+            s.history.epochs.push(record);
+            s.epoch += 1;
+            s.batch = 0;
 
             let monitored = record.val_loss.unwrap_or(record.train_loss);
-            if monitored < best_loss {
-                best_loss = monitored;
-                history.best_epoch = Some(epoch + 1);
-                since_best = 0;
+            if monitored < s.best_loss {
+                s.best_loss = monitored;
+                s.history.best_epoch = Some(epoch + 1);
+                s.since_best = 0;
                 if keep_best {
-                    best_params = Some(model.parameters().iter().map(|p| p.to_owned()).collect());
+                    s.best_parameters =
+                        Some(model.parameters().iter().map(|p| p.to_owned()).collect());
                 }
             } else {
-                since_best += 1;
+                s.since_best += 1;
             }
             if self.notify(|c| c.on_epoch(&record)) == Control::Stop {
-                history.stop_reason = StopReason::Callback;
+                s.history.stop_reason = StopReason::Callback;
                 break;
             }
-            if self.config.patience.is_some_and(|p| since_best >= p) {
-                history.stop_reason = StopReason::EarlyStopping;
+            if self.config.patience.is_some_and(|p| s.since_best >= p) {
+                s.history.stop_reason = StopReason::EarlyStopping;
+            }
+            if self.due(|e| e.due_at_epoch_end(s.epoch, s.history.steps))
+                && self.hand_out(model, &mut s, &rng, seconds())? == Control::Stop
+            {
+                paused = true;
                 break;
             }
         }
         self.optimizer.set_learning_rate(base_lr);
-        if let Some(best) = best_params
-            && history.best_epoch != history.last().map(|r| r.epoch)
+        if paused {
+            s.history.stop_reason = StopReason::Paused;
+            return Ok(s.history);
+        }
+        if let Some(best) = s.best_parameters
+            && s.history.best_epoch != s.history.last().map(|r| r.epoch)
         {
             for (mut p, b) in model.parameters_mut().into_iter().zip(best) {
                 p.assign(&b);
             }
         }
-        Ok(history)
+        Ok(s.history)
+    }
+
+    /// Whether a checkpoint hook is set and due.
+    fn due(&self, when: impl FnOnce(Every) -> bool) -> bool {
+        self.checkpoint
+            .as_ref()
+            .is_some_and(|(every, _)| when(*every))
+    }
+
+    /// Hands the state (with the live parameters, optimiser state and random stream) to the
+    /// checkpoint hook, and returns what it says.
+    fn hand_out<M: Module<E>>(
+        &mut self,
+        model: &M,
+        s: &mut TrainState<E>,
+        rng: &Rng,
+        seconds: f64,
+    ) -> Result<Control> {
+        s.rng = rng.state();
+        s.elapsed_seconds = seconds;
+        s.parameters = model.parameters().iter().map(|p| p.to_owned()).collect();
+        s.optimizer = self.optimizer.state();
+        let control = match self.checkpoint.as_mut() {
+            Some((_, save)) => save(s),
+            None => Ok(Control::Continue),
+        };
+        s.parameters = Vec::new();
+        control
     }
 
     fn epoch_record<M: Module<E>>(
         &mut self,
         model: &M,
         validation: Option<&Dataset<E>>,
-        tally: &EpochTally,
-        start: &Instant,
+        epoch: usize,
+        tally: &EpochProgress,
+        seconds: f64,
     ) -> Result<EpochRecord> {
         let val = match validation {
             Some(v) if !v.is_empty() => Some(self.evaluate(model, v)?),
@@ -329,7 +553,7 @@ impl<'a, E: Float> Trainer<'a, E> {
         };
         let seen = tally.seen.max(1) as f64;
         Ok(EpochRecord {
-            epoch: tally.epoch + 1,
+            epoch: epoch + 1,
             train_loss: tally.loss_sum / seen,
             train_accuracy: self
                 .config
@@ -339,7 +563,7 @@ impl<'a, E: Float> Trainer<'a, E> {
             val_loss: val.as_ref().map(|v| v.loss),
             val_accuracy: val.and_then(|v| v.accuracy),
             learning_rate: tally.learning_rate,
-            seconds: start.elapsed().as_secs_f64(),
+            seconds,
         })
     }
 

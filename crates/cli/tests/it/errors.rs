@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::{stderr, wengert, write_small_csv};
 
 /// Runs `args` in `dir` and returns the single line of standard error, checking the exit code.
-fn fails(dir: &Path, args: &[&str], code: i32) -> String {
+pub fn fails(dir: &Path, args: &[&str], code: i32) -> String {
     let out = wengert(dir, args);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");

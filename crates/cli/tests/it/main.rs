@@ -2,6 +2,7 @@
 //! prints and writes.
 
 mod errors;
+mod persist;
 mod train;
 
 use std::path::Path;

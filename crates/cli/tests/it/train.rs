@@ -53,8 +53,24 @@ fn train_writes_metrics_csv_json_and_the_svg_plot() {
     let svg = std::fs::read_to_string(run.join("curves.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert!(svg.contains("accuracy") && svg.contains("validation"));
-    // Nothing else is left behind (no temporary files).
-    assert_eq!(std::fs::read_dir(&run).unwrap().count(), 3);
+    // The model and a checkpoint per epoch (41 steps each), and nothing else (no temporary
+    // files).
+    let mut names: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "checkpoint-41.ckpt",
+            "checkpoint-82.ckpt",
+            "curves.svg",
+            "metrics.csv",
+            "metrics.json",
+            "model.tape"
+        ]
+    );
 }
 
 #[test]
@@ -165,45 +181,74 @@ fn a_csv_file_with_every_option() {
 }
 
 #[test]
-fn help_documents_every_option_and_there_is_no_eval_yet() {
+fn help_documents_every_command_and_option() {
     let dir = tempfile::tempdir().unwrap();
-    let out = wengert(dir.path(), &["train", "--help"]);
-    assert!(out.status.success());
-    let help = stdout(&out);
-    for option in [
-        "--data",
-        "--mnist",
-        "--label-column",
-        "--header",
-        "--hidden",
-        "--activation",
-        "--optimizer",
-        "--lr",
-        "--weight-decay",
-        "--batch-size",
-        "--epochs",
-        "--seed",
-        "--validation-split",
-        "--test-split",
-        "--patience",
-        "--threads",
-        "--out",
-        "--quiet",
-    ] {
-        assert!(help.contains(option), "{option} missing from:\n{help}");
-    }
+    let commands: &[(&str, &[&str])] = &[
+        (
+            "train",
+            &[
+                "--data",
+                "--mnist",
+                "--label-column",
+                "--header",
+                "--hidden",
+                "--activation",
+                "--optimizer",
+                "--lr",
+                "--weight-decay",
+                "--batch-size",
+                "--epochs",
+                "--seed",
+                "--validation-split",
+                "--test-split",
+                "--patience",
+                "--threads",
+                "--out",
+                "--quiet",
+                "--keep-checkpoints",
+                "--resume",
+                "model.tape",
+                "checkpoint-<step>.ckpt",
+            ],
+        ),
+        (
+            "eval",
+            &[
+                "--model",
+                "--data",
+                "--label-column",
+                "--header",
+                "--seed",
+                "--test-split",
+            ],
+        ),
+        (
+            "predict",
+            &["--model", "--data", "--header", "--output", "prob_0"],
+        ),
+        (
+            "export",
+            &["--model", "--safetensors", "--weights", "layers.<i>.weight"],
+        ),
+    ];
     let top = stdout(&wengert(dir.path(), &["--help"]));
-    assert!(
-        top.contains("train") && !top.contains("eval") && !top.contains("predict"),
-        "{top}"
-    );
-    for absent in ["eval", "predict"] {
-        let out = wengert(dir.path(), &[absent]);
-        assert_eq!(out.status.code(), Some(2));
-        assert!(
-            stderr(&out).contains("unrecognized subcommand"),
-            "{}",
-            stderr(&out)
-        );
+    for (command, options) in commands {
+        assert!(top.contains(command), "{command} missing from:\n{top}");
+        let out = wengert(dir.path(), &[command, "--help"]);
+        assert!(out.status.success());
+        let help = stdout(&out);
+        for option in *options {
+            assert!(
+                help.contains(option),
+                "{command}: {option} missing from:\n{help}"
+            );
+        }
     }
+    let out = wengert(dir.path(), &["fly"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unrecognized subcommand"),
+        "{}",
+        stderr(&out)
+    );
 }

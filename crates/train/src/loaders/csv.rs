@@ -1,5 +1,6 @@
 //! Numeric CSV: every field a number, one column holding the label or target.
 
+use std::cell::Cell;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -88,15 +89,7 @@ pub struct CsvOptions {
 /// Reads a numeric CSV file into a data set; see [`parse_csv`].
 pub fn load_csv<E: Float>(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Dataset<E>> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = String::from_utf8(bytes).map_err(|e| Error::Parse {
-        path: path.to_path_buf(),
-        line: 0,
-        message: format!(
-            "not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ),
-    })?;
+    let text = read_text(path)?;
     parse_csv(&text, path, options)
 }
 
@@ -117,108 +110,58 @@ pub fn load_csv<E: Float>(path: impl AsRef<Path>, options: &CsvOptions) -> Resul
 /// # Ok::<(), wengert_train::Error>(())
 /// ```
 pub fn parse_csv<E: Float>(text: &str, source: &Path, options: &CsvOptions) -> Result<Dataset<E>> {
-    let parse_err = |line: usize, message: String| Error::Parse {
-        path: source.to_path_buf(),
-        line,
-        message,
-    };
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
-        .filter(|(_, l)| !l.trim().is_empty())
-        .peekable();
-
-    let first = lines.peek().copied();
-    let header_fields: Option<Vec<String>> = match (options.header, first) {
-        (_, None) => None,
-        (Header::Absent, _) => None,
-        (Header::Present, Some((_, l))) => Some(split(l).map(str::to_string).collect()),
-        (Header::Auto, Some((_, l))) => {
-            let fields: Vec<&str> = split(l).collect();
-            // `nan` and `inf` parse, so a data row holding one is not taken for a header.
-            let numeric = fields.iter().all(|f| f.parse::<f64>().is_ok());
-            (!numeric).then(|| fields.into_iter().map(str::to_string).collect())
-        }
-    };
-    if header_fields.is_some() {
-        lines.next();
-    }
-
-    let mut width: Option<(usize, usize)> = None; // (fields, line that set it)
-    let mut label_at = 0;
+    // Set by the first row, read by every row.
+    let label_at = Cell::new(0);
     let mut features: Vec<E> = Vec::new();
     let mut labels: Vec<usize> = Vec::new();
     let mut targets: Vec<E> = Vec::new();
-    let mut rows = 0usize;
-    for (line_no, line) in lines {
-        let fields: Vec<&str> = split(line).collect();
-        match width {
-            None => {
-                if fields.len() < 2 {
-                    return Err(parse_err(
-                        line_no,
-                        format!("{} field; a row needs features and a label", fields.len()),
-                    ));
-                }
-                if let Some(h) = &header_fields
-                    && h.len() != fields.len()
-                {
-                    return Err(parse_err(
-                        line_no,
-                        format!("{} fields, but the header has {}", fields.len(), h.len()),
-                    ));
-                }
-                label_at = resolve_label(
-                    &options.label_column,
-                    fields.len(),
-                    header_fields.as_deref(),
-                )
-                .map_err(|m| parse_err(0, m))?;
-                width = Some((fields.len(), line_no));
-            }
-            Some((w, set_on)) if w != fields.len() => {
-                return Err(parse_err(
+    let (rows, w) = for_each_row(
+        text,
+        source,
+        options.header,
+        |line_no, width, header| {
+            if width < 2 {
+                return Err(parse_error(
+                    source,
                     line_no,
-                    format!("{} fields, but line {set_on} has {w}", fields.len()),
+                    format!("{width} field; a row needs features and a label"),
                 ));
             }
-            Some(_) => {}
-        }
-        for (k, field) in fields.iter().enumerate() {
-            let Some(x) = parse_number(field) else {
-                return Err(parse_err(
-                    line_no,
-                    format!("field {} (`{}`) is not a number", k + 1, field.trim()),
-                ));
-            };
-            if k != label_at {
-                features.push(E::from_f64(x));
-                continue;
-            }
-            match options.task {
-                Task::Regression => targets.push(E::from_f64(x)),
-                Task::Classification => {
-                    if x < 0.0 || x.fract() != 0.0 || x >= MAX_CLASSES as f64 {
-                        return Err(parse_err(
-                            line_no,
-                            format!(
-                                "label `{}` is out of range: a class label is a whole number \
-                                 from 0 to {}",
-                                field.trim(),
-                                MAX_CLASSES - 1
-                            ),
-                        ));
+            label_at.set(
+                resolve_label(&options.label_column, width, header)
+                    .map_err(|m| parse_error(source, 0, m))?,
+            );
+            Ok(())
+        },
+        |line_no, fields| {
+            for (k, field) in fields.iter().enumerate() {
+                let x = number(source, line_no, k, field)?;
+                if k != label_at.get() {
+                    features.push(E::from_f64(x));
+                    continue;
+                }
+                match options.task {
+                    Task::Regression => targets.push(E::from_f64(x)),
+                    Task::Classification => {
+                        if x < 0.0 || x.fract() != 0.0 || x >= MAX_CLASSES as f64 {
+                            return Err(parse_error(
+                                source,
+                                line_no,
+                                format!(
+                                    "label `{}` is out of range: a class label is a whole \
+                                     number from 0 to {}",
+                                    field.trim(),
+                                    MAX_CLASSES - 1
+                                ),
+                            ));
+                        }
+                        labels.push(x as usize);
                     }
-                    labels.push(x as usize);
                 }
             }
-        }
-        rows += 1;
-    }
-    let Some((w, _)) = width else {
-        return Err(parse_err(0, "no data rows".into()));
-    };
+            Ok(())
+        },
+    )?;
     let features = Array2::from_shape_vec((rows, w - 1), features).expect("rows of equal width");
     match options.task {
         Task::Classification => {
@@ -228,6 +171,151 @@ pub fn parse_csv<E: Float>(text: &str, source: &Path, options: &CsvOptions) -> R
         Task::Regression => {
             let targets = Array2::from_shape_vec((rows, 1), targets).expect("one per row");
             Dataset::regression(features, targets)
+        }
+    }
+}
+
+/// Reads a numeric CSV file of features only (no label column); see [`parse_csv_features`].
+pub fn load_csv_features<E: Float>(path: impl AsRef<Path>, header: Header) -> Result<Array2<E>> {
+    let path = path.as_ref();
+    let text = read_text(path)?;
+    parse_csv_features(&text, path, header)
+}
+
+/// Parses numeric CSV `text` (named `source` in errors) whose every column is a feature, as
+/// for a prediction: `[rows, columns]`. The rules are [`parse_csv`]'s, with no label.
+///
+/// ```
+/// use wengert_train::loaders::{parse_csv_features, Header};
+/// let x = parse_csv_features::<f32>("a,b\n1,2\n3,4.5\n", "in.csv".as_ref(), Header::Auto)?;
+/// assert_eq!(x, ndarray::array![[1.0, 2.0], [3.0, 4.5]]);
+/// # Ok::<(), wengert_train::Error>(())
+/// ```
+pub fn parse_csv_features<E: Float>(
+    text: &str,
+    source: &Path,
+    header: Header,
+) -> Result<Array2<E>> {
+    let mut values: Vec<E> = Vec::new();
+    let (rows, width) = for_each_row(
+        text,
+        source,
+        header,
+        |_, _, _| Ok(()),
+        |line_no, fields| {
+            for (k, field) in fields.iter().enumerate() {
+                values.push(E::from_f64(number(source, line_no, k, field)?));
+            }
+            Ok(())
+        },
+    )?;
+    Ok(Array2::from_shape_vec((rows, width), values).expect("rows of equal width"))
+}
+
+/// Walks the data rows of CSV `text` (after the header, if there is one): `first` sees the
+/// first row's line number and width and the header, then `row` sees every row's line number
+/// and fields, each row checked to have the first's width (and the header's). Returns the
+/// number of rows and their width; no rows at all is an error.
+fn for_each_row<'t>(
+    text: &'t str,
+    source: &Path,
+    header: Header,
+    mut first: impl FnMut(usize, usize, Option<&[String]>) -> Result<()>,
+    mut row: impl FnMut(usize, &[&'t str]) -> Result<()>,
+) -> Result<(usize, usize)> {
+    let mut lines = data_lines(text).peekable();
+    let header_fields = detect_header(header, lines.peek().copied());
+    if header_fields.is_some() {
+        lines.next();
+    }
+    let mut width: Option<(usize, usize)> = None; // (fields, line that set it)
+    let mut rows = 0usize;
+    let mut fields: Vec<&str> = Vec::new();
+    for (line_no, line) in lines {
+        fields.clear();
+        fields.extend(split(line));
+        match width {
+            None => {
+                if let Some(h) = &header_fields
+                    && h.len() != fields.len()
+                {
+                    return Err(parse_error(
+                        source,
+                        line_no,
+                        format!("{} fields, but the header has {}", fields.len(), h.len()),
+                    ));
+                }
+                first(line_no, fields.len(), header_fields.as_deref())?;
+                width = Some((fields.len(), line_no));
+            }
+            Some((w, set_on)) if w != fields.len() => {
+                return Err(parse_error(
+                    source,
+                    line_no,
+                    format!("{} fields, but line {set_on} has {w}", fields.len()),
+                ));
+            }
+            Some(_) => {}
+        }
+        row(line_no, &fields)?;
+        rows += 1;
+    }
+    match width {
+        Some((w, _)) => Ok((rows, w)),
+        None => Err(parse_error(source, 0, "no data rows".into())),
+    }
+}
+
+/// A field's finite number, or an error naming the line and field.
+fn number(source: &Path, line_no: usize, k: usize, field: &str) -> Result<f64> {
+    parse_number(field).ok_or_else(|| {
+        parse_error(
+            source,
+            line_no,
+            format!("field {} (`{}`) is not a number", k + 1, field.trim()),
+        )
+    })
+}
+
+fn parse_error(source: &Path, line: usize, message: String) -> Error {
+    Error::Parse {
+        path: source.to_path_buf(),
+        line,
+        message,
+    }
+}
+
+/// The file as UTF-8 text.
+fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    String::from_utf8(bytes).map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        line: 0,
+        message: format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ),
+    })
+}
+
+/// The non-blank lines with their numbers (from 1), line endings trimmed.
+fn data_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
+        .filter(|(_, l)| !l.trim().is_empty())
+}
+
+/// The header's fields, if the first line is one.
+fn detect_header(header: Header, first: Option<(usize, &str)>) -> Option<Vec<String>> {
+    match (header, first) {
+        (_, None) | (Header::Absent, _) => None,
+        (Header::Present, Some((_, l))) => Some(split(l).map(str::to_string).collect()),
+        (Header::Auto, Some((_, l))) => {
+            let fields: Vec<&str> = split(l).collect();
+            // `nan` and `inf` parse, so a data row holding one is not taken for a header.
+            let numeric = fields.iter().all(|f| f.parse::<f64>().is_ok());
+            (!numeric).then(|| fields.into_iter().map(str::to_string).collect())
         }
     }
 }
@@ -303,6 +391,30 @@ mod tests {
         let d = parse("1,2,0.5\n3,4,-1.5\n", &regression).unwrap();
         assert_eq!(d.n_outputs(), 1);
         assert_eq!(d.classes(), None);
+    }
+
+    #[test]
+    fn features_only_files_keep_every_column_and_name_bad_lines() {
+        let read = |t: &str, h: Header| parse_csv_features::<f64>(t, Path::new("f.csv"), h);
+        assert_eq!(
+            read("1,2\n3,4\n", Header::Auto).unwrap(),
+            ndarray::array![[1.0, 2.0], [3.0, 4.0]]
+        );
+        assert_eq!(read("7\n", Header::Absent).unwrap().dim(), (1, 1));
+        let msg = |t: &str| read(t, Header::Auto).unwrap_err().to_string();
+        assert_eq!(
+            msg("a,b\n1,2\n3\n"),
+            "f.csv, line 3: 1 fields, but line 2 has 2"
+        );
+        assert_eq!(
+            msg("a,b\n1,2,3\n"),
+            "f.csv, line 2: 3 fields, but the header has 2"
+        );
+        assert_eq!(
+            msg("1,2\n1,y\n"),
+            "f.csv, line 2: field 2 (`y`) is not a number"
+        );
+        assert_eq!(msg("a,b\n"), "f.csv: no data rows");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod data;
 mod loaders;
+mod resume;
 mod training;
 
 use ndarray::Array2;

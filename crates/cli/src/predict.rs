@@ -1,0 +1,96 @@
+//! `wengert predict`: a saved model's classes and probabilities for unlabelled examples, as
+//! CSV.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use wengert_train::argmax_rows;
+use wengert_train::loaders::load_csv_features;
+
+use crate::args::PredictArgs;
+use crate::model;
+use crate::train::{E, header_option};
+
+/// Runs `wengert predict`; the error is a one-line message.
+pub fn run(args: &PredictArgs) -> Result<(), String> {
+    let saved = model::load(&args.model)?;
+    let x = load_csv_features::<E>(&args.data, header_option(args.header))
+        .map_err(|e| e.to_string())?;
+    if x.ncols() == model::features(&saved) + 1 {
+        // The likeliest mistake: a labelled file. Say so rather than only count columns.
+        return Err(format!(
+            "{} has {} columns, one more than the {} features the model takes: predict reads \
+             feature columns only (drop the label column, or use `wengert eval`)",
+            args.data.display(),
+            x.ncols(),
+            x.ncols() - 1
+        ));
+    }
+    let mut csv = String::new();
+    model::run(&args.model, &saved, x.view(), |_, scores| {
+        if csv.is_empty() {
+            csv.push_str("class");
+            for c in 0..scores.probs.ncols() {
+                let _ = write!(csv, ",prob_{c}");
+            }
+            csv.push('\n');
+        }
+        let classes = argmax_rows(scores.logits.view());
+        for (class, probs) in classes.into_iter().zip(scores.probs.rows()) {
+            let _ = write!(csv, "{class}");
+            for &p in probs {
+                csv.push(',');
+                push_probability(&mut csv, p);
+            }
+            csv.push('\n');
+        }
+        Ok(())
+    })?;
+    match &args.output {
+        Some(path) => {
+            wengert_io::write_atomic(path, csv.as_bytes()).map_err(|e| model::io_message(path, &e))
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(csv.as_bytes()).and_then(|()| out.flush()) {
+                // A reader that stops early (`| head`) is not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.map_err(|e| format!("cannot write the predictions: {e}")),
+            }
+        }
+    }
+}
+
+/// The shortest text that reads back as the same `f32`: plain notation down to 1e-4,
+/// scientific below (`3.2e-14`, not thirteen zeros).
+fn push_probability(out: &mut String, p: E) {
+    if p == 0.0 || p.abs() >= 1e-4 {
+        let _ = write!(out, "{p}");
+    } else {
+        let _ = write!(out, "{p:e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probabilities_read_back_exactly_and_stay_short() {
+        for p in [
+            0.0f32,
+            1.0,
+            0.5,
+            0.790_167_7,
+            1e-4,
+            3.159_814e-14,
+            2.041_803_7e-36,
+            1e-45,
+        ] {
+            let mut s = String::new();
+            push_probability(&mut s, p);
+            assert_eq!(s.parse::<f32>().unwrap().to_bits(), p.to_bits(), "{s}");
+            assert!(s.len() <= 16, "{s}");
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! Stopping and resuming: a run paused at any step, saved to bytes, loaded into a fresh
+//! trainer and a fresh model, ends bit for bit where a run that never stopped ends.
+
+use wengert_io::{Checkpoint, LoadOptions};
+use wengert_train::{
+    Activation, Adam, AdamW, Control, Dataset, Error, Every, History, Mlp, Module, Optimizer, Sgd,
+    StopReason, TrainConfig, TrainState, Trainer,
+};
+
+use crate::disc;
+
+type MakeOptimizer = fn() -> Box<dyn Optimizer<f32>>;
+
+fn model(seed: u64) -> Mlp<f32> {
+    Mlp::builder(&[2, 8, 8, 2])
+        .activation(Activation::Tanh)
+        .seed(seed)
+        .build()
+        .unwrap()
+}
+
+fn bits(m: &Mlp<f32>) -> Vec<u32> {
+    m.parameters()
+        .iter()
+        .flatten()
+        .map(|x| x.to_bits())
+        .collect()
+}
+
+/// The history with the clock taken out.
+fn timeless(mut h: History) -> History {
+    for r in &mut h.epochs {
+        r.seconds = 0.0;
+    }
+    h
+}
+
+/// A run on 45 examples in batches of 7 (7 batches an epoch, the last of 3), validating.
+struct Setup {
+    config: TrainConfig,
+    train: Dataset<f32>,
+    valid: Dataset<f32>,
+}
+
+impl Setup {
+    fn new(epochs: usize, patience: Option<usize>) -> Self {
+        Setup {
+            config: TrainConfig {
+                epochs,
+                batch_size: 7,
+                patience,
+                seed: 11,
+                ..TrainConfig::default()
+            },
+            train: disc(45, 5),
+            valid: disc(60, 6),
+        }
+    }
+
+    fn straight(&self, make: MakeOptimizer) -> (Mlp<f32>, History) {
+        let mut m = model(3);
+        let h = Trainer::new(self.config.clone(), make())
+            .fit(&mut m, &self.train, Some(&self.valid))
+            .unwrap();
+        (m, timeless(h))
+    }
+
+    /// Runs with a hook that pauses at the first point `every` names, saves the state to
+    /// bytes and drops everything; then resumes from the bytes in a fresh trainer and model,
+    /// pausing again the same way, until the run ends. Returns the model, the history and
+    /// how many pauses there were.
+    fn in_pieces(&self, make: MakeOptimizer, every: Every) -> (Mlp<f32>, History, usize) {
+        let mut saved: Option<Vec<u8>> = None;
+        let mut pauses = 0;
+        loop {
+            // Resumed pieces start from a model of another seed: resuming must overwrite
+            // every weight.
+            let mut m = model(if saved.is_none() {
+                3
+            } else {
+                100 + pauses as u64
+            });
+            let mut slot: Option<Vec<u8>> = None;
+            let mut trainer = Trainer::new(self.config.clone(), make());
+            trainer.checkpoint_every(every, |s: &TrainState<f32>| {
+                slot = Some(s.to_checkpoint().to_bytes());
+                Ok(Control::Stop)
+            });
+            let history = match saved.take() {
+                None => trainer.fit(&mut m, &self.train, Some(&self.valid)),
+                Some(bytes) => {
+                    let ckpt = Checkpoint::from_bytes(&bytes, &LoadOptions::default()).unwrap();
+                    let state = TrainState::from_checkpoint(&ckpt).unwrap();
+                    trainer.resume(&mut m, &self.train, Some(&self.valid), state)
+                }
+            }
+            .unwrap();
+            drop(trainer);
+            if history.stop_reason != StopReason::Paused {
+                assert!(slot.is_none());
+                return (m, timeless(history), pauses);
+            }
+            saved = Some(slot.expect("a pause hands out the state"));
+            pauses += 1;
+        }
+    }
+}
+
+const OPTIMIZERS: [(&str, MakeOptimizer); 5] = [
+    ("adam", || Box::new(Adam::new(0.02))),
+    ("momentum", || Box::new(Sgd::new(0.05).momentum(0.9))),
+    ("nesterov", || {
+        Box::new(
+            Sgd::new(0.05)
+                .momentum(0.9)
+                .nesterov(true)
+                .weight_decay(1e-3),
+        )
+    }),
+    ("sgd", || Box::new(Sgd::new(0.1))),
+    ("adamw", || Box::new(AdamW::new(0.02))),
+];
+
+#[test]
+fn resuming_mid_epoch_is_bit_identical_for_every_optimizer() {
+    let setup = Setup::new(3, None);
+    for (name, make) in OPTIMIZERS {
+        let (m0, h0) = setup.straight(make);
+        // Step 10 is the third batch of the second epoch; then 20 and (at an epoch's end) 21... .
+        let (m1, h1, pauses) = setup.in_pieces(make, Every::Steps(10));
+        assert_eq!(pauses, 2, "{name}");
+        assert_eq!(bits(&m1), bits(&m0), "{name}: weights differ");
+        assert_eq!(h1, h0, "{name}: history differs");
+        assert_eq!(h1.steps, 21);
+    }
+}
+
+#[test]
+fn resuming_after_every_single_step_is_bit_identical() {
+    let setup = Setup::new(2, None);
+    let make = OPTIMIZERS[0].1;
+    let (m0, h0) = setup.straight(make);
+    let (m1, h1, pauses) = setup.in_pieces(make, Every::Steps(1));
+    assert_eq!(pauses, 14);
+    assert_eq!((bits(&m1), h1), (bits(&m0), h0));
+}
+
+#[test]
+fn resuming_through_early_stopping_is_bit_identical() {
+    // Patience 1 on a small set: the run stops early and restores its best weights.
+    let setup = Setup::new(40, Some(1));
+    for (name, make) in &OPTIMIZERS[..2] {
+        let (m0, h0) = setup.straight(*make);
+        assert_eq!(h0.stop_reason, StopReason::EarlyStopping, "{name}");
+        assert!(h0.epochs.len() < 40);
+        for every in [Every::Epochs(1), Every::Steps(5)] {
+            let (m1, h1, pauses) = setup.in_pieces(*make, every);
+            assert!(pauses >= h0.epochs.len() - 1, "{name} {every:?}: {pauses}");
+            assert_eq!(bits(&m1), bits(&m0), "{name} {every:?}: weights differ");
+            assert_eq!(h1, h0, "{name} {every:?}");
+        }
+    }
+}
+
+#[test]
+fn a_longer_resumed_run_matches_a_longer_straight_run() {
+    // Two epochs, saved at the end; resumed with four epochs configured: as four straight.
+    let short = Setup::new(2, Some(3));
+    let long = Setup::new(4, Some(3));
+    let make = OPTIMIZERS[1].1;
+    let mut saved = None;
+    let mut m = model(3);
+    let mut trainer = Trainer::new(short.config.clone(), make());
+    trainer.checkpoint_every(Every::Epochs(1), |s: &TrainState<f32>| {
+        saved = Some(s.clone());
+        Ok(Control::Continue)
+    });
+    let h = trainer
+        .fit(&mut m, &short.train, Some(&short.valid))
+        .unwrap();
+    drop(trainer);
+    assert_eq!(h.stop_reason, StopReason::Completed);
+    let state = saved.unwrap();
+    assert_eq!((state.epoch, state.history.steps), (2, 14));
+
+    let mut resumed = model(0);
+    let h1 = Trainer::new(long.config.clone(), make())
+        .resume(&mut resumed, &long.train, Some(&long.valid), state)
+        .unwrap();
+    let (m0, h0) = long.straight(make);
+    assert_eq!((bits(&resumed), timeless(h1)), (bits(&m0), h0));
+}
+
+/// The state after five steps of the usual setup, with Adam.
+fn some_state() -> TrainState<f32> {
+    let setup = Setup::new(3, None);
+    let mut saved = None;
+    let mut trainer = Trainer::new(setup.config.clone(), Adam::new(0.02));
+    trainer.checkpoint_every(Every::Steps(5), |s: &TrainState<f32>| {
+        saved = Some(s.clone());
+        Ok(Control::Stop)
+    });
+    trainer
+        .fit(&mut model(3), &setup.train, Some(&setup.valid))
+        .unwrap();
+    drop(trainer);
+    saved.unwrap()
+}
+
+#[test]
+fn a_state_that_does_not_fit_is_refused_and_changes_nothing() {
+    let setup = Setup::new(3, None);
+    let state = some_state();
+    let err =
+        |config: TrainConfig, opt: Box<dyn Optimizer<f32>>, m: &mut Mlp<f32>, d: &Dataset<f32>| {
+            let before = m.clone();
+            let e = Trainer::new(config, opt)
+                .resume(m, d, None, state.clone())
+                .unwrap_err();
+            assert_eq!(*m, before, "a refused resume changed the model");
+            e.to_string()
+        };
+    let other_batch = TrainConfig {
+        batch_size: 4,
+        ..setup.config.clone()
+    };
+    let e = err(
+        other_batch.clone(),
+        Box::new(Adam::new(0.02)),
+        &mut model(1),
+        &setup.train,
+    );
+    assert!(
+        e.contains("5 batches of its epoch; this trainer's batches hold 4"),
+        "{e}"
+    );
+    let e = err(
+        setup.config.clone(),
+        Box::new(Sgd::new(0.1)),
+        &mut model(1),
+        &setup.train,
+    );
+    assert!(e.contains("adam's, not sgd's"), "{e}");
+    let e = err(
+        setup.config.clone(),
+        Box::new(Adam::new(0.02).betas(0.8, 0.999)),
+        &mut model(1),
+        &setup.train,
+    );
+    assert!(e.contains("beta1 0.9, this optimiser 0.8"), "{e}");
+    let e = err(
+        setup.config.clone(),
+        Box::new(Adam::new(0.02)),
+        &mut model(1),
+        &disc(44, 5),
+    );
+    assert!(e.contains("45 examples, this training set has 44"), "{e}");
+    let mut wide = Mlp::builder(&[2, 9, 8, 2]).build().unwrap();
+    let e = err(
+        setup.config.clone(),
+        Box::new(Adam::new(0.02)),
+        &mut wide,
+        &setup.train,
+    );
+    assert!(e.contains("the saved parameters have shapes"), "{e}");
+}
+
+#[test]
+fn a_checkpoint_round_trips_and_a_damaged_one_names_the_entry() {
+    let state = some_state();
+    assert_eq!((state.epoch, state.batch, state.history.steps), (0, 5, 5));
+    assert_eq!(state.optimizer.step, 5);
+    let ckpt = state.to_checkpoint();
+    assert_eq!(TrainState::from_checkpoint(&ckpt).unwrap(), state);
+
+    let damaged = |f: &dyn Fn(&mut Checkpoint<f32>)| {
+        let mut c = ckpt.clone();
+        f(&mut c);
+        match TrainState::from_checkpoint(&c) {
+            Err(Error::Checkpoint(m)) => m,
+            other => panic!("expected a checkpoint error, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        damaged(&|c| {
+            c.scalars.remove("train.epoch");
+        }),
+        "train.epoch is missing"
+    );
+    assert_eq!(
+        damaged(&|c| {
+            c.arrays.remove("train.optimizer.exp_avg.3");
+        }),
+        "train.optimizer.exp_avg.3 is missing"
+    );
+    assert!(
+        damaged(&|c| {
+            c.sections.get_mut("train.history").unwrap().push(1);
+        })
+        .contains("train.history")
+    );
+    assert!(
+        damaged(&|c| {
+            c.sections.get_mut("train.order").unwrap().pop();
+        })
+        .contains("train.order holds")
+    );
+    assert!(
+        damaged(&|c| {
+            c.arrays
+                .insert("train.parameters.9".into(), ndarray::ArrayD::zeros(vec![1]));
+        })
+        .contains("trainer arrays")
+    );
+    // Entries of others are ignored.
+    let mut extra = ckpt.clone();
+    extra
+        .scalars
+        .insert("cli.settings".into(), wengert_io::Scalar::Text("{}".into()));
+    assert_eq!(TrainState::from_checkpoint(&extra).unwrap(), state);
+}
