@@ -73,14 +73,14 @@ pub enum Every {
 impl Every {
     /// Whether the state is due after `steps` steps, mid-epoch.
     pub(crate) fn due_mid_epoch(self, steps: usize) -> bool {
-        matches!(self, Every::Steps(n) if n > 0 && steps % n == 0)
+        matches!(self, Every::Steps(n) if n > 0 && steps.is_multiple_of(n))
     }
 
     /// Whether the state is due when `epochs` epochs are done, after `steps` steps.
     pub(crate) fn due_at_epoch_end(self, epochs: usize, steps: usize) -> bool {
         match self {
-            Every::Steps(n) => n > 0 && steps % n == 0,
-            Every::Epochs(n) => n > 0 && epochs % n == 0,
+            Every::Steps(n) => n > 0 && steps.is_multiple_of(n),
+            Every::Epochs(n) => n > 0 && epochs.is_multiple_of(n),
         }
     }
 }
