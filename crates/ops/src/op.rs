@@ -121,6 +121,31 @@ impl Op {
         }
     }
 
+    /// Whether the output has the input's shape with no check needed: the one-input
+    /// elementwise ops.
+    #[inline]
+    pub fn keeps_shape(&self) -> bool {
+        matches!(
+            self,
+            Op::AddScalar(_)
+                | Op::MulScalar(_)
+                | Op::Neg
+                | Op::Relu
+                | Op::Tanh
+                | Op::Sigmoid
+                | Op::Exp
+                | Op::Log
+                | Op::Detach
+        )
+    }
+
+    /// Whether the op is a two-input elementwise op (which broadcasts): for inputs of one
+    /// shape, the output has that shape.
+    #[inline]
+    pub fn is_elementwise(&self) -> bool {
+        matches!(self, Op::Add | Op::Sub | Op::Mul | Op::Div)
+    }
+
     /// Whether a gradient flows to input `index` (a cross-entropy's labels get none).
     #[inline]
     pub fn differentiable_in(&self, index: usize) -> bool {
@@ -253,7 +278,7 @@ impl Op {
 
     /// Writes the pull-back of `grad_output` through input `index` into `grad_input`, ignoring
     /// what it held: for the first contribution to a gradient, so that the buffer need not be
-    /// zeroed first. Matmul writes its product directly; the other ops zero and add.
+    /// zeroed first.
     #[inline]
     pub fn vjp_overwrite<E: Float>(
         &self,
@@ -263,13 +288,7 @@ impl Op {
         index: usize,
         grad_input: &mut [E],
     ) {
-        match *self {
-            Op::MatMul => matmul::vjp(inputs[0], inputs[1], grad_output, index, grad_input, false),
-            _ => {
-                grad_input.fill(E::zero());
-                self.vjp(inputs, output, grad_output, index, grad_input);
-            }
-        }
+        self.pull_back::<E, false>(inputs, output, grad_output, index, grad_input);
     }
 
     /// Adds the pull-back of `grad_output` through input `index` to `grad_input`.
@@ -285,17 +304,32 @@ impl Op {
         index: usize,
         grad_input: &mut [E],
     ) {
+        self.pull_back::<E, true>(inputs, output, grad_output, index, grad_input);
+    }
+
+    /// The VJP rules: add into `grad_input` when `ACC`, overwrite it otherwise.
+    #[inline]
+    fn pull_back<E: Float, const ACC: bool>(
+        &self,
+        inputs: &[TensorRef<'_, E>],
+        output: TensorRef<'_, E>,
+        grad_output: &[E],
+        index: usize,
+        grad_input: &mut [E],
+    ) {
         let g = grad_output;
         let x = inputs[0].data();
         let y = output.data();
         let gi = grad_input;
         match *self {
             // C = A·B: dA = dC·Bᵀ, dB = Aᵀ·dC
-            Op::MatMul => matmul::vjp(inputs[0], inputs[1], g, index, gi, true),
+            Op::MatMul => matmul::vjp(inputs[0], inputs[1], g, index, gi, ACC),
             // c = a + b: da = dc, db = dc (summed over broadcast axes)
-            Op::Add => binary::vjp(inputs, output, g, index, gi, |g, _, _, _| g, |g, _, _, _| g),
+            Op::Add => {
+                binary::vjp::<E, ACC>(inputs, output, g, index, gi, |g, _, _, _| g, |g, _, _, _| g)
+            }
             // c = a - b: da = dc, db = -dc
-            Op::Sub => binary::vjp(
+            Op::Sub => binary::vjp::<E, ACC>(
                 inputs,
                 output,
                 g,
@@ -305,7 +339,7 @@ impl Op {
                 |g, _, _, _| -g,
             ),
             // c = a * b: da = dc·b, db = dc·a
-            Op::Mul => binary::vjp(
+            Op::Mul => binary::vjp::<E, ACC>(
                 inputs,
                 output,
                 g,
@@ -315,7 +349,7 @@ impl Op {
                 |g, a, _, _| g * a,
             ),
             // c = a / b: da = dc / b, db = -dc·c / b
-            Op::Div => binary::vjp(
+            Op::Div => binary::vjp::<E, ACC>(
                 inputs,
                 output,
                 g,
@@ -325,54 +359,84 @@ impl Op {
                 |g, _, b, c| -g * c / b,
             ),
             // y = x + c: dx = dy
-            Op::AddScalar(_) => unary::accumulate(gi, g, |g| g),
+            Op::AddScalar(_) => unary::accumulate::<E, ACC>(gi, g, |g| g),
             // y = c·x: dx = c·dy
             Op::MulScalar(c) => {
                 let c = E::from_f64(c);
-                unary::accumulate(gi, g, |g| g * c)
+                unary::accumulate::<E, ACC>(gi, g, |g| g * c)
             }
             // y = -x: dx = -dy
-            Op::Neg => unary::accumulate(gi, g, |g| -g),
+            Op::Neg => unary::accumulate::<E, ACC>(gi, g, |g| -g),
             // y = max(x, 0): dx = dy·[x > 0]
             Op::Relu => {
-                unary::accumulate2(gi, g, x, |g, x| if x > E::zero() { g } else { E::zero() })
+                unary::accumulate2::<E, ACC>(
+                    gi,
+                    g,
+                    x,
+                    |g, x| if x > E::zero() { g } else { E::zero() },
+                )
             }
             // y = tanh x: dx = dy·(1 - y²)
-            Op::Tanh => unary::accumulate2(gi, g, y, |g, y| g * (E::one() - y * y)),
+            Op::Tanh => unary::accumulate2::<E, ACC>(gi, g, y, |g, y| g * (E::one() - y * y)),
             // y = σ(x): dx = dy·y·(1 - y)
-            Op::Sigmoid => unary::accumulate2(gi, g, y, |g, y| g * y * (E::one() - y)),
+            Op::Sigmoid => unary::accumulate2::<E, ACC>(gi, g, y, |g, y| g * y * (E::one() - y)),
             // y = eˣ: dx = dy·y
-            Op::Exp => unary::accumulate2(gi, g, y, |g, y| g * y),
+            Op::Exp => unary::accumulate2::<E, ACC>(gi, g, y, |g, y| g * y),
             // y = ln x: dx = dy / x
-            Op::Log => unary::accumulate2(gi, g, x, |g, x| g / x),
+            Op::Log => unary::accumulate2::<E, ACC>(gi, g, x, |g, x| g / x),
             // y = Σx: dx = dy
-            Op::Sum => unary::fill_add(gi, g[0]),
+            Op::Sum => unary::fill_add::<E, ACC>(gi, g[0]),
             // y = Σx / n: dx = dy / n
-            Op::Mean => unary::fill_add(gi, g[0] / E::from_usize(x.len())),
+            Op::Mean => unary::fill_add::<E, ACC>(gi, g[0] / E::from_usize(x.len())),
             // y = Σ_axis x: dx = dy broadcast along the axis
-            Op::SumAxis { axis, .. } => reduce::sum_axis_vjp(inputs[0].shape(), axis, false, g, gi),
+            Op::SumAxis { axis, .. } => {
+                zero_unless::<E, ACC>(gi);
+                reduce::sum_axis_vjp(inputs[0].shape(), axis, false, g, gi)
+            }
             // y = mean_axis x: dx = dy / len broadcast along the axis
-            Op::MeanAxis { axis, .. } => reduce::sum_axis_vjp(inputs[0].shape(), axis, true, g, gi),
+            Op::MeanAxis { axis, .. } => {
+                zero_unless::<E, ACC>(gi);
+                reduce::sum_axis_vjp(inputs[0].shape(), axis, true, g, gi)
+            }
             // y = reshape x: dx = reshape⁻¹ dy
-            Op::Reshape(_) => unary::accumulate(gi, g, |g| g),
+            Op::Reshape(_) => unary::accumulate::<E, ACC>(gi, g, |g| g),
             // y = swap(x): dx = swap(dy)
             Op::Transpose { axis0, axis1 } => {
+                zero_unless::<E, ACC>(gi);
                 layout::transpose_vjp(output.shape(), axis0, axis1, g, gi)
             }
             // y = softmax x: dx = y·(dy - Σ dy·y)
-            Op::Softmax => softmax::softmax_vjp(output, g, gi),
+            Op::Softmax => {
+                zero_unless::<E, ACC>(gi);
+                softmax::softmax_vjp(output, g, gi)
+            }
             // y = log_softmax x: dx = dy - softmax(x)·Σ dy
-            Op::LogSoftmax => softmax::log_softmax_vjp(output, g, gi),
+            Op::LogSoftmax => {
+                zero_unless::<E, ACC>(gi);
+                softmax::log_softmax_vjp(output, g, gi)
+            }
             // L = mean (p - t)²: dp = dL·2(p - t)/n, dt = -dp
-            Op::Mse => loss::mse_vjp(x, inputs[1].data(), g[0], index, gi),
+            Op::Mse => {
+                zero_unless::<E, ACC>(gi);
+                loss::mse_vjp(x, inputs[1].data(), g[0], index, gi)
+            }
             // y = x with the gradient stopped: nothing flows back
-            Op::Detach => {}
+            Op::Detach => zero_unless::<E, ACC>(gi),
             // L = mean_b (lse(z_b) - z_b[label_b]): dz = dL·(softmax(z) - onehot(label)) / batch
             Op::CrossEntropy => {
+                zero_unless::<E, ACC>(gi);
                 if index == 0 {
                     loss::cross_entropy_vjp(inputs[0], inputs[1], g[0], gi)
                 }
             }
         }
+    }
+}
+
+/// Zeroes `gi` when a rule that can only add is asked to overwrite.
+#[inline]
+fn zero_unless<E: Float, const ACC: bool>(gi: &mut [E]) {
+    if !ACC {
+        gi.fill(E::zero());
     }
 }

@@ -22,6 +22,8 @@ pub const MAX_RANK: usize = 6;
 pub struct Shape {
     dims: [usize; MAX_RANK],
     rank: usize,
+    /// The product of `dims[..rank]`, kept because every op and sweep step asks for it.
+    numel: usize,
 }
 
 impl Shape {
@@ -29,6 +31,7 @@ impl Shape {
     pub const SCALAR: Shape = Shape {
         dims: [0; MAX_RANK],
         rank: 0,
+        numel: 1,
     };
 
     /// A shape from its dimensions; an error if there are more than [`MAX_RANK`] of them or if
@@ -43,10 +46,17 @@ impl Shape {
         let mut shape = Shape::SCALAR;
         shape.dims[..dims.len()].copy_from_slice(dims);
         shape.rank = dims.len();
-        shape
-            .checked_numel()
-            .ok_or(Error::TooManyElements { shape })?;
-        Ok(shape)
+        match shape.checked_numel() {
+            Some(n) => {
+                shape.numel = n;
+                Ok(shape)
+            }
+            None => {
+                // The count is meaningless here; the shape is only shown in the error.
+                shape.numel = 0;
+                Err(Error::TooManyElements { shape })
+            }
+        }
     }
 
     /// A one-axis shape of length `n`.
@@ -54,6 +64,7 @@ impl Shape {
         let mut shape = Shape::SCALAR;
         shape.dims[0] = n;
         shape.rank = 1;
+        shape.numel = n;
         shape
     }
 
@@ -77,7 +88,7 @@ impl Shape {
     /// The number of elements. Every constructor has checked that this does not overflow.
     #[inline]
     pub fn numel(&self) -> usize {
-        self.dims().iter().product()
+        self.numel
     }
 
     /// The number of elements, or `None` if it overflows `usize`.
@@ -102,7 +113,7 @@ impl Shape {
     /// Compares dimensions one by one; cheaper than a `memcmp` call for these short arrays.
     #[inline]
     pub fn same_as(&self, other: &Shape) -> bool {
-        if self.rank != other.rank {
+        if self.rank != other.rank || self.numel != other.numel {
             return false;
         }
         let mut i = 0;
@@ -126,6 +137,7 @@ impl Shape {
             }
         }
         out.rank = r;
+        out.numel = out.dims().iter().product();
         out
     }
 
@@ -133,6 +145,7 @@ impl Shape {
     pub(crate) fn with_dim(&self, axis: usize, len: usize) -> Shape {
         let mut out = *self;
         out.dims[axis] = len;
+        out.numel = out.dims().iter().product();
         out
     }
 

@@ -4,7 +4,7 @@ use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IntoDimension, IxDyn};
 use wengert_ops::{Error, Float, Result, Shape, TensorRef};
 
 use crate::node::{Node, NodeKind};
-use crate::tape::tensor_of;
+use crate::tape::{inputs_of, tensor_of};
 use crate::{NodeId, Tape};
 
 impl<E: Float> Tape<E> {
@@ -106,7 +106,7 @@ impl<E: Float> Tape<E> {
 
         let Tape {
             nodes,
-            input_ids,
+            custom_inputs,
             values,
             grads,
             grad_stamps,
@@ -121,19 +121,16 @@ impl<E: Float> Tape<E> {
             }
             let node = &nodes[i];
             if node.requires_grad {
-                let start = node.inputs_start as usize;
-                let inputs = &input_ids[start..start + node.inputs_len as usize];
+                let inputs = inputs_of(custom_inputs, node);
                 // Every input is below `i`: split there to read this gradient while writing theirs.
                 let (below, here) = grads.split_at_mut(i);
                 let g = &here[0][..];
                 let output = tensor_of(nodes, values, NodeId::new(i as u32));
-                match node.kind {
+                match &node.kind {
                     NodeKind::Op(op) => {
-                        let first = inputs[0];
-                        let second = inputs.get(1).copied().unwrap_or(first);
                         let refs = [
-                            tensor_of(nodes, values, first),
-                            tensor_of(nodes, values, second),
+                            tensor_of(nodes, values, node.inputs[0]),
+                            tensor_of(nodes, values, node.inputs[1]),
                         ];
                         for (k, &input) in inputs.iter().enumerate() {
                             if !op.differentiable_in(k) {

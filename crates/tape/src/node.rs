@@ -2,6 +2,8 @@
 
 use wengert_ops::{Op, Shape};
 
+use crate::NodeId;
+
 /// What produced a node.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum NodeKind {
@@ -25,9 +27,13 @@ pub struct CustomOpId(pub(crate) u32);
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Node {
     pub kind: NodeKind,
-    /// Where this node's input ids start in the tape's shared list of input ids.
-    pub inputs_start: u32,
+    /// A built-in op's inputs, held inline so that recording one touches no other list (for a
+    /// one-input op the second repeats the first).
+    pub inputs: [NodeId; 2],
+    /// How many inputs the node has.
     pub inputs_len: u32,
+    /// Where a custom op's input ids start in the tape's `custom_inputs` (any number of them).
+    pub custom_start: u32,
     pub shape: Shape,
     /// Whether any gradient can flow into this node from a loss.
     pub requires_grad: bool,

@@ -7,126 +7,126 @@ use crate::{NodeId, Tape};
 impl<E: Float> Tape<E> {
     /// Matrix product of `[m, k]` and `[k, n]`.
     pub fn matmul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.record(Op::MatMul, &[a, b])
+        self.record_binary(Op::MatMul, a, b)
     }
 
     /// `a + b`, broadcasting as NumPy does (a bias add is `add(xw, b)`).
     pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.record(Op::Add, &[a, b])
+        self.record_binary(Op::Add, a, b)
     }
 
     /// `a - b`, broadcasting.
     pub fn sub(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.record(Op::Sub, &[a, b])
+        self.record_binary(Op::Sub, a, b)
     }
 
     /// `a * b` elementwise, broadcasting.
     pub fn mul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.record(Op::Mul, &[a, b])
+        self.record_binary(Op::Mul, a, b)
     }
 
     /// `a / b` elementwise, broadcasting.
     pub fn div(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.record(Op::Div, &[a, b])
+        self.record_binary(Op::Div, a, b)
     }
 
     /// `x + c` for a constant `c`.
     pub fn add_scalar(&mut self, x: NodeId, c: E) -> Result<NodeId> {
-        self.record(Op::AddScalar(c.to_f64()), &[x])
+        self.record_unary(Op::AddScalar(c.to_f64()), x)
     }
 
     /// `x * c` for a constant `c`.
     pub fn mul_scalar(&mut self, x: NodeId, c: E) -> Result<NodeId> {
-        self.record(Op::MulScalar(c.to_f64()), &[x])
+        self.record_unary(Op::MulScalar(c.to_f64()), x)
     }
 
     /// `-x`.
     pub fn neg(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record(Op::Neg, &[x])
+        self.record_unary(Op::Neg, x)
     }
 
     /// `max(x, 0)`; its derivative at 0 is 0, as in PyTorch.
     pub fn relu(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record(Op::Relu, &[x])
+        self.record_unary(Op::Relu, x)
     }
 
     /// `tanh x`.
     pub fn tanh(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record(Op::Tanh, &[x])
+        self.record_unary(Op::Tanh, x)
     }
 
     /// The logistic function `1 / (1 + e^-x)`.
     pub fn sigmoid(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record(Op::Sigmoid, &[x])
+        self.record_unary(Op::Sigmoid, x)
     }
 
     /// `e^x`.
     pub fn exp(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record(Op::Exp, &[x])
+        self.record_unary(Op::Exp, x)
     }
 
     /// `ln x`.
     pub fn log(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record(Op::Log, &[x])
+        self.record_unary(Op::Log, x)
     }
 
     /// The sum of all elements, a scalar.
     pub fn sum(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record(Op::Sum, &[x])
+        self.record_unary(Op::Sum, x)
     }
 
     /// The mean of all elements, a scalar.
     pub fn mean(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record(Op::Mean, &[x])
+        self.record_unary(Op::Mean, x)
     }
 
     /// The sum along `axis`, which is removed.
     pub fn sum_axis(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
-        self.record(
+        self.record_unary(
             Op::SumAxis {
                 axis,
                 keep_dim: false,
             },
-            &[x],
+            x,
         )
     }
 
     /// The sum along `axis`, kept with length 1.
     pub fn sum_axis_keepdim(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
-        self.record(
+        self.record_unary(
             Op::SumAxis {
                 axis,
                 keep_dim: true,
             },
-            &[x],
+            x,
         )
     }
 
     /// The mean along `axis`, which is removed.
     pub fn mean_axis(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
-        self.record(
+        self.record_unary(
             Op::MeanAxis {
                 axis,
                 keep_dim: false,
             },
-            &[x],
+            x,
         )
     }
 
     /// The mean along `axis`, kept with length 1.
     pub fn mean_axis_keepdim(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
-        self.record(
+        self.record_unary(
             Op::MeanAxis {
                 axis,
                 keep_dim: true,
             },
-            &[x],
+            x,
         )
     }
 
     /// The same elements in the shape `dims` (row-major order is kept).
     pub fn reshape(&mut self, x: NodeId, dims: &[usize]) -> Result<NodeId> {
-        self.record(Op::Reshape(Shape::new(dims)?), &[x])
+        self.record_unary(Op::Reshape(Shape::new(dims)?), x)
     }
 
     /// The transpose of a matrix; for more axes, the last two are exchanged.
@@ -139,43 +139,43 @@ impl<E: Float> Tape<E> {
                 shape: self.shape(x)?,
             });
         }
-        self.record(
+        self.record_unary(
             Op::Transpose {
                 axis0: rank - 2,
                 axis1: rank - 1,
             },
-            &[x],
+            x,
         )
     }
 
     /// `x` with axes `axis0` and `axis1` exchanged.
     pub fn transpose_axes(&mut self, x: NodeId, axis0: usize, axis1: usize) -> Result<NodeId> {
-        self.record(Op::Transpose { axis0, axis1 }, &[x])
+        self.record_unary(Op::Transpose { axis0, axis1 }, x)
     }
 
     /// Softmax along the last axis.
     pub fn softmax(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record(Op::Softmax, &[x])
+        self.record_unary(Op::Softmax, x)
     }
 
     /// Log-softmax along the last axis.
     pub fn log_softmax(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record(Op::LogSoftmax, &[x])
+        self.record_unary(Op::LogSoftmax, x)
     }
 
     /// Mean squared error of `prediction` and `target` (same shape), a scalar.
     pub fn mse(&mut self, prediction: NodeId, target: NodeId) -> Result<NodeId> {
-        self.record(Op::Mse, &[prediction, target])
+        self.record_binary(Op::Mse, prediction, target)
     }
 
     /// Softmax cross-entropy of `logits` `[batch, classes]` against `labels` `[batch]` (see
     /// [`Tape::labels`]), averaged over the batch. Finite for any finite logits.
     pub fn cross_entropy(&mut self, logits: NodeId, labels: NodeId) -> Result<NodeId> {
-        self.record(Op::CrossEntropy, &[logits, labels])
+        self.record_binary(Op::CrossEntropy, logits, labels)
     }
 
     /// `x`'s value, through which no gradient flows.
     pub fn detach(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record(Op::Detach, &[x])
+        self.record_unary(Op::Detach, x)
     }
 }

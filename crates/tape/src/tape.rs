@@ -33,8 +33,9 @@ use crate::{IntoValue, NodeId};
 /// ```
 pub struct Tape<E: Float> {
     pub(crate) nodes: Vec<Node>,
-    /// The input ids of every node, back to back; each node holds its range.
-    pub(crate) input_ids: Vec<NodeId>,
+    /// The input ids of every custom-op node, back to back; each such node holds its range.
+    /// Built-in ops hold their (at most two) inputs inline.
+    pub(crate) custom_inputs: Vec<NodeId>,
     /// One value buffer per node; slots past `nodes.len()` are spares kept from before a clear.
     pub(crate) values: Vec<Vec<E>>,
     /// One gradient buffer per slot, kept across sweeps and clears for reuse.
@@ -72,7 +73,7 @@ impl<E: Float> Tape<E> {
     pub fn new() -> Self {
         Tape {
             nodes: Vec::new(),
-            input_ids: Vec::new(),
+            custom_inputs: Vec::new(),
             values: Vec::new(),
             grads: Vec::new(),
             grad_stamps: Vec::new(),
@@ -87,7 +88,6 @@ impl<E: Float> Tape<E> {
     pub fn with_capacity(nodes: usize) -> Self {
         let mut tape = Tape::new();
         tape.nodes.reserve(nodes);
-        tape.input_ids.reserve(nodes.saturating_mul(2));
         tape.values.reserve(nodes);
         tape
     }
@@ -106,7 +106,7 @@ impl<E: Float> Tape<E> {
     /// recording. Ids issued before are no longer valid.
     pub fn clear(&mut self) {
         self.nodes.clear();
-        self.input_ids.clear();
+        self.custom_inputs.clear();
         self.params.clear();
         self.invalidate_grads();
         self.grad_enabled = true;
@@ -145,7 +145,7 @@ impl<E: Float> Tape<E> {
     pub fn mark(&self) -> Mark {
         Mark {
             nodes: self.nodes.len(),
-            input_ids: self.input_ids.len(),
+            custom_inputs: self.custom_inputs.len(),
             params: self.params.len(),
         }
     }
@@ -154,7 +154,7 @@ impl<E: Float> Tape<E> {
     /// (and every buffer, as [`clear`](Tape::clear) does). Gradients are forgotten too.
     pub fn rewind(&mut self, mark: Mark) -> Result<()> {
         let fits = mark.nodes <= self.nodes.len()
-            && mark.input_ids <= self.input_ids.len()
+            && mark.custom_inputs <= self.custom_inputs.len()
             && mark.params <= self.params.len()
             // The parameters before the mark are exactly the first `mark.params` of the list.
             && (mark.params == 0 || self.params[mark.params - 1].index() < mark.nodes)
@@ -166,7 +166,7 @@ impl<E: Float> Tape<E> {
             });
         }
         self.nodes.truncate(mark.nodes);
-        self.input_ids.truncate(mark.input_ids);
+        self.custom_inputs.truncate(mark.custom_inputs);
         self.params.truncate(mark.params);
         self.invalidate_grads();
         self.grad_enabled = true;
@@ -237,41 +237,108 @@ impl<E: Float> Tape<E> {
     /// Records a built-in op applied to `inputs`. The named methods ([`matmul`](Tape::matmul),
     /// [`relu`](Tape::relu), ...) call this.
     pub fn record(&mut self, op: Op, inputs: &[NodeId]) -> Result<NodeId> {
+        match (inputs, op.arity()) {
+            (&[x], 1) => self.record_unary(op, x),
+            (&[a, b], 2) => self.record_binary(op, a, b),
+            _ => {
+                self.next_id()?;
+                self.check_ids(inputs)?;
+                Err(Error::WrongArity {
+                    op: op.name().to_string(),
+                    expected: op.arity(),
+                    got: inputs.len(),
+                })
+            }
+        }
+    }
+
+    /// Records a one-input built-in op: the path every activation and unary op takes, kept
+    /// short because tiny ops cost little more than their bookkeeping.
+    #[inline]
+    pub(crate) fn record_unary(&mut self, op: Op, x: NodeId) -> Result<NodeId> {
         let id = self.next_id()?;
-        self.check_ids(inputs)?;
-        if inputs.len() != op.arity() {
-            return Err(Error::WrongArity {
-                op: op.name().to_string(),
-                expected: op.arity(),
-                got: inputs.len(),
-            });
-        }
-        let first = inputs[0];
-        let second = inputs.get(1).copied().unwrap_or(first);
-        let shapes = [
-            &self.nodes[first.index()].shape,
-            &self.nodes[second.index()].shape,
-        ];
-        let shape = op.output_shape(&shapes[..inputs.len()])?;
-        let mut buf = self.take_slot(id);
-        // Every built-in forward rule writes each element of its output, so a buffer of the right
-        // length (the steady state of a training loop) needs no zeroing first.
-        if buf.len() != shape.numel() {
-            buf.clear();
-            buf.resize(shape.numel(), E::zero());
-        }
-        let refs = [self.tensor(first), self.tensor(second)];
-        let ran = op.forward(&refs[..inputs.len()], &mut buf);
-        if let Err(err) = ran {
-            self.return_slot(id, buf);
-            return Err(err);
-        }
+        self.check_ids(&[x])?;
+        let input = &self.nodes[x.index()];
+        let shape = if op.keeps_shape() {
+            input.shape
+        } else {
+            op.output_shape(&[&input.shape])?
+        };
+        let requires_grad = self.grad_enabled && input.requires_grad && op.differentiable_in(0);
+        self.run_forward(op, id, [x, x], 1, &shape)?;
+        Ok(self.push_op(op, id, [x, x], 1, shape, requires_grad))
+    }
+
+    /// Records a two-input built-in op.
+    #[inline]
+    pub(crate) fn record_binary(&mut self, op: Op, a: NodeId, b: NodeId) -> Result<NodeId> {
+        let id = self.next_id()?;
+        self.check_ids(&[a, b])?;
+        let (na, nb) = (&self.nodes[a.index()], &self.nodes[b.index()]);
+        let shape = if op.is_elementwise() && na.shape.same_as(&nb.shape) {
+            na.shape
+        } else {
+            op.output_shape(&[&na.shape, &nb.shape])?
+        };
         let requires_grad = self.grad_enabled
-            && inputs
-                .iter()
-                .enumerate()
-                .any(|(k, &i)| op.differentiable_in(k) && self.nodes[i.index()].requires_grad);
-        self.finish_node(id, NodeKind::Op(op), inputs, shape, buf, requires_grad)
+            && ((na.requires_grad && op.differentiable_in(0))
+                || (nb.requires_grad && op.differentiable_in(1)));
+        self.run_forward(op, id, [a, b], 2, &shape)?;
+        Ok(self.push_op(op, id, [a, b], 2, shape, requires_grad))
+    }
+
+    /// Runs `op`'s forward rule into slot `id`'s buffer, which keeps its allocation from the
+    /// last recording: the steady state of a training loop writes in place. On an error the
+    /// buffer stays in its slot as a spare.
+    #[inline]
+    fn run_forward(
+        &mut self,
+        op: Op,
+        id: NodeId,
+        inputs: [NodeId; 2],
+        arity: usize,
+        shape: &Shape,
+    ) -> Result<()> {
+        let slot = id.index();
+        if self.values.len() == slot {
+            self.values.push(Vec::new());
+        }
+        // Inputs sit below the new node: split there to read them while writing its value.
+        let (below, rest) = self.values.split_at_mut(slot);
+        let out = &mut rest[0];
+        // Every built-in forward rule writes each element of its output, so a buffer of the
+        // right length needs no zeroing first.
+        if out.len() != shape.numel() {
+            out.clear();
+            out.resize(shape.numel(), E::zero());
+        }
+        let operand =
+            |i: NodeId| TensorRef::trusted(&self.nodes[i.index()].shape, &below[i.index()]);
+        let refs = [operand(inputs[0]), operand(inputs[1])];
+        op.forward_shaped(&refs[..arity], shape, out)
+    }
+
+    /// Appends a built-in op's node, whose value is already in its slot.
+    #[inline]
+    fn push_op(
+        &mut self,
+        op: Op,
+        id: NodeId,
+        inputs: [NodeId; 2],
+        arity: u32,
+        shape: Shape,
+        requires_grad: bool,
+    ) -> NodeId {
+        self.nodes.push(Node {
+            kind: NodeKind::Op(op),
+            inputs,
+            inputs_len: arity,
+            custom_start: 0,
+            shape,
+            requires_grad,
+            retain_grad: false,
+        });
+        id
     }
 
     /// Registers a custom op on this tape, for [`custom`](Tape::custom) to record. Registrations
@@ -413,9 +480,8 @@ impl<E: Float> Tape<E> {
 
     // ----- the machinery every node goes through -----
 
-    pub(crate) fn inputs_of(&self, node: &Node) -> &[NodeId] {
-        let start = node.inputs_start as usize;
-        &self.input_ids[start..start + node.inputs_len as usize]
+    pub(crate) fn inputs_of<'a>(&'a self, node: &'a Node) -> &'a [NodeId] {
+        inputs_of(&self.custom_inputs, node)
     }
 
     /// A node's value as a kernel operand.
@@ -488,15 +554,22 @@ impl<E: Float> Tape<E> {
     ) -> Result<NodeId> {
         debug_assert_eq!(shape.numel(), value.len());
         self.return_slot(id, value);
-        let inputs_start = u32::try_from(self.input_ids.len()).map_err(|_| Error::TapeFull)?;
-        self.input_ids.extend_from_slice(inputs);
+        let custom_start = if matches!(kind, NodeKind::Custom(_)) {
+            let start = u32::try_from(self.custom_inputs.len()).map_err(|_| Error::TapeFull)?;
+            self.custom_inputs.extend_from_slice(inputs);
+            start
+        } else {
+            0
+        };
         if kind == NodeKind::Parameter {
             self.params.push(id);
         }
+        let first = inputs.first().copied().unwrap_or(id);
         self.nodes.push(Node {
             kind,
-            inputs_start,
+            inputs: [first, inputs.get(1).copied().unwrap_or(first)],
             inputs_len: inputs.len() as u32,
+            custom_start,
             shape,
             requires_grad,
             retain_grad: kind == NodeKind::Parameter,
@@ -505,11 +578,24 @@ impl<E: Float> Tape<E> {
     }
 }
 
+/// A node's inputs: inline for a built-in op, in `custom_inputs` for a custom op.
+#[inline]
+pub(crate) fn inputs_of<'a>(custom_inputs: &'a [NodeId], node: &'a Node) -> &'a [NodeId] {
+    let len = node.inputs_len as usize;
+    match node.kind {
+        NodeKind::Custom(_) => {
+            let start = node.custom_start as usize;
+            &custom_inputs[start..start + len]
+        }
+        _ => &node.inputs[..len],
+    }
+}
+
 /// A point on a tape to [`rewind`](Tape::rewind) to, from [`Tape::mark`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {
     nodes: usize,
-    input_ids: usize,
+    custom_inputs: usize,
     params: usize,
 }
 

@@ -1,6 +1,7 @@
 //! Elementwise binary ops with NumPy broadcasting, and their VJPs (which sum the output
 //! gradient back down to each input's shape).
 
+use super::unary::store;
 use super::walk::walk2;
 use crate::shape::MAX_RANK;
 use crate::{Error, Float, Result, Shape, TensorRef};
@@ -71,16 +72,17 @@ enum Layout {
     General([usize; MAX_RANK], [usize; MAX_RANK]),
 }
 
+/// Decided on element counts alone, which is exact for shapes that broadcast to `out`: an input
+/// with as many elements as the output was broadcast along no axis of length above 1, so its
+/// row-major order is the output's.
 #[inline]
 fn layout(a: &Shape, b: &Shape, out: &Shape) -> Layout {
-    if a.same_as(b) {
-        Layout::Same
-    } else if b.numel() == 1 && a.same_as(out) {
-        Layout::ScalarRhs
-    } else if a.numel() == 1 && b.same_as(out) {
-        Layout::ScalarLhs
-    } else {
-        Layout::General(broadcast_strides(a, out), broadcast_strides(b, out))
+    let n = out.numel();
+    match (a.numel() == n, b.numel() == n) {
+        (true, true) => Layout::Same,
+        (true, false) if b.numel() == 1 => Layout::ScalarRhs,
+        (false, true) if a.numel() == 1 => Layout::ScalarLhs,
+        _ => Layout::General(broadcast_strides(a, out), broadcast_strides(b, out)),
     }
 }
 
@@ -118,10 +120,11 @@ pub fn forward<E: Float>(
     }
 }
 
-/// Adds the pull-back through input `index` to `gi`: `da(g, a, b, c)` for the left input,
-/// `db(g, a, b, c)` for the right, summed over the axes that input was broadcast along.
+/// Adds the pull-back through input `index` to `gi` (`ACC`), or writes it over what `gi` held:
+/// `da(g, a, b, c)` for the left input, `db(g, a, b, c)` for the right, summed over the axes
+/// that input was broadcast along.
 #[inline]
-pub fn vjp<E: Float>(
+pub fn vjp<E: Float, const ACC: bool>(
     inputs: &[TensorRef<'_, E>],
     output: TensorRef<'_, E>,
     g: &[E],
@@ -141,42 +144,48 @@ pub fn vjp<E: Float>(
     };
     match layout(a.shape(), b.shape(), output.shape()) {
         Layout::Same => {
-            for i in 0..gi.len() {
-                gi[i] += rule(g[i], ad[i], bd[i], cd[i]);
+            for (((d, &g), (&x, &y)), &c) in gi.iter_mut().zip(g).zip(ad.iter().zip(bd)).zip(cd) {
+                store::<E, ACC>(d, rule(g, x, y, c));
             }
         }
         Layout::ScalarRhs => {
             let y = bd[0];
             if index == 0 {
-                for i in 0..gi.len() {
-                    gi[i] += rule(g[i], ad[i], y, cd[i]);
+                for (((d, &g), &x), &c) in gi.iter_mut().zip(g).zip(ad).zip(cd) {
+                    store::<E, ACC>(d, rule(g, x, y, c));
                 }
             } else {
                 let mut acc = E::zero();
-                for i in 0..g.len() {
-                    acc += rule(g[i], ad[i], y, cd[i]);
+                for ((&g, &x), &c) in g.iter().zip(ad).zip(cd) {
+                    acc += rule(g, x, y, c);
                 }
-                gi[0] += acc;
+                store::<E, ACC>(&mut gi[0], acc);
             }
         }
         Layout::ScalarLhs => {
             let x = ad[0];
             if index == 1 {
-                for i in 0..gi.len() {
-                    gi[i] += rule(g[i], x, bd[i], cd[i]);
+                for (((d, &g), &y), &c) in gi.iter_mut().zip(g).zip(bd).zip(cd) {
+                    store::<E, ACC>(d, rule(g, x, y, c));
                 }
             } else {
                 let mut acc = E::zero();
-                for i in 0..g.len() {
-                    acc += rule(g[i], x, bd[i], cd[i]);
+                for ((&g, &y), &c) in g.iter().zip(bd).zip(cd) {
+                    acc += rule(g, x, y, c);
                 }
-                gi[0] += acc;
+                store::<E, ACC>(&mut gi[0], acc);
             }
         }
-        Layout::General(sa, sb) => walk2(output.shape().dims(), &sa, &sb, |i, ia, ib| {
-            let target = if index == 0 { ia } else { ib };
-            gi[target] += rule(g[i], ad[ia], bd[ib], cd[i]);
-        }),
+        Layout::General(sa, sb) => {
+            if !ACC {
+                // Several output elements add into one input element: start from zero.
+                gi.fill(E::zero());
+            }
+            walk2(output.shape().dims(), &sa, &sb, |i, ia, ib| {
+                let target = if index == 0 { ia } else { ib };
+                gi[target] += rule(g[i], ad[ia], bd[ib], cd[i]);
+            })
+        }
     }
 }
 
@@ -242,7 +251,7 @@ mod tests {
             TensorRef::trusted(&sb, &b[..]),
         ];
         let output = TensorRef::trusted(&sa, &c[..]);
-        vjp(
+        vjp::<f64, true>(
             &inputs,
             output,
             &g,

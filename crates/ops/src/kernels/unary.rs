@@ -10,27 +10,39 @@ pub fn map<E: Float>(x: &[E], out: &mut [E], f: impl Fn(E) -> E) {
     }
 }
 
-/// `gi[i] += f(g[i])`.
+/// `*d += v` when `ACC`, else `*d = v`: a VJP adds to a gradient that already holds another
+/// path's share and overwrites one it reaches first, which saves zeroing the buffer.
+#[inline(always)]
+pub fn store<E: Float, const ACC: bool>(d: &mut E, v: E) {
+    if ACC { *d += v } else { *d = v }
+}
+
+/// `gi[i] += f(g[i])` (`ACC`) or `gi[i] = f(g[i])`.
 #[inline]
-pub fn accumulate<E: Float>(gi: &mut [E], g: &[E], f: impl Fn(E) -> E) {
+pub fn accumulate<E: Float, const ACC: bool>(gi: &mut [E], g: &[E], f: impl Fn(E) -> E) {
     for (d, &g) in gi.iter_mut().zip(g) {
-        *d += f(g);
+        store::<E, ACC>(d, f(g));
     }
 }
 
-/// `gi[i] += f(g[i], v[i])`.
+/// `gi[i] += f(g[i], v[i])` (`ACC`) or `gi[i] = f(g[i], v[i])`.
 #[inline]
-pub fn accumulate2<E: Float>(gi: &mut [E], g: &[E], v: &[E], f: impl Fn(E, E) -> E) {
+pub fn accumulate2<E: Float, const ACC: bool>(
+    gi: &mut [E],
+    g: &[E],
+    v: &[E],
+    f: impl Fn(E, E) -> E,
+) {
     for ((d, &g), &v) in gi.iter_mut().zip(g).zip(v) {
-        *d += f(g, v);
+        store::<E, ACC>(d, f(g, v));
     }
 }
 
-/// `gi[i] += c` for every element.
+/// `gi[i] += c` (`ACC`) or `gi[i] = c` for every element.
 #[inline]
-pub fn fill_add<E: Float>(gi: &mut [E], c: E) {
+pub fn fill_add<E: Float, const ACC: bool>(gi: &mut [E], c: E) {
     for d in gi {
-        *d += c;
+        store::<E, ACC>(d, c);
     }
 }
 
