@@ -234,7 +234,7 @@ impl Op {
 
     /// [`forward`](Op::forward) for a caller that already holds the output's shape (the tape
     /// does: it inferred it when recording), so that it is not inferred twice.
-    #[inline]
+    #[inline(always)]
     pub fn forward_shaped<E: Float>(
         &self,
         inputs: &[TensorRef<'_, E>],

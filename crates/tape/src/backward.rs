@@ -132,18 +132,17 @@ impl<E: Float> Tape<E> {
                             tensor_of(nodes, values, node.inputs[0]),
                             tensor_of(nodes, values, node.inputs[1]),
                         ];
-                        for (k, &input) in inputs.iter().enumerate() {
-                            if !op.differentiable_in(k) {
+                        let refs = &refs[..node.inputs_len as usize];
+                        for k in 0..node.inputs_len as usize {
+                            if node.grad_inputs & (1 << k) == 0 {
                                 continue;
                             }
-                            if let Some((gi, fresh)) =
-                                grad_target(nodes, below, grad_stamps, stamp, input)
-                            {
-                                if fresh {
-                                    op.vjp_overwrite(&refs[..inputs.len()], output, g, k, gi);
-                                } else {
-                                    op.vjp(&refs[..inputs.len()], output, g, k, gi);
-                                }
+                            let (gi, fresh) =
+                                grad_buffer(nodes, below, grad_stamps, stamp, node.inputs[k]);
+                            if fresh {
+                                op.vjp_overwrite(refs, output, g, k, gi);
+                            } else {
+                                op.vjp(refs, output, g, k, gi);
                             }
                         }
                     }
@@ -205,14 +204,25 @@ fn grad_target<'a, E: Float>(
     stamp: u32,
     input: NodeId,
 ) -> Option<(&'a mut [E], bool)> {
-    let j = input.index();
-    let target = &nodes[j];
-    if !target.requires_grad {
+    if !nodes[input.index()].requires_grad {
         return None;
     }
+    Some(grad_buffer(nodes, below, stamps, stamp, input))
+}
+
+/// [`grad_target`] for an input known to need a gradient.
+#[inline(always)]
+fn grad_buffer<'a, E: Float>(
+    nodes: &[Node],
+    below: &'a mut [Vec<E>],
+    stamps: &mut [u32],
+    stamp: u32,
+    input: NodeId,
+) -> (&'a mut [E], bool) {
+    let j = input.index();
     let fresh = stamps[j] != stamp;
     if fresh {
-        let n = target.shape.numel();
+        let n = nodes[j].shape.numel();
         // Same length as last time (the steady state of a training loop): leave the stale
         // numbers, the first VJP overwrites them. Otherwise resize, which zeroes.
         if below[j].len() != n {
@@ -220,7 +230,7 @@ fn grad_target<'a, E: Float>(
         }
         stamps[j] = stamp;
     }
-    Some((&mut below[j][..], fresh))
+    (&mut below[j][..], fresh)
 }
 
 fn view_of<'a, E: Float>(shape: &'a Shape, data: &'a [E]) -> ArrayViewD<'a, E> {

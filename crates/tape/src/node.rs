@@ -37,6 +37,10 @@ pub(crate) struct Node {
     pub shape: Shape,
     /// Whether any gradient can flow into this node from a loss.
     pub requires_grad: bool,
+    /// For a built-in op, which inputs the sweep passes a gradient to (bit `k` for input `k`):
+    /// those that need one and that the op is differentiable in. Worked out once, when
+    /// recording, rather than at every sweep.
+    pub grad_inputs: u8,
     /// Whether `backward` keeps this node's gradient (parameters, and nodes asked for).
     pub retain_grad: bool,
 }

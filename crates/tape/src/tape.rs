@@ -254,7 +254,7 @@ impl<E: Float> Tape<E> {
 
     /// Records a one-input built-in op: the path every activation and unary op takes, kept
     /// short because tiny ops cost little more than their bookkeeping.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record_unary(&mut self, op: Op, x: NodeId) -> Result<NodeId> {
         let id = self.next_id()?;
         self.check_ids(&[x])?;
@@ -264,13 +264,14 @@ impl<E: Float> Tape<E> {
         } else {
             op.output_shape(&[&input.shape])?
         };
-        let requires_grad = self.grad_enabled && input.requires_grad && op.differentiable_in(0);
+        let grad_inputs =
+            u8::from(self.grad_enabled && input.requires_grad && op.differentiable_in(0));
         self.run_forward(op, id, [x, x], 1, &shape)?;
-        Ok(self.push_op(op, id, [x, x], 1, shape, requires_grad))
+        Ok(self.push_op(op, id, [x, x], 1, shape, grad_inputs))
     }
 
     /// Records a two-input built-in op.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record_binary(&mut self, op: Op, a: NodeId, b: NodeId) -> Result<NodeId> {
         let id = self.next_id()?;
         self.check_ids(&[a, b])?;
@@ -280,17 +281,20 @@ impl<E: Float> Tape<E> {
         } else {
             op.output_shape(&[&na.shape, &nb.shape])?
         };
-        let requires_grad = self.grad_enabled
-            && ((na.requires_grad && op.differentiable_in(0))
-                || (nb.requires_grad && op.differentiable_in(1)));
+        let grad_inputs = if self.grad_enabled {
+            u8::from(na.requires_grad && op.differentiable_in(0))
+                | u8::from(nb.requires_grad && op.differentiable_in(1)) << 1
+        } else {
+            0
+        };
         self.run_forward(op, id, [a, b], 2, &shape)?;
-        Ok(self.push_op(op, id, [a, b], 2, shape, requires_grad))
+        Ok(self.push_op(op, id, [a, b], 2, shape, grad_inputs))
     }
 
     /// Runs `op`'s forward rule into slot `id`'s buffer, which keeps its allocation from the
     /// last recording: the steady state of a training loop writes in place. On an error the
     /// buffer stays in its slot as a spare.
-    #[inline]
+    #[inline(always)]
     fn run_forward(
         &mut self,
         op: Op,
@@ -319,7 +323,7 @@ impl<E: Float> Tape<E> {
     }
 
     /// Appends a built-in op's node, whose value is already in its slot.
-    #[inline]
+    #[inline(always)]
     fn push_op(
         &mut self,
         op: Op,
@@ -327,7 +331,7 @@ impl<E: Float> Tape<E> {
         inputs: [NodeId; 2],
         arity: u32,
         shape: Shape,
-        requires_grad: bool,
+        grad_inputs: u8,
     ) -> NodeId {
         self.nodes.push(Node {
             kind: NodeKind::Op(op),
@@ -335,7 +339,8 @@ impl<E: Float> Tape<E> {
             inputs_len: arity,
             custom_start: 0,
             shape,
-            requires_grad,
+            requires_grad: grad_inputs != 0,
+            grad_inputs,
             retain_grad: false,
         });
         id
@@ -572,6 +577,8 @@ impl<E: Float> Tape<E> {
             custom_start,
             shape,
             requires_grad,
+            // Leaves have no inputs; a custom op's are looked up at each sweep.
+            grad_inputs: 0,
             retain_grad: kind == NodeKind::Parameter,
         });
         Ok(id)

@@ -414,3 +414,35 @@ fn backward_with_seed_is_a_vector_jacobian_product() -> Result<()> {
     assert_eq!(again, vjp);
     Ok(())
 }
+
+#[test]
+fn only_the_inputs_that_need_a_gradient_get_one() -> Result<()> {
+    // Labels recorded as a parameter still get no gradient through cross-entropy (a zero one,
+    // as for any parameter the loss does not reach), while the logits get theirs.
+    let mut tape = Tape::<f64>::new();
+    let logits = tape.parameter(array![[2.0, 0.5, -1.0]])?;
+    let labels = tape.parameter(array![1.0])?;
+    let loss = tape.cross_entropy(logits, labels)?;
+    let grads = tape.backward(loss)?;
+    assert_eq!(grads.data(labels).unwrap(), &[0.0]);
+    let dz = grads.data(logits).unwrap();
+    assert!(dz[1] < 0.0 && dz[0] > 0.0 && dz[2] > 0.0, "{dz:?}");
+
+    // An op recorded under no_grad passes nothing back, even from a parameter.
+    let mut tape = Tape::<f64>::new();
+    let w = tape.parameter(array![3.0])?;
+    let frozen = tape.no_grad(|t| t.mul(w, w))?;
+    let live = tape.mul(w, frozen)?; // d/dw (w · c) = c = 9
+    let loss = tape.sum(live)?;
+    assert_eq!(tape.backward(loss)?.data(w).unwrap(), &[9.0]);
+
+    // One input needing a gradient and one not: only the first is written.
+    let mut tape = Tape::<f64>::new();
+    let x = tape.input(array![1.0, 2.0])?;
+    let w = tape.parameter(array![0.5, -0.5])?;
+    let y = tape.div(x, w)?; // d/dw (x / w) = -x / w²
+    let loss = tape.sum(y)?;
+    assert_eq!(tape.backward(loss)?.data(w).unwrap(), &[-4.0, -8.0]);
+    assert!(!tape.requires_grad(x)?);
+    Ok(())
+}
