@@ -69,7 +69,21 @@ enum Layout {
     Same,
     ScalarRhs,
     ScalarLhs,
+    /// `b` is one row of the output, repeated down its leading axes (a bias); the field is the
+    /// row's length.
+    RowRhs(usize),
+    /// `a` is one row of the output, repeated.
+    RowLhs(usize),
     General([usize; MAX_RANK], [usize; MAX_RANK]),
+}
+
+/// Whether `x`, with its leading axes of length 1 dropped, is the output's last axes: then the
+/// output is rows of `x.numel()` elements, each lined up with `x`.
+#[inline]
+fn is_row(x: &Shape, out: &Shape) -> bool {
+    let dims = x.dims();
+    let tail = &dims[dims.iter().take_while(|&&d| d == 1).count()..];
+    x.numel() > 0 && !tail.is_empty() && out.dims().ends_with(tail)
 }
 
 /// Decided on element counts alone, which is exact for shapes that broadcast to `out`: an input
@@ -82,6 +96,8 @@ fn layout(a: &Shape, b: &Shape, out: &Shape) -> Layout {
         (true, true) => Layout::Same,
         (true, false) if b.numel() == 1 => Layout::ScalarRhs,
         (false, true) if a.numel() == 1 => Layout::ScalarLhs,
+        (true, false) if is_row(b, out) => Layout::RowRhs(b.numel()),
+        (false, true) if is_row(a, out) => Layout::RowLhs(a.numel()),
         _ => Layout::General(broadcast_strides(a, out), broadcast_strides(b, out)),
     }
 }
@@ -112,6 +128,20 @@ pub fn forward<E: Float>(
             let x = ad[0];
             for (o, &y) in out.iter_mut().zip(bd) {
                 *o = f(x, y);
+            }
+        }
+        Layout::RowRhs(cols) => {
+            for (o, x) in out.chunks_exact_mut(cols).zip(ad.chunks_exact(cols)) {
+                for ((o, &x), &y) in o.iter_mut().zip(x).zip(bd) {
+                    *o = f(x, y);
+                }
+            }
+        }
+        Layout::RowLhs(cols) => {
+            for (o, y) in out.chunks_exact_mut(cols).zip(bd.chunks_exact(cols)) {
+                for ((o, &x), &y) in o.iter_mut().zip(ad).zip(y) {
+                    *o = f(x, y);
+                }
             }
         }
         Layout::General(sa, sb) => walk2(shape.dims(), &sa, &sb, |i, ia, ib| {
@@ -180,6 +210,38 @@ pub fn vjp<E: Float, const ACC: bool>(
                 store::<E, ACC>(&mut gi[0], acc);
             }
         }
+        Layout::RowRhs(cols) => {
+            let rows = g
+                .chunks_exact(cols)
+                .zip(ad.chunks_exact(cols))
+                .zip(cd.chunks_exact(cols));
+            if index == 0 {
+                for (r, ((g, x), c)) in rows.enumerate() {
+                    let gi = &mut gi[r * cols..(r + 1) * cols];
+                    for j in 0..cols {
+                        store::<E, ACC>(&mut gi[j], rule(g[j], x[j], bd[j], c[j]));
+                    }
+                }
+            } else {
+                sum_rows::<E, ACC>(gi, rows.map(|((g, x), c)| (g, x, bd, c)), &rule);
+            }
+        }
+        Layout::RowLhs(cols) => {
+            let rows = g
+                .chunks_exact(cols)
+                .zip(bd.chunks_exact(cols))
+                .zip(cd.chunks_exact(cols));
+            if index == 1 {
+                for (r, ((g, y), c)) in rows.enumerate() {
+                    let gi = &mut gi[r * cols..(r + 1) * cols];
+                    for j in 0..cols {
+                        store::<E, ACC>(&mut gi[j], rule(g[j], ad[j], y[j], c[j]));
+                    }
+                }
+            } else {
+                sum_rows::<E, ACC>(gi, rows.map(|((g, y), c)| (g, ad, y, c)), &rule);
+            }
+        }
         Layout::General(sa, sb) => {
             if !ACC {
                 // Several output elements add into one input element: start from zero.
@@ -190,6 +252,35 @@ pub fn vjp<E: Float, const ACC: bool>(
                 gi[target] += rule(g[i], ad[ia], bd[ib], cd[i]);
             })
         }
+    }
+}
+
+/// The gradient of a repeated row: `gi[j]` (+)= Σ over rows of `rule(g, a, b, c)` at column
+/// `j`, adding the rows in order, as the general walk does.
+#[inline]
+fn sum_rows<'a, E: Float + 'a, const ACC: bool>(
+    gi: &mut [E],
+    rows: impl Iterator<Item = (&'a [E], &'a [E], &'a [E], &'a [E])>,
+    rule: &impl Fn(E, E, E, E) -> E,
+) {
+    let mut first = !ACC;
+    for (g, a, b, c) in rows {
+        let n = gi.len();
+        let (g, a, b, c) = (&g[..n], &a[..n], &b[..n], &c[..n]);
+        if first {
+            for j in 0..n {
+                gi[j] = rule(g[j], a[j], b[j], c[j]);
+            }
+            first = false;
+        } else {
+            for j in 0..n {
+                gi[j] += rule(g[j], a[j], b[j], c[j]);
+            }
+        }
+    }
+    if first {
+        // No rows at all: the sum is zero.
+        gi.fill(E::zero());
     }
 }
 
@@ -309,6 +400,13 @@ mod tests {
             (&[2, 3], &[3]),
             (&[2, 3], &[2, 1]),
             (&[1, 2, 1], &[3, 1, 4]),
+            (&[3], &[2, 3]),
+            (&[2, 3], &[4, 2, 3]),
+            (&[1, 3], &[4, 2, 3]),
+            (&[4, 2, 3], &[1, 2, 3]),
+            (&[2, 1], &[2, 3]),
+            (&[0, 3], &[3]),
+            (&[3], &[0, 3]),
         ];
         for &(da, db) in cases {
             let (sa, sb) = (shape(da), shape(db));
