@@ -308,7 +308,7 @@ impl Op {
     }
 
     /// The VJP rules: add into `grad_input` when `ACC`, overwrite it otherwise.
-    #[inline]
+    #[inline(always)]
     fn pull_back<E: Float, const ACC: bool>(
         &self,
         inputs: &[TensorRef<'_, E>],

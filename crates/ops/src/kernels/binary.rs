@@ -74,7 +74,8 @@ enum Layout {
     RowRhs(usize),
     /// `a` is one row of the output, repeated.
     RowLhs(usize),
-    General([usize; MAX_RANK], [usize; MAX_RANK]),
+    /// Anything else: walked with each input's broadcast strides.
+    General,
 }
 
 /// Whether `x`, with its leading axes of length 1 dropped, is the output's last axes: then the
@@ -89,7 +90,7 @@ fn is_row(x: &Shape, out: &Shape) -> bool {
 /// Decided on element counts alone, which is exact for shapes that broadcast to `out`: an input
 /// with as many elements as the output was broadcast along no axis of length above 1, so its
 /// row-major order is the output's.
-#[inline]
+#[inline(always)]
 fn layout(a: &Shape, b: &Shape, out: &Shape) -> Layout {
     let n = out.numel();
     match (a.numel() == n, b.numel() == n) {
@@ -98,7 +99,7 @@ fn layout(a: &Shape, b: &Shape, out: &Shape) -> Layout {
         (false, true) if a.numel() == 1 => Layout::ScalarLhs,
         (true, false) if is_row(b, out) => Layout::RowRhs(b.numel()),
         (false, true) if is_row(a, out) => Layout::RowLhs(a.numel()),
-        _ => Layout::General(broadcast_strides(a, out), broadcast_strides(b, out)),
+        _ => Layout::General,
     }
 }
 
@@ -144,9 +145,15 @@ pub fn forward<E: Float>(
                 }
             }
         }
-        Layout::General(sa, sb) => walk2(shape.dims(), &sa, &sb, |i, ia, ib| {
-            out[i] = f(ad[ia], bd[ib])
-        }),
+        Layout::General => {
+            let (sa, sb) = (
+                broadcast_strides(a.shape(), shape),
+                broadcast_strides(b.shape(), shape),
+            );
+            walk2(shape.dims(), &sa, &sb, |i, ia, ib| {
+                out[i] = f(ad[ia], bd[ib])
+            })
+        }
     }
 }
 
@@ -242,7 +249,12 @@ pub fn vjp<E: Float, const ACC: bool>(
                 sum_rows::<E, ACC>(gi, rows.map(|((g, y), c)| (g, ad, y, c)), &rule);
             }
         }
-        Layout::General(sa, sb) => {
+        Layout::General => {
+            let out = output.shape();
+            let (sa, sb) = (
+                broadcast_strides(a.shape(), out),
+                broadcast_strides(b.shape(), out),
+            );
             if !ACC {
                 // Several output elements add into one input element: start from zero.
                 gi.fill(E::zero());
