@@ -157,9 +157,7 @@ type CheckpointHook<'a, E> = Box<dyn FnMut(&TrainState<E>) -> Result<Control> + 
 /// Buffers reused from batch to batch.
 #[derive(Debug, Default)]
 struct BatchBuffers<E> {
-    features: Vec<E>,
     labels: Vec<usize>,
-    values: Vec<E>,
     /// A clipped gradient, handed to the optimiser in place of the tape's.
     clipped: Vec<E>,
 }
@@ -661,7 +659,7 @@ impl<'a, E: Float> Trainer<'a, E> {
         indices: &[usize],
     ) -> Result<(f64, usize)> {
         let buf = &mut self.batch;
-        data.gather(indices, &mut buf.features, &mut buf.labels, &mut buf.values);
+        data.gather_labels(indices, &mut buf.labels);
         let tape = &mut self.tape;
         let bound = &self.bound;
         tape.rewind(bound.mark)?;
@@ -672,8 +670,8 @@ impl<'a, E: Float> Trainer<'a, E> {
             model,
             &bound.ids,
             data,
-            indices.len(),
-            buf,
+            indices,
+            &buf.labels,
         )?;
         let loss_value = Float::to_f64(tape.item(loss)?);
         let hits = if self.config.loss.is_classification() {
@@ -745,7 +743,7 @@ impl<'a, E: Float> Trainer<'a, E> {
         let indices: Vec<usize> = (0..data.len()).collect();
         for part in indices.chunks(chunk) {
             let buf = &mut self.batch;
-            data.gather(part, &mut buf.features, &mut buf.labels, &mut buf.values);
+            data.gather_labels(part, &mut buf.labels);
             let losses = &mut self.losses;
             let bound = &self.bound;
             let (loss, predicted) = self.tape.no_grad(|tape| -> Result<(f64, Vec<usize>)> {
@@ -757,8 +755,8 @@ impl<'a, E: Float> Trainer<'a, E> {
                     model,
                     &bound.ids,
                     data,
-                    part.len(),
-                    buf,
+                    part,
+                    &buf.labels,
                 )?;
                 let predicted = if classes.is_some() {
                     argmax_rows(output_view(tape, output)?)
@@ -881,7 +879,8 @@ fn forward_bound<E: Float, M: Module<E>>(
     Ok(output)
 }
 
-/// Records the forward pass and the loss of a gathered batch of `rows` examples.
+/// Records the forward pass and the loss of the examples at `indices`, whose labels (for a
+/// classifier) are `labels`.
 #[allow(
     clippy::too_many_arguments,
     reason = "the parts of the trainer a recording borrows, split so the tape can be borrowed mutably"
@@ -893,15 +892,18 @@ fn record_batch<E: Float, M: Module<E>>(
     model: &M,
     ids: &[NodeId],
     data: &Dataset<E>,
-    rows: usize,
-    buf: &BatchBuffers<E>,
+    indices: &[usize],
+    labels: &[usize],
 ) -> Result<(NodeId, NodeId)> {
-    let x = tape.input(Shaped(&[rows, data.n_features()], &buf.features))?;
+    let x = tape.input(data.feature_rows(indices))?;
     let output = forward_bound(tape, model, ids, x)?;
     let target = if loss.is_classification() {
-        tape.labels(&buf.labels)?
+        tape.labels(labels)?
     } else {
-        tape.input(Shaped(&[rows, data.n_outputs()], &buf.values))?
+        let values = data.target_rows(indices).ok_or_else(|| {
+            Error::InvalidData("a regression loss needs regression targets".into())
+        })?;
+        tape.input(values)?
     };
     let loss = losses.record(tape, loss, output, target)?;
     Ok((output, loss))
