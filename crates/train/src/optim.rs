@@ -579,12 +579,46 @@ impl<E: Float> AdamState<E> {
         let decays = self.weight_decay != 0.0;
         // Each combination gets its own loop, free of per-element branches.
         match (decays && decoupled, decays && !decoupled) {
-            (false, false) => adam_loop::<E, false, false>(param, grad, m, v, c),
-            (true, _) => adam_loop::<E, true, false>(param, grad, m, v, c),
-            (false, true) => adam_loop::<E, false, true>(param, grad, m, v, c),
+            (false, false) => split(param, grad, m, v, &|p, g, m, v| {
+                adam_loop::<E, false, false>(p, g, m, v, c)
+            }),
+            (true, _) => split(param, grad, m, v, &|p, g, m, v| {
+                adam_loop::<E, true, false>(p, g, m, v, c)
+            }),
+            (false, true) => split(param, grad, m, v, &|p, g, m, v| {
+                adam_loop::<E, false, true>(p, g, m, v, c)
+            }),
         }
         Ok(())
     }
+}
+
+/// Below this many elements an update runs on one thread: splitting costs more than it saves.
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 13;
+
+/// Runs `f` on `(param, grad, exp_avg, exp_avg_sq)`, split in two halves on two of the
+/// current rayon pool's threads when the parameter is large and the caller is inside a pool
+/// of more than one thread (from outside, `rayon::join` would go through rayon's global queue,
+/// which allocates). Every element is updated by itself, so the result is the same for any
+/// split.
+fn split<E: Float, F>(param: &mut [E], grad: &[E], exp_avg: &mut [E], exp_avg_sq: &mut [E], f: &F)
+where
+    F: Fn(&mut [E], &[E], &mut [E], &mut [E]) + Sync,
+{
+    let n = param.len();
+    if n < PARALLEL_MIN_ELEMENTS
+        || rayon::current_thread_index().is_none()
+        || rayon::current_num_threads() < 2
+    {
+        return f(param, grad, exp_avg, exp_avg_sq);
+    }
+    // Halves of whole cache lines (16 f32 or 8 f64).
+    let mid = (n / 2).next_multiple_of(16).min(n);
+    let (p0, p1) = param.split_at_mut(mid);
+    let (g0, g1) = grad.split_at(mid);
+    let (m0, m1) = exp_avg.split_at_mut(mid);
+    let (v0, v1) = exp_avg_sq.split_at_mut(mid);
+    rayon::join(|| f(p0, g0, m0, v0), || f(p1, g1, m1, v1));
 }
 
 /// Adam's update of one parameter, element by element in PyTorch's order of operations:
@@ -937,6 +971,33 @@ mod tests {
                 .to_string()
                 .contains("momentum 0.9, this optimiser 0.5")
         );
+    }
+
+    #[test]
+    fn a_large_parameter_updated_on_two_threads_matches_one_thread_bit_for_bit() {
+        // Large enough to be split across the pool's threads; an odd length for a ragged end.
+        let n = 3 * PARALLEL_MIN_ELEMENTS + 5;
+        let p0 = ArrayD::from_shape_fn(vec![n], |i| (i[0] as f32 * 0.37).sin());
+        let grads: Vec<ArrayD<f32>> = (0..3)
+            .map(|s| ArrayD::from_shape_fn(vec![n], |i| ((i[0] + s) as f32 * 0.11).cos()))
+            .collect();
+        let train = |threads: usize, opt: &mut (dyn Optimizer<f32> + Send)| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut p = p0.clone();
+            for g in &grads {
+                pool.install(|| opt.step(&mut [p.view_mut()], std::slice::from_ref(g)))
+                    .unwrap();
+            }
+            p.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
+        };
+        let one = train(1, &mut Adam::new(0.01));
+        assert_eq!(train(2, &mut Adam::new(0.01)), one);
+        assert_ne!(p0.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), one);
+        let one = train(1, &mut AdamW::new(0.01));
+        assert_eq!(train(2, &mut AdamW::new(0.01)), one);
     }
 
     #[test]
