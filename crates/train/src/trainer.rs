@@ -114,7 +114,10 @@ pub struct Evaluation {
 /// (through [`Tape::update_parameters`]). The model's own arrays are written back when an
 /// epoch needs them (the best weights, a checkpoint) and when training stops. Every buffer is
 /// reused from one step to the next: a step allocates nothing once the first epoch has sized
-/// them.
+/// them, when the loop runs inside a rayon pool (build the trainer and call `fit` in
+/// `pool.install(|| ...)`, as `tests/alloc` does). From outside a pool, each matrix product
+/// large enough to be split across threads enters rayon's global pool through its job queue,
+/// which allocates now and then and costs a hand-over between threads per product.
 ///
 /// ```
 /// use ndarray::array;
