@@ -17,6 +17,45 @@ use crate::{Error, Result};
 /// them on the parameters living on its tape ([`Tape::update_parameters`]), with nothing
 /// copied or allocated. [`step`](Optimizer::step) does the same for parameters held in arrays.
 ///
+/// An optimiser of one's own, `p -= lr·sign(g)`:
+///
+/// ```
+/// use ndarray::array;
+/// use wengert_ops::Shape;
+/// use wengert_train::{Optimizer, OptimizerState, Result};
+///
+/// struct SignSgd { lr: f64, steps: u64 }
+///
+/// impl Optimizer<f64> for SignSgd {
+///     fn begin_step(&mut self, _shapes: &[Shape]) -> Result<()> {
+///         self.steps += 1; // no per-parameter state to size
+///         Ok(())
+///     }
+///     fn update(&mut self, _index: usize, param: &mut [f64], grad: &[f64]) -> Result<()> {
+///         for (p, g) in param.iter_mut().zip(grad) {
+///             *p -= self.lr * g.signum();
+///         }
+///         Ok(())
+///     }
+///     fn learning_rate(&self) -> f64 { self.lr }
+///     fn set_learning_rate(&mut self, lr: f64) { self.lr = lr; }
+///     fn name(&self) -> &'static str { "sign_sgd" }
+///     fn state(&self) -> OptimizerState<f64> {
+///         OptimizerState { kind: "sign_sgd".into(), step: self.steps, settings: vec![], buffers: vec![] }
+///     }
+///     fn load_state(&mut self, state: &OptimizerState<f64>) -> Result<()> {
+///         self.steps = state.step;
+///         Ok(())
+///     }
+/// }
+///
+/// let mut w = array![0.5, -0.5].into_dyn();
+/// let mut opt = SignSgd { lr: 0.1, steps: 0 };
+/// opt.step(&mut [w.view_mut()], &[array![3.0, -0.01].into_dyn()])?;
+/// assert_eq!(w, array![0.4, -0.4].into_dyn());
+/// # Ok::<(), wengert_train::Error>(())
+/// ```
+///
 /// [`Tape::update_parameters`]: wengert_tape::Tape::update_parameters
 pub trait Optimizer<E: Float> {
     /// Starts a step over parameters of these shapes, which must be the same, in the same
