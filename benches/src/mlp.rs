@@ -1,14 +1,17 @@
-//! The multilayer perceptron of W2, W4 and W5, trained two ways: recorded on wengert's tape, and
-//! written by hand on the same matmul kernel with no tape (`no-tape`, the floor of what the tape
-//! may cost).
+//! The multilayer perceptron of W2, W4 and W5, trained three ways: recorded on wengert's tape
+//! ([`TapeMlp`], W2 and W5), by wengert-train's `Trainer` with its `Mlp` and `Adam` (W4, see
+//! [`library_mlp`]), and written by hand on the same matmul kernel with no tape (`no-tape`, the
+//! floor of what the tape may cost).
 //!
-//! Both compute `logits = relu(…relu(x·W₁ + b₁)…)·W_L + b_L`, the mean softmax cross-entropy of
+//! All compute `logits = relu(…relu(x·W₁ + b₁)…)·W_L + b_L`, the mean softmax cross-entropy of
 //! the logits, and the gradients of every weight and bias, then hand each parameter and its
-//! gradient to an [`Optimizer`].
+//! gradient to an optimiser.
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
+use wengert_ops::Shape;
 use wengert_ops::kernels::matmul::gemm;
 use wengert_tape::{Mark, NodeId, Result, Shaped, Tape};
+use wengert_train::Optimizer as _;
 
 use crate::shared::{Rng, mlp_init};
 
@@ -70,54 +73,64 @@ impl Optimizer for Sgd {
     }
 }
 
-/// Adam (Kingma and Ba), with PyTorch's bias correction; its moment buffers are allocated on the
-/// first step and reused after.
+/// wengert-train's [`Adam`](wengert_train::Adam) (PyTorch's update, one tight loop per
+/// parameter) driving a network held outside the library: `no-tape` in W4 steps with the very
+/// optimiser the library's trainer uses.
 #[derive(Debug, Clone)]
-pub struct Adam {
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    step: i32,
-    moments: Vec<(Vec<f32>, Vec<f32>)>,
+pub struct LibraryAdam {
+    adam: wengert_train::Adam<f32>,
+    shapes: Vec<Shape>,
 }
 
-impl Adam {
-    /// Adam with the given learning rate, moment decays and denominator guard.
-    pub fn new(lr: f32, beta1: f32, beta2: f32, eps: f32) -> Self {
-        Adam {
-            lr,
-            beta1,
-            beta2,
-            eps,
-            step: 0,
-            moments: Vec::new(),
+impl LibraryAdam {
+    /// Adam with learning rate `lr` and PyTorch's defaults (betas 0.9 and 0.999, eps 1e-8), for
+    /// the parameters of `mlp`.
+    pub fn new(lr: f64, mlp: &Mlp) -> Self {
+        let shapes = mlp
+            .layers
+            .windows(2)
+            .flat_map(|w| {
+                let weight = Shape::matrix(w[0], w[1]).expect("a layer's weight fits in memory");
+                [weight, Shape::vector(w[1])]
+            })
+            .collect();
+        LibraryAdam {
+            adam: wengert_train::Adam::new(lr),
+            shapes,
         }
     }
 }
 
-impl Optimizer for Adam {
+impl Optimizer for LibraryAdam {
     fn begin_step(&mut self) {
-        self.step += 1;
+        self.adam
+            .begin_step(&self.shapes)
+            .expect("the shapes are the network's, every step");
     }
 
     fn update(&mut self, index: usize, param: &mut [f32], grad: &[f32]) {
-        if self.moments.len() <= index {
-            self.moments.resize_with(index + 1, Default::default);
-        }
-        let (m, v) = &mut self.moments[index];
-        if m.len() != param.len() {
-            *m = vec![0.0; param.len()];
-            *v = vec![0.0; param.len()];
-        }
-        let c1 = 1.0 - self.beta1.powi(self.step);
-        let c2 = 1.0 - self.beta2.powi(self.step);
-        let step = self.lr / c1;
-        for (((p, &g), m), v) in param.iter_mut().zip(grad).zip(m).zip(v) {
-            *m = self.beta1 * *m + (1.0 - self.beta1) * g;
-            *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
-            *p -= step * *m / ((*v / c2).sqrt() + self.eps);
-        }
+        self.adam
+            .update(index, param, grad)
+            .expect("parameter and gradient have the shape begin_step was given");
+    }
+}
+
+/// `mlp` as wengert-train's [`Mlp`](wengert_train::Mlp), with the same weights: W4's network for
+/// the library's `Trainer`.
+pub fn library_mlp(mlp: &Mlp) -> wengert_train::Mlp<f32> {
+    let layers = mlp
+        .params
+        .iter()
+        .enumerate()
+        .map(|(l, (w, b))| wengert_train::Linear {
+            weight: Array2::from_shape_vec((mlp.layers[l], mlp.layers[l + 1]), w.clone())
+                .expect("fan_in × fan_out weights"),
+            bias: Array1::from_vec(b.clone()),
+        })
+        .collect();
+    wengert_train::Mlp {
+        layers,
+        activation: wengert_train::Activation::Relu,
     }
 }
 
@@ -392,7 +405,7 @@ mod tests {
         let (mlp, x, labels) = small();
         let (a, mut b) = (mlp.clone(), mlp);
         let mut tape = TapeMlp::new(&a).unwrap();
-        let mut adam = Adam::new(0.01, 0.9, 0.999, 1e-8);
+        let mut adam = LibraryAdam::new(0.01, &a);
         let mut hand = NoTape::new();
         let first = tape.step(&x, &labels, &mut adam).unwrap();
         let first_hand = hand.step(&mut b, &x, &labels, &mut Sgd { lr: 0.5 });
@@ -420,7 +433,8 @@ mod tests {
 
     #[test]
     fn adam_first_step_moves_each_weight_by_about_lr() {
-        let mut adam = Adam::new(0.1, 0.9, 0.999, 1e-8);
+        let mlp = Mlp::new(&[2, 1], &mut Rng::new(1));
+        let mut adam = LibraryAdam::new(0.1, &mlp);
         let mut p = [1.0f32, -1.0];
         adam.begin_step();
         adam.update(0, &mut p, &[3.0, -0.5]);
@@ -428,5 +442,45 @@ mod tests {
             (p[0] - 0.9).abs() < 1e-6 && (p[1] + 0.9).abs() < 1e-6,
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn the_library_trainer_and_no_tape_take_the_same_steps() {
+        use wengert_train::{Dataset, TrainConfig, Trainer};
+        let (mlp, x, labels) = small();
+        // One batch of the whole set per epoch: the trainer's shuffle changes only the order of
+        // the rows, so the steps agree up to rounding.
+        let data = Dataset::classification(
+            Array2::from_shape_vec((8, 6), x.clone()).unwrap(),
+            labels.clone(),
+            3,
+        )
+        .unwrap();
+        let mut model = library_mlp(&mlp);
+        let config = TrainConfig {
+            epochs: 5,
+            batch_size: 8,
+            ..TrainConfig::default()
+        };
+        let history = Trainer::new(config, wengert_train::Adam::new(0.01))
+            .fit(&mut model, &data, None)
+            .unwrap();
+        let mut hand_mlp = mlp.clone();
+        let mut hand = NoTape::new();
+        let mut adam = LibraryAdam::new(0.01, &mlp);
+        for epoch in &history.epochs {
+            let loss = hand.step(&mut hand_mlp, &x, &labels, &mut adam);
+            assert!((f64::from(loss) - epoch.train_loss).abs() < 1e-5);
+        }
+        for (layer, (w, b)) in model.layers.iter().zip(&hand_mlp.params) {
+            for (p, q) in layer
+                .weight
+                .iter()
+                .chain(&layer.bias)
+                .zip(w.iter().chain(b))
+            {
+                assert!((p - q).abs() < 1e-5, "{p} {q}");
+            }
+        }
     }
 }

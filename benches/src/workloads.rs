@@ -4,14 +4,15 @@
 
 use std::time::Instant;
 
-use ndarray::Array2;
 use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2};
 use wengert_ops::kernels::matmul::gemm;
 use wengert_tape::Tape;
+use wengert_train::{TrainConfig, Trainer};
 
 use crate::alloc_count::allocations;
 use crate::chain::{plain_chain, tape_chain};
-use crate::mlp::{Adam, Mlp, NoTape, Sgd, TapeMlp};
+use crate::mlp::{LibraryAdam, Mlp, NoTape, Sgd, TapeMlp, library_mlp};
 use crate::record::Record;
 use crate::shared::{
     Effort, Rng, SEED, Split, W1_SIZES, W2_BATCHES, W2_LAYERS, W2_LR, W3_OPS, W4_BATCH, W4_BETA1,
@@ -293,7 +294,25 @@ fn w4_train(train: &Split, mut step: impl FnMut(&[f32], &[usize])) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// W4: digits end to end (Adam, 30 epochs), on the tape and by hand; the median time of the
+/// W4's network as wengert-train's trainer takes it: the harness's initial weights in its
+/// `Mlp`, the training split as a `Dataset`, W4's settings.
+fn w4_library_setup(train: &Split) -> Result<(wengert_train::Dataset<f32>, TrainConfig), String> {
+    let features = Array2::from_shape_vec((train.len(), W4_LAYERS[0]), train.features.clone())
+        .map_err(|e| format!("W4 data: {e}"))?;
+    let classes = W4_LAYERS[W4_LAYERS.len() - 1];
+    let data = wengert_train::Dataset::classification(features, train.labels.clone(), classes)
+        .map_err(|e| format!("W4 data: {e}"))?;
+    let config = TrainConfig {
+        epochs: W4_EPOCHS,
+        batch_size: W4_BATCH,
+        seed: SEED,
+        ..TrainConfig::default()
+    };
+    Ok((data, config))
+}
+
+/// W4: digits end to end (Adam, 30 epochs): by wengert-train's `Trainer` with its `Mlp` and
+/// `Adam` (what a user runs), and by hand with the same `Adam`; the median time of the
 /// effort's runs, and the test accuracy after training.
 pub fn w4(
     effort: Effort,
@@ -303,31 +322,34 @@ pub fn w4(
 ) -> Result<Vec<Record>, String> {
     let (train, test) = data;
     let pool = pool(threads)?;
-    let adam = || Adam::new(W4_LR, W4_BETA1, W4_BETA2, W4_EPS);
+    let (dataset, config) = w4_library_setup(train)?;
+    let lr = f64::from(W4_LR);
+    debug_assert_eq!((W4_BETA1, W4_BETA2, W4_EPS), (0.9, 0.999, 1e-8));
+    let fail = |e: wengert_train::Error| format!("wengert-train failed: {e}");
 
     // Trainings alternate between the engines, as W2's steps do.
     let (mut times, mut hand_times) = (Vec::new(), Vec::new());
     let (mut acc, mut hand_acc) = (0.0, 0.0);
     for _ in 0..effort.w4_runs() {
-        let mlp = Mlp::new(&W4_LAYERS, &mut Rng::new(SEED));
-        let mut tape = TapeMlp::new(&mlp).map_err(err)?;
-        let mut opt = adam();
-        let mut failure = None;
-        times.push(pool.install(|| {
-            w4_train(train, |x, y| {
-                if let Err(e) = tape.step(x, y, &mut opt) {
-                    failure = Some(err(e));
-                }
+        let mut model = library_mlp(&Mlp::new(&W4_LAYERS, &mut Rng::new(SEED)));
+        let (seconds, logits) = pool
+            .install(|| {
+                // Built inside the pool: a trainer is not `Send` (it may hold any callback).
+                let mut trainer = Trainer::new(config.clone(), wengert_train::Adam::new(lr));
+                let start = Instant::now();
+                trainer.fit(&mut model, &dataset, None)?;
+                let seconds = start.elapsed().as_secs_f64();
+                let x = ArrayView2::from_shape((test.len(), W4_LAYERS[0]), &test.features[..])
+                    .expect("rows × features");
+                Ok((seconds, trainer.predict(&model, x)?))
             })
-        }));
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        acc = accuracy(tape.infer(&test.features).map_err(err)?, &test.labels);
+            .map_err(fail)?;
+        times.push(seconds);
+        acc = accuracy(logits.as_slice().expect("standard layout"), &test.labels);
 
         let mut mlp = Mlp::new(&W4_LAYERS, &mut Rng::new(SEED));
         let mut hand = NoTape::new();
-        let mut opt = adam();
+        let mut opt = LibraryAdam::new(lr, &mlp);
         hand_times.push(pool.install(|| {
             w4_train(train, |x, y| {
                 hand.step(&mut mlp, x, y, &mut opt);

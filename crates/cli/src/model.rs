@@ -30,14 +30,15 @@ pub fn save(path: &Path, model: &Mlp<E>, scaler: &Standardizer<E>) -> Result<(),
     let x = tape
         .input(Array2::<E>::zeros((1, features)))
         .map_err(|e| fail(&e))?;
-    let recorded = (|| -> wengert_ops::Result<(NodeId, NodeId)> {
+    let recorded = (|| -> wengert_train::Result<(NodeId, NodeId)> {
         let mean = tape.parameter(&scaler.mean)?;
         let std = tape.parameter(&scaler.std)?;
         // The same arithmetic as Standardizer::apply, so the saved model sees the very
         // values the network was trained on.
         let centred = tape.sub(x, mean)?;
         let scaled = tape.div(centred, std)?;
-        let logits = model.forward(&mut tape, scaled)?;
+        // Records the model's parameters after the scaler's, then its forward pass.
+        let logits = model.apply(&mut tape, scaled)?;
         let probs = tape.softmax(logits)?;
         Ok((logits, probs))
     })();

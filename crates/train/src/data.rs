@@ -1,7 +1,8 @@
 //! [`Dataset`]: examples held in memory, their seeded split, and feature scaling.
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
-use wengert_ops::Float;
+use wengert_ops::{Float, Shape};
+use wengert_tape::IntoValue;
 
 use crate::{Error, Result, Rng};
 
@@ -178,25 +179,55 @@ impl<E: Float> Dataset<E> {
         Ok(out)
     }
 
-    /// Copies the rows at `indices` into `features` (row-major) and their targets into
-    /// `labels` or `values`, reusing the buffers.
-    pub(crate) fn gather(
-        &self,
-        indices: &[usize],
-        features: &mut Vec<E>,
-        labels: &mut Vec<usize>,
-        values: &mut Vec<E>,
-    ) {
-        features.clear();
+    /// The labels of the examples at `indices`, into `labels` (reusing it); nothing for a
+    /// regression set.
+    pub(crate) fn gather_labels(&self, indices: &[usize], labels: &mut Vec<usize>) {
         labels.clear();
-        values.clear();
-        for &i in indices {
-            features.extend(self.features.row(i).iter().copied());
-            match &self.targets {
-                Targets::Classes { labels: l, .. } => labels.push(l[i]),
-                Targets::Values(v) => values.extend(v.row(i).iter().copied()),
+        if let Targets::Classes { labels: l, .. } = &self.targets {
+            labels.extend(indices.iter().map(|&i| l[i]));
+        }
+    }
+
+    /// The feature rows at `indices`, as a value a tape writes straight into a node's buffer.
+    pub(crate) fn feature_rows<'a>(&'a self, indices: &'a [usize]) -> Rows<'a, E> {
+        Rows {
+            matrix: self.features.view(),
+            indices,
+        }
+    }
+
+    /// The regression targets' rows at `indices` (none for a classification set).
+    pub(crate) fn target_rows<'a>(&'a self, indices: &'a [usize]) -> Option<Rows<'a, E>> {
+        match &self.targets {
+            Targets::Values(v) => Some(Rows {
+                matrix: v.view(),
+                indices,
+            }),
+            Targets::Classes { .. } => None,
+        }
+    }
+}
+
+/// Some rows of a matrix, in the order of `indices`: a batch, copied by the tape straight into
+/// the buffer of the input node it records (no staging copy, no allocation once the buffer has
+/// grown).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rows<'a, E> {
+    matrix: ArrayView2<'a, E>,
+    indices: &'a [usize],
+}
+
+impl<E: Float> IntoValue<E> for Rows<'_, E> {
+    fn write_into(self, buf: &mut Vec<E>) -> wengert_ops::Result<Shape> {
+        buf.clear();
+        for &i in self.indices {
+            let row = self.matrix.row(i);
+            match row.as_slice() {
+                Some(slice) => buf.extend_from_slice(slice),
+                None => buf.extend(row.iter().copied()),
             }
         }
+        Shape::new(&[self.indices.len(), self.matrix.ncols()])
     }
 }
 

@@ -8,7 +8,7 @@ use ndarray::{Array1, Array2, ArrayViewD, ArrayViewMutD, Ix1, Ix2};
 use wengert_ops::Float;
 use wengert_tape::{NodeId, Tape};
 
-use crate::{Error, Init, Module, Result, Rng};
+use crate::{Error, Init, Module, ParameterIds, Result, Rng};
 
 /// A fully connected layer, `y = x·W + b`, with `W` of shape `[inputs, outputs]` and `b` of
 /// shape `[outputs]` (PyTorch stores `W` transposed; the product is the same).
@@ -46,11 +46,16 @@ impl<E: Float> Linear<E> {
 }
 
 impl<E: Float> Module<E> for Linear<E> {
-    fn forward(&self, tape: &mut Tape<E>, x: NodeId) -> wengert_ops::Result<NodeId> {
-        let w = tape.parameter(&self.weight)?;
-        let b = tape.parameter(&self.bias)?;
+    fn forward(
+        &self,
+        tape: &mut Tape<E>,
+        params: &mut ParameterIds<'_>,
+        x: NodeId,
+    ) -> Result<NodeId> {
+        let w = params.next()?;
+        let b = params.next()?;
         let xw = tape.matmul(x, w)?;
-        tape.add(xw, b)
+        Ok(tape.add(xw, b)?)
     }
 
     fn parameters(&self) -> Vec<ArrayViewD<'_, E>> {
@@ -181,10 +186,15 @@ impl<E: Float> Mlp<E> {
 }
 
 impl<E: Float> Module<E> for Mlp<E> {
-    fn forward(&self, tape: &mut Tape<E>, x: NodeId) -> wengert_ops::Result<NodeId> {
+    fn forward(
+        &self,
+        tape: &mut Tape<E>,
+        params: &mut ParameterIds<'_>,
+        x: NodeId,
+    ) -> Result<NodeId> {
         let mut h = x;
         for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(tape, h)?;
+            h = layer.forward(tape, params, h)?;
             if i + 1 < self.layers.len() {
                 h = self.activation.record(tape, h)?;
             }
@@ -274,7 +284,7 @@ mod tests {
         };
         let mut tape = Tape::<f64>::new();
         let x = tape.input(array![[1.0, 0.0, -1.0]]).unwrap();
-        let y = layer.forward(&mut tape, x).unwrap();
+        let y = layer.apply(&mut tape, x).unwrap();
         assert_eq!(
             tape.value_owned(y).unwrap(),
             array![[-3.5, -4.5]].into_dyn()
@@ -291,7 +301,7 @@ mod tests {
         assert_eq!(mlp.sizes(), [3, 4, 2]);
         let mut tape = Tape::<f64>::new();
         let x = tape.input(array![[1.0, 2.0, 3.0]]).unwrap();
-        let y = mlp.forward(&mut tape, x).unwrap();
+        let y = mlp.apply(&mut tape, x).unwrap();
         assert_eq!(tape.shape(y).unwrap().dims(), &[1, 2]);
         let recorded: Vec<Vec<usize>> = tape
             .parameters()

@@ -61,7 +61,7 @@ pub use init::Init;
 pub use layers::{Activation, Linear, Mlp, MlpBuilder};
 pub use loss::{Loss, Sqrt};
 pub use metrics::{ConfusionMatrix, accuracy, argmax_rows};
-pub use module::Module;
+pub use module::{Module, ParameterIds};
 pub use optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd, clip_grad_norm};
 pub use rng::{Rng, RngState};
 pub use schedule::Schedule;

@@ -8,21 +8,20 @@ use wengert_ops::Float;
 /// The index of each row's largest element (the first, on a tie; a NaN is never chosen over
 /// a number). An empty row gives 0.
 pub fn argmax_rows<E: Float>(scores: ArrayView2<'_, E>) -> Vec<usize> {
-    scores
-        .rows()
-        .into_iter()
-        .map(|row| {
-            let mut best = 0;
-            let mut best_value = E::neg_infinity();
-            for (i, &v) in row.iter().enumerate() {
-                if v > best_value {
-                    best = i;
-                    best_value = v;
-                }
-            }
-            best
-        })
-        .collect()
+    scores.rows().into_iter().map(|row| argmax(row)).collect()
+}
+
+/// The index of the largest element, as [`argmax_rows`] picks it for a row.
+pub(crate) fn argmax<'a, E: Float>(row: impl IntoIterator<Item = &'a E>) -> usize {
+    let mut best = 0;
+    let mut best_value = E::neg_infinity();
+    for (i, &v) in row.into_iter().enumerate() {
+        if v > best_value {
+            best = i;
+            best_value = v;
+        }
+    }
+    best
 }
 
 /// The fraction of `predicted` equal to `actual`, elementwise; 0 for empty input.

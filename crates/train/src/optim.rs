@@ -5,16 +5,87 @@
 //! corrections, step size) computed in `f64` as Python does, so that a run can be compared
 //! with PyTorch's step for step.
 
-use ndarray::{ArrayD, ArrayViewMutD, Zip};
-use wengert_ops::Float;
+use ndarray::{ArrayD, ArrayViewMutD};
+use wengert_ops::{Float, Shape};
 
 use crate::{Error, Result};
 
 /// An optimiser: updates parameters in place from their gradients.
+///
+/// A step is [`begin_step`](Optimizer::begin_step) with every parameter's shape, then one
+/// [`update`](Optimizer::update) per parameter on its elements, row-major: the trainer calls
+/// them on the parameters living on its tape ([`Tape::update_parameters`]), with nothing
+/// copied or allocated. [`step`](Optimizer::step) does the same for parameters held in arrays.
+///
+/// An optimiser of one's own, `p -= lr·sign(g)`:
+///
+/// ```
+/// use ndarray::array;
+/// use wengert_ops::Shape;
+/// use wengert_train::{Optimizer, OptimizerState, Result};
+///
+/// struct SignSgd { lr: f64, steps: u64 }
+///
+/// impl Optimizer<f64> for SignSgd {
+///     fn begin_step(&mut self, _shapes: &[Shape]) -> Result<()> {
+///         self.steps += 1; // no per-parameter state to size
+///         Ok(())
+///     }
+///     fn update(&mut self, _index: usize, param: &mut [f64], grad: &[f64]) -> Result<()> {
+///         for (p, g) in param.iter_mut().zip(grad) {
+///             *p -= self.lr * g.signum();
+///         }
+///         Ok(())
+///     }
+///     fn learning_rate(&self) -> f64 { self.lr }
+///     fn set_learning_rate(&mut self, lr: f64) { self.lr = lr; }
+///     fn name(&self) -> &'static str { "sign_sgd" }
+///     fn state(&self) -> OptimizerState<f64> {
+///         OptimizerState { kind: "sign_sgd".into(), step: self.steps, settings: vec![], buffers: vec![] }
+///     }
+///     fn load_state(&mut self, state: &OptimizerState<f64>) -> Result<()> {
+///         self.steps = state.step;
+///         Ok(())
+///     }
+/// }
+///
+/// let mut w = array![0.5, -0.5].into_dyn();
+/// let mut opt = SignSgd { lr: 0.1, steps: 0 };
+/// opt.step(&mut [w.view_mut()], &[array![3.0, -0.01].into_dyn()])?;
+/// assert_eq!(w, array![0.4, -0.4].into_dyn());
+/// # Ok::<(), wengert_train::Error>(())
+/// ```
+///
+/// [`Tape::update_parameters`]: wengert_tape::Tape::update_parameters
 pub trait Optimizer<E: Float> {
-    /// Applies one update. `params[i]` and `grads[i]` belong together and have the same shape;
+    /// Starts a step over parameters of these shapes, which must be the same, in the same
+    /// order, at every step: counts the step, sizes the per-parameter state on the first one
+    /// and checks it after.
+    fn begin_step(&mut self, shapes: &[Shape]) -> Result<()>;
+
+    /// Updates parameter `index` (its place in the list [`begin_step`](Optimizer::begin_step)
+    /// was given) in place from its gradient; both hold the parameter's elements, row-major.
+    fn update(&mut self, index: usize, param: &mut [E], grad: &[E]) -> Result<()>;
+
+    /// One whole step: `params[i]` and `grads[i]` belong together and have the same shape;
     /// the list must be the same, in the same order, at every step.
-    fn step(&mut self, params: &mut [ArrayViewMutD<'_, E>], grads: &[ArrayD<E>]) -> Result<()>;
+    fn step(&mut self, params: &mut [ArrayViewMutD<'_, E>], grads: &[ArrayD<E>]) -> Result<()> {
+        let shapes = check_shapes(params, grads)?;
+        self.begin_step(&shapes)?;
+        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+            let g = g.as_standard_layout();
+            let g = g.as_slice().expect("standard layout");
+            match p.as_slice_mut() {
+                Some(p) => self.update(i, p, g)?,
+                None => {
+                    let mut owned = p.as_standard_layout().into_owned();
+                    self.update(i, owned.as_slice_mut().expect("standard layout"), g)?;
+                    p.assign(&owned);
+                }
+            }
+        }
+        Ok(())
+    }
 
     /// The learning rate the next step uses.
     fn learning_rate(&self) -> f64;
@@ -131,7 +202,11 @@ impl<E: Float> OptimizerState<E> {
         self.buffers
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, b)| b.clone())
+            .map(|(_, b)| {
+                b.iter()
+                    .map(|a| a.as_standard_layout().into_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -139,6 +214,14 @@ impl<E: Float> OptimizerState<E> {
 /// A boxed optimiser is an optimiser, so that one chosen at run time can drive a
 /// [`Trainer`](crate::Trainer).
 impl<E: Float, O: Optimizer<E> + ?Sized> Optimizer<E> for Box<O> {
+    fn begin_step(&mut self, shapes: &[Shape]) -> Result<()> {
+        (**self).begin_step(shapes)
+    }
+
+    fn update(&mut self, index: usize, param: &mut [E], grad: &[E]) -> Result<()> {
+        (**self).update(index, param, grad)
+    }
+
     fn step(&mut self, params: &mut [ArrayViewMutD<'_, E>], grads: &[ArrayD<E>]) -> Result<()> {
         (**self).step(params, grads)
     }
@@ -164,12 +247,11 @@ impl<E: Float, O: Optimizer<E> + ?Sized> Optimizer<E> for Box<O> {
     }
 }
 
-/// Checks that `grads` match `params` and that the state (if any) matches both.
+/// Checks that `grads` match `params` one for one, and returns their shapes.
 fn check_shapes<E: Float>(
     params: &[ArrayViewMutD<'_, E>],
     grads: &[ArrayD<E>],
-    state: &[ArrayD<E>],
-) -> Result<()> {
+) -> Result<Vec<Shape>> {
     if params.len() != grads.len() {
         return Err(Error::Model(format!(
             "{} parameters but {} gradients",
@@ -177,6 +259,7 @@ fn check_shapes<E: Float>(
             grads.len()
         )));
     }
+    let mut shapes = Vec::with_capacity(params.len());
     for (i, (p, g)) in params.iter().zip(grads).enumerate() {
         if p.shape() != g.shape() {
             return Err(Error::Model(format!(
@@ -185,28 +268,68 @@ fn check_shapes<E: Float>(
                 g.shape()
             )));
         }
-        if let Some(s) = state.get(i)
-            && s.shape() != p.shape()
-        {
-            return Err(Error::Model(format!(
-                "parameter {i} changed shape from {:?} to {:?} between steps",
-                s.shape(),
-                p.shape()
-            )));
-        }
+        shapes.push(Shape::new(p.shape())?);
     }
-    if !state.is_empty() && state.len() != params.len() {
+    Ok(shapes)
+}
+
+/// Checks that the per-parameter `state` (if any yet) fits parameters of `shapes`.
+fn check_state<E: Float>(shapes: &[Shape], state: &[ArrayD<E>]) -> Result<()> {
+    if state.is_empty() {
+        return Ok(());
+    }
+    if state.len() != shapes.len() {
         return Err(Error::Model(format!(
             "the optimiser saw {} parameters before and {} now",
             state.len(),
-            params.len()
+            shapes.len()
         )));
+    }
+    for (i, (s, shape)) in state.iter().zip(shapes).enumerate() {
+        if s.shape() != shape.dims() {
+            return Err(Error::Model(format!(
+                "parameter {i} changed shape from {:?} to {:?} between steps",
+                s.shape(),
+                shape.dims()
+            )));
+        }
     }
     Ok(())
 }
 
-fn zeros_like<E: Float>(params: &[ArrayViewMutD<'_, E>]) -> Vec<ArrayD<E>> {
-    params.iter().map(|p| ArrayD::zeros(p.raw_dim())).collect()
+fn zeros_like<E: Float>(shapes: &[Shape]) -> Vec<ArrayD<E>> {
+    shapes.iter().map(|s| ArrayD::zeros(s.dims())).collect()
+}
+
+/// The state buffer of parameter `index` as a slice of `len` elements, or an error naming the
+/// mismatch (an `update` outside the list its `begin_step` was given).
+fn buffer<E: Float>(buffers: &mut [ArrayD<E>], index: usize, len: usize) -> Result<&mut [E]> {
+    let count = buffers.len();
+    let b = buffers
+        .get_mut(index)
+        .and_then(|b| b.as_slice_mut())
+        .ok_or_else(|| {
+            Error::Model(format!(
+                "update of parameter {index}, but the step began with {count}"
+            ))
+        })?;
+    if b.len() != len {
+        return Err(Error::Model(format!(
+            "parameter {index} has {len} elements, but {} when the step began",
+            b.len()
+        )));
+    }
+    Ok(b)
+}
+
+/// Checks that a parameter and its gradient have the same length.
+fn same_length(index: usize, param: usize, grad: usize) -> Result<()> {
+    if param != grad {
+        return Err(Error::Model(format!(
+            "parameter {index} has {param} elements but its gradient {grad}"
+        )));
+    }
+    Ok(())
 }
 
 /// Stochastic gradient descent, optionally with momentum (heavy-ball or Nesterov) and L2
@@ -234,6 +357,8 @@ pub struct Sgd<E: Float> {
     weight_decay: f64,
     steps: u64,
     buffers: Vec<ArrayD<E>>,
+    /// Whether the step in progress is the first with momentum (its buffers start at `g`).
+    first: bool,
 }
 
 impl<E: Float> Sgd<E> {
@@ -246,6 +371,7 @@ impl<E: Float> Sgd<E> {
             weight_decay: 0.0,
             steps: 0,
             buffers: Vec::new(),
+            first: false,
         }
     }
 
@@ -269,37 +395,40 @@ impl<E: Float> Sgd<E> {
 }
 
 impl<E: Float> Optimizer<E> for Sgd<E> {
-    fn step(&mut self, params: &mut [ArrayViewMutD<'_, E>], grads: &[ArrayD<E>]) -> Result<()> {
-        check_shapes(params, grads, &self.buffers)?;
+    fn begin_step(&mut self, shapes: &[Shape]) -> Result<()> {
+        check_state(shapes, &self.buffers)?;
         if self.nesterov && self.momentum <= 0.0 {
             return Err(Error::InvalidConfig(
                 "Nesterov momentum needs a positive momentum".into(),
             ));
         }
+        self.first = self.buffers.is_empty();
+        if self.momentum != 0.0 && self.first {
+            self.buffers = zeros_like(shapes);
+        }
+        self.steps += 1;
+        Ok(())
+    }
+
+    fn update(&mut self, index: usize, param: &mut [E], grad: &[E]) -> Result<()> {
+        same_length(index, param.len(), grad.len())?;
         let lr = E::from_f64(self.lr);
         let wd = E::from_f64(self.weight_decay);
         let mu = E::from_f64(self.momentum);
         let use_wd = self.weight_decay != 0.0;
-        let use_momentum = self.momentum != 0.0;
-        let first = self.buffers.is_empty();
-        if use_momentum && first {
-            self.buffers = zeros_like(params);
-        }
-        self.steps += 1;
-        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
-            if use_momentum {
-                let buf = &mut self.buffers[i];
-                Zip::from(p).and(g).and(buf).for_each(|p, &g, b| {
-                    let d = if use_wd { g + wd * *p } else { g };
-                    *b = if first { d } else { *b * mu + d };
-                    let d = if self.nesterov { d + mu * *b } else { *b };
-                    *p += -lr * d;
-                });
-            } else {
-                Zip::from(p).and(g).for_each(|p, &g| {
-                    let d = if use_wd { g + wd * *p } else { g };
-                    *p += -lr * d;
-                });
+        if self.momentum != 0.0 {
+            let (first, nesterov) = (self.first, self.nesterov);
+            let buf = buffer(&mut self.buffers, index, param.len())?;
+            for ((p, &g), b) in param.iter_mut().zip(grad).zip(buf) {
+                let d = if use_wd { g + wd * *p } else { g };
+                *b = if first { d } else { *b * mu + d };
+                let d = if nesterov { d + mu * *b } else { *b };
+                *p += -lr * d;
+            }
+        } else {
+            for (p, &g) in param.iter_mut().zip(grad) {
+                let d = if use_wd { g + wd * *p } else { g };
+                *p += -lr * d;
             }
         }
         Ok(())
@@ -374,10 +503,27 @@ struct AdamState<E: Float> {
     step: u64,
     exp_avg: Vec<ArrayD<E>>,
     exp_avg_sq: Vec<ArrayD<E>>,
+    /// The step in progress's scalars, set by `begin_step`.
+    scalars: AdamScalars<E>,
+}
+
+/// The scalars of one Adam step, computed once per step (in `f64`, as Python does) rather
+/// than per element.
+#[derive(Debug, Clone, Copy)]
+struct AdamScalars<E> {
+    step_size: E,
+    bias_correction2_sqrt: E,
+    eps: E,
+    one_minus_beta1: E,
+    beta2: E,
+    one_minus_beta2: E,
+    weight_decay: E,
+    decay: E,
 }
 
 impl<E: Float> AdamState<E> {
     fn new(lr: f64, weight_decay: f64) -> Self {
+        let zero = E::zero();
         AdamState {
             lr,
             beta1: 0.9,
@@ -387,6 +533,16 @@ impl<E: Float> AdamState<E> {
             step: 0,
             exp_avg: Vec::new(),
             exp_avg_sq: Vec::new(),
+            scalars: AdamScalars {
+                step_size: zero,
+                bias_correction2_sqrt: zero,
+                eps: zero,
+                one_minus_beta1: zero,
+                beta2: zero,
+                one_minus_beta2: zero,
+                weight_decay: zero,
+                decay: zero,
+            },
         }
     }
 
@@ -427,60 +583,110 @@ impl<E: Float> AdamState<E> {
         Ok(())
     }
 
-    /// One step; `decoupled` selects AdamW's decay (`p *= 1 - lr·wd` first) over Adam's L2.
-    fn step(
-        &mut self,
-        params: &mut [ArrayViewMutD<'_, E>],
-        grads: &[ArrayD<E>],
-        decoupled: bool,
-    ) -> Result<()> {
-        check_shapes(params, grads, &self.exp_avg)?;
+    /// Starts a step: sizes or checks the moments and computes the step's scalars.
+    fn begin_step(&mut self, shapes: &[Shape]) -> Result<()> {
+        check_state(shapes, &self.exp_avg)?;
         if self.exp_avg.is_empty() {
-            self.exp_avg = zeros_like(params);
-            self.exp_avg_sq = zeros_like(params);
+            self.exp_avg = zeros_like(shapes);
+            self.exp_avg_sq = zeros_like(shapes);
         }
         self.step += 1;
-        let t = self.step as i32;
+        let t = i32::try_from(self.step).unwrap_or(i32::MAX);
         // Python floats, as in torch.optim.adam._single_tensor_adam.
         let bias_correction1 = 1.0 - self.beta1.powi(t);
         let bias_correction2 = 1.0 - self.beta2.powi(t);
-        let step_size = E::from_f64(self.lr / bias_correction1);
-        let bias_correction2_sqrt = E::from_f64(bias_correction2.sqrt());
-        let eps = E::from_f64(self.eps);
-        let one_minus_beta1 = E::from_f64(1.0 - self.beta1);
-        let beta2 = E::from_f64(self.beta2);
-        let one_minus_beta2 = E::from_f64(1.0 - self.beta2);
-        let wd = E::from_f64(self.weight_decay);
-        let decay = E::from_f64(1.0 - self.lr * self.weight_decay);
-        let l2 = !decoupled && self.weight_decay != 0.0;
-        let shrink = decoupled && self.weight_decay != 0.0;
-        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
-            Zip::from(p)
-                .and(g)
-                .and(&mut self.exp_avg[i])
-                .and(&mut self.exp_avg_sq[i])
-                .for_each(|p, &g, m, v| {
-                    if shrink {
-                        *p *= decay;
-                    }
-                    let g = if l2 { g + wd * *p } else { g };
-                    *m = lerp(*m, g, one_minus_beta1);
-                    *v = *v * beta2 + one_minus_beta2 * g * g;
-                    let denom = v.sqrt() / bias_correction2_sqrt + eps;
-                    *p += -step_size * (*m / denom);
-                });
+        self.scalars = AdamScalars {
+            step_size: E::from_f64(self.lr / bias_correction1),
+            bias_correction2_sqrt: E::from_f64(bias_correction2.sqrt()),
+            eps: E::from_f64(self.eps),
+            one_minus_beta1: E::from_f64(1.0 - self.beta1),
+            beta2: E::from_f64(self.beta2),
+            one_minus_beta2: E::from_f64(1.0 - self.beta2),
+            weight_decay: E::from_f64(self.weight_decay),
+            decay: E::from_f64(1.0 - self.lr * self.weight_decay),
+        };
+        Ok(())
+    }
+
+    /// Updates one parameter; `decoupled` selects AdamW's decay (`p *= 1 - lr·wd` first) over
+    /// Adam's L2.
+    fn update(&mut self, index: usize, param: &mut [E], grad: &[E], decoupled: bool) -> Result<()> {
+        same_length(index, param.len(), grad.len())?;
+        let m = buffer(&mut self.exp_avg, index, param.len())?;
+        let v = buffer(&mut self.exp_avg_sq, index, param.len())?;
+        let c = &self.scalars;
+        let decays = self.weight_decay != 0.0;
+        // Each combination gets its own loop, free of per-element branches.
+        match (decays && decoupled, decays && !decoupled) {
+            (false, false) => split(param, grad, m, v, &|p, g, m, v| {
+                adam_loop::<E, false, false>(p, g, m, v, c)
+            }),
+            (true, _) => split(param, grad, m, v, &|p, g, m, v| {
+                adam_loop::<E, true, false>(p, g, m, v, c)
+            }),
+            (false, true) => split(param, grad, m, v, &|p, g, m, v| {
+                adam_loop::<E, false, true>(p, g, m, v, c)
+            }),
         }
         Ok(())
     }
 }
 
-/// `torch.lerp`: `a + w·(b - a)` for `w < 0.5`, else `b - (b - a)·(1 - w)`.
+/// Below this many elements an update runs on one thread: splitting costs more than it saves.
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 13;
+
+/// Runs `f` on `(param, grad, exp_avg, exp_avg_sq)`, split in two halves on two of the
+/// current rayon pool's threads when the parameter is large and the caller is inside a pool
+/// of more than one thread (from outside, `rayon::join` would go through rayon's global queue,
+/// which allocates). Every element is updated by itself, so the result is the same for any
+/// split.
+fn split<E: Float, F>(param: &mut [E], grad: &[E], exp_avg: &mut [E], exp_avg_sq: &mut [E], f: &F)
+where
+    F: Fn(&mut [E], &[E], &mut [E], &mut [E]) + Sync,
+{
+    let n = param.len();
+    if n < PARALLEL_MIN_ELEMENTS
+        || rayon::current_thread_index().is_none()
+        || rayon::current_num_threads() < 2
+    {
+        return f(param, grad, exp_avg, exp_avg_sq);
+    }
+    // Halves of whole cache lines (16 f32 or 8 f64).
+    let mid = (n / 2).next_multiple_of(16).min(n);
+    let (p0, p1) = param.split_at_mut(mid);
+    let (g0, g1) = grad.split_at(mid);
+    let (m0, m1) = exp_avg.split_at_mut(mid);
+    let (v0, v1) = exp_avg_sq.split_at_mut(mid);
+    rayon::join(|| f(p0, g0, m0, v0), || f(p1, g1, m1, v1));
+}
+
+/// Adam's update of one parameter, element by element in PyTorch's order of operations:
+/// `SHRINK` is AdamW's decoupled decay, `L2` Adam's decay through the gradient.
 #[inline]
-fn lerp<E: Float>(a: E, b: E, w: E) -> E {
-    if w.abs() < E::from_f64(0.5) {
-        a + w * (b - a)
-    } else {
-        b - (b - a) * (E::one() - w)
+fn adam_loop<E: Float, const SHRINK: bool, const L2: bool>(
+    param: &mut [E],
+    grad: &[E],
+    exp_avg: &mut [E],
+    exp_avg_sq: &mut [E],
+    c: &AdamScalars<E>,
+) {
+    let lerp_from_a = c.one_minus_beta1.abs() < E::from_f64(0.5);
+    let one_minus_w = E::one() - c.one_minus_beta1;
+    let neg_step_size = -c.step_size;
+    for (((p, &g), m), v) in param.iter_mut().zip(grad).zip(exp_avg).zip(exp_avg_sq) {
+        if SHRINK {
+            *p *= c.decay;
+        }
+        let g = if L2 { g + c.weight_decay * *p } else { g };
+        // torch.lerp(m, g, 1 - β₁), whose formula depends on the weight (loop-invariant).
+        *m = if lerp_from_a {
+            *m + c.one_minus_beta1 * (g - *m)
+        } else {
+            g - (g - *m) * one_minus_w
+        };
+        *v = *v * c.beta2 + c.one_minus_beta2 * g * g;
+        let denom = v.sqrt() / c.bias_correction2_sqrt + c.eps;
+        *p += neg_step_size * (*m / denom);
     }
 }
 
@@ -523,8 +729,12 @@ impl<E: Float> Adam<E> {
 }
 
 impl<E: Float> Optimizer<E> for Adam<E> {
-    fn step(&mut self, params: &mut [ArrayViewMutD<'_, E>], grads: &[ArrayD<E>]) -> Result<()> {
-        self.state.step(params, grads, false)
+    fn begin_step(&mut self, shapes: &[Shape]) -> Result<()> {
+        self.state.begin_step(shapes)
+    }
+
+    fn update(&mut self, index: usize, param: &mut [E], grad: &[E]) -> Result<()> {
+        self.state.update(index, param, grad, false)
     }
 
     fn learning_rate(&self) -> f64 {
@@ -585,8 +795,12 @@ impl<E: Float> AdamW<E> {
 }
 
 impl<E: Float> Optimizer<E> for AdamW<E> {
-    fn step(&mut self, params: &mut [ArrayViewMutD<'_, E>], grads: &[ArrayD<E>]) -> Result<()> {
-        self.state.step(params, grads, true)
+    fn begin_step(&mut self, shapes: &[Shape]) -> Result<()> {
+        self.state.begin_step(shapes)
+    }
+
+    fn update(&mut self, index: usize, param: &mut [E], grad: &[E]) -> Result<()> {
+        self.state.update(index, param, grad, true)
     }
 
     fn learning_rate(&self) -> f64 {
@@ -622,15 +836,7 @@ impl<E: Float> Optimizer<E> for AdamW<E> {
 /// assert!((g[0][[0]] - 0.6).abs() < 1e-6 && (g[1][[0]] - 0.8).abs() < 1e-6);
 /// ```
 pub fn clip_grad_norm<E: Float>(grads: &mut [ArrayD<E>], max_norm: f64) -> f64 {
-    let total: f64 = grads
-        .iter()
-        .flat_map(|g| g.iter())
-        .map(|&x| {
-            let x = Float::to_f64(x);
-            x * x
-        })
-        .sum::<f64>()
-        .sqrt();
+    let total = global_norm(grads.iter().map(|g| g.view()));
     let coef = max_norm / (total + 1e-6);
     if coef < 1.0 {
         let c = E::from_f64(coef);
@@ -639,6 +845,20 @@ pub fn clip_grad_norm<E: Float>(grads: &mut [ArrayD<E>], max_norm: f64) -> f64 {
         }
     }
     total
+}
+
+/// The L2 norm of all of `grads` together, summed in `f64` in order.
+pub(crate) fn global_norm<'a, E: Float>(
+    grads: impl Iterator<Item = ndarray::ArrayViewD<'a, E>>,
+) -> f64 {
+    grads
+        .flat_map(|g| g.into_iter())
+        .map(|&x| {
+            let x = Float::to_f64(x);
+            x * x
+        })
+        .sum::<f64>()
+        .sqrt()
 }
 
 #[cfg(test)]
@@ -790,6 +1010,33 @@ mod tests {
                 .to_string()
                 .contains("momentum 0.9, this optimiser 0.5")
         );
+    }
+
+    #[test]
+    fn a_large_parameter_updated_on_two_threads_matches_one_thread_bit_for_bit() {
+        // Large enough to be split across the pool's threads; an odd length for a ragged end.
+        let n = 3 * PARALLEL_MIN_ELEMENTS + 5;
+        let p0 = ArrayD::from_shape_fn(vec![n], |i| (i[0] as f32 * 0.37).sin());
+        let grads: Vec<ArrayD<f32>> = (0..3)
+            .map(|s| ArrayD::from_shape_fn(vec![n], |i| ((i[0] + s) as f32 * 0.11).cos()))
+            .collect();
+        let train = |threads: usize, opt: &mut (dyn Optimizer<f32> + Send)| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut p = p0.clone();
+            for g in &grads {
+                pool.install(|| opt.step(&mut [p.view_mut()], std::slice::from_ref(g)))
+                    .unwrap();
+            }
+            p.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
+        };
+        let one = train(1, &mut Adam::new(0.01));
+        assert_eq!(train(2, &mut Adam::new(0.01)), one);
+        assert_ne!(p0.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), one);
+        let one = train(1, &mut AdamW::new(0.01));
+        assert_eq!(train(2, &mut AdamW::new(0.01)), one);
     }
 
     #[test]

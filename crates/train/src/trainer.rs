@@ -2,15 +2,18 @@
 
 use std::time::Instant;
 
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMutD};
-use wengert_ops::Float;
-use wengert_tape::{NodeId, Shaped, Tape};
+use ndarray::{Array2, ArrayD, ArrayView2};
+use wengert_ops::{Float, Shape};
+use wengert_tape::{Mark, NodeId, Shaped, Tape};
 
 use crate::callback::{Callback, Control, EpochRecord, StepInfo};
 use crate::loss::LossRecorder;
-use crate::metrics::{ConfusionMatrix, argmax_rows};
+use crate::metrics::{ConfusionMatrix, argmax, argmax_rows};
+use crate::module::record_parameters;
 use crate::state::{EpochProgress, Every, TrainState};
-use crate::{Dataset, Error, Loss, Module, Optimizer, Result, Rng, Schedule, Targets};
+use crate::{
+    Dataset, Error, Loss, Module, Optimizer, ParameterIds, Result, Rng, Schedule, Targets,
+};
 
 /// How to train.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,9 +105,19 @@ pub struct Evaluation {
 }
 
 /// Trains a [`Module`] with an [`Optimizer`]: shuffles the examples every epoch, records the
-/// forward pass of each batch on a cleared tape (so buffers are reused, not regrown),
-/// differentiates, optionally clips, updates, then evaluates on the validation set under
-/// [`Tape::no_grad`], calls the [`Callback`]s, and stops early if asked.
+/// forward pass of each batch, differentiates, optionally clips, updates, then evaluates on
+/// the validation set under [`Tape::no_grad`], calls the [`Callback`]s, and stops early if
+/// asked.
+///
+/// The model's parameters live on the trainer's tape while it trains: recorded once, before a
+/// [`Mark`] the tape is rewound to every step, and updated there in place by the optimiser
+/// (through [`Tape::update_parameters`]). The model's own arrays are written back when an
+/// epoch needs them (the best weights, a checkpoint) and when training stops. Every buffer is
+/// reused from one step to the next: a step allocates nothing once the first epoch has sized
+/// them, when the loop runs inside a rayon pool (build the trainer and call `fit` in
+/// `pool.install(|| ...)`, as `tests/alloc` does). From outside a pool, each matrix product
+/// large enough to be split across threads enters rayon's global pool through its job queue,
+/// which allocates now and then and costs a hand-over between threads per product.
 ///
 /// ```
 /// use ndarray::array;
@@ -128,7 +141,17 @@ pub struct Trainer<'a, E: Float> {
     tape: Tape<E>,
     losses: LossRecorder,
     batch: BatchBuffers<E>,
+    bound: Bound,
     checkpoint: Option<(Every, CheckpointHook<'a, E>)>,
+}
+
+/// The model's parameters as they live on the tape: recorded first on a cleared tape (so that
+/// parameter `i` is node `i`), then a mark every step rewinds to.
+#[derive(Debug)]
+struct Bound {
+    ids: Vec<NodeId>,
+    shapes: Vec<Shape>,
+    mark: Mark,
 }
 
 /// What [`Trainer::checkpoint_every`] calls.
@@ -137,11 +160,9 @@ type CheckpointHook<'a, E> = Box<dyn FnMut(&TrainState<E>) -> Result<Control> + 
 /// Buffers reused from batch to batch.
 #[derive(Debug, Default)]
 struct BatchBuffers<E> {
-    features: Vec<E>,
     labels: Vec<usize>,
-    values: Vec<E>,
-    param_ids: Vec<NodeId>,
-    grads: Vec<ArrayD<E>>,
+    /// A clipped gradient, handed to the optimiser in place of the tape's.
+    clipped: Vec<E>,
 }
 
 impl<E: Float> std::fmt::Debug for Trainer<'_, E> {
@@ -164,12 +185,11 @@ impl<'a, E: Float> Trainer<'a, E> {
             callbacks: Vec::new(),
             tape: Tape::new(),
             losses: LossRecorder::default(),
-            batch: BatchBuffers {
-                features: Vec::new(),
-                labels: Vec::new(),
-                values: Vec::new(),
-                param_ids: Vec::new(),
-                grads: Vec::new(),
+            batch: BatchBuffers::default(),
+            bound: Bound {
+                ids: Vec::new(),
+                shapes: Vec::new(),
+                mark: Tape::<E>::new().mark(),
             },
             checkpoint: None,
         }
@@ -196,8 +216,8 @@ impl<'a, E: Float> Trainer<'a, E> {
         self.optimizer.as_ref()
     }
 
-    /// The number of nodes the last recording left on the tape (the tape is cleared, not
-    /// regrown, every step).
+    /// The number of nodes the last recording left on the tape, the parameters included (the
+    /// tape is rewound, not regrown, every step).
     pub fn tape_len(&self) -> usize {
         self.tape.len()
     }
@@ -387,8 +407,61 @@ impl<'a, E: Float> Trainer<'a, E> {
         Ok(())
     }
 
-    /// The loop, from `s` to the end of the run (or a pause).
+    /// Records `model`'s parameters on a cleared tape and marks the point after them.
+    fn bind<M: Module<E>>(&mut self, model: &M) -> Result<()> {
+        self.tape.clear();
+        self.bound.ids = record_parameters(model, &mut self.tape)?;
+        self.bound.shapes.clear();
+        for &id in &self.bound.ids {
+            self.bound.shapes.push(self.tape.shape(id)?);
+        }
+        self.bound.mark = self.tape.mark();
+        Ok(())
+    }
+
+    /// Copies the parameters living on the tape back into `model`.
+    fn write_back<M: Module<E>>(&self, model: &mut M) -> Result<()> {
+        let mut params = model.parameters_mut();
+        if params.len() != self.bound.ids.len() {
+            return Err(Error::Model(format!(
+                "the model lists {} parameters, but {} when training began",
+                params.len(),
+                self.bound.ids.len()
+            )));
+        }
+        for (p, &id) in params.iter_mut().zip(&self.bound.ids) {
+            let value = self.tape.value(id)?;
+            if p.shape() != value.shape() {
+                return Err(Error::Model(format!(
+                    "a parameter of shape {:?} on the tape cannot go back into one of shape {:?}",
+                    value.shape(),
+                    p.shape()
+                )));
+            }
+            p.assign(&value);
+        }
+        Ok(())
+    }
+
+    /// The loop, from `s` to the end of the run (or a pause), with the parameters on the tape;
+    /// the model holds them again when it returns, even with an error.
     fn run<M: Module<E>>(
+        &mut self,
+        model: &mut M,
+        train: &Dataset<E>,
+        validation: Option<&Dataset<E>>,
+        s: TrainState<E>,
+    ) -> Result<History> {
+        self.bind(model)?;
+        let result = self.run_bound(model, train, validation, s);
+        if result.is_err() {
+            // The steps taken before the error stand, as they would on the model's own arrays.
+            let _ = self.write_back(model);
+        }
+        result
+    }
+
+    fn run_bound<M: Module<E>>(
         &mut self,
         model: &mut M,
         train: &Dataset<E>,
@@ -476,6 +549,7 @@ impl<'a, E: Float> Trainer<'a, E> {
                 s.history.best_epoch = Some(epoch + 1);
                 s.since_best = 0;
                 if keep_best {
+                    self.write_back(model)?;
                     s.best_parameters =
                         Some(model.parameters().iter().map(|p| p.to_owned()).collect());
                 }
@@ -497,6 +571,7 @@ impl<'a, E: Float> Trainer<'a, E> {
             }
         }
         self.optimizer.set_learning_rate(base_lr);
+        self.write_back(model)?;
         if paused {
             s.history.stop_reason = StopReason::Paused;
             return Ok(s.history);
@@ -522,11 +597,12 @@ impl<'a, E: Float> Trainer<'a, E> {
     /// checkpoint hook, and returns what it says.
     fn hand_out<M: Module<E>>(
         &mut self,
-        model: &M,
+        model: &mut M,
         s: &mut TrainState<E>,
         rng: &Rng,
         seconds: f64,
     ) -> Result<Control> {
+        self.write_back(model)?;
         s.rng = rng.state();
         s.elapsed_seconds = seconds;
         s.parameters = model.parameters().iter().map(|p| p.to_owned()).collect();
@@ -548,7 +624,7 @@ impl<'a, E: Float> Trainer<'a, E> {
         seconds: f64,
     ) -> Result<EpochRecord> {
         let val = match validation {
-            Some(v) if !v.is_empty() => Some(self.evaluate(model, v)?),
+            Some(v) if !v.is_empty() => Some(self.evaluate_bound(model, v)?),
             _ => None,
         };
         let seen = tally.seen.max(1) as f64;
@@ -581,22 +657,24 @@ impl<'a, E: Float> Trainer<'a, E> {
     /// update) and, for a classifier, how many it classified right.
     fn step<M: Module<E>>(
         &mut self,
-        model: &mut M,
+        model: &M,
         data: &Dataset<E>,
         indices: &[usize],
     ) -> Result<(f64, usize)> {
         let buf = &mut self.batch;
-        data.gather(indices, &mut buf.features, &mut buf.labels, &mut buf.values);
+        data.gather_labels(indices, &mut buf.labels);
         let tape = &mut self.tape;
-        tape.clear();
+        let bound = &self.bound;
+        tape.rewind(bound.mark)?;
         let (output, loss) = record_batch(
             tape,
             &mut self.losses,
             self.config.loss,
             model,
+            &bound.ids,
             data,
-            indices.len(),
-            buf,
+            indices,
+            &buf.labels,
         )?;
         let loss_value = Float::to_f64(tape.item(loss)?);
         let hits = if self.config.loss.is_classification() {
@@ -609,45 +687,53 @@ impl<'a, E: Float> Trainer<'a, E> {
         }
         tape.backward(loss)?;
 
-        buf.param_ids.clear();
-        buf.param_ids.extend(tape.parameters());
-        let mut params: Vec<ArrayViewMutD<'_, E>> = model.parameters_mut();
-        if params.len() != buf.param_ids.len() {
-            return Err(Error::Model(format!(
-                "forward recorded {} parameters but the model lists {}",
-                buf.param_ids.len(),
-                params.len()
-            )));
-        }
-        buf.grads.truncate(params.len());
-        for (i, (&id, p)) in buf.param_ids.iter().zip(&params).enumerate() {
-            let g = tape
-                .grad(id)
-                .expect("every parameter has a gradient after backward");
-            if g.shape() != p.shape() {
-                return Err(Error::Model(format!(
-                    "parameter {i} was recorded with shape {:?} but the model lists {:?}",
-                    g.shape(),
-                    p.shape()
-                )));
+        // Clipping scales every gradient by one factor, computed over all of them first.
+        let scale = match self.config.clip_grad_norm {
+            Some(max_norm) => {
+                let grads = bound.ids.iter().filter_map(|&id| tape.grad(id));
+                let norm = crate::optim::global_norm(grads);
+                let coef = max_norm / (norm + 1e-6);
+                (coef < 1.0).then(|| E::from_f64(coef))
             }
-            match buf.grads.get_mut(i) {
-                Some(slot) if slot.shape() == g.shape() => slot.assign(&g),
-                Some(slot) => *slot = g.to_owned(),
-                None => buf.grads.push(g.to_owned()),
+            None => None,
+        };
+        self.optimizer.begin_step(&bound.shapes)?;
+        let optimizer = &mut self.optimizer;
+        let clipped = &mut buf.clipped;
+        let mut failure = None;
+        // Parameters were recorded first, so a parameter's node id is its place in the list.
+        tape.update_parameters(|id, value, grad| {
+            if failure.is_some() {
+                return;
             }
+            let grad = match scale {
+                Some(c) => {
+                    clipped.clear();
+                    clipped.extend(grad.iter().map(|&g| g * c));
+                    &clipped[..]
+                }
+                None => grad,
+            };
+            if let Err(e) = optimizer.update(id.index(), value, grad) {
+                failure = Some(e);
+            }
+        });
+        match failure {
+            Some(e) => Err(e),
+            None => Ok((loss_value, hits)),
         }
-        if let Some(max_norm) = self.config.clip_grad_norm {
-            crate::clip_grad_norm(&mut buf.grads, max_norm);
-        }
-        self.optimizer.step(&mut params, &buf.grads)?;
-        Ok((loss_value, hits))
     }
 
     /// The model's loss on `data` (and, for a classifier, its accuracy and confusion matrix),
     /// computed under [`Tape::no_grad`] in chunks of `eval_batch_size`.
     pub fn evaluate<M: Module<E>>(&mut self, model: &M, data: &Dataset<E>) -> Result<Evaluation> {
         self.check_targets(data, "evaluation")?;
+        self.bind(model)?;
+        self.evaluate_bound(model, data)
+    }
+
+    /// [`evaluate`](Trainer::evaluate) with the parameters already on the tape.
+    fn evaluate_bound<M: Module<E>>(&mut self, model: &M, data: &Dataset<E>) -> Result<Evaluation> {
         let classes = data.classes();
         let mut confusion = classes.map(ConfusionMatrix::new);
         let chunk = self.config.eval_batch_size.max(1);
@@ -660,12 +746,21 @@ impl<'a, E: Float> Trainer<'a, E> {
         let indices: Vec<usize> = (0..data.len()).collect();
         for part in indices.chunks(chunk) {
             let buf = &mut self.batch;
-            data.gather(part, &mut buf.features, &mut buf.labels, &mut buf.values);
+            data.gather_labels(part, &mut buf.labels);
             let losses = &mut self.losses;
+            let bound = &self.bound;
             let (loss, predicted) = self.tape.no_grad(|tape| -> Result<(f64, Vec<usize>)> {
-                tape.clear();
-                let (output, loss) =
-                    record_batch(tape, losses, loss_kind, model, data, part.len(), buf)?;
+                tape.rewind(bound.mark)?;
+                let (output, loss) = record_batch(
+                    tape,
+                    losses,
+                    loss_kind,
+                    model,
+                    &bound.ids,
+                    data,
+                    part,
+                    &buf.labels,
+                )?;
                 let predicted = if classes.is_some() {
                     argmax_rows(output_view(tape, output)?)
                 } else {
@@ -701,10 +796,12 @@ impl<'a, E: Float> Trainer<'a, E> {
         let rows = features.nrows();
         let feats = features.as_standard_layout();
         let data = feats.as_slice().expect("standard layout");
+        self.bind(model)?;
+        let bound = &self.bound;
         self.tape.no_grad(|tape| -> Result<Array2<E>> {
-            tape.clear();
+            tape.rewind(bound.mark)?;
             let x = tape.input(Shaped(&[rows, features.ncols()], data))?;
-            let out = model.forward(tape, x)?;
+            let out = forward_bound(tape, model, &bound.ids, x)?;
             Ok(output_view(tape, out)?.to_owned())
         })
     }
@@ -763,22 +860,53 @@ impl<'a, E: Float> Trainer<'a, E> {
     }
 }
 
-/// Records the forward pass and the loss of a gathered batch of `rows` examples.
+/// Records `model`'s forward pass of `x` on a tape that holds its parameters at `ids`, and
+/// checks that it took every one of them and recorded none of its own.
+fn forward_bound<E: Float, M: Module<E>>(
+    tape: &mut Tape<E>,
+    model: &M,
+    ids: &[NodeId],
+    x: NodeId,
+) -> Result<NodeId> {
+    let mut params = ParameterIds::new(ids);
+    let output = model.forward(tape, &mut params, x)?;
+    params.finish()?;
+    let recorded = tape.parameters().count();
+    if recorded != ids.len() {
+        return Err(Error::Model(format!(
+            "the tape holds {recorded} parameters but the model lists {}: forward must take \
+             its parameters from the ids it is given, not record its own",
+            ids.len()
+        )));
+    }
+    Ok(output)
+}
+
+/// Records the forward pass and the loss of the examples at `indices`, whose labels (for a
+/// classifier) are `labels`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of the trainer a recording borrows, split so the tape can be borrowed mutably"
+)]
 fn record_batch<E: Float, M: Module<E>>(
     tape: &mut Tape<E>,
     losses: &mut LossRecorder,
     loss: Loss,
     model: &M,
+    ids: &[NodeId],
     data: &Dataset<E>,
-    rows: usize,
-    buf: &BatchBuffers<E>,
+    indices: &[usize],
+    labels: &[usize],
 ) -> Result<(NodeId, NodeId)> {
-    let x = tape.input(Shaped(&[rows, data.n_features()], &buf.features))?;
-    let output = model.forward(tape, x)?;
+    let x = tape.input(data.feature_rows(indices))?;
+    let output = forward_bound(tape, model, ids, x)?;
     let target = if loss.is_classification() {
-        tape.labels(&buf.labels)?
+        tape.labels(labels)?
     } else {
-        tape.input(Shaped(&[rows, data.n_outputs()], &buf.values))?
+        let values = data.target_rows(indices).ok_or_else(|| {
+            Error::InvalidData("a regression loss needs regression targets".into())
+        })?;
+        tape.input(values)?
     };
     let loss = losses.record(tape, loss, output, target)?;
     Ok((output, loss))
@@ -797,7 +925,13 @@ fn output_view<E: Float>(tape: &Tape<E>, output: NodeId) -> Result<ArrayView2<'_
     Ok(ArrayView2::from_shape((dims[0], dims[1]), tape.data(output)?).expect("sized by its shape"))
 }
 
+/// How many rows of the output pick their label; allocates nothing.
 fn count_hits<E: Float>(tape: &Tape<E>, output: NodeId, labels: &[usize]) -> Result<usize> {
-    let predicted = argmax_rows(output_view(tape, output)?);
-    Ok(predicted.iter().zip(labels).filter(|(p, l)| p == l).count())
+    let scores = output_view(tape, output)?;
+    Ok(scores
+        .rows()
+        .into_iter()
+        .zip(labels)
+        .filter(|(row, l)| argmax(*row) == **l)
+        .count())
 }

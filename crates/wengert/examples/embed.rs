@@ -6,11 +6,12 @@
 
 use wengert::ndarray::{Array1, Array2, ArrayViewD, ArrayViewMutD, array};
 use wengert::train::{
-    Callback, Control, Dataset, EpochRecord, Module, Rng, Sgd, StepInfo, TrainConfig, Trainer,
+    Callback, Control, Dataset, EpochRecord, Module, ParameterIds, Rng, Sgd, StepInfo, TrainConfig,
+    Trainer,
 };
 use wengert::{NodeId, Tape};
 
-/// `logits = (x·w + b) · t`: three parameters, recorded in the order `parameters` lists them.
+/// `logits = (x·w + b) · t`: three parameters, taken in the order `parameters` lists them.
 struct TemperedLogistic {
     w: Array2<f64>,
     b: Array1<f64>,
@@ -18,13 +19,19 @@ struct TemperedLogistic {
 }
 
 impl Module<f64> for TemperedLogistic {
-    fn forward(&self, tape: &mut Tape<f64>, x: NodeId) -> wengert::Result<NodeId> {
-        let w = tape.parameter(&self.w)?;
-        let b = tape.parameter(&self.b)?;
-        let t = tape.parameter(&self.t)?;
+    fn forward(
+        &self,
+        tape: &mut Tape<f64>,
+        params: &mut ParameterIds<'_>,
+        x: NodeId,
+    ) -> wengert::train::Result<NodeId> {
+        // The trainer keeps the parameters on its tape; take their nodes in `parameters` order.
+        let w = params.next()?;
+        let b = params.next()?;
+        let t = params.next()?;
         let z = tape.matmul(x, w)?;
         let z = tape.add(z, b)?;
-        tape.mul(z, t)
+        Ok(tape.mul(z, t)?)
     }
 
     fn parameters(&self) -> Vec<ArrayViewD<'_, f64>> {

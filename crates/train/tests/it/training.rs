@@ -7,7 +7,7 @@ use ndarray::{ArrayViewD, ArrayViewMutD, array};
 use wengert_tape::{NodeId, Tape};
 use wengert_train::{
     Activation, Adam, AdamW, Callback, Control, EpochRecord, Error, Linear, Loss, Mlp, Module,
-    OnEpoch, OnStep, Schedule, Sgd, StopReason, TrainConfig, Trainer, datasets,
+    OnEpoch, OnStep, ParameterIds, Schedule, Sgd, StopReason, TrainConfig, Trainer, datasets,
 };
 
 use crate::{disc, plane};
@@ -317,10 +317,15 @@ fn bad_configurations_are_refused_before_training() {
 struct Sneaky(Linear<f32>);
 
 impl Module<f32> for Sneaky {
-    fn forward(&self, tape: &mut Tape<f32>, x: NodeId) -> wengert_ops::Result<NodeId> {
+    fn forward(
+        &self,
+        tape: &mut Tape<f32>,
+        params: &mut ParameterIds<'_>,
+        x: NodeId,
+    ) -> wengert_train::Result<NodeId> {
         let extra = tape.parameter(array![1.0f32])?;
-        let y = self.0.forward(tape, x)?;
-        tape.mul(y, extra)
+        let y = self.0.forward(tape, params, x)?;
+        Ok(tape.mul(y, extra)?)
     }
     fn parameters(&self) -> Vec<ArrayViewD<'_, f32>> {
         self.0.parameters()
@@ -345,4 +350,68 @@ fn a_model_breaking_the_parameter_contract_is_refused() {
         .unwrap_err();
     assert!(matches!(err, Error::Model(_)), "{err}");
     assert!(err.to_string().contains("3 parameters"), "{err}");
+}
+
+/// A model that lists a parameter its forward pass never takes.
+struct Forgetful(Linear<f32>, ndarray::Array1<f32>);
+
+impl Module<f32> for Forgetful {
+    fn forward(
+        &self,
+        tape: &mut Tape<f32>,
+        params: &mut ParameterIds<'_>,
+        x: NodeId,
+    ) -> wengert_train::Result<NodeId> {
+        self.0.forward(tape, params, x)
+    }
+    fn parameters(&self) -> Vec<ArrayViewD<'_, f32>> {
+        let mut p = self.0.parameters();
+        p.push(self.1.view().into_dyn());
+        p
+    }
+    fn parameters_mut(&mut self) -> Vec<ArrayViewMutD<'_, f32>> {
+        let mut p = self.0.parameters_mut();
+        p.push(self.1.view_mut().into_dyn());
+        p
+    }
+}
+
+#[test]
+fn a_model_that_leaves_a_parameter_untaken_is_refused() {
+    let data = disc(10, 13);
+    let mut rng = wengert_train::Rng::seed_from_u64(0);
+    let linear = Linear::new(2, 2, wengert_train::Init::GlorotUniform, &mut rng);
+    let mut model = Forgetful(linear, array![1.0f32]);
+    let err = Trainer::new(TrainConfig::default(), Adam::new(0.01))
+        .fit(&mut model, &data, None)
+        .unwrap_err();
+    assert!(matches!(err, Error::Model(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("took 2 parameters but the model lists 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_model_holds_the_trained_weights_and_apply_runs_it_outside_the_trainer() {
+    let data = disc(64, 21);
+    let mut model = disc_model(4);
+    let before = model.clone();
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: 16,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(config, Adam::new(0.01));
+    trainer.fit(&mut model, &data, None).unwrap();
+    assert_ne!(model, before, "training wrote the weights back");
+
+    // The same logits through `predict` (the trainer's tape) and `apply` (a tape of one's own).
+    let predicted = trainer.predict(&model, data.features()).unwrap();
+    let mut tape = Tape::new();
+    let x = tape.input(data.features().to_owned()).unwrap();
+    let y = model.apply(&mut tape, x).unwrap();
+    assert_eq!(tape.data(y).unwrap(), predicted.as_slice().unwrap());
+    assert_eq!(tape.parameters().count(), 4);
 }

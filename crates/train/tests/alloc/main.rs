@@ -1,0 +1,169 @@
+//! Heap allocations per training step, counted by a global allocator: once the first epoch has
+//! sized every buffer, a step of the `Trainer` allocates nothing. A test binary of its own, so
+//! that no other test allocates while it counts; one test function, for the same reason.
+
+#![allow(
+    unsafe_code,
+    reason = "GlobalAlloc is an unsafe trait; every method forwards to the system allocator"
+)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ndarray::Array2;
+use wengert_train::{
+    Adam, AdamW, Callback, Control, Dataset, Loss, Mlp, Optimizer, Rng, Sgd, StepInfo, TrainConfig,
+    Trainer, datasets,
+};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: each method forwards its arguments unchanged to `System`, which upholds GlobalAlloc's
+// contract; the counter is an atomic that never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `alloc`'s contract, which we pass on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: `ptr` came from `System` with `layout`; the caller upholds `new_size`'s rules.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from this allocator, that is from `System`, with this `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+/// Notes the allocation count after every step, into room reserved beforehand.
+struct StepAllocations {
+    /// `(epoch, allocations so far)` per step.
+    seen: Vec<(usize, u64)>,
+}
+
+impl Callback for &mut StepAllocations {
+    fn on_step(&mut self, step: &StepInfo) -> Control {
+        if self.seen.len() < self.seen.capacity() {
+            self.seen.push((step.epoch, allocations()));
+        }
+        Control::Continue
+    }
+}
+
+/// Trains `model` on `data` inside a pool of `threads` and returns the allocations of every
+/// step after the first epoch that follows a step of the same epoch.
+fn steady_steps<O: Optimizer<f32> + Send>(
+    threads: usize,
+    config: TrainConfig,
+    optimizer: O,
+    model: &mut Mlp<f32>,
+    data: &Dataset<f32>,
+) -> Vec<u64> {
+    let mut counter = StepAllocations {
+        seen: Vec::with_capacity(100_000),
+    };
+    // From outside a rayon pool, a product split across threads enters it through rayon's
+    // global queue, which allocates; a training loop runs inside the pool.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let mut trainer = Trainer::new(config, optimizer).with_callback(&mut counter);
+        trainer.fit(model, data, None).unwrap();
+    });
+    counter
+        .seen
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0 && w[0].0 > 1)
+        .map(|w| w[1].1 - w[0].1)
+        .collect()
+}
+
+/// `y = x·[1, -2, 0.5, ...] + 0.3` over random inputs.
+fn plane(n: usize, features: usize) -> Dataset<f32> {
+    let mut rng = Rng::seed_from_u64(7);
+    let x = Array2::from_shape_fn((n, features), |_| rng.normal() as f32);
+    let y = Array2::from_shape_fn((n, 1), |(i, _)| {
+        (0..features)
+            .map(|j| x[[i, j]] * (j as f32 - 1.5))
+            .sum::<f32>()
+            + 0.3
+    });
+    Dataset::regression(x, y).unwrap()
+}
+
+#[test]
+fn a_training_step_allocates_nothing_in_steady_state() {
+    // W4's shapes: digits, 64 -> 128 -> 10, batch 32 (the last batch of an epoch is smaller).
+    let digits = datasets::digits::<f32>().unwrap();
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 32,
+        ..TrainConfig::default()
+    };
+    for threads in [1, 2] {
+        let mut model = Mlp::builder(&[64, 128, 10]).seed(0).build().unwrap();
+        let steps = steady_steps(
+            threads,
+            config.clone(),
+            Adam::new(1e-3),
+            &mut model,
+            &digits,
+        );
+        assert!(steps.len() > 100, "{} steps counted", steps.len());
+        assert!(
+            steps.iter().all(|&a| a == 0),
+            "Adam on {threads} threads: allocations per step {steps:?}"
+        );
+    }
+
+    // Clipping, momentum and decoupled weight decay.
+    let clipped = TrainConfig {
+        clip_grad_norm: Some(0.5),
+        ..config.clone()
+    };
+    let mut model = Mlp::builder(&[64, 128, 10]).seed(1).build().unwrap();
+    let steps = steady_steps(
+        2,
+        clipped.clone(),
+        Sgd::new(0.01).momentum(0.9),
+        &mut model,
+        &digits,
+    );
+    assert!(steps.iter().all(|&a| a == 0), "SGD, clipped: {steps:?}");
+    let mut model = Mlp::builder(&[64, 128, 10]).seed(1).build().unwrap();
+    let steps = steady_steps(2, clipped, AdamW::new(1e-3), &mut model, &digits);
+    assert!(steps.iter().all(|&a| a == 0), "AdamW, clipped: {steps:?}");
+
+    // A regression with MSE.
+    let data = plane(300, 4);
+    let mse = TrainConfig {
+        loss: Loss::Mse,
+        batch_size: 16,
+        ..config
+    };
+    let mut model = Mlp::builder(&[4, 8, 1]).seed(2).build().unwrap();
+    let steps = steady_steps(1, mse, Adam::new(1e-2), &mut model, &data);
+    assert!(steps.len() > 30);
+    assert!(steps.iter().all(|&a| a == 0), "MSE regression: {steps:?}");
+}
