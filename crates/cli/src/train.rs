@@ -117,14 +117,19 @@ pub fn run(args: &TrainArgs, explicit: &[String]) -> Result<(), String> {
         Some(r) => resumed_args(args, explicit, r)?,
         None => args.clone(),
     };
-    let args = &args;
-    check(args)?;
-    if let Some(threads) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
-    }
+    check(&args)?;
+    // Training runs on a worker of its own pool: the matrix products and the optimiser then split
+    // work through the workers' own queues, where a call from outside a pool would go through
+    // rayon's global injector on every product (slower, and allocating).
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.unwrap_or(0))
+        .build()
+        .map_err(|e| format!("cannot start {} threads: {e}", args.threads.unwrap_or(0)))?;
+    pool.install(|| train_in_pool(&args, resume))
+}
+
+/// The body of [`run`], on a worker of the training pool.
+fn train_in_pool(args: &TrainArgs, resume: Option<Resume>) -> Result<(), String> {
     let out_dir = match (&args.out, &args.resume) {
         (Some(dir), _) | (None, Some(dir)) => dir.clone(),
         (None, None) => output::timestamped_dir(),
