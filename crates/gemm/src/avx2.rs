@@ -54,18 +54,19 @@ pub struct SrcB<T> {
 /// result depends only on `kc` and the values.
 ///
 /// With `PACKED_B`, `b` is a packed panel and its row stride is taken as 16, a constant the
-/// compiler folds into the addressing; without, `b.rs` is used. Either way each element sees
-/// the same operations in the same order.
+/// compiler folds into the addressing; without, `b.rs` is used. Only the first `ROWS` rows of
+/// the panel of `a` are multiplied: a tile at the bottom edge of `c` skips the padding rows'
+/// multiply-adds. Either way each element sees the same operations in the same order.
 ///
 /// # Safety
 /// - The CPU supports AVX2 and FMA.
 /// - `a` is valid for reading `kc·6` elements (a packed panel of `a`: step `p`, row `i` at
 ///   `p·6 + i`); for every step `p < kc` the 16 elements from `b.ptr + p·rs` are valid for
 ///   reading (`rs = 16` with `PACKED_B`, `b.rs` without).
-/// - `c.rows ≤ 6`, `c.cols ≤ 16`, and for every row `i < c.rows` the `c.cols` elements from
+/// - `c.rows ≤ ROWS ≤ 6`, `c.cols ≤ 16`, and for every row `i < c.rows` the `c.cols` elements from
 ///   `c.ptr + i·c.rsc` are valid for reading and writing, with no other reference to them alive.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn kernel_f32<const PACKED_B: bool>(
+pub(crate) unsafe fn kernel_f32<const PACKED_B: bool, const ROWS: usize>(
     kc: usize,
     a: *const f32,
     b: SrcB<f32>,
@@ -74,11 +75,11 @@ pub(crate) unsafe fn kernel_f32<const PACKED_B: bool>(
     beta: f32,
 ) {
     const NR: usize = 16;
-    debug_assert!(c.rows <= MR && c.cols <= NR);
+    debug_assert!(c.rows <= ROWS && ROWS <= MR && c.cols <= NR);
     prefetch(kc, c.ptr.cast(), c.rsc * 4, c.rows, c.cols * 4);
     let b_rs = if PACKED_B { NR as isize } else { b.rs };
-    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-    let step = |acc: &mut [[__m256; 2]; MR], p: usize| {
+    let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
+    let step = |acc: &mut [[__m256; 2]; ROWS], p: usize| {
         let p = p as isize;
         // SAFETY: p < kc, so the 16 elements from `b.ptr + p·b_rs` are readable (the contract).
         let (b0, b1) = unsafe {
@@ -142,7 +143,7 @@ pub(crate) unsafe fn kernel_f32<const PACKED_B: bool>(
 /// # Safety
 /// As [`kernel_f32`], with `b` 8 columns wide (packed: `rs = 8`) and `c.cols ≤ 8`.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn kernel_f64<const PACKED_B: bool>(
+pub(crate) unsafe fn kernel_f64<const PACKED_B: bool, const ROWS: usize>(
     kc: usize,
     a: *const f64,
     b: SrcB<f64>,
@@ -151,11 +152,11 @@ pub(crate) unsafe fn kernel_f64<const PACKED_B: bool>(
     beta: f64,
 ) {
     const NR: usize = 8;
-    debug_assert!(c.rows <= MR && c.cols <= NR);
+    debug_assert!(c.rows <= ROWS && ROWS <= MR && c.cols <= NR);
     prefetch(kc, c.ptr.cast(), c.rsc * 8, c.rows, c.cols * 8);
     let b_rs = if PACKED_B { NR as isize } else { b.rs };
-    let mut acc = [[_mm256_setzero_pd(); 2]; MR];
-    let step = |acc: &mut [[__m256d; 2]; MR], p: usize| {
+    let mut acc = [[_mm256_setzero_pd(); 2]; ROWS];
+    let step = |acc: &mut [[__m256d; 2]; ROWS], p: usize| {
         let p = p as isize;
         // SAFETY: p < kc, so the 8 elements from `b.ptr + p·b_rs` are readable (the contract).
         let (b0, b1) = unsafe {

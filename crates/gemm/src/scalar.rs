@@ -49,7 +49,8 @@ pub(crate) mod private {
             tile: &mut [Self],
         );
 
-        /// The AVX2+FMA micro-kernel, on a packed panel of `b` (`PACKED_B`) or `b` in place.
+        /// The AVX2+FMA micro-kernel, on a packed panel of `b` (`PACKED_B`) or `b` in place,
+        /// multiplying only the tile's `c.rows` rows.
         ///
         /// # Safety
         /// As [`crate::avx2::kernel_f32`].
@@ -108,8 +109,20 @@ macro_rules! sealed {
                 alpha: Self,
                 beta: Self,
             ) {
-                // SAFETY: the caller upholds the kernel's contract, this function's own.
-                unsafe { crate::avx2::$avx2::<PACKED_B>(kc, a, b, c, alpha, beta) }
+                use crate::avx2::$avx2 as kernel;
+                // SAFETY: the caller upholds the kernel's contract, this function's own, and
+                // `ROWS = c.rows` (at most MR by the contract) satisfies `c.rows ≤ ROWS ≤ MR`.
+                unsafe {
+                    match c.rows {
+                        6 => kernel::<PACKED_B, 6>(kc, a, b, c, alpha, beta),
+                        5 => kernel::<PACKED_B, 5>(kc, a, b, c, alpha, beta),
+                        4 => kernel::<PACKED_B, 4>(kc, a, b, c, alpha, beta),
+                        3 => kernel::<PACKED_B, 3>(kc, a, b, c, alpha, beta),
+                        2 => kernel::<PACKED_B, 2>(kc, a, b, c, alpha, beta),
+                        1 => kernel::<PACKED_B, 1>(kc, a, b, c, alpha, beta),
+                        rows => unreachable!("a tile of {rows} rows"),
+                    }
+                }
             }
 
             fn interleave_fast(

@@ -100,12 +100,12 @@ pub(crate) fn tile<E: Sealed>(
             });
         } else {
             // Columns that are not contiguous: through an MR × NR buffer, a local borrowed by
-            // no one, each of whose MR rows is NR elements from `buf + i·NR`.
+            // no one, each of whose mr ≤ MR rows is NR elements from `buf + i·NR`.
             through_buffer(job.beta, c, i0, j0, |buf| {
                 kernel(Dst {
                     ptr: buf.as_mut_ptr(),
                     rsc: E::NR as isize,
-                    rows: E::MR,
+                    rows: mr,
                     cols: E::NR,
                 })
             });
