@@ -245,7 +245,7 @@ pub(crate) fn prepare_thread<E: Sealed>() {
 /// If the buffer were in use on this thread already, a temporary one would serve instead.
 /// That does not happen (no task waits for another while it holds a buffer), but a call that
 /// cannot fail is cheaper to reason about than a `RefCell` that could panic.
-pub(crate) fn with_buffer<E: Sealed, R>(
+fn with_buffer<E: Sealed, R>(
     key: &'static LocalKey<RefCell<Vec<E>>>,
     len: usize,
     f: impl FnOnce(&mut [E]) -> R,
