@@ -1,6 +1,7 @@
 //! Times `wengert_gemm::gemm` against matrixmultiply (through ndarray's `general_mat_mul`, as
 //! wengert-ops called it before) on square products and on the products of one training step of
-//! the W2 network (784-512-512-10, batch 128), on 1 and 2 threads. Prints GFLOP/s, medians.
+//! the W2 network (784-512-512-10, batch 128) and of the W4 network (64-128-10, batch 32), on 1
+//! and 2 threads, and against a naive loop on W4's. Prints GFLOP/s, medians.
 //!
 //! ```text
 //! cargo run --release -p wengert-gemm --example gemm_bench [-- --quick] [--f64] [--best]
@@ -15,6 +16,7 @@
 //!   output rows, matrixmultiply in each, on a 2-thread pool.
 //! - `wengert 1t`: this crate on the calling thread (the global rayon pool has one thread).
 //! - `wengert 2t`: this crate on a 2-thread pool.
+//! - `naive`: the three loops (i, p, j) on the stored slices, for W4's small products only.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -72,6 +74,12 @@ fn cases() -> Vec<Case> {
         with(case("W2 dW2 = Xᵀ·g", 512, 128, 512), T, P),
         with(case("W2 dX1 = g·W1ᵀ", 128, 512, 784), P, T),
         with(case("W2 dW1 = Xᵀ·g", 784, 128, 512), T, P),
+        case("W4 fwd 1", 32, 64, 128),
+        case("W4 fwd 2", 32, 128, 10),
+        with(case("W4 dX2 = g·W2ᵀ", 32, 10, 128), P, T),
+        with(case("W4 dW2 = Xᵀ·g", 128, 32, 10), T, P),
+        with(case("W4 dX1 = g·W1ᵀ", 32, 128, 64), P, T),
+        with(case("W4 dW1 = Xᵀ·g", 64, 32, 128), T, P),
     ]
 }
 
@@ -117,6 +125,35 @@ fn mm_rows<E: LinalgScalar + Send + Sync>(
         || mm_rows(a0, b, c0, rows_per_task),
         || mm_rows(a1, b, c1, rows_per_task),
     );
+}
+
+/// `c = a·b` by the three loops (i, p, j), reading the stored slices through the views' strides
+/// (all non-negative here).
+fn naive<E: LinalgScalar>(
+    a_stored: &Array2<E>,
+    a: ArrayView2<'_, E>,
+    b_stored: &Array2<E>,
+    b: ArrayView2<'_, E>,
+    c: &mut Array2<E>,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    let (a_data, b_data) = (
+        a_stored.as_slice().expect("contiguous"),
+        b_stored.as_slice().expect("contiguous"),
+    );
+    let [ars, acs] = [a.strides()[0] as usize, a.strides()[1] as usize];
+    let [brs, bcs] = [b.strides()[0] as usize, b.strides()[1] as usize];
+    let c = c.as_slice_mut().expect("contiguous");
+    c.fill(E::zero());
+    for (i, row) in c.chunks_exact_mut(n).enumerate().take(m) {
+        for p in 0..k {
+            let aip = a_data[i * ars + p * acs];
+            for (j, x) in row.iter_mut().enumerate() {
+                *x = *x + aip * b_data[p * brs + j * bcs];
+            }
+        }
+    }
 }
 
 /// The median time of one call of each engine. The engines take turns, one sample each per
@@ -176,7 +213,7 @@ fn run<E: GemmScalar + LinalgScalar + From<f32> + Send + Sync>(
     let statistic = if best { "best" } else { "median" };
     println!("\n{label}: GFLOP/s, {statistic} of {rounds} samples (higher is better)");
     println!(
-        "{:<18} {:>16} {:>9} {:>11} {:>11} {:>11} {:>8} {:>8}",
+        "{:<18} {:>16} {:>9} {:>11} {:>11} {:>11} {:>8} {:>8} {:>8}",
         "product",
         "m×k×n",
         "mm 1t",
@@ -184,17 +221,20 @@ fn run<E: GemmScalar + LinalgScalar + From<f32> + Send + Sync>(
         "mm rows 2t",
         "wengert 2t",
         "1t ratio",
-        "2t ratio"
+        "2t ratio",
+        "naive"
     );
-    // The summed medians of the W2 step's nine products, per engine.
-    let mut step = [Duration::ZERO; 4];
+    // The summed medians of the W2 step's nine products and of the W4 step's six, per engine.
+    let mut step = [Duration::ZERO; 5];
+    let mut small_step = [Duration::ZERO; 5];
     for case in cases() {
         let (m, k, n) = (case.m, case.k, case.n);
-        let a = operand::<E>(m, k, case.a, 1);
-        let b = operand::<E>(k, n, case.b, 2);
-        let (a, b) = (view(&a, case.a), view(&b, case.b));
-        let mut c = [(); 4].map(|_| Array2::<E>::zeros((m, n)));
-        let [c0, c1, c2, c3] = &mut c;
+        let a_stored = operand::<E>(m, k, case.a, 1);
+        let b_stored = operand::<E>(k, n, case.b, 2);
+        let (a, b) = (view(&a_stored, case.a), view(&b_stored, case.b));
+        let mut c = [(); 5].map(|_| Array2::<E>::zeros((m, n)));
+        let [c0, c1, c2, c3, c4] = &mut c;
+        let small = case.name.starts_with("W4");
         let rows_per_task = (m.div_ceil(4).div_ceil(8) * 8).max(16);
         let times = median_times(
             rounds,
@@ -227,12 +267,24 @@ fn run<E: GemmScalar + LinalgScalar + From<f32> + Send + Sync>(
                         }
                     })
                 },
+                &mut |reps| {
+                    if small {
+                        for _ in 0..reps {
+                            naive(&a_stored, a, &b_stored, b, black_box(&mut *c4));
+                        }
+                    }
+                },
             ],
         );
         let flops = 2.0 * (m * k * n) as f64;
         let g = |t: Duration| flops / t.as_secs_f64() / 1e9;
+        let naive_figure = if small {
+            format!("{:.1}", g(times[4]))
+        } else {
+            "-".to_string()
+        };
         println!(
-            "{:<18} {:>16} {:>9.1} {:>11.1} {:>11.1} {:>11.1} {:>8.2} {:>8.2}",
+            "{:<18} {:>16} {:>9.1} {:>11.1} {:>11.1} {:>11.1} {:>8.2} {:>8.2} {:>8}",
             case.name,
             format!("{m}×{k}×{n}"),
             g(times[0]),
@@ -241,13 +293,27 @@ fn run<E: GemmScalar + LinalgScalar + From<f32> + Send + Sync>(
             g(times[3]),
             ratio(times[0], times[1]),
             ratio(times[2], times[3]),
+            naive_figure,
         );
-        if case.name.starts_with("W2") {
-            for (total, t) in step.iter_mut().zip(&times) {
+        let total = if small { &mut small_step } else { &mut step };
+        if small || case.name.starts_with("W2") {
+            for (total, t) in total.iter_mut().zip(&times) {
                 *total += *t;
             }
         }
     }
+    let us = |t: Duration| t.as_secs_f64() * 1e6;
+    println!(
+        "{:<35} {:>9.2} {:>11.2} {:>11.2} {:>11.2} {:>8.2} {:>8.2} {:>8.2}",
+        "W4 step, all 6 products (µs)",
+        us(small_step[0]),
+        us(small_step[1]),
+        us(small_step[2]),
+        us(small_step[3]),
+        ratio(small_step[0], small_step[1]),
+        ratio(small_step[2], small_step[3]),
+        us(small_step[4]),
+    );
     let ms = |t: Duration| t.as_secs_f64() * 1e3;
     println!(
         "{:<35} {:>9.3} {:>11.3} {:>11.3} {:>11.3} {:>8.2} {:>8.2}",

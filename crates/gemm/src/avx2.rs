@@ -35,6 +35,17 @@ pub struct Dst<T> {
     pub cols: usize,
 }
 
+/// Where a kernel reads `b`: element `(p, j)` (step `p` of `k`, column `j` of the tile) at
+/// `ptr + p·rs + j`, the `NR` columns of a step contiguous: a packed panel (`rs = NR`) or `b`
+/// in place (its row stride).
+#[derive(Clone, Copy)]
+pub struct SrcB<T> {
+    /// Element `(0, 0)`.
+    pub ptr: *const T,
+    /// The distance between steps of `k`, in elements.
+    pub rs: isize,
+}
+
 /// `c = alpha·(a·b) + beta·c` for one tile of at most 6×16 `f32`; `c` is not read when
 /// `beta = 0`.
 ///
@@ -42,37 +53,44 @@ pub struct Dst<T> {
 /// order, and scaled by the same instructions whether the tile is whole or partial, so its
 /// result depends only on `kc` and the values.
 ///
+/// With `PACKED_B`, `b` is a packed panel and its row stride is taken as 16, a constant the
+/// compiler folds into the addressing; without, `b.rs` is used. Only the first `ROWS` rows of
+/// the panel of `a` are multiplied: a tile at the bottom edge of `c` skips the padding rows'
+/// multiply-adds. Either way each element sees the same operations in the same order.
+///
 /// # Safety
 /// - The CPU supports AVX2 and FMA.
 /// - `a` is valid for reading `kc·6` elements (a packed panel of `a`: step `p`, row `i` at
-///   `p·6 + i`), `b` for reading `kc·16` (a packed panel of `b`: step `p`, column `j` at
-///   `p·16 + j`).
-/// - `c.rows ≤ 6`, `c.cols ≤ 16`, and for every row `i < c.rows` the `c.cols` elements from
+///   `p·6 + i`); for every step `p < kc` the 16 elements from `b.ptr + p·rs` are valid for
+///   reading (`rs = 16` with `PACKED_B`, `b.rs` without).
+/// - `c.rows ≤ ROWS ≤ 6`, `c.cols ≤ 16`, and for every row `i < c.rows` the `c.cols` elements from
 ///   `c.ptr + i·c.rsc` are valid for reading and writing, with no other reference to them alive.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn kernel_f32(
+pub(crate) unsafe fn kernel_f32<const PACKED_B: bool, const ROWS: usize>(
     kc: usize,
     a: *const f32,
-    b: *const f32,
+    b: SrcB<f32>,
     c: Dst<f32>,
     alpha: f32,
     beta: f32,
 ) {
     const NR: usize = 16;
-    debug_assert!(c.rows <= MR && c.cols <= NR);
+    debug_assert!(c.rows <= ROWS && ROWS <= MR && c.cols <= NR);
     prefetch(kc, c.ptr.cast(), c.rsc * 4, c.rows, c.cols * 4);
-    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-    let step = |acc: &mut [[__m256; 2]; MR], p: usize| {
-        // SAFETY: p < kc, so `p·16 + 8 + 8 ≤ kc·16` elements of `b` are readable (the contract).
+    let b_rs = if PACKED_B { NR as isize } else { b.rs };
+    let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
+    let step = |acc: &mut [[__m256; 2]; ROWS], p: usize| {
+        let p = p as isize;
+        // SAFETY: p < kc, so the 16 elements from `b.ptr + p·b_rs` are readable (the contract).
         let (b0, b1) = unsafe {
             (
-                _mm256_loadu_ps(b.add(p * NR)),
-                _mm256_loadu_ps(b.add(p * NR + 8)),
+                _mm256_loadu_ps(b.ptr.offset(p * b_rs)),
+                _mm256_loadu_ps(b.ptr.offset(p * b_rs + 8)),
             )
         };
         for (i, row) in acc.iter_mut().enumerate() {
             // SAFETY: p·6 + i < kc·6 elements of `a` are readable (the contract).
-            let ai = unsafe { _mm256_broadcast_ss(&*a.add(p * MR + i)) };
+            let ai = unsafe { _mm256_broadcast_ss(&*a.offset(p * MR as isize).add(i)) };
             row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
             row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
         }
@@ -123,31 +141,33 @@ pub(crate) unsafe fn kernel_f32(
 /// `beta = 0`.
 ///
 /// # Safety
-/// As [`kernel_f32`], with panels of `b` 8 wide (`kc·8` elements) and `c.cols ≤ 8`.
+/// As [`kernel_f32`], with `b` 8 columns wide (packed: `rs = 8`) and `c.cols ≤ 8`.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn kernel_f64(
+pub(crate) unsafe fn kernel_f64<const PACKED_B: bool, const ROWS: usize>(
     kc: usize,
     a: *const f64,
-    b: *const f64,
+    b: SrcB<f64>,
     c: Dst<f64>,
     alpha: f64,
     beta: f64,
 ) {
     const NR: usize = 8;
-    debug_assert!(c.rows <= MR && c.cols <= NR);
+    debug_assert!(c.rows <= ROWS && ROWS <= MR && c.cols <= NR);
     prefetch(kc, c.ptr.cast(), c.rsc * 8, c.rows, c.cols * 8);
-    let mut acc = [[_mm256_setzero_pd(); 2]; MR];
-    let step = |acc: &mut [[__m256d; 2]; MR], p: usize| {
-        // SAFETY: p < kc, so `p·8 + 4 + 4 ≤ kc·8` elements of `b` are readable (the contract).
+    let b_rs = if PACKED_B { NR as isize } else { b.rs };
+    let mut acc = [[_mm256_setzero_pd(); 2]; ROWS];
+    let step = |acc: &mut [[__m256d; 2]; ROWS], p: usize| {
+        let p = p as isize;
+        // SAFETY: p < kc, so the 8 elements from `b.ptr + p·b_rs` are readable (the contract).
         let (b0, b1) = unsafe {
             (
-                _mm256_loadu_pd(b.add(p * NR)),
-                _mm256_loadu_pd(b.add(p * NR + 4)),
+                _mm256_loadu_pd(b.ptr.offset(p * b_rs)),
+                _mm256_loadu_pd(b.ptr.offset(p * b_rs + 4)),
             )
         };
         for (i, row) in acc.iter_mut().enumerate() {
             // SAFETY: p·6 + i < kc·6 elements of `a` are readable (the contract).
-            let ai = unsafe { _mm256_broadcast_sd(&*a.add(p * MR + i)) };
+            let ai = unsafe { _mm256_broadcast_sd(&*a.offset(p * MR as isize).add(i)) };
             row[0] = _mm256_fmadd_pd(ai, b0, row[0]);
             row[1] = _mm256_fmadd_pd(ai, b1, row[1]);
         }

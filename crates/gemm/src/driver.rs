@@ -16,11 +16,18 @@ use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
 
 use crate::pack::{pack_a, pack_b};
 use crate::scalar::private::Sealed;
-use crate::tile::{TileJob, tile};
+use crate::tile::{PanelB, TileJob, tile};
 
 /// Below this many multiply-adds a product runs on the calling thread: forking would cost more
-/// than it saves.
-const PARALLEL_MIN_MACS: usize = 1 << 18;
+/// than it saves. Waking a sleeping rayon worker costs tens of microseconds; measured on 2 cores
+/// (Zen 3) with 50 µs of other work between products, 2 threads lose below about 2M
+/// multiply-adds (64×128×128: 49 µs against 39 on one thread) and win above (128×128×256:
+/// 98 µs against 128). Back to back, with the worker awake, 2 threads win from about 1M.
+const PARALLEL_MIN_MACS: usize = 1 << 21;
+
+/// Products of at most this many rows read `b` in place rather than packed (when its columns
+/// are contiguous and the kernel is AVX2's): see [`serial`].
+const B_IN_PLACE_MAX_ROWS: usize = 64;
 
 /// Packed panels start on a cache line, so that no vector load of the kernel straddles two.
 const ALIGN_BYTES: usize = 64;
@@ -78,24 +85,29 @@ pub(crate) fn gemm<E: Sealed>(
             c.reversed_axes(),
         );
     }
-    let threads = if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
+    let macs = m.saturating_mul(n).saturating_mul(k);
+    let threads = if macs < PARALLEL_MIN_MACS {
         1
     } else {
         rayon::current_num_threads()
     };
+    // The results are the same either way; the choice depends on the shape and layout only.
+    let b_in_place = path != Path::Portable && b.strides()[1] == 1 && m <= B_IN_PLACE_MAX_ROWS;
     if threads > 1 && rayon::current_thread_index().is_none() {
         // From outside the pool every `rayon::join` would inject a job through rayon's global
         // queue, which allocates a block every 63 jobs: enter the pool once instead.
-        return rayon::scope(|_| blocked(path, alpha, a, b, beta, c, threads));
+        return rayon::scope(|_| blocked(path, b_in_place, alpha, a, b, beta, c, threads));
     }
-    blocked(path, alpha, a, b, beta, c, threads);
+    blocked(path, b_in_place, alpha, a, b, beta, c, threads);
 }
 
 /// The blocked loops of [`gemm`], shared among up to `threads` tasks: by columns of `c` when
 /// it is at least as wide as tall, by rows otherwise. Each task packs its own blocks of `a` and
 /// `b`, so the tasks never wait for one another: one fork per call.
+#[allow(clippy::too_many_arguments)]
 fn blocked<E: Sealed>(
     path: Path,
+    b_in_place: bool,
     alpha: E,
     a: ArrayView2<'_, E>,
     b: ArrayView2<'_, E>,
@@ -114,25 +126,32 @@ fn blocked<E: Sealed>(
         let (b0, b1) = b.split_at(Axis(1), mid);
         let (c0, c1) = c.split_at(Axis(1), mid);
         rayon::join(
-            || blocked(path, alpha, a, b0, beta, c0, left),
-            || blocked(path, alpha, a, b1, beta, c1, threads - left),
+            || blocked(path, b_in_place, alpha, a, b0, beta, c0, left),
+            || blocked(path, b_in_place, alpha, a, b1, beta, c1, threads - left),
         );
     } else if threads > 1 && row_panels >= 2 {
         let mid = (row_panels * left / threads).max(1) * E::MR;
         let (a0, a1) = a.split_at(Axis(0), mid);
         let (c0, c1) = c.split_at(Axis(0), mid);
         rayon::join(
-            || blocked(path, alpha, a0, b, beta, c0, left),
-            || blocked(path, alpha, a1, b, beta, c1, threads - left),
+            || blocked(path, b_in_place, alpha, a0, b, beta, c0, left),
+            || blocked(path, b_in_place, alpha, a1, b, beta, c1, threads - left),
         );
     } else {
-        serial(path, alpha, a, b, beta, c);
+        serial(path, b_in_place, alpha, a, b, beta, c);
     }
 }
 
 /// One task: the five loops of BLIS around the micro-kernel, on this thread's buffers.
+///
+/// With `b_in_place` (the AVX2 kernel, `b`'s columns contiguous) the kernel reads the panels
+/// of `b` where they are, and only the last one, when `NR` does not divide the columns, is
+/// packed. Packing pays for itself by reuse: a packed element of `b` is read by `m / MR` tiles,
+/// and for a product of a few rows (a training step at batch 32: 32×64·64×128, 32×128·128×10)
+/// copying it cost as much as those reads saved. The kernel does the same operations either way.
 fn serial<E: Sealed>(
     path: Path,
+    b_in_place: bool,
     alpha: E,
     a: ArrayView2<'_, E>,
     b: ArrayView2<'_, E>,
@@ -153,10 +172,22 @@ fn serial<E: Sealed>(
         with_buffer(E::a_buffer(), E::MC * E::KC, |a_buf| {
             for jc in (0..n).step_by(E::NC) {
                 let nc = E::NC.min(n - jc);
+                let panels = nc.div_ceil(E::NR);
                 for pc in (0..k).step_by(k_block) {
                     let kc = k_block.min(k - pc);
-                    let b_packed = &mut b_buf[..nc.div_ceil(E::NR) * E::NR * kc];
-                    pack_b(path, b.slice(s![pc..pc + kc, jc..jc + nc]), b_packed);
+                    let b_packed = if b_in_place {
+                        // Only the last panel, if partial, into the buffer's first panel.
+                        let last = (panels - 1) * E::NR;
+                        if last + E::NR > nc {
+                            let edge = b.slice(s![pc..pc + kc, jc + last..jc + nc]);
+                            pack_b(path, edge, &mut b_buf[..kc * E::NR]);
+                        }
+                        &b_buf[..kc * E::NR]
+                    } else {
+                        let b_packed = &mut b_buf[..panels * E::NR * kc];
+                        pack_b(path, b.slice(s![pc..pc + kc, jc..jc + nc]), b_packed);
+                        b_packed
+                    };
                     let job = TileJob {
                         path,
                         kc,
@@ -167,11 +198,20 @@ fn serial<E: Sealed>(
                         let mc = m_block.min(m - ic);
                         let a_packed = &mut a_buf[..mc.div_ceil(E::MR) * E::MR * kc];
                         pack_a(path, a.slice(s![ic..ic + mc, pc..pc + kc]), a_packed);
-                        let b_panels = b_packed.chunks_exact(kc * E::NR);
-                        for (jr, b_panel) in b_panels.enumerate() {
+                        for jr in 0..panels {
+                            let j0 = jc + jr * E::NR;
+                            let b_panel = if !b_in_place {
+                                PanelB::Packed(&b_packed[jr * kc * E::NR..][..kc * E::NR])
+                            } else if j0 + E::NR <= jc + nc {
+                                PanelB::InPlace {
+                                    b: &b,
+                                    at: (pc, j0),
+                                }
+                            } else {
+                                PanelB::Packed(b_packed)
+                            };
                             for (ir, a_panel) in a_packed.chunks_exact(kc * E::MR).enumerate() {
-                                let (i0, j0) = (ic + ir * E::MR, jc + jr * E::NR);
-                                tile(job, a_panel, b_panel, &mut c, i0, j0);
+                                tile(job, a_panel, b_panel, &mut c, ic + ir * E::MR, j0);
                             }
                         }
                     }

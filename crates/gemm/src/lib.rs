@@ -19,12 +19,14 @@
 //!   run time), a portable one otherwise. A large product is split once into one task per
 //!   thread with `rayon::join`, by blocks of output columns or rows (along the longer side),
 //!   never along the inner dimension; the tasks pack their own panels and never wait for each
-//!   other.
-//!
+//!   other. "Large" is 2M multiply-adds (128×128×128) or more: below that, waking a second
+//!   thread costs more than it saves. Products of at most 64 rows (a training step's, at small
+//!   batch sizes) read `b` in place when its columns are contiguous, packing only `a`: with
+//!   so few rows a packed panel of `b` would be read too few times to repay its copy.
 //!
 //! `unsafe` is confined to `src/avx2.rs` (the micro-kernels' loads and stores through the packed
-//! panels and the tile of `c`, a prefetch hint, the loads and stores of the transposing pack of
-//! `f32` panels) and the calls that enter those AVX2 functions (`src/tile.rs`,
+//! panels, `b` in place and the tile of `c`, a prefetch hint, the loads and stores of the
+//! transposing pack of `f32` panels) and the calls that enter those AVX2 functions (`src/tile.rs`,
 //! `src/scalar.rs`); each block states why it is sound. Packing, blocking and threading
 //! are safe code on ndarray views. `examples/gemm_bench.rs` times the crate against
 //! matrixmultiply.

@@ -50,10 +50,7 @@ pub(crate) fn pack_a<E: Sealed>(path: Path, a: ArrayView2<'_, E>, out: &mut [E])
 fn pack_steps<E: Sealed, const WIDTH: usize>(x: ArrayView2<'_, E>, out: &mut [E]) {
     let (k, w) = x.dim();
     let panel = k * WIDTH;
-    if w % WIDTH != 0 {
-        // The padding of the last panel, zeroed at once (not one short `memset` a step).
-        out[(w / WIDTH) * panel..][..panel].fill(E::ZERO);
-    }
+    let last = (w / WIDTH) * panel;
     for (p, step) in x.rows().into_iter().enumerate() {
         match step.to_slice() {
             Some(step) => {
@@ -64,12 +61,20 @@ fn pack_steps<E: Sealed, const WIDTH: usize>(x: ArrayView2<'_, E>, out: &mut [E]
                 }
                 let tail = chunks.remainder();
                 if !tail.is_empty() {
-                    out[(w / WIDTH) * panel + p * WIDTH..][..tail.len()].copy_from_slice(tail);
+                    // The last panel's step with its padding: a loop of fixed length, not a
+                    // `memcpy` and a `memset` of a few elements each.
+                    let dst = &mut out[last + p * WIDTH..][..WIDTH];
+                    for (l, o) in dst.iter_mut().enumerate() {
+                        *o = tail.get(l).copied().unwrap_or(E::ZERO);
+                    }
                 }
             }
             None => {
                 for (l, &v) in step.iter().enumerate() {
                     out[(l / WIDTH) * panel + p * WIDTH + l % WIDTH] = v;
+                }
+                if w % WIDTH != 0 {
+                    out[last + p * WIDTH + w % WIDTH..][..WIDTH - w % WIDTH].fill(E::ZERO);
                 }
             }
         }

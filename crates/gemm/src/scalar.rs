@@ -49,16 +49,17 @@ pub(crate) mod private {
             tile: &mut [Self],
         );
 
-        /// The AVX2+FMA micro-kernel.
+        /// The AVX2+FMA micro-kernel, on a packed panel of `b` (`PACKED_B`) or `b` in place,
+        /// multiplying only the tile's `c.rows` rows.
         ///
         /// # Safety
         /// As [`crate::avx2::kernel_f32`].
         #[cfg(target_arch = "x86_64")]
         #[allow(unsafe_code)]
-        unsafe fn kernel_avx2(
+        unsafe fn kernel_avx2<const PACKED_B: bool>(
             kc: usize,
             a: *const Self,
-            b: *const Self,
+            b: crate::avx2::SrcB<Self>,
             c: crate::avx2::Dst<Self>,
             alpha: Self,
             beta: Self,
@@ -76,7 +77,7 @@ pub(crate) mod private {
 }
 
 macro_rules! sealed {
-    ($t:ty, nr: $nr:expr, mc: $mc:expr, nc: $nc:expr, avx2: $avx2:path, fast: $fast:expr) => {
+    ($t:ty, nr: $nr:expr, mc: $mc:expr, nc: $nc:expr, avx2: $avx2:ident, fast: $fast:expr) => {
         impl private::Sealed for $t {
             const MR: usize = 6;
             const NR: usize = $nr;
@@ -100,16 +101,28 @@ macro_rules! sealed {
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             #[inline(always)]
-            unsafe fn kernel_avx2(
+            unsafe fn kernel_avx2<const PACKED_B: bool>(
                 kc: usize,
                 a: *const Self,
-                b: *const Self,
+                b: crate::avx2::SrcB<Self>,
                 c: crate::avx2::Dst<Self>,
                 alpha: Self,
                 beta: Self,
             ) {
-                // SAFETY: the caller upholds the kernel's contract, this function's own.
-                unsafe { $avx2(kc, a, b, c, alpha, beta) }
+                use crate::avx2::$avx2 as kernel;
+                // SAFETY: the caller upholds the kernel's contract, this function's own, and
+                // `ROWS = c.rows` (at most MR by the contract) satisfies `c.rows ≤ ROWS ≤ MR`.
+                unsafe {
+                    match c.rows {
+                        6 => kernel::<PACKED_B, 6>(kc, a, b, c, alpha, beta),
+                        5 => kernel::<PACKED_B, 5>(kc, a, b, c, alpha, beta),
+                        4 => kernel::<PACKED_B, 4>(kc, a, b, c, alpha, beta),
+                        3 => kernel::<PACKED_B, 3>(kc, a, b, c, alpha, beta),
+                        2 => kernel::<PACKED_B, 2>(kc, a, b, c, alpha, beta),
+                        1 => kernel::<PACKED_B, 1>(kc, a, b, c, alpha, beta),
+                        rows => unreachable!("a tile of {rows} rows"),
+                    }
+                }
             }
 
             fn interleave_fast(
@@ -134,8 +147,8 @@ macro_rules! sealed {
     };
 }
 
-sealed!(f32, nr: 16, mc: 144, nc: 2048, avx2: crate::avx2::kernel_f32, fast: interleave16_f32);
-sealed!(f64, nr: 8, mc: 72, nc: 1024, avx2: crate::avx2::kernel_f64, fast: |_, _, _| false);
+sealed!(f32, nr: 16, mc: 144, nc: 2048, avx2: kernel_f32, fast: interleave16_f32);
+sealed!(f64, nr: 8, mc: 72, nc: 1024, avx2: kernel_f64, fast: |_, _, _| false);
 
 /// Packs a panel of sixteen `f32` lanes with AVX2 shuffles when the CPU has them.
 fn interleave16_f32(path: crate::driver::Path, lanes: &[&[f32]], out: &mut [f32]) -> bool {

@@ -1,11 +1,12 @@
 //! One micro-tile of `c`: the portable kernel, and the choice between writing the tile in place
 //! (the AVX2 kernel, whole or partial tiles, when the columns of `c` are contiguous) and going
-//! through a small buffer (other layouts, the portable kernel).
+//! through a small buffer (other layouts, the portable kernel). The AVX2 kernel reads `b` packed
+//! or in place (see `driver::serial`).
 
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder, s};
 
 #[cfg(target_arch = "x86_64")]
-use crate::avx2::Dst;
+use crate::avx2::{Dst, SrcB};
 use crate::driver::Path;
 use crate::scalar::TILE_MAX;
 use crate::scalar::private::Sealed;
@@ -20,67 +21,124 @@ pub(crate) struct TileJob<E> {
     pub(crate) beta: E,
 }
 
+/// A panel of `b` (`kc × NR`) as one tile reads it.
+#[derive(Clone, Copy)]
+pub(crate) enum PanelB<'p, E> {
+    /// Packed: `kc·NR` elements, step `p` at `p·NR`.
+    Packed(&'p [E]),
+    /// In place: `kc` rows and `NR` columns of `b` from `b[at]` on, its columns contiguous.
+    /// The AVX2 kernel only.
+    InPlace {
+        b: &'p ArrayView2<'p, E>,
+        at: (usize, usize),
+    },
+}
+
 /// `c[i0.., j0..] = alpha·(a·b) + beta·c[i0.., j0..]` for the tile of at most `MR × NR` elements
-/// there, with `a` and `b` packed panels of depth `job.kc`.
+/// there, with `a` a packed panel of depth `job.kc`.
 pub(crate) fn tile<E: Sealed>(
     job: TileJob<E>,
     a: &[E],
-    b: &[E],
+    b: PanelB<'_, E>,
     c: &mut ArrayViewMut2<'_, E>,
     i0: usize,
     j0: usize,
 ) {
     let mr = E::MR.min(c.nrows() - i0);
     let nr = E::NR.min(c.ncols() - j0);
-    assert!(a.len() >= job.kc * E::MR && b.len() >= job.kc * E::NR);
+    let kc = job.kc;
+    assert!(a.len() >= kc * E::MR);
     #[cfg(target_arch = "x86_64")]
-    if job.path == Path::Avx2Fma && c.strides()[1] == 1 {
-        let dst = Dst {
-            ptr: c
-                .get_mut_ptr((i0, j0))
-                .expect("the tile's corner is inside c"),
-            rsc: c.strides()[0],
-            rows: mr,
-            cols: nr,
+    if job.path == Path::Avx2Fma {
+        // Where the kernel reads `b`, checked here for the SAFETY comment below.
+        let (src, packed) = match b {
+            PanelB::Packed(b) => {
+                assert!(b.len() >= kc * E::NR);
+                let src = SrcB {
+                    ptr: b.as_ptr(),
+                    rs: E::NR as isize,
+                };
+                (src, true)
+            }
+            PanelB::InPlace { b, at } => {
+                // A pointer to the corner, not a sliced view: slicing costs more than a tile.
+                assert!(at.0 + kc <= b.nrows() && at.1 + E::NR <= b.ncols());
+                assert_eq!(b.strides()[1], 1);
+                let src = SrcB {
+                    ptr: b.get_ptr(at).expect("the panel is inside b"),
+                    rs: b.strides()[0],
+                };
+                (src, false)
+            }
         };
-        #[allow(unsafe_code)]
-        // SAFETY: the path is chosen only when the CPU has AVX2 and FMA; `a` and `b` hold
-        // `kc·MR` and `kc·NR` elements (asserted above); rows i0..i0+mr and columns j0..j0+nr
-        // are inside `c` (mr and nr are clipped to its shape, at most MR and NR), whose columns
-        // are contiguous, so each tile row is nr elements from `ptr + i·rsc`; `c` is borrowed
-        // mutably, so nothing else aliases them.
-        unsafe {
-            E::kernel_avx2(job.kc, a.as_ptr(), b.as_ptr(), dst, job.alpha, job.beta)
+        let kernel = |dst: Dst<E>| {
+            #[allow(unsafe_code)]
+            // SAFETY: the path is chosen only when the CPU has AVX2 and FMA; `a` holds kc·MR
+            // elements (asserted above); for p < kc the NR elements of step p of `b` are those
+            // of a packed panel of kc·NR elements (asserted), or b[at.0 + p, at.1 + j] for
+            // j < NR, inside `b` (asserted) and contiguous (its column stride is 1, asserted).
+            // `dst` is a dst.rows × dst.cols tile the kernel may write (see the callers).
+            unsafe {
+                if packed {
+                    E::kernel_avx2::<true>(kc, a.as_ptr(), src, dst, job.alpha, job.beta)
+                } else {
+                    E::kernel_avx2::<false>(kc, a.as_ptr(), src, dst, job.alpha, job.beta)
+                }
+            }
         };
+        if c.strides()[1] == 1 {
+            // Rows i0..i0+mr and columns j0..j0+nr are inside `c` (mr and nr are clipped to its
+            // shape), whose columns are contiguous, so each tile row is nr elements from
+            // `ptr + i·rsc`; `c` is borrowed mutably, so nothing else aliases them.
+            kernel(Dst {
+                ptr: c
+                    .get_mut_ptr((i0, j0))
+                    .expect("the tile's corner is inside c"),
+                rsc: c.strides()[0],
+                rows: mr,
+                cols: nr,
+            });
+        } else {
+            // Columns that are not contiguous: through an MR × NR buffer, a local borrowed by
+            // no one, each of whose mr ≤ MR rows is NR elements from `buf + i·NR`.
+            through_buffer(job.beta, c, i0, j0, |buf| {
+                kernel(Dst {
+                    ptr: buf.as_mut_ptr(),
+                    rsc: E::NR as isize,
+                    rows: mr,
+                    cols: E::NR,
+                })
+            });
+        }
         return;
     }
-    // Columns that are not contiguous, or the portable kernel: through an MR × NR buffer.
+    let PanelB::Packed(b) = b else {
+        unreachable!("`b` in place goes to the AVX2 kernel only")
+    };
+    through_buffer(job.beta, c, i0, j0, |buf| {
+        E::kernel_portable(kc, a, b, job.alpha, job.beta, buf)
+    });
+}
+
+/// Runs `kernel` on an `MR × NR` row-major buffer holding the tile of `c` at `(i0, j0)` (when
+/// `beta` is not 0: the kernel reads it then), and copies the tile back into `c`.
+fn through_buffer<E: Sealed>(
+    beta: E,
+    c: &mut ArrayViewMut2<'_, E>,
+    i0: usize,
+    j0: usize,
+    kernel: impl FnOnce(&mut [E]),
+) {
+    let mr = E::MR.min(c.nrows() - i0);
+    let nr = E::NR.min(c.ncols() - j0);
     let mut buf = [E::ZERO; TILE_MAX];
-    let mut buf_view = ArrayViewMut2::from_shape((mr, nr).strides((E::NR, 1)), &mut buf[..])
-        .expect("an MR × NR tile fits the buffer");
     let mut c_tile = c.slice_mut(s![i0..i0 + mr, j0..j0 + nr]);
-    if job.beta != E::ZERO {
+    if beta != E::ZERO {
+        let mut buf_view = ArrayViewMut2::from_shape((mr, nr).strides((E::NR, 1)), &mut buf[..])
+            .expect("an MR × NR tile fits the buffer");
         buf_view.assign(&c_tile);
     }
-    match job.path {
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx2Fma => {
-            let dst = Dst {
-                ptr: buf.as_mut_ptr(),
-                rsc: E::NR as isize,
-                rows: E::MR,
-                cols: E::NR,
-            };
-            #[allow(unsafe_code)]
-            // SAFETY: the CPU has AVX2 and FMA (the path's invariant); `a` and `b` are long
-            // enough (asserted above); `buf` holds TILE_MAX ≥ MR·NR elements, so each of the
-            // MR rows is NR elements from `buf + i·NR`; `buf` is a local, borrowed by no one.
-            unsafe {
-                E::kernel_avx2(job.kc, a.as_ptr(), b.as_ptr(), dst, job.alpha, job.beta)
-            };
-        }
-        Path::Portable => E::kernel_portable(job.kc, a, b, job.alpha, job.beta, &mut buf),
-    }
+    kernel(&mut buf);
     let buf_view = ArrayView2::from_shape((mr, nr).strides((E::NR, 1)), &buf[..])
         .expect("an MR × NR tile fits the buffer");
     c_tile.assign(&buf_view);

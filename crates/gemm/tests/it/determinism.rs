@@ -53,6 +53,8 @@ fn results_do_not_depend_on_the_thread_count() {
         (200, 300, 90),
         (10, 530, 700),
         (6, 64, 4000),
+        // At most 64 rows with `b` row-major: `b` read in place, split by columns.
+        (40, 200, 400),
     ] {
         for layouts in [
             [RowMajor, RowMajor],

@@ -6,5 +6,6 @@
 mod common;
 mod determinism;
 mod edges;
+mod in_place;
 mod large;
 mod reference;
