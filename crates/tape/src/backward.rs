@@ -121,7 +121,6 @@ impl<E: Float> Tape<E> {
             }
             let node = &nodes[i];
             if node.requires_grad {
-                let inputs = inputs_of(custom_inputs, node);
                 // Every input is below `i`: split there to read this gradient while writing theirs.
                 let (below, here) = grads.split_at_mut(i);
                 let g = &here[0][..];
@@ -147,6 +146,7 @@ impl<E: Float> Tape<E> {
                         }
                     }
                     NodeKind::Custom(id) => {
+                        let inputs = inputs_of(custom_inputs, node);
                         let custom = &custom_ops[id.0 as usize];
                         let views: Vec<ArrayViewD<'_, E>> = inputs
                             .iter()

@@ -632,8 +632,9 @@ impl<E: Float> AdamState<E> {
     }
 }
 
-/// Below this many elements an update runs on one thread: splitting costs more than it saves.
-const PARALLEL_MIN_ELEMENTS: usize = 1 << 13;
+/// Below this many elements an update runs on one thread: waking a sleeping worker costs more
+/// than it saves (W4's 8,192-element layer ran slower split).
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
 
 /// Runs `f` on `(param, grad, exp_avg, exp_avg_sq)`, split in two halves on two of the
 /// current rayon pool's threads when the parameter is large and the caller is inside a pool
