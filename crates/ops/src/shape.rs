@@ -46,17 +46,7 @@ impl Shape {
         let mut shape = Shape::SCALAR;
         shape.dims[..dims.len()].copy_from_slice(dims);
         shape.rank = dims.len();
-        match shape.checked_numel() {
-            Some(n) => {
-                shape.numel = n;
-                Ok(shape)
-            }
-            None => {
-                // The count is meaningless here; the shape is only shown in the error.
-                shape.numel = 0;
-                Err(Error::TooManyElements { shape })
-            }
-        }
+        shape.with_checked_numel()
     }
 
     /// A one-axis shape of length `n`.
@@ -126,8 +116,9 @@ impl Shape {
         true
     }
 
-    /// The shape with `axis` removed.
-    pub(crate) fn without_axis(&self, axis: usize) -> Shape {
+    /// The shape with `axis` removed, or an error if its element count overflows (an empty
+    /// shape's other axes can be huge).
+    pub(crate) fn without_axis(&self, axis: usize) -> Result<Shape, Error> {
         let mut out = Shape::SCALAR;
         let mut r = 0;
         for (i, &d) in self.dims().iter().enumerate() {
@@ -137,16 +128,30 @@ impl Shape {
             }
         }
         out.rank = r;
-        out.numel = out.dims().iter().product();
-        out
+        out.with_checked_numel()
     }
 
-    /// The shape with `axis` set to length `len`.
-    pub(crate) fn with_dim(&self, axis: usize, len: usize) -> Shape {
+    /// The shape with `axis` set to length `len`, or an error if its element count overflows
+    /// (setting an empty axis to 1 can).
+    pub(crate) fn with_dim(&self, axis: usize, len: usize) -> Result<Shape, Error> {
         let mut out = *self;
         out.dims[axis] = len;
-        out.numel = out.dims().iter().product();
-        out
+        out.with_checked_numel()
+    }
+
+    /// The shape with its element count recomputed, or an error if it overflows.
+    fn with_checked_numel(mut self) -> Result<Shape, Error> {
+        match self.checked_numel() {
+            Some(n) => {
+                self.numel = n;
+                Ok(self)
+            }
+            None => {
+                // The count is meaningless here; the shape is only shown in the error.
+                self.numel = 0;
+                Err(Error::TooManyElements { shape: self })
+            }
+        }
     }
 
     /// The shape with axes `a` and `b` exchanged.
@@ -159,10 +164,11 @@ impl Shape {
     /// Row-major strides in elements.
     pub(crate) fn strides(&self) -> [usize; MAX_RANK] {
         let mut strides = [0; MAX_RANK];
-        let mut acc = 1;
+        let mut acc: usize = 1;
         for axis in (0..self.rank()).rev() {
             strides[axis] = acc;
-            acc *= self.dims[axis];
+            // Saturating: only an empty shape can overflow here, and it is never indexed.
+            acc = acc.saturating_mul(self.dims[axis]);
         }
         strides
     }

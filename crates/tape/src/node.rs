@@ -32,7 +32,8 @@ pub(crate) struct Node {
     pub inputs: [NodeId; 2],
     /// How many inputs the node has.
     pub inputs_len: u32,
-    /// Where a custom op's input ids start in the tape's `custom_inputs` (any number of them).
+    /// How long the tape's `custom_inputs` was when the node was recorded: where a custom op's
+    /// input ids start (any number of them), and what `rewind` checks a mark against.
     pub custom_start: u32,
     pub shape: Shape,
     /// Whether any gradient can flow into this node from a loss.

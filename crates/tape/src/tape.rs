@@ -154,7 +154,9 @@ impl<E: Float> Tape<E> {
     /// (and every buffer, as [`clear`](Tape::clear) does). Gradients are forgotten too.
     pub fn rewind(&mut self, mark: Mark) -> Result<()> {
         let fits = mark.nodes <= self.nodes.len()
-            && mark.custom_inputs <= self.custom_inputs.len()
+            // The custom ops' input list ended exactly there after the mark's last node: a mark
+            // from before a rewind and a re-recording is refused, not half applied.
+            && mark.custom_inputs == self.nodes[..mark.nodes].last().map_or(0, custom_end)
             && mark.params <= self.params.len()
             // The parameters before the mark are exactly the first `mark.params` of the list.
             && (mark.params == 0 || self.params[mark.params - 1].index() < mark.nodes)
@@ -337,7 +339,7 @@ impl<E: Float> Tape<E> {
             kind: NodeKind::Op(op),
             inputs,
             inputs_len: arity,
-            custom_start: 0,
+            custom_start: self.custom_inputs.len() as u32,
             shape,
             requires_grad: grad_inputs != 0,
             grad_inputs,
@@ -559,13 +561,10 @@ impl<E: Float> Tape<E> {
     ) -> Result<NodeId> {
         debug_assert_eq!(shape.numel(), value.len());
         self.return_slot(id, value);
-        let custom_start = if matches!(kind, NodeKind::Custom(_)) {
-            let start = u32::try_from(self.custom_inputs.len()).map_err(|_| Error::TapeFull)?;
+        let custom_start = u32::try_from(self.custom_inputs.len()).map_err(|_| Error::TapeFull)?;
+        if matches!(kind, NodeKind::Custom(_)) {
             self.custom_inputs.extend_from_slice(inputs);
-            start
-        } else {
-            0
-        };
+        }
         if kind == NodeKind::Parameter {
             self.params.push(id);
         }
@@ -583,6 +582,16 @@ impl<E: Float> Tape<E> {
         });
         Ok(id)
     }
+}
+
+/// Where the custom ops' input list ends after `node` was recorded.
+#[inline]
+fn custom_end(node: &Node) -> usize {
+    let own = match node.kind {
+        NodeKind::Custom(_) => node.inputs_len as usize,
+        _ => 0,
+    };
+    node.custom_start as usize + own
 }
 
 /// A node's inputs: inline for a built-in op, in `custom_inputs` for a custom op.

@@ -503,8 +503,9 @@ struct AdamState<E: Float> {
     step: u64,
     exp_avg: Vec<ArrayD<E>>,
     exp_avg_sq: Vec<ArrayD<E>>,
-    /// The step in progress's scalars, set by `begin_step`.
-    scalars: AdamScalars<E>,
+    /// The step in progress's scalars, set by `begin_step` (none before the first step and after
+    /// `load_state`, so that an `update` outside a step is an error, not a silent NaN).
+    scalars: Option<AdamScalars<E>>,
 }
 
 /// The scalars of one Adam step, computed once per step (in `f64`, as Python does) rather
@@ -523,7 +524,6 @@ struct AdamScalars<E> {
 
 impl<E: Float> AdamState<E> {
     fn new(lr: f64, weight_decay: f64) -> Self {
-        let zero = E::zero();
         AdamState {
             lr,
             beta1: 0.9,
@@ -533,16 +533,7 @@ impl<E: Float> AdamState<E> {
             step: 0,
             exp_avg: Vec::new(),
             exp_avg_sq: Vec::new(),
-            scalars: AdamScalars {
-                step_size: zero,
-                bias_correction2_sqrt: zero,
-                eps: zero,
-                one_minus_beta1: zero,
-                beta2: zero,
-                one_minus_beta2: zero,
-                weight_decay: zero,
-                decay: zero,
-            },
+            scalars: None,
         }
     }
 
@@ -580,6 +571,7 @@ impl<E: Float> AdamState<E> {
         self.step = state.step;
         self.exp_avg = state.take("exp_avg");
         self.exp_avg_sq = state.take("exp_avg_sq");
+        self.scalars = None;
         Ok(())
     }
 
@@ -595,7 +587,7 @@ impl<E: Float> AdamState<E> {
         // Python floats, as in torch.optim.adam._single_tensor_adam.
         let bias_correction1 = 1.0 - self.beta1.powi(t);
         let bias_correction2 = 1.0 - self.beta2.powi(t);
-        self.scalars = AdamScalars {
+        self.scalars = Some(AdamScalars {
             step_size: E::from_f64(self.lr / bias_correction1),
             bias_correction2_sqrt: E::from_f64(bias_correction2.sqrt()),
             eps: E::from_f64(self.eps),
@@ -604,7 +596,7 @@ impl<E: Float> AdamState<E> {
             one_minus_beta2: E::from_f64(1.0 - self.beta2),
             weight_decay: E::from_f64(self.weight_decay),
             decay: E::from_f64(1.0 - self.lr * self.weight_decay),
-        };
+        });
         Ok(())
     }
 
@@ -614,7 +606,9 @@ impl<E: Float> AdamState<E> {
         same_length(index, param.len(), grad.len())?;
         let m = buffer(&mut self.exp_avg, index, param.len())?;
         let v = buffer(&mut self.exp_avg_sq, index, param.len())?;
-        let c = &self.scalars;
+        let c = self.scalars.as_ref().ok_or_else(|| {
+            Error::Model("an optimiser's update must follow begin_step (none since the start or the last load_state)".into())
+        })?;
         let decays = self.weight_decay != 0.0;
         // Each combination gets its own loop, free of per-element branches.
         match (decays && decoupled, decays && !decoupled) {

@@ -39,11 +39,11 @@ pub fn axis_output_shape(
     if mean && len == 0 {
         return Err(Error::EmptyBatch { op, shape: *x });
     }
-    Ok(if keep_dim {
+    if keep_dim {
         x.with_dim(axis, 1)
     } else {
         x.without_axis(axis)
-    })
+    }
 }
 
 /// Splits `shape` around `axis` into (outer, len, inner) element counts.

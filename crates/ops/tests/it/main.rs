@@ -1,3 +1,4 @@
 //! Integration tests of the ops crate's kernels, through their public API.
 
 mod gemm;
+mod overwrite;

@@ -15,5 +15,6 @@ mod matmul;
 mod network;
 mod persistent;
 mod precision;
+mod regressions;
 mod report;
 mod util;

@@ -415,3 +415,25 @@ fn the_model_holds_the_trained_weights_and_apply_runs_it_outside_the_trainer() {
     assert_eq!(tape.data(y).unwrap(), predicted.as_slice().unwrap());
     assert_eq!(tape.parameters().count(), 4);
 }
+
+#[test]
+fn an_adam_update_outside_a_step_is_an_error_not_nan() {
+    use wengert_train::{Adam, Optimizer};
+    let mut a = Adam::<f64>::new(0.1);
+    let mut p = ndarray::array![1.0, 2.0].into_dyn();
+    a.step(
+        &mut [p.view_mut()],
+        &[ndarray::array![0.0, -1.0].into_dyn()],
+    )
+    .unwrap();
+    // A fresh optimiser, and one that loaded a saved state, have no step in progress.
+    for mut b in [Adam::<f64>::new(0.1), {
+        let mut b = Adam::<f64>::new(0.1);
+        b.load_state(&a.state()).unwrap();
+        b
+    }] {
+        let mut q = [1.0, 2.0];
+        assert!(b.update(0, &mut q, &[0.5, 0.5]).is_err());
+        assert_eq!(q, [1.0, 2.0], "nothing is written");
+    }
+}

@@ -1,0 +1,111 @@
+//! Every VJP rule in overwrite mode (the first share a gradient buffer receives in a sweep)
+//! writes every element: a buffer poisoned with NaN must come out bit for bit as the same rule
+//! adding into zeros.
+
+use wengert_ops::{Op, Shape, TensorRef};
+
+fn s(d: &[usize]) -> Shape {
+    Shape::new(d).unwrap()
+}
+
+#[test]
+fn every_overwrite_writes_every_element() {
+    let cases: Vec<(Op, Vec<Shape>)> = vec![
+        (Op::MatMul, vec![s(&[3, 4]), s(&[4, 5])]),
+        (Op::MatMul, vec![s(&[3, 0]), s(&[0, 5])]),
+        (Op::MatMul, vec![s(&[3, 4]), s(&[4, 0])]),
+        (Op::Add, vec![s(&[2, 3]), s(&[3])]),
+        (Op::Sub, vec![s(&[3]), s(&[2, 3])]),
+        (Op::Mul, vec![s(&[2, 1]), s(&[1, 3])]),
+        (Op::Div, vec![s(&[2, 3]), s(&[])]),
+        (Op::Div, vec![s(&[]), s(&[2, 3])]),
+        (Op::Mul, vec![s(&[0, 3]), s(&[3])]),
+        (Op::Mul, vec![s(&[0, 3]), s(&[1])]),
+        (Op::Mul, vec![s(&[1, 3]), s(&[0, 3])]),
+        (Op::AddScalar(1.5), vec![s(&[2, 3])]),
+        (Op::MulScalar(1.5), vec![s(&[2, 3])]),
+        (Op::Neg, vec![s(&[2, 3])]),
+        (Op::Relu, vec![s(&[2, 3])]),
+        (Op::Tanh, vec![s(&[2, 3])]),
+        (Op::Sigmoid, vec![s(&[2, 3])]),
+        (Op::Exp, vec![s(&[2, 3])]),
+        (Op::Log, vec![s(&[2, 3])]),
+        (Op::Sum, vec![s(&[2, 3])]),
+        (Op::Mean, vec![s(&[2, 3])]),
+        (
+            Op::SumAxis {
+                axis: 0,
+                keep_dim: false,
+            },
+            vec![s(&[2, 3])],
+        ),
+        (
+            Op::SumAxis {
+                axis: 1,
+                keep_dim: true,
+            },
+            vec![s(&[2, 3])],
+        ),
+        (
+            Op::MeanAxis {
+                axis: 1,
+                keep_dim: false,
+            },
+            vec![s(&[2, 3])],
+        ),
+        (
+            Op::SumAxis {
+                axis: 0,
+                keep_dim: false,
+            },
+            vec![s(&[0, 3])],
+        ),
+        (Op::Reshape(s(&[3, 2])), vec![s(&[2, 3])]),
+        (Op::Transpose { axis0: 0, axis1: 1 }, vec![s(&[2, 3])]),
+        (Op::Softmax, vec![s(&[2, 3])]),
+        (Op::LogSoftmax, vec![s(&[2, 3])]),
+        (Op::Mse, vec![s(&[2, 3]), s(&[2, 3])]),
+        (Op::CrossEntropy, vec![s(&[2, 3]), s(&[2])]),
+        (Op::Detach, vec![s(&[2, 3])]),
+    ];
+    for (op, shapes) in cases {
+        let data: Vec<Vec<f64>> = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, sh)| {
+                (0..sh.numel())
+                    .map(|i| {
+                        if matches!(op, Op::CrossEntropy) && k == 1 {
+                            (i % 3) as f64
+                        } else {
+                            0.3 + (i as f64 * 0.7 + k as f64).sin().abs()
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<TensorRef<'_, f64>> = shapes
+            .iter()
+            .zip(&data)
+            .map(|(sh, d)| TensorRef::new(sh, d).unwrap())
+            .collect();
+        let shp: Vec<&Shape> = shapes.iter().collect();
+        let out_shape = op.output_shape(&shp).unwrap();
+        let mut out = vec![0.0; out_shape.numel()];
+        op.forward(&refs, &mut out).unwrap();
+        let output = TensorRef::new(&out_shape, &out).unwrap();
+        let g: Vec<f64> = (0..out.len()).map(|i| 1.0 + i as f64 * 0.25).collect();
+        for k in 0..shapes.len() {
+            let n = shapes[k].numel();
+            let mut added = vec![0.0; n];
+            op.vjp(&refs, output, &g, k, &mut added);
+            let mut over = vec![f64::NAN; n];
+            op.vjp_overwrite(&refs, output, &g, k, &mut over);
+            assert_eq!(
+                over.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                added.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                "{op:?} {shapes:?} input {k}"
+            );
+        }
+    }
+}
