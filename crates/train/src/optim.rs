@@ -65,8 +65,9 @@ pub trait Optimizer<E: Float> {
 
     /// Updates parameter `index` (its place in the list [`begin_step`](Optimizer::begin_step)
     /// was given) in place from its gradient; both hold the parameter's elements, row-major.
-    /// Each parameter is updated once per step, after `begin_step`; an update with no step
-    /// begun (a new optimiser, or one that just loaded a state) is an error.
+    /// Each parameter is updated once per step, after `begin_step`; optimisers with per-step
+    /// state (Adam, AdamW) refuse an update with no step begun (a new optimiser, or one that
+    /// just loaded a state).
     fn update(&mut self, index: usize, param: &mut [E], grad: &[E]) -> Result<()>;
 
     /// One whole step: `params[i]` and `grads[i]` belong together and have the same shape;
