@@ -222,15 +222,11 @@ pub fn vjp<E: Float, const ACC: bool>(
                 .chunks_exact(cols)
                 .zip(ad.chunks_exact(cols))
                 .zip(cd.chunks_exact(cols));
+            let rows = rows.map(|((g, x), c)| (g, x, bd, c));
             if index == 0 {
-                for (r, ((g, x), c)) in rows.enumerate() {
-                    let gi = &mut gi[r * cols..(r + 1) * cols];
-                    for j in 0..cols {
-                        store::<E, ACC>(&mut gi[j], rule(g[j], x[j], bd[j], c[j]));
-                    }
-                }
+                per_row::<E, ACC>(gi, cols, rows, &rule);
             } else {
-                sum_rows::<E, ACC>(gi, rows.map(|((g, x), c)| (g, x, bd, c)), &rule);
+                sum_rows::<E, ACC>(gi, rows, &rule);
             }
         }
         Layout::RowLhs(cols) => {
@@ -238,15 +234,11 @@ pub fn vjp<E: Float, const ACC: bool>(
                 .chunks_exact(cols)
                 .zip(bd.chunks_exact(cols))
                 .zip(cd.chunks_exact(cols));
+            let rows = rows.map(|((g, y), c)| (g, ad, y, c));
             if index == 1 {
-                for (r, ((g, y), c)) in rows.enumerate() {
-                    let gi = &mut gi[r * cols..(r + 1) * cols];
-                    for j in 0..cols {
-                        store::<E, ACC>(&mut gi[j], rule(g[j], ad[j], y[j], c[j]));
-                    }
-                }
+                per_row::<E, ACC>(gi, cols, rows, &rule);
             } else {
-                sum_rows::<E, ACC>(gi, rows.map(|((g, y), c)| (g, ad, y, c)), &rule);
+                sum_rows::<E, ACC>(gi, rows, &rule);
             }
         }
         Layout::General => {
@@ -267,17 +259,36 @@ pub fn vjp<E: Float, const ACC: bool>(
     }
 }
 
+/// One row of `(g, a, b, c)` per row of the output, the repeated operand's row in each.
+type Rows<'a, E> = (&'a [E], &'a [E], &'a [E], &'a [E]);
+
+/// The gradient of the input that is not repeated: row by row, `gi` (+)= `rule(g, a, b, c)`.
+#[inline]
+fn per_row<'a, E: Float + 'a, const ACC: bool>(
+    gi: &mut [E],
+    cols: usize,
+    rows: impl Iterator<Item = Rows<'a, E>>,
+    rule: &impl Fn(E, E, E, E) -> E,
+) {
+    for (gi, (g, a, b, c)) in gi.chunks_exact_mut(cols).zip(rows) {
+        let (g, a, b, c) = (&g[..cols], &a[..cols], &b[..cols], &c[..cols]);
+        for j in 0..cols {
+            store::<E, ACC>(&mut gi[j], rule(g[j], a[j], b[j], c[j]));
+        }
+    }
+}
+
 /// The gradient of a repeated row: `gi[j]` (+)= Σ over rows of `rule(g, a, b, c)` at column
 /// `j`, adding the rows in order, as the general walk does.
 #[inline]
 fn sum_rows<'a, E: Float + 'a, const ACC: bool>(
     gi: &mut [E],
-    rows: impl Iterator<Item = (&'a [E], &'a [E], &'a [E], &'a [E])>,
+    rows: impl Iterator<Item = Rows<'a, E>>,
     rule: &impl Fn(E, E, E, E) -> E,
 ) {
+    let n = gi.len();
     let mut first = !ACC;
     for (g, a, b, c) in rows {
-        let n = gi.len();
         let (g, a, b, c) = (&g[..n], &a[..n], &b[..n], &c[..n]);
         if first {
             for j in 0..n {
