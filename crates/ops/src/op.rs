@@ -244,29 +244,30 @@ impl Op {
         let x = inputs[0].data();
         match *self {
             Op::MatMul => matmul::forward(inputs[0], inputs[1], out),
+            // Neither input broadcast: element by element.
+            Op::Add | Op::Sub | Op::Mul | Op::Div
+                if x.len() == out.len() && inputs[1].data().len() == out.len() =>
+            {
+                self.forward_pointwise(x, inputs[1].data(), out)
+            }
             Op::Add => binary::forward(inputs[0], inputs[1], shape, out, |a, b| a + b),
             Op::Sub => binary::forward(inputs[0], inputs[1], shape, out, |a, b| a - b),
             Op::Mul => binary::forward(inputs[0], inputs[1], shape, out, |a, b| a * b),
             Op::Div => binary::forward(inputs[0], inputs[1], shape, out, |a, b| a / b),
-            Op::AddScalar(c) => {
-                let c = E::from_f64(c);
-                unary::map(x, out, |v| v + c)
-            }
-            Op::MulScalar(c) => {
-                let c = E::from_f64(c);
-                unary::map(x, out, |v| v * c)
-            }
-            Op::Neg => unary::map(x, out, |v| -v),
-            Op::Relu => unary::map(x, out, unary::relu),
-            Op::Tanh => unary::map(x, out, E::tanh_op),
-            Op::Sigmoid => unary::map(x, out, unary::sigmoid),
-            Op::Exp => unary::map(x, out, |v| v.exp()),
-            Op::Log => unary::map(x, out, |v| v.ln()),
+            Op::AddScalar(_)
+            | Op::MulScalar(_)
+            | Op::Neg
+            | Op::Relu
+            | Op::Tanh
+            | Op::Sigmoid
+            | Op::Exp
+            | Op::Log
+            | Op::Reshape(_)
+            | Op::Detach => self.forward_pointwise(x, x, out),
             Op::Sum => out[0] = reduce::sum(x),
             Op::Mean => out[0] = reduce::sum(x) / E::from_usize(x.len()),
             Op::SumAxis { axis, .. } => reduce::sum_axis(inputs[0], axis, false, out),
             Op::MeanAxis { axis, .. } => reduce::sum_axis(inputs[0], axis, true, out),
-            Op::Reshape(_) | Op::Detach => out.copy_from_slice(x),
             Op::Transpose { axis0, axis1 } => layout::transpose(inputs[0], axis0, axis1, out),
             Op::Softmax => softmax::softmax(inputs[0], out),
             Op::LogSoftmax => softmax::log_softmax(inputs[0], out),
@@ -307,6 +308,116 @@ impl Op {
         self.pull_back::<E, true>(inputs, output, grad_output, index, grad_input);
     }
 
+    /// The forward rule of a [pointwise](Op::is_pointwise) op whose inputs and output all hold
+    /// `out.len()` elements: `a` and `b` are the inputs' elements (a one-input op passes its
+    /// input twice). The same rules as [`forward`](Op::forward) without the broadcasting; any
+    /// other op leaves `out` as it was.
+    #[inline(always)]
+    pub fn forward_pointwise<E: Float>(&self, a: &[E], b: &[E], out: &mut [E]) {
+        let n = out.len();
+        let (a, b) = (&a[..n], &b[..n]);
+        // One loop per rule, with the op decided outside it.
+        macro_rules! each {
+            (|$a:ident, $b:ident| $rule:expr) => {
+                for i in 0..n {
+                    let ($a, $b) = (a[i], b[i]);
+                    out[i] = $rule;
+                }
+            };
+        }
+        match *self {
+            Op::Add => each!(|a, b| a + b),
+            Op::Sub => each!(|a, b| a - b),
+            Op::Mul => each!(|a, b| a * b),
+            Op::Div => each!(|a, b| a / b),
+            Op::AddScalar(c) => {
+                let c = E::from_f64(c);
+                each!(|a, _b| a + c)
+            }
+            Op::MulScalar(c) => {
+                let c = E::from_f64(c);
+                each!(|a, _b| a * c)
+            }
+            Op::Neg => each!(|a, _b| -a),
+            Op::Relu => each!(|a, _b| unary::relu(a)),
+            Op::Tanh => each!(|a, _b| a.tanh_op()),
+            Op::Sigmoid => each!(|a, _b| unary::sigmoid(a)),
+            Op::Exp => each!(|a, _b| a.exp()),
+            Op::Log => each!(|a, _b| a.ln()),
+            Op::Reshape(_) | Op::Detach => out.copy_from_slice(a),
+            _ => {}
+        }
+    }
+
+    /// Whether the op maps elements one to one when its inputs have the output's shape: the
+    /// one-input elementwise ops and reshape, and the two-input ones when neither input is
+    /// broadcast. Those pull back with [`vjp_pointwise`](Op::vjp_pointwise).
+    #[inline]
+    pub fn is_pointwise(&self) -> bool {
+        self.is_elementwise() || self.keeps_shape() || matches!(self, Op::Reshape(_))
+    }
+
+    /// The pull-back through input `index` of a [pointwise](Op::is_pointwise) op whose inputs and
+    /// output all hold `grad_input.len()` elements: `a` and `b` are the inputs' elements (a
+    /// one-input op passes its input twice), `out` the output's. Adds into `grad_input` when
+    /// `ACC`, overwrites it otherwise. The same rules as [`vjp`](Op::vjp) without the
+    /// broadcasting, for the tape's sweep to take without looking at shapes; any other op leaves
+    /// `grad_input` as it was.
+    #[inline(always)]
+    pub fn vjp_pointwise<E: Float, const ACC: bool>(
+        &self,
+        index: usize,
+        a: &[E],
+        b: &[E],
+        out: &[E],
+        grad_output: &[E],
+        grad_input: &mut [E],
+    ) {
+        let n = grad_input.len();
+        let (a, b, c, g, gi) = (&a[..n], &b[..n], &out[..n], &grad_output[..n], grad_input);
+        // One loop per rule, with the op decided outside it.
+        macro_rules! each {
+            (|$g:ident, $a:ident, $b:ident, $c:ident| $rule:expr) => {
+                for i in 0..n {
+                    let ($g, $a, $b, $c) = (g[i], a[i], b[i], c[i]);
+                    unary::store::<E, ACC>(&mut gi[i], $rule);
+                }
+            };
+        }
+        match (*self, index) {
+            // c = a + b, y = x + k, y = reshape x, and a - b's a: the gradient as it is
+            (Op::Add | Op::AddScalar(_) | Op::Reshape(_), _) | (Op::Sub, 0) => {
+                each!(|g, _a, _b, _c| g)
+            }
+            // c = a - b: db = -dc; y = -x: dx = -dy
+            (Op::Sub, _) | (Op::Neg, _) => each!(|g, _a, _b, _c| -g),
+            // c = a·b: da = dc·b, db = dc·a
+            (Op::Mul, 0) => each!(|g, _a, b, _c| g * b),
+            (Op::Mul, _) => each!(|g, a, _b, _c| g * a),
+            // c = a / b: da = dc / b, db = -dc·c / b
+            (Op::Div, 0) => each!(|g, _a, b, _c| g / b),
+            (Op::Div, _) => each!(|g, _a, b, c| -g * c / b),
+            // y = k·x: dx = k·dy
+            (Op::MulScalar(k), _) => {
+                let k = E::from_f64(k);
+                each!(|g, _a, _b, _c| g * k)
+            }
+            // y = max(x, 0): dx = dy·[x > 0]
+            (Op::Relu, _) => each!(|g, a, _b, _c| if a > E::zero() { g } else { E::zero() }),
+            // y = tanh x: dx = dy·(1 - y²)
+            (Op::Tanh, _) => each!(|g, _a, _b, c| g * (E::one() - c * c)),
+            // y = σ(x): dx = dy·y·(1 - y)
+            (Op::Sigmoid, _) => each!(|g, _a, _b, c| g * c * (E::one() - c)),
+            // y = eˣ: dx = dy·y
+            (Op::Exp, _) => each!(|g, _a, _b, c| g * c),
+            // y = ln x: dx = dy / x
+            (Op::Log, _) => each!(|g, a, _b, _c| g / a),
+            // y = detach x: no gradient
+            (Op::Detach, _) => each!(|_g, _a, _b, _c| E::zero()),
+            _ => {}
+        }
+    }
+
     /// The VJP rules: add into `grad_input` when `ACC`, overwrite it otherwise.
     #[inline(always)]
     fn pull_back<E: Float, const ACC: bool>(
@@ -324,7 +435,14 @@ impl Op {
         match *self {
             // C = A·B: dA = dC·Bᵀ, dB = Aᵀ·dC
             Op::MatMul => matmul::vjp(inputs[0], inputs[1], g, index, gi, ACC),
-            // c = a + b: da = dc, db = dc (summed over broadcast axes)
+            // Neither input broadcast: element by element.
+            Op::Add | Op::Sub | Op::Mul | Op::Div
+                if x.len() == y.len() && inputs[1].data().len() == y.len() =>
+            {
+                self.vjp_pointwise::<E, ACC>(index, x, inputs[1].data(), y, g, gi)
+            }
+            // The rules of `vjp_pointwise`, summed over the axes an input was broadcast along.
+            // c = a + b: da = dc, db = dc
             Op::Add => {
                 binary::vjp::<E, ACC>(inputs, output, g, index, gi, |g, _, _, _| g, |g, _, _, _| g)
             }
@@ -358,32 +476,16 @@ impl Op {
                 |g, _, b, _| g / b,
                 |g, _, b, c| -g * c / b,
             ),
-            // y = x + c: dx = dy
-            Op::AddScalar(_) => unary::accumulate::<E, ACC>(gi, g, |g| g),
-            // y = c·x: dx = c·dy
-            Op::MulScalar(c) => {
-                let c = E::from_f64(c);
-                unary::accumulate::<E, ACC>(gi, g, |g| g * c)
-            }
-            // y = -x: dx = -dy
-            Op::Neg => unary::accumulate::<E, ACC>(gi, g, |g| -g),
-            // y = max(x, 0): dx = dy·[x > 0]
-            Op::Relu => {
-                unary::accumulate2::<E, ACC>(
-                    gi,
-                    g,
-                    x,
-                    |g, x| if x > E::zero() { g } else { E::zero() },
-                )
-            }
-            // y = tanh x: dx = dy·(1 - y²)
-            Op::Tanh => unary::accumulate2::<E, ACC>(gi, g, y, |g, y| g * (E::one() - y * y)),
-            // y = σ(x): dx = dy·y·(1 - y)
-            Op::Sigmoid => unary::accumulate2::<E, ACC>(gi, g, y, |g, y| g * y * (E::one() - y)),
-            // y = eˣ: dx = dy·y
-            Op::Exp => unary::accumulate2::<E, ACC>(gi, g, y, |g, y| g * y),
-            // y = ln x: dx = dy / x
-            Op::Log => unary::accumulate2::<E, ACC>(gi, g, x, |g, x| g / x),
+            Op::AddScalar(_)
+            | Op::MulScalar(_)
+            | Op::Neg
+            | Op::Relu
+            | Op::Tanh
+            | Op::Sigmoid
+            | Op::Exp
+            | Op::Log
+            | Op::Reshape(_)
+            | Op::Detach => self.vjp_pointwise::<E, ACC>(index, x, x, y, g, gi),
             // y = Σx: dx = dy
             Op::Sum => unary::fill_add::<E, ACC>(gi, g[0]),
             // y = Σx / n: dx = dy / n
@@ -398,8 +500,6 @@ impl Op {
                 zero_unless::<E, ACC>(gi);
                 reduce::sum_axis_vjp(inputs[0].shape(), axis, true, g, gi)
             }
-            // y = reshape x: dx = reshape⁻¹ dy
-            Op::Reshape(_) => unary::accumulate::<E, ACC>(gi, g, |g| g),
             // y = swap(x): dx = swap(dy)
             Op::Transpose { axis0, axis1 } => {
                 zero_unless::<E, ACC>(gi);
@@ -421,7 +521,6 @@ impl Op {
                 loss::mse_vjp(x, inputs[1].data(), g[0], index, gi)
             }
             // y = x with the gradient stopped: nothing flows back
-            Op::Detach => zero_unless::<E, ACC>(gi),
             // L = mean_b (lse(z_b) - z_b[label_b]): dz = dL·(softmax(z) - onehot(label)) / batch
             Op::CrossEntropy => {
                 zero_unless::<E, ACC>(gi);

@@ -3,7 +3,7 @@
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IntoDimension, IxDyn};
 use wengert_ops::{Error, Float, Result, Shape, TensorRef};
 
-use crate::node::{Node, NodeKind};
+use crate::node::NodeKind;
 use crate::tape::{inputs_of, tensor_of};
 use crate::{NodeId, Tape};
 
@@ -113,6 +113,9 @@ impl<E: Float> Tape<E> {
             custom_ops,
             ..
         } = self;
+        // Sliced to the output once, so that the loop indexes node `i`'s own entries unchecked.
+        let (nodes, values) = (&nodes[..=out], &values[..=out]);
+        let (grads, grad_stamps) = (&mut grads[..=out], &mut grad_stamps[..=out]);
         // Inputs have smaller ids than their users, so by the time the loop reaches a node every
         // path from the output has already added its share to the node's gradient.
         for i in (0..=out).rev() {
@@ -120,54 +123,82 @@ impl<E: Float> Tape<E> {
                 continue;
             }
             let node = &nodes[i];
-            if node.requires_grad {
+            if node.grad_inputs != 0 {
                 // Every input is below `i`: split there to read this gradient while writing theirs.
                 let (below, here) = grads.split_at_mut(i);
                 let g = &here[0][..];
+                let NodeKind::Op(op) = &node.kind else {
+                    unreachable!("only built-in ops have a gradient mask")
+                };
+                if node.pointwise {
+                    // The common case of a training step and all of a chain of scalar ops: every
+                    // operand has `g.len()` elements, so no shape is read.
+                    let [a, b] = node.inputs;
+                    let (a, b) = (&values[a.index()][..], &values[b.index()][..]);
+                    let mut mask = node.grad_inputs;
+                    while mask != 0 {
+                        let k = mask.trailing_zeros() as usize;
+                        mask &= mask - 1;
+                        let j = node.inputs[k].index();
+                        let (gi, fresh) = grad_slot(below, grad_stamps, stamp, j, g.len());
+                        if fresh {
+                            op.vjp_pointwise::<E, false>(k, a, b, &values[i], g, gi);
+                        } else {
+                            op.vjp_pointwise::<E, true>(k, a, b, &values[i], g, gi);
+                        }
+                    }
+                } else {
+                    let output = tensor_of(nodes, values, NodeId::new(i as u32));
+                    let refs = [
+                        tensor_of(nodes, values, node.inputs[0]),
+                        tensor_of(nodes, values, node.inputs[1]),
+                    ];
+                    let refs = &refs[..node.inputs_len as usize];
+                    for k in 0..node.inputs_len as usize {
+                        if node.grad_inputs & (1 << k) == 0 {
+                            continue;
+                        }
+                        let j = node.inputs[k].index();
+                        let n = nodes[j].shape.numel();
+                        let (gi, fresh) = grad_slot(below, grad_stamps, stamp, j, n);
+                        if fresh {
+                            op.vjp_overwrite(refs, output, g, k, gi);
+                        } else {
+                            op.vjp(refs, output, g, k, gi);
+                        }
+                    }
+                }
+            } else if let NodeKind::Custom(id) = node.kind
+                && node.requires_grad
+            {
+                let (below, here) = grads.split_at_mut(i);
+                let g = &here[0][..];
+                let inputs = inputs_of(custom_inputs, node);
+                let custom = &custom_ops[id.0 as usize];
                 let output = tensor_of(nodes, values, NodeId::new(i as u32));
-                match &node.kind {
-                    NodeKind::Op(op) => {
-                        let refs = [
-                            tensor_of(nodes, values, node.inputs[0]),
-                            tensor_of(nodes, values, node.inputs[1]),
-                        ];
-                        let refs = &refs[..node.inputs_len as usize];
-                        for k in 0..node.inputs_len as usize {
-                            if node.grad_inputs & (1 << k) == 0 {
-                                continue;
-                            }
-                            let (gi, fresh) =
-                                grad_buffer(nodes, below, grad_stamps, stamp, node.inputs[k]);
-                            if fresh {
-                                op.vjp_overwrite(refs, output, g, k, gi);
-                            } else {
-                                op.vjp(refs, output, g, k, gi);
-                            }
-                        }
+                let views: Vec<ArrayViewD<'_, E>> = inputs
+                    .iter()
+                    .map(|&x| tensor_of(nodes, values, x).view())
+                    .collect();
+                let g_view = view_of(&node.shape, g);
+                for (k, &input) in inputs.iter().enumerate() {
+                    let target = &nodes[input.index()];
+                    if !target.requires_grad {
+                        continue;
                     }
-                    NodeKind::Custom(id) => {
-                        let inputs = inputs_of(custom_inputs, node);
-                        let custom = &custom_ops[id.0 as usize];
-                        let views: Vec<ArrayViewD<'_, E>> = inputs
-                            .iter()
-                            .map(|&x| tensor_of(nodes, values, x).view())
-                            .collect();
-                        let g_view = view_of(&node.shape, g);
-                        for (k, &input) in inputs.iter().enumerate() {
-                            let target_shape = nodes[input.index()].shape;
-                            if let Some((gi, fresh)) =
-                                grad_target(nodes, below, grad_stamps, stamp, input)
-                            {
-                                if fresh {
-                                    gi.fill(E::zero());
-                                }
-                                let gi = ArrayViewMutD::from_shape(IxDyn(target_shape.dims()), gi)
-                                    .expect("sized to the input");
-                                custom.vjp(&views, output.view(), g_view.view(), k, gi);
-                            }
-                        }
+                    let (gi, fresh) = grad_slot(
+                        below,
+                        grad_stamps,
+                        stamp,
+                        input.index(),
+                        target.shape.numel(),
+                    );
+                    if fresh {
+                        gi.fill(E::zero());
                     }
-                    NodeKind::Input | NodeKind::Parameter => {}
+                    let gi = ArrayViewMutD::from_shape(IxDyn(target.shape.dims()), gi)
+                        .expect("sized to the input");
+                    custom.vjp(&views, output.view(), g_view.view(), k, gi);
                 }
             }
             if !node.retain_grad {
@@ -193,36 +224,18 @@ fn zero<E: Float>(buf: &mut Vec<E>, n: usize) {
     buf.resize(n, E::zero());
 }
 
-/// The gradient buffer of `input` and whether this sweep reaches it for the first time (then it
-/// holds stale numbers of the right length, to be overwritten), or `None` if no gradient flows
-/// into it.
-#[inline]
-fn grad_target<'a, E: Float>(
-    nodes: &[Node],
-    below: &'a mut [Vec<E>],
-    stamps: &mut [u32],
-    stamp: u32,
-    input: NodeId,
-) -> Option<(&'a mut [E], bool)> {
-    if !nodes[input.index()].requires_grad {
-        return None;
-    }
-    Some(grad_buffer(nodes, below, stamps, stamp, input))
-}
-
-/// [`grad_target`] for an input known to need a gradient.
+/// The gradient buffer of node `j`, which holds `n` elements, and whether this sweep reaches it
+/// for the first time (then it holds stale numbers of the right length, to be overwritten).
 #[inline(always)]
-fn grad_buffer<'a, E: Float>(
-    nodes: &[Node],
+fn grad_slot<'a, E: Float>(
     below: &'a mut [Vec<E>],
     stamps: &mut [u32],
     stamp: u32,
-    input: NodeId,
+    j: usize,
+    n: usize,
 ) -> (&'a mut [E], bool) {
-    let j = input.index();
     let fresh = stamps[j] != stamp;
     if fresh {
-        let n = nodes[j].shape.numel();
         // Same length as last time (the steady state of a training loop): leave the stale
         // numbers, the first VJP overwrites them. Otherwise resize, which zeroes.
         if below[j].len() != n {

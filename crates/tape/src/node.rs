@@ -44,4 +44,8 @@ pub(crate) struct Node {
     pub grad_inputs: u8,
     /// Whether `backward` keeps this node's gradient (parameters, and nodes asked for).
     pub retain_grad: bool,
+    /// A built-in op whose inputs all have the output's element count and which maps elements
+    /// one to one ([`Op::is_pointwise`]): the sweep pulls back through it on plain slices,
+    /// without looking at shapes.
+    pub pointwise: bool,
 }

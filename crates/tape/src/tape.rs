@@ -268,8 +268,17 @@ impl<E: Float> Tape<E> {
         };
         let grad_inputs =
             u8::from(self.grad_enabled && input.requires_grad && op.differentiable_in(0));
-        self.run_forward(op, id, [x, x], 1, &shape)?;
-        Ok(self.push_op(op, id, [x, x], 1, shape, grad_inputs))
+        let pending = Pending {
+            op,
+            inputs: [x, x],
+            arity: 1,
+            // A reshape keeps the element count, and the other pointwise ops the shape.
+            pointwise: op.is_pointwise(),
+            shape,
+            grad_inputs,
+        };
+        self.run_forward(id, &pending)?;
+        Ok(self.push_op(id, pending))
     }
 
     /// Records a two-input built-in op.
@@ -278,7 +287,8 @@ impl<E: Float> Tape<E> {
         let id = self.next_id()?;
         self.check_ids(&[a, b])?;
         let (na, nb) = (&self.nodes[a.index()], &self.nodes[b.index()]);
-        let shape = if op.is_elementwise() && na.shape.same_as(&nb.shape) {
+        let same = na.shape.same_as(&nb.shape);
+        let shape = if op.is_elementwise() && same {
             na.shape
         } else {
             op.output_shape(&[&na.shape, &nb.shape])?
@@ -289,22 +299,27 @@ impl<E: Float> Tape<E> {
         } else {
             0
         };
-        self.run_forward(op, id, [a, b], 2, &shape)?;
-        Ok(self.push_op(op, id, [a, b], 2, shape, grad_inputs))
+        // Pointwise if neither input is broadcast: each has the output's element count.
+        let n = shape.numel();
+        let pointwise =
+            op.is_elementwise() && (same || (na.shape.numel() == n && nb.shape.numel() == n));
+        let pending = Pending {
+            op,
+            inputs: [a, b],
+            arity: 2,
+            pointwise,
+            shape,
+            grad_inputs,
+        };
+        self.run_forward(id, &pending)?;
+        Ok(self.push_op(id, pending))
     }
 
-    /// Runs `op`'s forward rule into slot `id`'s buffer, which keeps its allocation from the
+    /// Runs the op's forward rule into slot `id`'s buffer, which keeps its allocation from the
     /// last recording: the steady state of a training loop writes in place. On an error the
     /// buffer stays in its slot as a spare.
     #[inline(always)]
-    fn run_forward(
-        &mut self,
-        op: Op,
-        id: NodeId,
-        inputs: [NodeId; 2],
-        arity: usize,
-        shape: &Shape,
-    ) -> Result<()> {
+    fn run_forward(&mut self, id: NodeId, pending: &Pending) -> Result<()> {
         let slot = id.index();
         if self.values.len() == slot {
             self.values.push(Vec::new());
@@ -312,38 +327,41 @@ impl<E: Float> Tape<E> {
         // Inputs sit below the new node: split there to read them while writing its value.
         let (below, rest) = self.values.split_at_mut(slot);
         let out = &mut rest[0];
+        let n = pending.shape.numel();
         // Every built-in forward rule writes each element of its output, so a buffer of the
         // right length needs no zeroing first.
-        if out.len() != shape.numel() {
+        if out.len() != n {
             out.clear();
-            out.resize(shape.numel(), E::zero());
+            out.resize(n, E::zero());
+        }
+        let [a, b] = pending.inputs;
+        if pending.pointwise {
+            pending
+                .op
+                .forward_pointwise(&below[a.index()], &below[b.index()], out);
+            return Ok(());
         }
         let operand =
             |i: NodeId| TensorRef::trusted(&self.nodes[i.index()].shape, &below[i.index()]);
-        let refs = [operand(inputs[0]), operand(inputs[1])];
-        op.forward_shaped(&refs[..arity], shape, out)
+        let refs = [operand(a), operand(b)];
+        pending
+            .op
+            .forward_shaped(&refs[..pending.arity as usize], &pending.shape, out)
     }
 
     /// Appends a built-in op's node, whose value is already in its slot.
     #[inline(always)]
-    fn push_op(
-        &mut self,
-        op: Op,
-        id: NodeId,
-        inputs: [NodeId; 2],
-        arity: u32,
-        shape: Shape,
-        grad_inputs: u8,
-    ) -> NodeId {
+    fn push_op(&mut self, id: NodeId, pending: Pending) -> NodeId {
         self.nodes.push(Node {
-            kind: NodeKind::Op(op),
-            inputs,
-            inputs_len: arity,
+            kind: NodeKind::Op(pending.op),
+            inputs: pending.inputs,
+            inputs_len: pending.arity,
             custom_start: self.custom_inputs.len() as u32,
-            shape,
-            requires_grad: grad_inputs != 0,
-            grad_inputs,
+            shape: pending.shape,
+            requires_grad: pending.grad_inputs != 0,
+            grad_inputs: pending.grad_inputs,
             retain_grad: false,
+            pointwise: pending.pointwise,
         });
         id
     }
@@ -579,6 +597,7 @@ impl<E: Float> Tape<E> {
             // Leaves have no inputs; a custom op's are looked up at each sweep.
             grad_inputs: 0,
             retain_grad: kind == NodeKind::Parameter,
+            pointwise: false,
         });
         Ok(id)
     }
@@ -605,6 +624,18 @@ pub(crate) fn inputs_of<'a>(custom_inputs: &'a [NodeId], node: &'a Node) -> &'a 
         }
         _ => &node.inputs[..len],
     }
+}
+
+/// A built-in op checked and about to be recorded: what its forward rule and its node need.
+struct Pending {
+    op: Op,
+    /// For a one-input op the second repeats the first.
+    inputs: [NodeId; 2],
+    arity: u32,
+    /// See [`Node::pointwise`].
+    pointwise: bool,
+    shape: Shape,
+    grad_inputs: u8,
 }
 
 /// A point on a tape to [`rewind`](Tape::rewind) to, from [`Tape::mark`].

@@ -2,40 +2,11 @@
 
 use crate::Float;
 
-/// `out[i] = f(x[i])`.
-#[inline]
-pub fn map<E: Float>(x: &[E], out: &mut [E], f: impl Fn(E) -> E) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = f(v);
-    }
-}
-
 /// `*d += v` when `ACC`, else `*d = v`: a VJP adds to a gradient that already holds another
 /// path's share and overwrites one it reaches first, which saves zeroing the buffer.
 #[inline(always)]
 pub fn store<E: Float, const ACC: bool>(d: &mut E, v: E) {
     if ACC { *d += v } else { *d = v }
-}
-
-/// `gi[i] += f(g[i])` (`ACC`) or `gi[i] = f(g[i])`.
-#[inline]
-pub fn accumulate<E: Float, const ACC: bool>(gi: &mut [E], g: &[E], f: impl Fn(E) -> E) {
-    for (d, &g) in gi.iter_mut().zip(g) {
-        store::<E, ACC>(d, f(g));
-    }
-}
-
-/// `gi[i] += f(g[i], v[i])` (`ACC`) or `gi[i] = f(g[i], v[i])`.
-#[inline]
-pub fn accumulate2<E: Float, const ACC: bool>(
-    gi: &mut [E],
-    g: &[E],
-    v: &[E],
-    f: impl Fn(E, E) -> E,
-) {
-    for ((d, &g), &v) in gi.iter_mut().zip(g).zip(v) {
-        store::<E, ACC>(d, f(g, v));
-    }
 }
 
 /// `gi[i] += c` (`ACC`) or `gi[i] = c` for every element.

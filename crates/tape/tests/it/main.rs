@@ -14,6 +14,7 @@ mod leaves;
 mod matmul;
 mod network;
 mod persistent;
+mod pointwise;
 mod precision;
 mod regressions;
 mod report;
