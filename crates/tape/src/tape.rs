@@ -268,17 +268,10 @@ impl<E: Float> Tape<E> {
         };
         let grad_inputs =
             u8::from(self.grad_enabled && input.requires_grad && op.differentiable_in(0));
-        let pending = Pending {
-            op,
-            inputs: [x, x],
-            arity: 1,
-            // A reshape keeps the element count, and the other pointwise ops the shape.
-            pointwise: op.is_pointwise(),
-            shape,
-            grad_inputs,
-        };
-        self.run_forward(id, &pending)?;
-        Ok(self.push_op(id, pending))
+        // A reshape keeps the element count, and the other pointwise ops the shape.
+        let pointwise = op.is_pointwise();
+        self.push_op(op, [x, x], 1, shape, grad_inputs, pointwise);
+        self.run_forward(op, id)
     }
 
     /// Records a two-input built-in op.
@@ -303,67 +296,73 @@ impl<E: Float> Tape<E> {
         let n = shape.numel();
         let pointwise =
             op.is_elementwise() && (same || (na.shape.numel() == n && nb.shape.numel() == n));
-        let pending = Pending {
-            op,
-            inputs: [a, b],
-            arity: 2,
-            pointwise,
-            shape,
-            grad_inputs,
-        };
-        self.run_forward(id, &pending)?;
-        Ok(self.push_op(id, pending))
+        self.push_op(op, [a, b], 2, shape, grad_inputs, pointwise);
+        self.run_forward(op, id)
     }
 
-    /// Runs the op's forward rule into slot `id`'s buffer, which keeps its allocation from the
-    /// last recording: the steady state of a training loop writes in place. On an error the
-    /// buffer stays in its slot as a spare.
+    /// Appends a built-in op's node, before its value is computed: the shape goes straight
+    /// into the node rather than being carried across the forward rule.
     #[inline(always)]
-    fn run_forward(&mut self, id: NodeId, pending: &Pending) -> Result<()> {
+    fn push_op(
+        &mut self,
+        op: Op,
+        inputs: [NodeId; 2],
+        arity: u32,
+        shape: Shape,
+        grad_inputs: u8,
+        pointwise: bool,
+    ) {
+        self.nodes.push(Node {
+            kind: NodeKind::Op(op),
+            inputs,
+            inputs_len: arity,
+            custom_start: self.custom_inputs.len() as u32,
+            shape,
+            requires_grad: grad_inputs != 0,
+            grad_inputs,
+            retain_grad: false,
+            pointwise,
+        });
+    }
+
+    /// Runs `op`, node `id`'s op (the last node, just pushed), into its slot's buffer, which
+    /// keeps its allocation from the last recording: the steady state of a training loop writes
+    /// in place. On an error the node is taken off again and the buffer stays as a spare.
+    ///
+    /// `op` is passed rather than read back from the node so that, inlined into a named method,
+    /// it is a constant and only its own rule is compiled in.
+    #[inline(always)]
+    fn run_forward(&mut self, op: Op, id: NodeId) -> Result<NodeId> {
         let slot = id.index();
+        let node = &self.nodes[slot];
         if self.values.len() == slot {
             self.values.push(Vec::new());
         }
         // Inputs sit below the new node: split there to read them while writing its value.
         let (below, rest) = self.values.split_at_mut(slot);
         let out = &mut rest[0];
-        let n = pending.shape.numel();
+        let n = node.shape.numel();
         // Every built-in forward rule writes each element of its output, so a buffer of the
         // right length needs no zeroing first.
         if out.len() != n {
             out.clear();
             out.resize(n, E::zero());
         }
-        let [a, b] = pending.inputs;
-        if pending.pointwise {
-            pending
-                .op
-                .forward_pointwise(&below[a.index()], &below[b.index()], out);
-            return Ok(());
+        let [a, b] = node.inputs;
+        if node.pointwise {
+            op.forward_pointwise(&below[a.index()], &below[b.index()], out);
+            return Ok(id);
         }
         let operand =
             |i: NodeId| TensorRef::trusted(&self.nodes[i.index()].shape, &below[i.index()]);
         let refs = [operand(a), operand(b)];
-        pending
-            .op
-            .forward_shaped(&refs[..pending.arity as usize], &pending.shape, out)
-    }
-
-    /// Appends a built-in op's node, whose value is already in its slot.
-    #[inline(always)]
-    fn push_op(&mut self, id: NodeId, pending: Pending) -> NodeId {
-        self.nodes.push(Node {
-            kind: NodeKind::Op(pending.op),
-            inputs: pending.inputs,
-            inputs_len: pending.arity,
-            custom_start: self.custom_inputs.len() as u32,
-            shape: pending.shape,
-            requires_grad: pending.grad_inputs != 0,
-            grad_inputs: pending.grad_inputs,
-            retain_grad: false,
-            pointwise: pending.pointwise,
-        });
-        id
+        match op.forward_shaped(&refs[..node.inputs_len as usize], &node.shape, out) {
+            Ok(()) => Ok(id),
+            Err(err) => {
+                self.nodes.pop();
+                Err(err)
+            }
+        }
     }
 
     /// Registers a custom op on this tape, for [`custom`](Tape::custom) to record. Registrations
@@ -624,18 +623,6 @@ pub(crate) fn inputs_of<'a>(custom_inputs: &'a [NodeId], node: &'a Node) -> &'a 
         }
         _ => &node.inputs[..len],
     }
-}
-
-/// A built-in op checked and about to be recorded: what its forward rule and its node need.
-struct Pending {
-    op: Op,
-    /// For a one-input op the second repeats the first.
-    inputs: [NodeId; 2],
-    arity: u32,
-    /// See [`Node::pointwise`].
-    pointwise: bool,
-    shape: Shape,
-    grad_inputs: u8,
 }
 
 /// A point on a tape to [`rewind`](Tape::rewind) to, from [`Tape::mark`].
