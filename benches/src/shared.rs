@@ -310,21 +310,30 @@ impl Effort {
     }
 }
 
-/// Runs `f` at least three times and for at least `seconds`, and returns the median time of one
-/// call in seconds.
-pub fn time_median(seconds: f64, mut f: impl FnMut()) -> f64 {
-    f(); // warm caches, page in buffers, start thread pools
-    let mut samples = Vec::new();
-    let start = std::time::Instant::now();
-    while samples.len() < 3 || start.elapsed().as_secs_f64() < seconds {
-        let t = std::time::Instant::now();
-        f();
-        samples.push(t.elapsed().as_secs_f64());
-        if samples.len() >= 10_000 {
-            break;
-        }
+/// Times the `calls` in turns, for at least three rounds and at least `seconds` in all, after
+/// one untimed round (warm caches, page in buffers, start thread pools); returns each call's
+/// median time in seconds, in the order given.
+///
+/// A round calls each once, starting one further along the list than the round before, so that
+/// every call sees the same background load and follows each of the others equally often: the
+/// ratios of the medians hold on a busy machine, where times taken minutes apart do not.
+pub fn interleaved_medians(seconds: f64, calls: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    for call in calls.iter_mut() {
+        call();
     }
-    median(&mut samples)
+    let count = calls.len();
+    let mut samples = vec![Vec::new(); count];
+    let start = std::time::Instant::now();
+    let mut round = 0;
+    while round < 3 || (start.elapsed().as_secs_f64() < seconds && round < 10_000) {
+        for i in (0..count).map(|j| (round + j) % count) {
+            let t = std::time::Instant::now();
+            calls[i]();
+            samples[i].push(t.elapsed().as_secs_f64());
+        }
+        round += 1;
+    }
+    samples.iter_mut().map(|s| median(s)).collect()
 }
 
 #[cfg(test)]
@@ -409,6 +418,23 @@ mod tests {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&mut []).is_nan());
+    }
+
+    #[test]
+    fn interleaved_calls_take_turns_and_get_their_own_medians() {
+        let order = std::cell::RefCell::new(Vec::new());
+        let mut fast = || order.borrow_mut().push('f');
+        let mut slow = || {
+            order.borrow_mut().push('s');
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        };
+        let medians = interleaved_medians(0.0, &mut [&mut fast, &mut slow]);
+        // One untimed round, then three timed ones, each starting one further along.
+        assert_eq!(order.borrow().iter().collect::<String>(), "fsfssffs");
+        assert!(
+            medians[1] >= 0.002 && medians[0] < medians[1],
+            "{medians:?}"
+        );
     }
 
     #[test]
