@@ -314,19 +314,23 @@ impl Effort {
 /// one untimed round (warm caches, page in buffers, start thread pools); returns each call's
 /// median time in seconds, in the order given.
 ///
-/// A round calls each once, starting one further along the list than the round before, so that
-/// every call sees the same background load and follows each of the others equally often: the
-/// ratios of the medians hold on a busy machine, where times taken minutes apart do not.
+/// A round calls each once, in an order shuffled afresh (from a fixed seed) every round: every
+/// call sees the same background load, and follows each of the others about equally often, so
+/// that what one call leaves behind (a sleeping thread pool, a cold cache) does not always fall
+/// on the same next one. The ratios of the medians hold on a busy machine, where times taken
+/// minutes apart do not.
 pub fn interleaved_medians(seconds: f64, calls: &mut [&mut dyn FnMut()]) -> Vec<f64> {
     for call in calls.iter_mut() {
         call();
     }
-    let count = calls.len();
-    let mut samples = vec![Vec::new(); count];
+    let mut samples = vec![Vec::new(); calls.len()];
+    let mut order: Vec<usize> = (0..calls.len()).collect();
+    let mut rng = Rng::new(SEED);
     let start = std::time::Instant::now();
     let mut round = 0;
     while round < 3 || (start.elapsed().as_secs_f64() < seconds && round < 10_000) {
-        for i in (0..count).map(|j| (round + j) % count) {
+        rng.shuffle(&mut order);
+        for &i in &order {
             let t = std::time::Instant::now();
             calls[i]();
             samples[i].push(t.elapsed().as_secs_f64());
@@ -422,19 +426,30 @@ mod tests {
 
     #[test]
     fn interleaved_calls_take_turns_and_get_their_own_medians() {
-        let order = std::cell::RefCell::new(Vec::new());
+        let order = std::cell::RefCell::new(String::new());
         let mut fast = || order.borrow_mut().push('f');
         let mut slow = || {
             order.borrow_mut().push('s');
             std::thread::sleep(std::time::Duration::from_millis(2));
         };
-        let medians = interleaved_medians(0.0, &mut [&mut fast, &mut slow]);
-        // One untimed round, then three timed ones, each starting one further along.
-        assert_eq!(order.borrow().iter().collect::<String>(), "fsfssffs");
+        let mut other = || order.borrow_mut().push('o');
+        let medians = interleaved_medians(0.02, &mut [&mut fast, &mut slow, &mut other]);
+        let order = order.borrow().chars().collect::<Vec<_>>();
+        // An untimed round, then at least three (0.02 s / 2 ms: about ten), each calling every
+        // one once, in orders that differ.
+        assert!(order.len() >= 12 && order.len() % 3 == 0, "{order:?}");
+        let rounds: Vec<String> = order.chunks(3).map(|r| r.iter().collect()).collect();
+        for round in &rounds {
+            let mut sorted: Vec<char> = round.chars().collect();
+            sorted.sort();
+            assert_eq!(sorted, ['f', 'o', 's'], "{rounds:?}");
+        }
+        assert!(rounds[1..].iter().any(|r| *r != rounds[1]), "{rounds:?}");
         assert!(
             medians[1] >= 0.002 && medians[0] < medians[1],
             "{medians:?}"
         );
+        assert!(medians[2] < medians[1], "{medians:?}");
     }
 
     #[test]
