@@ -72,7 +72,7 @@ fn main() {
     for n in W1_SIZES {
         let a = Array2::from_shape_vec((n, n), normal_vec(&mut rng, n * n)).expect("n·n");
         let b = Array2::from_shape_vec((n, n), normal_vec(&mut rng, n * n)).expect("n·n");
-        // One output per engine, so that no engine finds another's result in its cache.
+        // One output per engine: each call below holds its own mutably.
         let zeros = || Array2::<f32>::zeros((n, n));
         let (mut c_plain, mut c_a_bt, mut c_at_b) = (zeros(), zeros(), zeros());
         let (mut c_mm, mut c_gemm) = (zeros(), zeros());
