@@ -5,7 +5,8 @@
 //!   also compiled into the baselines and peers programs, which live outside the workspace.
 //! - [`mlp`]: the W2/W4 network on the tape and by hand on the same kernels (`no-tape`).
 //! - [`chain`]: W3's chain of tiny ops.
-//! - [`workloads`]: W1..W4 for the engines built here; [`memory`]: W5.
+//! - [`workloads`]: W2..W4 for the engines built here; [`memory`]: W5 (W1 runs in the
+//!   baselines program, `benches/baselines`, all its engines in one process).
 //! - [`record`], [`table`]: the records of `--json`, checked, and the printed table.
 //! - [`alloc_count`]: the counting global allocator behind W5's allocations per step.
 

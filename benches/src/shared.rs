@@ -310,21 +310,34 @@ impl Effort {
     }
 }
 
-/// Runs `f` at least three times and for at least `seconds`, and returns the median time of one
-/// call in seconds.
-pub fn time_median(seconds: f64, mut f: impl FnMut()) -> f64 {
-    f(); // warm caches, page in buffers, start thread pools
-    let mut samples = Vec::new();
-    let start = std::time::Instant::now();
-    while samples.len() < 3 || start.elapsed().as_secs_f64() < seconds {
-        let t = std::time::Instant::now();
-        f();
-        samples.push(t.elapsed().as_secs_f64());
-        if samples.len() >= 10_000 {
-            break;
-        }
+/// Times the `calls` in turns, for at least three rounds and at least `seconds` in all, after
+/// one untimed round (warm caches, page in buffers, start thread pools); returns each call's
+/// median time in seconds, in the order given.
+///
+/// A round calls each once, in an order shuffled afresh (from a fixed seed) every round: every
+/// call sees the same background load, and follows each of the others about equally often, so
+/// that what one call leaves behind (a sleeping thread pool, a cold cache) does not always fall
+/// on the same next one. The ratios of the medians hold on a busy machine, where times taken
+/// minutes apart do not.
+pub fn interleaved_medians(seconds: f64, calls: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    for call in calls.iter_mut() {
+        call();
     }
-    median(&mut samples)
+    let mut samples = vec![Vec::new(); calls.len()];
+    let mut order: Vec<usize> = (0..calls.len()).collect();
+    let mut rng = Rng::new(SEED);
+    let start = std::time::Instant::now();
+    let mut round = 0;
+    while round < 3 || (start.elapsed().as_secs_f64() < seconds && round < 10_000) {
+        rng.shuffle(&mut order);
+        for &i in &order {
+            let t = std::time::Instant::now();
+            calls[i]();
+            samples[i].push(t.elapsed().as_secs_f64());
+        }
+        round += 1;
+    }
+    samples.iter_mut().map(|s| median(s)).collect()
 }
 
 #[cfg(test)]
@@ -409,6 +422,34 @@ mod tests {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&mut []).is_nan());
+    }
+
+    #[test]
+    fn interleaved_calls_take_turns_and_get_their_own_medians() {
+        let order = std::cell::RefCell::new(String::new());
+        let mut fast = || order.borrow_mut().push('f');
+        let mut slow = || {
+            order.borrow_mut().push('s');
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        };
+        let mut other = || order.borrow_mut().push('o');
+        let medians = interleaved_medians(0.02, &mut [&mut fast, &mut slow, &mut other]);
+        let order = order.borrow().chars().collect::<Vec<_>>();
+        // An untimed round, then at least three (0.02 s / 2 ms: about ten), each calling every
+        // one once, in orders that differ.
+        assert!(order.len() >= 12 && order.len() % 3 == 0, "{order:?}");
+        let rounds: Vec<String> = order.chunks(3).map(|r| r.iter().collect()).collect();
+        for round in &rounds {
+            let mut sorted: Vec<char> = round.chars().collect();
+            sorted.sort();
+            assert_eq!(sorted, ['f', 'o', 's'], "{rounds:?}");
+        }
+        assert!(rounds[1..].iter().any(|r| *r != rounds[1]), "{rounds:?}");
+        assert!(
+            medians[1] >= 0.002 && medians[0] < medians[1],
+            "{medians:?}"
+        );
+        assert!(medians[2] < medians[1], "{medians:?}");
     }
 
     #[test]

@@ -60,29 +60,15 @@ pub fn render(records: &[Record]) -> String {
 }
 
 fn render_figure(out: &mut String, workload: &str, figure: &str, records: &[&Record]) {
-    // Records without parameters (the FMA peak) apply to every row with their thread count.
-    let with_params = records.iter().any(|r| !r.params.is_empty());
-    let mut broadcast: BTreeMap<(u64, &str), f64> = BTreeMap::new();
     let mut rows: BTreeMap<RowKey, BTreeMap<&str, f64>> = BTreeMap::new();
     for r in records {
         let Some(&v) = r.figures.get(figure) else {
             continue;
         };
-        if with_params && r.params.is_empty() {
-            broadcast.insert((r.threads, r.engine.as_str()), v);
-            continue;
-        }
         let sort: Vec<(String, u64)> = r.params.iter().map(|(k, v)| (k.clone(), *v)).collect();
         rows.entry((r.threads, sort, r.params_label()))
             .or_default()
             .insert(r.engine.as_str(), v);
-    }
-    for ((threads, _, _), row) in rows.iter_mut() {
-        for ((t, engine), v) in &broadcast {
-            if t == threads {
-                row.insert(engine, *v);
-            }
-        }
     }
     if rows.is_empty() {
         return;
@@ -154,7 +140,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rows_columns_ratios_and_the_broadcast_peak() {
+    fn rows_columns_and_ratios() {
         let records = vec![
             Record::new("W1", "wengert", 1, &[("n", 128)], &[("gflops", 30.0)]),
             Record::new(
@@ -164,7 +150,7 @@ mod tests {
                 &[("n", 128)],
                 &[("gflops", 40.0)],
             ),
-            Record::new("W1", "fma-peak", 1, &[], &[("gflops", 60.0)]),
+            Record::new("W1", "fma-peak", 1, &[("n", 128)], &[("gflops", 60.0)]),
             Record::new(
                 "W3",
                 "wengert",

@@ -1,12 +1,10 @@
-//! W1..W5 for the engines built in this workspace: wengert, its hand-written `no-tape` floor,
-//! and matrixmultiply on one thread (the same matrixmultiply wengert's kernel calls, with the
-//! same features). Each function returns its records; `progress` hears a line per measurement.
+//! W2..W4 for the engines built in this workspace: wengert and its hand-written `no-tape` floor
+//! (W1 runs in the baselines program, beside matrixmultiply's threads; W5 in `memory`). Each
+//! function returns its records; `progress` hears a line per measurement.
 
 use std::time::Instant;
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2};
-use wengert_ops::kernels::matmul::gemm;
 use wengert_tape::Tape;
 use wengert_train::{TrainConfig, Trainer};
 
@@ -15,9 +13,8 @@ use crate::chain::{plain_chain, tape_chain};
 use crate::mlp::{LibraryAdam, Mlp, NoTape, Sgd, TapeMlp, library_mlp};
 use crate::record::Record;
 use crate::shared::{
-    Effort, Rng, SEED, Split, W1_SIZES, W2_BATCHES, W2_LAYERS, W2_LR, W3_OPS, W4_BATCH, W4_BETA1,
-    W4_BETA2, W4_EPOCHS, W4_EPS, W4_LAYERS, W4_LR, accuracy, label_vec, median, normal_vec,
-    time_median,
+    Effort, Rng, SEED, Split, W2_BATCHES, W2_LAYERS, W2_LR, W3_OPS, W4_BATCH, W4_BETA1, W4_BETA2,
+    W4_EPOCHS, W4_EPS, W4_LAYERS, W4_LR, accuracy, label_vec, median, normal_vec,
 };
 
 /// A rayon pool of `threads` workers, for running a measurement on that many.
@@ -30,73 +27,6 @@ pub fn pool(threads: usize) -> Result<rayon::ThreadPool, String> {
 
 fn err(e: wengert_tape::Error) -> String {
     format!("wengert failed: {e}")
-}
-
-fn random_matrix(rng: &mut Rng, n: usize) -> Array2<f32> {
-    Array2::from_shape_vec((n, n), normal_vec(rng, n * n)).expect("n·n values")
-}
-
-/// W1: `C = A·B` for every size, on wengert's gemm in a pool of each thread count (plain, and
-/// with a transposed operand as the VJP uses them), and on matrixmultiply on one thread.
-pub fn w1(
-    effort: Effort,
-    threads: &[usize],
-    progress: &mut dyn FnMut(&str),
-) -> Result<Vec<Record>, String> {
-    let mut records = Vec::new();
-    let mut rng = Rng::new(SEED);
-    for n in W1_SIZES {
-        let a = random_matrix(&mut rng, n);
-        let b = random_matrix(&mut rng, n);
-        let mut c = Array2::<f32>::zeros((n, n));
-        let flops = 2.0 * (n as f64).powi(3);
-        let gflops = |seconds: f64| flops / seconds / 1e9;
-        let budget = effort.w1_seconds();
-        for &t in threads {
-            let pool = pool(t)?;
-            let plain = time_median(budget, || {
-                pool.install(|| gemm(1.0, a.view(), b.view(), 0.0, c.view_mut()))
-            });
-            let a_bt = time_median(budget, || {
-                pool.install(|| gemm(1.0, a.view(), b.t(), 0.0, c.view_mut()))
-            });
-            let at_b = time_median(budget, || {
-                pool.install(|| gemm(1.0, a.t(), b.view(), 0.0, c.view_mut()))
-            });
-            progress(&format!(
-                "W1 wengert n={n} threads={t}: {:.1} GFLOP/s (A·Bᵀ {:.1}, Aᵀ·B {:.1})",
-                gflops(plain),
-                gflops(a_bt),
-                gflops(at_b)
-            ));
-            records.push(Record::new(
-                "W1",
-                "wengert",
-                t,
-                &[("n", n as u64)],
-                &[
-                    ("gflops", gflops(plain)),
-                    ("gflops_a_bt", gflops(a_bt)),
-                    ("gflops_at_b", gflops(at_b)),
-                ],
-            ));
-        }
-        let single = time_median(budget, || {
-            general_mat_mul(1.0, &a, &b, 0.0, &mut c);
-        });
-        progress(&format!(
-            "W1 matrixmultiply n={n} threads=1: {:.1} GFLOP/s",
-            gflops(single)
-        ));
-        records.push(Record::new(
-            "W1",
-            "matrixmultiply",
-            1,
-            &[("n", n as u64)],
-            &[("gflops", gflops(single))],
-        ));
-    }
-    Ok(records)
 }
 
 /// The multiply-adds of one W2 step's products, times two: forward `x·W` for every layer, and

@@ -1,11 +1,12 @@
 //! `cargo xtask bench`: builds the benchmark programs in release mode and runs them.
 //!
-//! xtask itself runs in the dev profile (it only orchestrates). It builds, with `--release`:
+//! xtask itself runs in the dev profile (it only orchestrates). It builds, with `--release` and
+//! the environment's RUSTFLAGS (none, normally: every program is built alike):
 //! 1. `wengert-bench` (package `wengert-benches`, in the workspace, the workspace's release
-//!    profile): wengert, the hand-written `no-tape` network, and matrixmultiply on one thread;
+//!    profile): W2..W5 on wengert and the hand-written `no-tape` network;
 //! 2. `wengert-bench-baselines` (`benches/baselines`, its own workspace so that matrixmultiply's
-//!    `threading` feature stays out of the engine's build; with `-C target-cpu=native` for the
-//!    FMA peak loop) into `target/bench-baselines`;
+//!    `threading` feature stays out of the engine's build) into `target/bench-baselines`: W1,
+//!    wengert's kernel beside matrixmultiply, the gemm crate and the FMA peak in one process;
 //! 3. with `--peers`, `wengert-bench-peers` (`benches/peers`: candle and dfdx, its own workspace)
 //!    into `target/bench-peers`; PyTorch runs from `benches/peers/pytorch_bench.py` when
 //!    `python3 -c "import torch"` works;
@@ -14,7 +15,6 @@
 //! one run, prints the table and writes `--json`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::run;
 
@@ -83,11 +83,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         ],
     )?;
     let baselines_target = target.join("bench-baselines");
-    build_outside(
-        "benches/baselines/Cargo.toml",
-        &baselines_target,
-        Some("-C target-cpu=native"),
-    )?;
+    build_outside("benches/baselines/Cargo.toml", &baselines_target)?;
     let mut runner_args = vec!["run".to_string()];
     runner_args.extend(args.passed.iter().cloned());
     runner_args.extend([
@@ -98,7 +94,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     ]);
     if args.peers {
         let peers_target = target.join("bench-peers");
-        build_outside("benches/peers/Cargo.toml", &peers_target, None)?;
+        build_outside("benches/peers/Cargo.toml", &peers_target)?;
         runner_args.extend([
             "--peers".to_string(),
             path_str(&peers_target.join("release/wengert-bench-peers")),
@@ -114,33 +110,20 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     run(&runner, &refs)
 }
 
-/// Builds a package that has its own workspace, into its own target directory, with `rustflags`
-/// (which replace any RUSTFLAGS of the environment, so the build is the same everywhere).
-fn build_outside(manifest: &str, target_dir: &Path, rustflags: Option<&str>) -> Result<(), String> {
+/// Builds a package that has its own workspace, into its own target directory.
+fn build_outside(manifest: &str, target_dir: &Path) -> Result<(), String> {
     let target_dir = path_str(target_dir);
-    let args = [
-        "build",
-        "--release",
-        "--manifest-path",
-        manifest,
-        "--target-dir",
-        &target_dir,
-    ];
-    eprintln!(
-        "$ RUSTFLAGS=\"{}\" cargo {}",
-        rustflags.unwrap_or(""),
-        args.join(" ")
-    );
-    let status = Command::new("cargo")
-        .args(args)
-        .env("RUSTFLAGS", rustflags.unwrap_or(""))
-        .status()
-        .map_err(|e| format!("could not start cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("building {manifest} failed ({status})"))
-    }
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--manifest-path",
+            manifest,
+            "--target-dir",
+            &target_dir,
+        ],
+    )
 }
 
 /// `cargo xtask bench-check PATH`: checks the records a `--json` run wrote.

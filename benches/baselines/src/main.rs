@@ -1,10 +1,17 @@
-//! W1's baselines, measured in the same run as wengert by `cargo xtask bench`:
+//! W1, every engine in one process, their repetitions taking turns (round after round, each
+//! engine once per round: `shared::interleaved_medians`), so that every engine sees the same
+//! background load and the ratios hold on a busy machine. On the one thread count `--threads`:
 //!
-//! - `matrixmultiply-threaded`: matrixmultiply's sgemm with its own `threading` feature (reached
-//!   through ndarray's `general_mat_mul`, which calls it directly for contiguous f32), on the
-//!   number of threads in `MATMUL_NUM_THREADS`;
-//! - `gemm`: the gemm crate on one thread and on rayon;
-//! - `fma-peak`: the machine's fused multiply-add throughput, from a loop of independent FMAs.
+//! - `wengert`: `wengert_gemm::gemm`, the kernel behind wengert-ops' matmul, in a rayon pool of
+//!   that many threads: `C = A·B`, and with a transposed operand as the VJPs call it (`A·Bᵀ`,
+//!   `Aᵀ·B`);
+//! - `matrixmultiply` (1 thread) or `matrixmultiply-threaded`: matrixmultiply's sgemm (reached
+//!   through ndarray's `general_mat_mul`, which calls it directly for contiguous f32) with its
+//!   own `threading` feature, on the threads of `MATMUL_NUM_THREADS`. matrixmultiply reads that
+//!   once per process: hence one process per thread count;
+//! - `gemm`: the gemm crate in the same pool;
+//! - `fma-peak`: the machine's fused multiply-add throughput, from a loop of independent FMAs on
+//!   every thread of the pool: one block per round, the gauge of the load the products met.
 //!
 //! Prints one JSON record per line on stdout (and progress as plain lines).
 //! Usage: `wengert-bench-baselines --threads N [--quick] [--only W1,...]`.
@@ -14,10 +21,10 @@ mod shared;
 
 mod fma;
 
-use ndarray::Array2;
 use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2};
 
-use shared::{Effort, Rng, SEED, W1_SIZES, normal_vec, record_json, time_median};
+use shared::{Effort, Rng, SEED, W1_SIZES, interleaved_medians, normal_vec, record_json};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,60 +45,100 @@ fn main() {
     let env_threads = std::env::var("MATMUL_NUM_THREADS").unwrap_or_default();
     if env_threads != threads.to_string() {
         println!(
-            "warning: MATMUL_NUM_THREADS is '{env_threads}', not {threads}: the threaded figure \
-             runs on matrixmultiply's choice"
+            "warning: MATMUL_NUM_THREADS is '{env_threads}', not {threads}: matrixmultiply runs \
+             on its own choice of threads"
         );
     }
-    let counts: Vec<usize> = if threads > 1 {
-        vec![1, threads]
+    let mm = if threads == 1 {
+        "matrixmultiply"
     } else {
-        vec![1]
+        "matrixmultiply-threaded"
     };
-
-    for &t in &counts {
-        let gflops = fma::peak_gflops(t, effort.w1_seconds());
-        println!("W1 fma-peak threads={t}: {gflops:.1} GFLOP/s");
-        println!(
-            "{}",
-            record_json("W1", "fma-peak", t, &[], &[("gflops", gflops)])
-        );
+    let parallelism = if threads == 1 {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(threads)
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a rayon pool");
+    let has_fma = fma::available();
+    if !has_fma {
+        println!("W1: this CPU has no FMA instructions: the FMA peak is not measured");
     }
 
     let mut rng = Rng::new(SEED);
     for n in W1_SIZES {
         let a = Array2::from_shape_vec((n, n), normal_vec(&mut rng, n * n)).expect("n·n");
         let b = Array2::from_shape_vec((n, n), normal_vec(&mut rng, n * n)).expect("n·n");
-        let mut c = Array2::<f32>::zeros((n, n));
-        let flops = 2.0 * (n as f64).powi(3);
-        let budget = effort.w1_seconds();
-        let emit = |engine: &str, t: usize, seconds: f64| {
-            let gflops = flops / seconds / 1e9;
-            println!("W1 {engine} n={n} threads={t}: {gflops:.1} GFLOP/s");
-            println!(
-                "{}",
-                record_json("W1", engine, t, &[("n", n as u64)], &[("gflops", gflops)])
-            );
-        };
-        if threads > 1 {
-            let s = time_median(budget, || general_mat_mul(1.0, &a, &b, 0.0, &mut c));
-            emit("matrixmultiply-threaded", threads, s);
+        // One output per engine: each call below holds its own mutably.
+        let zeros = || Array2::<f32>::zeros((n, n));
+        let (mut c_plain, mut c_a_bt, mut c_at_b) = (zeros(), zeros(), zeros());
+        let (mut c_mm, mut c_gemm) = (zeros(), zeros());
+        let mut plain = || pool.install(|| wengert(a.view(), b.view(), &mut c_plain));
+        let mut a_bt = || pool.install(|| wengert(a.view(), b.t(), &mut c_a_bt));
+        let mut at_b = || pool.install(|| wengert(a.t(), b.view(), &mut c_at_b));
+        let mut matrixmultiply = || general_mat_mul(1.0, &a, &b, 0.0, &mut c_mm);
+        let mut gemm = || pool.install(|| gemm_crate(&a, &b, &mut c_gemm, parallelism));
+        let mut peak = || fma::run_on(&pool);
+        let mut calls: Vec<&mut dyn FnMut()> = vec![
+            &mut plain,
+            &mut a_bt,
+            &mut at_b,
+            &mut matrixmultiply,
+            &mut gemm,
+        ];
+        if has_fma {
+            calls.push(&mut peak);
         }
-        for &t in &counts {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .expect("a rayon pool");
-            let parallelism = if t == 1 {
-                gemm::Parallelism::None
-            } else {
-                gemm::Parallelism::Rayon(t)
-            };
-            let s = time_median(budget, || {
-                pool.install(|| gemm_crate(&a, &b, &mut c, parallelism))
-            });
-            emit("gemm", t, s);
+        // As much time per engine as W1's budget gives one configuration.
+        let budget = effort.w1_seconds() * calls.len() as f64;
+        let seconds = interleaved_medians(budget, &mut calls);
+
+        let flops = 2.0 * (n as f64).powi(3);
+        let gflops = |i: usize| flops / seconds[i] / 1e9;
+        let peak_gflops =
+            has_fma.then(|| threads as f64 * fma::block_flops(fma::ITERS) / seconds[5] / 1e9);
+        println!(
+            "W1 n={n} threads={threads}: wengert {:.1} GFLOP/s (A·Bᵀ {:.1}, Aᵀ·B {:.1}), \
+             {mm} {:.1}, gemm {:.1}, FMA peak {}",
+            gflops(0),
+            gflops(1),
+            gflops(2),
+            gflops(3),
+            gflops(4),
+            peak_gflops.map_or("-".to_string(), |p| format!("{p:.1}")),
+        );
+        let params = [("n", n as u64)];
+        let wengert_figures = [
+            ("gflops", gflops(0)),
+            ("gflops_a_bt", gflops(1)),
+            ("gflops_at_b", gflops(2)),
+        ];
+        let mut records = vec![
+            record_json("W1", "wengert", threads, &params, &wengert_figures),
+            record_json("W1", mm, threads, &params, &[("gflops", gflops(3))]),
+            record_json("W1", "gemm", threads, &params, &[("gflops", gflops(4))]),
+        ];
+        if let Some(p) = peak_gflops {
+            records.push(record_json(
+                "W1",
+                "fma-peak",
+                threads,
+                &params,
+                &[("gflops", p)],
+            ));
+        }
+        for record in records {
+            println!("{record}");
         }
     }
+}
+
+/// `c = a·b` on wengert's kernel, on the current rayon pool, any operand a (transposed) view.
+fn wengert(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: &mut Array2<f32>) {
+    wengert_gemm::gemm(1.0, a, b, 0.0, c.view_mut()).expect("square operands of one size fit");
 }
 
 /// `c = a·b` on the gemm crate, all three matrices square and row-major.
@@ -144,5 +191,19 @@ mod tests {
         let mut d = Array2::zeros((n, n));
         gemm_crate(&a, &b, &mut d, gemm::Parallelism::Rayon(2));
         assert_eq!(d, c);
+    }
+
+    #[test]
+    fn wengerts_calls_compute_the_plain_and_transposed_products() {
+        let n = 37;
+        let a = Array2::from_shape_fn((n, n), |(i, j)| ((i * 5 + j) % 7) as f32 - 3.0);
+        let b = Array2::from_shape_fn((n, n), |(i, j)| ((2 * i + j) % 5) as f32 - 2.0);
+        let mut c = Array2::from_elem((n, n), f32::NAN);
+        wengert(a.view(), b.view(), &mut c);
+        assert_eq!(c, a.dot(&b));
+        wengert(a.view(), b.t(), &mut c);
+        assert_eq!(c, a.dot(&b.t()));
+        wengert(a.t(), b.view(), &mut c);
+        assert_eq!(c, a.t().dot(&b));
     }
 }

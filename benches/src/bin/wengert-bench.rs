@@ -140,17 +140,19 @@ fn run(o: &Options) -> Result<(), String> {
 
     let mut jobs: Vec<(String, Job<'_>)> = Vec::new();
     if o.wants("W1") {
-        jobs.push((
-            "W1 matmul: wengert, matrixmultiply".into(),
-            Box::new(|p| workloads::w1(effort, &thread_counts, p)),
-        ));
-        if let Some(bin) = &o.baselines {
-            let args = o.forwarded(all);
+        // Every engine of W1 in the baselines program, which interleaves them; one process per
+        // thread count, since matrixmultiply reads its thread count once per process.
+        let bin = o.baselines.as_ref().ok_or(
+            "W1 runs in the baselines program: pass --baselines BIN (`cargo xtask bench` does), \
+             or leave W1 out with --only",
+        )?;
+        for &t in &thread_counts {
+            let args = o.forwarded(t);
             jobs.push((
-                "W1 matmul: matrixmultiply-threaded, gemm, FMA peak".into(),
-                Box::new(move |p| {
-                    external(bin, &args, &[("MATMUL_NUM_THREADS", all.to_string())], p)
-                }),
+                format!(
+                    "W1 matmul on {t} thread(s): wengert, matrixmultiply, gemm, FMA peak, interleaved"
+                ),
+                Box::new(move |p| external(bin, &args, &[("MATMUL_NUM_THREADS", t.to_string())], p)),
             ));
         }
     }
