@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::ThreadPool;
-use wengert_gemm::gemm;
+use wengert_gemm::{Epilogue, gemm, gemm_epilogue};
 
 const LAYERS: [usize; 4] = [784, 512, 512, 10];
 const BATCH: usize = 128;
@@ -100,11 +100,22 @@ impl Step {
             };
             if parts.products {
                 let t = &mut self.in_step[l];
-                timed(t, || {
-                    gemm(1.0, input, self.w[l].view(), 0.0, h[0].view_mut())
-                });
+                let (w, h) = (self.w[l].view(), h[0].view_mut());
+                if parts.fused_bias {
+                    let b = &self.b[l][..];
+                    let out = if l + 1 < layers {
+                        Epilogue::BiasRelu(b)
+                    } else {
+                        Epilogue::Bias(b)
+                    };
+                    let start = Instant::now();
+                    gemm_epilogue(1.0, input, w, 0.0, h, out).unwrap();
+                    *t += start.elapsed();
+                } else {
+                    timed(t, || gemm(1.0, input, w, 0.0, h));
+                }
             }
-            if parts.bias_relu {
+            if parts.bias_relu && !parts.fused_bias {
                 let hidden = l + 1 < layers;
                 bias_relu(h[0].view_mut(), &self.b[l], hidden);
             }
@@ -180,6 +191,8 @@ struct Parts {
     sgd: bool,
     /// SGD on the weights inside their gradients' products (alpha = −lr, beta = 1, into W).
     fused_sgd: bool,
+    /// Bias and ReLU in the forward products' output pass (`gemm_epilogue`).
+    fused_bias: bool,
 }
 
 const ALL: Parts = Parts {
@@ -190,6 +203,7 @@ const ALL: Parts = Parts {
     bias_grad: true,
     sgd: true,
     fused_sgd: false,
+    fused_bias: false,
 };
 
 const NONE: Parts = Parts {
@@ -200,6 +214,7 @@ const NONE: Parts = Parts {
     bias_grad: false,
     sgd: false,
     fused_sgd: false,
+    fused_bias: false,
 };
 
 /// The step variants timed, with their labels.
@@ -238,6 +253,28 @@ fn variants() -> Vec<(&'static str, Parts)> {
         (
             "step, SGD fused in dW",
             Parts {
+                fused_sgd: true,
+                ..ALL
+            },
+        ),
+        (
+            "step, bias + ReLU fused",
+            Parts {
+                fused_bias: true,
+                ..ALL
+            },
+        ),
+        (
+            "step, without bias + ReLU",
+            Parts {
+                bias_relu: false,
+                ..ALL
+            },
+        ),
+        (
+            "step, both fused",
+            Parts {
+                fused_bias: true,
                 fused_sgd: true,
                 ..ALL
             },

@@ -6,6 +6,7 @@
 mod common;
 mod determinism;
 mod edges;
+mod epilogue;
 mod in_place;
 mod large;
 mod narrow;
