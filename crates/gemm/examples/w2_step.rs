@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::ThreadPool;
-use wengert_gemm::{Epilogue, gemm, gemm_epilogue};
+use wengert_gemm::gemm;
 
 const LAYERS: [usize; 4] = [784, 512, 512, 10];
 const BATCH: usize = 128;
@@ -100,22 +100,11 @@ impl Step {
             };
             if parts.products {
                 let t = &mut self.in_step[l];
-                let (w, h) = (self.w[l].view(), h[0].view_mut());
-                if parts.fused_bias {
-                    let b = &self.b[l][..];
-                    let out = if l + 1 < layers {
-                        Epilogue::BiasRelu(b)
-                    } else {
-                        Epilogue::Bias(b)
-                    };
-                    let start = Instant::now();
-                    gemm_epilogue(1.0, input, w, 0.0, h, out).unwrap();
-                    *t += start.elapsed();
-                } else {
-                    timed(t, || gemm(1.0, input, w, 0.0, h));
-                }
+                timed(t, || {
+                    gemm(1.0, input, self.w[l].view(), 0.0, h[0].view_mut())
+                });
             }
-            if parts.bias_relu && !parts.fused_bias {
+            if parts.bias_relu {
                 let hidden = l + 1 < layers;
                 bias_relu(h[0].view_mut(), &self.b[l], hidden);
             }
@@ -191,8 +180,6 @@ struct Parts {
     sgd: bool,
     /// SGD on the weights inside their gradients' products (alpha = −lr, beta = 1, into W).
     fused_sgd: bool,
-    /// Bias and ReLU in the forward products' output pass (`gemm_epilogue`).
-    fused_bias: bool,
 }
 
 const ALL: Parts = Parts {
@@ -203,7 +190,6 @@ const ALL: Parts = Parts {
     bias_grad: true,
     sgd: true,
     fused_sgd: false,
-    fused_bias: false,
 };
 
 const NONE: Parts = Parts {
@@ -214,7 +200,6 @@ const NONE: Parts = Parts {
     bias_grad: false,
     sgd: false,
     fused_sgd: false,
-    fused_bias: false,
 };
 
 /// The step variants timed, with their labels.
@@ -257,25 +242,11 @@ fn variants() -> Vec<(&'static str, Parts)> {
                 ..ALL
             },
         ),
-        (
-            "step, bias + ReLU fused",
-            Parts {
-                fused_bias: true,
-                ..ALL
-            },
-        ),
+        // What fusing bias and ReLU into the forward products could save at most.
         (
             "step, without bias + ReLU",
             Parts {
                 bias_relu: false,
-                ..ALL
-            },
-        ),
-        (
-            "step, both fused",
-            Parts {
-                fused_bias: true,
-                fused_sgd: true,
                 ..ALL
             },
         ),

@@ -62,7 +62,6 @@ pub(crate) fn gemm<E: Sealed>(
     b: ArrayView2<'_, E>,
     beta: E,
     c: ArrayViewMut2<'_, E>,
-    bias: Option<Bias<'_, E>>,
 ) {
     let (m, k) = a.dim();
     let n = b.ncols();
@@ -70,33 +69,23 @@ pub(crate) fn gemm<E: Sealed>(
         return;
     }
     if k == 0 || alpha == E::ZERO {
-        let mut c = c;
-        scale(beta, c.view_mut());
-        if let Some(bias) = bias {
-            bias.apply(c, 0, 0);
-        }
+        scale(beta, c);
         return;
     }
     // Which way round to compute: `c = a·b`, or `cᵀ = bᵀ·aᵀ` (every element sums the same
     // products in the same order either way, so the result is the same).
     let column_major_c = c.strides()[1] != 1 && c.strides()[0] == 1;
-    let (a, b, c, m, n, bias) = if wants_transpose::<E>(path, m, n, column_major_c) {
-        let bias = bias.map(|bias| Bias {
-            per_row: !bias.per_row,
-            ..bias
-        });
+    let (a, b, c, m, n) = if wants_transpose::<E>(path, m, n, column_major_c) {
         (
             b.reversed_axes(),
             a.reversed_axes(),
             c.reversed_axes(),
             n,
             m,
-            bias,
         )
     } else {
-        (a, b, c, m, n, bias)
+        (a, b, c, m, n)
     };
-    let out = Output { alpha, beta, bias };
     let macs = m.saturating_mul(n).saturating_mul(k);
     let threads = if macs < PARALLEL_MIN_MACS {
         1
@@ -108,9 +97,9 @@ pub(crate) fn gemm<E: Sealed>(
     if threads > 1 && rayon::current_thread_index().is_none() {
         // From outside the pool every `rayon::join` would inject a job through rayon's global
         // queue, which allocates a block every 63 jobs: enter the pool once instead.
-        return rayon::scope(|_| blocked(path, b_in_place, out, a, b, c, threads));
+        return rayon::scope(|_| blocked(path, b_in_place, alpha, a, b, beta, c, threads));
     }
-    blocked(path, b_in_place, out, a, b, c, threads);
+    blocked(path, b_in_place, alpha, a, b, beta, c, threads);
 }
 
 /// Whether to compute `cᵀ = bᵀ·aᵀ` rather than `c = a·b` (`c` being `m × n`).
@@ -138,12 +127,14 @@ fn wants_transpose<E: Sealed>(path: Path, m: usize, n: usize, column_major_c: bo
 /// The blocked loops of [`gemm`], shared among up to `threads` tasks: by columns of `c` when
 /// it is at least as wide as tall, by rows otherwise. Each task packs its own blocks of `a` and
 /// `b`, so the tasks never wait for one another: one fork per call.
+#[allow(clippy::too_many_arguments)]
 fn blocked<E: Sealed>(
     path: Path,
     b_in_place: bool,
-    out: Output<'_, E>,
+    alpha: E,
     a: ArrayView2<'_, E>,
     b: ArrayView2<'_, E>,
+    beta: E,
     c: ArrayViewMut2<'_, E>,
     threads: usize,
 ) {
@@ -157,22 +148,20 @@ fn blocked<E: Sealed>(
         let mid = (col_panels * left / threads).max(1) * E::NR;
         let (b0, b1) = b.split_at(Axis(1), mid);
         let (c0, c1) = c.split_at(Axis(1), mid);
-        let (out0, out1) = out.split(mid, false);
         rayon::join(
-            || blocked(path, b_in_place, out0, a, b0, c0, left),
-            || blocked(path, b_in_place, out1, a, b1, c1, threads - left),
+            || blocked(path, b_in_place, alpha, a, b0, beta, c0, left),
+            || blocked(path, b_in_place, alpha, a, b1, beta, c1, threads - left),
         );
     } else if threads > 1 && row_panels >= 2 {
         let mid = (row_panels * left / threads).max(1) * E::MR;
         let (a0, a1) = a.split_at(Axis(0), mid);
         let (c0, c1) = c.split_at(Axis(0), mid);
-        let (out0, out1) = out.split(mid, true);
         rayon::join(
-            || blocked(path, b_in_place, out0, a0, b, c0, left),
-            || blocked(path, b_in_place, out1, a1, b, c1, threads - left),
+            || blocked(path, b_in_place, alpha, a0, b, beta, c0, left),
+            || blocked(path, b_in_place, alpha, a1, b, beta, c1, threads - left),
         );
     } else {
-        serial(path, b_in_place, out, a, b, c);
+        serial(path, b_in_place, alpha, a, b, beta, c);
     }
 }
 
@@ -186,9 +175,10 @@ fn blocked<E: Sealed>(
 fn serial<E: Sealed>(
     path: Path,
     b_in_place: bool,
-    out: Output<'_, E>,
+    alpha: E,
     a: ArrayView2<'_, E>,
     b: ArrayView2<'_, E>,
+    beta: E,
     mut c: ArrayViewMut2<'_, E>,
 ) {
     let (m, k) = a.dim();
@@ -224,12 +214,9 @@ fn serial<E: Sealed>(
                     let job = TileJob {
                         path,
                         kc,
-                        alpha: out.alpha,
-                        beta: if pc == 0 { out.beta } else { E::ONE },
+                        alpha,
+                        beta: if pc == 0 { beta } else { E::ONE },
                     };
-                    // The bias after the last block of `k`, on each column of tiles while it
-                    // is still in L1.
-                    let bias = out.bias.filter(|_| pc + kc == k);
                     for ic in (0..m).step_by(m_block) {
                         let mc = m_block.min(m - ic);
                         let a_packed = &mut a_buf[..mc.div_ceil(E::MR) * E::MR * kc];
@@ -249,89 +236,12 @@ fn serial<E: Sealed>(
                             for (ir, a_panel) in a_packed.chunks_exact(kc * E::MR).enumerate() {
                                 tile(job, a_panel, b_panel, &mut c, ic + ir * E::MR, j0);
                             }
-                            if let Some(bias) = bias {
-                                let nr = E::NR.min(n - j0);
-                                bias.apply(c.slice_mut(s![ic..ic + mc, j0..j0 + nr]), ic, j0);
-                            }
                         }
                     }
                 }
             }
         })
     });
-}
-
-/// What the output pass does besides `alpha·a·b + beta·c`, and its split among tasks.
-#[derive(Clone, Copy)]
-struct Output<'a, E> {
-    alpha: E,
-    beta: E,
-    bias: Option<Bias<'a, E>>,
-}
-
-impl<'a, E: Sealed> Output<'a, E> {
-    /// The two halves' outputs when `c` is split before row (`rows`) or column `mid`.
-    fn split(self, mid: usize, rows: bool) -> (Self, Self) {
-        let halves = self.bias.map(|bias| {
-            if bias.per_row == rows {
-                let (v0, v1) = bias.values.split_at(mid);
-                (Bias { values: v0, ..bias }, Bias { values: v1, ..bias })
-            } else {
-                (bias, bias)
-            }
-        });
-        (
-            Output {
-                bias: halves.map(|h| h.0),
-                ..self
-            },
-            Output {
-                bias: halves.map(|h| h.1),
-                ..self
-            },
-        )
-    }
-}
-
-/// A bias added to every element of `c` after the product, then maybe a ReLU: `values[j]` to
-/// column `j` (or `values[i]` to row `i` with `per_row`, for a product computed transposed).
-#[derive(Clone, Copy)]
-pub(crate) struct Bias<'a, E> {
-    pub(crate) values: &'a [E],
-    pub(crate) per_row: bool,
-    pub(crate) relu: bool,
-}
-
-impl<E: Sealed> Bias<'_, E> {
-    /// Applies the bias (and the ReLU) to `block`, whose first element is `c[i0, j0]`: `x + b`,
-    /// then `0` where that is `<= 0` (NaN passes through, as PyTorch's ReLU), the very
-    /// operations of a separate pass after the product.
-    fn apply(self, mut block: ArrayViewMut2<'_, E>, i0: usize, j0: usize) {
-        let relu = |x: E| {
-            if self.relu && x <= E::ZERO {
-                E::ZERO
-            } else {
-                x
-            }
-        };
-        let (rows, cols) = block.dim();
-        if self.per_row {
-            for (mut row, &b) in block
-                .rows_mut()
-                .into_iter()
-                .zip(&self.values[i0..i0 + rows])
-            {
-                row.map_inplace(|x| *x = relu(*x + b));
-            }
-        } else {
-            let values = &self.values[j0..j0 + cols];
-            for mut row in block.rows_mut() {
-                row.iter_mut()
-                    .zip(values)
-                    .for_each(|(x, &b)| *x = relu(*x + b));
-            }
-        }
-    }
 }
 
 /// `c = beta·c`, overwriting with zeros (NaN included) when `beta = 0`.
@@ -398,15 +308,7 @@ mod tests {
             let a = Array2::from_shape_fn((m, k), |(i, p)| ((i * 7 + p * 3) % 11) as f64 - 5.0);
             let b = Array2::from_shape_fn((k, n), |(p, j)| ((p * 5 + j * 2) % 13) as f64 - 6.0);
             let mut c = Array2::from_elem((m, n), f64::NAN);
-            gemm(
-                Path::Portable,
-                1.0,
-                a.view(),
-                b.view(),
-                0.0,
-                c.view_mut(),
-                None,
-            );
+            gemm(Path::Portable, 1.0, a.view(), b.view(), 0.0, c.view_mut());
             assert_eq!(c, naive(&a, &b), "{m}x{k}x{n}");
             let a32 = a.mapv(|x| x as f32);
             let b32 = b.mapv(|x| x as f32);
@@ -418,7 +320,6 @@ mod tests {
                 a32.t(),
                 1.0,
                 c32.view_mut().reversed_axes(),
-                None,
             );
             let want = naive(&a, &b).mapv(|x| (2.0 * x + 1.0) as f32);
             assert_eq!(c32, want, "{m}x{k}x{n} f32");

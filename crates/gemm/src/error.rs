@@ -1,5 +1,4 @@
-//! How a product can be refused: operands whose shapes do not fit, or a bias of the wrong
-//! length.
+//! The one way a product can be refused: operands whose shapes do not fit.
 
 use std::fmt;
 
@@ -56,38 +55,3 @@ impl fmt::Display for GemmError {
 }
 
 impl std::error::Error for GemmError {}
-
-/// Why [`gemm_epilogue`](crate::gemm_epilogue) refused a product.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EpilogueError {
-    /// The operands' shapes do not fit, as for [`gemm`](crate::gemm).
-    Shapes(GemmError),
-    /// The bias does not have one value per column of `c`.
-    BiasLength {
-        /// The bias's length.
-        bias: usize,
-        /// The columns of `c`.
-        columns: usize,
-    },
-}
-
-impl fmt::Display for EpilogueError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EpilogueError::Shapes(err) => err.fmt(f),
-            EpilogueError::BiasLength { bias, columns } => write!(
-                f,
-                "gemm: a bias of {bias} values cannot be added to the {columns} columns of c"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for EpilogueError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            EpilogueError::Shapes(err) => Some(err),
-            EpilogueError::BiasLength { .. } => None,
-        }
-    }
-}

@@ -56,7 +56,7 @@ mod tile;
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-pub use error::{EpilogueError, GemmError};
+pub use error::GemmError;
 pub use scalar::GemmScalar;
 
 /// `c = alpha·a·b + beta·c`, in parallel on the current rayon pool for large products.
@@ -94,67 +94,7 @@ pub fn gemm<E: GemmScalar>(
     c: ArrayViewMut2<'_, E>,
 ) -> Result<(), GemmError> {
     GemmError::check(a.dim(), b.dim(), c.dim())?;
-    driver::gemm(driver::Path::detect(), alpha, a, b, beta, c, None);
-    Ok(())
-}
-
-/// What [`gemm_epilogue`] applies to every element of `c` after the product, in the same pass.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Epilogue<'a, E> {
-    /// `c[i, j] += bias[j]`: a layer's bias.
-    Bias(&'a [E]),
-    /// `c[i, j] = relu(c[i, j] + bias[j])`: a layer's bias and ReLU, where `relu(x)` is 0 for
-    /// `x <= 0` and `x` otherwise (NaN passes through, as in PyTorch).
-    BiasRelu(&'a [E]),
-}
-
-/// [`gemm`], then `epilogue` on every element of `c`, applied by the thread that computed it
-/// while it is still in cache: `c = f(alpha·a·b + beta·c)`.
-///
-/// The result is bit-identical to [`gemm`] followed by a separate pass that adds `bias[j]` to
-/// each element of column `j` (and then applies the ReLU), whatever the number of threads.
-///
-/// # Errors
-/// [`EpilogueError::Shapes`] as [`gemm`], and [`EpilogueError::BiasLength`] when the bias does
-/// not have one value per column of `c`. Nothing is written to `c` then.
-///
-/// ```
-/// use ndarray::array;
-/// use wengert_gemm::{Epilogue, gemm_epilogue};
-///
-/// let x = array![[1.0f32, -2.0], [3.0, 1.0]];
-/// let w = array![[1.0, 0.5], [1.0, 0.5]];
-/// let mut h = array![[0.0, 0.0], [0.0, 0.0]];
-/// // h = relu(x·w + b)
-/// gemm_epilogue(1.0, x.view(), w.view(), 0.0, h.view_mut(), Epilogue::BiasRelu(&[0.5, -1.0]))
-///     .unwrap();
-/// assert_eq!(h, array![[0.0, 0.0], [4.5, 1.0]]);
-/// ```
-pub fn gemm_epilogue<E: GemmScalar>(
-    alpha: E,
-    a: ArrayView2<'_, E>,
-    b: ArrayView2<'_, E>,
-    beta: E,
-    c: ArrayViewMut2<'_, E>,
-    epilogue: Epilogue<'_, E>,
-) -> Result<(), EpilogueError> {
-    GemmError::check(a.dim(), b.dim(), c.dim()).map_err(EpilogueError::Shapes)?;
-    let (values, relu) = match epilogue {
-        Epilogue::Bias(values) => (values, false),
-        Epilogue::BiasRelu(values) => (values, true),
-    };
-    if values.len() != c.ncols() {
-        return Err(EpilogueError::BiasLength {
-            bias: values.len(),
-            columns: c.ncols(),
-        });
-    }
-    let bias = driver::Bias {
-        values,
-        per_row: false,
-        relu,
-    };
-    driver::gemm(driver::Path::detect(), alpha, a, b, beta, c, Some(bias));
+    driver::gemm(driver::Path::detect(), alpha, a, b, beta, c);
     Ok(())
 }
 

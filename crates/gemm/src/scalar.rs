@@ -21,7 +21,7 @@ pub(crate) mod private {
 
     /// Everything type-specific, hidden from users.
     pub trait Sealed:
-        Copy + PartialOrd + Send + Sync + 'static + Add<Output = Self> + Mul<Output = Self>
+        Copy + PartialEq + Send + Sync + 'static + Add<Output = Self> + Mul<Output = Self>
     {
         /// Rows of a micro-tile (and of a packed panel of `a`).
         const MR: usize;

@@ -8,7 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::Array2;
-use wengert_gemm::{Epilogue, gemm, gemm_epilogue};
+use wengert_gemm::gemm;
 
 struct Counting;
 
@@ -53,7 +53,6 @@ fn allocations() -> usize {
 struct Net {
     x: Array2<f32>,
     w: [Array2<f32>; 3],
-    bias: Vec<f32>,
     h: [Array2<f32>; 3],
     d: [Array2<f32>; 3],
     dw: [Array2<f32>; 3],
@@ -64,7 +63,6 @@ impl Net {
         let m = |r: usize, c: usize| Array2::from_shape_fn((r, c), |(i, j)| ((i + j) % 7) as f32);
         Net {
             x: m(128, 784),
-            bias: vec![0.5; 512],
             w: [m(784, 512), m(512, 512), m(512, 10)],
             h: [m(128, 512), m(128, 512), m(128, 10)],
             d: [m(128, 784), m(128, 512), m(128, 512)],
@@ -75,21 +73,12 @@ impl Net {
     /// The products of one training step: forward, then both VJPs of each layer on transposed
     /// views (`h[2]` stands for the loss's gradient), accumulating into the weight gradients.
     fn step(&mut self) {
-        let Net {
-            x,
-            w,
-            bias,
-            h,
-            d,
-            dw,
-        } = self;
+        let Net { x, w, h, d, dw } = self;
         let [h0, h1, h2] = h;
         let [dx, d0, d1] = d;
-        let relu = Epilogue::BiasRelu(&bias[..]);
-        gemm_epilogue(1.0, x.view(), w[0].view(), 0.0, h0.view_mut(), relu).unwrap();
+        gemm(1.0, x.view(), w[0].view(), 0.0, h0.view_mut()).unwrap();
         gemm(1.0, h0.view(), w[1].view(), 0.0, h1.view_mut()).unwrap();
-        let out = Epilogue::Bias(&bias[..10]);
-        gemm_epilogue(1.0, h1.view(), w[2].view(), 0.0, h2.view_mut(), out).unwrap();
+        gemm(1.0, h1.view(), w[2].view(), 0.0, h2.view_mut()).unwrap();
         gemm(1.0, h1.t(), h2.view(), 1.0, dw[2].view_mut()).unwrap();
         gemm(1.0, h2.view(), w[2].t(), 0.0, d1.view_mut()).unwrap();
         gemm(1.0, h0.t(), d1.view(), 1.0, dw[1].view_mut()).unwrap();

@@ -6,7 +6,6 @@
 mod common;
 mod determinism;
 mod edges;
-mod epilogue;
 mod in_place;
 mod large;
 mod narrow;
