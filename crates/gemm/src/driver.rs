@@ -25,6 +25,13 @@ use crate::tile::{PanelB, TileJob, tile};
 /// 98 µs against 128). Back to back, with the worker awake, 2 threads win from about 1M.
 const PARALLEL_MIN_MACS: usize = 1 << 21;
 
+/// A product with this many elements of `c` or more is shared among threads whatever its
+/// multiply-adds: with a short inner dimension (below 32 here) its time goes to writing `c`,
+/// whose cache lines, in a training step, were last touched long before, and two cores fetch
+/// them twice as fast. W2's 128×10·10×512 (the output layer's input gradient): 53 → 32-37 µs
+/// alone, 162-184 → 122-141 µs inside a step, on 2 threads.
+const PARALLEL_MIN_OUTPUTS: usize = 1 << 16;
+
 /// Products of at most this many rows read `b` in place rather than packed (when its columns
 /// are contiguous and the kernel is AVX2's): see [`serial`].
 const B_IN_PLACE_MAX_ROWS: usize = 64;
@@ -87,7 +94,7 @@ pub(crate) fn gemm<E: Sealed>(
         (a, b, c, m, n)
     };
     let macs = m.saturating_mul(n).saturating_mul(k);
-    let threads = if macs < PARALLEL_MIN_MACS {
+    let threads = if macs < PARALLEL_MIN_MACS && m.saturating_mul(n) < PARALLEL_MIN_OUTPUTS {
         1
     } else {
         rayon::current_num_threads()

@@ -59,6 +59,8 @@ fn results_do_not_depend_on_the_thread_count() {
         // batch 1024, and its transpose.
         (1024, 512, 10),
         (10, 512, 1024),
+        // A short inner dimension and a large `c`: split although its multiply-adds are few.
+        (256, 10, 512),
     ] {
         for layouts in [
             [RowMajor, RowMajor],
