@@ -247,6 +247,19 @@ fn prefetch(kc: usize, c: *const i8, stride: isize, rows: usize, row_bytes: usiz
     }
 }
 
+/// Asks for the `bytes` bytes from `ptr` to be brought into L1, one hint per cache line. Only a
+/// hint: any address will do, nothing is read or written.
+#[inline(always)]
+pub(crate) fn prefetch_bytes(ptr: *const i8, bytes: usize) {
+    let mut at = 0;
+    while at < bytes {
+        // SAFETY: as in `prefetch`: `_mm_prefetch` is a hint that never faults and changes no
+        // memory, whatever the address; `wrapping_add` does not dereference.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(at)) };
+        at += 64;
+    }
+}
+
 /// Packs sixteen lanes of `f32`, all of one length `k`, into a panel of `b`: `out[p·16 + l] =
 /// lanes[l][p]`. Eight steps of eight lanes at a time go through an 8×8 transpose in registers,
 /// where a scalar loop would move one element at a time.

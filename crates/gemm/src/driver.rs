@@ -25,6 +25,13 @@ use crate::tile::{PanelB, TileJob, tile};
 /// 98 µs against 128). Back to back, with the worker awake, 2 threads win from about 1M.
 const PARALLEL_MIN_MACS: usize = 1 << 21;
 
+/// A product with this many elements of `c` or more is shared among threads whatever its
+/// multiply-adds: with a short inner dimension (below 32 here) its time goes to writing `c`,
+/// whose cache lines, in a training step, were last touched long before, and two cores fetch
+/// them twice as fast. W2's 128×10·10×512 (the output layer's input gradient): 53 → 32-37 µs
+/// alone, 162-184 → 122-141 µs inside a step, on 2 threads.
+const PARALLEL_MIN_OUTPUTS: usize = 1 << 16;
+
 /// Products of at most this many rows read `b` in place rather than packed (when its columns
 /// are contiguous and the kernel is AVX2's): see [`serial`].
 const B_IN_PLACE_MAX_ROWS: usize = 64;
@@ -72,21 +79,22 @@ pub(crate) fn gemm<E: Sealed>(
         scale(beta, c);
         return;
     }
-    if c.strides()[1] != 1 && c.strides()[0] == 1 {
-        // A column-major `c`: compute cᵀ = bᵀ·aᵀ instead, whose rows are contiguous so that
-        // whole tiles are written in place. Each element sums the same products in the same
-        // order, so the result is the same.
-        return gemm(
-            path,
-            alpha,
+    // Which way round to compute: `c = a·b`, or `cᵀ = bᵀ·aᵀ` (every element sums the same
+    // products in the same order either way, so the result is the same).
+    let column_major_c = c.strides()[1] != 1 && c.strides()[0] == 1;
+    let (a, b, c, m, n) = if wants_transpose::<E>(path, m, n, column_major_c) {
+        (
             b.reversed_axes(),
             a.reversed_axes(),
-            beta,
             c.reversed_axes(),
-        );
-    }
+            n,
+            m,
+        )
+    } else {
+        (a, b, c, m, n)
+    };
     let macs = m.saturating_mul(n).saturating_mul(k);
-    let threads = if macs < PARALLEL_MIN_MACS {
+    let threads = if macs < PARALLEL_MIN_MACS && m.saturating_mul(n) < PARALLEL_MIN_OUTPUTS {
         1
     } else {
         rayon::current_num_threads()
@@ -99,6 +107,28 @@ pub(crate) fn gemm<E: Sealed>(
         return rayon::scope(|_| blocked(path, b_in_place, alpha, a, b, beta, c, threads));
     }
     blocked(path, b_in_place, alpha, a, b, beta, c, threads);
+}
+
+/// Whether to compute `cᵀ = bᵀ·aᵀ` rather than `c = a·b` (`c` being `m × n`).
+///
+/// - A narrow `c` (fewer than `NR` columns, at least `2·NR` rows: a layer's output of 10
+///   classes, or its weight's gradient) would fill only part of every tile's `NR` lanes; its
+///   transpose has few rows instead, which the kernel multiplies exactly (an edge tile skips
+///   the missing rows), and the long side's operand is packed by the faster routines of `b`
+///   (or read in place). The tiles then go through a small buffer, a minor cost for so few
+///   elements. W2's 128×512·512×10 and (128×512)ᵀ·128×10 went from 24 to 31-42 and from 23 to
+///   32-44 GFLOP/s (same process, interleaved, medians).
+/// - Otherwise a column-major `c` is transposed, so that its tiles are written in place.
+fn wants_transpose<E: Sealed>(path: Path, m: usize, n: usize, column_major_c: bool) -> bool {
+    let narrow =
+        |rows: usize, cols: usize| path != Path::Portable && cols < E::NR && rows >= 2 * E::NR;
+    if narrow(m, n) {
+        true
+    } else if narrow(n, m) {
+        false
+    } else {
+        column_major_c
+    }
 }
 
 /// The blocked loops of [`gemm`], shared among up to `threads` tasks: by columns of `c` when

@@ -19,10 +19,13 @@
 //!   run time), a portable one otherwise. A large product is split once into one task per
 //!   thread with `rayon::join`, by blocks of output columns or rows (along the longer side),
 //!   never along the inner dimension; the tasks pack their own panels and never wait for each
-//!   other. "Large" is 2M multiply-adds (128×128×128) or more: below that, waking a second
-//!   thread costs more than it saves. Products of at most 64 rows (a training step's, at small
+//!   other. "Large" is 2M multiply-adds (128×128×128) or more, or 64K elements of `c` (whose
+//!   writing then takes the time): below that, waking a second thread costs more than it
+//!   saves. Products of at most 64 rows (a training step's, at small
 //!   batch sizes) read `b` in place when its columns are contiguous, packing only `a`: with
-//!   so few rows a packed panel of `b` would be read too few times to repay its copy.
+//!   so few rows a packed panel of `b` would be read too few times to repay its copy. A
+//!   narrow `c` (fewer columns than a tile, such as a layer of 10 outputs) is computed as its
+//!   transpose, whose few rows fill the kernel's tiles better.
 //!
 //! `unsafe` is confined to `src/avx2.rs` (the micro-kernels' loads and stores through the packed
 //! panels, `b` in place and the tile of `c`, a prefetch hint, the loads and stores of the

@@ -55,6 +55,12 @@ fn results_do_not_depend_on_the_thread_count() {
         (6, 64, 4000),
         // At most 64 rows with `b` row-major: `b` read in place, split by columns.
         (40, 200, 400),
+        // Narrow (computed transposed) and large enough to be split: W2's output layer at
+        // batch 1024, and its transpose.
+        (1024, 512, 10),
+        (10, 512, 1024),
+        // A short inner dimension and a large `c`: split although its multiply-adds are few.
+        (256, 10, 512),
     ] {
         for layouts in [
             [RowMajor, RowMajor],

@@ -8,4 +8,5 @@ mod determinism;
 mod edges;
 mod in_place;
 mod large;
+mod narrow;
 mod reference;
