@@ -349,6 +349,14 @@ impl Op {
         }
     }
 
+    /// Whether input `index`'s share of the output's gradient is that gradient itself when the
+    /// input has the output's element count (either term of a sum, the first of a difference):
+    /// the tape then hands the buffer on instead of copying it.
+    #[inline]
+    pub fn passes_gradient_to(&self, index: usize) -> bool {
+        matches!((self, index), (Op::Add, _) | (Op::Sub, 0))
+    }
+
     /// Whether the op maps elements one to one when its inputs have the output's shape: the
     /// one-input elementwise ops and reshape, and the two-input ones when neither input is
     /// broadcast. Those pull back with [`vjp_pointwise`](Op::vjp_pointwise).

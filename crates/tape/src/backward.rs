@@ -154,18 +154,37 @@ impl<E: Float> Tape<E> {
                         tensor_of(nodes, values, node.inputs[1]),
                     ];
                     let refs = &refs[..node.inputs_len as usize];
+                    // An input whose share is this gradient itself (the unbroadcast operand of a
+                    // bias add), reached for the first time, takes this node's buffer once the
+                    // other input is served, rather than a copy of it: one pass over the
+                    // activations fewer per layer. Never for a kept gradient.
+                    let mut handoff = None;
                     for k in 0..node.inputs_len as usize {
                         if node.grad_inputs & (1 << k) == 0 {
                             continue;
                         }
                         let j = node.inputs[k].index();
                         let n = nodes[j].shape.numel();
+                        if handoff.is_none()
+                            && !node.retain_grad
+                            && n == g.len()
+                            && op.passes_gradient_to(k)
+                            && grad_stamps[j] != stamp
+                        {
+                            handoff = Some(j);
+                            continue;
+                        }
                         let (gi, fresh) = grad_slot(below, grad_stamps, stamp, j, n);
                         if fresh {
                             op.vjp_overwrite(refs, output, g, k, gi);
                         } else {
                             op.vjp(refs, output, g, k, gi);
                         }
+                    }
+                    if let Some(j) = handoff {
+                        // A broadcast op's other input has fewer elements, so it is not `j`.
+                        std::mem::swap(&mut here[0], &mut below[j]);
+                        grad_stamps[j] = stamp;
                     }
                 }
             } else if let NodeKind::Custom(id) = node.kind

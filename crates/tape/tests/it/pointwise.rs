@@ -1,4 +1,4 @@
-//! The sweep's two paths: pointwise nodes (every operand as many elements as the output) on
+//! The sweep's paths: pointwise nodes (every operand as many elements as the output) on
 //! plain slices, every other node through the op's shaped VJP. Both must give the same
 //! gradients, whichever path a node takes and however often its inputs repeat.
 
@@ -96,4 +96,67 @@ fn equal_counts_of_different_shapes_are_pointwise() {
         let y = ((k + 1) as f64).tanh();
         assert_eq!(g, 1.0 - y * y);
     }
+}
+
+/// A bias add's unbroadcast operand takes the add's gradient buffer instead of a copy (when it
+/// is reached first and the add's gradient is not kept): the gradients must be those of the
+/// copying path, bit for bit, whatever else reaches the operand before or after, sweep after
+/// sweep (the buffers change slots each time).
+#[test]
+fn handing_a_sums_gradient_on_equals_copying_it() {
+    let x_data: Vec<f64> = (0..12).map(|i| (i as f64 * 0.37).sin()).collect();
+    let run = |keep_sum_grad: bool, z_also_before: bool| {
+        let mut tape = Tape::<f64>::new();
+        let x = tape.parameter(Shaped(&[4, 3], &x_data)).unwrap();
+        let b = tape.parameter(array![0.5, -0.25, 1.0]).unwrap();
+        let start = tape.mark();
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            tape.rewind(start).unwrap();
+            let z = tape.tanh(x).unwrap();
+            // `z` feeds the bias add and, depending on the case, a later node too (whose share
+            // then reaches z before the add's does: no hand-off).
+            let zb = tape.add(z, b).unwrap();
+            if keep_sum_grad {
+                tape.retain_grad(zb).unwrap();
+            }
+            let h = tape.mul(zb, zb).unwrap();
+            let loss = if z_also_before {
+                let extra = tape.mul(h, z).unwrap();
+                tape.sum(extra).unwrap()
+            } else {
+                tape.sum(h).unwrap()
+            };
+            let grads = tape.backward(loss).unwrap();
+            out.push([
+                grads.data(x).unwrap().to_vec(),
+                grads.data(b).unwrap().to_vec(),
+            ]);
+        }
+        out
+    };
+    for z_also_before in [false, true] {
+        let handed = run(false, z_also_before);
+        let copied = run(true, z_also_before);
+        assert_eq!(handed, copied, "z_also_before = {z_also_before}");
+        assert_eq!(handed[0], handed[2], "sweeps agree");
+    }
+}
+
+/// A kept gradient is never handed on: it stays readable after the sweep.
+#[test]
+fn a_kept_sum_gradient_stays_readable() {
+    let mut tape = Tape::<f64>::new();
+    let x = tape
+        .parameter(Shaped(&[2, 2], &[1.0, -2.0, 3.0, 0.5]))
+        .unwrap();
+    let b = tape.parameter(array![1.0, 2.0]).unwrap();
+    let zb = tape.add(x, b).unwrap();
+    tape.retain_grad(zb).unwrap();
+    let sq = tape.mul(zb, zb).unwrap();
+    let loss = tape.sum(sq).unwrap();
+    let grads = tape.backward(loss).unwrap();
+    assert_eq!(grads.data(zb).unwrap(), &[4.0, 0.0, 8.0, 5.0]);
+    assert_eq!(grads.data(x).unwrap(), &[4.0, 0.0, 8.0, 5.0]);
+    assert_eq!(grads.data(b).unwrap(), &[12.0, 5.0]);
 }
