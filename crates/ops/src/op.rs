@@ -316,12 +316,18 @@ impl Op {
     pub fn forward_pointwise<E: Float>(&self, a: &[E], b: &[E], out: &mut [E]) {
         let n = out.len();
         let (a, b) = (&a[..n], &b[..n]);
-        // One loop per rule, with the op decided outside it.
+        // One loop per rule, with the op decided outside it; a single element skips the
+        // vectorised loop's set-up (see `vjp_pointwise`).
         macro_rules! each {
             (|$a:ident, $b:ident| $rule:expr) => {
-                for i in 0..n {
-                    let ($a, $b) = (a[i], b[i]);
-                    out[i] = $rule;
+                if n == 1 {
+                    let ($a, $b) = (a[0], b[0]);
+                    out[0] = $rule;
+                } else {
+                    for i in 0..n {
+                        let ($a, $b) = (a[i], b[i]);
+                        out[i] = $rule;
+                    }
                 }
             };
         }
@@ -383,12 +389,18 @@ impl Op {
     ) {
         let n = grad_input.len();
         let (a, b, c, g, gi) = (&a[..n], &b[..n], &out[..n], &grad_output[..n], grad_input);
-        // One loop per rule, with the op decided outside it.
+        // One loop per rule, with the op decided outside it; a single element (a chain of scalar
+        // ops) skips the vectorised loop's set-up, which costs more than the arithmetic.
         macro_rules! each {
             (|$g:ident, $a:ident, $b:ident, $c:ident| $rule:expr) => {
-                for i in 0..n {
-                    let ($g, $a, $b, $c) = (g[i], a[i], b[i], c[i]);
-                    unary::store::<E, ACC>(&mut gi[i], $rule);
+                if n == 1 {
+                    let ($g, $a, $b, $c) = (g[0], a[0], b[0], c[0]);
+                    unary::store::<E, ACC>(&mut gi[0], $rule);
+                } else {
+                    for i in 0..n {
+                        let ($g, $a, $b, $c) = (g[i], a[i], b[i], c[i]);
+                        unary::store::<E, ACC>(&mut gi[i], $rule);
+                    }
                 }
             };
         }
