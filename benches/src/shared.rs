@@ -445,11 +445,9 @@ mod tests {
             assert_eq!(sorted, ['f', 'o', 's'], "{rounds:?}");
         }
         assert!(rounds[1..].iter().any(|r| *r != rounds[1]), "{rounds:?}");
-        assert!(
-            medians[1] >= 0.002 && medians[0] < medians[1],
-            "{medians:?}"
-        );
-        assert!(medians[2] < medians[1], "{medians:?}");
+        // Each median is its own engine's: the sleeper's cannot be under its sleep (no claim on
+        // the others' wall-clock times, which the machine decides).
+        assert!(medians[1] >= 0.002, "{medians:?}");
     }
 
     #[test]

@@ -82,12 +82,12 @@ fn pack_steps<E: Sealed, const WIDTH: usize>(x: ArrayView2<'_, E>, out: &mut [E]
     }
 }
 
-/// How many steps ahead [`pack_steps`] asks for the rows it will copy. The rows of a block of
-/// `b` (a layer's weight, 1-2 MiB, not in L2 when a training step comes back to it) are each a
-/// short run in a page of its own; the hardware prefetcher, which starts afresh on each page,
-/// leaves the copy waiting on L3. Measured on the W2 step's forward products (2 threads):
-/// 128×784·784×512 99 → 109 GFLOP/s, 128×512·512×512 107 → 117; 4, 8 and 16 steps ahead do
-/// alike.
+/// How many steps ahead [`pack_steps`] asks for the rows it will copy (for `b`, and for an `a`
+/// stored by columns, which it packs too). The rows of a block of `b` (a layer's weight, 1-2
+/// MiB, not in L2 when a training step comes back to it) are each a short run in a page of its
+/// own; the hardware prefetcher, which starts afresh on each page, leaves the copy waiting on
+/// L3. Measured on the W2 step's forward products (2 threads): 128×784·784×512 99 → 109
+/// GFLOP/s, 128×512·512×512 107 → 117; 4, 8 and 16 steps ahead do alike.
 const PREFETCH_STEPS_AHEAD: usize = 8;
 
 /// Asks for row `p` of `x` (if there is one, and if long enough to be worth it) to be brought

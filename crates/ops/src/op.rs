@@ -310,10 +310,13 @@ impl Op {
 
     /// The forward rule of a [pointwise](Op::is_pointwise) op whose inputs and output all hold
     /// `out.len()` elements: `a` and `b` are the inputs' elements (a one-input op passes its
-    /// input twice). The same rules as [`forward`](Op::forward) without the broadcasting; any
-    /// other op leaves `out` as it was.
+    /// input twice). The same rules as [`forward`](Op::forward) without the broadcasting.
+    ///
+    /// For [pointwise](Op::is_pointwise) ops only: any other op leaves `out` as it was (a debug
+    /// build asserts). Panics if `a` or `b` is shorter than `out`.
     #[inline(always)]
     pub fn forward_pointwise<E: Float>(&self, a: &[E], b: &[E], out: &mut [E]) {
+        debug_assert!(self.is_pointwise(), "{} is not pointwise", self.name());
         let n = out.len();
         let (a, b) = (&a[..n], &b[..n]);
         // One loop per rule, with the op decided outside it; a single element skips the
@@ -356,16 +359,18 @@ impl Op {
     }
 
     /// Whether input `index`'s share of the output's gradient is that gradient itself when the
-    /// input has the output's element count (either term of a sum, the first of a difference):
-    /// the tape then hands the buffer on instead of copying it.
+    /// input has the output's element count (either term of a sum, the first of a difference).
+    /// The tape's sweep uses it for a broadcast sum's unbroadcast operand: reached first, and
+    /// with the sum's gradient not kept, it takes the gradient's buffer instead of a copy.
     #[inline]
     pub fn passes_gradient_to(&self, index: usize) -> bool {
         matches!((self, index), (Op::Add, _) | (Op::Sub, 0))
     }
 
-    /// Whether the op maps elements one to one when its inputs have the output's shape: the
-    /// one-input elementwise ops and reshape, and the two-input ones when neither input is
-    /// broadcast. Those pull back with [`vjp_pointwise`](Op::vjp_pointwise).
+    /// Whether the op maps elements one to one when its inputs have the output's element count:
+    /// the one-input elementwise ops and reshape, and the two-input ones when neither input is
+    /// broadcast. Those run with [`forward_pointwise`](Op::forward_pointwise) and pull back
+    /// with [`vjp_pointwise`](Op::vjp_pointwise).
     #[inline]
     pub fn is_pointwise(&self) -> bool {
         self.is_elementwise() || self.keeps_shape() || matches!(self, Op::Reshape(_))
@@ -375,8 +380,10 @@ impl Op {
     /// output all hold `grad_input.len()` elements: `a` and `b` are the inputs' elements (a
     /// one-input op passes its input twice), `out` the output's. Adds into `grad_input` when
     /// `ACC`, overwrites it otherwise. The same rules as [`vjp`](Op::vjp) without the
-    /// broadcasting, for the tape's sweep to take without looking at shapes; any other op leaves
-    /// `grad_input` as it was.
+    /// broadcasting, for the tape's sweep to take without looking at shapes.
+    ///
+    /// For [pointwise](Op::is_pointwise) ops only: any other op leaves `grad_input` as it was
+    /// (a debug build asserts). Panics if an operand is shorter than `grad_input`.
     #[inline(always)]
     pub fn vjp_pointwise<E: Float, const ACC: bool>(
         &self,
@@ -387,6 +394,7 @@ impl Op {
         grad_output: &[E],
         grad_input: &mut [E],
     ) {
+        debug_assert!(self.is_pointwise(), "{} is not pointwise", self.name());
         let n = grad_input.len();
         let (a, b, c, g, gi) = (&a[..n], &b[..n], &out[..n], &grad_output[..n], grad_input);
         // One loop per rule, with the op decided outside it; a single element (a chain of scalar
@@ -432,8 +440,8 @@ impl Op {
             (Op::Exp, _) => each!(|g, _a, _b, c| g * c),
             // y = ln x: dx = dy / x
             (Op::Log, _) => each!(|g, a, _b, _c| g / a),
-            // y = detach x: no gradient
-            (Op::Detach, _) => each!(|_g, _a, _b, _c| E::zero()),
+            // y = detach x: no gradient (a zero share, written only where it must be)
+            (Op::Detach, _) if !ACC => gi.fill(E::zero()),
             _ => {}
         }
     }
@@ -540,7 +548,6 @@ impl Op {
                 zero_unless::<E, ACC>(gi);
                 loss::mse_vjp(x, inputs[1].data(), g[0], index, gi)
             }
-            // y = x with the gradient stopped: nothing flows back
             // L = mean_b (lse(z_b) - z_b[label_b]): dz = dL·(softmax(z) - onehot(label)) / batch
             Op::CrossEntropy => {
                 zero_unless::<E, ACC>(gi);

@@ -1,4 +1,5 @@
-//! Elementwise maps and the accumulating loops of their VJPs.
+//! One-input helpers: the overwrite-or-add store every VJP writes through, fills, and the
+//! elementwise functions (ReLU, sigmoid) the pointwise rules share.
 
 use crate::Float;
 

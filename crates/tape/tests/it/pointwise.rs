@@ -3,52 +3,55 @@
 //! gradients, whichever path a node takes and however often its inputs repeat.
 
 use ndarray::{ArrayD, IxDyn, array};
-use wengert_tape::{Shaped, Tape};
+use wengert_tape::{Float, NodeId, Shaped, Tape};
 
-fn grads_of(
-    tape: &mut Tape<f64>,
-    loss: wengert_tape::NodeId,
-    ids: &[wengert_tape::NodeId],
-) -> Vec<Vec<f64>> {
+fn grads_of(tape: &mut Tape<f64>, loss: NodeId, ids: &[NodeId]) -> Vec<Vec<f64>> {
     let grads = tape.backward(loss).unwrap();
     ids.iter()
         .map(|&id| grads.data(id).unwrap().to_vec())
         .collect()
 }
 
-/// `a ∘ b` for same-shaped operands (pointwise) equals `a ∘ b` with `b` given one more axis
-/// of length 3 to broadcast along (shaped path), divided out.
+/// `a ∘ b` for same-shaped operands (pointwise) equals `a ∘ b` with `a` given one more axis
+/// of length 2 to broadcast `b` along (shaped path), divided out; in both precisions.
 #[test]
 fn pointwise_and_broadcast_paths_agree() {
-    let a_data = [0.5, -1.25, 2.0];
-    let b_data = [1.5, 0.75, -0.5];
+    paths_agree::<f64>();
+    paths_agree::<f32>();
+}
+
+fn paths_agree<E: Float>() {
+    let a_data: Vec<E> = [0.5, -1.25, 2.0].map(E::from_f64).to_vec();
+    let b_data: Vec<E> = [1.5, 0.75, -0.5].map(E::from_f64).to_vec();
     for op in ["add", "sub", "mul", "div"] {
-        let record = |tape: &mut Tape<f64>, a, b| match op {
+        let record = |tape: &mut Tape<E>, a, b| match op {
             "add" => tape.add(a, b).unwrap(),
             "sub" => tape.sub(a, b).unwrap(),
             "mul" => tape.mul(a, b).unwrap(),
             _ => tape.div(a, b).unwrap(),
         };
         // Pointwise: a [3] ∘ b [3].
-        let mut tape = Tape::<f64>::new();
+        let mut tape = Tape::<E>::new();
         let a = tape.parameter(Shaped(&[3], &a_data)).unwrap();
         let b = tape.parameter(Shaped(&[3], &b_data)).unwrap();
         let c = record(&mut tape, a, b);
         let loss = tape.sum(c).unwrap();
-        let pointwise = grads_of(&mut tape, loss, &[a, b]);
+        let grads = tape.backward(loss).unwrap();
+        let pointwise = [a, b].map(|id| grads.data(id).unwrap().to_vec());
 
-        // Shaped: a [2, 3] (two equal rows) ∘ b [3], broadcast down the rows; halve a's rows' sum.
-        let mut tape = Tape::<f64>::new();
-        let rows: Vec<f64> = a_data.iter().chain(&a_data).copied().collect();
+        // Shaped: a [2, 3] (two equal rows) ∘ b [3], broadcast down the rows; halve b's sums.
+        let mut tape = Tape::<E>::new();
+        let rows: Vec<E> = a_data.iter().chain(&a_data).copied().collect();
         let a2 = tape.parameter(Shaped(&[2, 3], &rows)).unwrap();
         let b2 = tape.parameter(Shaped(&[3], &b_data)).unwrap();
         let c = record(&mut tape, a2, b2);
         let loss = tape.sum(c).unwrap();
-        let shaped = grads_of(&mut tape, loss, &[a2, b2]);
+        let grads = tape.backward(loss).unwrap();
+        let shaped = [a2, b2].map(|id| grads.data(id).unwrap().to_vec());
 
-        assert_eq!(pointwise[0], shaped[0][..3], "{op}: da");
-        let db: Vec<f64> = shaped[1].iter().map(|g| g / 2.0).collect();
-        assert_eq!(pointwise[1], db, "{op}: db");
+        assert_eq!(pointwise[0], shaped[0][..3], "{op} ({}): da", E::NAME);
+        let db: Vec<E> = shaped[1].iter().map(|&g| g / E::from_f64(2.0)).collect();
+        assert_eq!(pointwise[1], db, "{op} ({}): db", E::NAME);
     }
 }
 
@@ -159,4 +162,69 @@ fn a_kept_sum_gradient_stays_readable() {
     assert_eq!(grads.data(zb).unwrap(), &[4.0, 0.0, 8.0, 5.0]);
     assert_eq!(grads.data(x).unwrap(), &[4.0, 0.0, 8.0, 5.0]);
     assert_eq!(grads.data(b).unwrap(), &[12.0, 5.0]);
+}
+
+/// `y = x + b` (x [2, 3], b [3]) whose gradient goes straight to a parameter: the hand-off
+/// puts the sum's buffer into `x`'s slot. Whatever the caller then does with `x`'s gradient
+/// (take it, step with it, sweep again without recording), the numbers stay right.
+#[test]
+fn a_handed_on_gradient_behaves_like_any_other() {
+    let x0 = [1.0, -2.0, 3.0, 0.5, 0.0, -1.5];
+    let record = |tape: &mut Tape<f64>| {
+        let x = tape.parameter(Shaped(&[2, 3], &x0)).unwrap();
+        let b = tape.parameter(array![1.0, 2.0, -1.0]).unwrap();
+        let y = tape.add(x, b).unwrap();
+        (x, b, y)
+    };
+    // d(Σ y²)/dx = 2y, d/db = the columns' sums of 2y.
+    let two_y = |x: &[f64]| -> Vec<f64> {
+        x.iter()
+            .zip([1.0, 2.0, -1.0].iter().cycle())
+            .map(|(x, b)| 2.0 * (x + b))
+            .collect()
+    };
+
+    // Twice without recording again, then taken out, then swept again.
+    let mut tape = Tape::<f64>::new();
+    let (x, _, y) = record(&mut tape);
+    let sq = tape.mul(y, y).unwrap();
+    let loss = tape.sum(sq).unwrap();
+    for _ in 0..2 {
+        let grads = tape.backward(loss).unwrap();
+        assert_eq!(grads.data(x).unwrap(), &two_y(&x0)[..]);
+    }
+    let taken = tape.take_grad(x).unwrap();
+    assert_eq!(taken.as_slice().unwrap(), &two_y(&x0)[..]);
+    let grads = tape.backward(loss).unwrap();
+    assert_eq!(grads.data(x).unwrap(), &two_y(&x0)[..]);
+
+    // A seeded sweep from the sum itself: x gets the seed, b its columns' sums.
+    let seed = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]].into_dyn();
+    let grads = tape.backward_with_seed(y, seed.view()).unwrap();
+    assert_eq!(grads.data(x).unwrap(), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+
+    // Gradient steps on the tape's own parameters, two of them.
+    let mut tape = Tape::<f64>::new();
+    let (x, b, _) = record(&mut tape);
+    let start = tape.mark();
+    let mut expected = x0.to_vec();
+    for _ in 0..2 {
+        tape.rewind(start).unwrap();
+        let y = tape.add(x, b).unwrap();
+        let sq = tape.mul(y, y).unwrap();
+        let loss = tape.sum(sq).unwrap();
+        tape.backward(loss).unwrap();
+        let step: Vec<f64> = two_y(&expected);
+        tape.update_parameters(|id, value, grad| {
+            if id == x {
+                for (v, g) in value.iter_mut().zip(grad) {
+                    *v -= 0.125 * g;
+                }
+            }
+        });
+        for (e, g) in expected.iter_mut().zip(step) {
+            *e -= 0.125 * g;
+        }
+        assert_eq!(tape.data(x).unwrap(), &expected[..]);
+    }
 }
