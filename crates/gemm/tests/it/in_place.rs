@@ -116,3 +116,34 @@ fn reading_b_in_place_gives_the_bits_of_the_packed_path() {
     same_bits_as_packed::<f32>();
     same_bits_as_packed::<f64>();
 }
+
+/// A `b` whose rows all alias one row (row stride 0, as a broadcast view has): read in place for
+/// few rows of `a`, packed for many, and in both cases the bits of the same product with `b`
+/// copied out into a matrix of its own.
+fn broadcast_rows_of_b<E: GemmScalar + From<f32> + Into<f64>>(unit_roundoff: f64) {
+    let (k, n) = (300, 37);
+    let row = ndarray::Array1::from_shape_fn(n, |j| E::from(noise(21)(0, j)));
+    let b = row
+        .broadcast((k, n))
+        .expect("one row broadcasts down k rows");
+    assert_eq!(b.strides(), &[0, 1]);
+    let owned = b.to_owned();
+    for m in [5, 64, 100] {
+        let a = Array2::from_shape_fn((m, k), |(i, p)| E::from(noise(22)(i, p)));
+        let c0 = Array2::from_shape_fn((m, n), |(i, j)| E::from(noise(23)(i, j)));
+        let (alpha, beta) = (E::from(0.5), E::from(-1.0));
+        let mut c = c0.clone();
+        gemm(alpha, a.view(), b, beta, c.view_mut()).expect("the shapes fit");
+        let mut expected = c0.clone();
+        gemm(alpha, a.view(), owned.view(), beta, expected.view_mut()).expect("the shapes fit");
+        assert_eq!(bits(c.view()), bits(expected.view()), "m = {m}");
+        let c0_wide: Array2<f64> = c0.mapv(wide);
+        assert_close(0.5, a.view(), b, -1.0, &c0_wide, c.view(), unit_roundoff);
+    }
+}
+
+#[test]
+fn a_b_of_aliased_rows_is_read_as_its_values() {
+    broadcast_rows_of_b::<f32>(f32::EPSILON as f64 / 2.0);
+    broadcast_rows_of_b::<f64>(f64::EPSILON / 2.0);
+}
