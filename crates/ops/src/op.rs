@@ -246,7 +246,7 @@ impl Op {
             Op::MatMul => matmul::forward(inputs[0], inputs[1], out),
             // Neither input broadcast: element by element.
             Op::Add | Op::Sub | Op::Mul | Op::Div
-                if x.len() == out.len() && inputs[1].data().len() == out.len() =>
+                if self.runs_pointwise(&[x.len(), inputs[1].data().len()], out.len()) =>
             {
                 self.forward_pointwise(x, inputs[1].data(), out)
             }
@@ -306,6 +306,13 @@ impl Op {
         grad_input: &mut [E],
     ) {
         self.pull_back::<E, true>(inputs, output, grad_output, index, grad_input);
+    }
+
+    /// Whether the op runs [pointwise](Op::is_pointwise) on inputs of these element counts: it
+    /// is a pointwise op and no input is broadcast (each has the output's `out` elements).
+    #[inline]
+    pub fn runs_pointwise(&self, inputs: &[usize], out: usize) -> bool {
+        self.is_pointwise() && inputs.iter().all(|&n| n == out)
     }
 
     /// The forward rule of a [pointwise](Op::is_pointwise) op whose inputs and output all hold
@@ -465,7 +472,7 @@ impl Op {
             Op::MatMul => matmul::vjp(inputs[0], inputs[1], g, index, gi, ACC),
             // Neither input broadcast: element by element.
             Op::Add | Op::Sub | Op::Mul | Op::Div
-                if x.len() == y.len() && inputs[1].data().len() == y.len() =>
+                if self.runs_pointwise(&[x.len(), inputs[1].data().len()], y.len()) =>
             {
                 self.vjp_pointwise::<E, ACC>(index, x, inputs[1].data(), y, g, gi)
             }

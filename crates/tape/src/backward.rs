@@ -159,10 +159,9 @@ impl<E: Float> Tape<E> {
                     // other input is served, rather than a copy of it: one pass over the
                     // activations fewer per layer. Never for a kept gradient.
                     let mut handoff = None;
-                    for k in 0..node.inputs_len as usize {
-                        if node.grad_inputs & (1 << k) == 0 {
-                            continue;
-                        }
+                    for k in
+                        (0..node.inputs_len as usize).filter(|k| node.grad_inputs & 1 << k != 0)
+                    {
                         let j = node.inputs[k].index();
                         let n = nodes[j].shape.numel();
                         if handoff.is_none()

@@ -268,8 +268,7 @@ impl<E: Float> Tape<E> {
         };
         let grad_inputs =
             u8::from(self.grad_enabled && input.requires_grad && op.differentiable_in(0));
-        // A reshape keeps the element count, and the other pointwise ops the shape.
-        let pointwise = op.is_pointwise();
+        let pointwise = op.runs_pointwise(&[input.shape.numel()], shape.numel());
         self.push_op(op, [x, x], 1, shape, grad_inputs, pointwise);
         self.run_forward(op, id)
     }
@@ -280,8 +279,7 @@ impl<E: Float> Tape<E> {
         let id = self.next_id()?;
         self.check_ids(&[a, b])?;
         let (na, nb) = (&self.nodes[a.index()], &self.nodes[b.index()]);
-        let same = na.shape.same_as(&nb.shape);
-        let shape = if op.is_elementwise() && same {
+        let shape = if op.is_elementwise() && na.shape.same_as(&nb.shape) {
             na.shape
         } else {
             op.output_shape(&[&na.shape, &nb.shape])?
@@ -292,10 +290,7 @@ impl<E: Float> Tape<E> {
         } else {
             0
         };
-        // Pointwise if neither input is broadcast: each has the output's element count.
-        let n = shape.numel();
-        let pointwise =
-            op.is_elementwise() && (same || (na.shape.numel() == n && nb.shape.numel() == n));
+        let pointwise = op.runs_pointwise(&[na.shape.numel(), nb.shape.numel()], shape.numel());
         self.push_op(op, [a, b], 2, shape, grad_inputs, pointwise);
         self.run_forward(op, id)
     }
