@@ -69,10 +69,10 @@ impl Callback for &mut StepAllocations {
     }
 }
 
-/// Trains `model` on `data` inside a pool of `threads` and returns the allocations of every
-/// step after the first epoch that follows a step of the same epoch.
+/// Trains `model` on `data` inside `pool` and returns the allocations of every step after the
+/// first epoch that follows a step of the same epoch.
 fn steady_steps<O: Optimizer<f32> + Send>(
-    threads: usize,
+    pool: &rayon::ThreadPool,
     config: TrainConfig,
     optimizer: O,
     model: &mut Mlp<f32>,
@@ -83,10 +83,6 @@ fn steady_steps<O: Optimizer<f32> + Send>(
     };
     // From outside a rayon pool, a product split across threads enters it through rayon's
     // global queue, which allocates; a training loop runs inside the pool.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
     pool.install(|| {
         let mut trainer = Trainer::new(config, optimizer).with_callback(&mut counter);
         trainer.fit(model, data, None).unwrap();
@@ -112,8 +108,20 @@ fn plane(n: usize, features: usize) -> Dataset<f32> {
     Dataset::regression(x, y).unwrap()
 }
 
+/// A pool of `threads` workers.
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn a_training_step_allocates_nothing_in_steady_state() {
+    // The pools live for the whole test: the workers of a dropped pool wind down on their own
+    // time and may allocate while a later case counts (the counter is global); 5 runs in 200
+    // counted one such allocation when each case built and dropped its own pool.
+    let pools = [pool(1), pool(2)];
     // W4's shapes: digits, 64 -> 128 -> 10, batch 32 (the last batch of an epoch is smaller).
     let digits = datasets::digits::<f32>().unwrap();
     let config = TrainConfig {
@@ -124,7 +132,7 @@ fn a_training_step_allocates_nothing_in_steady_state() {
     for threads in [1, 2] {
         let mut model = Mlp::builder(&[64, 128, 10]).seed(0).build().unwrap();
         let steps = steady_steps(
-            threads,
+            &pools[threads - 1],
             config.clone(),
             Adam::new(1e-3),
             &mut model,
@@ -144,7 +152,7 @@ fn a_training_step_allocates_nothing_in_steady_state() {
     };
     let mut model = Mlp::builder(&[64, 128, 10]).seed(1).build().unwrap();
     let steps = steady_steps(
-        2,
+        &pools[1],
         clipped.clone(),
         Sgd::new(0.01).momentum(0.9),
         &mut model,
@@ -152,7 +160,7 @@ fn a_training_step_allocates_nothing_in_steady_state() {
     );
     assert!(steps.iter().all(|&a| a == 0), "SGD, clipped: {steps:?}");
     let mut model = Mlp::builder(&[64, 128, 10]).seed(1).build().unwrap();
-    let steps = steady_steps(2, clipped, AdamW::new(1e-3), &mut model, &digits);
+    let steps = steady_steps(&pools[1], clipped, AdamW::new(1e-3), &mut model, &digits);
     assert!(steps.iter().all(|&a| a == 0), "AdamW, clipped: {steps:?}");
 
     // A regression with MSE.
@@ -163,7 +171,7 @@ fn a_training_step_allocates_nothing_in_steady_state() {
         ..config
     };
     let mut model = Mlp::builder(&[4, 8, 1]).seed(2).build().unwrap();
-    let steps = steady_steps(1, mse, Adam::new(1e-2), &mut model, &data);
+    let steps = steady_steps(&pools[0], mse, Adam::new(1e-2), &mut model, &data);
     assert!(steps.len() > 30);
     assert!(steps.iter().all(|&a| a == 0), "MSE regression: {steps:?}");
 }
