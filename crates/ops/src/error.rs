@@ -105,12 +105,19 @@ pub enum Error {
         /// How many it was given.
         got: usize,
     },
-    /// A node id that this tape has not recorded (from another tape, or from before a `clear`).
+    /// A node id past the end of the tape (from another tape, or from before a `clear` or a
+    /// `rewind` that shortened it).
     UnknownNode {
         /// The id given.
         id: u32,
         /// How many nodes the tape holds.
         len: usize,
+    },
+    /// A node id that this tape did not issue for the node it holds now at that position: it
+    /// comes from another tape, or from before a `clear` or a `rewind` that removed its node.
+    StaleNode {
+        /// The id given.
+        id: u32,
     },
     /// A custom-op id that was not registered on this tape.
     UnknownCustomOp {
@@ -223,6 +230,11 @@ impl fmt::Display for Error {
                 f,
                 "node {id} is not on this tape, which holds {len} nodes (was it recorded on \
                  another tape, or before a clear?)"
+            ),
+            Error::StaleNode { id } => write!(
+                f,
+                "node %{id} is not a node of this tape as it is now: the id was issued by another \
+                 tape, or before a clear or a rewind that removed its node"
             ),
             Error::UnknownCustomOp { id } => {
                 write!(f, "custom op {id} was not registered on this tape")

@@ -74,7 +74,9 @@ impl<E: Float> Tape<E> {
     /// The elements of `id`'s gradient if the last sweep kept one.
     pub(crate) fn live_grad(&self, id: NodeId) -> Option<&[E]> {
         let i = id.index();
-        (i < self.nodes.len() && self.grad_stamps.get(i) == Some(&self.sweep) && self.sweep != 0)
+        (self.nodes.get(i).is_some_and(|n| n.epoch == id.epoch())
+            && self.grad_stamps.get(i) == Some(&self.sweep)
+            && self.sweep != 0)
             .then(|| &self.grads[i][..])
     }
 
@@ -148,10 +150,10 @@ impl<E: Float> Tape<E> {
                         }
                     }
                 } else {
-                    let output = tensor_of(nodes, values, NodeId::new(i as u32));
+                    let output = tensor_of(nodes, values, i);
                     let refs = [
-                        tensor_of(nodes, values, node.inputs[0]),
-                        tensor_of(nodes, values, node.inputs[1]),
+                        tensor_of(nodes, values, node.inputs[0].index()),
+                        tensor_of(nodes, values, node.inputs[1].index()),
                     ];
                     let refs = &refs[..node.inputs_len as usize];
                     // An input whose share is this gradient itself (the unbroadcast operand of a
@@ -193,10 +195,10 @@ impl<E: Float> Tape<E> {
                 let g = &here[0][..];
                 let inputs = inputs_of(custom_inputs, node);
                 let custom = &custom_ops[id.0 as usize];
-                let output = tensor_of(nodes, values, NodeId::new(i as u32));
+                let output = tensor_of(nodes, values, i);
                 let views: Vec<ArrayViewD<'_, E>> = inputs
                     .iter()
-                    .map(|&x| tensor_of(nodes, values, x).view())
+                    .map(|&x| tensor_of(nodes, values, x.index()).view())
                     .collect();
                 let g_view = view_of(&node.shape, g);
                 for (k, &input) in inputs.iter().enumerate() {

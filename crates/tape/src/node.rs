@@ -3,6 +3,7 @@
 use wengert_ops::{Op, Shape};
 
 use crate::NodeId;
+use crate::id::Epoch;
 
 /// What produced a node.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,4 +49,7 @@ pub(crate) struct Node {
     /// one to one ([`Op::is_pointwise`]): the sweep pulls back through it on plain slices,
     /// without looking at shapes.
     pub pointwise: bool,
+    /// The tape's epoch when the node was recorded: an id names this node only if it carries
+    /// the same one.
+    pub epoch: Epoch,
 }

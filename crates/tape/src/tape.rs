@@ -3,6 +3,7 @@
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
 use wengert_ops::{CustomOp, Error, Float, Op, Result, Shape, TensorRef};
 
+use crate::id::Epoch;
 use crate::node::{CustomOpId, Node, NodeKind};
 use crate::{IntoValue, NodeId};
 
@@ -50,6 +51,9 @@ pub struct Tape<E: Float> {
     pub(crate) custom_ops: Vec<Box<dyn CustomOp<E>>>,
     /// False inside [`no_grad`](Tape::no_grad): new op nodes then need no gradient.
     pub(crate) grad_enabled: bool,
+    /// The epoch new nodes are recorded in: fresh at every clear and rewind, so that an id
+    /// issued before one cannot name the node that later takes its position.
+    pub(crate) epoch: Epoch,
 }
 
 impl<E: Float> Default for Tape<E> {
@@ -81,6 +85,7 @@ impl<E: Float> Tape<E> {
             params: Vec::new(),
             custom_ops: Vec::new(),
             grad_enabled: true,
+            epoch: Epoch::fresh(),
         }
     }
 
@@ -110,6 +115,7 @@ impl<E: Float> Tape<E> {
         self.params.clear();
         self.invalidate_grads();
         self.grad_enabled = true;
+        self.epoch = Epoch::fresh();
     }
 
     /// A point to [`rewind`](Tape::rewind) to: everything recorded so far stays, everything
@@ -147,6 +153,7 @@ impl<E: Float> Tape<E> {
             nodes: self.nodes.len(),
             custom_inputs: self.custom_inputs.len(),
             params: self.params.len(),
+            last: self.nodes.last().map(|n| n.epoch),
         }
     }
 
@@ -154,6 +161,9 @@ impl<E: Float> Tape<E> {
     /// (and every buffer, as [`clear`](Tape::clear) does). Gradients are forgotten too.
     pub fn rewind(&mut self, mark: Mark) -> Result<()> {
         let fits = mark.nodes <= self.nodes.len()
+            // The node before the mark is the one the mark saw: not another tape's, nor one
+            // recorded after a rewind past it.
+            && self.nodes[..mark.nodes].last().map(|n| n.epoch) == mark.last
             // The custom ops' input list ended exactly there after the mark's last node: a mark
             // from before a rewind and a re-recording is refused, not half applied.
             && mark.custom_inputs == self.nodes[..mark.nodes].last().map_or(0, custom_end)
@@ -172,6 +182,7 @@ impl<E: Float> Tape<E> {
         self.params.truncate(mark.params);
         self.invalidate_grads();
         self.grad_enabled = true;
+        self.epoch = Epoch::fresh();
         Ok(())
     }
 
@@ -317,6 +328,7 @@ impl<E: Float> Tape<E> {
             grad_inputs,
             retain_grad: false,
             pointwise,
+            epoch: self.epoch,
         });
     }
 
@@ -486,7 +498,10 @@ impl<E: Float> Tape<E> {
 
     /// Every node's id, in recording order.
     pub fn ids(&self) -> impl Iterator<Item = NodeId> + use<'_, E> {
-        (0..self.nodes.len() as u32).map(NodeId::new)
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| NodeId::new(i as u32, node.epoch))
     }
 
     /// The registered custom op behind `id`.
@@ -506,14 +521,14 @@ impl<E: Float> Tape<E> {
     /// A node's value as a kernel operand.
     #[inline]
     pub(crate) fn tensor(&self, id: NodeId) -> TensorRef<'_, E> {
-        tensor_of(&self.nodes, &self.values, id)
+        tensor_of(&self.nodes, &self.values, id.index())
     }
 
     /// The id the next node will get, or an error if the tape is full.
     #[inline]
     fn next_id(&self) -> Result<NodeId> {
         match u32::try_from(self.nodes.len()) {
-            Ok(n) if n < u32::MAX => Ok(NodeId::new(n)),
+            Ok(n) if n < u32::MAX => Ok(NodeId::new(n, self.epoch)),
             _ => Err(Error::TapeFull),
         }
     }
@@ -521,11 +536,15 @@ impl<E: Float> Tape<E> {
     #[inline]
     pub(crate) fn check_ids(&self, ids: &[NodeId]) -> Result<()> {
         for &id in ids {
-            if id.index() >= self.nodes.len() {
-                return Err(Error::UnknownNode {
-                    id: id.raw(),
-                    len: self.nodes.len(),
-                });
+            match self.nodes.get(id.index()) {
+                Some(node) if node.epoch == id.epoch() => {}
+                Some(_) => return Err(Error::StaleNode { id: id.raw() }),
+                None => {
+                    return Err(Error::UnknownNode {
+                        id: id.raw(),
+                        len: self.nodes.len(),
+                    });
+                }
             }
         }
         Ok(())
@@ -592,6 +611,7 @@ impl<E: Float> Tape<E> {
             grad_inputs: 0,
             retain_grad: kind == NodeKind::Parameter,
             pointwise: false,
+            epoch: self.epoch,
         });
         Ok(id)
     }
@@ -626,6 +646,8 @@ pub struct Mark {
     nodes: usize,
     custom_inputs: usize,
     params: usize,
+    /// The epoch of the node just before the mark, if any.
+    last: Option<Epoch>,
 }
 
 /// A node's value as a kernel operand, from the tape's parts (so that the sweep can borrow
@@ -634,8 +656,7 @@ pub struct Mark {
 pub(crate) fn tensor_of<'a, E: Float>(
     nodes: &'a [Node],
     values: &'a [Vec<E>],
-    id: NodeId,
+    i: usize,
 ) -> TensorRef<'a, E> {
-    let i = id.index();
     TensorRef::trusted(&nodes[i].shape, &values[i])
 }
