@@ -3,10 +3,14 @@
 //! - `cargo xtask ci`: what CI runs: the format check, clippy with warnings denied, the tests.
 //! - `cargo xtask bench`: the reference workloads W1..W5 on wengert beside its baselines
 //!   (see `docs/BENCHMARKS.md`); `cargo xtask bench-check PATH` checks a file it wrote.
+//! - `cargo xtask msrv`: builds with the oldest Rust each package declares.
+//! - `cargo xtask publish-check`: the documentation with broken links denied, and
+//!   `cargo publish --dry-run` of every published package.
 
 mod bench;
 
 mod fuzz;
+mod msrv;
 
 use std::process::{Command, ExitCode};
 
@@ -17,6 +21,8 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&args[1..]),
         Some("bench-check") => bench::check(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("msrv") => msrv::msrv(&args[1..]),
+        Some("publish-check") => publish_check(),
         Some("help") | Some("--help") | Some("-h") | None => {
             println!("{USAGE}");
             Ok(())
@@ -38,7 +44,10 @@ tasks:
   ci           format check, clippy (-D warnings), and the test suite, as CI runs them
   bench        the reference workloads W1..W5, wengert beside its baselines (release build)
                [--quick] [--peers] [--json PATH] [--only W1,W2,...]
-  bench-check  PATH: checks the records a `bench --json PATH` run wrote";
+  bench-check  PATH: checks the records a `bench --json PATH` run wrote
+  fuzz         the fuzz targets under fuzz/, for a bounded time each [--seconds N] [TARGET...]
+  msrv         checks the build with the oldest Rust each package declares (rust-version)
+  publish-check  cargo doc with warnings (broken links) denied, then cargo publish --dry-run";
 
 /// The steps of CI, in order; the first failure stops the run.
 fn ci() -> Result<(), String> {
@@ -56,6 +65,26 @@ fn ci() -> Result<(), String> {
     )?;
     run("cargo", &["test", "--workspace"])?;
     Ok(())
+}
+
+/// The documentation with every rustdoc warning (a broken intra-doc link among them) denied,
+/// then a dry run of publishing every package that is published, in dependency order.
+fn publish_check() -> Result<(), String> {
+    // The flag goes to this child alone, so that it changes no other build's fingerprint.
+    let status = Command::new("cargo")
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .status()
+        .map_err(|e| format!("could not start cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "`cargo doc` with warnings denied failed ({status})"
+        ));
+    }
+    run(
+        "cargo",
+        &["publish", "--dry-run", "--workspace", "--allow-dirty"],
+    )
 }
 
 pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {

@@ -56,7 +56,8 @@ pub use wengert_train as train;
 /// The `ndarray` version wengert is built on, re-exported so that embedders use the same one.
 pub use ndarray;
 
-// The README's example is compiled and run as a doc test, so that it stays true.
+// The README's examples are compiled and run as doc tests, so that they stay true. The file is
+// the workspace README, linked into the package so that the published crate holds it too.
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
