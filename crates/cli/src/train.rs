@@ -216,7 +216,7 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>) -> Result<(), String>
         test.len()
     );
     let mut trainer = Trainer::new(config, optimizer).with_callback(Progress::new(bar.clone()));
-    let checkpoints = CheckpointDir::new(&out_dir, args.keep_checkpoints);
+    let mut checkpoints = CheckpointDir::new(&out_dir, args.keep_checkpoints);
     let settings = serde_json::to_string(&RunSettings::of(args)).map_err(|e| e.to_string())?;
     trainer.checkpoint_every(Every::Epochs(1), move |state: &TrainState<E>| {
         let mut ckpt = state.to_checkpoint();
