@@ -175,10 +175,7 @@ fn remove_debris(dir: &Path) {
 
 /// Whether `name` is `.NAME.PID.N.tmp`: a temporary file of [`create_temp`].
 fn is_temp_name(name: &str) -> bool {
-    let Some(rest) = name
-        .strip_prefix('.')
-        .and_then(|n| n.strip_suffix(".tmp"))
-    else {
+    let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
         return false;
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());

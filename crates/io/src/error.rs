@@ -438,7 +438,10 @@ impl fmt::Display for Error {
                 f,
                 "{} is a checkpoint of another run ({}); it is left as it is",
                 path.display(),
-                run.as_deref().map_or("one without a run identity".to_string(), |r| format!("run {r}"))
+                run.as_deref()
+                    .map_or("one without a run identity".to_string(), |r| format!(
+                        "run {r}"
+                    ))
             ),
             Error::ReservedName { name } => {
                 write!(f, "the name \"{name}\" is reserved by the file format")

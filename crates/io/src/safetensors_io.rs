@@ -95,8 +95,12 @@ pub fn safetensors_to_bytes_with_metadata<E: Element>(
                 .map_err(st_error)
         })
         .collect::<Result<Vec<_>>>()?;
-    let metadata: Option<HashMap<String, String>> = (!metadata.is_empty())
-        .then(|| metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+    let metadata: Option<HashMap<String, String>> = (!metadata.is_empty()).then(|| {
+        metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    });
     safetensors::serialize(views, metadata).map_err(st_error)
 }
 

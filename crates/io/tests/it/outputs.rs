@@ -65,7 +65,13 @@ fn a_directory_or_a_device_is_refused_not_replaced() {
     let tmp = scratch();
     let err = write_atomic(tmp.path(), b"x").unwrap_err();
     assert!(
-        matches!(err, Error::NotARegularFile { kind: "a directory", .. }),
+        matches!(
+            err,
+            Error::NotARegularFile {
+                kind: "a directory",
+                ..
+            }
+        ),
         "{err}"
     );
     #[cfg(unix)]
@@ -97,7 +103,12 @@ fn the_next_write_removes_a_killed_writes_debris_and_only_that() {
     let held = std::fs::File::create(&live).unwrap();
     held.lock().unwrap();
     // Files of other patterns, someone else's.
-    for other in [".notes.tmp", "draft.1.2.tmp", ".x.1.2.tmp.keep", "model.tmp"] {
+    for other in [
+        ".notes.tmp",
+        "draft.1.2.tmp",
+        ".x.1.2.tmp.keep",
+        "model.tmp",
+    ] {
         std::fs::write(d.join(other), b"mine").unwrap();
     }
     write_atomic(&d.join("metrics.json"), b"{}").unwrap();
@@ -137,7 +148,10 @@ fn two_runs_in_one_directory_prune_only_their_own_checkpoints() {
     assert_eq!(first.own_steps(), [4, 5]);
     assert_eq!(second.own_steps(), [20, 30]);
     assert_eq!(first.steps().unwrap(), [4, 5, 20, 30]);
-    assert_eq!(std::fs::read(d.join("checkpoint-01.ckpt")).unwrap(), b"notes");
+    assert_eq!(
+        std::fs::read(d.join("checkpoint-01.ckpt")).unwrap(),
+        b"notes"
+    );
     assert!(d.join("checkpoint-007.ckpt").exists());
     // The other run's checkpoint at a step is not overwritten.
     let err = second.save(5, &checkpoint(99)).unwrap_err();
@@ -192,7 +206,8 @@ fn a_locked_directory_is_refused_until_the_lock_is_dropped() {
     assert_eq!(lock.dir(), tmp.path());
     let err = DirLock::acquire(tmp.path()).unwrap_err();
     assert!(
-        err.to_string().contains("is locked by another run (process"),
+        err.to_string()
+            .contains("is locked by another run (process"),
         "{err}"
     );
     drop(lock);
