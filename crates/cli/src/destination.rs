@@ -20,6 +20,11 @@ pub fn is_stdout(path: &Path) -> bool {
 pub fn check_outputs(outputs: &[(&str, &Path)], inputs: &[(&str, &Path)]) -> Result<(), String> {
     for (i, &(option, path)) in outputs.iter().enumerate() {
         if is_stdout(path) {
+            if let Some((other, _)) = outputs[..i].iter().find(|(_, p)| is_stdout(p)) {
+                return Err(format!(
+                    "{other} and {option} both write to standard output; give each output its own file"
+                ));
+            }
             continue;
         }
         if path.is_dir() {

@@ -160,7 +160,9 @@ fn remove_debris(dir: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        if !name.to_str().is_some_and(is_temp_name) {
+        // Only regular files: opening a named pipe of that name would wait for a writer.
+        let regular = entry.file_type().is_ok_and(|t| t.is_file());
+        if !regular || !name.to_str().is_some_and(is_temp_name) {
             continue;
         }
         let path = entry.path();

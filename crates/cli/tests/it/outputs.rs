@@ -122,6 +122,10 @@ fn an_output_is_never_an_input_nor_another_output() {
             "--safetensors run is a directory",
         ),
         (
+            export(&["--safetensors", "-", "--weights", "/dev/stdout"]),
+            "--safetensors and --weights both write to standard output",
+        ),
+        (
             vec![
                 "predict",
                 "--model",

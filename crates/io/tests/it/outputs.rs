@@ -102,6 +102,14 @@ fn the_next_write_removes_a_killed_writes_debris_and_only_that() {
     let live = d.join(".model.tape.4000001.3.tmp");
     let held = std::fs::File::create(&live).unwrap();
     held.lock().unwrap();
+    // A named pipe of the pattern: not opened (that would wait for a writer), not removed.
+    #[cfg(unix)]
+    {
+        let made = std::process::Command::new("mkfifo")
+            .arg(d.join(".pipe.4000002.0.tmp"))
+            .status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    }
     // Files of other patterns, someone else's.
     for other in [
         ".notes.tmp",
@@ -117,6 +125,8 @@ fn the_next_write_removes_a_killed_writes_debris_and_only_that() {
         [
             ".model.tape.4000001.3.tmp",
             ".notes.tmp",
+            #[cfg(unix)]
+            ".pipe.4000002.0.tmp",
             ".x.1.2.tmp.keep",
             "draft.1.2.tmp",
             "metrics.json",
