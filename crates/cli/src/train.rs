@@ -145,7 +145,6 @@ pub fn run(args: &TrainArgs, explicit: &[String]) -> Result<(), String> {
 /// resumed run's own directory (`source`, locked already if it could be), else a new
 /// `runs/<timestamp>`.
 fn output_dir(args: &TrainArgs, source: Option<RunDir>) -> Result<RunDir, String> {
-    let same_dir = |a: &Path, b: &Path| matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b);
     if let Some(from) = &args.resume
         && args.out.as_ref().is_none_or(|out| same_dir(out, from))
     {
@@ -161,6 +160,14 @@ fn output_dir(args: &TrainArgs, source: Option<RunDir>) -> Result<RunDir, String
             Ok(dir)
         }
         None => RunDir::new_default(),
+    }
+}
+
+/// Whether `a` and `b` are one existing directory.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }
 
