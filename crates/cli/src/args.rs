@@ -145,7 +145,8 @@ pub struct TrainArgs {
 
     /// The directory for metrics.csv (per epoch), metrics.json (summary), curves.svg (loss
     /// and accuracy curves), model.tape and the checkpoints; by default `runs/<timestamp>`,
-    /// or the --resume directory.
+    /// or the --resume directory. It is locked while the run lives, and one that holds
+    /// another run is refused.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
@@ -211,7 +212,8 @@ pub struct PredictArgs {
     #[arg(long, value_enum, default_value_t = HeaderArg::Auto)]
     pub header: HeaderArg,
 
-    /// Write the predictions to FILE (atomically) instead of standard output.
+    /// Write the predictions to FILE (atomically; through a symbolic link to its target)
+    /// instead of standard output (`-`).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }

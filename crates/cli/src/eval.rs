@@ -4,8 +4,8 @@ use wengert_tape::Tape;
 use wengert_train::{ConfusionMatrix, Dataset, argmax_rows, datasets};
 
 use crate::args::EvalArgs;
-use crate::model;
 use crate::train::{E, load_labelled_csv};
+use crate::{destination, model};
 
 /// Runs `wengert eval`; the error is a one-line message.
 pub fn run(args: &EvalArgs) -> Result<(), String> {
@@ -52,24 +52,22 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     })?;
     let confusion = confusion.expect("at least one chunk");
     let correct: u64 = (0..confusion.classes()).map(|c| confusion.get(c, c)).sum();
-    say!(
-        "evaluated {} on {source}: {} examples, {} features, {} classes",
+    // The report is the command's result: written whole, and a failed write is an error.
+    let report = format!(
+        "evaluated {} on {source}: {} examples, {} features, {} classes\n\
+         accuracy {:.2}%  ({correct}/{})\n\
+         loss {:.4}\n\
+         confusion matrix ({}\n",
         args.model.display(),
         data.len(),
         data.n_features(),
-        confusion.classes()
-    );
-    say!(
-        "accuracy {:.2}%  ({correct}/{})",
+        confusion.classes(),
         100.0 * confusion.accuracy(),
-        confusion.total()
-    );
-    say!("loss {:.4}", loss_sum / data.len() as f64);
-    say!(
-        "confusion matrix ({}",
+        confusion.total(),
+        loss_sum / data.len() as f64,
         crate::train::indent(&confusion.to_string())
     );
-    Ok(())
+    destination::print(&report)
 }
 
 /// The labelled examples: the CSV file, or the digits' test split.

@@ -15,12 +15,14 @@ macro_rules! say {
 }
 
 mod args;
+mod destination;
 mod eval;
 mod export;
 mod model;
 mod output;
 mod plot;
 mod predict;
+mod run_dir;
 mod train;
 
 use std::process::ExitCode;

@@ -2,17 +2,22 @@
 //! CSV.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::path::Path;
 
 use wengert_train::argmax_rows;
 use wengert_train::loaders::load_csv_features;
 
 use crate::args::PredictArgs;
-use crate::model;
 use crate::train::{E, header_option};
+use crate::{destination, model};
 
 /// Runs `wengert predict`; the error is a one-line message.
 pub fn run(args: &PredictArgs) -> Result<(), String> {
+    let output = args.output.as_deref().unwrap_or(Path::new("-"));
+    destination::check_outputs(
+        &[("--output", output)],
+        &[("--model", &args.model), ("--data", &args.data)],
+    )?;
     let saved = model::load(&args.model)?;
     let x = load_csv_features::<E>(&args.data, header_option(args.header))
         .map_err(|e| e.to_string())?;
@@ -46,19 +51,7 @@ pub fn run(args: &PredictArgs) -> Result<(), String> {
         }
         Ok(())
     })?;
-    match &args.output {
-        Some(path) => {
-            wengert_io::write_atomic(path, csv.as_bytes()).map_err(|e| model::io_message(path, &e))
-        }
-        None => {
-            let mut out = std::io::stdout().lock();
-            match out.write_all(csv.as_bytes()).and_then(|()| out.flush()) {
-                // A reader that stops early (`| head`) is not an error.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                other => other.map_err(|e| format!("cannot write the predictions: {e}")),
-            }
-        }
-    }
+    destination::write("--output", output, csv.as_bytes())
 }
 
 /// The shortest text that reads back as the same `f32`: plain notation down to 1e-4,

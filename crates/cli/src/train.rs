@@ -15,6 +15,7 @@ use wengert_train::{
 use crate::args::{ActivationArg, HeaderArg, OptimizerArg, TrainArgs};
 use crate::model;
 use crate::output::{self, Summary};
+use crate::run_dir::{self, RunDir};
 
 /// The element type the command trains in.
 pub type E = f32;
@@ -98,10 +99,12 @@ impl RunSettings {
     }
 }
 
-/// A run found to resume: its trainer state, settings and training-set description.
+/// A run found to resume: its trainer state, identity, settings and training-set description.
 struct Resume {
     path: PathBuf,
     state: TrainState<E>,
+    /// The run's identity (`None` for a checkpoint saved before runs had one).
+    run: Option<String>,
     settings: RunSettings,
     data: String,
 }
@@ -109,15 +112,21 @@ struct Resume {
 /// Runs `wengert train`; `explicit` names the options given on the command line (clap ids).
 /// The error is a one-line message.
 pub fn run(args: &TrainArgs, explicit: &[String]) -> Result<(), String> {
-    let resume = match &args.resume {
-        Some(dir) => Some(find_resume(dir, args.keep_checkpoints)?),
-        None => None,
+    // The run being resumed is locked first: one still writing its directory is refused.
+    let (resume, source) = match &args.resume {
+        Some(dir) => {
+            let source = run_dir::lock_source(dir)?;
+            (Some(find_resume(dir, args.keep_checkpoints)?), source)
+        }
+        None => (None, None),
     };
     let args = match &resume {
         Some(r) => resumed_args(args, explicit, r)?,
         None => args.clone(),
     };
     check(&args)?;
+    // Before any data is read: the output directory is made, checked and locked.
+    let out = output_dir(&args, source)?;
     // Training runs on a worker of its own pool: the matrix products and the optimiser then split
     // work through the workers' own queues, where a call from outside a pool would go through
     // rayon's global injector on every product (slower, and allocating).
@@ -125,16 +134,45 @@ pub fn run(args: &TrainArgs, explicit: &[String]) -> Result<(), String> {
         .num_threads(args.threads.unwrap_or(0))
         .build()
         .map_err(|e| format!("cannot start {} threads: {e}", args.threads.unwrap_or(0)))?;
-    pool.install(|| train_in_pool(&args, resume))
+    let result = pool.install(|| train_in_pool(&args, resume, out.path()));
+    if result.is_err() {
+        out.discard_if_unused();
+    }
+    result
 }
 
-/// The body of [`run`], on a worker of the training pool.
-fn train_in_pool(args: &TrainArgs, resume: Option<Resume>) -> Result<(), String> {
-    let out_dir = match (&args.out, &args.resume) {
-        (Some(dir), _) | (None, Some(dir)) => dir.clone(),
-        (None, None) => output::timestamped_dir(),
-    };
+/// The run's output directory, locked: `--out` (which must not hold another run), else the
+/// resumed run's own directory (`source`, locked already if it could be), else a new
+/// `runs/<timestamp>`.
+fn output_dir(args: &TrainArgs, source: Option<RunDir>) -> Result<RunDir, String> {
+    if let Some(from) = &args.resume
+        && args.out.as_ref().is_none_or(|out| same_dir(out, from))
+    {
+        return match source {
+            Some(dir) => Ok(dir),
+            None => RunDir::open(from, "--resume"),
+        };
+    }
+    match &args.out {
+        Some(out) => {
+            let dir = RunDir::open(out, "--out")?;
+            dir.refuse_another_run("--out")?;
+            Ok(dir)
+        }
+        None => RunDir::new_default(),
+    }
+}
 
+/// Whether `a` and `b` are one existing directory.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The body of [`run`], on a worker of the training pool, writing into `out_dir`.
+fn train_in_pool(args: &TrainArgs, resume: Option<Resume>, out_dir: &Path) -> Result<(), String> {
     let (source, rest, test) = load(args)?;
     let (train, validation) = rest
         .split(args.validation_split, args.seed)
@@ -216,7 +254,17 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>) -> Result<(), String>
         test.len()
     );
     let mut trainer = Trainer::new(config, optimizer).with_callback(Progress::new(bar.clone()));
-    let checkpoints = CheckpointDir::new(&out_dir, args.keep_checkpoints);
+    // A resumed run keeps its identity, and with it its checkpoints already in `out_dir`.
+    let mut checkpoints = match resume.as_ref().and_then(|r| r.run.as_deref()) {
+        Some(run) => CheckpointDir::continuing::<E>(
+            out_dir,
+            args.keep_checkpoints,
+            run,
+            &LoadOptions::default(),
+        )
+        .map_err(|e| e.to_string())?,
+        None => CheckpointDir::new(out_dir, args.keep_checkpoints),
+    };
     let settings = serde_json::to_string(&RunSettings::of(args)).map_err(|e| e.to_string())?;
     trainer.checkpoint_every(Every::Epochs(1), move |state: &TrainState<E>| {
         let mut ckpt = state.to_checkpoint();
@@ -276,7 +324,7 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>) -> Result<(), String>
             .map(|c| c.rows()),
         train_seconds,
     };
-    output::write_all(&out_dir, &history, &summary)?;
+    output::write_all(out_dir, &history, &summary)?;
     model::save(&out_dir.join("model.tape"), &model, &scaler)?;
 
     say!(
@@ -337,6 +385,7 @@ fn find_resume(dir: &Path, keep: usize) -> Result<Resume, String> {
         eprintln!("warning: skipped {}: {err}", path.display());
     }
     let path = found.path;
+    let run = found.run;
     let ckpt: Checkpoint<E> = found.checkpoint;
     let text = |name: &str| match ckpt.scalars.get(name) {
         Some(Scalar::Text(t)) => Ok(t.clone()),
@@ -353,6 +402,7 @@ fn find_resume(dir: &Path, keep: usize) -> Result<Resume, String> {
     Ok(Resume {
         path,
         state,
+        run,
         settings,
         data,
     })

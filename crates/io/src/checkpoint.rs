@@ -71,11 +71,16 @@ impl<E: Element> Checkpoint<E> {
 
     /// The whole file.
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_bytes_with_scalars(&self.scalars)
+    }
+
+    /// The whole file, with `scalars` in place of the checkpoint's own (the arrays are not
+    /// copied to change a scalar).
+    pub(crate) fn to_bytes_with_scalars(&self, scalars: &BTreeMap<String, Scalar>) -> Vec<u8> {
         CheckpointFileV1 {
             element: E::ELEMENT,
             arrays: named_to_file(&self.arrays),
-            scalars: self
-                .scalars
+            scalars: scalars
                 .iter()
                 .map(|(name, value)| NamedScalarV1 {
                     name: name.clone(),

@@ -238,6 +238,33 @@ pub enum Error {
         /// The crate's reason.
         reason: String,
     },
+    /// An output path that names something other than a regular file (a directory, a device,
+    /// a pipe): replacing it atomically would destroy it, so it is left alone.
+    NotARegularFile {
+        /// The path, after following symbolic links.
+        path: PathBuf,
+        /// What it is (`"a directory"`, `"a character device"`, ...).
+        kind: &'static str,
+    },
+    /// Another process holds the lock on a directory (another run is writing there).
+    Locked {
+        /// The locked directory.
+        dir: PathBuf,
+        /// The process id the holder wrote into the lock file, when it can be read.
+        holder: Option<u32>,
+    },
+    /// A checkpoint of another run is where this run would save one: it is not overwritten.
+    ForeignCheckpoint {
+        /// The other run's checkpoint.
+        path: PathBuf,
+        /// The other run's identity (`None` for a checkpoint written before runs had one).
+        run: Option<String>,
+    },
+    /// A name reserved by the file format (safetensors' `__metadata__`).
+    ReservedName {
+        /// The name.
+        name: String,
+    },
     /// A safetensors tensor of an element type that cannot be read as the one asked for.
     UnsupportedDtype {
         /// The tensor.
@@ -395,6 +422,30 @@ impl fmt::Display for Error {
             ),
             Error::Engine { source } => write!(f, "{source}"),
             Error::Safetensors { reason } => write!(f, "safetensors: {reason}"),
+            Error::NotARegularFile { path, kind } => write!(
+                f,
+                "cannot replace {}: it is {kind}, not a regular file",
+                path.display()
+            ),
+            Error::Locked { dir, holder } => {
+                write!(f, "{} is locked by another run", dir.display())?;
+                if let Some(pid) = holder {
+                    write!(f, " (process {pid})")?;
+                }
+                Ok(())
+            }
+            Error::ForeignCheckpoint { path, run } => write!(
+                f,
+                "{} is a checkpoint of another run ({}); it is left as it is",
+                path.display(),
+                run.as_deref()
+                    .map_or("one without a run identity".to_string(), |r| format!(
+                        "run {r}"
+                    ))
+            ),
+            Error::ReservedName { name } => {
+                write!(f, "the name \"{name}\" is reserved by the file format")
+            }
             Error::UnsupportedDtype {
                 name,
                 dtype,

@@ -7,9 +7,11 @@
 //! - [`save_weights`] / [`load_weights`]: a named map of arrays; [`export_safetensors`] /
 //!   [`import_safetensors`] for PyTorch, JAX and candle.
 //! - [`Checkpoint`]: named arrays, scalars and opaque sections, for a trainer's state;
-//!   [`CheckpointDir`] keeps the last K and resumes from the newest that validates.
+//!   [`CheckpointDir`] keeps a run's last K, each marked with the run's identity, and resumes
+//!   from the newest that validates; [`DirLock`] keeps a directory to one run at a time.
 //! - [`write_atomic`]: every file is written to a temporary file, synced and renamed into
-//!   place, so that a crash leaves the previous file intact.
+//!   place (through a symbolic link, to its target), so that a crash leaves the previous file
+//!   intact.
 //!
 //! Every file is a [`container`]: magic bytes, kind, format version, payload length and
 //! CRC-32, then a bincode payload of the version's own [`format`](mod@format) types. Loading never trusts
@@ -50,6 +52,7 @@ mod checkpoint_dir;
 mod codec;
 pub mod container;
 mod crc32;
+mod dir_lock;
 mod element;
 mod error;
 pub mod format;
@@ -66,12 +69,14 @@ pub use checkpoint::{Checkpoint, Scalar};
 pub use checkpoint_dir::{CheckpointDir, Resumed};
 pub use container::{FileKind, LoadOptions};
 pub use crc32::crc32;
+pub use dir_lock::DirLock;
 pub use element::Element;
 pub use error::{Error, Result};
 pub use model::TapeModel;
 pub use replay::Replay;
 pub use safetensors_io::{
-    export_safetensors, import_safetensors, safetensors_from_bytes, safetensors_to_bytes,
+    export_safetensors, export_safetensors_with_metadata, import_safetensors,
+    safetensors_from_bytes, safetensors_to_bytes, safetensors_to_bytes_with_metadata,
 };
 pub use saver::TapeSaver;
 pub use weights::{Weights, load_weights, save_weights, weights_from_bytes, weights_to_bytes};

@@ -2,7 +2,7 @@
 //! 8-byte header length, a JSON header (dtype, shape and byte range of each tensor), then the
 //! little-endian data.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn};
@@ -14,9 +14,25 @@ use crate::element::Element;
 use crate::format::v1::ElementV1;
 use crate::{Error, Result, Weights, write_atomic};
 
-/// Writes weights as a safetensors file, atomically.
+/// The header key safetensors reserves for the file's metadata: no tensor may be named so.
+const METADATA_KEY: &str = "__metadata__";
+
+/// Writes weights as a safetensors file, atomically, with no metadata.
 pub fn export_safetensors<E: Element>(path: impl AsRef<Path>, weights: &Weights<E>) -> Result<()> {
     write_atomic(path.as_ref(), &safetensors_to_bytes(weights)?)
+}
+
+/// Writes weights as a safetensors file, atomically, with `metadata` as the header's
+/// `__metadata__` (free text pairs, such as `format` and the layout of the weights).
+pub fn export_safetensors_with_metadata<E: Element>(
+    path: impl AsRef<Path>,
+    weights: &Weights<E>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    write_atomic(
+        path.as_ref(),
+        &safetensors_to_bytes_with_metadata(weights, metadata)?,
+    )
 }
 
 /// Reads weights from a safetensors file, checking its size first (see
@@ -29,8 +45,37 @@ pub fn import_safetensors<E: Element>(
     safetensors_from_bytes(&bytes, options)
 }
 
-/// A safetensors file's bytes, tensors in name order.
+/// A safetensors file's bytes, tensors in name order, with no metadata.
 pub fn safetensors_to_bytes<E: Element>(weights: &Weights<E>) -> Result<Vec<u8>> {
+    safetensors_to_bytes_with_metadata(weights, &BTreeMap::new())
+}
+
+/// A safetensors file's bytes, tensors in name order, with `metadata` (if any) as the
+/// header's `__metadata__`. A tensor named `__metadata__` is refused
+/// ([`Error::ReservedName`]): its header entry would collide with the metadata's.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use ndarray::array;
+/// use wengert_io::{Error, Weights, safetensors_to_bytes_with_metadata};
+///
+/// let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
+/// let mut weights: Weights<f32> = BTreeMap::new();
+/// weights.insert("w".into(), array![1.0f32, 2.0].into_dyn());
+/// assert!(safetensors_to_bytes_with_metadata(&weights, &metadata).is_ok());
+/// weights.insert("__metadata__".into(), array![3.0f32].into_dyn());
+/// let refused = safetensors_to_bytes_with_metadata(&weights, &metadata);
+/// assert!(matches!(refused, Err(Error::ReservedName { .. })));
+/// ```
+pub fn safetensors_to_bytes_with_metadata<E: Element>(
+    weights: &Weights<E>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    if weights.contains_key(METADATA_KEY) {
+        return Err(Error::ReservedName {
+            name: METADATA_KEY.to_string(),
+        });
+    }
     let dtype = dtype_of(E::ELEMENT);
     let buffers: Vec<(&str, Vec<usize>, Vec<u8>)> = weights
         .iter()
@@ -50,7 +95,13 @@ pub fn safetensors_to_bytes<E: Element>(weights: &Weights<E>) -> Result<Vec<u8>>
                 .map_err(st_error)
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, None).map_err(st_error)
+    let metadata: Option<HashMap<String, String>> = (!metadata.is_empty()).then(|| {
+        metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    });
+    safetensors::serialize(views, metadata).map_err(st_error)
 }
 
 /// Decodes a safetensors file. The crate checks the header (its size, offsets and element

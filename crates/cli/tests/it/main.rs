@@ -2,7 +2,9 @@
 //! prints and writes.
 
 mod errors;
+mod outputs;
 mod persist;
+mod runs;
 mod train;
 
 use std::path::Path;

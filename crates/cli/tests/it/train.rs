@@ -53,8 +53,8 @@ fn train_writes_metrics_csv_json_and_the_svg_plot() {
     let svg = std::fs::read_to_string(run.join("curves.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert!(svg.contains("accuracy") && svg.contains("validation"));
-    // The model and a checkpoint per epoch (41 steps each), and nothing else (no temporary
-    // files).
+    // The model, a checkpoint per epoch (41 steps each) and the run's lock file, and nothing
+    // else (no temporary files).
     let mut names: Vec<String> = std::fs::read_dir(&run)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -63,6 +63,7 @@ fn train_writes_metrics_csv_json_and_the_svg_plot() {
     assert_eq!(
         names,
         [
+            ".wengert.lock",
             "checkpoint-41.ckpt",
             "checkpoint-82.ckpt",
             "curves.svg",

@@ -100,7 +100,7 @@ fn debris_of_a_crashed_write_does_not_disturb_the_target() {
 fn resuming_skips_corrupt_checkpoints_and_only_the_last_k_are_kept() {
     use wengert_io::{CheckpointDir, Error};
     let tmp = scratch();
-    let dir = CheckpointDir::new(tmp.path().join("run"), 3);
+    let mut dir = CheckpointDir::new(tmp.path().join("run"), 3);
     assert!(matches!(
         dir.latest::<f32>(&LoadOptions::default()),
         Err(Error::Io { .. })

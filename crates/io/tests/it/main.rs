@@ -5,5 +5,6 @@ mod crash;
 mod golden;
 mod hostile;
 mod invalid;
+mod outputs;
 mod round_trip;
 mod weights;
