@@ -13,7 +13,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use ndarray::Array2;
 use wengert_benches::shared::{Rng, label_vec, normal_vec};
 use wengert_ops::kernels::matmul::gemm;
-use wengert_ops::{Op, Shape, TensorRef};
+use wengert_ops::{BinaryOp, Op, Shape, TensorRef, UnaryOp};
 
 fn matrix(rng: &mut Rng, rows: usize, cols: usize) -> Array2<f32> {
     Array2::from_shape_vec((rows, cols), normal_vec(rng, rows * cols)).expect("rows·cols values")
@@ -75,26 +75,34 @@ fn elementwise(c: &mut Criterion) {
     group.throughput(Throughput::Elements((rows * cols) as u64));
     group.bench_function("add bias [128,512]+[512]", |bench| {
         bench.iter(|| {
-            Op::Add
+            Op::Binary(BinaryOp::Add)
                 .forward(&[xs, bs], &mut out)
                 .expect("shapes checked")
         })
     });
     let ys = TensorRef::trusted(&shape, &out);
     group.bench_function("add bias vjp to bias", |bench| {
-        bench.iter(|| Op::Add.vjp(&[xs, bs], ys, &g, 1, &mut gb))
+        bench.iter(|| Op::Binary(BinaryOp::Add).vjp(&[xs, bs], ys, &g, 1, &mut gb))
     });
     let mut y = vec![0.0f32; rows * cols];
     group.bench_function("relu [128,512]", |bench| {
-        bench.iter(|| Op::Relu.forward(&[xs], &mut y).expect("unary"))
+        bench.iter(|| {
+            Op::Unary(UnaryOp::Relu)
+                .forward(&[xs], &mut y)
+                .expect("unary")
+        })
     });
     let ys = TensorRef::trusted(&shape, &y);
     group.bench_function("relu vjp", |bench| {
-        bench.iter(|| Op::Relu.vjp(&[xs], ys, &g, 0, &mut gi))
+        bench.iter(|| Op::Unary(UnaryOp::Relu).vjp(&[xs], ys, &g, 0, &mut gi))
     });
     let mut t = vec![0.0f32; rows * cols];
     group.bench_function("tanh [128,512]", |bench| {
-        bench.iter(|| Op::Tanh.forward(&[xs], &mut t).expect("unary"))
+        bench.iter(|| {
+            Op::Unary(UnaryOp::Tanh)
+                .forward(&[xs], &mut t)
+                .expect("unary")
+        })
     });
     group.finish();
 }

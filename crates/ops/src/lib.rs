@@ -5,7 +5,10 @@
 //! gradient into its inputs' gradients ([`Op::vjp`]), checking shapes first
 //! ([`Op::output_shape`]).
 //!
-//! - [`Op`]: the closed set of built-in ops, held as data.
+//! - [`Op`]: the closed set of built-in ops, held as data; the elementwise ones are
+//!   [`UnaryOp`] and [`BinaryOp`], each op a row of a table with its forward rule beside its
+//!   derivative rule.
+//! - [`Arith`]: the arithmetic those rules are written in ([`Num`] runs them on floats).
 //! - [`CustomOp`]: the trait for ops users define themselves.
 //! - [`Float`]: the element types (`f32`, `f64`).
 //! - [`Shape`], [`TensorRef`]: shapes held inline and borrowed row-major arrays.
@@ -13,26 +16,29 @@
 //! - [`kernels`]: the arithmetic, including the parallel, deterministic [`kernels::matmul::gemm`].
 //!
 //! ```
-//! use wengert_ops::{Op, Shape, TensorRef};
+//! use wengert_ops::{Op, Shape, TensorRef, UnaryOp};
 //!
+//! let relu = Op::Unary(UnaryOp::Relu);
 //! let s = Shape::new(&[2]).unwrap();
 //! let x = [-1.0f64, 2.0];
-//! let out_shape = Op::Relu.output_shape(&[&s]).unwrap();
+//! let out_shape = relu.output_shape(&[&s]).unwrap();
 //! let mut y = vec![0.0; out_shape.numel()];
-//! Op::Relu.forward(&[TensorRef::new(&s, &x).unwrap()], &mut y).unwrap();
+//! relu.forward(&[TensorRef::new(&s, &x).unwrap()], &mut y).unwrap();
 //! assert_eq!(y, [0.0, 2.0]);
 //!
 //! // The VJP adds dy·[x > 0] into the input's gradient.
 //! let mut dx = vec![0.0; 2];
 //! let yref = TensorRef::new(&out_shape, &y).unwrap();
-//! Op::Relu.vjp(&[TensorRef::new(&s, &x).unwrap()], yref, &[1.0, 1.0], 0, &mut dx);
+//! relu.vjp(&[TensorRef::new(&s, &x).unwrap()], yref, &[1.0, 1.0], 0, &mut dx);
 //! assert_eq!(dx, [0.0, 1.0]);
 //! ```
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod arith;
 mod custom;
+mod elementwise;
 mod error;
 mod float;
 pub mod kernels;
@@ -40,7 +46,9 @@ mod op;
 mod shape;
 mod tensor;
 
+pub use arith::{Arith, Num, select};
 pub use custom::CustomOp;
+pub use elementwise::{BinaryOp, UnaryOp};
 pub use error::{Error, Result};
 pub use float::Float;
 pub use op::Op;

@@ -1,45 +1,27 @@
 //! [`Op`]: the closed set of built-in operations, with their shape, forward and VJP rules.
 //!
-//! Each rule is one arm of a `match`; the arithmetic lives in [`crate::kernels`]. The VJP arms
-//! carry the formula they implement as a one-line comment.
+//! The elementwise ops' rules are rows of the tables in [`crate::elementwise`]; every other
+//! op's rule is one arm of a `match` here, with the arithmetic in [`crate::kernels`]. The VJP
+//! arms carry the formula they implement as a one-line comment.
 
 use crate::kernels::{binary, layout, loss, matmul, reduce, softmax, unary};
-use crate::{Error, Float, Result, Shape, TensorRef};
+use crate::{BinaryOp, Error, Float, Result, Shape, TensorRef, UnaryOp};
 
 /// A built-in operation. The tape stores these as data, so a recorded computation can be
 /// inspected, saved and replayed.
 ///
-/// Binary elementwise ops broadcast as NumPy does. Reductions and losses return a scalar
-/// (rank-0) array unless an axis is given.
+/// The elementwise ops are grouped: [`UnaryOp`] and [`BinaryOp`] each hold a table of rules,
+/// one row per op. Binary elementwise ops broadcast as NumPy does. Reductions and losses return
+/// a scalar (rank-0) array unless an axis is given.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
 pub enum Op {
+    /// A one-input elementwise op (`relu`, `tanh`, `x + c`, ...): the output has the input's
+    /// shape.
+    Unary(UnaryOp),
+    /// A two-input elementwise op (`a + b`, `a · b`, ...), broadcasting.
+    Binary(BinaryOp),
     /// Matrix product of `[m, k]` and `[k, n]`, giving `[m, n]`.
     MatMul,
-    /// `a + b`, broadcasting.
-    Add,
-    /// `a - b`, broadcasting.
-    Sub,
-    /// `a * b` elementwise, broadcasting.
-    Mul,
-    /// `a / b` elementwise, broadcasting.
-    Div,
-    /// `x + c` for a constant `c`.
-    AddScalar(f64),
-    /// `x * c` for a constant `c`.
-    MulScalar(f64),
-    /// `-x`.
-    Neg,
-    /// `max(x, 0)`, with derivative 0 at 0 (as PyTorch).
-    Relu,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// The logistic function `1 / (1 + e^-x)`.
-    Sigmoid,
-    /// `e^x`.
-    Exp,
-    /// Natural logarithm.
-    Log,
     /// Sum of all elements, a scalar.
     Sum,
     /// Mean of all elements, a scalar.
@@ -76,28 +58,15 @@ pub enum Op {
     /// Softmax cross-entropy of logits `[batch, classes]` and labels `[batch]` (class indices
     /// stored as floats), averaged over the batch, a scalar. Gradients flow to the logits only.
     CrossEntropy,
-    /// The input's value, through which no gradient flows (PyTorch's `detach`, JAX's
-    /// `stop_gradient`).
-    Detach,
 }
 
 impl Op {
     /// The op's name as error messages show it.
     pub fn name(&self) -> &'static str {
         match self {
+            Op::Unary(op) => op.name(),
+            Op::Binary(op) => op.name(),
             Op::MatMul => "matmul",
-            Op::Add => "add",
-            Op::Sub => "sub",
-            Op::Mul => "mul",
-            Op::Div => "div",
-            Op::AddScalar(_) => "add_scalar",
-            Op::MulScalar(_) => "mul_scalar",
-            Op::Neg => "neg",
-            Op::Relu => "relu",
-            Op::Tanh => "tanh",
-            Op::Sigmoid => "sigmoid",
-            Op::Exp => "exp",
-            Op::Log => "log",
             Op::Sum => "sum",
             Op::Mean => "mean",
             Op::SumAxis { .. } => "sum_axis",
@@ -108,7 +77,6 @@ impl Op {
             Op::LogSoftmax => "log_softmax",
             Op::Mse => "mse",
             Op::CrossEntropy => "cross_entropy",
-            Op::Detach => "detach",
         }
     }
 
@@ -116,8 +84,16 @@ impl Op {
     #[inline]
     pub fn arity(&self) -> usize {
         match self {
-            Op::MatMul | Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Mse | Op::CrossEntropy => 2,
-            _ => 1,
+            Op::Binary(_) | Op::MatMul | Op::Mse | Op::CrossEntropy => 2,
+            Op::Unary(_)
+            | Op::Sum
+            | Op::Mean
+            | Op::SumAxis { .. }
+            | Op::MeanAxis { .. }
+            | Op::Reshape(_)
+            | Op::Transpose { .. }
+            | Op::Softmax
+            | Op::LogSoftmax => 1,
         }
     }
 
@@ -125,31 +101,25 @@ impl Op {
     /// elementwise ops.
     #[inline]
     pub fn keeps_shape(&self) -> bool {
-        matches!(
-            self,
-            Op::AddScalar(_)
-                | Op::MulScalar(_)
-                | Op::Neg
-                | Op::Relu
-                | Op::Tanh
-                | Op::Sigmoid
-                | Op::Exp
-                | Op::Log
-                | Op::Detach
-        )
+        matches!(self, Op::Unary(_))
     }
 
     /// Whether the op is a two-input elementwise op (which broadcasts): for inputs of one
     /// shape, the output has that shape.
     #[inline]
     pub fn is_elementwise(&self) -> bool {
-        matches!(self, Op::Add | Op::Sub | Op::Mul | Op::Div)
+        matches!(self, Op::Binary(_))
     }
 
-    /// Whether a gradient flows to input `index` (a cross-entropy's labels get none).
+    /// Whether a gradient flows to input `index` (a cross-entropy's labels get none, nor does
+    /// the input of an op without a gradient such as `detach`).
     #[inline]
     pub fn differentiable_in(&self, index: usize) -> bool {
-        !matches!((self, index), (Op::CrossEntropy, 1) | (Op::Detach, _))
+        match (self, index) {
+            (Op::Unary(op), _) => op.has_gradient(),
+            (Op::CrossEntropy, 1) => false,
+            _ => true,
+        }
     }
 
     /// The output's shape for these input shapes, or an error that names the op and the shapes.
@@ -173,17 +143,9 @@ impl Op {
         let op = self.name();
         let x = inputs[0];
         match *self {
+            Op::Unary(_) => Ok(*x),
+            Op::Binary(_) => binary::broadcast_shape(op, x, inputs[1]),
             Op::MatMul => matmul::output_shape(x, inputs[1]),
-            Op::Add | Op::Sub | Op::Mul | Op::Div => binary::broadcast_shape(op, x, inputs[1]),
-            Op::AddScalar(_)
-            | Op::MulScalar(_)
-            | Op::Neg
-            | Op::Relu
-            | Op::Tanh
-            | Op::Sigmoid
-            | Op::Exp
-            | Op::Log
-            | Op::Detach => Ok(*x),
             Op::Sum => Ok(Shape::SCALAR),
             Op::Mean => {
                 if x.numel() == 0 {
@@ -243,27 +205,15 @@ impl Op {
     ) -> Result<()> {
         let x = inputs[0].data();
         match *self {
-            Op::MatMul => matmul::forward(inputs[0], inputs[1], out),
+            Op::Unary(_) | Op::Reshape(_) => self.forward_pointwise(x, x, out),
             // Neither input broadcast: element by element.
-            Op::Add | Op::Sub | Op::Mul | Op::Div
+            Op::Binary(op)
                 if self.runs_pointwise(&[x.len(), inputs[1].data().len()], out.len()) =>
             {
-                self.forward_pointwise(x, inputs[1].data(), out)
+                op.forward_pointwise(x, inputs[1].data(), out)
             }
-            Op::Add => binary::forward(inputs[0], inputs[1], shape, out, |a, b| a + b),
-            Op::Sub => binary::forward(inputs[0], inputs[1], shape, out, |a, b| a - b),
-            Op::Mul => binary::forward(inputs[0], inputs[1], shape, out, |a, b| a * b),
-            Op::Div => binary::forward(inputs[0], inputs[1], shape, out, |a, b| a / b),
-            Op::AddScalar(_)
-            | Op::MulScalar(_)
-            | Op::Neg
-            | Op::Relu
-            | Op::Tanh
-            | Op::Sigmoid
-            | Op::Exp
-            | Op::Log
-            | Op::Reshape(_)
-            | Op::Detach => self.forward_pointwise(x, x, out),
+            Op::Binary(op) => op.forward_broadcast(inputs[0], inputs[1], shape, out),
+            Op::MatMul => matmul::forward(inputs[0], inputs[1], out),
             Op::Sum => out[0] = reduce::sum(x),
             Op::Mean => out[0] = reduce::sum(x) / E::from_usize(x.len()),
             Op::SumAxis { axis, .. } => reduce::sum_axis(inputs[0], axis, false, out),
@@ -315,6 +265,15 @@ impl Op {
         self.is_pointwise() && inputs.iter().all(|&n| n == out)
     }
 
+    /// Whether the op maps elements one to one when its inputs have the output's element count:
+    /// the elementwise ops and reshape. Those run with
+    /// [`forward_pointwise`](Op::forward_pointwise) and pull back with
+    /// [`vjp_pointwise`](Op::vjp_pointwise) when no input is broadcast.
+    #[inline]
+    pub fn is_pointwise(&self) -> bool {
+        matches!(self, Op::Unary(_) | Op::Binary(_) | Op::Reshape(_))
+    }
+
     /// The forward rule of a [pointwise](Op::is_pointwise) op whose inputs and output all hold
     /// `out.len()` elements: `a` and `b` are the inputs' elements (a one-input op passes its
     /// input twice). The same rules as [`forward`](Op::forward) without the broadcasting.
@@ -324,43 +283,10 @@ impl Op {
     #[inline(always)]
     pub fn forward_pointwise<E: Float>(&self, a: &[E], b: &[E], out: &mut [E]) {
         debug_assert!(self.is_pointwise(), "{} is not pointwise", self.name());
-        let n = out.len();
-        let (a, b) = (&a[..n], &b[..n]);
-        // One loop per rule, with the op decided outside it; a single element skips the
-        // vectorised loop's set-up (see `vjp_pointwise`).
-        macro_rules! each {
-            (|$a:ident, $b:ident| $rule:expr) => {
-                if n == 1 {
-                    let ($a, $b) = (a[0], b[0]);
-                    out[0] = $rule;
-                } else {
-                    for i in 0..n {
-                        let ($a, $b) = (a[i], b[i]);
-                        out[i] = $rule;
-                    }
-                }
-            };
-        }
         match *self {
-            Op::Add => each!(|a, b| a + b),
-            Op::Sub => each!(|a, b| a - b),
-            Op::Mul => each!(|a, b| a * b),
-            Op::Div => each!(|a, b| a / b),
-            Op::AddScalar(c) => {
-                let c = E::from_f64(c);
-                each!(|a, _b| a + c)
-            }
-            Op::MulScalar(c) => {
-                let c = E::from_f64(c);
-                each!(|a, _b| a * c)
-            }
-            Op::Neg => each!(|a, _b| -a),
-            Op::Relu => each!(|a, _b| unary::relu(a)),
-            Op::Tanh => each!(|a, _b| a.tanh_op()),
-            Op::Sigmoid => each!(|a, _b| unary::sigmoid(a)),
-            Op::Exp => each!(|a, _b| a.exp()),
-            Op::Log => each!(|a, _b| a.ln()),
-            Op::Reshape(_) | Op::Detach => out.copy_from_slice(a),
+            Op::Unary(op) => op.forward(a, out),
+            Op::Binary(op) => op.forward_pointwise(a, b, out),
+            Op::Reshape(_) => out.copy_from_slice(&a[..out.len()]),
             _ => {}
         }
     }
@@ -371,16 +297,7 @@ impl Op {
     /// with the sum's gradient not kept, it takes the gradient's buffer instead of a copy.
     #[inline]
     pub fn passes_gradient_to(&self, index: usize) -> bool {
-        matches!((self, index), (Op::Add, _) | (Op::Sub, 0))
-    }
-
-    /// Whether the op maps elements one to one when its inputs have the output's element count:
-    /// the one-input elementwise ops and reshape, and the two-input ones when neither input is
-    /// broadcast. Those run with [`forward_pointwise`](Op::forward_pointwise) and pull back
-    /// with [`vjp_pointwise`](Op::vjp_pointwise).
-    #[inline]
-    pub fn is_pointwise(&self) -> bool {
-        self.is_elementwise() || self.keeps_shape() || matches!(self, Op::Reshape(_))
+        matches!(self, Op::Binary(op) if op.passes_gradient_to(index))
     }
 
     /// The pull-back through input `index` of a [pointwise](Op::is_pointwise) op whose inputs and
@@ -402,53 +319,16 @@ impl Op {
         grad_input: &mut [E],
     ) {
         debug_assert!(self.is_pointwise(), "{} is not pointwise", self.name());
-        let n = grad_input.len();
-        let (a, b, c, g, gi) = (&a[..n], &b[..n], &out[..n], &grad_output[..n], grad_input);
-        // One loop per rule, with the op decided outside it; a single element (a chain of scalar
-        // ops) skips the vectorised loop's set-up, which costs more than the arithmetic.
-        macro_rules! each {
-            (|$g:ident, $a:ident, $b:ident, $c:ident| $rule:expr) => {
-                if n == 1 {
-                    let ($g, $a, $b, $c) = (g[0], a[0], b[0], c[0]);
-                    unary::store::<E, ACC>(&mut gi[0], $rule);
-                } else {
-                    for i in 0..n {
-                        let ($g, $a, $b, $c) = (g[i], a[i], b[i], c[i]);
-                        unary::store::<E, ACC>(&mut gi[i], $rule);
-                    }
+        match *self {
+            Op::Unary(op) => op.vjp::<E, ACC>(a, out, grad_output, grad_input),
+            Op::Binary(op) => op.vjp_pointwise::<E, ACC>(index, a, b, out, grad_output, grad_input),
+            // y = reshape x: dx = dy, in the input's shape (the same elements)
+            Op::Reshape(_) => {
+                let n = grad_input.len();
+                for (d, &g) in grad_input.iter_mut().zip(&grad_output[..n]) {
+                    unary::store::<E, ACC>(d, g);
                 }
-            };
-        }
-        match (*self, index) {
-            // c = a + b, y = x + k, y = reshape x, and a - b's a: the gradient as it is
-            (Op::Add | Op::AddScalar(_) | Op::Reshape(_), _) | (Op::Sub, 0) => {
-                each!(|g, _a, _b, _c| g)
             }
-            // c = a - b: db = -dc; y = -x: dx = -dy
-            (Op::Sub, _) | (Op::Neg, _) => each!(|g, _a, _b, _c| -g),
-            // c = a·b: da = dc·b, db = dc·a
-            (Op::Mul, 0) => each!(|g, _a, b, _c| g * b),
-            (Op::Mul, _) => each!(|g, a, _b, _c| g * a),
-            // c = a / b: da = dc / b, db = -dc·c / b
-            (Op::Div, 0) => each!(|g, _a, b, _c| g / b),
-            (Op::Div, _) => each!(|g, _a, b, c| -g * c / b),
-            // y = k·x: dx = k·dy
-            (Op::MulScalar(k), _) => {
-                let k = E::from_f64(k);
-                each!(|g, _a, _b, _c| g * k)
-            }
-            // y = max(x, 0): dx = dy·[x > 0]
-            (Op::Relu, _) => each!(|g, a, _b, _c| if a > E::zero() { g } else { E::zero() }),
-            // y = tanh x: dx = dy·(1 - y²)
-            (Op::Tanh, _) => each!(|g, _a, _b, c| g * (E::one() - c * c)),
-            // y = σ(x): dx = dy·y·(1 - y)
-            (Op::Sigmoid, _) => each!(|g, _a, _b, c| g * c * (E::one() - c)),
-            // y = eˣ: dx = dy·y
-            (Op::Exp, _) => each!(|g, _a, _b, c| g * c),
-            // y = ln x: dx = dy / x
-            (Op::Log, _) => each!(|g, a, _b, _c| g / a),
-            // y = detach x: no gradient (a zero share, written only where it must be)
-            (Op::Detach, _) if !ACC => gi.fill(E::zero()),
             _ => {}
         }
     }
@@ -468,59 +348,15 @@ impl Op {
         let y = output.data();
         let gi = grad_input;
         match *self {
+            Op::Unary(_) | Op::Reshape(_) => self.vjp_pointwise::<E, ACC>(index, x, x, y, g, gi),
+            // Neither input broadcast: element by element.
+            Op::Binary(op) if self.runs_pointwise(&[x.len(), inputs[1].data().len()], y.len()) => {
+                op.vjp_pointwise::<E, ACC>(index, x, inputs[1].data(), y, g, gi)
+            }
+            // The same rules, summed over the axes an input was broadcast along.
+            Op::Binary(op) => op.vjp_broadcast::<E, ACC>(inputs, output, g, index, gi),
             // C = A·B: dA = dC·Bᵀ, dB = Aᵀ·dC
             Op::MatMul => matmul::vjp(inputs[0], inputs[1], g, index, gi, ACC),
-            // Neither input broadcast: element by element.
-            Op::Add | Op::Sub | Op::Mul | Op::Div
-                if self.runs_pointwise(&[x.len(), inputs[1].data().len()], y.len()) =>
-            {
-                self.vjp_pointwise::<E, ACC>(index, x, inputs[1].data(), y, g, gi)
-            }
-            // The rules of `vjp_pointwise`, summed over the axes an input was broadcast along.
-            // c = a + b: da = dc, db = dc
-            Op::Add => {
-                binary::vjp::<E, ACC>(inputs, output, g, index, gi, |g, _, _, _| g, |g, _, _, _| g)
-            }
-            // c = a - b: da = dc, db = -dc
-            Op::Sub => binary::vjp::<E, ACC>(
-                inputs,
-                output,
-                g,
-                index,
-                gi,
-                |g, _, _, _| g,
-                |g, _, _, _| -g,
-            ),
-            // c = a * b: da = dc·b, db = dc·a
-            Op::Mul => binary::vjp::<E, ACC>(
-                inputs,
-                output,
-                g,
-                index,
-                gi,
-                |g, _, b, _| g * b,
-                |g, a, _, _| g * a,
-            ),
-            // c = a / b: da = dc / b, db = -dc·c / b
-            Op::Div => binary::vjp::<E, ACC>(
-                inputs,
-                output,
-                g,
-                index,
-                gi,
-                |g, _, b, _| g / b,
-                |g, _, b, c| -g * c / b,
-            ),
-            Op::AddScalar(_)
-            | Op::MulScalar(_)
-            | Op::Neg
-            | Op::Relu
-            | Op::Tanh
-            | Op::Sigmoid
-            | Op::Exp
-            | Op::Log
-            | Op::Reshape(_)
-            | Op::Detach => self.vjp_pointwise::<E, ACC>(index, x, x, y, g, gi),
             // y = Σx: dx = dy
             Op::Sum => unary::fill_add::<E, ACC>(gi, g[0]),
             // y = Σx / n: dx = dy / n

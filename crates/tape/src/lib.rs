@@ -47,4 +47,4 @@ pub use id::NodeId;
 pub use node::{CustomOpId, NodeKind};
 pub use source::{IntoValue, Shaped};
 pub use tape::{Mark, Tape};
-pub use wengert_ops::{CustomOp, Error, Float, Op, Result, Shape};
+pub use wengert_ops::{BinaryOp, CustomOp, Error, Float, Op, Result, Shape, UnaryOp};

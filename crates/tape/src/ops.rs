@@ -1,6 +1,6 @@
 //! The named recording methods: one per built-in op, so that a forward pass reads like the math.
 
-use wengert_ops::{Float, Op, Result, Shape};
+use wengert_ops::{BinaryOp, Float, Op, Result, Shape, UnaryOp};
 
 use crate::{NodeId, Tape};
 
@@ -12,62 +12,62 @@ impl<E: Float> Tape<E> {
 
     /// `a + b`, broadcasting as NumPy does (a bias add is `add(xw, b)`).
     pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.record_binary(Op::Add, a, b)
+        self.record_binary(Op::Binary(BinaryOp::Add), a, b)
     }
 
     /// `a - b`, broadcasting.
     pub fn sub(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.record_binary(Op::Sub, a, b)
+        self.record_binary(Op::Binary(BinaryOp::Sub), a, b)
     }
 
     /// `a * b` elementwise, broadcasting.
     pub fn mul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.record_binary(Op::Mul, a, b)
+        self.record_binary(Op::Binary(BinaryOp::Mul), a, b)
     }
 
     /// `a / b` elementwise, broadcasting.
     pub fn div(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.record_binary(Op::Div, a, b)
+        self.record_binary(Op::Binary(BinaryOp::Div), a, b)
     }
 
     /// `x + c` for a constant `c`.
     pub fn add_scalar(&mut self, x: NodeId, c: E) -> Result<NodeId> {
-        self.record_unary(Op::AddScalar(c.to_f64()), x)
+        self.record_unary(Op::Unary(UnaryOp::AddScalar(c.to_f64())), x)
     }
 
     /// `x * c` for a constant `c`.
     pub fn mul_scalar(&mut self, x: NodeId, c: E) -> Result<NodeId> {
-        self.record_unary(Op::MulScalar(c.to_f64()), x)
+        self.record_unary(Op::Unary(UnaryOp::MulScalar(c.to_f64())), x)
     }
 
     /// `-x`.
     pub fn neg(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record_unary(Op::Neg, x)
+        self.record_unary(Op::Unary(UnaryOp::Neg), x)
     }
 
     /// `max(x, 0)`; its derivative at 0 is 0, as in PyTorch.
     pub fn relu(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record_unary(Op::Relu, x)
+        self.record_unary(Op::Unary(UnaryOp::Relu), x)
     }
 
     /// `tanh x`.
     pub fn tanh(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record_unary(Op::Tanh, x)
+        self.record_unary(Op::Unary(UnaryOp::Tanh), x)
     }
 
     /// The logistic function `1 / (1 + e^-x)`.
     pub fn sigmoid(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record_unary(Op::Sigmoid, x)
+        self.record_unary(Op::Unary(UnaryOp::Sigmoid), x)
     }
 
     /// `e^x`.
     pub fn exp(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record_unary(Op::Exp, x)
+        self.record_unary(Op::Unary(UnaryOp::Exp), x)
     }
 
     /// `ln x`.
     pub fn log(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record_unary(Op::Log, x)
+        self.record_unary(Op::Unary(UnaryOp::Log), x)
     }
 
     /// The sum of all elements, a scalar.
@@ -176,6 +176,6 @@ impl<E: Float> Tape<E> {
 
     /// `x`'s value, through which no gradient flows.
     pub fn detach(&mut self, x: NodeId) -> Result<NodeId> {
-        self.record_unary(Op::Detach, x)
+        self.record_unary(Op::Unary(UnaryOp::Detach), x)
     }
 }

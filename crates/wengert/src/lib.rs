@@ -40,7 +40,10 @@
 
 #![deny(missing_docs)]
 
-pub use wengert_ops::{CustomOp, Error, Float, MAX_RANK, Op, Result, Shape, TensorRef, kernels};
+pub use wengert_ops::{
+    Arith, BinaryOp, CustomOp, Error, Float, MAX_RANK, Num, Op, Result, Shape, TensorRef, UnaryOp,
+    kernels, select,
+};
 pub use wengert_tape::gradcheck::{GradcheckMethod, Mismatch};
 pub use wengert_tape::{
     CustomOpId, GradcheckOptions, GradcheckReport, Gradients, IntoValue, Mark, NodeId, NodeKind,

@@ -2,7 +2,7 @@
 //! writes every element: a buffer poisoned with NaN must come out bit for bit as the same rule
 //! adding into zeros.
 
-use wengert_ops::{Op, Shape, TensorRef};
+use wengert_ops::{BinaryOp, Op, Shape, TensorRef, UnaryOp};
 
 fn s(d: &[usize]) -> Shape {
     Shape::new(d).unwrap()
@@ -10,34 +10,16 @@ fn s(d: &[usize]) -> Shape {
 
 #[test]
 fn every_overwrite_writes_every_element() {
-    let cases: Vec<(Op, Vec<Shape>)> = vec![
+    let mut cases: Vec<(Op, Vec<Shape>)> = vec![
         (Op::MatMul, vec![s(&[3, 4]), s(&[4, 5])]),
         (Op::MatMul, vec![s(&[3, 0]), s(&[0, 5])]),
         (Op::MatMul, vec![s(&[3, 4]), s(&[4, 0])]),
-        // Same element counts: the pointwise rules, one element or many.
-        (Op::Add, vec![s(&[2, 3]), s(&[2, 3])]),
-        (Op::Sub, vec![s(&[2, 3]), s(&[2, 3])]),
-        (Op::Mul, vec![s(&[2, 3]), s(&[2, 3])]),
-        (Op::Div, vec![s(&[2, 3]), s(&[2, 3])]),
-        (Op::Mul, vec![s(&[1]), s(&[])]),
-        (Op::Div, vec![s(&[]), s(&[1])]),
-        (Op::Tanh, vec![s(&[])]),
-        (Op::Add, vec![s(&[2, 3]), s(&[3])]),
-        (Op::Sub, vec![s(&[3]), s(&[2, 3])]),
-        (Op::Mul, vec![s(&[2, 1]), s(&[1, 3])]),
-        (Op::Div, vec![s(&[2, 3]), s(&[])]),
-        (Op::Div, vec![s(&[]), s(&[2, 3])]),
-        (Op::Mul, vec![s(&[0, 3]), s(&[3])]),
-        (Op::Mul, vec![s(&[0, 3]), s(&[1])]),
-        (Op::Mul, vec![s(&[1, 3]), s(&[0, 3])]),
-        (Op::AddScalar(1.5), vec![s(&[2, 3])]),
-        (Op::MulScalar(1.5), vec![s(&[2, 3])]),
-        (Op::Neg, vec![s(&[2, 3])]),
-        (Op::Relu, vec![s(&[2, 3])]),
-        (Op::Tanh, vec![s(&[2, 3])]),
-        (Op::Sigmoid, vec![s(&[2, 3])]),
-        (Op::Exp, vec![s(&[2, 3])]),
-        (Op::Log, vec![s(&[2, 3])]),
+        (Op::Binary(BinaryOp::Mul), vec![s(&[1]), s(&[])]),
+        (Op::Binary(BinaryOp::Div), vec![s(&[]), s(&[1])]),
+        (Op::Unary(UnaryOp::Tanh), vec![s(&[])]),
+        (Op::Binary(BinaryOp::Mul), vec![s(&[0, 3]), s(&[3])]),
+        (Op::Binary(BinaryOp::Mul), vec![s(&[0, 3]), s(&[1])]),
+        (Op::Binary(BinaryOp::Mul), vec![s(&[1, 3]), s(&[0, 3])]),
         (Op::Sum, vec![s(&[2, 3])]),
         (Op::Mean, vec![s(&[2, 3])]),
         (
@@ -74,8 +56,23 @@ fn every_overwrite_writes_every_element() {
         (Op::LogSoftmax, vec![s(&[2, 3])]),
         (Op::Mse, vec![s(&[2, 3]), s(&[2, 3])]),
         (Op::CrossEntropy, vec![s(&[2, 3]), s(&[2])]),
-        (Op::Detach, vec![s(&[2, 3])]),
     ];
+    // Every elementwise op: same shapes (the pointwise rules) and each broadcast layout.
+    for op in UnaryOp::ALL {
+        cases.push((Op::Unary(op), vec![s(&[2, 3])]));
+    }
+    for op in BinaryOp::ALL {
+        for (a, b) in [
+            (&[2, 3][..], &[2, 3][..]),
+            (&[2, 3], &[3]),
+            (&[3], &[2, 3]),
+            (&[2, 1], &[1, 3]),
+            (&[2, 3], &[]),
+            (&[], &[2, 3]),
+        ] {
+            cases.push((Op::Binary(op), vec![s(a), s(b)]));
+        }
+    }
     for (op, shapes) in cases {
         let data: Vec<Vec<f64>> = shapes
             .iter()

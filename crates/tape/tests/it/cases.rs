@@ -3,8 +3,8 @@
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
 use wengert_tape::{
-    CustomOp, CustomOpId, Error, Float, GradcheckOptions, GradcheckReport, NodeId, Result, Shape,
-    Tape, gradcheck,
+    BinaryOp, CustomOp, CustomOpId, Error, Float, GradcheckOptions, GradcheckReport, NodeId,
+    Result, Shape, Tape, UnaryOp, gradcheck,
 };
 
 /// One op with its non-array arguments. Array operands are the [`Problem`]'s inputs, recorded
@@ -12,19 +12,11 @@ use wengert_tape::{
 /// parameters: no gradient is defined for them).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Case {
-    Add,
-    Sub,
-    Mul,
-    Div,
+    /// A one-input elementwise op, through its [`unary_entry`].
+    Unary(UnaryOp),
+    /// A two-input elementwise op, through its [`binary_entry`].
+    Binary(BinaryOp),
     MatMul,
-    AddScalar(f64),
-    MulScalar(f64),
-    Neg,
-    Relu,
-    Tanh,
-    Sigmoid,
-    Exp,
-    Log,
     Sum,
     Mean,
     SumAxis {
@@ -47,23 +39,80 @@ pub enum Case {
     Custom,
 }
 
+/// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
+/// or pole.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Values {
+    /// Any value in [-2, 2].
+    General,
+    /// A magnitude in [lo, hi], either sign: away from 0 (a kink, a pole).
+    AwayFromZero(f64, f64),
+    /// A value in [0.1, 3].
+    Positive,
+}
+
+/// Records an op on a tape through its named method.
+pub type Record1<E> = Box<dyn Fn(&mut Tape<E>, NodeId) -> Result<NodeId>>;
+/// Records a two-input op on a tape through its named method.
+pub type Record2<E> = Box<dyn Fn(&mut Tape<E>, NodeId, NodeId) -> Result<NodeId>>;
+
+fn entry1<E: Float>(
+    values: Values,
+    record: impl Fn(&mut Tape<E>, NodeId) -> Result<NodeId> + 'static,
+) -> (Values, Record1<E>) {
+    (values, Box::new(record))
+}
+
+fn entry2<E: Float>(
+    values: [Values; 2],
+    record: impl Fn(&mut Tape<E>, NodeId, NodeId) -> Result<NodeId> + 'static,
+) -> ([Values; 2], Record2<E>) {
+    (values, Box::new(record))
+}
+
+/// The test entry of every one-input elementwise op: the values its gradient is checked on and
+/// its named method. Exhaustive: a new op in the table does not compile until it has an entry,
+/// and then every harness (gradient checks, fan-out, f32 against f64, overwrite, the report)
+/// runs it through `UnaryOp::ALL`.
+pub fn unary_entry<E: Float>(op: UnaryOp) -> (Values, Record1<E>) {
+    use Values::*;
+    match op {
+        UnaryOp::AddScalar(c) => entry1(General, move |t, x| t.add_scalar(x, E::from_f64(c))),
+        UnaryOp::MulScalar(c) => entry1(General, move |t, x| t.mul_scalar(x, E::from_f64(c))),
+        UnaryOp::Neg => entry1(General, |t, x| t.neg(x)),
+        UnaryOp::Relu => entry1(AwayFromZero(0.01, 2.0), |t, x| t.relu(x)),
+        UnaryOp::Tanh => entry1(General, |t, x| t.tanh(x)),
+        UnaryOp::Sigmoid => entry1(General, |t, x| t.sigmoid(x)),
+        UnaryOp::Exp => entry1(General, |t, x| t.exp(x)),
+        UnaryOp::Log => entry1(Positive, |t, x| t.log(x)),
+        UnaryOp::Detach => entry1(General, |t, x| t.detach(x)),
+    }
+}
+
+/// The test entry of every two-input elementwise op: the values of each operand and its named
+/// method. Exhaustive, as [`unary_entry`].
+pub fn binary_entry<E: Float>(op: BinaryOp) -> ([Values; 2], Record2<E>) {
+    use Values::*;
+    match op {
+        BinaryOp::Add => entry2([General, General], |t, a, b| t.add(a, b)),
+        BinaryOp::Sub => entry2([General, General], |t, a, b| t.sub(a, b)),
+        BinaryOp::Mul => entry2([General, General], |t, a, b| t.mul(a, b)),
+        BinaryOp::Div => entry2([General, AwayFromZero(0.5, 2.0)], |t, a, b| t.div(a, b)),
+    }
+}
+
 impl Case {
     /// The op's name as the report prints it.
     pub fn name(&self) -> String {
         match self {
-            Case::Add => "add".into(),
-            Case::Sub => "sub".into(),
-            Case::Mul => "mul".into(),
-            Case::Div => "div".into(),
+            // The name with any parameters: `add_scalar(0.75)`.
+            Case::Unary(op) => {
+                let debug = format!("{op:?}");
+                let params = debug.find('(').map_or("", |i| &debug[i..]);
+                format!("{}{params}", op.name())
+            }
+            Case::Binary(op) => op.name().into(),
             Case::MatMul => "matmul".into(),
-            Case::AddScalar(_) => "add_scalar".into(),
-            Case::MulScalar(_) => "mul_scalar".into(),
-            Case::Neg => "neg".into(),
-            Case::Relu => "relu".into(),
-            Case::Tanh => "tanh".into(),
-            Case::Sigmoid => "sigmoid".into(),
-            Case::Exp => "exp".into(),
-            Case::Log => "log".into(),
             Case::Sum => "sum".into(),
             Case::Mean => "mean".into(),
             Case::SumAxis { axis, keep_dim } => format!("sum_axis({axis}, keep_dim={keep_dim})"),
@@ -91,19 +140,9 @@ impl Case {
     ) -> Result<NodeId> {
         let p = params;
         match self {
-            Case::Add => tape.add(p[0], p[1]),
-            Case::Sub => tape.sub(p[0], p[1]),
-            Case::Mul => tape.mul(p[0], p[1]),
-            Case::Div => tape.div(p[0], p[1]),
+            Case::Unary(op) => (unary_entry::<E>(*op).1)(tape, p[0]),
+            Case::Binary(op) => (binary_entry::<E>(*op).1)(tape, p[0], p[1]),
             Case::MatMul => tape.matmul(p[0], p[1]),
-            Case::AddScalar(c) => tape.add_scalar(p[0], E::from_f64(*c)),
-            Case::MulScalar(c) => tape.mul_scalar(p[0], E::from_f64(*c)),
-            Case::Neg => tape.neg(p[0]),
-            Case::Relu => tape.relu(p[0]),
-            Case::Tanh => tape.tanh(p[0]),
-            Case::Sigmoid => tape.sigmoid(p[0]),
-            Case::Exp => tape.exp(p[0]),
-            Case::Log => tape.log(p[0]),
             Case::Sum => tape.sum(p[0]),
             Case::Mean => tape.mean(p[0]),
             Case::SumAxis { axis, keep_dim } if *keep_dim => tape.sum_axis_keepdim(p[0], *axis),

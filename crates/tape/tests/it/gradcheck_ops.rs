@@ -4,7 +4,10 @@
 
 use proptest::test_runner::TestCaseError;
 
+use wengert_tape::{BinaryOp, UnaryOp};
+
 use crate::cases::Problem;
+use crate::strategies as s;
 
 fn check(p: &Problem) -> Result<(), TestCaseError> {
     let single = p.gradcheck();
@@ -40,3 +43,33 @@ macro_rules! gradcheck_tests {
 }
 
 for_each_op!(gradcheck_tests);
+
+/// An op through which no gradient flows (`detach`): every input's gradient is exactly zero,
+/// whatever finite differences of its value say.
+fn check_no_gradient(p: &Problem) -> Result<(), TestCaseError> {
+    let (_, grads) = p
+        .evaluate::<f64>()
+        .map_err(|e| TestCaseError::fail(format!("{}: {e}", p.case.name())))?;
+    for g in grads {
+        proptest::prop_assert!(g.iter().all(|&v| v == 0.0), "{}: {g:?}", p.case.name());
+    }
+    Ok(())
+}
+
+#[test]
+fn every_unary_op() {
+    for op in UnaryOp::ALL {
+        if op.has_gradient() {
+            s::run(s::unary_op(op), check);
+        } else {
+            s::run(s::unary_op(op), check_no_gradient);
+        }
+    }
+}
+
+#[test]
+fn every_binary_op() {
+    for op in BinaryOp::ALL {
+        s::run(s::binary_op(op), check);
+    }
+}

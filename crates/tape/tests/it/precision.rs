@@ -3,7 +3,10 @@
 
 use proptest::test_runner::TestCaseError;
 
+use wengert_tape::{BinaryOp, UnaryOp};
+
 use crate::cases::Problem;
+use crate::strategies as s;
 
 /// `|f32 - f64| <= TOL · (1 + |f64|)`: about 400 f32 ulps, room for the rounding of sums over
 /// a few hundred elements, and orders of magnitude below what a wrong rule produces.
@@ -47,3 +50,17 @@ macro_rules! precision_tests {
 }
 
 for_each_op!(precision_tests);
+
+#[test]
+fn every_unary_op() {
+    for op in UnaryOp::ALL {
+        s::run(s::unary_op(op), check);
+    }
+}
+
+#[test]
+fn every_binary_op() {
+    for op in BinaryOp::ALL {
+        s::run(s::binary_op(op), check);
+    }
+}

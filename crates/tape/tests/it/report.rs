@@ -5,7 +5,9 @@ use ndarray::ArrayD;
 use wengert_tape::gradcheck::GradcheckMethod;
 use wengert_tape::{GradcheckOptions, GradcheckReport, Result, gradcheck};
 
-use crate::cases::{Case, Problem};
+use wengert_tape::{BinaryOp, UnaryOp};
+
+use crate::cases::{Case, Problem, Values, binary_entry, unary_entry};
 use crate::network::{Loss, Mlp};
 use crate::util::Rng;
 
@@ -19,28 +21,31 @@ fn problems() -> Vec<Problem> {
     let (x234, x35, x45) = (general(&[2, 3, 4]), general(&[3, 5]), general(&[4, 5]));
     let (big_a, big_b) = (general(&[40, 50]), general(&[50, 30]));
     let mut rng = Rng::new(7);
-    // Away from ReLU's kink and from division's and log's poles.
-    let away = x34.mapv(|v| v.signum() * (0.1 + v.abs()));
-    let positive = y34.mapv(|v| 0.1 + v.abs());
     let labels = (0..4).map(|_| rng.below(5)).collect();
     let one = |case, x: &ArrayD<f64>| Problem::new(case, vec![x.clone()]);
     let two =
         |case, a: &ArrayD<f64>, b: &ArrayD<f64>| Problem::new(case, vec![a.clone(), b.clone()]);
-    vec![
-        two(Case::Add, &x34, &x4),
-        two(Case::Sub, &x31, &x14),
-        two(Case::Mul, &x34, &scalar),
-        two(Case::Div, &x34, &away),
+    // Each elementwise op on its entry's values: unary ones on [3, 4], binary ones on the
+    // broadcasting pairs in turn.
+    let sample = |v: Values, x: &ArrayD<f64>| match v {
+        Values::General => x.clone(),
+        Values::AwayFromZero(lo, _) => x.mapv(|v| v.signum() * (lo.max(0.1) + v.abs())),
+        Values::Positive => x.mapv(|v| 0.1 + v.abs()),
+    };
+    let mut problems: Vec<Problem> = UnaryOp::ALL
+        .into_iter()
+        .filter(|op| op.has_gradient())
+        .map(|op| one(Case::Unary(op), &sample(unary_entry::<f64>(op).0, &x34)))
+        .collect();
+    let pairs = [(&x34, &x4), (&x31, &x14), (&x34, &scalar), (&x34, &y34)];
+    for (i, op) in BinaryOp::ALL.into_iter().enumerate() {
+        let (a, b) = pairs[i % pairs.len()];
+        let [va, vb] = binary_entry::<f64>(op).0;
+        problems.push(two(Case::Binary(op), &sample(va, a), &sample(vb, b)));
+    }
+    problems.extend([
         two(Case::MatMul, &x34, &x45),
         two(Case::MatMul, &big_a, &big_b),
-        one(Case::AddScalar(0.75), &x34),
-        one(Case::MulScalar(-1.5), &x34),
-        one(Case::Neg, &x34),
-        one(Case::Relu, &away),
-        one(Case::Tanh, &x34),
-        one(Case::Sigmoid, &x34),
-        one(Case::Exp, &x34),
-        one(Case::Log, &positive),
         one(Case::Sum, &x234),
         one(Case::Mean, &x234),
         one(
@@ -79,7 +84,8 @@ fn problems() -> Vec<Problem> {
         two(Case::Mse, &x34, &y34),
         one(Case::CrossEntropy(labels), &x45),
         two(Case::Custom, &x34, &y34),
-    ]
+    ]);
+    problems
 }
 
 fn shapes(inputs: &[ArrayD<f64>]) -> String {

@@ -1,0 +1,150 @@
+//! [`Arith`]: the arithmetic the elementwise rules are written in, so that one rule serves
+//! every type that can carry it.
+//!
+//! Today the one such type is [`Num`], a float, and the rules compute numbers. The trait is the
+//! seam for recording the rules instead: a type that appends a tape op for each of these
+//! methods would turn a derivative rule into the VJP's own graph (higher-order gradients)
+//! without a second copy of the rule.
+
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+use crate::Float;
+use crate::kernels::unary;
+
+/// The operations an elementwise rule may use: the four arithmetic operators, negation,
+/// constants, a comparison with a select, and the functions the built-in ops are made of.
+///
+/// Each method is an op the engine has, so that anything implementing the trait with tape ops
+/// can run every rule.
+///
+/// ```
+/// use wengert_ops::{Arith, Num, select};
+/// // ReLU's derivative rule, written once for any `Arith` type.
+/// fn relu_vjp<T: Arith>(g: T, x: T) -> T {
+///     let zero = x.lit(0.0);
+///     select(x.gt(zero), g, zero)
+/// }
+/// assert_eq!(relu_vjp(Num(2.0f64), Num(1.0)).0, 2.0);
+/// assert_eq!(relu_vjp(Num(2.0f64), Num(0.0)).0, 0.0);
+/// ```
+pub trait Arith:
+    Copy
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+{
+    /// A truth value per element: `bool` for a number.
+    type Mask: Copy;
+
+    /// The constant `c`, of `self`'s kind (rounded to `f32` for an `f32`).
+    fn lit(self, c: f64) -> Self;
+    /// `self > other`, false if either is NaN.
+    fn gt(self, other: Self) -> Self::Mask;
+    /// `then` where `mask` holds, else `otherwise`.
+    fn select(mask: Self::Mask, then: Self, otherwise: Self) -> Self;
+    /// `eˣ`.
+    fn exp(self) -> Self;
+    /// The natural logarithm.
+    fn log(self) -> Self;
+    /// The hyperbolic tangent.
+    fn tanh(self) -> Self;
+    /// The logistic function `1 / (1 + e^-x)`, without overflow for either sign.
+    fn sigmoid(self) -> Self;
+    /// `max(x, 0)`, passing NaN through.
+    fn relu(self) -> Self;
+}
+
+/// `then` where `mask` holds, else `otherwise`: [`Arith::select`] as a function, so that a rule
+/// reads `select(x.gt(zero), g, zero)`.
+#[inline(always)]
+pub fn select<T: Arith>(mask: T::Mask, then: T, otherwise: T) -> T {
+    T::select(mask, then, otherwise)
+}
+
+/// A float seen through [`Arith`]: the rules run on it compute numbers.
+///
+/// A wrapper rather than an implementation on `f32` and `f64` themselves, whose own `exp`,
+/// `tanh`, ... would make every such call in generic float code ambiguous. It costs nothing:
+/// every method is the float's own, inlined.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+#[repr(transparent)]
+pub struct Num<E>(pub E);
+
+impl<E: Float> Add for Num<E> {
+    type Output = Self;
+    #[inline(always)]
+    fn add(self, rhs: Self) -> Self {
+        Num(self.0 + rhs.0)
+    }
+}
+
+impl<E: Float> Sub for Num<E> {
+    type Output = Self;
+    #[inline(always)]
+    fn sub(self, rhs: Self) -> Self {
+        Num(self.0 - rhs.0)
+    }
+}
+
+impl<E: Float> Mul for Num<E> {
+    type Output = Self;
+    #[inline(always)]
+    fn mul(self, rhs: Self) -> Self {
+        Num(self.0 * rhs.0)
+    }
+}
+
+impl<E: Float> Div for Num<E> {
+    type Output = Self;
+    #[inline(always)]
+    fn div(self, rhs: Self) -> Self {
+        Num(self.0 / rhs.0)
+    }
+}
+
+impl<E: Float> Neg for Num<E> {
+    type Output = Self;
+    #[inline(always)]
+    fn neg(self) -> Self {
+        Num(-self.0)
+    }
+}
+
+impl<E: Float> Arith for Num<E> {
+    type Mask = bool;
+
+    #[inline(always)]
+    fn lit(self, c: f64) -> Self {
+        Num(E::from_f64(c))
+    }
+    #[inline(always)]
+    fn gt(self, other: Self) -> bool {
+        self.0 > other.0
+    }
+    #[inline(always)]
+    fn select(mask: bool, then: Self, otherwise: Self) -> Self {
+        if mask { then } else { otherwise }
+    }
+    #[inline(always)]
+    fn exp(self) -> Self {
+        Num(self.0.exp())
+    }
+    #[inline(always)]
+    fn log(self) -> Self {
+        Num(self.0.ln())
+    }
+    #[inline(always)]
+    fn tanh(self) -> Self {
+        Num(self.0.tanh_op())
+    }
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        Num(unary::sigmoid(self.0))
+    }
+    #[inline(always)]
+    fn relu(self) -> Self {
+        Num(unary::relu(self.0))
+    }
+}

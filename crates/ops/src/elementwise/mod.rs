@@ -1,0 +1,455 @@
+//! The elementwise ops, each rule written once: [`UnaryOp`] and [`BinaryOp`].
+//!
+//! Each op is one row of a table (`unary.rs`, `binary.rs`): its name, its forward rule and its
+//! derivative rules side by side, written in [`Arith`](crate::Arith). The two macros below turn
+//! a table into the enum and into everything that runs a rule: the pointwise loops (one loop
+//! per rule, the op decided outside it), the broadcasting kernels' calls (one instance per
+//! rule), the scalar forms (`apply`, `derivative`) and the list of every op (`ALL`). Nothing
+//! else states an elementwise op's arithmetic.
+
+use crate::kernels::unary::store;
+use crate::{Float, Num};
+
+mod binary;
+mod unary;
+
+pub use binary::BinaryOp;
+pub use unary::UnaryOp;
+
+/// The type of an op's parameter (always `f64`), one per parameter name.
+macro_rules! param_type {
+    ($p:ident) => {
+        f64
+    };
+}
+pub(crate) use param_type;
+
+/// `out[i] = f(x[i])` for every `i` of `out`; a single element skips the vectorised loop's
+/// set-up, which costs more than the arithmetic (a chain of scalar ops).
+#[inline(always)]
+pub(crate) fn map1<E: Float>(x: &[E], out: &mut [E], f: impl Fn(Num<E>) -> Num<E>) {
+    let n = out.len();
+    let x = &x[..n];
+    if n == 1 {
+        out[0] = f(Num(x[0])).0;
+    } else {
+        for i in 0..n {
+            out[i] = f(Num(x[i])).0;
+        }
+    }
+}
+
+/// `out[i] = f(a[i], b[i])` for every `i` of `out`.
+#[inline(always)]
+pub(crate) fn map2<E: Float>(
+    a: &[E],
+    b: &[E],
+    out: &mut [E],
+    f: impl Fn(Num<E>, Num<E>) -> Num<E>,
+) {
+    let n = out.len();
+    let (a, b) = (&a[..n], &b[..n]);
+    if n == 1 {
+        out[0] = f(Num(a[0]), Num(b[0])).0;
+    } else {
+        for i in 0..n {
+            out[i] = f(Num(a[i]), Num(b[i])).0;
+        }
+    }
+}
+
+/// `gi[i]` (+)= `d(g[i], x[i], y[i])`: a one-input rule's pull-back, added when `ACC`.
+#[inline(always)]
+pub(crate) fn pull1<E: Float, const ACC: bool>(
+    x: &[E],
+    y: &[E],
+    g: &[E],
+    gi: &mut [E],
+    d: impl Fn(Num<E>, Num<E>, Num<E>) -> Num<E>,
+) {
+    let n = gi.len();
+    let (x, y, g) = (&x[..n], &y[..n], &g[..n]);
+    if n == 1 {
+        store::<E, ACC>(&mut gi[0], d(Num(g[0]), Num(x[0]), Num(y[0])).0);
+    } else {
+        for i in 0..n {
+            store::<E, ACC>(&mut gi[i], d(Num(g[i]), Num(x[i]), Num(y[i])).0);
+        }
+    }
+}
+
+/// `gi[i]` (+)= `d(g[i], a[i], b[i], c[i])`: a two-input rule's pull-back through one input,
+/// neither input broadcast.
+#[inline(always)]
+pub(crate) fn pull2<E: Float, const ACC: bool>(
+    a: &[E],
+    b: &[E],
+    c: &[E],
+    g: &[E],
+    gi: &mut [E],
+    d: impl Fn(Num<E>, Num<E>, Num<E>, Num<E>) -> Num<E>,
+) {
+    let n = gi.len();
+    let (a, b, c, g) = (&a[..n], &b[..n], &c[..n], &g[..n]);
+    if n == 1 {
+        store::<E, ACC>(&mut gi[0], d(Num(g[0]), Num(a[0]), Num(b[0]), Num(c[0])).0);
+    } else {
+        for i in 0..n {
+            store::<E, ACC>(&mut gi[i], d(Num(g[i]), Num(a[i]), Num(b[i]), Num(c[i])).0);
+        }
+    }
+}
+
+/// Defines [`UnaryOp`] from its table. A row is
+///
+/// ```text
+/// /// Doc comment.
+/// Variant(param = example, ...) "name" {
+///     y(x) = forward rule;
+///     dx(g, x, y) = derivative rule;   // or `dx = none;`: no gradient flows
+/// }
+/// ```
+///
+/// `x` is the input's element, `y` the output's, `g` the output's gradient; the derivative rule
+/// gives the input's gradient. Parameters are `f64`; `example` is the value `ALL` lists the op
+/// with.
+macro_rules! unary_ops {
+    (@has = none;) => { false };
+    (@has ($g:ident, $x:ident, $y:ident) = $d:expr;) => { true };
+    (@pull $E:ident, $ACC:ident, ($xs:ident, $ys:ident, $gs:ident, $gi:ident) = none;) => {
+        // No gradient: a zero share, written only where it must be.
+        if !$ACC {
+            $gi.fill($E::zero());
+        }
+    };
+    (@pull $E:ident, $ACC:ident, ($xs:ident, $ys:ident, $gs:ident, $gi:ident)
+        ($g:ident, $x:ident, $y:ident) = $d:expr;) => {
+        $crate::elementwise::pull1::<$E, $ACC>($xs, $ys, $gs, $gi, |$g, $x, $y| $d)
+    };
+    (@derivative ($gv:ident, $xv:ident, $yv:ident) = none;) => { None };
+    (@derivative ($gv:ident, $xv:ident, $yv:ident) ($g:ident, $x:ident, $y:ident) = $d:expr;) => {{
+        let ($g, $x, $y) = ($gv, $xv, $yv);
+        Some($d)
+    }};
+    ($(
+        $(#[doc = $doc:literal])*
+        $V:ident $( ( $($p:ident = $ex:expr),+ ) )? $name:literal {
+            y($x:ident) = $f:expr;
+            dx $($d:tt)*
+        }
+    )*) => {
+        /// A one-input elementwise op: the output has the input's shape, each element a
+        /// function of the input's element at the same place.
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        pub enum UnaryOp {
+            $(
+                $(#[doc = $doc])*
+                $V $( ( $($crate::elementwise::param_type!($p)),+ ) )?,
+            )*
+        }
+
+        impl UnaryOp {
+            /// How many one-input elementwise ops there are.
+            pub const COUNT: usize = [$(stringify!($V)),*].len();
+
+            /// Every one-input elementwise op, in the table's order; an op with parameters
+            /// appears once, with example values.
+            pub const ALL: [UnaryOp; Self::COUNT] = [$( UnaryOp::$V $( ( $($ex),+ ) )? ),*];
+
+            /// The op's name, as messages and the tape's method show it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( UnaryOp::$V { .. } => $name, )*
+                }
+            }
+
+            /// Whether a gradient flows through the op (none does through `detach`).
+            #[inline]
+            pub fn has_gradient(self) -> bool {
+                match self {
+                    $( UnaryOp::$V { .. } => $crate::elementwise::unary_ops!(@has $($d)*), )*
+                }
+            }
+
+            /// The forward rule on one element.
+            #[allow(unused_variables)]
+            #[inline]
+            pub fn apply<T: $crate::Arith>(self, x: T) -> T {
+                match self {
+                    $( UnaryOp::$V $( ( $($p),+ ) )? => {
+                        let $x = x;
+                        $f
+                    } )*
+                }
+            }
+
+            /// The derivative rule on one element: the input's gradient for the output's
+            /// gradient `g`, the input `x` and the output `y`; `None` if no gradient flows.
+            #[allow(unused_variables)]
+            #[inline]
+            pub fn derivative<T: $crate::Arith>(self, g: T, x: T, y: T) -> Option<T> {
+                match self {
+                    $( UnaryOp::$V $( ( $($p),+ ) )? =>
+                        $crate::elementwise::unary_ops!(@derivative (g, x, y) $($d)*), )*
+                }
+            }
+
+            /// `out = f(x)` element by element; `x` has at least `out.len()` elements.
+            #[allow(unused_variables)]
+            #[inline(always)]
+            pub fn forward<E: $crate::Float>(self, x: &[E], out: &mut [E]) {
+                match self {
+                    $( UnaryOp::$V $( ( $($p),+ ) )? =>
+                        $crate::elementwise::map1(x, out, |$x| $f), )*
+                }
+            }
+
+            /// The pull-back element by element: `gi` (+)= the derivative rule at `(g, x, y)`,
+            /// added when `ACC`, written over `gi` otherwise. Every slice has at least
+            /// `gi.len()` elements.
+            #[allow(unused_variables)]
+            #[inline(always)]
+            pub fn vjp<E: $crate::Float, const ACC: bool>(
+                self,
+                x: &[E],
+                y: &[E],
+                g: &[E],
+                gi: &mut [E],
+            ) {
+                match self {
+                    $( UnaryOp::$V $( ( $($p),+ ) )? => {
+                        $crate::elementwise::unary_ops!(@pull E, ACC, (x, y, g, gi) $($d)*)
+                    } )*
+                }
+            }
+        }
+    };
+}
+pub(crate) use unary_ops;
+
+/// Defines [`BinaryOp`] from its table. A row is
+///
+/// ```text
+/// /// Doc comment.
+/// Variant "name" {
+///     c(a, b) = forward rule;
+///     da(g, a, b, c) = the left input's gradient;
+///     db(g, a, b, c) = the right input's gradient;
+/// }
+/// ```
+///
+/// `a` and `b` are the inputs' elements, `c` the output's, `g` the output's gradient. The
+/// rules are stated for one element; broadcasting (and summing a gradient back down to a
+/// broadcast input's shape) is the kernel's business, not the rule's.
+macro_rules! binary_ops {
+    ($(
+        $(#[doc = $doc:literal])*
+        $V:ident $name:literal {
+            c($a:ident, $b:ident) = $f:expr;
+            da($ga:ident, $aa:ident, $ba:ident, $ca:ident) = $da:expr;
+            db($gb:ident, $ab:ident, $bb:ident, $cb:ident) = $db:expr;
+        }
+    )*) => {
+        /// A two-input elementwise op, broadcasting as NumPy does.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum BinaryOp {
+            $( $(#[doc = $doc])* $V, )*
+        }
+
+        impl BinaryOp {
+            /// How many two-input elementwise ops there are.
+            pub const COUNT: usize = [$(stringify!($V)),*].len();
+
+            /// Every two-input elementwise op, in the table's order.
+            pub const ALL: [BinaryOp; Self::COUNT] = [$( BinaryOp::$V ),*];
+
+            /// The op's name, as messages and the tape's method show it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( BinaryOp::$V => $name, )*
+                }
+            }
+
+            /// The forward rule on one pair of elements.
+            #[inline]
+            pub fn apply<T: $crate::Arith>(self, a: T, b: T) -> T {
+                match self {
+                    $( BinaryOp::$V => {
+                        let ($a, $b) = (a, b);
+                        $f
+                    } )*
+                }
+            }
+
+            /// The derivative rule on one element: input `index`'s gradient for the output's
+            /// gradient `g`, the inputs `a`, `b` and the output `c`.
+            #[allow(unused_variables)]
+            #[inline]
+            pub fn derivative<T: $crate::Arith>(self, index: usize, g: T, a: T, b: T, c: T) -> T {
+                match self {
+                    $( BinaryOp::$V => if index == 0 {
+                        let ($ga, $aa, $ba, $ca) = (g, a, b, c);
+                        $da
+                    } else {
+                        let ($gb, $ab, $bb, $cb) = (g, a, b, c);
+                        $db
+                    }, )*
+                }
+            }
+
+            /// `out = f(a, b)` element by element, neither input broadcast: each has at least
+            /// `out.len()` elements.
+            #[inline(always)]
+            pub fn forward_pointwise<E: $crate::Float>(self, a: &[E], b: &[E], out: &mut [E]) {
+                match self {
+                    $( BinaryOp::$V => $crate::elementwise::map2(a, b, out, |$a, $b| $f), )*
+                }
+            }
+
+            /// The pull-back through input `index`, neither input broadcast: `gi` (+)= the
+            /// rule at `(g, a, b, c)`, added when `ACC`. Every slice has at least `gi.len()`
+            /// elements.
+            #[allow(unused_variables)]
+            #[inline(always)]
+            pub fn vjp_pointwise<E: $crate::Float, const ACC: bool>(
+                self,
+                index: usize,
+                a: &[E],
+                b: &[E],
+                c: &[E],
+                g: &[E],
+                gi: &mut [E],
+            ) {
+                use $crate::elementwise::pull2;
+                match self {
+                    $( BinaryOp::$V => if index == 0 {
+                        pull2::<E, ACC>(a, b, c, g, gi, |$ga, $aa, $ba, $ca| $da)
+                    } else {
+                        pull2::<E, ACC>(a, b, c, g, gi, |$gb, $ab, $bb, $cb| $db)
+                    }, )*
+                }
+            }
+
+            /// `out = f(a, b)` with broadcasting; `shape` is the broadcast of the inputs'
+            /// shapes.
+            #[inline]
+            pub(crate) fn forward_broadcast<E: $crate::Float>(
+                self,
+                a: $crate::TensorRef<'_, E>,
+                b: $crate::TensorRef<'_, E>,
+                shape: &$crate::Shape,
+                out: &mut [E],
+            ) {
+                use $crate::Num;
+                use $crate::kernels::binary::forward;
+                match self {
+                    $( BinaryOp::$V => forward(a, b, shape, out, |a, b| {
+                        let ($a, $b) = (Num(a), Num(b));
+                        $f.0
+                    }), )*
+                }
+            }
+
+            /// The pull-back through input `index` with broadcasting: the rule summed over the
+            /// axes the input was broadcast along; added into `gi` when `ACC`.
+            #[allow(unused_variables)]
+            #[inline]
+            pub(crate) fn vjp_broadcast<E: $crate::Float, const ACC: bool>(
+                self,
+                inputs: &[$crate::TensorRef<'_, E>],
+                output: $crate::TensorRef<'_, E>,
+                g: &[E],
+                index: usize,
+                gi: &mut [E],
+            ) {
+                use $crate::Num;
+                use $crate::kernels::binary::vjp;
+                match self {
+                    $( BinaryOp::$V => vjp::<E, ACC>(
+                        inputs,
+                        output,
+                        g,
+                        index,
+                        gi,
+                        |g, a, b, c| {
+                            let ($ga, $aa, $ba, $ca) = (Num(g), Num(a), Num(b), Num(c));
+                            $da.0
+                        },
+                        |g, a, b, c| {
+                            let ($gb, $ab, $bb, $cb) = (Num(g), Num(a), Num(b), Num(c));
+                            $db.0
+                        },
+                    ), )*
+                }
+            }
+        }
+    };
+}
+pub(crate) use binary_ops;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A few values of each sign, away from every rule's poles.
+    const SAMPLES: [f64; 4] = [0.75, -1.25, 2.0, -0.5];
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<&str> = UnaryOp::ALL.iter().map(|op| op.name()).collect();
+        names.extend(BinaryOp::ALL.iter().map(|op| op.name()));
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count, "{names:?}");
+    }
+
+    #[test]
+    fn the_gradient_is_handed_over_exactly_where_the_rule_is_the_identity() {
+        for op in BinaryOp::ALL {
+            for index in 0..2 {
+                let identity = SAMPLES.iter().all(|&a| {
+                    SAMPLES.iter().all(|&b| {
+                        let (a, b, g) = (Num(a), Num(b), Num(0.375));
+                        let c = op.apply(a, b);
+                        op.derivative(index, g, a, b, c) == g
+                    })
+                });
+                assert_eq!(op.passes_gradient_to(index), identity, "{op:?} {index}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_loops_run_the_scalar_rules() {
+        let x = SAMPLES.map(f64::abs);
+        let g = [0.5, -2.0, 1.5, 3.0];
+        for op in UnaryOp::ALL {
+            let mut y = [0.0; 4];
+            op.forward(&x, &mut y);
+            let mut gi = [0.0; 4];
+            op.vjp::<f64, false>(&x, &y, &g, &mut gi);
+            for i in 0..4 {
+                assert_eq!(y[i].to_bits(), op.apply(Num(x[i])).0.to_bits(), "{op:?}");
+                let d = op
+                    .derivative(Num(g[i]), Num(x[i]), Num(y[i]))
+                    .map_or(0.0, |d| d.0);
+                assert_eq!(gi[i].to_bits(), d.to_bits(), "{op:?}");
+            }
+        }
+        for op in BinaryOp::ALL {
+            let b = SAMPLES;
+            let mut c = [0.0; 4];
+            op.forward_pointwise(&x, &b, &mut c);
+            for index in 0..2 {
+                let mut gi = [0.0; 4];
+                op.vjp_pointwise::<f64, false>(index, &x, &b, &c, &g, &mut gi);
+                for i in 0..4 {
+                    let (a, b, c, g) = (Num(x[i]), Num(b[i]), Num(c[i]), Num(g[i]));
+                    assert_eq!(c, op.apply(a, b), "{op:?}");
+                    assert_eq!(gi[i], op.derivative(index, g, a, b, c).0, "{op:?}");
+                }
+            }
+        }
+    }
+}
