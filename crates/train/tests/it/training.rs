@@ -106,7 +106,8 @@ fn regression_with_mse_and_rmse_fits_a_plane() {
             1,
             wengert_train::Init::Zeros,
             &mut wengert_train::Rng::seed_from_u64(0),
-        );
+        )
+        .unwrap();
         let config = TrainConfig {
             epochs: 200,
             batch_size: 100,
@@ -339,12 +340,8 @@ impl Module<f32> for Sneaky {
 fn a_model_breaking_the_parameter_contract_is_refused() {
     let data = disc(10, 13);
     let mut rng = wengert_train::Rng::seed_from_u64(0);
-    let mut model = Sneaky(Linear::new(
-        2,
-        2,
-        wengert_train::Init::GlorotUniform,
-        &mut rng,
-    ));
+    let mut model =
+        Sneaky(Linear::new(2, 2, wengert_train::Init::GlorotUniform, &mut rng).unwrap());
     let err = Trainer::new(TrainConfig::default(), Adam::new(0.01))
         .fit(&mut model, &data, None)
         .unwrap_err();
@@ -380,7 +377,7 @@ impl Module<f32> for Forgetful {
 fn a_model_that_leaves_a_parameter_untaken_is_refused() {
     let data = disc(10, 13);
     let mut rng = wengert_train::Rng::seed_from_u64(0);
-    let linear = Linear::new(2, 2, wengert_train::Init::GlorotUniform, &mut rng);
+    let linear = Linear::new(2, 2, wengert_train::Init::GlorotUniform, &mut rng).unwrap();
     let mut model = Forgetful(linear, array![1.0f32]);
     let err = Trainer::new(TrainConfig::default(), Adam::new(0.01))
         .fit(&mut model, &data, None)
