@@ -164,6 +164,39 @@ fn early_stopping_stops_and_restores_the_best_weights() {
 }
 
 #[test]
+fn without_patience_the_best_epoch_reported_is_the_one_whose_weights_are_kept() {
+    // As above, but every epoch runs (`--patience 0`): the run still ends with the weights
+    // of the epoch it reports as best, not the last epoch's.
+    let train = disc(30, 5);
+    let valid = disc(200, 6);
+    let run = |restore_best: bool| {
+        let mut model = Mlp::builder(&[2, 64, 64, 2]).seed(0).build().unwrap();
+        let config = TrainConfig {
+            epochs: 60,
+            batch_size: 30,
+            patience: None,
+            restore_best,
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(config, Adam::new(0.05));
+        let history = trainer.fit(&mut model, &train, Some(&valid)).unwrap();
+        let now = trainer.evaluate(&model, &valid).unwrap().loss;
+        (history, now)
+    };
+    let (history, now) = run(true);
+    assert_eq!(history.stop_reason, StopReason::Completed);
+    assert_eq!(history.epochs.len(), 60);
+    let best = history.best_epoch.unwrap();
+    assert!(best < 60, "the validation loss should rise before the end");
+    let best_val = history.epochs[best - 1].val_loss.unwrap();
+    assert!((now - best_val).abs() < 1e-6, "kept {now}, best {best_val}");
+    // Asked not to restore, the last epoch's weights stay.
+    let (history, now) = run(false);
+    let last_val = history.last().unwrap().val_loss.unwrap();
+    assert!((now - last_val).abs() < 1e-6, "kept {now}, last {last_val}");
+}
+
+#[test]
 fn a_diverging_learning_rate_stops_with_the_step_named() {
     let data = plane(50, 7);
     let mut model = Mlp::<f64>::builder(&[2, 8, 1]).seed(0).build().unwrap();
