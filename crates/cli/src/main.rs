@@ -21,6 +21,7 @@ mod model;
 mod output;
 mod plot;
 mod predict;
+mod run_info;
 mod train;
 
 use std::process::ExitCode;

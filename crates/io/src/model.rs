@@ -329,6 +329,12 @@ impl<E: Element> TapeModel<E> {
         Some(self.nodes[*node as usize].shape())
     }
 
+    /// The shape an output had when it was recorded.
+    pub fn output_shape(&self, name: &str) -> Option<Shape> {
+        let (_, node) = self.outputs.iter().find(|(n, _)| n == name)?;
+        Some(self.nodes[*node as usize].shape())
+    }
+
     /// A parameter's value.
     pub fn parameter(&self, name: &str) -> Option<&ArrayD<E>> {
         let (_, node) = self.parameters.iter().find(|(n, _)| n == name)?;

@@ -467,8 +467,8 @@ fn for_each_row(
                 path,
                 line,
                 message: format!(
-                    "{message} (the first row is a header only when none of its fields is \
-                     empty or a number)"
+                    "{message} (the first row is read as data: a header has no field that is \
+                     empty or a number; if it is a header, say so: --header yes)"
                 ),
             },
             e => e,
@@ -716,7 +716,7 @@ mod tests {
             let m = msg(text, &CsvOptions::default());
             assert!(m.starts_with("t.csv, line 1: field"), "{m}");
             assert!(m.contains(bad), "{m}");
-            assert!(m.contains("header only when"), "{m}");
+            assert!(m.contains("if it is a header, say so"), "{m}");
         }
         // A header of names only is still found.
         assert_eq!(
