@@ -528,16 +528,22 @@ fn check(args: &TrainArgs) -> Result<(), String> {
 /// would make every weight infinite.
 fn representable(option: &str, x: f64) -> Result<(), String> {
     let held = x as E;
+    // As a person would write it: 1e-50, not fifty zeros.
+    let shown = if x.abs() < 1e-4 || x.abs() >= 1e16 {
+        format!("{x:e}")
+    } else {
+        x.to_string()
+    };
     if x > 0.0 && held == 0.0 {
         return Err(format!(
-            "--{option} {x} rounds to 0 in {}, the type training runs in (the smallest is {:e})",
+            "--{option} {shown} rounds to 0 in {}, the type training runs in (the smallest is {:e})",
             std::any::type_name::<E>(),
             E::from_bits(1)
         ));
     }
     if !held.is_finite() {
         return Err(format!(
-            "--{option} {x} overflows {}, the type training runs in (the largest is {:e})",
+            "--{option} {shown} overflows {}, the type training runs in (the largest is {:e})",
             std::any::type_name::<E>(),
             E::MAX
         ));
