@@ -114,7 +114,7 @@ fn load(args: &EvalArgs, run: &RunInfo, classes: usize) -> Result<(String, Datas
         },
     };
     if let Some(path) = &args.data {
-        let data = load_labelled_csv(path, &args.label_column, args.header, labels)?;
+        let data = load_labelled_csv(path, &args.label_column, args.header, labels, None)?;
         return Ok((path.display().to_string(), data));
     }
     let seed = args.seed.or(run.seed).unwrap_or(DEFAULT_SEED);
@@ -145,12 +145,13 @@ fn load(args: &EvalArgs, run: &RunInfo, classes: usize) -> Result<(String, Datas
             label_column,
             header,
         } => {
-            let all = load_labelled_csv(&path, &label_column, header, labels).map_err(|e| {
-                format!(
-                    "the model's own test split is in the file it was trained on: {e} (give \
+            let all =
+                load_labelled_csv(&path, &label_column, header, labels, None).map_err(|e| {
+                    format!(
+                        "the model's own test split is in the file it was trained on: {e} (give \
                      --data to evaluate on another file)"
-                )
-            })?;
+                    )
+                })?;
             Ok((
                 format!(
                     "the test split of {} (seed {seed}, {split} held out)",

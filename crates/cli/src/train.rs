@@ -141,6 +141,12 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>) -> Result<(), String>
     };
 
     let (source, rest, test) = load(args)?;
+    // The network's widths are known once the data are: refuse one that cannot fit before
+    // the data are copied into splits and scaled.
+    let mut sizes = vec![rest.n_features()];
+    sizes.extend(&args.hidden);
+    sizes.push(rest.n_outputs());
+    check_fits(&sizes, args, &source)?;
     let (train, validation) = rest
         .split(args.validation_split, args.seed)
         .map_err(|e| e.to_string())?;
@@ -153,7 +159,6 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>) -> Result<(), String>
     let scaler = Standardizer::fit(train.features());
     let scale = |d: &Dataset<E>| d.scaled(&scaler).map_err(|e| e.to_string());
     let (train, validation, test) = (scale(&train)?, scale(&validation)?, scale(&test)?);
-    let classes = train.n_outputs();
     let data_id = describe(&train);
     if let Some(r) = &resume
         && r.data != data_id
@@ -165,10 +170,6 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>) -> Result<(), String>
         ));
     }
 
-    let mut sizes = vec![train.n_features()];
-    sizes.extend(&args.hidden);
-    sizes.push(classes);
-    check_fits(&sizes, args, &source)?;
     let activation = match args.activation {
         ActivationArg::Relu => Activation::Relu,
         ActivationArg::Tanh => Activation::Tanh,
@@ -441,12 +442,14 @@ fn describe(train: &Dataset<E>) -> String {
 }
 
 /// A labelled CSV file, with `--label-column` and `--header`, its labels read as `labels`
-/// says. Class names must be printable (they are printed, and written into predictions).
+/// says, at most `max_features` wide. Class names must be printable (they are printed, and
+/// written into predictions).
 pub fn load_labelled_csv(
     path: &Path,
     label_column: &str,
     header: HeaderArg,
     labels: Labels,
+    max_features: Option<usize>,
 ) -> Result<Dataset<E>, String> {
     let options = CsvOptions {
         label_column: label_column
@@ -454,6 +457,7 @@ pub fn load_labelled_csv(
             .map_err(|e| e.to_string())?,
         header: header_option(header),
         labels,
+        max_features,
         ..CsvOptions::default()
     };
     let data = load_csv::<E>(path, &options).map_err(|e| e.to_string())?;
@@ -573,6 +577,37 @@ fn check_fits(sizes: &[usize], args: &TrainArgs, source: &str) -> Result<(), Str
     Ok(())
 }
 
+/// The most input features a network of `--hidden` (and two classes, the fewest) can take
+/// in the memory available, so that a file too wide is refused at its first row; `None`
+/// where the memory is unknown or the hidden layers alone do not fit.
+fn widest_input(args: &TrainArgs) -> Option<usize> {
+    let available = u128::from(available_memory()?);
+    let fits = |features: usize| {
+        let mut sizes = vec![features];
+        sizes.extend(&args.hidden);
+        sizes.push(2);
+        Mlp::<E>::builder(&sizes)
+            .parameter_count()
+            .is_ok_and(|p| training_bytes(&sizes, p, args) <= available)
+    };
+    // A network that does not fit even one feature is refused, by `check_fits`, for its
+    // hidden widths, not for the file's.
+    if !fits(1) {
+        return None;
+    }
+    // The cost grows with the width: the largest that fits, by bisection.
+    let (mut low, mut high) = (1usize, 1usize << 40);
+    while low < high {
+        let mid = low + (high - low).div_ceil(2);
+        if fits(mid) {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    Some(low)
+}
+
 /// About what training takes, in bytes. Per parameter: the weights, their gradient, the copy
 /// each step records on the tape, the best epoch's copy, a checkpoint's copy, and the
 /// optimiser's state (none for SGD, one moment for momentum, two for Adam). Per example of a
@@ -646,7 +681,15 @@ fn load(args: &TrainArgs) -> Result<(String, Dataset<E>, Dataset<E>), String> {
     }
     let (source, all) = match &args.data {
         Some(path) => {
-            let data = load_labelled_csv(path, &args.label_column, args.header, Labels::Detect)?;
+            let widest = widest_input(args);
+            let data = load_labelled_csv(path, &args.label_column, args.header, Labels::Detect, widest)
+                .map_err(|e| match widest {
+                    Some(w) if e.contains(&format!("more than the {w} allowed")) => format!(
+                        "{e}: with --hidden {:?}, a wider first layer would not fit in the memory available",
+                        args.hidden
+                    ),
+                    _ => e,
+                })?;
             (path.display().to_string(), data)
         }
         None => (

@@ -433,3 +433,27 @@ fn settings_read_back_from_a_checkpoint_get_the_same_checks() {
         assert!(err.contains(expected), "{err}");
     }
 }
+
+#[test]
+fn a_csv_too_wide_for_the_first_layer_is_refused_at_its_first_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A million features into 100,000 hidden units: 10¹¹ weights, on no machine's memory.
+    let row = "1,".repeat(1_000_000);
+    std::fs::write(d.join("wide.csv"), format!("\n{row}0\n{row}1\n")).unwrap();
+    let err = fails(
+        d,
+        &[
+            "train", "--data", "wide.csv", "--hidden", "100000", "--quiet",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("wide.csv, line 2: 1000000 feature columns, more than the"),
+        "{err}"
+    );
+    assert!(
+        err.contains("with --hidden [100000], a wider first layer would not fit"),
+        "{err}"
+    );
+}

@@ -118,6 +118,10 @@ pub struct CsvOptions {
     pub labels: Labels,
     /// The largest file read, in bytes (default [`DEFAULT_MAX_CSV_BYTES`]).
     pub max_bytes: u64,
+    /// The most feature columns a row may have (default: no limit). A wider file is refused
+    /// at its first row, before the rest is parsed: a caller sizes this from the memory a
+    /// first layer that wide would take.
+    pub max_features: Option<usize>,
 }
 
 impl Default for CsvOptions {
@@ -128,6 +132,7 @@ impl Default for CsvOptions {
             task: Task::default(),
             labels: Labels::default(),
             max_bytes: DEFAULT_MAX_CSV_BYTES,
+            max_features: None,
         }
     }
 }
@@ -207,6 +212,14 @@ fn read_features<E: Float>(text: &[u8], source: &Path, header: Header) -> Result
 }
 
 fn read_labelled<E: Float>(text: &[u8], source: &Path, options: &CsvOptions) -> Result<Dataset<E>> {
+    // Counted on the raw bytes first: parsing a row of ten million fields costs far more
+    // memory than the row itself.
+    if let Some(max) = options.max_features
+        && let Some((line, width)) = first_record_width(text)
+        && width.saturating_sub(1) > max
+    {
+        return Err(too_wide(source, line, width - 1, max));
+    }
     let label_at = Cell::new(0);
     let mut features: Vec<E> = Vec::new();
     let mut targets: Vec<E> = Vec::new();
@@ -222,6 +235,11 @@ fn read_labelled<E: Float>(text: &[u8], source: &Path, options: &CsvOptions) -> 
                     line,
                     format!("{width} field; a row needs features and a label"),
                 ));
+            }
+            if let Some(max) = options.max_features
+                && width - 1 > max
+            {
+                return Err(too_wide(source, line, width - 1, max));
             }
             label_at.set(
                 resolve_label(&options.label_column, width, header)
@@ -520,6 +538,48 @@ fn too_large(path: &Path, max_bytes: u64) -> Error {
     )
 }
 
+fn too_wide(source: &Path, line: usize, features: usize, max: usize) -> Error {
+    parse_error(
+        source,
+        line,
+        format!("{features} feature columns, more than the {max} allowed"),
+    )
+}
+
+/// The line and field count of the first record that is not blank, from the raw bytes:
+/// commas outside double quotes separate fields, a line ending outside them ends the record.
+fn first_record_width(text: &[u8]) -> Option<(usize, usize)> {
+    let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+    let mut line = 1;
+    let mut start = 0;
+    // Skip blank lines (and lines of spaces, as the reader does).
+    loop {
+        let end = text[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(text.len(), |i| start + i);
+        if text[start..end].iter().any(|b| !b.is_ascii_whitespace()) {
+            break;
+        }
+        if end == text.len() {
+            return None;
+        }
+        start = end + 1;
+        line += 1;
+    }
+    let mut fields = 1;
+    let mut quoted = false;
+    for &b in &text[start..] {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => fields += 1,
+            b'\n' | b'\r' if !quoted => break,
+            _ => {}
+        }
+    }
+    Some((line, fields))
+}
+
 /// The 1-based line each record starts on. The `csv` crate's own count is off where blank
 /// lines or CR-LF endings come before a record (a record's position is where the previous
 /// one ended), so lines are counted here from the records' byte offsets, in one pass.
@@ -776,6 +836,20 @@ mod tests {
         assert!(
             m.starts_with("t.csv, line 2: label `65535` is out of range"),
             "{m}"
+        );
+    }
+
+    #[test]
+    fn a_file_too_wide_is_refused_at_its_first_row() {
+        let narrow = CsvOptions {
+            max_features: Some(2),
+            ..CsvOptions::default()
+        };
+        assert_eq!(parse("1,2,0\n", &narrow).unwrap().n_features(), 2);
+        let m = msg("\n1,2,3,0\n1,2,3,x,y\n", &narrow);
+        assert_eq!(
+            m,
+            "t.csv, line 2: 3 feature columns, more than the 2 allowed"
         );
     }
 
