@@ -1,12 +1,12 @@
 //! `wengert eval`: a saved model's accuracy, loss and confusion matrix on labelled data.
 
 use wengert_tape::Tape;
-use wengert_train::loaders::{Labels, load_mnist};
+use wengert_train::loaders::{Labels, load_mnist_test};
 use wengert_train::{ConfusionMatrix, Dataset, MAX_TABLE_CLASSES, argmax_rows, datasets};
 
 use crate::args::EvalArgs;
 use crate::model;
-use crate::run_info::{DataSource, RunInfo};
+use crate::run_info::{DataSource, RunInfo, file_crc32};
 use crate::train::{E, load_labelled_csv};
 
 /// The split a model that records none is assumed to have: `wengert train`'s defaults.
@@ -142,9 +142,24 @@ fn load(args: &EvalArgs, run: &RunInfo, classes: usize) -> Result<(String, Datas
         }
         DataSource::Csv {
             path,
+            crc32,
             label_column,
             header,
         } => {
+            // Another file under the same name would split into other examples, some of
+            // which the model may have trained on.
+            if let Some(trained) = crc32 {
+                let now = file_crc32(&path).map_err(|e| {
+                    format!("the model's own test split is in the file it was trained on: {e}")
+                })?;
+                if now != trained {
+                    return Err(format!(
+                        "{} has changed since the model was trained on it (CRC-32 {now:08x}, \
+                         was {trained:08x}): its test split cannot be drawn again; give --data",
+                        path.display()
+                    ));
+                }
+            }
             let all =
                 load_labelled_csv(&path, &label_column, header, labels, None).map_err(|e| {
                     format!(
@@ -161,7 +176,7 @@ fn load(args: &EvalArgs, run: &RunInfo, classes: usize) -> Result<(String, Datas
             ))
         }
         DataSource::Mnist { dir } => {
-            let (_, test) = load_mnist::<E>(&dir).map_err(|e| {
+            let test = load_mnist_test::<E>(&dir).map_err(|e| {
                 format!(
                     "the model's own test set is MNIST's t10k files: {e} (give --data to \
                      evaluate on another file)"

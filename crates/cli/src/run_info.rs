@@ -3,7 +3,7 @@
 //! split and `eval` and `predict` can name the classes.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use wengert_io::TapeModel;
 use wengert_train::MAX_CLASSES;
@@ -22,6 +22,7 @@ const SEED: &str = "wengert.seed";
 const TEST_SPLIT: &str = "wengert.test_split";
 const VALIDATION_SPLIT: &str = "wengert.validation_split";
 const CLASS_NAMES: &str = "wengert.class_names";
+const DATA_CRC32: &str = "wengert.data_crc32";
 
 /// Where a run's examples came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +33,8 @@ pub enum DataSource {
     Csv {
         /// The file.
         path: PathBuf,
+        /// The CRC-32 of its bytes when the model was trained, to tell it has changed since.
+        crc32: Option<u32>,
         /// `--label-column`.
         label_column: String,
         /// `--header`.
@@ -68,11 +71,15 @@ impl RunInfo {
             Some(DataSource::Digits) => out.push((DATA, "digits".into())),
             Some(DataSource::Csv {
                 path,
+                crc32,
                 label_column,
                 header,
             }) => {
                 out.push((DATA, "csv".into()));
                 out.push((DATA_PATH, path.to_string_lossy().into_owned()));
+                if let Some(crc) = crc32 {
+                    out.push((DATA_CRC32, format!("{crc:08x}")));
+                }
                 out.push((LABEL_COLUMN, label_column.clone()));
                 out.push((HEADER, header_name(*header).into()));
             }
@@ -119,6 +126,12 @@ impl RunInfo {
                 Some(if kind == "csv" {
                     DataSource::Csv {
                         path,
+                        crc32: get(DATA_CRC32)
+                            .map(|c| {
+                                u32::from_str_radix(c, 16)
+                                    .map_err(|_| bad(DATA_CRC32, "is not a CRC-32 in hex"))
+                            })
+                            .transpose()?,
                         label_column: get(LABEL_COLUMN).unwrap_or("last").to_string(),
                         header: match get(HEADER).unwrap_or("auto") {
                             "auto" => HeaderArg::Auto,
@@ -164,6 +177,23 @@ impl RunInfo {
             Some(name) => for_terminal(name),
             None => class.to_string(),
         }
+    }
+}
+
+/// The CRC-32 of a file's bytes, read in pieces.
+pub fn file_crc32(path: &Path) -> Result<u32, String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut crc = crc32fast::Hasher::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let n = file
+            .read(&mut buffer)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if n == 0 {
+            return Ok(crc.finalize());
+        }
+        crc.update(&buffer[..n]);
     }
 }
 

@@ -15,7 +15,7 @@ use wengert_train::{
 use crate::args::{ActivationArg, HeaderArg, OptimizerArg, TrainArgs};
 use crate::model;
 use crate::output::{self, Summary};
-use crate::run_info::{DataSource, RunInfo, check_class_name};
+use crate::run_info::{DataSource, RunInfo, check_class_name, file_crc32};
 
 /// The most worker threads `--threads` may ask for: more than any machine this runs on has
 /// cores, and few enough to start in a moment.
@@ -657,6 +657,7 @@ fn run_info(args: &TrainArgs, train: &Dataset<E>) -> RunInfo {
     let data = match (&args.data, &args.mnist) {
         (Some(path), _) => DataSource::Csv {
             path: absolute(path),
+            crc32: file_crc32(path).ok(),
             label_column: args.label_column.clone(),
             header: args.header,
         },

@@ -208,6 +208,16 @@ fn the_readme_iris_example_trains_on_species_names() {
         "{text}"
     );
     assert!(text.contains("30 examples"), "{text}");
+    // The file changed since: its own test split cannot be drawn again.
+    let original = std::fs::read_to_string(d.join("iris.csv")).unwrap();
+    let changed = format!("{original}5.0,3.0,1.5,0.5,setosa\n");
+    std::fs::write(d.join("iris.csv"), changed).unwrap();
+    let err = fails(d, &["eval", "--model", "run/model.tape"], 1);
+    assert!(
+        err.contains("iris.csv has changed since the model was trained"),
+        "{err}"
+    );
+    std::fs::write(d.join("iris.csv"), original).unwrap();
     let text = ok(
         d,
         &[

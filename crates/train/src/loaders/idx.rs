@@ -259,12 +259,21 @@ fn load_pair<E: Float>(dir: &Path, prefix: &str) -> Result<Dataset<E>> {
 /// Loads MNIST from `dir`: `(train, test)` from `train-*` and `t10k-*` files, pixels scaled
 /// to `[0, 1]`, ten classes.
 pub fn load_mnist<E: Float>(dir: impl AsRef<Path>) -> Result<(Dataset<E>, Dataset<E>)> {
-    let dir = dir.as_ref();
+    let dir = existing_dir(dir.as_ref())?;
+    Ok((load_pair(dir, "train")?, load_pair(dir, "t10k")?))
+}
+
+/// Loads MNIST's test set alone (the `t10k-*` files in `dir`), as [`load_mnist`] does.
+pub fn load_mnist_test<E: Float>(dir: impl AsRef<Path>) -> Result<Dataset<E>> {
+    load_pair(existing_dir(dir.as_ref())?, "t10k")
+}
+
+fn existing_dir(dir: &Path) -> Result<&Path> {
     if !dir.is_dir() {
         return Err(Error::io(
             dir,
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
         ));
     }
-    Ok((load_pair(dir, "train")?, load_pair(dir, "t10k")?))
+    Ok(dir)
 }

@@ -8,5 +8,7 @@ pub use csv::{
     CsvOptions, DEFAULT_MAX_CSV_BYTES, Header, LabelColumn, Labels, Task, load_csv,
     load_csv_features, parse_csv, parse_csv_features,
 };
-pub use idx::{IdxArray, MAX_IDX_BYTES, MAX_MNIST_FEATURE_BYTES, load_mnist, read_idx};
+pub use idx::{
+    IdxArray, MAX_IDX_BYTES, MAX_MNIST_FEATURE_BYTES, load_mnist, load_mnist_test, read_idx,
+};
 pub use terminal::for_terminal;
