@@ -32,16 +32,18 @@ pub enum Command {
 
     /// Evaluate a saved model on labelled data: accuracy, loss and confusion matrix.
     ///
-    /// Without --data it evaluates on the embedded digits' test split, drawn with --seed and
-    /// --test-split as `wengert train` draws it (both default to train's defaults), so that
-    /// it reproduces the test accuracy a train run reported.
+    /// Without --data it evaluates on the model's own test split: the data, seed and split
+    /// saved in model.tape by `wengert train` (the digits, the CSV file, or MNIST's t10k
+    /// files), drawn as train drew it, so that it reproduces the test accuracy the run
+    /// reported and never scores examples the model trained on.
     Eval(EvalArgs),
 
     /// Predict the classes of unlabelled examples with a saved model.
     ///
     /// Reads a CSV of feature columns only (the same columns, in the same order, as the model
     /// was trained on, without the label) and writes a CSV with a header: the predicted class,
-    /// then one probability per class (prob_0, prob_1, ...).
+    /// then one probability per class (prob_0, prob_1, ...; for a model trained on class
+    /// names, the class is its name and the columns prob_<name>).
     Predict(PredictArgs),
 
     /// Export a saved model's weights for other frameworks.
@@ -54,9 +56,14 @@ pub enum Command {
 
 /// Options of `wengert train`.
 #[derive(Debug, Clone, Args)]
+// A value may start with `-` (`--lr -1`, `--epochs -1`): it is then refused by the
+// option's own check, which names the option, never taken for an unknown flag.
+#[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
-    /// A numeric CSV file to train on: one example per row, one column the class label
-    /// (0, 1, ...). Default: the embedded digits.
+    /// A CSV file to train on: one example per row, numeric feature columns and one label
+    /// column, either class indices (0, 1, ...) or class names (`setosa`, ...: classes are
+    /// the names in sorted order, saved in model.tape). At most 256 MiB and 1024 classes.
+    /// Default: the embedded digits.
     #[arg(long, value_name = "PATH", conflicts_with = "mnist")]
     pub data: Option<PathBuf>,
 
@@ -67,11 +74,13 @@ pub struct TrainArgs {
     pub mnist: Option<PathBuf>,
 
     /// The CSV column holding the label: an index counted from 0, a name from the header, or
-    /// `last`.
+    /// `last` (a header that makes it ambiguous, such as a column named `last` elsewhere, is
+    /// refused).
     #[arg(long, value_name = "COLUMN", default_value = "last")]
     pub label_column: String,
 
-    /// Whether the CSV's first line is a header (auto: when a field of it is not a number).
+    /// Whether the CSV's first row is a header (auto: when none of its fields is empty or a
+    /// number, so that a malformed first row of data is reported, not skipped).
     #[arg(long, value_enum, default_value_t = HeaderArg::Auto)]
     pub header: HeaderArg,
 
@@ -93,12 +102,12 @@ pub struct TrainArgs {
     pub optimizer: OptimizerArg,
 
     /// The learning rate [default: 0.001 for adam and adamw, 0.05 for sgd and momentum].
-    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
+    #[arg(long, value_name = "RATE")]
     pub lr: Option<f64>,
 
     /// Weight decay: L2 for sgd, momentum and adam, decoupled for adamw [default: 0, and 0.01
     /// for adamw].
-    #[arg(long, value_name = "DECAY", allow_negative_numbers = true)]
+    #[arg(long, value_name = "DECAY")]
     pub weight_decay: Option<f64>,
 
     /// Examples per step: the training set size (or more) is batch gradient descent, 1 is
@@ -117,29 +126,19 @@ pub struct TrainArgs {
 
     /// The fraction of the training examples held out to validate on after every epoch (0 for
     /// none).
-    #[arg(
-        long,
-        value_name = "FRACTION",
-        default_value_t = 0.1,
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.1)]
     pub validation_split: f64,
 
     /// The fraction of a CSV data set (or the digits) held out as the test set.
-    #[arg(
-        long,
-        value_name = "FRACTION",
-        default_value_t = 0.2,
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.2)]
     pub test_split: f64,
 
-    /// Stop after this many epochs without a lower validation loss, keeping the best epoch's
-    /// weights (0: never stop early).
+    /// Stop after this many epochs without a lower validation loss (0: never stop early).
+    /// Either way the saved model has the weights of the best epoch reported.
     #[arg(long, value_name = "EPOCHS", default_value_t = 10)]
     pub patience: usize,
 
-    /// Worker threads for the matrix products [default: one per core].
+    /// Worker threads for the matrix products, 1 to 1024 [default: one per core].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
@@ -168,37 +167,46 @@ pub struct TrainArgs {
 
 /// Options of `wengert eval`.
 #[derive(Debug, Clone, Args)]
+// A value may start with `-` (`--lr -1`, `--epochs -1`): it is then refused by the
+// option's own check, which names the option, never taken for an unknown flag.
+#[command(allow_negative_numbers = true)]
 pub struct EvalArgs {
     /// The model file (a model.tape written by `wengert train`).
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
 
-    /// A numeric CSV file of labelled examples, the same feature columns as the model was
-    /// trained on [default: the embedded digits' test split].
+    /// A CSV file of labelled examples, the same feature columns as the model was trained on
+    /// (class names if it was trained on names) [default: the model's own test split].
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
 
     /// The CSV column holding the label: an index counted from 0, a name from the header, or
-    /// `last`.
+    /// `last` (a header that makes it ambiguous, such as a column named `last` elsewhere, is
+    /// refused).
     #[arg(long, value_name = "COLUMN", default_value = "last")]
     pub label_column: String,
 
-    /// Whether the CSV's first line is a header (auto: when a field of it is not a number).
+    /// Whether the CSV's first row is a header (auto: when none of its fields is empty or a
+    /// number, so that a malformed first row of data is reported, not skipped).
     #[arg(long, value_enum, default_value_t = HeaderArg::Auto)]
     pub header: HeaderArg,
 
-    /// Without --data: the seed of the digits' test split (as given to `wengert train`).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Without --data: the seed of the test split [default: the model's, as saved by
+    /// `wengert train`; 0 for a model that does not record it].
+    #[arg(long)]
+    pub seed: Option<u64>,
 
-    /// Without --data: the fraction of the digits held out as the test split (as given to
-    /// `wengert train`).
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.2)]
-    pub test_split: f64,
+    /// Without --data: the fraction held out as the test split [default: the model's; 0.2
+    /// for a model that does not record it].
+    #[arg(long, value_name = "FRACTION")]
+    pub test_split: Option<f64>,
 }
 
 /// Options of `wengert predict`.
 #[derive(Debug, Clone, Args)]
+// A value may start with `-` (`--lr -1`, `--epochs -1`): it is then refused by the
+// option's own check, which names the option, never taken for an unknown flag.
+#[command(allow_negative_numbers = true)]
 pub struct PredictArgs {
     /// The model file (a model.tape written by `wengert train`).
     #[arg(long, value_name = "FILE")]
@@ -208,7 +216,8 @@ pub struct PredictArgs {
     #[arg(long, value_name = "PATH")]
     pub data: PathBuf,
 
-    /// Whether the CSV's first line is a header (auto: when a field of it is not a number).
+    /// Whether the CSV's first row is a header (auto: when none of its fields is empty or a
+    /// number, so that a malformed first row of data is reported, not skipped).
     #[arg(long, value_enum, default_value_t = HeaderArg::Auto)]
     pub header: HeaderArg,
 
@@ -220,6 +229,7 @@ pub struct PredictArgs {
 
 /// Options of `wengert export`.
 #[derive(Debug, Clone, Args)]
+#[command(allow_negative_numbers = true)]
 #[command(group(ArgGroup::new("format").required(true).multiple(true).args(["safetensors", "weights"])))]
 pub struct ExportArgs {
     /// The model file (a model.tape written by `wengert train`).

@@ -1,22 +1,37 @@
 //! `wengert eval`: a saved model's accuracy, loss and confusion matrix on labelled data.
 
 use wengert_tape::Tape;
-use wengert_train::{ConfusionMatrix, Dataset, argmax_rows, datasets};
+use wengert_train::loaders::{Labels, load_mnist_test};
+use wengert_train::{ConfusionMatrix, Dataset, MAX_TABLE_CLASSES, argmax_rows, datasets};
 
 use crate::args::EvalArgs;
+use crate::run_info::{DataSource, RunInfo, file_crc32};
 use crate::train::{E, load_labelled_csv};
 use crate::{destination, model};
 
+/// The split a model that records none is assumed to have: `wengert train`'s defaults.
+const DEFAULT_SEED: u64 = 0;
+const DEFAULT_TEST_SPLIT: f64 = 0.2;
+
 /// Runs `wengert eval`; the error is a one-line message.
 pub fn run(args: &EvalArgs) -> Result<(), String> {
-    if !(0.0..1.0).contains(&args.test_split) {
+    if let Some(split) = args.test_split
+        && !(0.0..1.0).contains(&split)
+    {
         return Err(format!(
-            "--test-split must be at least 0 and below 1, got {}",
-            args.test_split
+            "--test-split must be at least 0 and below 1, got {split}"
         ));
     }
+    if args.data.is_some() && (args.seed.is_some() || args.test_split.is_some()) {
+        return Err(
+            "--seed and --test-split choose the model's own test split; they do not apply \
+             with --data"
+                .into(),
+        );
+    }
     let saved = model::load(&args.model)?;
-    let (source, data) = load(args)?;
+    let run = RunInfo::of(&saved).map_err(|e| format!("{}: {e}", args.model.display()))?;
+    let (source, data) = load(args, &run, model::classes(&saved))?;
     if data.is_empty() {
         return Err(format!("{source}: no examples to evaluate"));
     }
@@ -26,12 +41,14 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     let mut tape = Tape::<E>::new();
     model::run(&args.model, &saved, data.features(), |rows, scores| {
         let classes = scores.logits.ncols();
-        let labels = &labels[rows];
+        let labels = &labels[rows.clone()];
+        // A CSV's labels were checked against the model's classes as the file was read, with
+        // its lines named; this catches a built-in set the model does not fit.
         if let Some((i, &bad)) = labels.iter().enumerate().find(|(_, l)| **l >= classes) {
             return Err(format!(
                 "{source}: example {} has label {bad}, but the model knows {classes} classes (0 to {})",
-                i + 1,
-                classes - 1
+                rows.start + i + 1,
+                classes.saturating_sub(1)
             ));
         }
         // The loss as the trainer computes it: mean cross-entropy per chunk, weighted by rows.
@@ -51,13 +68,12 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
         Ok(())
     })?;
     let confusion = confusion.expect("at least one chunk");
-    let correct: u64 = (0..confusion.classes()).map(|c| confusion.get(c, c)).sum();
+    let correct = confusion.correct();
     // The report is the command's result: written whole, and a failed write is an error.
-    let report = format!(
+    let mut report = format!(
         "evaluated {} on {source}: {} examples, {} features, {} classes\n\
          accuracy {:.2}%  ({correct}/{})\n\
-         loss {:.4}\n\
-         confusion matrix ({}\n",
+         loss {:.4}\n",
         args.model.display(),
         data.len(),
         data.n_features(),
@@ -65,30 +81,105 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
         100.0 * confusion.accuracy(),
         confusion.total(),
         loss_sum / data.len() as f64,
-        crate::train::indent(&confusion.to_string())
     );
+    if let Some(names) = &run.class_names {
+        let shown: Vec<String> = (0..names.len().min(MAX_TABLE_CLASSES))
+            .map(|c| format!("{c} {}", run.class_label(c)))
+            .collect();
+        let more = names.len().saturating_sub(MAX_TABLE_CLASSES);
+        let more = if more > 0 {
+            format!(", and {more} more")
+        } else {
+            String::new()
+        };
+        report.push_str(&format!("classes: {}{more}\n", shown.join(", ")));
+    }
+    report.push_str(&format!(
+        "confusion matrix ({}\n",
+        crate::train::indent(&confusion.to_string())
+    ));
     destination::print(&report)
 }
 
-/// The labelled examples: the CSV file, or the digits' test split.
-fn load(args: &EvalArgs) -> Result<(String, Dataset<E>), String> {
-    match &args.data {
-        Some(path) => {
-            let data = load_labelled_csv(path, &args.label_column, args.header)?;
-            Ok((path.display().to_string(), data))
-        }
-        None => {
+/// The labelled examples: the CSV file, or the model's own test split (its data, seed and
+/// split as `wengert train` recorded them), with labels read as the model's classes.
+fn load(args: &EvalArgs, run: &RunInfo, classes: usize) -> Result<(String, Dataset<E>), String> {
+    let labels = match &run.class_names {
+        Some(names) => Labels::Names(names.clone()),
+        None => Labels::Indices {
+            classes: Some(classes),
+        },
+    };
+    if let Some(path) = &args.data {
+        let data = load_labelled_csv(path, &args.label_column, args.header, labels, None)?;
+        return Ok((path.display().to_string(), data));
+    }
+    let seed = args.seed.or(run.seed).unwrap_or(DEFAULT_SEED);
+    let split = args
+        .test_split
+        .or(run.test_split)
+        .unwrap_or(DEFAULT_TEST_SPLIT);
+    let assumed = if run.seed.is_none() && args.seed.is_none() {
+        "; the model records no split, train's defaults assumed"
+    } else {
+        ""
+    };
+    let test_split = |all: Dataset<E>| -> Result<Dataset<E>, String> {
+        Ok(all.split(split, seed).map_err(|e| e.to_string())?.1)
+    };
+    match run.data.clone().unwrap_or(DataSource::Digits) {
+        DataSource::Digits => {
             let all = datasets::digits::<E>().map_err(|e| e.to_string())?;
-            let (_, test) = all
-                .split(args.test_split, args.seed)
-                .map_err(|e| e.to_string())?;
             Ok((
                 format!(
-                    "the UCI digits' test split (embedded; seed {}, {} held out)",
-                    args.seed, args.test_split
+                    "the UCI digits' test split (embedded; seed {seed}, {split} held out{assumed})"
                 ),
-                test,
+                test_split(all)?,
             ))
+        }
+        DataSource::Csv {
+            path,
+            crc32,
+            label_column,
+            header,
+        } => {
+            // Another file under the same name would split into other examples, some of
+            // which the model may have trained on.
+            if let Some(trained) = crc32 {
+                let now = file_crc32(&path).map_err(|e| {
+                    format!("the model's own test split is in the file it was trained on: {e}")
+                })?;
+                if now != trained {
+                    return Err(format!(
+                        "{} has changed since the model was trained on it (CRC-32 {now:08x}, \
+                         was {trained:08x}): its test split cannot be drawn again; give --data",
+                        path.display()
+                    ));
+                }
+            }
+            let all =
+                load_labelled_csv(&path, &label_column, header, labels, None).map_err(|e| {
+                    format!(
+                        "the model's own test split is in the file it was trained on: {e} (give \
+                     --data to evaluate on another file)"
+                    )
+                })?;
+            Ok((
+                format!(
+                    "the test split of {} (seed {seed}, {split} held out)",
+                    path.display()
+                ),
+                test_split(all)?,
+            ))
+        }
+        DataSource::Mnist { dir } => {
+            let test = load_mnist_test::<E>(&dir).map_err(|e| {
+                format!(
+                    "the model's own test set is MNIST's t10k files: {e} (give --data to \
+                     evaluate on another file)"
+                )
+            })?;
+            Ok((format!("MNIST's test set in {}", dir.display()), test))
         }
     }
 }

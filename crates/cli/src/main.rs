@@ -23,6 +23,7 @@ mod output;
 mod plot;
 mod predict;
 mod run_dir;
+mod run_info;
 mod train;
 
 use std::process::ExitCode;

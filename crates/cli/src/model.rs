@@ -8,6 +8,7 @@ use wengert_io::{LoadOptions, TapeModel, TapeSaver};
 use wengert_tape::{NodeId, Tape};
 use wengert_train::{Mlp, Module, Standardizer};
 
+use crate::run_info::RunInfo;
 use crate::train::E;
 
 /// The input's name in a saved model.
@@ -22,8 +23,14 @@ const CHUNK: usize = 1024;
 
 /// Records `(x - mean) / std → model → softmax` on a tape and saves it to `path`
 /// atomically: input `x` (raw features), parameters `input.mean`, `input.std` and the
-/// model's (`layers.<i>.weight`, `layers.<i>.bias`), outputs `logits` and `probs`.
-pub fn save(path: &Path, model: &Mlp<E>, scaler: &Standardizer<E>) -> Result<(), String> {
+/// model's (`layers.<i>.weight`, `layers.<i>.bias`), outputs `logits` and `probs`, and
+/// `run` as metadata.
+pub fn save(
+    path: &Path,
+    model: &Mlp<E>,
+    scaler: &Standardizer<E>,
+    run: &RunInfo,
+) -> Result<(), String> {
     let fail = |e: &dyn std::fmt::Display| format!("cannot record the model: {e}");
     let mut tape = Tape::<E>::new();
     let features = scaler.mean.len();
@@ -50,6 +57,9 @@ pub fn save(path: &Path, model: &Mlp<E>, scaler: &Standardizer<E>) -> Result<(),
     let mut saver = TapeSaver::new(&tape).input(INPUT, x);
     for (name, id) in names.zip(parameters) {
         saver = saver.parameter(name, id);
+    }
+    for (key, value) in run.to_metadata() {
+        saver = saver.metadata(key, value);
     }
     saver
         .output(LOGITS, logits)
@@ -84,7 +94,17 @@ pub fn load(path: &Path) -> Result<TapeModel<E>, String> {
             ));
         }
     }
+    // Read now, so that a malformed record fails here with the file named.
+    RunInfo::of(&model).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(model)
+}
+
+/// The number of classes the model scores (its `logits` width).
+pub fn classes(model: &TapeModel<E>) -> usize {
+    model
+        .output_shape(LOGITS)
+        .and_then(|s| s.dims().last().copied())
+        .unwrap_or(0)
 }
 
 /// The number of features the model takes.

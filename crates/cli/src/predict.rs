@@ -8,6 +8,7 @@ use wengert_train::argmax_rows;
 use wengert_train::loaders::load_csv_features;
 
 use crate::args::PredictArgs;
+use crate::run_info::RunInfo;
 use crate::train::{E, header_option};
 use crate::{destination, model};
 
@@ -19,6 +20,14 @@ pub fn run(args: &PredictArgs) -> Result<(), String> {
         &[("--model", &args.model), ("--data", &args.data)],
     )?;
     let saved = model::load(&args.model)?;
+    let names = RunInfo::of(&saved)
+        .map_err(|e| format!("{}: {e}", args.model.display()))?
+        .class_names;
+    // A model trained on class names predicts names; the names are checked printable on load.
+    let class = |c: usize| match names.as_ref().and_then(|n| n.get(c)) {
+        Some(name) => csv_field(name),
+        None => c.to_string(),
+    };
     let x = load_csv_features::<E>(&args.data, header_option(args.header))
         .map_err(|e| e.to_string())?;
     if x.ncols() == model::features(&saved) + 1 {
@@ -36,13 +45,20 @@ pub fn run(args: &PredictArgs) -> Result<(), String> {
         if csv.is_empty() {
             csv.push_str("class");
             for c in 0..scores.probs.ncols() {
-                let _ = write!(csv, ",prob_{c}");
+                match names.as_ref().and_then(|n| n.get(c)) {
+                    Some(name) => {
+                        let _ = write!(csv, ",{}", csv_field(&format!("prob_{name}")));
+                    }
+                    None => {
+                        let _ = write!(csv, ",prob_{c}");
+                    }
+                }
             }
             csv.push('\n');
         }
         let classes = argmax_rows(scores.logits.view());
-        for (class, probs) in classes.into_iter().zip(scores.probs.rows()) {
-            let _ = write!(csv, "{class}");
+        for (class_index, probs) in classes.into_iter().zip(scores.probs.rows()) {
+            csv.push_str(&class(class_index));
             for &p in probs {
                 csv.push(',');
                 push_probability(&mut csv, p);
@@ -52,6 +68,16 @@ pub fn run(args: &PredictArgs) -> Result<(), String> {
         Ok(())
     })?;
     destination::write("--output", output, csv.as_bytes())
+}
+
+/// `text` as one CSV field: quoted (with quotes doubled) when it holds a comma, a quote or
+/// space at either end, as it is otherwise.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"']) || text.trim() != text {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
 }
 
 /// The shortest text that reads back as the same `f32`: plain notation down to 1e-4,
@@ -67,6 +93,14 @@ fn push_probability(out: &mut String, p: E) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_names_are_quoted_only_when_a_csv_reader_needs_it() {
+        assert_eq!(csv_field("setosa"), "setosa");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field(" pad"), "\" pad\"");
+    }
 
     #[test]
     fn probabilities_read_back_exactly_and_stay_short() {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use wengert_io::{Checkpoint, CheckpointDir, LoadOptions, Scalar};
-use wengert_train::loaders::{CsvOptions, Header, LabelColumn, load_csv, load_mnist};
+use wengert_train::loaders::{CsvOptions, Header, LabelColumn, Labels, load_csv, load_mnist};
 use wengert_train::{
     Activation, Adam, AdamW, Callback, Control, Dataset, EpochRecord, Every, Mlp, Module,
     Optimizer, Sgd, Standardizer, StepInfo, StopReason, TrainConfig, TrainState, Trainer, datasets,
@@ -16,6 +16,11 @@ use crate::args::{ActivationArg, HeaderArg, OptimizerArg, TrainArgs};
 use crate::model;
 use crate::output::{self, Summary};
 use crate::run_dir::{self, RunDir};
+use crate::run_info::{DataSource, RunInfo, check_class_name, file_crc32};
+
+/// The most worker threads `--threads` may ask for: more than any machine this runs on has
+/// cores, and few enough to start in a moment.
+pub const MAX_THREADS: usize = 1024;
 
 /// The element type the command trains in.
 pub type E = f32;
@@ -174,6 +179,12 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 /// The body of [`run`], on a worker of the training pool, writing into `out_dir`.
 fn train_in_pool(args: &TrainArgs, resume: Option<Resume>, out_dir: &Path) -> Result<(), String> {
     let (source, rest, test) = load(args)?;
+    // The network's widths are known once the data are: refuse one that cannot fit before
+    // the data are copied into splits and scaled.
+    let mut sizes = vec![rest.n_features()];
+    sizes.extend(&args.hidden);
+    sizes.push(rest.n_outputs());
+    check_fits(&sizes, args, &source)?;
     let (train, validation) = rest
         .split(args.validation_split, args.seed)
         .map_err(|e| e.to_string())?;
@@ -186,7 +197,6 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>, out_dir: &Path) -> Re
     let scaler = Standardizer::fit(train.features());
     let scale = |d: &Dataset<E>| d.scaled(&scaler).map_err(|e| e.to_string());
     let (train, validation, test) = (scale(&train)?, scale(&validation)?, scale(&test)?);
-    let classes = train.n_outputs();
     let data_id = describe(&train);
     if let Some(r) = &resume
         && r.data != data_id
@@ -198,9 +208,6 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>, out_dir: &Path) -> Re
         ));
     }
 
-    let mut sizes = vec![train.n_features()];
-    sizes.extend(&args.hidden);
-    sizes.push(classes);
     let activation = match args.activation {
         ActivationArg::Relu => Activation::Relu,
         ActivationArg::Tanh => Activation::Tanh,
@@ -325,7 +332,12 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>, out_dir: &Path) -> Re
         train_seconds,
     };
     output::write_all(out_dir, &history, &summary)?;
-    model::save(&out_dir.join("model.tape"), &model, &scaler)?;
+    model::save(
+        &out_dir.join("model.tape"),
+        &model,
+        &scaler,
+        &run_info(args, &train),
+    )?;
 
     say!(
         "{} after {} epochs ({} steps), best epoch {}",
@@ -479,20 +491,30 @@ fn describe(train: &Dataset<E>) -> String {
     )
 }
 
-/// A labelled CSV file, with `--label-column` and `--header`.
+/// A labelled CSV file, with `--label-column` and `--header`, its labels read as `labels`
+/// says, at most `max_features` wide. Class names must be printable (they are printed, and
+/// written into predictions).
 pub fn load_labelled_csv(
     path: &Path,
     label_column: &str,
     header: HeaderArg,
+    labels: Labels,
+    max_features: Option<usize>,
 ) -> Result<Dataset<E>, String> {
     let options = CsvOptions {
         label_column: label_column
             .parse::<LabelColumn>()
             .map_err(|e| e.to_string())?,
         header: header_option(header),
+        labels,
+        max_features,
         ..CsvOptions::default()
     };
-    load_csv::<E>(path, &options).map_err(|e| e.to_string())
+    let data = load_csv::<E>(path, &options).map_err(|e| e.to_string())?;
+    for name in data.class_names().unwrap_or(&[]) {
+        check_class_name(name).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(data)
 }
 
 /// `--header` as the loader's option.
@@ -527,26 +549,179 @@ fn check(args: &TrainArgs) -> Result<(), String> {
             args.hidden
         ));
     }
-    if let Some(lr) = args.lr
-        && !(lr.is_finite() && lr > 0.0)
-    {
-        return Err(format!("--lr must be a positive number, got {lr}"));
+    if let Some(lr) = args.lr {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(format!("--lr must be a positive number, got {lr}"));
+        }
+        representable("lr", lr)?;
     }
-    if let Some(wd) = args.weight_decay
-        && !(wd.is_finite() && wd >= 0.0)
-    {
-        return Err(format!("--weight-decay must be zero or positive, got {wd}"));
+    if let Some(wd) = args.weight_decay {
+        if !(wd.is_finite() && wd >= 0.0) {
+            return Err(format!("--weight-decay must be zero or positive, got {wd}"));
+        }
+        representable("weight-decay", wd)?;
     }
     if args.keep_checkpoints == 0 {
         return Err("--keep-checkpoints must be at least 1".into());
     }
-    if args.threads == Some(0) {
-        return Err("--threads must be at least 1".into());
+    if let Some(threads) = args.threads
+        && !(1..=MAX_THREADS).contains(&threads)
+    {
+        return Err(format!(
+            "--threads must be from 1 to {MAX_THREADS}, got {threads}"
+        ));
     }
     if args.mnist.is_some() && (args.label_column != "last" || args.header != HeaderArg::Auto) {
         return Err("--label-column and --header apply to --data (CSV), not --mnist".into());
     }
     Ok(())
+}
+
+/// A positive rate that the element type holds as a positive finite number: one that
+/// rounds to 0 (1e-50 in f32) would silently train nothing, one that overflows (1e300)
+/// would make every weight infinite.
+fn representable(option: &str, x: f64) -> Result<(), String> {
+    let held = x as E;
+    // As a person would write it: 1e-50, not fifty zeros.
+    let shown = if x.abs() < 1e-4 || x.abs() >= 1e16 {
+        format!("{x:e}")
+    } else {
+        x.to_string()
+    };
+    if x > 0.0 && held == 0.0 {
+        return Err(format!(
+            "--{option} {shown} rounds to 0 in {}, the type training runs in (the smallest is {:e})",
+            std::any::type_name::<E>(),
+            E::from_bits(1)
+        ));
+    }
+    if !held.is_finite() {
+        return Err(format!(
+            "--{option} {shown} overflows {}, the type training runs in (the largest is {:e})",
+            std::any::type_name::<E>(),
+            E::MAX
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a network whose parameter count overflows, or whose training would need more
+/// memory than the machine has available, before anything is allocated for it. The same
+/// check applies to a resumed run's saved settings.
+fn check_fits(sizes: &[usize], args: &TrainArgs, source: &str) -> Result<(), String> {
+    let layers = format!("--hidden {:?}: the network {sizes:?}", args.hidden);
+    let parameters = Mlp::<E>::builder(sizes)
+        .parameter_count()
+        .map_err(|_| format!("{layers} has more parameters than this machine can address"))?;
+    let needed = training_bytes(sizes, parameters, args);
+    if let Some(available) = available_memory()
+        && needed > u128::from(available)
+    {
+        return Err(format!(
+            "{layers} on {source} has {parameters} parameters and needs about {} to train, \
+             more than the {} of memory available",
+            human_bytes(needed),
+            human_bytes(u128::from(available))
+        ));
+    }
+    Ok(())
+}
+
+/// The most input features a network of `--hidden` (and two classes, the fewest) can take
+/// in the memory available, so that a file too wide is refused at its first row; `None`
+/// where the memory is unknown or the hidden layers alone do not fit.
+fn widest_input(args: &TrainArgs) -> Option<usize> {
+    let available = u128::from(available_memory()?);
+    let fits = |features: usize| {
+        let mut sizes = vec![features];
+        sizes.extend(&args.hidden);
+        sizes.push(2);
+        Mlp::<E>::builder(&sizes)
+            .parameter_count()
+            .is_ok_and(|p| training_bytes(&sizes, p, args) <= available)
+    };
+    // A network that does not fit even one feature is refused, by `check_fits`, for its
+    // hidden widths, not for the file's.
+    if !fits(1) {
+        return None;
+    }
+    // The cost grows with the width: the largest that fits, by bisection.
+    let (mut low, mut high) = (1usize, 1usize << 40);
+    while low < high {
+        let mid = low + (high - low).div_ceil(2);
+        if fits(mid) {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    Some(low)
+}
+
+/// About what training takes, in bytes. Per parameter: the weights, their gradient, the copy
+/// each step records on the tape, the best epoch's copy, a checkpoint's copy, and the
+/// optimiser's state (none for SGD, one moment for momentum, two for Adam). Per example of a
+/// batch (or of an evaluation chunk of 1024): every layer's output and its gradient, before
+/// and after the activation.
+fn training_bytes(sizes: &[usize], parameters: usize, args: &TrainArgs) -> u128 {
+    let optimiser_state = match args.optimizer {
+        OptimizerArg::Sgd => 0,
+        OptimizerArg::Momentum => 1,
+        OptimizerArg::Adam | OptimizerArg::Adamw => 2,
+    };
+    let per_parameter = 5 + optimiser_state;
+    let rows = args.batch_size.max(1024) as u128;
+    let widths: u128 = sizes.iter().map(|&w| w as u128).sum();
+    let elements = parameters as u128 * per_parameter + rows * widths * 4;
+    elements * std::mem::size_of::<E>() as u128
+}
+
+/// The memory the system says is available for new work (`MemAvailable` in Linux's
+/// `/proc/meminfo`), or `None` where it cannot tell.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// A byte count for a person: `25.6 GB`.
+fn human_bytes(bytes: u128) -> String {
+    const UNITS: [&str; 7] = ["bytes", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// What `model.tape` records about this run (see [`RunInfo`]).
+fn run_info(args: &TrainArgs, train: &Dataset<E>) -> RunInfo {
+    let absolute = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+    let data = match (&args.data, &args.mnist) {
+        (Some(path), _) => DataSource::Csv {
+            path: absolute(path),
+            crc32: file_crc32(path).ok(),
+            label_column: args.label_column.clone(),
+            header: args.header,
+        },
+        (None, Some(dir)) => DataSource::Mnist { dir: absolute(dir) },
+        (None, None) => DataSource::Digits,
+    };
+    RunInfo {
+        data: Some(data),
+        seed: Some(args.seed),
+        // MNIST's test set is its own t10k files.
+        test_split: args.mnist.is_none().then_some(args.test_split),
+        validation_split: Some(args.validation_split),
+        class_names: train.class_names().map(<[String]>::to_vec),
+    }
 }
 
 /// The data's description, the examples to train and validate on, and the test set.
@@ -557,7 +732,15 @@ fn load(args: &TrainArgs) -> Result<(String, Dataset<E>, Dataset<E>), String> {
     }
     let (source, all) = match &args.data {
         Some(path) => {
-            let data = load_labelled_csv(path, &args.label_column, args.header)?;
+            let widest = widest_input(args);
+            let data = load_labelled_csv(path, &args.label_column, args.header, Labels::Detect, widest)
+                .map_err(|e| match widest {
+                    Some(w) if e.contains(&format!("more than the {w} allowed")) => format!(
+                        "{e}: with --hidden {:?}, a wider first layer would not fit in the memory available",
+                        args.hidden
+                    ),
+                    _ => e,
+                })?;
             (path.display().to_string(), data)
         }
         None => (

@@ -38,7 +38,10 @@ impl FileKind {
 
     /// The newest format version of this kind, the one written.
     pub const fn newest_version(self) -> u32 {
-        1
+        match self {
+            FileKind::Tape => 2,
+            FileKind::Weights | FileKind::Checkpoint => 1,
+        }
     }
 }
 
@@ -201,8 +204,8 @@ mod tests {
         assert!(matches!(with(0, 0), Error::BadMagic { .. }));
         assert!(matches!(with(8, b'X'), Error::WrongKind { .. }));
         assert!(matches!(
-            with(12, 2),
-            Error::UnsupportedVersion { version: 2, .. }
+            with(12, 3),
+            Error::UnsupportedVersion { version: 3, .. }
         ));
         assert!(matches!(with(12, 0), Error::UnsupportedVersion { .. }));
         assert!(matches!(with(16, 4), Error::LengthMismatch { .. }));

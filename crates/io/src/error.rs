@@ -274,6 +274,12 @@ pub enum Error {
         /// The element type asked for.
         expected: &'static str,
     },
+    /// A tape's metadata breaks a rule: a key that is empty, too long, not printable ASCII,
+    /// repeated or out of order, or more entries or bytes than allowed.
+    Metadata {
+        /// What is wrong, naming the key.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -446,6 +452,7 @@ impl fmt::Display for Error {
             Error::ReservedName { name } => {
                 write!(f, "the name \"{name}\" is reserved by the file format")
             }
+            Error::Metadata { reason } => write!(f, "metadata: {reason}"),
             Error::UnsupportedDtype {
                 name,
                 dtype,

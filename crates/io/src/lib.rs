@@ -57,6 +57,7 @@ mod element;
 mod error;
 pub mod format;
 mod le_bytes;
+mod metadata;
 mod model;
 mod op_v1;
 mod replay;
@@ -72,6 +73,7 @@ pub use crc32::crc32;
 pub use dir_lock::DirLock;
 pub use element::Element;
 pub use error::{Error, Result};
+pub use metadata::{MAX_METADATA_BYTES, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES};
 pub use model::TapeModel;
 pub use replay::Replay;
 pub use safetensors_io::{

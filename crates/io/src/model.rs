@@ -10,9 +10,10 @@ use crate::container::{self, FileKind, LoadOptions};
 use crate::element::{
     Element, check_element, dims_to_file, shape_from_file, tensor_from_file, tensor_to_file,
 };
-use crate::format::v1::{NamedNodeV1, NodeV1, TapeFileV1};
+use crate::format::v1::{NamedNodeV1, TapeFileV1};
+use crate::format::v2::{NodeV2, TapeFileV2};
 use crate::op_v1::{op_from_file, op_to_file};
-use crate::{Error, Result, write_atomic};
+use crate::{Error, Result, metadata, write_atomic};
 
 /// What a node of a saved tape is.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +52,7 @@ pub struct TapeModel<E: Element> {
     pub(crate) inputs: Vec<(String, u32)>,
     pub(crate) parameters: Vec<(String, u32)>,
     pub(crate) outputs: Vec<(String, u32)>,
+    pub(crate) metadata: BTreeMap<String, String>,
 }
 
 impl<E: Element> TapeModel<E> {
@@ -68,6 +70,7 @@ impl<E: Element> TapeModel<E> {
         let (version, payload) = container::unwrap(bytes, FileKind::Tape)?;
         match version {
             1 => Self::from_file(TapeFileV1::from_payload(payload)?),
+            2 => Self::from_file(TapeFileV2::from_payload(payload)?),
             _ => Err(Error::UnsupportedVersion {
                 kind: FileKind::Tape,
                 version,
@@ -86,20 +89,20 @@ impl<E: Element> TapeModel<E> {
         self.to_file().to_bytes()
     }
 
-    /// The format's form of the tape.
-    pub fn to_file(&self) -> TapeFileV1 {
+    /// The format's form of the tape, in the newest version.
+    pub fn to_file(&self) -> TapeFileV2 {
         let nodes = self
             .nodes
             .iter()
             .enumerate()
             .map(|(i, node)| match node {
-                ModelNode::Input { shape } => NodeV1::Input {
+                ModelNode::Input { shape } => NodeV2::Input {
                     shape: dims_to_file(shape.dims()),
                 },
-                ModelNode::Parameter { value } => NodeV1::Parameter {
+                ModelNode::Parameter { value } => NodeV2::Parameter {
                     value: tensor_to_file(value),
                 },
-                ModelNode::Op { op, inputs, shape } => NodeV1::Op {
+                ModelNode::Op { op, inputs, shape } => NodeV2::Op {
                     // A model holds only ops that were checked encodable when it was made.
                     op: op_to_file(i as u32, op).expect("checked when the model was made"),
                     inputs: inputs.clone(),
@@ -115,17 +118,20 @@ impl<E: Element> TapeModel<E> {
                 })
                 .collect()
         };
-        TapeFileV1 {
+        TapeFileV2 {
             element: E::ELEMENT,
             nodes,
             inputs: named(&self.inputs),
             parameters: named(&self.parameters),
             outputs: named(&self.outputs),
+            metadata: metadata::to_file(&self.metadata),
         }
     }
 
-    /// Checks a decoded file's meaning and converts it.
-    pub fn from_file(file: TapeFileV1) -> Result<Self> {
+    /// Checks a decoded file's meaning and converts it; a version-1 file is read as a
+    /// version-2 one with no metadata.
+    pub fn from_file(file: impl Into<TapeFileV2>) -> Result<Self> {
+        let file: TapeFileV2 = file.into();
         check_element::<E>(file.element)?;
         let len = file.nodes.len();
         if u32::try_from(len).is_err() {
@@ -138,13 +144,13 @@ impl<E: Element> TapeModel<E> {
             let id = i as u32;
             let what = || format!("node {i}");
             let node = match node {
-                NodeV1::Input { shape } => ModelNode::Input {
+                NodeV2::Input { shape } => ModelNode::Input {
                     shape: shape_from_file(what, &shape)?,
                 },
-                NodeV1::Parameter { value } => ModelNode::Parameter {
+                NodeV2::Parameter { value } => ModelNode::Parameter {
                     value: tensor_from_file(what, value)?,
                 },
-                NodeV1::Op { op, inputs, shape } => {
+                NodeV2::Op { op, inputs, shape } => {
                     let op = op_from_file(id, &op)?;
                     check_inputs(id, &op, &inputs, len)?;
                     let input_shapes: Vec<Shape> =
@@ -178,6 +184,7 @@ impl<E: Element> TapeModel<E> {
             inputs: unnamed(file.inputs),
             parameters: unnamed(file.parameters),
             outputs: unnamed(file.outputs),
+            metadata: metadata::from_file(file.metadata)?,
         };
         model.check_names()?;
         Ok(model)
@@ -273,6 +280,34 @@ impl<E: Element> TapeModel<E> {
             .sum()
     }
 
+    /// The metadata its writer recorded (empty for a version-1 file), by key.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// One metadata value.
+    pub fn metadata_value(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).map(String::as_str)
+    }
+
+    /// Sets one metadata value, replacing any before it. The key must be 1 to
+    /// [`MAX_METADATA_KEY_BYTES`](crate::MAX_METADATA_KEY_BYTES) bytes of printable ASCII, and
+    /// the whole within [`MAX_METADATA_ENTRIES`](crate::MAX_METADATA_ENTRIES) entries and
+    /// [`MAX_METADATA_BYTES`](crate::MAX_METADATA_BYTES); on an error nothing changes.
+    pub fn set_metadata(&mut self, key: impl Into<String>, value: impl Into<String>) -> Result<()> {
+        let key = key.into();
+        metadata::check_key(&key)?;
+        let previous = self.metadata.insert(key.clone(), value.into());
+        if let Err(e) = metadata::check(&self.metadata) {
+            match previous {
+                Some(p) => self.metadata.insert(key, p),
+                None => self.metadata.remove(&key),
+            };
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// The inputs' names, in node order.
     pub fn input_names(&self) -> impl Iterator<Item = &str> {
         self.inputs.iter().map(|(n, _)| n.as_str())
@@ -291,6 +326,12 @@ impl<E: Element> TapeModel<E> {
     /// The shape an input had when it was recorded.
     pub fn input_shape(&self, name: &str) -> Option<Shape> {
         let (_, node) = self.inputs.iter().find(|(n, _)| n == name)?;
+        Some(self.nodes[*node as usize].shape())
+    }
+
+    /// The shape an output had when it was recorded.
+    pub fn output_shape(&self, name: &str) -> Option<Shape> {
+        let (_, node) = self.outputs.iter().find(|(n, _)| n == name)?;
         Some(self.nodes[*node as usize].shape())
     }
 

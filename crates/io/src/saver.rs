@@ -29,10 +29,12 @@ use crate::{Error, Replay, Result};
 ///     .input("x", x)
 ///     .parameter("w", w)
 ///     .output("y", y)
+///     .metadata("trained_on", "two points")
 ///     .to_bytes()?;
 ///
 /// // Later, perhaps in another process: replay on a batch of three.
 /// let model = TapeModel::<f32>::from_bytes(&bytes, &LoadOptions::default())?;
+/// assert_eq!(model.metadata_value("trained_on"), Some("two points"));
 /// let mut tape = Tape::new();
 /// let replay = model.replay(&mut tape, [("x", array![[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]])])?;
 /// let y = replay.node("y")?;
@@ -46,6 +48,7 @@ pub struct TapeSaver<'t, E: Element> {
     inputs: Vec<(String, NodeId)>,
     parameters: Vec<(String, NodeId)>,
     outputs: Vec<(String, NodeId)>,
+    metadata: std::collections::BTreeMap<String, String>,
 }
 
 impl<'t, E: Element> TapeSaver<'t, E> {
@@ -56,6 +59,7 @@ impl<'t, E: Element> TapeSaver<'t, E> {
             inputs: Vec::new(),
             parameters: Vec::new(),
             outputs: Vec::new(),
+            metadata: std::collections::BTreeMap::new(),
         }
     }
 
@@ -74,6 +78,15 @@ impl<'t, E: Element> TapeSaver<'t, E> {
     /// Names a node to read after a replay (a prediction, the loss).
     pub fn output(mut self, name: impl Into<String>, id: NodeId) -> Self {
         self.outputs.push((name.into(), id));
+        self
+    }
+
+    /// Records a metadata entry (what the model was trained on, its class names), read back
+    /// with [`TapeModel::metadata_value`]; a later value for the same key replaces an earlier
+    /// one. The rules on keys and sizes are checked when the model is made
+    /// ([`Error::Metadata`]).
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
         self
     }
 
@@ -150,7 +163,9 @@ impl<'t, E: Element> TapeSaver<'t, E> {
             inputs,
             parameters,
             outputs,
+            metadata: self.metadata.clone(),
         };
+        crate::metadata::check(&model.metadata)?;
         model.check_names()?;
         Ok(model)
     }

@@ -6,8 +6,10 @@ use wengert_tape::IntoValue;
 
 use crate::{Error, Result, Rng};
 
-/// The largest number of classes a data set may have; a larger label is taken for a mistake.
-pub const MAX_CLASSES: usize = 1 << 16;
+/// The largest number of classes a data set may have (1024); a larger label is taken for a
+/// mistake. It bounds what depends on the class count squared: a dense confusion matrix of
+/// 1024² counts is 8 MiB.
+pub const MAX_CLASSES: usize = 1 << 10;
 
 /// What each example should produce.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +42,8 @@ pub enum Targets<E: Float> {
 pub struct Dataset<E: Float> {
     features: Array2<E>,
     targets: Targets<E>,
+    /// A name per class, for labels that were strings in the file.
+    class_names: Option<Vec<String>>,
 }
 
 impl<E: Float> Dataset<E> {
@@ -67,6 +71,7 @@ impl<E: Float> Dataset<E> {
         Ok(Dataset {
             features,
             targets: Targets::Classes { labels, classes },
+            class_names: None,
         })
     }
 
@@ -84,6 +89,7 @@ impl<E: Float> Dataset<E> {
         Ok(Dataset {
             features,
             targets: Targets::Values(targets),
+            class_names: None,
         })
     }
 
@@ -126,6 +132,48 @@ impl<E: Float> Dataset<E> {
         }
     }
 
+    /// The same classification set with a name for each class (class `i` is `names[i]`):
+    /// labels that were strings in a file. Errors on a regression set, on a count other than
+    /// the classes', and on an empty or repeated name.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_train::Dataset;
+    /// let data = Dataset::classification(array![[0.0f32], [1.0]], vec![1, 0], 2)?
+    ///     .with_class_names(vec!["cat".into(), "dog".into()])?;
+    /// assert_eq!(data.class_names().unwrap()[data.labels().unwrap()[0]], "dog");
+    /// # Ok::<(), wengert_train::Error>(())
+    /// ```
+    pub fn with_class_names(mut self, names: Vec<String>) -> Result<Self> {
+        let Some(classes) = self.classes() else {
+            return Err(Error::InvalidData(
+                "class names given for a regression set".into(),
+            ));
+        };
+        if names.len() != classes {
+            return Err(Error::InvalidData(format!(
+                "{} class names for {classes} classes",
+                names.len()
+            )));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for name in &names {
+            if name.is_empty() || !seen.insert(name.as_str()) {
+                return Err(Error::InvalidData(format!(
+                    "class name `{}` is empty or repeated",
+                    name.escape_debug()
+                )));
+            }
+        }
+        self.class_names = Some(names);
+        Ok(self)
+    }
+
+    /// The classes' names, if the labels were names (class `i` is `names[i]`).
+    pub fn class_names(&self) -> Option<&[String]> {
+        self.class_names.as_deref()
+    }
+
     /// The features, `[examples, features]`.
     pub fn features(&self) -> ArrayView2<'_, E> {
         self.features.view()
@@ -153,7 +201,11 @@ impl<E: Float> Dataset<E> {
             },
             Targets::Values(v) => Targets::Values(v.select(Axis(0), indices)),
         };
-        Ok(Dataset { features, targets })
+        Ok(Dataset {
+            features,
+            targets,
+            class_names: self.class_names.clone(),
+        })
     }
 
     /// Splits the examples at random into `(rest, held_out)`, holding out `round(fraction·n)`

@@ -21,17 +21,18 @@ pub struct Linear<E: Float> {
 }
 
 impl<E: Float> Linear<E> {
-    /// A layer with weights drawn from `init` and a zero bias.
-    pub fn new(inputs: usize, outputs: usize, init: Init, rng: &mut Rng) -> Self {
+    /// A layer with weights drawn from `init` and a zero bias; an error if `inputs · outputs`
+    /// overflows or cannot be allocated.
+    pub fn new(inputs: usize, outputs: usize, init: Init, rng: &mut Rng) -> Result<Self> {
         let weight = init
-            .sample(&[inputs, outputs], inputs, outputs, rng)
+            .sample(&[inputs, outputs], inputs, outputs, rng)?
             .into_dimensionality::<Ix2>()
             .expect("sampled with two axes");
         let bias = Init::Zeros
-            .sample(&[outputs], inputs, outputs, rng)
+            .sample(&[outputs], inputs, outputs, rng)?
             .into_dimensionality::<Ix1>()
             .expect("sampled with one axis");
-        Linear { weight, bias }
+        Ok(Linear { weight, bias })
     }
 
     /// The number of inputs.
@@ -243,7 +244,35 @@ impl<E: Float> MlpBuilder<E> {
         self
     }
 
-    /// The network, or an error if there are fewer than two widths or a width is zero.
+    /// The number of parameters the network will have (every layer's weights and bias),
+    /// computed with checked arithmetic: an error if it overflows `usize`. A caller can
+    /// refuse a network too large for its memory before [`build`](MlpBuilder::build)
+    /// allocates it.
+    ///
+    /// ```
+    /// use wengert_train::Mlp;
+    /// assert_eq!(Mlp::<f32>::builder(&[4, 3, 2]).parameter_count()?, 4 * 3 + 3 + 3 * 2 + 2);
+    /// assert!(Mlp::<f32>::builder(&[64, 1 << 58, 10]).parameter_count().is_err());
+    /// # Ok::<(), wengert_train::Error>(())
+    /// ```
+    pub fn parameter_count(&self) -> Result<usize> {
+        self.sizes
+            .windows(2)
+            .try_fold(0usize, |total, w| {
+                w[0].checked_mul(w[1])
+                    .and_then(|weights| weights.checked_add(w[1]))
+                    .and_then(|layer| total.checked_add(layer))
+            })
+            .ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "layer widths {:?} make more parameters than this machine can address",
+                    self.sizes
+                ))
+            })
+    }
+
+    /// The network, or an error if there are fewer than two widths, a width is zero, the
+    /// parameter count overflows or the parameters cannot be allocated.
     pub fn build(self) -> Result<Mlp<E>> {
         if self.sizes.len() < 2 {
             return Err(Error::InvalidConfig(format!(
@@ -257,13 +286,14 @@ impl<E: Float> MlpBuilder<E> {
                 self.sizes
             )));
         }
+        self.parameter_count()?;
         let init = self.init.unwrap_or(self.activation.suggested_init());
         let mut rng = Rng::with_stream(self.seed, crate::rng_streams::INIT);
         let layers = self
             .sizes
             .windows(2)
             .map(|w| Linear::new(w[0], w[1], init, &mut rng))
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(Mlp {
             layers,
             activation: self.activation,
@@ -315,6 +345,11 @@ mod tests {
         assert_eq!(recorded, listed);
         assert!(Mlp::<f32>::builder(&[3]).build().is_err());
         assert!(Mlp::<f32>::builder(&[3, 0, 2]).build().is_err());
+        // Widths whose product overflows are an error, not a panic ("capacity overflow").
+        for hidden in [1usize << 58, usize::MAX] {
+            let err = Mlp::<f32>::builder(&[64, hidden, 10]).build().unwrap_err();
+            assert!(err.to_string().contains("more parameters"), "{err}");
+        }
         assert!("swish".parse::<Activation>().is_err());
         assert_eq!("ReLU".parse::<Activation>().unwrap(), Activation::Relu);
     }

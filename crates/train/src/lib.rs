@@ -60,7 +60,7 @@ pub use error::{Error, Result};
 pub use init::Init;
 pub use layers::{Activation, Linear, Mlp, MlpBuilder};
 pub use loss::{Loss, Sqrt};
-pub use metrics::{ConfusionMatrix, accuracy, argmax_rows};
+pub use metrics::{ConfusionMatrix, MAX_TABLE_CLASSES, accuracy, argmax_rows};
 pub use module::{Module, ParameterIds};
 pub use optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd, clip_grad_norm};
 pub use rng::{Rng, RngState};

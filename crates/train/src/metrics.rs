@@ -1,5 +1,6 @@
 //! Metrics: [`accuracy`], [`argmax_rows`] and the [`ConfusionMatrix`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use ndarray::ArrayView2;
@@ -41,6 +42,12 @@ pub fn accuracy(predicted: &[usize], actual: &[usize]) -> f64 {
 /// Counts of (actual class, predicted class) pairs: row `i`, column `j` counts the examples of
 /// class `i` predicted as `j`.
 ///
+/// Only the pairs that occur are stored, so memory follows the examples counted, never
+/// `classes²` (a model that claims a million classes costs nothing until it is used). The
+/// dense [`rows`](ConfusionMatrix::rows) are `classes²` numbers; the [`Display`](fmt::Display)
+/// form is a table up to [`MAX_TABLE_CLASSES`] classes and a list of the most frequent
+/// confusions beyond.
+///
 /// ```
 /// use wengert_train::ConfusionMatrix;
 /// let mut m = ConfusionMatrix::new(2);
@@ -53,15 +60,21 @@ pub fn accuracy(predicted: &[usize], actual: &[usize]) -> f64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfusionMatrix {
     classes: usize,
-    counts: Vec<u64>,
+    counts: BTreeMap<(usize, usize), u64>,
 }
+
+/// The most classes [`ConfusionMatrix`]'s `Display` prints as a full table.
+pub const MAX_TABLE_CLASSES: usize = 32;
+
+/// How many of the most frequent confusions `Display` lists past [`MAX_TABLE_CLASSES`].
+const LISTED_CONFUSIONS: usize = 10;
 
 impl ConfusionMatrix {
     /// An empty matrix for `classes` classes.
     pub fn new(classes: usize) -> Self {
         ConfusionMatrix {
             classes,
-            counts: vec![0; classes * classes],
+            counts: BTreeMap::new(),
         }
     }
 
@@ -78,7 +91,7 @@ impl ConfusionMatrix {
     /// of range).
     pub fn add(&mut self, actual: usize, predicted: usize) {
         if actual < self.classes && predicted < self.classes {
-            self.counts[actual * self.classes + predicted] += 1;
+            *self.counts.entry((actual, predicted)).or_insert(0) += 1;
         }
     }
 
@@ -89,24 +102,32 @@ impl ConfusionMatrix {
 
     /// The count of class `actual` predicted as `predicted` (0 out of range).
     pub fn get(&self, actual: usize, predicted: usize) -> u64 {
-        if actual < self.classes && predicted < self.classes {
-            self.counts[actual * self.classes + predicted]
-        } else {
-            0
-        }
+        self.counts.get(&(actual, predicted)).copied().unwrap_or(0)
     }
 
-    /// The counts as rows (actual class) of columns (predicted class).
+    /// The counts as rows (actual class) of columns (predicted class): `classes²` numbers,
+    /// for a caller that has bounded the classes (a data set holds at most
+    /// [`MAX_CLASSES`](crate::MAX_CLASSES)).
     pub fn rows(&self) -> Vec<Vec<u64>> {
-        self.counts
-            .chunks(self.classes.max(1))
-            .map(<[u64]>::to_vec)
-            .collect()
+        let mut rows = vec![vec![0; self.classes]; self.classes];
+        for (&(a, p), &n) in &self.counts {
+            rows[a][p] = n;
+        }
+        rows
     }
 
     /// The number of examples counted.
     pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
+        self.counts.values().sum()
+    }
+
+    /// The number counted on the diagonal (predicted right).
+    pub fn correct(&self) -> u64 {
+        self.counts
+            .iter()
+            .filter(|((a, p), _)| a == p)
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// The fraction on the diagonal; 0 when empty.
@@ -115,17 +136,46 @@ impl ConfusionMatrix {
         if total == 0 {
             return 0.0;
         }
-        let diagonal: u64 = (0..self.classes).map(|i| self.get(i, i)).sum();
-        diagonal as f64 / total as f64
+        self.correct() as f64 / total as f64
+    }
+
+    /// The off-diagonal pairs, most frequent first (ties in class order): `(actual,
+    /// predicted, count)`.
+    pub fn confusions(&self) -> Vec<(usize, usize, u64)> {
+        let mut pairs: Vec<(usize, usize, u64)> = self
+            .counts
+            .iter()
+            .filter(|((a, p), _)| a != p)
+            .map(|(&(a, p), &n)| (a, p, n))
+            .collect();
+        pairs.sort_by(|x, y| y.2.cmp(&x.2).then((x.0, x.1).cmp(&(y.0, y.1))));
+        pairs
     }
 }
 
 impl fmt::Display for ConfusionMatrix {
-    /// A table with actual classes down and predicted classes across.
+    /// A table with actual classes down and predicted classes across; past
+    /// [`MAX_TABLE_CLASSES`] classes, the most frequent confusions instead.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.classes > MAX_TABLE_CLASSES {
+            let confusions = self.confusions();
+            write!(
+                f,
+                "{} classes, too many to tabulate; {} of {} examples on the diagonal, {} \
+                 distinct confusions",
+                self.classes,
+                self.correct(),
+                self.total(),
+                confusions.len()
+            )?;
+            for (a, p, n) in confusions.into_iter().take(LISTED_CONFUSIONS) {
+                write!(f, "\n  actual {a} predicted as {p}: {n}")?;
+            }
+            return Ok(());
+        }
         let width = self
             .counts
-            .iter()
+            .values()
             .map(|c| c.to_string().len())
             .chain([self.classes.saturating_sub(1).to_string().len()])
             .max()
@@ -171,5 +221,22 @@ mod tests {
             "{text}"
         );
         assert_eq!(accuracy(&[], &[]), 0.0);
+    }
+
+    #[test]
+    fn a_huge_class_count_costs_neither_memory_nor_output() {
+        // Sparse: a million classes and three examples hold three counts.
+        let mut m = ConfusionMatrix::new(1_000_000);
+        m.add(0, 0);
+        m.add(999_999, 3);
+        m.add(999_999, 3);
+        assert_eq!((m.total(), m.correct(), m.get(999_999, 3)), (3, 1, 2));
+        assert_eq!(m.confusions(), [(999_999, 3, 2)]);
+        let text = m.to_string();
+        assert!(text.len() < 400, "{text}");
+        assert!(text.contains("too many to tabulate"), "{text}");
+        assert!(text.contains("actual 999999 predicted as 3: 2"), "{text}");
+        let table = ConfusionMatrix::new(MAX_TABLE_CLASSES).to_string();
+        assert_eq!(table.lines().count(), MAX_TABLE_CLASSES + 2);
     }
 }

@@ -34,8 +34,10 @@ pub struct TrainConfig {
     /// Stops when the validation loss (the training loss, without a validation set) has not
     /// improved for this many epochs (default: never).
     pub patience: Option<usize>,
-    /// With `patience` set, ends with the weights of the epoch with the best validation loss
-    /// (default true).
+    /// Ends with the weights of the epoch with the lowest monitored loss, the
+    /// [`History::best_epoch`], whether or not `patience` is set (default true); false keeps
+    /// the last epoch's weights. (With it, the best epoch a run reports is always the one
+    /// whose weights it ends with.)
     pub restore_best: bool,
     /// The seed of the batch order (default 0).
     pub seed: u64,
@@ -476,7 +478,9 @@ impl<'a, E: Float> Trainer<'a, E> {
         let batches = n.div_ceil(batch_size);
         let base_lr = s.base_learning_rate;
         let mut rng = Rng::from_state(&s.rng);
-        let keep_best = self.config.patience.is_some() && self.config.restore_best;
+        // Kept with or without patience, so that the reported best epoch and the weights the
+        // run ends with always agree.
+        let keep_best = self.config.restore_best;
         let mut paused = false;
 
         'epochs: while s.history.stop_reason != StopReason::EarlyStopping

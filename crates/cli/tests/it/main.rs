@@ -2,6 +2,7 @@
 //! prints and writes.
 
 mod errors;
+mod inputs;
 mod outputs;
 mod persist;
 mod runs;

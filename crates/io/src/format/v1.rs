@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::file_type;
 use crate::codec::bounded_vec;
-use crate::container::{self, FileKind};
-use crate::{Result, codec};
+use crate::container::FileKind;
 
 /// The element type of every array in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,30 +217,6 @@ pub struct CheckpointFileV1 {
     pub sections: Vec<SectionV1>,
 }
 
-macro_rules! file_type {
-    ($ty:ident, $kind:expr) => {
-        impl $ty {
-            /// The whole file: header and payload.
-            pub fn to_bytes(&self) -> Vec<u8> {
-                let mut file = vec![0; container::HEADER_LEN];
-                codec::encode_into(self, &mut file);
-                container::seal($kind, 1, file)
-            }
-
-            /// Decodes a whole file, checking its container and its encoding (not its meaning).
-            pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-                let (_version, payload) = container::unwrap(bytes, $kind)?;
-                Self::from_payload(payload)
-            }
-
-            /// Decodes a payload (the bytes after the header), under the byte limit.
-            pub fn from_payload(payload: &[u8]) -> Result<Self> {
-                codec::decode(payload)
-            }
-        }
-    };
-}
-
-file_type!(TapeFileV1, FileKind::Tape);
-file_type!(WeightsFileV1, FileKind::Weights);
-file_type!(CheckpointFileV1, FileKind::Checkpoint);
+file_type!(TapeFileV1, FileKind::Tape, 1);
+file_type!(WeightsFileV1, FileKind::Weights, 1);
+file_type!(CheckpointFileV1, FileKind::Checkpoint, 1);

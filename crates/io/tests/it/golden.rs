@@ -1,5 +1,5 @@
-//! Golden files of format version 1, committed under `tests/data/`: they must keep loading,
-//! to the values they were written with, whatever the engine becomes.
+//! Golden files of each format version, committed under `tests/data/`: they must keep
+//! loading, to the values they were written with, whatever the engine becomes.
 //!
 //! To regenerate them (only when adding a new version's golden files, never to make a
 //! failing test pass): `WENGERT_BLESS_GOLDEN=1 cargo test -p wengert-io golden`.
@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use ndarray::array;
+use wengert_io::format::v1::TapeFileV1;
 use wengert_io::{Checkpoint, LoadOptions, Scalar, TapeModel, Weights};
 use wengert_tape::Tape;
 
@@ -48,16 +49,49 @@ fn check_or_bless(name: &str, written: &[u8]) -> Vec<u8> {
         std::fs::write(&path, written).unwrap();
     }
     let committed = std::fs::read(&path).unwrap();
-    // While version 1 is the newest, this build must write the committed bytes exactly.
-    assert_eq!(committed, written, "{name}: the version-1 encoding changed");
+    // The newest version of each kind: this build must write the committed bytes exactly.
+    assert_eq!(committed, written, "{name}: the encoding changed");
     committed
+}
+
+/// The small tape with metadata, as version 2 writes it.
+fn golden_tape_v2() -> Vec<u8> {
+    let model = TapeModel::<f32>::from_bytes(&golden_tape(), &LoadOptions::default()).unwrap();
+    let mut model = model;
+    model.set_metadata("classes", "setosa\nversicolor").unwrap();
+    model.set_metadata("seed", "3").unwrap();
+    model.to_bytes()
 }
 
 #[test]
 fn the_golden_tape_of_version_1_loads_and_replays() {
-    let bytes = check_or_bless("golden-v1.tape", &golden_tape());
+    // Version 2 is written now: the version-1 file is only read, never rewritten.
+    let bytes = std::fs::read(data("golden-v1.tape")).unwrap();
     assert_eq!(&bytes[12..16], &[1, 0, 0, 0], "format version 1");
+    // Version 1's encoding itself has not changed: its types read and write the same bytes.
+    let file = TapeFileV1::from_bytes(&bytes).unwrap();
+    assert_eq!(file.to_bytes(), bytes);
     let model = TapeModel::<f32>::from_bytes(&bytes, &LoadOptions::default()).unwrap();
+    assert!(model.metadata().is_empty());
+    check_small_tape(&model);
+    // Saved again, it is the same tape in version 2, with no metadata.
+    let again = TapeModel::<f32>::from_bytes(&model.to_bytes(), &LoadOptions::default()).unwrap();
+    assert_eq!(again, model);
+}
+
+#[test]
+fn the_golden_tape_of_version_2_loads_with_its_metadata() {
+    let bytes = check_or_bless("golden-v2.tape", &golden_tape_v2());
+    assert_eq!(&bytes[12..16], &[2, 0, 0, 0], "format version 2");
+    let model = TapeModel::<f32>::from_bytes(&bytes, &LoadOptions::default()).unwrap();
+    assert_eq!(model.metadata_value("seed"), Some("3"));
+    assert_eq!(model.metadata_value("classes"), Some("setosa\nversicolor"));
+    assert_eq!(model.metadata().len(), 2);
+    check_small_tape(&model);
+}
+
+/// The small tape's names, weights and replay.
+fn check_small_tape(model: &TapeModel<f32>) {
     assert_eq!(model.input_names().collect::<Vec<_>>(), ["x"]);
     assert_eq!(model.parameter_names().collect::<Vec<_>>(), ["w", "b"]);
     assert_eq!(model.output_names().collect::<Vec<_>>(), ["y"]);

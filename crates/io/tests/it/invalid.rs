@@ -4,6 +4,7 @@ use std::mem::discriminant;
 
 use wengert_io::container::{self, FileKind};
 use wengert_io::format::v1::{DataV1, ElementV1, NamedNodeV1, NodeV1, OpV1, TapeFileV1, TensorV1};
+use wengert_io::format::v2::{MetadataV2, TapeFileV2};
 use wengert_io::{Error, LoadOptions, TapeModel};
 
 /// x[2,3] · w[3,2], then relu: a valid file to break one field at a time.
@@ -253,10 +254,48 @@ fn names_are_checked() {
 #[test]
 fn an_unknown_version_is_refused() {
     let mut bytes = valid().to_bytes();
-    bytes[12] = 2;
+    bytes[12] = 3;
     let err = TapeModel::<f32>::from_bytes(&bytes, &LoadOptions::default()).unwrap_err();
     assert!(
-        matches!(err, Error::UnsupportedVersion { version: 2, .. }),
+        matches!(err, Error::UnsupportedVersion { version: 3, .. }),
         "{err}"
     );
+}
+
+#[test]
+fn a_version_1_payload_labelled_version_2_is_refused() {
+    // The header's version decides the decoder; the payload lacks version 2's metadata.
+    let v1 = valid().to_bytes();
+    let relabelled = container::wrap(FileKind::Tape, 2, &v1[container::HEADER_LEN..]);
+    let err = TapeModel::<f32>::from_bytes(&relabelled, &LoadOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err}");
+}
+
+#[test]
+fn bad_metadata_in_a_version_2_file_is_refused() {
+    let v2 = |metadata: Vec<(&str, &str)>| {
+        let mut file = TapeFileV2::from(valid());
+        file.metadata = metadata
+            .into_iter()
+            .map(|(key, value)| MetadataV2 {
+                key: key.into(),
+                value: value.into(),
+            })
+            .collect();
+        TapeModel::<f32>::from_bytes(&file.to_bytes(), &LoadOptions::default())
+    };
+    let model = v2(vec![("classes", "a\nb"), ("seed", "3")]).unwrap();
+    assert_eq!(model.metadata_value("seed"), Some("3"));
+    for bad in [
+        vec![("", "x")],
+        vec![("has space", "x")],
+        vec![("b", "x"), ("a", "y")],
+        vec![("a", "x"), ("a", "y")],
+    ] {
+        let err = v2(bad.clone()).unwrap_err();
+        assert!(matches!(err, Error::Metadata { .. }), "{bad:?}: {err}");
+    }
+    let huge = "x".repeat(wengert_io::MAX_METADATA_BYTES + 1);
+    let err = v2(vec![("a", huge.as_str())]).unwrap_err();
+    assert!(matches!(err, Error::Metadata { .. }), "{err}");
 }

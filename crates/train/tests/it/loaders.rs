@@ -6,7 +6,8 @@ use std::path::Path;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use wengert_train::loaders::{
-    CsvOptions, Header, LabelColumn, Task, load_csv, load_mnist, read_idx,
+    CsvOptions, Header, LabelColumn, Labels, Task, load_csv, load_csv_features, load_mnist,
+    read_idx,
 };
 use wengert_train::{Error, MAX_CLASSES};
 
@@ -44,6 +45,7 @@ fn csv_without_a_header_for_regression() {
         label_column: LabelColumn::Index(0),
         header: Header::Absent,
         task: Task::Regression,
+        ..CsvOptions::default()
     };
     let data = load_csv::<f64>(&path, &options).unwrap();
     assert_eq!(data.features(), ndarray::array![[1.0, 2.0], [3.0, 4.0]]);
@@ -68,7 +70,7 @@ fn csv_errors_name_the_file_and_line() {
         .unwrap_err()
         .to_string();
     assert!(
-        message.contains("line 2: label `65536` is out of range"),
+        message.contains(&format!("line 2: label `{MAX_CLASSES}` is out of range")),
         "{message}"
     );
 
@@ -171,4 +173,117 @@ fn corrupt_idx_files_are_refused_without_a_huge_allocation() {
     assert!(read_idx(&gz).unwrap_err().to_string().contains("more data"));
     let absent = read_idx(path.with_file_name("absent")).unwrap_err();
     assert!(absent.to_string().contains("absent"), "{absent}");
+}
+
+/// The first rows of the standard iris file (Fisher, 1936; UCI), as distributed: a header
+/// with a `species` column of names, quoted here as some copies have it.
+const IRIS_HEAD: &str = "sepal_length,sepal_width,petal_length,petal_width,species
+5.1,3.5,1.4,0.2,setosa
+7.0,3.2,4.7,1.4,versicolor
+6.3,3.3,6.0,2.5,virginica
+4.9,3.0,1.4,0.2,\"setosa\"
+";
+
+#[test]
+fn iris_with_string_species_reads_as_sorted_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("iris.csv");
+    // Written as Excel writes it: a byte-order mark and CR-LF line endings.
+    let text = format!("\u{feff}{}", IRIS_HEAD.replace('\n', "\r\n"));
+    write(&path, text.as_bytes());
+    for column in ["last", "species", "4"] {
+        let options = CsvOptions {
+            label_column: column.parse().unwrap(),
+            ..CsvOptions::default()
+        };
+        let data = load_csv::<f32>(&path, &options).unwrap();
+        assert_eq!((data.len(), data.n_features()), (4, 4));
+        assert_eq!(
+            data.class_names().unwrap(),
+            ["setosa", "versicolor", "virginica"]
+        );
+        assert_eq!(data.labels().unwrap(), [0, 1, 2, 0]);
+    }
+    // Evaluated against a model's classes, in the model's order.
+    let options = CsvOptions {
+        labels: Labels::Names(vec![
+            "virginica".into(),
+            "setosa".into(),
+            "versicolor".into(),
+        ]),
+        ..CsvOptions::default()
+    };
+    let data = load_csv::<f32>(&path, &options).unwrap();
+    assert_eq!(data.labels().unwrap(), [1, 2, 0, 1]);
+}
+
+#[test]
+fn a_csv_past_the_size_limit_is_refused_even_when_its_size_is_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.csv");
+    write(&path, "1,2,0\n".repeat(100).as_bytes());
+    let small = CsvOptions {
+        max_bytes: 100,
+        ..CsvOptions::default()
+    };
+    let message = load_csv::<f32>(&path, &small).unwrap_err().to_string();
+    assert!(
+        message.contains("big.csv: larger than 100 bytes, the most a CSV file may hold"),
+        "{message}"
+    );
+    // A device whose size is 0 until read: /dev/zero is cut off at the limit, not read
+    // until memory runs out.
+    #[cfg(unix)]
+    {
+        let message = load_csv::<f32>("/dev/zero", &small)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("larger than 100 bytes"), "{message}");
+        let message = load_csv_features::<f32>("/dev/zero", Header::Auto)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("the most a CSV file may hold"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn gzipped_idx_with_trailing_bytes_or_a_second_member_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("l-idx1-ubyte.gz");
+    let one = gzip(&idx(&[2], &[1, 2]));
+    write(&gz, &one);
+    assert_eq!(read_idx(&gz).unwrap().data, [1, 2]);
+    for tail in [b"\0".to_vec(), b"junk".to_vec(), gzip(b"more")] {
+        let mut bytes = one.clone();
+        bytes.extend_from_slice(&tail);
+        write(&gz, &bytes);
+        let message = read_idx(&gz).unwrap_err().to_string();
+        assert!(
+            message.contains("bytes after the end of the gzip stream"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn mnist_pixels_are_bounded_as_elements_not_as_bytes() {
+    // A header declaring 200 MiB of pixels is within the IDX limit as bytes, but not as f64
+    // elements (1.6 GB); it is refused from the header, before the pixels are read.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir.path().join("train-images-idx3-ubyte.gz"),
+        &gzip(&idx(&[200 << 20, 1, 1], &[])),
+    );
+    write(
+        &dir.path().join("train-labels-idx1-ubyte"),
+        &idx(&[1], &[0]),
+    );
+    let message = load_mnist::<f64>(dir.path()).unwrap_err().to_string();
+    assert!(
+        message.contains("in f64 the pixels may take at most"),
+        "{message}"
+    );
 }

@@ -106,7 +106,8 @@ fn regression_with_mse_and_rmse_fits_a_plane() {
             1,
             wengert_train::Init::Zeros,
             &mut wengert_train::Rng::seed_from_u64(0),
-        );
+        )
+        .unwrap();
         let config = TrainConfig {
             epochs: 200,
             batch_size: 100,
@@ -160,6 +161,39 @@ fn early_stopping_stops_and_restores_the_best_weights() {
         (now - best_val).abs() < 1e-6,
         "restored {now}, best {best_val}"
     );
+}
+
+#[test]
+fn without_patience_the_best_epoch_reported_is_the_one_whose_weights_are_kept() {
+    // As above, but every epoch runs (`--patience 0`): the run still ends with the weights
+    // of the epoch it reports as best, not the last epoch's.
+    let train = disc(30, 5);
+    let valid = disc(200, 6);
+    let run = |restore_best: bool| {
+        let mut model = Mlp::builder(&[2, 64, 64, 2]).seed(0).build().unwrap();
+        let config = TrainConfig {
+            epochs: 60,
+            batch_size: 30,
+            patience: None,
+            restore_best,
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(config, Adam::new(0.05));
+        let history = trainer.fit(&mut model, &train, Some(&valid)).unwrap();
+        let now = trainer.evaluate(&model, &valid).unwrap().loss;
+        (history, now)
+    };
+    let (history, now) = run(true);
+    assert_eq!(history.stop_reason, StopReason::Completed);
+    assert_eq!(history.epochs.len(), 60);
+    let best = history.best_epoch.unwrap();
+    assert!(best < 60, "the validation loss should rise before the end");
+    let best_val = history.epochs[best - 1].val_loss.unwrap();
+    assert!((now - best_val).abs() < 1e-6, "kept {now}, best {best_val}");
+    // Asked not to restore, the last epoch's weights stay.
+    let (history, now) = run(false);
+    let last_val = history.last().unwrap().val_loss.unwrap();
+    assert!((now - last_val).abs() < 1e-6, "kept {now}, last {last_val}");
 }
 
 #[test]
@@ -339,12 +373,8 @@ impl Module<f32> for Sneaky {
 fn a_model_breaking_the_parameter_contract_is_refused() {
     let data = disc(10, 13);
     let mut rng = wengert_train::Rng::seed_from_u64(0);
-    let mut model = Sneaky(Linear::new(
-        2,
-        2,
-        wengert_train::Init::GlorotUniform,
-        &mut rng,
-    ));
+    let mut model =
+        Sneaky(Linear::new(2, 2, wengert_train::Init::GlorotUniform, &mut rng).unwrap());
     let err = Trainer::new(TrainConfig::default(), Adam::new(0.01))
         .fit(&mut model, &data, None)
         .unwrap_err();
@@ -380,7 +410,7 @@ impl Module<f32> for Forgetful {
 fn a_model_that_leaves_a_parameter_untaken_is_refused() {
     let data = disc(10, 13);
     let mut rng = wengert_train::Rng::seed_from_u64(0);
-    let linear = Linear::new(2, 2, wengert_train::Init::GlorotUniform, &mut rng);
+    let linear = Linear::new(2, 2, wengert_train::Init::GlorotUniform, &mut rng).unwrap();
     let mut model = Forgetful(linear, array![1.0f32]);
     let err = Trainer::new(TrainConfig::default(), Adam::new(0.01))
         .fit(&mut model, &data, None)
