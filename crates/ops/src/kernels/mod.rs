@@ -4,6 +4,10 @@
 //! order, so results are bit-identical whatever the number of threads.
 
 pub mod binary;
+#[cfg(test)]
+mod check;
+pub mod extrema;
+pub mod lanes;
 pub mod layout;
 pub mod loss;
 pub mod matmul;

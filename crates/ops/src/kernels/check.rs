@@ -1,0 +1,78 @@
+//! Test helpers shared by the kernels' unit tests: central finite differences in f64, the
+//! overwrite-versus-accumulate check, and small deterministic inputs.
+
+/// A forward function from an input to an output, both flat f64 arrays.
+pub(crate) type Forward<'a> = &'a dyn Fn(&[f64]) -> Vec<f64>;
+
+/// A VJP: `(x, g, gi, accumulate)` adds (or with `accumulate` false, writes) `Jᵀg` into `gi`.
+pub(crate) type Vjp<'a> = &'a dyn Fn(&[f64], &[f64], &mut [f64], bool);
+
+/// Checks `vjp` against central finite differences of `f` at `x` for the cotangent `g`, and
+/// that the accumulating form adds exactly what the overwriting form writes over a NaN-poisoned
+/// buffer. Returns the largest absolute difference from the finite differences, scaled by
+/// `max(1, |value|)`.
+pub(crate) fn fd_error(f: Forward<'_>, vjp: Vjp<'_>, x: &[f64], g: &[f64]) -> f64 {
+    let mut analytic = vec![f64::NAN; x.len()];
+    vjp(x, g, &mut analytic, false);
+    let mut added = vec![0.5; x.len()];
+    vjp(x, g, &mut added, true);
+    for (k, (&a, &b)) in analytic.iter().zip(&added).enumerate() {
+        let same = a == b - 0.5 || (a - (b - 0.5)).abs() <= 1e-12 * a.abs().max(1.0);
+        assert!(same, "overwrite {a} and accumulate {b} - 0.5 differ at {k}");
+    }
+    let dot = |y: &[f64]| -> f64 { y.iter().zip(g).map(|(a, b)| a * b).sum() };
+    let mut worst = 0.0f64;
+    let mut xp = x.to_vec();
+    for i in 0..x.len() {
+        let h = 1e-6 * x[i].abs().max(1.0);
+        xp[i] = x[i] + h;
+        let up = dot(&f(&xp));
+        xp[i] = x[i] - h;
+        let down = dot(&f(&xp));
+        xp[i] = x[i];
+        let numeric = (up - down) / (2.0 * h);
+        let err = (numeric - analytic[i]).abs() / numeric.abs().max(1.0);
+        assert!(
+            err.is_finite() || numeric == analytic[i],
+            "at {i}: numeric {numeric}, analytic {}",
+            analytic[i]
+        );
+        if err.is_finite() {
+            worst = worst.max(err);
+        }
+    }
+    worst
+}
+
+/// `n` values in roughly [-2, 2], different for each `seed`, from a SplitMix64 stream.
+pub(crate) fn values(n: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            (z >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0
+        })
+        .collect()
+}
+
+/// The row-major multi-index of flat position `i` in `dims`.
+pub(crate) fn unravel(mut i: usize, dims: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; dims.len()];
+    for a in (0..dims.len()).rev() {
+        idx[a] = i % dims[a];
+        i /= dims[a];
+    }
+    idx
+}
+
+/// The flat position of multi-index `idx` in `dims`.
+pub(crate) fn ravel(idx: &[usize], dims: &[usize]) -> usize {
+    idx.iter().zip(dims).fold(0, |acc, (&i, &d)| acc * d + i)
+}
+
+/// The finite-difference tolerance every kernel's gradient is held to in f64.
+pub(crate) const FD_TOL: f64 = 1e-6;
