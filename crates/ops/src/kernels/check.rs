@@ -76,3 +76,66 @@ pub(crate) fn ravel(idx: &[usize], dims: &[usize]) -> usize {
 
 /// The finite-difference tolerance every kernel's gradient is held to in f64.
 pub(crate) const FD_TOL: f64 = 1e-6;
+
+/// The elements of each lane of a reduction of `x` (shape `dims`) along `axis` (all for
+/// `None`), in output order, found by walking every element's multi-index.
+pub(crate) fn naive_lanes(x: &[f64], dims: &[usize], axis: Option<usize>) -> Vec<Vec<f64>> {
+    let Some(a) = axis else {
+        return vec![x.to_vec()];
+    };
+    let out_dims: Vec<usize> = dims
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != a)
+        .map(|(_, &d)| d)
+        .collect();
+    let mut lanes = vec![Vec::new(); out_dims.iter().product()];
+    for (i, &v) in x.iter().enumerate() {
+        let mut idx = unravel(i, dims);
+        idx.remove(a);
+        lanes[ravel(&idx, &out_dims)].push(v);
+    }
+    lanes
+}
+
+/// A reduction kernel's forward: `(x, axis, out)`.
+pub(crate) type ReduceForward<'a> =
+    &'a dyn Fn(crate::TensorRef<'_, f64>, Option<usize>, &mut [f64]);
+
+/// A reduction kernel's VJP: `(x, axis, y, g, gi, accumulate)`.
+pub(crate) type ReduceVjp<'a> =
+    &'a dyn Fn(crate::TensorRef<'_, f64>, Option<usize>, &[f64], &[f64], &mut [f64], bool);
+
+/// Checks a reduction's forward against `reference` applied to each naive lane (to 1e-12
+/// relative) and its VJP against finite differences; returns the finite-difference error.
+pub(crate) fn check_reduction(
+    dims: &[usize],
+    axis: Option<usize>,
+    x: &[f64],
+    forward: ReduceForward<'_>,
+    vjp: ReduceVjp<'_>,
+    reference: &dyn Fn(&[f64]) -> f64,
+) -> f64 {
+    let s = crate::Shape::new(dims).unwrap();
+    let lanes = naive_lanes(x, dims, axis);
+    let n = lanes.len();
+    let run = |x: &[f64]| {
+        let mut y = vec![0.0; n];
+        forward(crate::TensorRef::trusted(&s, x), axis, &mut y);
+        y
+    };
+    let y = run(x);
+    for (j, lane) in lanes.iter().enumerate() {
+        let want = reference(lane);
+        let ok = want == y[j]
+            || (want.is_nan() && y[j].is_nan())
+            || (want - y[j]).abs() <= 1e-12 * want.abs().max(1.0);
+        assert!(ok, "{dims:?} {axis:?} lane {j}: got {}, want {want}", y[j]);
+    }
+    let g = values(n, 17);
+    let pull = |x: &[f64], g: &[f64], gi: &mut [f64], acc: bool| {
+        let y = run(x);
+        vjp(crate::TensorRef::trusted(&s, x), axis, &y, g, gi, acc)
+    };
+    fd_error(&run, &pull, x, &g)
+}

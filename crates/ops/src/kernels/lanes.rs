@@ -112,19 +112,6 @@ pub fn reduced_shape(
     }
 }
 
-/// The axis of `x` that `axis` names, or an [`AxisOutOfRange`](Error::AxisOutOfRange) error.
-pub(crate) fn check_axis(op: &'static str, x: &Shape, axis: usize) -> Result<usize> {
-    if axis < x.rank() {
-        Ok(axis)
-    } else {
-        Err(Error::AxisOutOfRange {
-            op,
-            axis,
-            shape: *x,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
