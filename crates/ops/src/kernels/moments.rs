@@ -84,8 +84,8 @@ pub fn var_vjp<E: Float, const ACC: bool>(
     let lanes = Lanes::of(x.shape(), axis);
     let two = E::from_f64(2.0);
     let divisor = E::from_f64(lanes.len as f64 - correction);
-    for j in 0..lanes.count() {
-        spread::<E, ACC>(x.data(), lanes, j, two * g[j] / divisor, gi);
+    for (j, &g) in g.iter().enumerate().take(lanes.count()) {
+        spread::<E, ACC>(x.data(), lanes, j, two * g / divisor, gi);
     }
 }
 
