@@ -16,5 +16,6 @@ pub mod moments;
 pub mod product;
 pub mod reduce;
 pub mod softmax;
+pub mod softmax_axis;
 pub mod unary;
 mod walk;
