@@ -6,6 +6,7 @@
 pub mod binary;
 #[cfg(test)]
 mod check;
+pub mod class_loss;
 pub mod extrema;
 pub mod lanes;
 pub mod layout;
