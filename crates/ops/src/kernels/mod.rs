@@ -7,6 +7,7 @@ pub mod binary;
 #[cfg(test)]
 mod check;
 pub mod class_loss;
+pub mod concat;
 pub mod extrema;
 pub mod lanes;
 pub mod layout;
