@@ -4,6 +4,7 @@
 //! order, so results are bit-identical whatever the number of threads.
 
 pub mod binary;
+pub mod broadcast_to;
 #[cfg(test)]
 mod check;
 pub mod class_loss;
@@ -15,10 +16,12 @@ pub mod logsumexp;
 pub mod loss;
 pub mod matmul;
 pub mod moments;
+pub mod pad;
 pub mod pointwise_loss;
 pub mod product;
 pub mod reduce;
 pub mod reduction;
+pub mod slice;
 pub mod softmax;
 pub mod softmax_axis;
 pub mod unary;
