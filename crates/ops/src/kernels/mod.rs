@@ -10,6 +10,7 @@ mod check;
 pub mod class_loss;
 pub mod concat;
 pub mod extrema;
+pub mod indexing;
 pub mod lanes;
 pub mod layout;
 pub mod logsumexp;
