@@ -3,6 +3,7 @@
 //! Every kernel is deterministic: each output element is computed by one thread in one fixed
 //! order, so results are bit-identical whatever the number of threads.
 
+pub mod batched_matmul;
 pub mod binary;
 pub mod broadcast_to;
 #[cfg(test)]
