@@ -215,7 +215,7 @@ pub fn nll_loss<E: Float>(
     Ok(())
 }
 
-/// L = reduce(-w[t]·x[t]): dx = -dL_j·w[t] at each lane's target class, 0 elsewhere (and in
+/// `L = reduce(-w[t]·x[t])`: `dx = -dL_j·w[t]` at each lane's target class, 0 elsewhere (and in
 /// ignored lanes). The targets get no gradient. Adds into `gi` when `ACC`, overwrites it
 /// otherwise. Labels are as [`nll_loss`] validated them; a bad one sends nothing.
 pub fn nll_loss_vjp<E: Float, const ACC: bool>(
@@ -341,6 +341,11 @@ pub fn cross_entropy<E: Float>(
             return E::zero();
         }
         let (m, ln_s) = log_softmax_parts(data, lanes, j);
+        if let (Lane::Hot(c), true) = (lane, eps == E::zero()) {
+            // The common case, one class and no smoothing: one term, not C.
+            let k = lanes.start(j) + c * lanes.inner;
+            return -weight_of(weight, c) * ((data[k] - m) - ln_s);
+        }
         let mut term = E::zero();
         for (c, k) in lanes.offsets(j).enumerate() {
             let wt = weighted_target(target, weight, lanes, eps, lane, (c, k));

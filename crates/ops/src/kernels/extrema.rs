@@ -54,6 +54,10 @@ pub fn extremum_shape(
 #[inline(always)]
 fn find<E: Float>(data: &[E], lanes: Lanes, j: usize, which: Extreme) -> (usize, E) {
     let start = lanes.start(j);
+    if lanes.len == 0 {
+        // The shape function refuses empty lanes; a caller that skipped it gets NaN, not a panic.
+        return (0, E::nan());
+    }
     let mut best = (0, data[start]);
     if lanes.inner == 1 {
         for (k, &v) in data[start..start + lanes.len].iter().enumerate().skip(1) {
@@ -123,7 +127,7 @@ pub fn extremum_vjp<E: Float, const ACC: bool>(
     }
 }
 
-/// y = x[argmax] per lane (`torch.max(x, dim).values`): dx = dy at the position `indices`
+/// `y = x[argmax]` per lane (`torch.max(x, dim).values`): `dx = dy` at the position `indices`
 /// holds (the output of [`arg_extremum`]), 0 elsewhere.
 ///
 /// Adds into `gi` when `ACC`, overwrites it otherwise. An index outside its lane (which

@@ -90,7 +90,8 @@ pub fn index_select<E: Float>(
     Ok(())
 }
 
-/// y = index_select(x, axis, idx): dx[.., idx[p], ..] += dy[.., p, ..], scattered in order.
+/// `y = index_select(x, axis, idx)`: `dx[.., idx[p], ..] += dy[.., p, ..]`, scattered in
+/// order.
 /// Adds into `gi` when `ACC`, overwrites it otherwise. Indices are as [`index_select`]
 /// checked them; a bad one sends nothing.
 pub fn index_select_vjp<E: Float, const ACC: bool>(
@@ -171,7 +172,7 @@ pub fn gather<E: Float>(
     Ok(())
 }
 
-/// y = gather(x, axis, index): dx[.., index[i], ..] += dy[i], scattered in row-major order of
+/// `y = gather(x, axis, index)`: `dx[.., index[i], ..] += dy[i]`, scattered in row-major order of
 /// `index`. Adds into `gi` when `ACC`, overwrites it otherwise. Indices are as [`gather`]
 /// checked them; a bad one sends nothing.
 pub fn gather_vjp<E: Float, const ACC: bool>(

@@ -90,7 +90,7 @@ pub fn var_vjp<E: Float, const ACC: bool>(
 }
 
 /// y = std x: dx = dy·(x - mean) / ((len - correction)·y), and 0 where y = 0 (PyTorch masks
-/// that case, where the formula is 0/0). `y` is [`std`]'s output. Adds into `gi` when `ACC`,
+/// that case, where the formula is 0/0). `y` is [`std()`]'s output. Adds into `gi` when `ACC`,
 /// overwrites it otherwise.
 pub fn std_vjp<E: Float, const ACC: bool>(
     x: TensorRef<'_, E>,

@@ -126,7 +126,7 @@ pub fn slice<E: Float>(x: TensorRef<'_, E>, ranges: &[SliceAxis], out: &mut [E])
     }
 }
 
-/// y = x[ranges]: dx = dy at the sliced positions, 0 elsewhere. Adds into `gi` when `ACC`,
+/// `y = x[ranges]`: `dx = dy` at the sliced positions, 0 elsewhere. Adds into `gi` when `ACC`,
 /// overwrites it otherwise.
 pub fn slice_vjp<E: Float, const ACC: bool>(
     x: &Shape,
