@@ -160,6 +160,29 @@ pub enum Error {
         /// Its message.
         message: String,
     },
+    /// A non-array argument of an op is outside the values it accepts (a probability above 1,
+    /// a step of 0, a correction at least the number of elements reduced).
+    InvalidArgument {
+        /// The op that was recorded.
+        op: &'static str,
+        /// The argument's name.
+        argument: &'static str,
+        /// The value given.
+        value: f64,
+        /// What the argument must be, in words.
+        requirement: String,
+    },
+    /// An index (stored as a float) that is not a whole number naming a position along an axis.
+    IndexOutOfRange {
+        /// The op that was recorded.
+        op: &'static str,
+        /// Where the index sits in the index array (row-major).
+        position: usize,
+        /// The index given.
+        index: f64,
+        /// The length of the axis indexed.
+        len: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -258,6 +281,21 @@ impl fmt::Display for Error {
                 "set_value: the node has shape {leaf} but the new value has shape {value}"
             ),
             Error::Custom { op, message } => write!(f, "{op}: {message}"),
+            Error::InvalidArgument {
+                op,
+                argument,
+                value,
+                requirement,
+            } => write!(f, "{op}: {argument} = {value} is invalid: {requirement}"),
+            Error::IndexOutOfRange {
+                op,
+                position,
+                index,
+                len,
+            } => write!(
+                f,
+                "{op}: index {index} at position {position} is not a whole number in 0..{len}"
+            ),
         }
     }
 }

@@ -2,3 +2,4 @@
 
 mod gemm;
 mod overwrite;
+mod pending_kernels;
