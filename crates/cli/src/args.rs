@@ -194,6 +194,14 @@ pub struct EvalArgs {
     /// `wengert train`).
     #[arg(long, value_name = "FRACTION", default_value_t = 0.2)]
     pub test_split: f64,
+
+    /// The most memory to use for the data, the model and its replay (and the confusion matrix), in bytes
+    /// or with a binary suffix: 512M, 2G, 1.5G. The model is replayed in chunks of at most
+    /// 1024 examples, smaller when its per-example cost needs it; a model that cannot fit
+    /// one example is refused before it runs [default: half the machine's memory, from
+    /// /proc/meminfo; 2G where that cannot be read].
+    #[arg(long, value_name = "SIZE", value_parser = crate::memory::parse_size)]
+    pub max_memory: Option<u64>,
 }
 
 /// Options of `wengert predict`.
@@ -214,6 +222,14 @@ pub struct PredictArgs {
     /// Write the predictions to FILE (atomically) instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// The most memory to use for the data, the model and its replay (and the predictions, held until written), in bytes
+    /// or with a binary suffix: 512M, 2G, 1.5G. The model is replayed in chunks of at most
+    /// 1024 examples, smaller when its per-example cost needs it; a model that cannot fit
+    /// one example is refused before it runs [default: half the machine's memory, from
+    /// /proc/meminfo; 2G where that cannot be read].
+    #[arg(long, value_name = "SIZE", value_parser = crate::memory::parse_size)]
+    pub max_memory: Option<u64>,
 }
 
 /// Options of `wengert export`.

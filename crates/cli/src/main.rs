@@ -17,6 +17,7 @@ macro_rules! say {
 mod args;
 mod eval;
 mod export;
+mod memory;
 mod model;
 mod output;
 mod plot;

@@ -8,7 +8,8 @@ use wengert_train::argmax_rows;
 use wengert_train::loaders::load_csv_features;
 
 use crate::args::PredictArgs;
-use crate::model;
+use crate::memory;
+use crate::model::{self, Held};
 use crate::train::{E, header_option};
 
 /// Runs `wengert predict`; the error is a one-line message.
@@ -26,26 +27,55 @@ pub fn run(args: &PredictArgs) -> Result<(), String> {
             x.ncols() - 1
         ));
     }
+    let rows = x.nrows();
+    let max_memory = args.max_memory.unwrap_or_else(memory::default_max_memory);
+    let held = |classes| Held {
+        fixed: text_bound(rows, classes),
+        // The chunk's predicted classes.
+        per_row: std::mem::size_of::<usize>() as u64,
+        what: "the predictions' text",
+    };
     let mut csv = String::new();
-    model::run(&args.model, &saved, x.view(), |_, scores| {
-        if csv.is_empty() {
-            csv.push_str("class");
-            for c in 0..scores.probs.ncols() {
-                let _ = write!(csv, ",prob_{c}");
+    model::run(
+        &args.model,
+        &saved,
+        x.view(),
+        max_memory,
+        held,
+        |_, scores| {
+            if let Some(&p) = scores
+                .probs
+                .iter()
+                .find(|p| !(0.0..=1.0).contains(*p) && !p.is_nan())
+            {
+                return Err(format!(
+                    "{}: the model's output `{}` holds {p}, which is not a probability",
+                    args.model.display(),
+                    model::PROBS
+                ));
             }
-            csv.push('\n');
-        }
-        let classes = argmax_rows(scores.logits.view());
-        for (class, probs) in classes.into_iter().zip(scores.probs.rows()) {
-            let _ = write!(csv, "{class}");
-            for &p in probs {
-                csv.push(',');
-                push_probability(&mut csv, p);
+            if csv.is_empty() {
+                // The whole text at its bound, so that it never grows by copying.
+                let bound = text_bound(rows, scores.probs.ncols());
+                csv.reserve_exact(usize::try_from(bound).unwrap_or(usize::MAX));
+                csv.push_str("class");
+                for c in 0..scores.probs.ncols() {
+                    let _ = write!(csv, ",prob_{c}");
+                }
+                csv.push('\n');
             }
-            csv.push('\n');
-        }
-        Ok(())
-    })?;
+            let classes = argmax_rows(scores.logits.view());
+            for (class, probs) in classes.into_iter().zip(scores.probs.rows()) {
+                let _ = write!(csv, "{class}");
+                for &p in probs {
+                    csv.push(',');
+                    push_probability(&mut csv, p);
+                }
+                csv.push('\n');
+            }
+            Ok(())
+        },
+    )?;
     match &args.output {
         Some(path) => {
             wengert_io::write_atomic(path, csv.as_bytes()).map_err(|e| model::io_message(path, &e))
@@ -59,6 +89,15 @@ pub fn run(args: &PredictArgs) -> Result<(), String> {
             }
         }
     }
+}
+
+/// The most bytes the predictions' text takes: the header (`class,prob_0,...`), then per row
+/// a class index (at most 20 digits) and per class a comma and a probability in at most 15
+/// characters (see [`push_probability`]), and a newline.
+fn text_bound(rows: usize, classes: usize) -> u128 {
+    let classes = classes as u128;
+    let header = 6 + classes * 26;
+    header + rows as u128 * (21 + 16 * classes)
 }
 
 /// The shortest text that reads back as the same `f32`: plain notation down to 1e-4,
@@ -76,6 +115,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_text_bound_holds_the_longest_rows() {
+        let mut worst = String::from("18446744073709551615");
+        for p in [
+            1.0e-4f32,
+            1.175_494_2e-38,
+            1.234_567_9e-5,
+            0.000_123_456_79,
+            f32::NAN,
+        ] {
+            worst.push(',');
+            push_probability(&mut worst, p);
+        }
+        worst.push('\n');
+        assert!(
+            worst.len() as u128 <= text_bound(1, 5) - text_bound(0, 5),
+            "{worst}"
+        );
+    }
+
+    #[test]
     fn probabilities_read_back_exactly_and_stay_short() {
         for p in [
             0.0f32,
@@ -90,7 +149,7 @@ mod tests {
             let mut s = String::new();
             push_probability(&mut s, p);
             assert_eq!(s.parse::<f32>().unwrap().to_bits(), p.to_bits(), "{s}");
-            assert!(s.len() <= 16, "{s}");
+            assert!(s.len() <= 15, "{s}");
         }
     }
 }

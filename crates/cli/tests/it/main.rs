@@ -2,6 +2,7 @@
 //! prints and writes.
 
 mod errors;
+mod hostile_models;
 mod persist;
 mod train;
 

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use ndarray::array;
-use wengert_io::{Checkpoint, LoadOptions, Scalar, TapeModel, Weights};
+use wengert_io::{Checkpoint, LoadOptions, ReplayOptions, Scalar, TapeModel, Weights};
 use wengert_tape::Tape;
 
 fn data(name: &str) -> PathBuf {
@@ -71,7 +71,11 @@ fn the_golden_tape_of_version_1_loads_and_replays() {
     );
     let mut tape = Tape::new();
     let replay = model
-        .replay(&mut tape, [("x", array![[2.0f32, 0.0]])])
+        .replay(
+            &mut tape,
+            [("x", array![[2.0f32, 0.0]])],
+            &ReplayOptions::default(),
+        )
         .unwrap();
     // z = [2·0.5 + 0.125, 2·(-0.25) - 2] = [1.125, -2.5]
     let y = tape.data(replay.node("y").unwrap()).unwrap();
