@@ -105,6 +105,17 @@ pub fn human(bytes: u128) -> String {
     format!("{value:.digits$} {}", UNITS[unit])
 }
 
+/// [`human`], with the exact count after it where they differ: `28 TiB (30900142708847
+/// bytes)`.
+pub fn human_exact(bytes: u128) -> String {
+    let short = human(bytes);
+    if short.ends_with(" bytes") {
+        short
+    } else {
+        format!("{short} ({bytes} bytes)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +179,7 @@ mod tests {
         assert_eq!(human(46_080_460_800), "43 GiB");
         assert_eq!(human(1 << 60), "1.0 EiB");
         assert_eq!(human(1 << 80), format!("{} bytes", 1u128 << 80));
+        assert_eq!(human_exact(3 << 29), "1.5 GiB (1610612736 bytes)");
+        assert_eq!(human_exact(1 << 80), format!("{} bytes", 1u128 << 80));
     }
 }

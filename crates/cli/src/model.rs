@@ -162,9 +162,9 @@ pub fn run(
     let resident = x.len() as u128 * element + model.parameter_bytes() + held.fixed;
     let over = |needed: u128, what: &str| {
         format!(
-            "{}: {what} needs {} ({needed} bytes), more than --max-memory allows ({}); raise --max-memory",
+            "{}: {what} needs {}, more than --max-memory allows ({}); raise --max-memory",
             path.display(),
-            memory::human(needed),
+            memory::human_exact(needed),
             memory::human(u128::from(max_memory)),
         )
     };
@@ -220,9 +220,10 @@ pub fn run(
         };
         if classes != self::classes(path, rows.nrows(), shape_of)? {
             return Err(format!(
-                "{}: the model's outputs have {classes} classes for one example but not for {}: \
+                "{}: the model's outputs have {classes} class{} for one example but not for {}: \
                  the class count must not follow the batch",
                 path.display(),
+                if classes == 1 { "" } else { "es" },
                 rows.nrows()
             ));
         }

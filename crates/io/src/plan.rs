@@ -74,7 +74,9 @@ pub struct ReplayPlan {
 
 impl ReplayPlan {
     /// The peak bytes the replay holds: every recorded node's value (a tape keeps them all
-    /// until it is cleared), [`NODE_OVERHEAD_BYTES`] per node, its names twice (the
+    /// until it is cleared; an empty value as though its empty axes had length 1, since it
+    /// stores nothing but the kernels still walk its other axes: a `[2^40, 0]` value would
+    /// cost 2^40 steps of a softmax), [`NODE_OVERHEAD_BYTES`] per node, its names twice (the
     /// [`Replay`](crate::Replay) indexes them) and [`REPLAY_FIXED_BYTES`]. The inputs' values
     /// count too, though the caller made them. A later `backward` needs about as much again
     /// for gradients, which this does not count.
@@ -82,7 +84,8 @@ impl ReplayPlan {
         self.bytes
     }
 
-    /// The elements of every recorded node's value, summed.
+    /// The elements of every recorded node's value, summed; an empty value counts as though
+    /// its empty axes had length 1 (see [`ReplayPlan::bytes`]).
     pub fn elements(&self) -> u128 {
         self.elements
     }
@@ -111,6 +114,15 @@ impl ReplayPlan {
         }
         Ok(())
     }
+}
+
+/// The elements a value of `shape` counts for: its element count, or for an empty value the
+/// product of its non-empty axes (saturating: six axes of `usize` can pass `u128`).
+fn walked(shape: &Shape) -> u128 {
+    shape
+        .dims()
+        .iter()
+        .fold(1u128, |n, &d| n.saturating_mul(d.max(1) as u128))
 }
 
 impl<E: Element> TapeModel<E> {
@@ -297,7 +309,7 @@ impl<E: Element> TapeModel<E> {
                 }
             };
             nodes += 1;
-            elements += shape.numel() as u128;
+            elements = elements.saturating_add(walked(&shape));
             shapes[i] = Some(shape);
         }
         let outputs = self
@@ -312,15 +324,17 @@ impl<E: Element> TapeModel<E> {
             .map(|(name, _)| 2 * name.len() as u128)
             .sum();
         let element_bytes = std::mem::size_of::<E>() as u128;
+        let bytes = elements
+            .saturating_mul(element_bytes)
+            .saturating_add(nodes as u128 * u128::from(NODE_OVERHEAD_BYTES))
+            .saturating_add(name_bytes)
+            .saturating_add(u128::from(REPLAY_FIXED_BYTES));
         Ok(ReplayPlan {
             shapes,
             outputs,
             nodes,
             elements,
-            bytes: elements * element_bytes
-                + nodes as u128 * u128::from(NODE_OVERHEAD_BYTES)
-                + name_bytes
-                + u128::from(REPLAY_FIXED_BYTES),
+            bytes,
         })
     }
 

@@ -195,6 +195,23 @@ fn hostile_replays_are_refused_before_they_allocate() {
             vec![],
         ),
         (
+            "a column of 2^16 times its transpose",
+            tape(
+                vec![
+                    NodeV1::Parameter {
+                        value: TensorV1 {
+                            shape: vec![1 << 16, 1],
+                            data: DataV1::F32(vec![1.0; 1 << 16]),
+                        },
+                    },
+                    op(OpV1::Transpose { axis0: 0, axis1: 1 }, &[0], &[1, 1 << 16]),
+                    op(OpV1::MatMul, &[0, 1], &[1 << 16, 1 << 16]),
+                ],
+                2,
+            ),
+            vec![],
+        ),
+        (
             "a batch of 2^40 through x[b, 0] . w[0, 4]",
             tape(
                 vec![

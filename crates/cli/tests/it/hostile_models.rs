@@ -19,26 +19,38 @@ pub const FEATURES: usize = 4;
 /// `[1, FEATURES]`, outputs `logits` and `probs`. The stored shapes are those its ops infer,
 /// so that it loads.
 pub struct Crafted {
+    features: usize,
     nodes: Vec<NodeV1>,
     shapes: Vec<Shape>,
     parameters: Vec<NamedNodeV1>,
 }
 
 impl Crafted {
-    /// A tape holding only the input `x` (node 0).
+    /// A tape holding only the input `x` (node 0) of `FEATURES` features.
     pub fn new() -> Self {
+        Crafted::with_features(FEATURES)
+    }
+
+    /// A tape holding only the input `x` (node 0) of `features` features.
+    pub fn with_features(features: usize) -> Self {
         let mut c = Crafted {
+            features,
             nodes: Vec::new(),
             shapes: Vec::new(),
             parameters: Vec::new(),
         };
         c.push(
             NodeV1::Input {
-                shape: vec![1, FEATURES as u64],
+                shape: vec![1, features as u64],
             },
-            Shape::new(&[1, FEATURES]).unwrap(),
+            Shape::new(&[1, features]).unwrap(),
         );
         c
+    }
+
+    /// The input's features.
+    pub fn features(&self) -> usize {
+        self.features
     }
 
     /// A parameter of small values (none, for a shape with a zero axis).
@@ -115,8 +127,12 @@ impl Crafted {
 
 /// `x · w[F, 0]` then `· p[0, width]`: no weights in the file, `width` scores per example.
 pub fn empty_inner(path: &Path, width: usize) {
-    let mut c = Crafted::new();
-    let w = c.parameter(&[FEATURES, 0]);
+    empty_inner_with(Crafted::new(), path, width);
+}
+
+/// [`empty_inner`] on a tape of the caller's.
+pub fn empty_inner_with(mut c: Crafted, path: &Path, width: usize) {
+    let w = c.parameter(&[c.features(), 0]);
     let h = c.op(OpV1::MatMul, &[0, w]);
     let p = c.parameter(&[0, width]);
     let logits = c.op(OpV1::MatMul, &[h, p]);
@@ -143,7 +159,11 @@ pub fn column_square(path: &Path, n: usize) {
 
 /// Each example's feature sum as a column, times its transpose: `[rows, rows]` scores.
 pub fn batch_square(path: &Path) {
-    let mut c = Crafted::new();
+    batch_square_with(Crafted::new(), path);
+}
+
+/// [`batch_square`] on a tape of the caller's.
+pub fn batch_square_with(mut c: Crafted, path: &Path) {
     let col = c.op(
         OpV1::SumAxis {
             axis: 1,
@@ -158,19 +178,27 @@ pub fn batch_square(path: &Path) {
 
 /// `depth` ReLUs on the input, then a linear layer to `classes` scores: deep, cheap, legitimate.
 pub fn deep(path: &Path, depth: usize, classes: usize) {
-    let mut c = Crafted::new();
+    deep_with(Crafted::new(), path, depth, classes);
+}
+
+/// [`deep`] on a tape of the caller's.
+pub fn deep_with(mut c: Crafted, path: &Path, depth: usize, classes: usize) {
     let mut h = 0;
     for _ in 0..depth {
         h = c.op(OpV1::Relu, &[h]);
     }
-    let w = c.parameter(&[FEATURES, classes]);
+    let w = c.parameter(&[c.features(), classes]);
     let logits = c.op(OpV1::MatMul, &[h, w]);
     c.save(path, logits);
 }
 
 /// Sums the examples (axis 0) before the layer: one row of scores however many examples.
 pub fn one_row(path: &Path) {
-    let mut c = Crafted::new();
+    one_row_with(Crafted::new(), path);
+}
+
+/// [`one_row`] on a tape of the caller's.
+pub fn one_row_with(mut c: Crafted, path: &Path) {
     let total = c.op(
         OpV1::SumAxis {
             axis: 0,
@@ -178,7 +206,7 @@ pub fn one_row(path: &Path) {
         },
         &[0],
     );
-    let w = c.parameter(&[FEATURES, 3]);
+    let w = c.parameter(&[c.features(), 3]);
     let logits = c.op(OpV1::MatMul, &[total, w]);
     c.save(path, logits);
 }
@@ -192,8 +220,12 @@ pub fn ten_rows(path: &Path) {
 
 /// `x · w[F, 0]`: zero classes.
 pub fn no_classes(path: &Path) {
-    let mut c = Crafted::new();
-    let w = c.parameter(&[FEATURES, 0]);
+    no_classes_with(Crafted::new(), path);
+}
+
+/// [`no_classes`] on a tape of the caller's.
+pub fn no_classes_with(mut c: Crafted, path: &Path) {
+    let w = c.parameter(&[c.features(), 0]);
     let logits = c.op(OpV1::MatMul, &[0, w]);
     c.save(path, logits);
 }

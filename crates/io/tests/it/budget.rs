@@ -3,6 +3,7 @@
 //! batch that actually runs; a deep but legitimate tape gets a batch that fits.
 
 use ndarray::{ArrayD, IxDyn};
+use proptest::prelude::*;
 use wengert_io::format::v1::{DataV1, ElementV1, NamedNodeV1, NodeV1, OpV1, TapeFileV1, TensorV1};
 use wengert_io::{Error, LoadOptions, NODE_OVERHEAD_BYTES, ReplayOptions, TapeModel};
 use wengert_ops::Shape;
@@ -62,6 +63,11 @@ impl Crafted {
     }
 
     pub fn op(&mut self, op: OpV1, inputs: &[u32]) -> u32 {
+        self.try_op(op, inputs).expect("the op accepts its inputs")
+    }
+
+    /// The op, if it accepts its inputs' shapes.
+    pub fn try_op(&mut self, op: OpV1, inputs: &[u32]) -> Option<u32> {
         let engine = match &op {
             OpV1::MatMul => wengert_ops::Op::MatMul,
             OpV1::Relu => wengert_ops::Op::Relu,
@@ -78,15 +84,20 @@ impl Crafted {
             other => panic!("the crafter has no rule for {other:?}"),
         };
         let shapes: Vec<&Shape> = inputs.iter().map(|&i| &self.shapes[i as usize]).collect();
-        let shape = engine.output_shape(&shapes).unwrap();
-        self.push(
+        let shape = engine.output_shape(&shapes).ok()?;
+        Some(self.push(
             NodeV1::Op {
                 op,
                 inputs: inputs.to_vec(),
                 shape: shape.dims().iter().map(|&d| d as u64).collect(),
             },
             shape,
-        )
+        ))
+    }
+
+    /// The number of nodes so far.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
     }
 
     fn push(&mut self, node: NodeV1, shape: Shape) -> u32 {
@@ -180,7 +191,8 @@ fn an_empty_inner_dimension_cannot_claim_n_squared_outputs() {
     let err = replay_fails(&model, vec![]);
     let (needed, budget, batch) = too_large(&err);
     let plan = model.plan_replay(&[], None).unwrap();
-    assert_eq!(plan.elements(), (n as u128) * (n as u128));
+    // The empty operands count as though their empty axes had length 1.
+    assert_eq!(plan.elements(), (n as u128) * (n as u128) + 2 * n as u128);
     assert!(plan.bytes() > plan.elements() * 4 + 3 * u128::from(NODE_OVERHEAD_BYTES));
     assert_eq!(needed, plan.bytes());
     assert_eq!(budget, wengert_io::DEFAULT_MAX_REPLAY_BYTES);
@@ -265,7 +277,7 @@ fn a_batch_of_two_to_the_forty_is_refused() {
     let x = ArrayD::<f32>::zeros(IxDyn(&[1 << 40, 0]));
     let err = replay_fails(&model, vec![("x", x)]);
     let plan = model.plan_replay(&[("x", &[1 << 40, 0])], None).unwrap();
-    assert_eq!(plan.elements(), (1u128 << 40) * 4);
+    assert_eq!(plan.elements(), (1u128 << 40) + 4 + (1u128 << 40) * 4);
     assert_eq!(too_large(&err).0, plan.bytes());
     // Asked for the largest batch that fits, it answers without planning 2^40 batches.
     let batch = model
@@ -301,6 +313,20 @@ fn an_element_count_past_u64_is_a_shape_error() {
 }
 
 #[test]
+fn an_empty_value_with_a_huge_axis_counts_for_its_walk() {
+    // softmax over [2^40, 0] stores nothing but would walk 2^40 empty rows.
+    let mut c = Crafted::new();
+    let x = c.input("x", &[1, 0]);
+    let y = c.op(OpV1::Softmax, &[x]);
+    let model = c.model(&[("y", y)]);
+    let x = ArrayD::<f32>::zeros(IxDyn(&[1 << 40, 0]));
+    let started = std::time::Instant::now();
+    let err = replay_fails(&model, vec![("x", x)]);
+    too_large(&err);
+    assert!(started.elapsed().as_secs() < 5);
+}
+
+#[test]
 fn element_counts_summed_past_u64_are_counted_exactly() {
     // Four nodes of 2^62 elements each: their sum passes u64::MAX.
     let mut c = Crafted::new();
@@ -312,7 +338,7 @@ fn element_counts_summed_past_u64_are_counted_exactly() {
     }
     let model = c.model(&[("y", y)]);
     let plan = model.plan_replay(&[], None).unwrap();
-    assert_eq!(plan.elements(), 4 << 62);
+    assert_eq!(plan.elements(), (4 << 62) + (2 << 31));
     let err = replay_fails(&model, vec![]);
     assert_eq!(too_large(&err).0, plan.bytes());
     assert!(plan.bytes() > u128::from(u64::MAX));
@@ -377,4 +403,90 @@ fn a_shape_the_ops_refuse_at_replay_names_the_node() {
         .plan_replay(&[("x", &[5, 4]), ("x", &[5, 4])], None)
         .unwrap_err();
     assert!(matches!(err, Error::DuplicateName { .. }), "{err}");
+}
+
+/// A random graph over an input `x[1, f]` and parameters whose axes may be 0 or 1 or large
+/// (with no data when empty): steps pick an op and earlier nodes, kept when shape inference
+/// accepts them.
+fn random_graph(features: usize, dims: &[(usize, usize)], steps: &[(u8, usize, usize)]) -> Crafted {
+    let mut c = Crafted::new();
+    c.input("x", &[1, features]);
+    for (k, &(rows, cols)) in dims.iter().enumerate() {
+        c.parameter(&format!("p{k}"), &[rows, cols]);
+    }
+    for &(op, a, b) in steps {
+        let (a, b) = ((a % c.len()) as u32, (b % c.len()) as u32);
+        let op = match op % 6 {
+            0 => OpV1::MatMul,
+            1 => OpV1::Relu,
+            2 => OpV1::Add,
+            3 => OpV1::Transpose { axis0: 0, axis1: 1 },
+            4 => OpV1::SumAxis {
+                axis: u32::from(op / 6 % 2),
+                keep_dim: true,
+            },
+            _ => OpV1::Softmax,
+        };
+        let inputs = if matches!(op, OpV1::MatMul | OpV1::Add) {
+            vec![a, b]
+        } else {
+            vec![a]
+        };
+        let _ = c.try_op(op, &inputs);
+    }
+    c
+}
+
+fn dim() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        Just(0usize),
+        Just(1),
+        2usize..5,
+        Just(1 << 20),
+        Just(1 << 40)
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// A stand-in for the replay fuzzer: whatever random graph loads replays, at any batch,
+    /// within its budget or not at all, and never panics.
+    #[test]
+    fn random_graphs_replay_within_the_budget_or_not_at_all(
+        features in 0usize..4,
+        dims in proptest::collection::vec((dim(), dim()), 0..3),
+        steps in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<usize>()), 1..12),
+        batch in prop_oneof![0usize..4, Just(1usize << 40)],
+        out in any::<usize>(),
+    ) {
+        // Parameters with a huge non-zero count would be made in memory by the test itself.
+        prop_assume!(dims.iter().all(|&(r, cl)| r.checked_mul(cl).is_some_and(|n| n <= 1 << 12)));
+        let c = random_graph(features, &dims, &steps);
+        let output = (out % c.len()) as u32;
+        let model = c.model(&[("y", output)]);
+        // Only a batch of no features can be 2^40 examples long without holding them.
+        let batch = if features == 0 { batch } else { batch.min(3) };
+        let x = ArrayD::<f32>::from_elem(IxDyn(&[batch, features]), 0.5);
+        let budget = ReplayOptions::with_max_bytes(1 << 20);
+        let mut tape = Tape::<f32>::new();
+        match model.replay(&mut tape, [("x", x)], &budget) {
+            Ok(_) => {
+                let elements: u128 = tape
+                    .ids()
+                    .map(|id| tape.shape(id).unwrap().numel() as u128)
+                    .sum();
+                prop_assert!(elements * 4 <= 1 << 20);
+            }
+            Err(err) => {
+                prop_assert!(
+                    matches!(
+                        err,
+                        Error::ReplayTooLarge { .. } | Error::ShapeInference { .. } | Error::Engine { .. }
+                    ),
+                    "{err}"
+                );
+            }
+        }
+    }
 }
