@@ -1,5 +1,7 @@
 //! `cargo xtask fuzz [--seconds N] [TARGET...]`: runs the cargo-fuzz targets under `fuzz/`
-//! (the tape loader, the weights loaders) for a bounded time each, if cargo-fuzz is installed.
+//! (the tape loader, the weights loaders, and the replay of whatever tape loads, under a
+//! memory budget and libFuzzer's RSS limit) for a bounded time each, if cargo-fuzz is
+//! installed.
 //!
 //! With a nightly toolchain the targets run with AddressSanitizer; on stable, `-s none` and
 //! `RUSTC_BOOTSTRAP=1` (libfuzzer-sys needs a few unstable flags) still find panics, hangs and
@@ -9,7 +11,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const TARGETS: [&str; 2] = ["tape", "weights"];
+const TARGETS: [&str; 3] = ["tape", "replay", "weights"];
 const DEFAULT_SECONDS: u64 = 60;
 
 /// Runs the fuzz task with its arguments (those after `fuzz`).
@@ -20,7 +22,7 @@ pub fn fuzz(args: &[String]) -> Result<(), String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--help" | "-h" => {
-                println!("usage: cargo xtask fuzz [--seconds N] [tape|weights]");
+                println!("usage: cargo xtask fuzz [--seconds N] [tape|replay|weights]");
                 return Ok(());
             }
             "--seconds" => {

@@ -200,6 +200,14 @@ pub struct EvalArgs {
     /// for a model that does not record it].
     #[arg(long, value_name = "FRACTION")]
     pub test_split: Option<f64>,
+
+    /// The most memory to use for the data, the model and its replay (and the confusion matrix), in bytes
+    /// or with a binary suffix: 512M, 2G, 1.5G. The model is replayed in chunks of at most
+    /// 1024 examples, smaller when its per-example cost needs it; a model that cannot fit
+    /// one example is refused before it runs [default: half the machine's memory, from
+    /// /proc/meminfo; 2G where that cannot be read].
+    #[arg(long, value_name = "SIZE", value_parser = crate::memory::parse_size)]
+    pub max_memory: Option<u64>,
 }
 
 /// Options of `wengert predict`.
@@ -225,6 +233,14 @@ pub struct PredictArgs {
     /// instead of standard output (`-`).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// The most memory to use for the data, the model and its replay (and the predictions, held until written), in bytes
+    /// or with a binary suffix: 512M, 2G, 1.5G. The model is replayed in chunks of at most
+    /// 1024 examples, smaller when its per-example cost needs it; a model that cannot fit
+    /// one example is refused before it runs [default: half the machine's memory, from
+    /// /proc/meminfo; 2G where that cannot be read].
+    #[arg(long, value_name = "SIZE", value_parser = crate::memory::parse_size)]
+    pub max_memory: Option<u64>,
 }
 
 /// Options of `wengert export`.

@@ -2,9 +2,15 @@
 
 use wengert_tape::Tape;
 use wengert_train::loaders::{Labels, load_mnist_test};
-use wengert_train::{ConfusionMatrix, Dataset, MAX_TABLE_CLASSES, argmax_rows, datasets};
+use wengert_train::{
+    ConfusionMatrix, Dataset, MAX_CLASSES, MAX_TABLE_CLASSES, argmax_rows, datasets,
+};
+
+use wengert_io::{NODE_OVERHEAD_BYTES, REPLAY_FIXED_BYTES};
 
 use crate::args::EvalArgs;
+use crate::memory;
+use crate::model::Held;
 use crate::run_info::{DataSource, RunInfo, file_crc32};
 use crate::train::{E, load_labelled_csv};
 use crate::{destination, model};
@@ -31,7 +37,16 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     }
     let saved = model::load(&args.model)?;
     let run = RunInfo::of(&saved).map_err(|e| format!("{}: {e}", args.model.display()))?;
-    let (source, data) = load(args, &run, model::classes(&saved))?;
+    // The model's outputs are checked before any data is read, and its classes bound how the
+    // labels are read.
+    let classes = model::scored_classes(&args.model, &saved)?;
+    if classes > MAX_CLASSES {
+        return Err(format!(
+            "{}: the model scores {classes} classes, more than the {MAX_CLASSES} a model may have",
+            args.model.display()
+        ));
+    }
+    let (source, data) = load(args, &run, classes)?;
     if data.is_empty() {
         return Err(format!("{source}: no examples to evaluate"));
     }
@@ -39,34 +54,57 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     let mut confusion: Option<ConfusionMatrix> = None;
     let mut loss_sum = 0.0;
     let mut tape = Tape::<E>::new();
-    model::run(&args.model, &saved, data.features(), |rows, scores| {
-        let classes = scores.logits.ncols();
-        let labels = &labels[rows.clone()];
-        // A CSV's labels were checked against the model's classes as the file was read, with
-        // its lines named; this catches a built-in set the model does not fit.
-        if let Some((i, &bad)) = labels.iter().enumerate().find(|(_, l)| **l >= classes) {
-            return Err(format!(
-                "{source}: example {} has label {bad}, but the model knows {classes} classes (0 to {})",
-                rows.start + i + 1,
-                classes.saturating_sub(1)
-            ));
-        }
-        // The loss as the trainer computes it: mean cross-entropy per chunk, weighted by rows.
-        tape.clear();
-        let loss = (|| -> wengert_ops::Result<E> {
-            let logits = tape.input(&scores.logits)?;
-            let targets = tape.labels(labels)?;
-            let loss = tape.cross_entropy(logits, targets)?;
-            tape.item(loss)
-        })()
-        .map_err(|e| e.to_string())?;
-        loss_sum += f64::from(loss) * labels.len() as f64;
-        let m = confusion.get_or_insert_with(|| ConfusionMatrix::new(classes));
-        for (&actual, predicted) in labels.iter().zip(argmax_rows(scores.logits.view())) {
-            m.add(actual, predicted);
-        }
-        Ok(())
-    })?;
+    let max_memory = args.max_memory.unwrap_or_else(memory::default_max_memory);
+    let size = |n: usize| n as u128;
+    let held = |classes: usize| Held {
+        // The confusion matrix (a count per pair of classes), the labels as loaded, and the
+        // loss's tape of three nodes.
+        fixed: size(classes) * size(classes) * size(std::mem::size_of::<u64>())
+            + size(data.len()) * size(std::mem::size_of::<usize>())
+            + u128::from(REPLAY_FIXED_BYTES + 3 * NODE_OVERHEAD_BYTES),
+        // The loss's copy of the logits, the label as a float, the predicted class.
+        per_row: u64::try_from(
+            (size(classes) + 1) * size(std::mem::size_of::<E>())
+                + size(std::mem::size_of::<usize>()),
+        )
+        .unwrap_or(u64::MAX),
+        what: "the confusion matrix",
+    };
+    model::run(
+        &args.model,
+        &saved,
+        data.features(),
+        max_memory,
+        held,
+        |rows, scores| {
+            let classes = scores.logits.ncols();
+            let labels = &labels[rows.clone()];
+            // A CSV's labels were checked against the model's classes as the file was read,
+            // with its lines named; this catches a built-in set the model does not fit.
+            if let Some((i, &bad)) = labels.iter().enumerate().find(|(_, l)| **l >= classes) {
+                return Err(format!(
+                    "{source}: example {} has label {bad}, but the model knows {classes} classes (0 to {})",
+                    rows.start + i + 1,
+                    classes.saturating_sub(1)
+                ));
+            }
+            // The loss as the trainer computes it: mean cross-entropy per chunk, weighted by rows.
+            tape.clear();
+            let loss = (|| -> wengert_ops::Result<E> {
+                let logits = tape.input(scores.logits)?;
+                let targets = tape.labels(labels)?;
+                let loss = tape.cross_entropy(logits, targets)?;
+                tape.item(loss)
+            })()
+            .map_err(|e| e.to_string())?;
+            loss_sum += f64::from(loss) * labels.len() as f64;
+            let m = confusion.get_or_insert_with(|| ConfusionMatrix::new(classes));
+            for (&actual, predicted) in labels.iter().zip(argmax_rows(scores.logits.view())) {
+                m.add(actual, predicted);
+            }
+            Ok(())
+        },
+    )?;
     let confusion = confusion.expect("at least one chunk");
     let correct = confusion.correct();
     // The report is the command's result: written whole, and a failed write is an error.

@@ -18,6 +18,7 @@ mod args;
 mod destination;
 mod eval;
 mod export;
+mod memory;
 mod model;
 mod output;
 mod plot;

@@ -4,10 +4,12 @@
 use std::path::Path;
 
 use ndarray::{Array2, ArrayView2, Axis};
-use wengert_io::{LoadOptions, TapeModel, TapeSaver};
+use wengert_io::{LoadOptions, ReplayOptions, TapeModel, TapeSaver};
+use wengert_ops::Shape;
 use wengert_tape::{NodeId, Tape};
 use wengert_train::{Mlp, Module, Standardizer};
 
+use crate::memory;
 use crate::run_info::RunInfo;
 use crate::train::E;
 
@@ -18,7 +20,8 @@ pub const LOGITS: &str = "logits";
 /// The class probabilities.
 pub const PROBS: &str = "probs";
 
-/// Examples per replay: bounds the memory a large data set takes.
+/// The most examples per replay: a large data set is replayed in chunks of this many, or fewer
+/// when the model's cost per example and `--max-memory` need it.
 const CHUNK: usize = 1024;
 
 /// Records `(x - mean) / std → model → softmax` on a tape and saves it to `path`
@@ -120,21 +123,38 @@ pub fn io_message(path: &Path, err: &wengert_io::Error) -> String {
     }
 }
 
-/// What a model makes of a chunk of examples.
-pub struct Scores {
+/// What a model makes of a chunk of examples, read in place on the replay's tape.
+pub struct Scores<'t> {
     /// `[rows, classes]`.
-    pub logits: Array2<E>,
+    pub logits: ArrayView2<'t, E>,
     /// `[rows, classes]`, each row summing to 1.
-    pub probs: Array2<E>,
+    pub probs: ArrayView2<'t, E>,
 }
 
-/// Runs the model on `x` (`[rows, features]`, raw), `CHUNK` rows at a time, calling `each`
-/// with every chunk's rows and scores.
+/// What a command holds beside the model's replay, for its memory budget.
+pub struct Held {
+    /// Bytes held whatever the chunk size (the predictions' text, a confusion matrix, labels).
+    pub fixed: u128,
+    /// Bytes held per example of a chunk (copies and per-row results).
+    pub per_row: u64,
+    /// What they are, for a refusal (`"the predictions' text"`).
+    pub what: &'static str,
+}
+
+/// Runs the model on `x` (`[rows, features]`, raw) in chunks, calling `each` with every
+/// chunk's rows and scores. The chunk size is the largest, up to `CHUNK`, at which the
+/// data, the model, one chunk's replay and what the caller holds (`held`, given the number of
+/// classes) fit in `max_memory` bytes; everything is planned before the first replay, so a
+/// model that cannot fit one example is refused up front, naming `--max-memory`. Every chunk
+/// must give exactly one row of scores per example, with the same number of classes (at
+/// least one).
 pub fn run(
     path: &Path,
     model: &TapeModel<E>,
     x: ArrayView2<'_, E>,
-    mut each: impl FnMut(std::ops::Range<usize>, &Scores) -> Result<(), String>,
+    max_memory: u64,
+    held: impl FnOnce(usize) -> Held,
+    mut each: impl FnMut(std::ops::Range<usize>, &Scores<'_>) -> Result<(), String>,
 ) -> Result<(), String> {
     let expected = features(model);
     if x.ncols() != expected {
@@ -144,20 +164,84 @@ pub fn run(
             path.display()
         ));
     }
+    if x.nrows() == 0 {
+        return Ok(());
+    }
+    let outputs = [LOGITS, PROBS];
+    let classes = scored_classes(path, model)?;
+    let held = held(classes);
+    let element = std::mem::size_of::<E>() as u128;
+    let resident = x.len() as u128 * element + model.parameter_bytes() + held.fixed;
+    let over = |needed: u128, what: &str| {
+        format!(
+            "{}: {what} needs {}, more than --max-memory allows ({}); raise --max-memory",
+            path.display(),
+            memory::human_exact(needed),
+            memory::human(u128::from(max_memory)),
+        )
+    };
+    let Some(replay_budget) = u128::from(max_memory)
+        .checked_sub(resident)
+        .and_then(|left| u64::try_from(left).ok())
+    else {
+        return Err(over(
+            resident,
+            &format!("holding the data, the model and {}", held.what),
+        ));
+    };
+    let options = ReplayOptions::with_max_bytes(replay_budget);
+    let chunk = model
+        .largest_batch(
+            &[(INPUT, &[expected])],
+            Some(&outputs),
+            &options,
+            CHUNK.min(x.nrows()),
+            held.per_row,
+        )
+        .map_err(|e| match e {
+            wengert_io::Error::ReplayTooLarge { needed, .. } => over(
+                resident + needed,
+                &format!(
+                    "replaying one example beside the data, the model and {}",
+                    held.what
+                ),
+            ),
+            other => io_message(path, &other),
+        })?;
     let mut tape = Tape::<E>::new();
-    for (k, chunk) in x.axis_chunks_iter(Axis(0), CHUNK).enumerate() {
+    for (k, rows) in x.axis_chunks_iter(Axis(0), chunk).enumerate() {
         tape.clear();
-        let rows = k * CHUNK..k * CHUNK + chunk.nrows();
+        let range = k * chunk..k * chunk + rows.nrows();
         let replay = model
             .replay_outputs(
                 &mut tape,
-                [(INPUT, chunk.as_standard_layout().into_owned())],
-                &[LOGITS, PROBS],
+                [(INPUT, rows.as_standard_layout().into_owned())],
+                &outputs,
+                &options,
             )
-            .map_err(|e| io_message(path, &e))?;
-        let matrix = |name: &str| -> Result<Array2<E>, String> {
+            .map_err(|e| match e {
+                wengert_io::Error::ReplayTooLarge { needed, .. } => over(
+                    resident + needed,
+                    &format!("replaying {} examples", rows.nrows()),
+                ),
+                other => io_message(path, &other),
+            })?;
+        let shape_of = |name: &str| {
+            let id = replay.get(name)?;
+            tape.shape(id).ok()
+        };
+        if classes != checked_classes(path, rows.nrows(), shape_of)? {
+            return Err(format!(
+                "{}: the model's outputs have {classes} class{} for one example but not for {}: \
+                 the class count must not follow the batch",
+                path.display(),
+                if classes == 1 { "" } else { "es" },
+                rows.nrows()
+            ));
+        }
+        let matrix = |name: &str| -> Result<ArrayView2<'_, E>, String> {
             let id = replay.node(name).map_err(|e| io_message(path, &e))?;
-            tape.value_owned(id)
+            tape.value(id)
                 .map_err(|e| e.to_string())?
                 .into_dimensionality()
                 .map_err(|_| {
@@ -171,7 +255,61 @@ pub fn run(
             logits: matrix(LOGITS)?,
             probs: matrix(PROBS)?,
         };
-        each(rows, &scores)?;
+        each(range, &scores)?;
     }
     Ok(())
+}
+
+/// The number of classes the model scores, from its outputs' shapes for one example (planned,
+/// not run): `logits` and `probs` must each be `[1, classes]` with at least one class.
+pub fn scored_classes(path: &Path, model: &TapeModel<E>) -> Result<usize, String> {
+    let one = model
+        .plan_replay(&[(INPUT, &[1, features(model)])], Some(&[LOGITS, PROBS]))
+        .map_err(|e| {
+            format!(
+                "{}: the model cannot run on one example: {e}",
+                path.display()
+            )
+        })?;
+    checked_classes(path, 1, |name| one.output_shape(name))
+}
+
+/// The number of classes the outputs `logits` and `probs` give, each of shape
+/// `[rows, classes]` with at least one class; anything else is refused: a prediction must be
+/// one row per example, each row a score per class.
+fn checked_classes(
+    path: &Path,
+    rows: usize,
+    shape_of: impl Fn(&str) -> Option<Shape>,
+) -> Result<usize, String> {
+    let mut found = None;
+    for name in [LOGITS, PROBS] {
+        let shape = shape_of(name).ok_or_else(|| {
+            format!(
+                "{}: the model does not compute its output `{name}`",
+                path.display()
+            )
+        })?;
+        let refuse = |why: &str| {
+            Err(format!(
+                "{}: the model's output `{name}` has shape {shape} for {rows} example{}: {why}",
+                path.display(),
+                if rows == 1 { "" } else { "s" }
+            ))
+        };
+        let &[batch, classes] = shape.dims() else {
+            return refuse("it must be [examples, classes]");
+        };
+        if batch != rows {
+            return refuse("it must have one row per example");
+        }
+        if classes == 0 {
+            return refuse("it has no classes");
+        }
+        if found.is_some_and(|c| c != classes) {
+            return refuse(&format!("`{LOGITS}` has {} classes", found.unwrap_or(0)));
+        }
+        found = Some(classes);
+    }
+    Ok(found.unwrap_or(0))
 }

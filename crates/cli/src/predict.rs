@@ -8,6 +8,8 @@ use wengert_train::argmax_rows;
 use wengert_train::loaders::load_csv_features;
 
 use crate::args::PredictArgs;
+use crate::memory;
+use crate::model::Held;
 use crate::run_info::RunInfo;
 use crate::train::{E, header_option};
 use crate::{destination, model};
@@ -40,33 +42,67 @@ pub fn run(args: &PredictArgs) -> Result<(), String> {
             x.ncols() - 1
         ));
     }
+    let rows = x.nrows();
+    let max_memory = args.max_memory.unwrap_or_else(memory::default_max_memory);
+    // A class is written by name when the model has names: the longest bounds the text.
+    let longest_name = names
+        .as_ref()
+        .and_then(|n| n.iter().map(String::len).max())
+        .unwrap_or(0);
+    let held = |classes| Held {
+        fixed: text_bound(rows, classes, longest_name),
+        // The chunk's predicted classes.
+        per_row: std::mem::size_of::<usize>() as u64,
+        what: "the predictions' text",
+    };
     let mut csv = String::new();
-    model::run(&args.model, &saved, x.view(), |_, scores| {
-        if csv.is_empty() {
-            csv.push_str("class");
-            for c in 0..scores.probs.ncols() {
-                match names.as_ref().and_then(|n| n.get(c)) {
-                    Some(name) => {
-                        let _ = write!(csv, ",{}", csv_field(&format!("prob_{name}")));
-                    }
-                    None => {
-                        let _ = write!(csv, ",prob_{c}");
+    model::run(
+        &args.model,
+        &saved,
+        x.view(),
+        max_memory,
+        held,
+        |_, scores| {
+            if let Some(&p) = scores
+                .probs
+                .iter()
+                .find(|p| !(0.0..=1.0).contains(*p) && !p.is_nan())
+            {
+                return Err(format!(
+                    "{}: the model's output `{}` holds {p}, which is not a probability",
+                    args.model.display(),
+                    model::PROBS
+                ));
+            }
+            if csv.is_empty() {
+                // The whole text at its bound, so that it never grows by copying.
+                let bound = text_bound(rows, scores.probs.ncols(), longest_name);
+                csv.reserve_exact(usize::try_from(bound).unwrap_or(usize::MAX));
+                csv.push_str("class");
+                for c in 0..scores.probs.ncols() {
+                    match names.as_ref().and_then(|n| n.get(c)) {
+                        Some(name) => {
+                            let _ = write!(csv, ",{}", csv_field(&format!("prob_{name}")));
+                        }
+                        None => {
+                            let _ = write!(csv, ",prob_{c}");
+                        }
                     }
                 }
+                csv.push('\n');
             }
-            csv.push('\n');
-        }
-        let classes = argmax_rows(scores.logits.view());
-        for (class_index, probs) in classes.into_iter().zip(scores.probs.rows()) {
-            csv.push_str(&class(class_index));
-            for &p in probs {
-                csv.push(',');
-                push_probability(&mut csv, p);
+            let classes = argmax_rows(scores.logits.view());
+            for (class_index, probs) in classes.into_iter().zip(scores.probs.rows()) {
+                csv.push_str(&class(class_index));
+                for &p in probs {
+                    csv.push(',');
+                    push_probability(&mut csv, p);
+                }
+                csv.push('\n');
             }
-            csv.push('\n');
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     destination::write("--output", output, csv.as_bytes())
 }
 
@@ -78,6 +114,18 @@ fn csv_field(text: &str) -> String {
     } else {
         text.to_string()
     }
+}
+
+/// The most bytes the predictions' text takes: the header (`class,prob_0,...`), then per row
+/// a class (an index of at most 20 digits, or a name of at most `longest_name` bytes, quoted
+/// with its quotes doubled at worst) and per class a comma and a probability in at most 15
+/// characters (see [`push_probability`]), and a newline.
+fn text_bound(rows: usize, classes: usize, longest_name: usize) -> u128 {
+    let classes = classes as u128;
+    let quoted = |len: u128| 2 * len + 2;
+    let class_field = quoted(longest_name as u128).max(20);
+    let header = 6 + classes * (1 + quoted(5 + longest_name as u128).max(25));
+    header + rows as u128 * (1 + class_field + 16 * classes)
 }
 
 /// The shortest text that reads back as the same `f32`: plain notation down to 1e-4,
@@ -103,6 +151,38 @@ mod tests {
     }
 
     #[test]
+    fn the_text_bound_holds_quoted_class_names() {
+        let name = "\"".repeat(7);
+        let mut row = csv_field(&name);
+        row.push(',');
+        push_probability(&mut row, 1.175_494_2e-38);
+        row.push('\n');
+        assert!(row.len() as u128 <= text_bound(1, 1, 7) - text_bound(0, 1, 7));
+        let header = format!("class,{}\n", csv_field(&format!("prob_{name}")));
+        assert!(header.len() as u128 <= text_bound(0, 1, 7));
+    }
+
+    #[test]
+    fn the_text_bound_holds_the_longest_rows() {
+        let mut worst = String::from("18446744073709551615");
+        for p in [
+            1.0e-4f32,
+            1.175_494_2e-38,
+            1.234_567_9e-5,
+            0.000_123_456_79,
+            f32::NAN,
+        ] {
+            worst.push(',');
+            push_probability(&mut worst, p);
+        }
+        worst.push('\n');
+        assert!(
+            worst.len() as u128 <= text_bound(1, 5, 0) - text_bound(0, 5, 0),
+            "{worst}"
+        );
+    }
+
+    #[test]
     fn probabilities_read_back_exactly_and_stay_short() {
         for p in [
             0.0f32,
@@ -117,7 +197,7 @@ mod tests {
             let mut s = String::new();
             push_probability(&mut s, p);
             assert_eq!(s.parse::<f32>().unwrap().to_bits(), p.to_bits(), "{s}");
-            assert!(s.len() <= 16, "{s}");
+            assert!(s.len() <= 15, "{s}");
         }
     }
 }

@@ -228,6 +228,18 @@ pub enum Error {
         /// The shape given.
         found: Vec<usize>,
     },
+    /// A replay would hold more memory than its budget
+    /// ([`ReplayOptions::max_bytes`](crate::ReplayOptions)) allows; nothing was recorded.
+    ReplayTooLarge {
+        /// The bytes it would hold ([`ReplayPlan::bytes`](crate::ReplayPlan::bytes), plus what
+        /// the caller said it holds per row).
+        needed: u128,
+        /// The budget.
+        budget: u64,
+        /// The batch size planned, when the caller was choosing one (`Some(1)`: even one
+        /// example is too large).
+        batch: Option<usize>,
+    },
     /// The engine refused an op while replaying (a bad input shape, a label out of range).
     Engine {
         /// The engine's error.
@@ -426,6 +438,21 @@ impl fmt::Display for Error {
                 f,
                 "parameter \"{name}\" has shape {expected:?}, the replacement has {found:?}"
             ),
+            Error::ReplayTooLarge {
+                needed,
+                budget,
+                batch,
+            } => {
+                match batch {
+                    Some(1) => write!(f, "replaying one example")?,
+                    Some(n) => write!(f, "replaying a batch of {n}")?,
+                    None => write!(f, "replaying the tape")?,
+                }
+                write!(
+                    f,
+                    " needs {needed} bytes, more than the budget of {budget} bytes"
+                )
+            }
             Error::Engine { source } => write!(f, "{source}"),
             Error::Safetensors { reason } => write!(f, "safetensors: {reason}"),
             Error::NotARegularFile { path, kind } => write!(

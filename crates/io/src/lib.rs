@@ -3,7 +3,9 @@
 //! - [`TapeSaver`] and [`TapeModel`]: a recorded computation with its parameters, saved with
 //!   names for its inputs, parameters and outputs; loaded, it [`replay`](TapeModel::replay)s
 //!   on new inputs (another batch size too) onto a fresh [`Tape`](wengert_tape::Tape), ready
-//!   to predict or to train further.
+//!   to predict or to train further. A replay is planned first ([`ReplayPlan`]): every
+//!   node's shape at the inputs fed, and the bytes it will hold, refused past a budget
+//!   ([`ReplayOptions`]) before anything is allocated.
 //! - [`save_weights`] / [`load_weights`]: a named map of arrays; [`export_safetensors`] /
 //!   [`import_safetensors`] for PyTorch, JAX and candle.
 //! - [`Checkpoint`]: named arrays, scalars and opaque sections, for a trainer's state;
@@ -20,7 +22,7 @@
 //!
 //! ```
 //! use ndarray::array;
-//! use wengert_io::{LoadOptions, TapeModel, TapeSaver};
+//! use wengert_io::{LoadOptions, ReplayOptions, TapeModel, TapeSaver};
 //! use wengert_tape::Tape;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,7 +39,7 @@
 //!
 //! let model = TapeModel::<f64>::load(&path, &LoadOptions::default())?;
 //! let mut fresh = Tape::new();
-//! let replay = model.replay(&mut fresh, [("x", array![[1.0, 2.0]])])?;
+//! let replay = model.replay(&mut fresh, [("x", array![[1.0, 2.0]])], &ReplayOptions::default())?;
 //! assert_eq!(fresh.data(replay.node("y")?)?, tape.data(y)?);
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok(())
@@ -60,6 +62,7 @@ mod le_bytes;
 mod metadata;
 mod model;
 mod op_v1;
+mod plan;
 mod replay;
 mod safetensors_io;
 mod saver;
@@ -75,6 +78,9 @@ pub use element::Element;
 pub use error::{Error, Result};
 pub use metadata::{MAX_METADATA_BYTES, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES};
 pub use model::TapeModel;
+pub use plan::{
+    DEFAULT_MAX_REPLAY_BYTES, NODE_OVERHEAD_BYTES, REPLAY_FIXED_BYTES, ReplayOptions, ReplayPlan,
+};
 pub use replay::Replay;
 pub use safetensors_io::{
     export_safetensors, export_safetensors_with_metadata, import_safetensors,

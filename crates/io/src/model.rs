@@ -264,20 +264,18 @@ impl<E: Element> TapeModel<E> {
         self.nodes.is_empty()
     }
 
-    /// The number of elements every node held when the tape was recorded, summed: what a
-    /// replay at the recorded batch size allocates for values. A tool that loads tapes from
-    /// strangers can refuse one whose replay would be too large before running it.
-    pub fn recorded_elements(&self) -> u128 {
-        self.nodes
+    /// The bytes the parameters' values take in memory (the model's own copy; a replay
+    /// copies those it needs onto its tape, counted by its [`ReplayPlan`](crate::ReplayPlan)).
+    pub fn parameter_bytes(&self) -> u128 {
+        let elements: u128 = self
+            .nodes
             .iter()
-            .map(|node| {
-                node.shape()
-                    .dims()
-                    .iter()
-                    .map(|&d| d as u128)
-                    .product::<u128>()
+            .map(|node| match node {
+                ModelNode::Parameter { value } => value.len() as u128,
+                _ => 0,
             })
-            .sum()
+            .sum();
+        elements * std::mem::size_of::<E>() as u128
     }
 
     /// The metadata its writer recorded (empty for a version-1 file), by key.

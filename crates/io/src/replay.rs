@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use ndarray::{ArrayD, IxDyn};
 use wengert_ops::{Op, Shape};
 use wengert_tape::{IntoValue, NodeId, Tape};
 
 use crate::element::Element;
 use crate::model::{ModelNode, TapeModel};
+use crate::plan::ReplayOptions;
 use crate::{Error, Result};
 
 /// The role a name plays in a model.
@@ -69,17 +71,19 @@ impl<E: Element> TapeModel<E> {
     ///
     /// Shapes are inferred afresh, so a batch size other than the recorded one works wherever
     /// the ops allow it; a reshape that kept the leading (batch) axis keeps the new one.
+    ///
+    /// Before anything is recorded, the replay is planned at the shapes fed (see
+    /// [`plan_replay`](TapeModel::plan_replay)): a shape an op refuses is
+    /// [`Error::ShapeInference`], and a replay that would hold more than
+    /// `options.max_bytes` is [`Error::ReplayTooLarge`], with nothing allocated for it.
     pub fn replay<'a, V: IntoValue<E>>(
         &self,
         tape: &mut Tape<E>,
         inputs: impl IntoIterator<Item = (&'a str, V)>,
+        options: &ReplayOptions,
     ) -> Result<Replay> {
-        let wanted: Vec<u32> = if self.outputs.is_empty() {
-            (0..self.nodes.len() as u32).collect()
-        } else {
-            self.outputs.iter().map(|&(_, n)| n).collect()
-        };
-        self.replay_nodes(tape, inputs, &wanted)
+        let wanted = self.wanted(None)?;
+        self.replay_nodes(tape, inputs, &wanted, options)
     }
 
     /// As [`replay`](TapeModel::replay), recording only what the named outputs need (the
@@ -89,20 +93,10 @@ impl<E: Element> TapeModel<E> {
         tape: &mut Tape<E>,
         inputs: impl IntoIterator<Item = (&'a str, V)>,
         outputs: &[&str],
+        options: &ReplayOptions,
     ) -> Result<Replay> {
-        let wanted = outputs
-            .iter()
-            .map(|name| {
-                self.outputs
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|&(_, id)| id)
-                    .ok_or_else(|| Error::UnknownName {
-                        name: name.to_string(),
-                    })
-            })
-            .collect::<Result<Vec<u32>>>()?;
-        self.replay_nodes(tape, inputs, &wanted)
+        let wanted = self.wanted(Some(outputs))?;
+        self.replay_nodes(tape, inputs, &wanted, options)
     }
 
     fn replay_nodes<'a, V: IntoValue<E>>(
@@ -110,43 +104,60 @@ impl<E: Element> TapeModel<E> {
         tape: &mut Tape<E>,
         inputs: impl IntoIterator<Item = (&'a str, V)>,
         wanted: &[u32],
+        options: &ReplayOptions,
     ) -> Result<Replay> {
         let len = self.nodes.len();
-        let mut fed: Vec<Option<V>> = (0..len).map(|_| None).collect();
+        // The values fed are the caller's, already in memory: taking them as arrays (a move
+        // for an owned array) tells their shapes before anything else is recorded.
+        let mut fed: Vec<(u32, Option<ArrayD<E>>)> = Vec::new();
+        let mut fed_shapes: Vec<Option<Shape>> = vec![None; len];
         for (name, value) in inputs {
-            let Some(&(_, node)) = self.inputs.iter().find(|(n, _)| n == name) else {
-                return Err(Error::UnknownName {
-                    name: name.to_string(),
-                });
-            };
-            if fed[node as usize].replace(value).is_some() {
+            let node = self.input_node(name)?;
+            let mut buf = Vec::new();
+            let shape = value.write_into(&mut buf)?;
+            if buf.len() != shape.numel() {
+                let len = buf.len();
+                return Err(wengert_ops::Error::DataLength { shape, len }.into());
+            }
+            if fed_shapes[node as usize].replace(shape).is_some() {
                 return Err(Error::DuplicateName {
                     name: name.to_string(),
                 });
             }
+            let array = ArrayD::from_shape_vec(IxDyn(shape.dims()), buf)
+                .expect("the length was checked against the shape");
+            fed.push((node, Some(array)));
         }
-        let needed = self.ancestors(wanted);
+        let plan = self.plan_nodes(&fed_shapes, wanted)?;
+        plan.check(options)?;
         let mut ids: Vec<Option<NodeId>> = vec![None; len];
         for (i, node) in self.nodes.iter().enumerate() {
-            if !needed[i] {
+            let Some(planned) = plan.shapes[i] else {
                 continue;
-            }
+            };
             let id = match node {
                 ModelNode::Input { .. } => {
-                    let value = fed[i].take().ok_or_else(|| Error::MissingInput {
-                        name: self.name_of(&self.inputs, i),
-                    })?;
+                    // The plan found every needed input fed.
+                    let value = fed
+                        .iter_mut()
+                        .find(|(node, _)| *node as usize == i)
+                        .and_then(|(_, value)| value.take())
+                        .ok_or_else(|| Error::MissingInput {
+                            name: self.name_of(&self.inputs, i),
+                        })?;
                     tape.input(value)?
                 }
                 ModelNode::Parameter { value } => tape.parameter(value)?,
                 ModelNode::Op { op, inputs, .. } => {
                     // Ancestors of a needed node are needed, and were recorded before it.
-                    let new_inputs: Vec<NodeId> = inputs
-                        .iter()
-                        .map(|&j| ids[j as usize].expect("inputs are recorded first"))
-                        .collect();
-                    let op = self.adapt(op, inputs, &new_inputs, tape)?;
-                    tape.record(op, &new_inputs)?
+                    let recorded = |j: u32| ids[j as usize].expect("inputs are recorded first");
+                    let new_inputs = [recorded(inputs[0]), recorded(inputs[inputs.len() - 1])];
+                    // A reshape takes the target the plan adapted to this batch.
+                    let op = match op {
+                        Op::Reshape(_) => Op::Reshape(planned),
+                        other => *other,
+                    };
+                    tape.record(op, &new_inputs[..inputs.len()])?
                 }
             };
             ids[i] = Some(id);
@@ -166,48 +177,5 @@ impl<E: Element> TapeModel<E> {
             }
         }
         Ok(replay)
-    }
-
-    /// Marks `wanted` and everything they depend on.
-    fn ancestors(&self, wanted: &[u32]) -> Vec<bool> {
-        let mut needed = vec![false; self.nodes.len()];
-        for &w in wanted {
-            needed[w as usize] = true;
-        }
-        for i in (0..self.nodes.len()).rev() {
-            if let (true, ModelNode::Op { inputs, .. }) = (needed[i], &self.nodes[i]) {
-                for &j in inputs {
-                    needed[j as usize] = true;
-                }
-            }
-        }
-        needed
-    }
-
-    fn name_of(&self, list: &[(String, u32)], node: usize) -> String {
-        list.iter()
-            .find(|(_, n)| *n as usize == node)
-            .map_or_else(|| format!("%{node}"), |(name, _)| name.clone())
-    }
-
-    /// A reshape is stored with its recorded target shape; when the input's batch (leading)
-    /// axis has changed and the reshape kept that axis, the target follows the new batch.
-    fn adapt(&self, op: &Op, old: &[u32], new: &[NodeId], tape: &Tape<E>) -> Result<Op> {
-        let Op::Reshape(to) = op else {
-            return Ok(*op);
-        };
-        let recorded = self.nodes[old[0] as usize].shape();
-        let now = tape.shape(new[0])?;
-        let keeps_batch = recorded.rank() >= 1
-            && to.rank() >= 1
-            && now.rank() == recorded.rank()
-            && recorded.dims()[0] == to.dims()[0]
-            && now.dims()[1..] == recorded.dims()[1..];
-        if now == recorded || !keeps_batch {
-            return Ok(*op);
-        }
-        let mut dims = to.dims().to_vec();
-        dims[0] = now.dims()[0];
-        Ok(Op::Reshape(Shape::new(&dims)?))
     }
 }

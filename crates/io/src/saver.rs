@@ -17,7 +17,7 @@ use crate::{Error, Replay, Result};
 ///
 /// ```
 /// use ndarray::array;
-/// use wengert_io::{LoadOptions, TapeModel, TapeSaver};
+/// use wengert_io::{LoadOptions, ReplayOptions, TapeModel, TapeSaver};
 /// use wengert_tape::Tape;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,7 +36,8 @@ use crate::{Error, Replay, Result};
 /// let model = TapeModel::<f32>::from_bytes(&bytes, &LoadOptions::default())?;
 /// assert_eq!(model.metadata_value("trained_on"), Some("two points"));
 /// let mut tape = Tape::new();
-/// let replay = model.replay(&mut tape, [("x", array![[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]])])?;
+/// let x = array![[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]];
+/// let replay = model.replay(&mut tape, [("x", x)], &ReplayOptions::default())?;
 /// let y = replay.node("y")?;
 /// assert_eq!(tape.data(y)?, &[0.5, -1.0, -0.5]);
 /// # Ok(())

@@ -2,6 +2,7 @@
 //! prints and writes.
 
 mod errors;
+mod hostile_models;
 mod inputs;
 mod outputs;
 mod persist;

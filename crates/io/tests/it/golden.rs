@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use ndarray::array;
 use wengert_io::format::v1::TapeFileV1;
-use wengert_io::{Checkpoint, LoadOptions, Scalar, TapeModel, Weights};
+use wengert_io::{Checkpoint, LoadOptions, ReplayOptions, Scalar, TapeModel, Weights};
 use wengert_tape::Tape;
 
 fn data(name: &str) -> PathBuf {
@@ -105,7 +105,11 @@ fn check_small_tape(model: &TapeModel<f32>) {
     );
     let mut tape = Tape::new();
     let replay = model
-        .replay(&mut tape, [("x", array![[2.0f32, 0.0]])])
+        .replay(
+            &mut tape,
+            [("x", array![[2.0f32, 0.0]])],
+            &ReplayOptions::default(),
+        )
         .unwrap();
     // z = [2·0.5 + 0.125, 2·(-0.25) - 2] = [1.125, -2.5]
     let y = tape.data(replay.node("y").unwrap()).unwrap();

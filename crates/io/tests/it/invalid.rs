@@ -60,7 +60,8 @@ fn set_inputs(file: &mut TapeFileV1, node: usize, ids: Vec<u32>) {
 fn the_base_file_is_valid() {
     let model = load(&valid()).unwrap();
     assert_eq!(model.len(), 4);
-    assert_eq!(model.recorded_elements(), 6 + 6 + 4 + 4);
+    let plan = model.plan_replay(&[("x", &[2, 3])], None).unwrap();
+    assert_eq!(plan.elements(), 6 + 6 + 4 + 4);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Integration tests of wengert-io: what a user does, end to end, and what a hostile file does.
 
+mod budget;
 mod common;
 mod crash;
 mod golden;

@@ -1,7 +1,7 @@
 //! Save, load, save again; replay bit for bit; other batch sizes; training further.
 
 use ndarray::array;
-use wengert_io::{Element, Error, LoadOptions, TapeModel, TapeSaver};
+use wengert_io::{Element, Error, LoadOptions, ReplayOptions, TapeModel, TapeSaver};
 use wengert_tape::Tape;
 
 use crate::common::{labels, model_bytes, record, saver, scratch, values};
@@ -45,7 +45,11 @@ fn replay_is_bit_identical<E: Element>() {
     let mut fresh = Tape::<E>::new();
     let y = tape.value_owned(net.y).unwrap();
     let replay = model
-        .replay(&mut fresh, [("x", values::<E>(&[5, 4], 1)), ("labels", y)])
+        .replay(
+            &mut fresh,
+            [("x", values::<E>(&[5, 4], 1)), ("labels", y)],
+            &ReplayOptions::default(),
+        )
         .unwrap();
     assert_eq!(fresh.len(), tape.len());
     for (name, old) in [
@@ -111,6 +115,7 @@ fn another_batch_size_replays_through_the_reshapes() {
                             .into_dyn(),
                     ),
                 ],
+                &ReplayOptions::default(),
             )
             .unwrap();
         // The same computation recorded directly at this batch size agrees bit for bit.
@@ -125,6 +130,7 @@ fn another_batch_size_replays_through_the_reshapes() {
                     ("x", x.clone()),
                     ("labels", direct.value_owned(net.y).unwrap()),
                 ],
+                &ReplayOptions::default(),
             )
             .unwrap();
         let logits = fresh.value_owned(replay.node("logits").unwrap()).unwrap();
@@ -146,7 +152,12 @@ fn predicting_needs_only_the_inputs_the_wanted_outputs_use() {
         TapeModel::<f32>::from_bytes(&model_bytes::<f32>(), &LoadOptions::default()).unwrap();
     let mut tape = Tape::<f32>::new();
     let replay = model
-        .replay_outputs(&mut tape, [("x", values::<f32>(&[3, 4], 1))], &["probs"])
+        .replay_outputs(
+            &mut tape,
+            [("x", values::<f32>(&[3, 4], 1))],
+            &["probs"],
+            &ReplayOptions::default(),
+        )
         .unwrap();
     let probs = tape.value_owned(replay.node("probs").unwrap()).unwrap();
     assert_eq!(probs.shape(), &[3, 3]);
@@ -154,14 +165,22 @@ fn predicting_needs_only_the_inputs_the_wanted_outputs_use() {
     // The loss needs the labels, which were not fed.
     let mut tape = Tape::<f32>::new();
     let err = model
-        .replay(&mut tape, [("x", values::<f32>(&[3, 4], 1))])
+        .replay(
+            &mut tape,
+            [("x", values::<f32>(&[3, 4], 1))],
+            &ReplayOptions::default(),
+        )
         .unwrap_err();
     assert!(
         matches!(&err, Error::MissingInput { name } if name == "labels"),
         "{err}"
     );
     let err = model
-        .replay(&mut tape, [("nope", values::<f32>(&[3, 4], 1))])
+        .replay(
+            &mut tape,
+            [("nope", values::<f32>(&[3, 4], 1))],
+            &ReplayOptions::default(),
+        )
         .unwrap_err();
     assert!(matches!(err, Error::UnknownName { .. }), "{err}");
 }
@@ -178,6 +197,7 @@ fn a_label_out_of_range_at_replay_is_the_engines_error() {
                 ("x", values::<f32>(&[2, 4], 1)),
                 ("labels", array![0.0f32, 3.0].into_dyn()),
             ],
+            &ReplayOptions::default(),
         )
         .unwrap_err();
     assert!(matches!(err, Error::Engine { .. }), "{err}");
@@ -192,7 +212,11 @@ fn training_further_updates_the_saved_parameters() {
     let loss_of = |model: &TapeModel<f64>| {
         let mut tape = Tape::<f64>::new();
         let r = model
-            .replay(&mut tape, [("x", x.clone()), ("labels", y.clone())])
+            .replay(
+                &mut tape,
+                [("x", x.clone()), ("labels", y.clone())],
+                &ReplayOptions::default(),
+            )
             .unwrap();
         let loss = r.node("loss").unwrap();
         let value = tape.item(loss).unwrap();

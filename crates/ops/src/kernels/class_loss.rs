@@ -92,14 +92,14 @@ fn class_shape(
             rhs: *target,
         });
     }
-    if let Some(w) = weight {
-        if !w.same_as(&Shape::vector(classes)) {
-            return Err(Error::ShapeMismatch {
-                op,
-                lhs: *x,
-                rhs: *w,
-            });
-        }
+    if let Some(w) = weight
+        && !w.same_as(&Shape::vector(classes))
+    {
+        return Err(Error::ShapeMismatch {
+            op,
+            lhs: *x,
+            rhs: *w,
+        });
     }
     reduction.output_shape(op, x, &terms)
 }

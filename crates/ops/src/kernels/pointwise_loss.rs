@@ -178,14 +178,14 @@ pub fn bce_with_logits_shape(
     pos_weight: Option<&Shape>,
     reduction: Reduction,
 ) -> Result<Shape> {
-    if let Some(w) = pos_weight {
-        if w.rank() != 1 || w.dims()[0] != x.last_dim() {
-            return Err(Error::ShapeMismatch {
-                op: BCE,
-                lhs: *x,
-                rhs: *w,
-            });
-        }
+    if let Some(w) = pos_weight
+        && (w.rank() != 1 || w.dims()[0] != x.last_dim())
+    {
+        return Err(Error::ShapeMismatch {
+            op: BCE,
+            lhs: *x,
+            rhs: *w,
+        });
     }
     same_shape(BCE, x, t, reduction)
 }

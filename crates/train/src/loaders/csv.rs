@@ -324,7 +324,7 @@ impl LabelTable {
                         "label `{}` is out of range: a class label here is a whole number \
                          from 0 to {}{}",
                         for_terminal(text),
-                        limit - 1,
+                        limit.saturating_sub(1),
                         if below.is_some() {
                             format!(" (the model knows {limit} classes)")
                         } else {
