@@ -159,6 +159,7 @@ super::unary_ops! {
 impl UnaryOp {
     /// Checks the op's parameters, so that a bad one is an error when the op is recorded (or
     /// loaded), never garbage: a NaN or an infinite parameter where the rule needs a finite one.
+    #[inline] // folds away when the op is a constant (a named method's), as on every record
     pub fn check(self) -> Result<()> {
         let bad = |parameter, value: f64, expected| {
             Err(Error::BadParameter {

@@ -49,6 +49,9 @@ pub enum Values {
     AwayFromZero(f64, f64),
     /// A value in [0.1, 3].
     Positive,
+    /// `k/8 + offset` for a whole `k` in [-16, 16]: two operands with offsets 1/16 apart are
+    /// never within a finite-difference step of each other (a kink of maximum and minimum).
+    Grid(f64),
 }
 
 /// Records an op on a tape through its named method.
@@ -105,9 +108,9 @@ pub fn unary_entry<E: Float>(op: UnaryOp) -> (Values, Record1<E>) {
             t.elu(x, E::from_f64(alpha))
         }),
         UnaryOp::Silu => entry1(General, |t, x| t.silu(x)),
-        // The example bounds, -0.5 and 1, are f32-exact: no drawn value is within a
-        // finite-difference step of them.
-        UnaryOp::Clamp(min, max) => entry1(General, move |t, x| {
+        // Off the eighths, so never within a finite-difference step of the example bounds,
+        // -0.5 and 1 (where the gradient jumps).
+        UnaryOp::Clamp(min, max) => entry1(Grid(0.0625), move |t, x| {
             let bound = |b: f64| b.is_finite().then(|| E::from_f64(b));
             t.clamp(x, bound(min), bound(max))
         }),
@@ -124,8 +127,8 @@ pub fn binary_entry<E: Float>(op: BinaryOp) -> ([Values; 2], Record2<E>) {
         BinaryOp::Sub => entry2([General, General], |t, a, b| t.sub(a, b)),
         BinaryOp::Mul => entry2([General, General], |t, a, b| t.mul(a, b)),
         BinaryOp::Div => entry2([General, AwayFromZero(0.5, 2.0)], |t, a, b| t.div(a, b)),
-        BinaryOp::Maximum => entry2([General, General], |t, a, b| t.maximum(a, b)),
-        BinaryOp::Minimum => entry2([General, General], |t, a, b| t.minimum(a, b)),
+        BinaryOp::Maximum => entry2([Grid(0.0), Grid(0.0625)], |t, a, b| t.maximum(a, b)),
+        BinaryOp::Minimum => entry2([Grid(0.0), Grid(0.0625)], |t, a, b| t.minimum(a, b)),
         BinaryOp::Pow => entry2([Positive, General], |t, a, b| t.pow(a, b)),
     }
 }
