@@ -32,6 +32,24 @@ impl<E: Float> Tape<E> {
 
     /// The larger of `a` and `b` elementwise, broadcasting; NaN if either is. On a tie each
     /// input gets half the gradient, as in PyTorch.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.parameter(array![[1.0, 5.0], [2.0, 0.0]])?;
+    /// let b = tape.parameter(array![2.0, 0.0])?; // broadcast down the rows
+    /// let c = tape.maximum(a, b)?;
+    /// assert_eq!(tape.data(c)?, &[2.0, 5.0, 2.0, 0.0]);
+    /// let loss = tape.sum(c)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(a).unwrap(), &[0.0, 1.0, 0.5, 0.5]); // a tie splits the gradient
+    /// assert_eq!(grads.data(b).unwrap(), &[1.5, 0.5]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn maximum(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Maximum), a, b)
     }
@@ -163,6 +181,22 @@ impl<E: Float> Tape<E> {
 
     /// `x` limited to `[min, max]`, either bound optional but not both; the gradient passes
     /// where `min <= x <= max`, as in PyTorch. `min > max` gives `max` everywhere.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![-2.0, 0.5, 1.0, 3.0])?;
+    /// let y = tape.clamp(x, Some(0.0), Some(1.0))?;
+    /// assert_eq!(tape.data(y)?, &[0.0, 0.5, 1.0, 1.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, 1.0, 1.0, 0.0]); // 1 on the bound, as PyTorch
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn clamp(&mut self, x: NodeId, min: Option<E>, max: Option<E>) -> Result<NodeId> {
         if min.is_none() && max.is_none() {
             return Err(wengert_ops::Error::MissingParameter {
