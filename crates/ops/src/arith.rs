@@ -42,6 +42,10 @@ pub trait Arith:
     fn lit(self, c: f64) -> Self;
     /// `self > other`, false if either is NaN.
     fn gt(self, other: Self) -> Self::Mask;
+    /// `self >= other`, false if either is NaN.
+    fn ge(self, other: Self) -> Self::Mask;
+    /// `self == other`, false if either is NaN.
+    fn eq(self, other: Self) -> Self::Mask;
     /// `then` where `mask` holds, else `otherwise`.
     fn select(mask: Self::Mask, then: Self, otherwise: Self) -> Self;
     /// `eˣ`.
@@ -54,6 +58,28 @@ pub trait Arith:
     fn sigmoid(self) -> Self;
     /// `max(x, 0)`, passing NaN through.
     fn relu(self) -> Self;
+    /// The square root.
+    fn sqrt(self) -> Self;
+    /// `|x|`.
+    fn abs(self) -> Self;
+    /// -1, 0 or 1 as `x` is negative, zero (of either sign) or positive; NaN stays NaN.
+    fn sign(self) -> Self;
+    /// `x^p` for a constant `p`.
+    fn powf(self, p: f64) -> Self;
+    /// `self^other`.
+    fn pow(self, other: Self) -> Self;
+    /// The sine.
+    fn sin(self) -> Self;
+    /// The cosine.
+    fn cos(self) -> Self;
+    /// `ln(1 + x)`, accurate near 0.
+    fn log1p(self) -> Self;
+    /// `eˣ - 1`, accurate near 0.
+    fn expm1(self) -> Self;
+    /// The larger of two values; NaN if either is.
+    fn maximum(self, other: Self) -> Self;
+    /// The smaller of two values; NaN if either is.
+    fn minimum(self, other: Self) -> Self;
 }
 
 /// `then` where `mask` holds, else `otherwise`: [`Arith::select`] as a function, so that a rule
@@ -68,7 +94,7 @@ pub fn select<T: Arith>(mask: T::Mask, then: T, otherwise: T) -> T {
 /// A wrapper rather than an implementation on `f32` and `f64` themselves, whose own `exp`,
 /// `tanh`, ... would make every such call in generic float code ambiguous. It costs nothing:
 /// every method is the float's own, inlined.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+#[derive(Debug, Clone, Copy)]
 #[repr(transparent)]
 pub struct Num<E>(pub E);
 
@@ -124,6 +150,14 @@ impl<E: Float> Arith for Num<E> {
         self.0 > other.0
     }
     #[inline(always)]
+    fn ge(self, other: Self) -> bool {
+        self.0 >= other.0
+    }
+    #[inline(always)]
+    fn eq(self, other: Self) -> bool {
+        self.0 == other.0
+    }
+    #[inline(always)]
     fn select(mask: bool, then: Self, otherwise: Self) -> Self {
         if mask { then } else { otherwise }
     }
@@ -146,5 +180,72 @@ impl<E: Float> Arith for Num<E> {
     #[inline(always)]
     fn relu(self) -> Self {
         Num(unary::relu(self.0))
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        Num(self.0.sqrt())
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        Num(self.0.abs())
+    }
+    #[inline(always)]
+    fn sign(self) -> Self {
+        let x = self.0;
+        Num(if x > E::zero() {
+            E::one()
+        } else if x < E::zero() {
+            -E::one()
+        } else if x == E::zero() {
+            E::zero()
+        } else {
+            x
+        })
+    }
+    #[inline(always)]
+    fn powf(self, p: f64) -> Self {
+        Num(self.0.powf(E::from_f64(p)))
+    }
+    #[inline(always)]
+    fn pow(self, other: Self) -> Self {
+        Num(self.0.powf(other.0))
+    }
+    #[inline(always)]
+    fn sin(self) -> Self {
+        Num(self.0.sin())
+    }
+    #[inline(always)]
+    fn cos(self) -> Self {
+        Num(self.0.cos())
+    }
+    #[inline(always)]
+    fn log1p(self) -> Self {
+        Num(self.0.ln_1p())
+    }
+    #[inline(always)]
+    fn expm1(self) -> Self {
+        Num(self.0.exp_m1())
+    }
+    #[inline(always)]
+    fn maximum(self, other: Self) -> Self {
+        let (a, b) = (self.0, other.0);
+        Num(if a.is_nan() || b.is_nan() {
+            a + b
+        } else if a > b {
+            a
+        } else {
+            b
+        })
+    }
+    #[inline(always)]
+    fn minimum(self, other: Self) -> Self {
+        let (a, b) = (self.0, other.0);
+        Num(if a.is_nan() || b.is_nan() {
+            a + b
+        } else if a < b {
+            a
+        } else {
+            b
+        })
     }
 }

@@ -153,6 +153,24 @@ pub enum Error {
         /// The new value's shape.
         value: Shape,
     },
+    /// An op's parameter is outside its domain (a NaN slope, a non-positive softplus beta).
+    BadParameter {
+        /// The op.
+        op: &'static str,
+        /// The parameter's name.
+        parameter: &'static str,
+        /// The value given.
+        value: f64,
+        /// What the parameter must be, in words.
+        expected: &'static str,
+    },
+    /// An op was given none of the parameters it needs one of (a clamp with no bound).
+    MissingParameter {
+        /// The op.
+        op: &'static str,
+        /// What it needs, in words.
+        expected: &'static str,
+    },
     /// A custom op reported a failure.
     Custom {
         /// The custom op's name.
@@ -280,6 +298,13 @@ impl fmt::Display for Error {
                 f,
                 "set_value: the node has shape {leaf} but the new value has shape {value}"
             ),
+            Error::BadParameter {
+                op,
+                parameter,
+                value,
+                expected,
+            } => write!(f, "{op}: {parameter} must be {expected}, got {value}"),
+            Error::MissingParameter { op, expected } => write!(f, "{op}: needs {expected}"),
             Error::Custom { op, message } => write!(f, "{op}: {message}"),
             Error::InvalidArgument {
                 op,

@@ -104,6 +104,17 @@ impl Op {
         matches!(self, Op::Unary(_))
     }
 
+    /// Checks the op's own parameters (an elementwise op's slope, bounds, ...), which
+    /// [`output_shape`](Op::output_shape) does too: for a caller that skips it.
+    #[inline]
+    pub fn check_parameters(&self) -> Result<()> {
+        match self {
+            Op::Unary(op) => op.check(),
+            // The other ops' parameters are axes and shapes, checked against the input's shape.
+            _ => Ok(()),
+        }
+    }
+
     /// Whether the op is a two-input elementwise op (which broadcasts): for inputs of one
     /// shape, the output has that shape.
     #[inline]
@@ -143,7 +154,10 @@ impl Op {
         let op = self.name();
         let x = inputs[0];
         match *self {
-            Op::Unary(_) => Ok(*x),
+            Op::Unary(op) => {
+                op.check()?;
+                Ok(*x)
+            }
             Op::Binary(_) => binary::broadcast_shape(op, x, inputs[1]),
             Op::MatMul => matmul::output_shape(x, inputs[1]),
             Op::Sum => Ok(Shape::SCALAR),

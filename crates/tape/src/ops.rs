@@ -30,6 +30,41 @@ impl<E: Float> Tape<E> {
         self.record_binary(Op::Binary(BinaryOp::Div), a, b)
     }
 
+    /// The larger of `a` and `b` elementwise, broadcasting; NaN if either is. On a tie each
+    /// input gets half the gradient, as in PyTorch.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.parameter(array![[1.0, 5.0], [2.0, 0.0]])?;
+    /// let b = tape.parameter(array![2.0, 0.0])?; // broadcast down the rows
+    /// let c = tape.maximum(a, b)?;
+    /// assert_eq!(tape.data(c)?, &[2.0, 5.0, 2.0, 0.0]);
+    /// let loss = tape.sum(c)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(a).unwrap(), &[0.0, 1.0, 0.5, 0.5]); // a tie splits the gradient
+    /// assert_eq!(grads.data(b).unwrap(), &[1.5, 0.5]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn maximum(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.record_binary(Op::Binary(BinaryOp::Maximum), a, b)
+    }
+
+    /// The smaller of `a` and `b` elementwise, broadcasting; NaN if either is. On a tie each
+    /// input gets half the gradient, as in PyTorch.
+    pub fn minimum(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.record_binary(Op::Binary(BinaryOp::Minimum), a, b)
+    }
+
+    /// `a^b` elementwise, broadcasting.
+    pub fn pow(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.record_binary(Op::Binary(BinaryOp::Pow), a, b)
+    }
+
     /// `x + c` for a constant `c`.
     pub fn add_scalar(&mut self, x: NodeId, c: E) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::AddScalar(c.to_f64())), x)
@@ -68,6 +103,115 @@ impl<E: Float> Tape<E> {
     /// `ln x`.
     pub fn log(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Log), x)
+    }
+
+    /// `√x`; its derivative at 0 is infinite, as in PyTorch.
+    pub fn sqrt(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Sqrt), x)
+    }
+
+    /// `1 / √x`.
+    pub fn rsqrt(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Rsqrt), x)
+    }
+
+    /// `|x|`; its derivative at 0 is 0, as in PyTorch.
+    pub fn abs(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Abs), x)
+    }
+
+    /// `x²`.
+    pub fn square(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Square), x)
+    }
+
+    /// `xᵖ` for a constant exponent `p` (PyTorch's `x.pow(p)` with a number); `p` must not
+    /// be NaN.
+    pub fn powf(&mut self, x: NodeId, p: E) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Powf(p.to_f64())), x)
+    }
+
+    /// The sine.
+    pub fn sin(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Sin), x)
+    }
+
+    /// The cosine.
+    pub fn cos(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Cos), x)
+    }
+
+    /// `ln(1 + x)`, accurate near 0.
+    pub fn log1p(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Log1p), x)
+    }
+
+    /// `eˣ - 1`, accurate near 0.
+    pub fn expm1(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Expm1), x)
+    }
+
+    /// `ln(1 + eˣ)` with PyTorch's defaults (`β = 1`, and `x` itself above 20).
+    pub fn softplus(&mut self, x: NodeId) -> Result<NodeId> {
+        self.softplus_with(x, E::one(), E::from_f64(20.0))
+    }
+
+    /// `ln(1 + e^(βx)) / β`, and `x` itself where `βx > threshold` (gradient 1 there), as
+    /// PyTorch's `softplus(x, beta, threshold)`. `beta` must be finite and positive.
+    pub fn softplus_with(&mut self, x: NodeId, beta: E, threshold: E) -> Result<NodeId> {
+        let op = UnaryOp::Softplus(beta.to_f64(), threshold.to_f64());
+        self.record_unary(Op::Unary(op), x)
+    }
+
+    /// `x` where `x > 0`, else `slope · x`; the derivative at 0 is the slope, as in PyTorch.
+    /// `slope` must be finite.
+    pub fn leaky_relu(&mut self, x: NodeId, slope: E) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::LeakyRelu(slope.to_f64())), x)
+    }
+
+    /// `x` where `x > 0`, else `α(eˣ - 1)`. `alpha` must be finite.
+    pub fn elu(&mut self, x: NodeId, alpha: E) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Elu(alpha.to_f64())), x)
+    }
+
+    /// `x · σ(x)` (swish).
+    pub fn silu(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Silu), x)
+    }
+
+    /// `x` limited to `[min, max]`, either bound optional but not both; the gradient passes
+    /// where `min <= x <= max`, as in PyTorch. `min > max` gives `max` everywhere.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![-2.0, 0.5, 1.0, 3.0])?;
+    /// let y = tape.clamp(x, Some(0.0), Some(1.0))?;
+    /// assert_eq!(tape.data(y)?, &[0.0, 0.5, 1.0, 1.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, 1.0, 1.0, 0.0]); // 1 on the bound, as PyTorch
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn clamp(&mut self, x: NodeId, min: Option<E>, max: Option<E>) -> Result<NodeId> {
+        if min.is_none() && max.is_none() {
+            return Err(wengert_ops::Error::MissingParameter {
+                op: "clamp",
+                expected: "at least one of min and max",
+            });
+        }
+        let min = min.map_or(f64::NEG_INFINITY, |m| m.to_f64());
+        let max = max.map_or(f64::INFINITY, |m| m.to_f64());
+        self.record_unary(Op::Unary(UnaryOp::Clamp(min, max)), x)
+    }
+
+    /// -1, 0 or 1 as `x` is negative, zero or positive; no gradient flows through it.
+    pub fn sign(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Sign), x)
     }
 
     /// The sum of all elements, a scalar.

@@ -273,6 +273,7 @@ impl<E: Float> Tape<E> {
         self.check_ids(&[x])?;
         let input = &self.nodes[x.index()];
         let shape = if op.keeps_shape() {
+            op.check_parameters()?;
             input.shape
         } else {
             op.output_shape(&[&input.shape])?

@@ -2,6 +2,9 @@
 //! gradients of its two inputs, `da(g, a, b, c)` and `db(g, a, b, c)` (`g` the output's
 //! gradient, `c` the output). Broadcasting is the kernels' business; the rules are per element.
 
+use crate::Arith;
+use crate::arith::select;
+
 super::binary_ops! {
     /// `a + b`, broadcasting.
     Add "add" {
@@ -26,6 +29,34 @@ super::binary_ops! {
         c(a, b) = a / b;
         da(g, a, b, c) = g / b;
         db(g, a, b, c) = -g * c / b;
+    }
+    /// The larger of `a` and `b`, NaN if either is; on a tie each input gets half the
+    /// gradient (as PyTorch's `maximum`).
+    Maximum "maximum" {
+        c(a, b) = a.maximum(b);
+        da(g, a, b, c) = select(b.gt(a), g.lit(0.0), select(a.eq(b), g / g.lit(2.0), g));
+        db(g, a, b, c) = select(a.gt(b), g.lit(0.0), select(a.eq(b), g / g.lit(2.0), g));
+    }
+    /// The smaller of `a` and `b`, NaN if either is; on a tie each input gets half the
+    /// gradient (as PyTorch's `minimum`).
+    Minimum "minimum" {
+        c(a, b) = a.minimum(b);
+        da(g, a, b, c) = select(a.gt(b), g.lit(0.0), select(a.eq(b), g / g.lit(2.0), g));
+        db(g, a, b, c) = select(b.gt(a), g.lit(0.0), select(a.eq(b), g / g.lit(2.0), g));
+    }
+    /// `a^b`. As PyTorch: `a`'s gradient is 0 where `b = 0`, and `b`'s is 0 where `a = 0` and
+    /// `b >= 0` (rather than `0 · ln 0`).
+    Pow "pow" {
+        c(a, b) = a.pow(b);
+        da(g, a, b, c) = {
+            let zero = a.lit(0.0);
+            select(b.eq(zero), zero, g * (b * a.pow(b - b.lit(1.0))))
+        };
+        db(g, a, b, c) = {
+            let zero = a.lit(0.0);
+            let full = c * a.log();
+            g * select(a.eq(zero), select(b.ge(zero), zero, full), full)
+        };
     }
 }
 

@@ -49,6 +49,9 @@ pub enum Values {
     AwayFromZero(f64, f64),
     /// A value in [0.1, 3].
     Positive,
+    /// `k/8 + offset` for a whole `k` in [-16, 16]: two operands with offsets 1/16 apart are
+    /// never within a finite-difference step of each other (a kink of maximum and minimum).
+    Grid(f64),
 }
 
 /// Records an op on a tape through its named method.
@@ -86,6 +89,32 @@ pub fn unary_entry<E: Float>(op: UnaryOp) -> (Values, Record1<E>) {
         UnaryOp::Exp => entry1(General, |t, x| t.exp(x)),
         UnaryOp::Log => entry1(Positive, |t, x| t.log(x)),
         UnaryOp::Detach => entry1(General, |t, x| t.detach(x)),
+        UnaryOp::Sqrt => entry1(Positive, |t, x| t.sqrt(x)),
+        UnaryOp::Rsqrt => entry1(Positive, |t, x| t.rsqrt(x)),
+        UnaryOp::Abs => entry1(AwayFromZero(0.01, 2.0), |t, x| t.abs(x)),
+        UnaryOp::Square => entry1(General, |t, x| t.square(x)),
+        UnaryOp::Powf(p) => entry1(Positive, move |t, x| t.powf(x, E::from_f64(p))),
+        UnaryOp::Sin => entry1(General, |t, x| t.sin(x)),
+        UnaryOp::Cos => entry1(General, |t, x| t.cos(x)),
+        UnaryOp::Log1p => entry1(Positive, |t, x| t.log1p(x)),
+        UnaryOp::Expm1 => entry1(General, |t, x| t.expm1(x)),
+        UnaryOp::Softplus(beta, threshold) => entry1(General, move |t, x| {
+            t.softplus_with(x, E::from_f64(beta), E::from_f64(threshold))
+        }),
+        UnaryOp::LeakyRelu(slope) => entry1(AwayFromZero(0.01, 2.0), move |t, x| {
+            t.leaky_relu(x, E::from_f64(slope))
+        }),
+        UnaryOp::Elu(alpha) => entry1(AwayFromZero(0.01, 2.0), move |t, x| {
+            t.elu(x, E::from_f64(alpha))
+        }),
+        UnaryOp::Silu => entry1(General, |t, x| t.silu(x)),
+        // Off the eighths, so never within a finite-difference step of the example bounds,
+        // -0.5 and 1 (where the gradient jumps).
+        UnaryOp::Clamp(min, max) => entry1(Grid(0.0625), move |t, x| {
+            let bound = |b: f64| b.is_finite().then(|| E::from_f64(b));
+            t.clamp(x, bound(min), bound(max))
+        }),
+        UnaryOp::Sign => entry1(AwayFromZero(0.01, 2.0), |t, x| t.sign(x)),
     }
 }
 
@@ -98,6 +127,9 @@ pub fn binary_entry<E: Float>(op: BinaryOp) -> ([Values; 2], Record2<E>) {
         BinaryOp::Sub => entry2([General, General], |t, a, b| t.sub(a, b)),
         BinaryOp::Mul => entry2([General, General], |t, a, b| t.mul(a, b)),
         BinaryOp::Div => entry2([General, AwayFromZero(0.5, 2.0)], |t, a, b| t.div(a, b)),
+        BinaryOp::Maximum => entry2([Grid(0.0), Grid(0.0625)], |t, a, b| t.maximum(a, b)),
+        BinaryOp::Minimum => entry2([Grid(0.0), Grid(0.0625)], |t, a, b| t.minimum(a, b)),
+        BinaryOp::Pow => entry2([Positive, General], |t, a, b| t.pow(a, b)),
     }
 }
 

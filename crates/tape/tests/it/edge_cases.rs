@@ -199,3 +199,185 @@ fn log_softmax_of_huge_logits_keeps_full_precision_in_f32() -> Result<()> {
     }
     Ok(())
 }
+
+/// `f` recorded on the parameter `xs`, its values and `xs`' gradient of `Σ f(x)`.
+fn values_and_gradient<E: Float>(
+    xs: &[f64],
+    f: impl FnOnce(&mut Tape<E>, NodeId) -> Result<NodeId>,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let mut tape = Tape::<E>::new();
+    let x = tape.parameter(xs.iter().map(|&v| E::from_f64(v)).collect::<Vec<_>>())?;
+    let y = f(&mut tape, x)?;
+    let values = tape.data(y)?.iter().map(|&v| v.to_f64()).collect();
+    let loss = tape.sum(y)?;
+    let grads = tape.backward(loss)?;
+    let g = grads.data(x).unwrap().iter().map(|&v| v.to_f64()).collect();
+    Ok((values, g))
+}
+
+/// The edge rules of `docs/OPS.md`, each as PyTorch behaves, in both precisions.
+fn pytorch_edge_rules<E: Float>() -> Result<()> {
+    let name = E::NAME;
+    // abs'(0) = 0, from either side of zero.
+    let (_, g) = values_and_gradient::<E>(&[-2.0, -0.0, 0.0, 3.0], |t, x| t.abs(x))?;
+    assert_eq!(g, [-1.0, 0.0, 0.0, 1.0], "{name} abs");
+    // sqrt'(0) = inf.
+    let (y, g) = values_and_gradient::<E>(&[0.0, 4.0], |t, x| t.sqrt(x))?;
+    assert_eq!(
+        (y, g),
+        (vec![0.0, 2.0], vec![f64::INFINITY, 0.25]),
+        "{name} sqrt"
+    );
+    // leaky_relu'(0) is the slope.
+    let (y, g) =
+        values_and_gradient::<E>(&[-2.0, 0.0, 2.0], |t, x| t.leaky_relu(x, E::from_f64(0.25)))?;
+    assert_eq!(
+        (y, g),
+        (vec![-0.5, 0.0, 2.0], vec![0.25, 0.25, 1.0]),
+        "{name} leaky_relu"
+    );
+    // softplus above its threshold is x itself with gradient 1; below, ln(1 + eˣ).
+    let (y, g) = values_and_gradient::<E>(&[30.0, 0.0], |t, x| t.softplus(x))?;
+    assert_eq!(y[0], 30.0, "{name} softplus");
+    assert_eq!(g[0], 1.0, "{name} softplus");
+    assert!(
+        (y[1] - 2f64.ln()).abs() < 1e-6 && (g[1] - 0.5).abs() < 1e-6,
+        "{name} {y:?} {g:?}"
+    );
+    // With beta 2 and threshold 1, βx = 1 is not above the threshold: the log form.
+    let (y, _) = values_and_gradient::<E>(&[0.5], |t, x| {
+        t.softplus_with(x, E::from_f64(2.0), E::one())
+    })?;
+    assert!(
+        (y[0] - (1.0 + 1f64.exp()).ln() / 2.0).abs() < 1e-6,
+        "{name} {y:?}"
+    );
+    // clamp passes the gradient inside its bounds, bounds included (as PyTorch's
+    // `clamp_backward`: `self >= min && self <= max`), and none outside.
+    let (y, g) = values_and_gradient::<E>(&[-2.0, -1.0, 0.5, 1.0, 3.0], |t, x| {
+        t.clamp(x, Some(-E::one()), Some(E::one()))
+    })?;
+    assert_eq!(y, [-1.0, -1.0, 0.5, 1.0, 1.0], "{name} clamp");
+    assert_eq!(g, [0.0, 1.0, 1.0, 1.0, 0.0], "{name} clamp");
+    // One bound only; and min > max gives max everywhere.
+    let (y, _) = values_and_gradient::<E>(&[-2.0, 5.0], |t, x| t.clamp(x, None, Some(E::one())))?;
+    assert_eq!(y, [-2.0, 1.0], "{name} clamp max only");
+    let (y, _) = values_and_gradient::<E>(&[-2.0, 5.0], |t, x| {
+        t.clamp(x, Some(E::from_f64(3.0)), Some(E::one()))
+    })?;
+    assert_eq!(y, [1.0, 1.0], "{name} clamp min > max");
+    // powf with exponent 0: 1 everywhere, gradient 0 (not 0 · 0⁻¹ = NaN at 0).
+    let (y, g) = values_and_gradient::<E>(&[0.0, 2.0], |t, x| t.powf(x, E::zero()))?;
+    assert_eq!((y, g), (vec![1.0, 1.0], vec![0.0, 0.0]), "{name} powf 0");
+    // sign: no gradient flows, and its output needs none.
+    let mut tape = Tape::<E>::new();
+    let x = tape.parameter(vec![
+        E::from_f64(-3.0),
+        E::zero(),
+        E::from_f64(2.0),
+        E::nan(),
+    ])?;
+    let s = tape.sign(x)?;
+    let got = tape.data(s)?;
+    assert_eq!(&got[..3], &[-E::one(), E::zero(), E::one()], "{name} sign");
+    assert!(got[3].is_nan(), "{name} sign of NaN");
+    assert!(!tape.requires_grad(s)?);
+    Ok(())
+}
+
+#[test]
+fn edge_rules_follow_pytorch() -> Result<()> {
+    pytorch_edge_rules::<f32>()?;
+    pytorch_edge_rules::<f64>()
+}
+
+/// `maximum` and `minimum` on a tie give each input half the gradient; `pow`'s gradients are 0
+/// where PyTorch's are (`b = 0` for `a`, `a = 0` with `b >= 0` for `b`), not NaN.
+fn binary_edge_rules<E: Float>() -> Result<()> {
+    let name = E::NAME;
+    let of = |v: &[f64]| v.iter().map(|&x| E::from_f64(x)).collect::<Vec<_>>();
+    type Binary<E> = fn(&mut Tape<E>, NodeId, NodeId) -> Result<NodeId>;
+    /// An op, then the gradients `a` and `b` get.
+    type Case<E> = (&'static str, Binary<E>, [f64; 3], [f64; 3]);
+    let cases: [Case<E>; 2] = [
+        (
+            "maximum",
+            |t, a, b| t.maximum(a, b),
+            [1.0, 0.5, 0.0],
+            [0.0, 0.5, 1.0],
+        ),
+        (
+            "minimum",
+            |t, a, b| t.minimum(a, b),
+            [0.0, 0.5, 1.0],
+            [1.0, 0.5, 0.0],
+        ),
+    ];
+    for (op, f, want_a, want_b) in cases {
+        let mut tape = Tape::<E>::new();
+        let a = tape.parameter(of(&[3.0, 2.0, -1.0]))?;
+        let b = tape.parameter(of(&[1.0, 2.0, 4.0]))?;
+        let c = f(&mut tape, a, b)?;
+        let loss = tape.sum(c)?;
+        let grads = tape.backward(loss)?;
+        let ga: Vec<f64> = grads.data(a).unwrap().iter().map(|&v| v.to_f64()).collect();
+        let gb: Vec<f64> = grads.data(b).unwrap().iter().map(|&v| v.to_f64()).collect();
+        assert_eq!((ga, gb), (want_a.to_vec(), want_b.to_vec()), "{name} {op}");
+    }
+    let mut tape = Tape::<E>::new();
+    let a = tape.parameter(of(&[0.0, 0.0, 2.0]))?;
+    let b = tape.parameter(of(&[2.0, 0.0, 0.0]))?;
+    let c = tape.pow(a, b)?;
+    assert_eq!(tape.data(c)?, &of(&[0.0, 1.0, 1.0])[..], "{name} pow");
+    let loss = tape.sum(c)?;
+    let grads = tape.backward(loss)?;
+    // da = b·a^(b-1): 2·0 = 0, then 0 where b = 0; db = c·ln a: 0 where a = 0, then 1·ln 2.
+    assert_eq!(
+        grads.data(a).unwrap(),
+        &of(&[0.0, 0.0, 0.0])[..],
+        "{name} pow da"
+    );
+    let db = grads.data(b).unwrap();
+    assert_eq!(&db[..2], &of(&[0.0, 0.0])[..], "{name} pow db");
+    assert!((db[2].to_f64() - 2f64.ln()).abs() < 1e-6, "{name} pow db");
+    Ok(())
+}
+
+#[test]
+fn binary_edge_rules_follow_pytorch() -> Result<()> {
+    binary_edge_rules::<f32>()?;
+    binary_edge_rules::<f64>()
+}
+
+#[test]
+fn bad_parameters_are_errors_that_record_nothing() -> Result<()> {
+    use wengert_tape::Error;
+    let mut tape = Tape::<f64>::new();
+    let x = tape.parameter(vec![1.0, -1.0])?;
+    let nan = f64::NAN;
+    let bad = [
+        ("slope", tape.leaky_relu(x, nan).unwrap_err()),
+        ("alpha", tape.elu(x, f64::INFINITY).unwrap_err()),
+        ("beta", tape.softplus_with(x, 0.0, 20.0).unwrap_err()),
+        ("threshold", tape.softplus_with(x, 1.0, nan).unwrap_err()),
+        ("p", tape.powf(x, nan).unwrap_err()),
+        ("min", tape.clamp(x, Some(nan), None).unwrap_err()),
+        ("max", tape.clamp(x, None, Some(nan)).unwrap_err()),
+    ];
+    for (parameter, err) in bad {
+        assert!(
+            matches!(err, Error::BadParameter { parameter: p, .. } if p == parameter),
+            "{parameter}: {err}"
+        );
+    }
+    assert_eq!(
+        tape.clamp(x, None, None).unwrap_err().to_string(),
+        "clamp: needs at least one of min and max"
+    );
+    assert_eq!(
+        tape.softplus_with(x, -1.0, 20.0).unwrap_err().to_string(),
+        "softplus: beta must be finite and positive, got -1"
+    );
+    assert_eq!(tape.len(), 1, "nothing was recorded");
+    Ok(())
+}

@@ -31,6 +31,7 @@ fn problems() -> Vec<Problem> {
         Values::General => x.clone(),
         Values::AwayFromZero(lo, _) => x.mapv(|v| v.signum() * (lo.max(0.1) + v.abs())),
         Values::Positive => x.mapv(|v| 0.1 + v.abs()),
+        Values::Grid(offset) => x.mapv(|v| (v * 8.0).round() / 8.0 + offset),
     };
     let mut problems: Vec<Problem> = UnaryOp::ALL
         .into_iter()

@@ -111,6 +111,9 @@ pub fn values(v: Values) -> BoxedStrategy<f64> {
         Values::General => general(),
         Values::AwayFromZero(lo, hi) => away_from_zero(lo, hi),
         Values::Positive => positive(),
+        Values::Grid(offset) => (-16..=16i32)
+            .prop_map(move |k| f64::from(k) / 8.0 + offset)
+            .boxed(),
     }
 }
 
