@@ -221,10 +221,31 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>, out_dir: &Path) -> Re
         _ => 0.0,
     });
     let optimizer: Box<dyn Optimizer<E>> = match args.optimizer {
-        OptimizerArg::Sgd => Box::new(Sgd::new(lr).weight_decay(weight_decay)),
-        OptimizerArg::Momentum => Box::new(Sgd::new(lr).momentum(0.9).weight_decay(weight_decay)),
-        OptimizerArg::Adam => Box::new(Adam::new(lr).weight_decay(weight_decay)),
-        OptimizerArg::Adamw => Box::new(AdamW::new(lr).weight_decay(weight_decay)),
+        OptimizerArg::Sgd => Box::new(
+            Sgd::builder(lr)
+                .weight_decay(weight_decay)
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        OptimizerArg::Momentum => Box::new(
+            Sgd::builder(lr)
+                .momentum(0.9)
+                .weight_decay(weight_decay)
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        OptimizerArg::Adam => Box::new(
+            Adam::builder(lr)
+                .weight_decay(weight_decay)
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        OptimizerArg::Adamw => Box::new(
+            AdamW::builder(lr)
+                .weight_decay(weight_decay)
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
     };
     let config = TrainConfig {
         epochs: args.epochs,

@@ -46,8 +46,8 @@ pub use wengert_ops::{
 };
 pub use wengert_tape::gradcheck::{GradcheckMethod, Mismatch};
 pub use wengert_tape::{
-    CustomOpId, GradcheckOptions, GradcheckReport, Gradients, IntoValue, Mark, NodeId, NodeKind,
-    Shaped, Tape, gradcheck,
+    CustomOpId, GradcheckOptions, GradcheckReport, Gradients, Grads, Graph, IntoValue, Mark,
+    NodeId, NodeKind, Shaped, Tape, Var, gradcheck, gradcheck_custom,
 };
 
 /// Saving and loading: tapes, weights (also as safetensors) and checkpoints, validated on load
@@ -64,3 +64,8 @@ pub use ndarray;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+// The guide's snippets likewise (`docs/GUIDE.md`, linked into the package the same way).
+#[cfg(doctest)]
+#[doc = include_str!("../GUIDE.md")]
+struct GuideDoctests;
