@@ -5,9 +5,12 @@
 //! loss with respect to every parameter. This crate re-exports the engine's public API, so an
 //! embedding crate needs this one dependency.
 //!
-//! - [`Tape`], [`NodeId`], [`Gradients`]: recording and differentiating.
+//! - [`Graph`], [`Var`], [`Grads`]: recording with handles, so that a forward pass reads
+//!   `x.matmul(&w)?.add(&b)?.relu()?` and a gradient `grads[&w]`.
+//! - [`Tape`], [`NodeId`], [`Gradients`]: recording and differentiating by node id.
 //! - [`Op`], [`CustomOp`]: the built-in ops and the trait for your own.
-//! - [`gradcheck()`]: compare any computation's gradients with finite differences.
+//! - [`gradcheck()`], [`gradcheck_custom`]: compare any computation's (or custom op's)
+//!   gradients with finite differences.
 //! - [`Error`]: every failure, typed; nothing panics on bad input.
 //! - [`io`]: saving and loading tapes, weights and checkpoints.
 //! - [`train`]: models, optimisers, data and the training loop (the `wengert-train` crate).
