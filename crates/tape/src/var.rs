@@ -475,6 +475,27 @@ mod tests {
     }
 
     #[test]
+    fn every_named_tape_method_has_its_handle_method() {
+        // The handle methods come from a one-line-per-op list, not from the tape's methods
+        // themselves: this keeps the two in step when an op is added to `ops.rs`.
+        let listed = include_str!("var.rs");
+        let missing: Vec<&str> = include_str!("ops.rs")
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub fn "))
+            .filter_map(|rest| rest.split('(').next())
+            .filter(|name| {
+                let unary = format!("        {name}(");
+                let binary = format!("        {name} \"");
+                !listed.contains(&unary) && !listed.contains(&binary)
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "add to var_methods! in var.rs: {missing:?}"
+        );
+    }
+
+    #[test]
     fn recording_while_gradients_are_held_is_an_error_not_a_panic() {
         let g = Graph::<f32>::new();
         let w = g.parameter(array![1.0f32, 2.0]).unwrap();
