@@ -430,13 +430,14 @@ mod tests {
     }
 
     #[test]
-    fn a_custom_op_is_registered_once() {
+    fn a_custom_ops_rule_is_checked_on_the_checks_own_tape() {
         use ndarray::{ArrayViewD, ArrayViewMutD};
-        use std::sync::atomic::{AtomicUsize, Ordering};
         use wengert_ops::Shape;
 
-        static MADE: AtomicUsize = AtomicUsize::new(0);
-        struct Square;
+        /// `y = x²`, with a VJP that multiplies by `slope·x` (right for a slope of 2).
+        struct Square {
+            slope: f64,
+        }
         impl CustomOp<f64> for Square {
             fn name(&self) -> &str {
                 "square"
@@ -463,17 +464,23 @@ mod tests {
                 _input: usize,
                 mut gi: ArrayViewMutD<'_, f64>,
             ) {
-                gi.zip_mut_with(&(&g * &x[0] * 2.0), |d, &s| *d += s);
+                gi.zip_mut_with(&(&g * &x[0] * self.slope), |d, &s| *d += s);
             }
         }
-        let made = || {
-            MADE.fetch_add(1, Ordering::Relaxed);
-            Box::new(Square)
-        };
         let x = array![0.5, -1.5, 2.0].into_dyn();
-        let report = gradcheck_custom(made(), &[x], &GradcheckOptions::default()).unwrap();
-        assert!(report.passed(), "{report:?}");
-        assert_eq!(MADE.load(Ordering::Relaxed), 1);
+        let options = GradcheckOptions::default();
+        let right = gradcheck_custom(
+            Box::new(Square { slope: 2.0 }),
+            std::slice::from_ref(&x),
+            &options,
+        );
+        assert!(right.unwrap().passed());
+        let wrong = gradcheck_custom(Box::new(Square { slope: 3.0 }), &[x], &options).unwrap();
+        assert_eq!(wrong.failures, 3, "{wrong:?}");
+        // The worst is the largest input's entry: analytic 6, numeric 4.
+        let worst = wrong.worst.unwrap();
+        assert_eq!(worst.element, 2);
+        assert!((worst.analytic - 6.0).abs() < 1e-9 && (worst.numeric - 4.0).abs() < 1e-6);
     }
 
     #[test]

@@ -774,7 +774,7 @@ macro_rules! adam_builder {
         }
 
         #[doc = concat!("The settings of an [`", stringify!($Opt), "`], from [`",
-                                            stringify!($Opt), "::builder`].")]
+                                                            stringify!($Opt), "::builder`].")]
         #[derive(Debug, Clone)]
         pub struct $Builder<E: Float> {
             state: AdamState<E>,
