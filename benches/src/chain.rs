@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use wengert_tape::{Result, Shaped, Tape};
+use wengert_tape::{Graph, Result, Shaped, Tape};
 
 /// The chain's starting value and parameters: tanh keeps `y` in (-1, 1), so nothing overflows
 /// however long the chain.
@@ -40,6 +40,32 @@ pub fn tape_chain(tape: &mut Tape<f32>, ops: usize) -> Result<(ChainTimes, [f32;
     let grads = tape.backward(y)?;
     let dw = grads.data(w).expect("w has a gradient")[0];
     let db = grads.data(b).expect("b has a gradient")[0];
+    let done = Instant::now();
+    let times = ChainTimes {
+        record: (recorded - start).as_secs_f64(),
+        backward: (done - recorded).as_secs_f64(),
+    };
+    Ok((times, [dw, db]))
+}
+
+/// The same chain recorded through the handle API ([`Graph`] and its `Var`s:
+/// `y.mul(&w)?`, `y.add(&b)?`, `y.tanh()?`), which is what users write; W3 reports this one.
+pub fn graph_chain(graph: &Graph<f32>, ops: usize) -> Result<(ChainTimes, [f32; 2])> {
+    let start = Instant::now();
+    graph.clear()?;
+    let mut y = graph.input(Shaped(&[1], &[X]))?;
+    let w = graph.parameter(Shaped(&[1], &[W]))?;
+    let b = graph.parameter(Shaped(&[1], &[B]))?;
+    for i in 0..ops {
+        y = match i % 3 {
+            0 => y.mul(&w)?,
+            1 => y.add(&b)?,
+            _ => y.tanh()?,
+        };
+    }
+    let recorded = Instant::now();
+    let grads = y.backward()?;
+    let (dw, db) = (grads[&w][0], grads[&b][0]);
     let done = Instant::now();
     let times = ChainTimes {
         record: (recorded - start).as_secs_f64(),
@@ -90,9 +116,12 @@ mod tests {
     #[test]
     fn the_tape_and_the_plain_chain_agree() {
         let mut tape = Tape::new();
+        let graph = Graph::new();
         let mut values = Vec::new();
         for ops in [1, 2, 3, 7, 300] {
             let (_, on_tape) = tape_chain(&mut tape, ops).unwrap();
+            let (_, through_handles) = graph_chain(&graph, ops).unwrap();
+            assert_eq!(on_tape, through_handles, "{ops}");
             let (_, plain) = plain_chain(&mut values, ops);
             for (a, b) in on_tape.iter().zip(plain) {
                 assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{ops}: {a} {b}");

@@ -95,7 +95,7 @@ impl LibraryAdam {
             })
             .collect();
         LibraryAdam {
-            adam: wengert_train::Adam::new(lr),
+            adam: wengert_train::Adam::new(lr).expect("a finite, non-negative learning rate"),
             shapes,
         }
     }
@@ -103,8 +103,9 @@ impl LibraryAdam {
 
 impl Optimizer for LibraryAdam {
     fn begin_step(&mut self) {
+        let lr = wengert_train::Optimizer::<f32>::learning_rate(&self.adam);
         self.adam
-            .begin_step(&self.shapes)
+            .begin_step(lr, &self.shapes)
             .expect("the shapes are the network's, every step");
     }
 
@@ -177,7 +178,11 @@ impl TapeMlp {
         opt.begin_step();
         // Parameters were recorded first, so a parameter's id is its number.
         self.tape
-            .update_parameters(|id, value, grad| opt.update(id.index(), value, grad));
+            .update_parameters(|i, _, value, grad| {
+                opt.update(i, value, grad);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap_or_else(|never| match never {});
         Ok(loss_value)
     }
 
@@ -462,7 +467,7 @@ mod tests {
             batch_size: 8,
             ..TrainConfig::default()
         };
-        let history = Trainer::new(config, wengert_train::Adam::new(0.01))
+        let history = Trainer::new(config, wengert_train::Adam::new(0.01).unwrap())
             .fit(&mut model, &data, None)
             .unwrap();
         let mut hand_mlp = mlp.clone();

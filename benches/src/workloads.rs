@@ -5,11 +5,11 @@
 use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2};
-use wengert_tape::Tape;
+use wengert_tape::{Graph, Tape};
 use wengert_train::{TrainConfig, Trainer};
 
 use crate::alloc_count::allocations;
-use crate::chain::{plain_chain, tape_chain};
+use crate::chain::{graph_chain, plain_chain, tape_chain};
 use crate::mlp::{LibraryAdam, Mlp, NoTape, Sgd, TapeMlp, library_mlp};
 use crate::record::Record;
 use crate::shared::{
@@ -150,34 +150,48 @@ pub fn w3(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<Record>, String> {
     let per_op = |s: &mut Vec<f64>| median(s) / W3_OPS as f64 * 1e9;
+    let graph = Graph::from(Tape::with_capacity(W3_OPS + 3));
     let mut tape = Tape::with_capacity(W3_OPS + 3);
     let mut values = Vec::with_capacity(W3_OPS + 1);
-    // Chains alternate between the engines (after one untimed chain each), as W2's steps do.
+    // Chains alternate between the engines (after one untimed chain each), as W2's steps do:
+    // the handle API (what W3 reports), the plain tape methods, and plain floats.
     let (mut rec, mut back) = (Vec::new(), Vec::new());
+    let (mut tape_rec, mut tape_back) = (Vec::new(), Vec::new());
     let (mut plain_rec, mut plain_back) = (Vec::new(), Vec::new());
     let mut allocs = 0;
     for i in 0..=effort.w3_chains() {
         let before = allocations();
-        let (times, _) = tape_chain(&mut tape, W3_OPS).map_err(err)?;
+        let (times, _) = graph_chain(&graph, W3_OPS).map_err(err)?;
         let after = allocations();
+        let (on_tape, _) = tape_chain(&mut tape, W3_OPS).map_err(err)?;
         let (plain, _) = plain_chain(&mut values, W3_OPS);
         if i > 0 {
             allocs += after - before;
             rec.push(times.record);
             back.push(times.backward);
+            tape_rec.push(on_tape.record);
+            tape_back.push(on_tape.backward);
             plain_rec.push(plain.record);
             plain_back.push(plain.backward);
         }
     }
     let (r, b) = (per_op(&mut rec), per_op(&mut back));
+    let (tr, tb) = (per_op(&mut tape_rec), per_op(&mut tape_back));
     // Counted only where the binary's allocator is the counting one (the runner's is).
     let allocs_per_chain = allocs as f64 / effort.w3_chains() as f64;
     progress(&format!(
-        "W3 wengert: record {r:.1} ns/op, backward {b:.1} ns/op, {allocs_per_chain} allocations per chain"
+        "W3 wengert (handles): record {r:.1} ns/op, backward {b:.1} ns/op, {allocs_per_chain} allocations per chain"
+    ));
+    progress(&format!(
+        "W3 wengert (tape methods): record {tr:.1} ns/op, backward {tb:.1} ns/op"
     ));
     let mut w3 = w3_record("wengert", threads, r, b);
     w3.figures
         .insert("allocs_per_chain".to_string(), allocs_per_chain);
+    w3.figures
+        .insert("tape_methods_record_ns_per_op".to_string(), tr);
+    w3.figures
+        .insert("tape_methods_backward_ns_per_op".to_string(), tb);
     let mut records = vec![w3];
 
     let (r, b) = (per_op(&mut plain_rec), per_op(&mut plain_back));
@@ -265,7 +279,7 @@ pub fn w4(
         let (seconds, logits) = pool
             .install(|| {
                 // Built inside the pool: a trainer is not `Send` (it may hold any callback).
-                let mut trainer = Trainer::new(config.clone(), wengert_train::Adam::new(lr));
+                let mut trainer = Trainer::new(config.clone(), wengert_train::Adam::new(lr)?);
                 let start = Instant::now();
                 trainer.fit(&mut model, &dataset, None)?;
                 let seconds = start.elapsed().as_secs_f64();

@@ -228,11 +228,17 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>, out_dir: &Path) -> Re
         _ => 0.0,
     });
     let optimizer: Box<dyn Optimizer<E>> = match args.optimizer {
-        OptimizerArg::Sgd => Box::new(Sgd::new(lr).weight_decay(weight_decay)),
-        OptimizerArg::Momentum => Box::new(Sgd::new(lr).momentum(0.9).weight_decay(weight_decay)),
-        OptimizerArg::Adam => Box::new(Adam::new(lr).weight_decay(weight_decay)),
-        OptimizerArg::Adamw => Box::new(AdamW::new(lr).weight_decay(weight_decay)),
-    };
+        OptimizerArg::Sgd => boxed(Sgd::builder(lr).weight_decay(weight_decay).build()),
+        OptimizerArg::Momentum => boxed(
+            Sgd::builder(lr)
+                .momentum(0.9)
+                .weight_decay(weight_decay)
+                .build(),
+        ),
+        OptimizerArg::Adam => boxed(Adam::builder(lr).weight_decay(weight_decay).build()),
+        OptimizerArg::Adamw => boxed(AdamW::builder(lr).weight_decay(weight_decay).build()),
+    }
+    .map_err(|e| e.to_string())?;
     let config = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -374,6 +380,13 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>, out_dir: &Path) -> Re
         out_dir.join("model.tape").display()
     );
     Ok(())
+}
+
+/// An optimiser just built (its settings checked), boxed for the trainer.
+fn boxed<O: Optimizer<E> + 'static>(
+    built: wengert_train::Result<O>,
+) -> wengert_train::Result<Box<dyn Optimizer<E>>> {
+    Ok(Box::new(built?))
 }
 
 /// The newest checkpoint in `dir` that loads, with the run's settings.

@@ -201,6 +201,21 @@ pub enum Error {
         /// The length of the axis indexed.
         len: usize,
     },
+    /// `backward` from a node no gradient can reach: it was recorded under `no_grad`, or it
+    /// depends on no parameter and no input asked for its gradient (PyTorch refuses the same).
+    NoGradient {
+        /// The node's id.
+        id: u32,
+    },
+    /// An input was asked for its gradient after ops had used it: those ops were recorded as
+    /// needing none, so ask first.
+    LeafAlreadyUsed {
+        /// The input's id.
+        id: u32,
+    },
+    /// A graph's tape is borrowed elsewhere: a [`Grads`](../wengert_tape/struct.Grads.html) or a
+    /// `tape_mut` guard is still alive while something tried to record or sweep.
+    TapeBorrowed,
 }
 
 impl fmt::Display for Error {
@@ -320,6 +335,18 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "{op}: index {index} at position {position} is not a whole number in 0..{len}"
+            ),
+            Error::NoGradient { id } => write!(
+                f,
+                "%{id} does not need a gradient (recorded under no_grad, or from inputs only): nothing to differentiate"
+            ),
+            Error::LeafAlreadyUsed { id } => write!(
+                f,
+                "input %{id} was asked for its gradient after ops used it; ask before recording them"
+            ),
+            Error::TapeBorrowed => write!(
+                f,
+                "the graph's tape is in use (drop the gradients or the tape_mut guard first)"
             ),
         }
     }

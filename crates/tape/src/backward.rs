@@ -16,19 +16,24 @@ impl<E: Float> Tape<E> {
     /// the tape for the next sweep). Calling `backward` again recomputes from scratch, with
     /// bit-identical results.
     ///
-    /// Errors if `loss` is not on this tape or does not hold exactly one element.
+    /// Errors if `loss` is not on this tape or does not hold exactly one element, and with
+    /// [`Error::NoGradient`] if no gradient can reach it (recorded under
+    /// [`no_grad`](Tape::no_grad), or from inputs only), as PyTorch does.
     pub fn backward(&mut self, loss: NodeId) -> Result<Gradients<'_, E>> {
         self.check_ids(&[loss])?;
         let shape = self.nodes[loss.index()].shape;
         if shape.numel() != 1 {
             return Err(Error::LossNotScalar { shape });
         }
+        self.check_differentiable(loss)?;
         self.sweep(loss, |seed| seed.fill(E::one()));
         Ok(Gradients { tape: self })
     }
 
     /// A vector-Jacobian product: the gradients of `Σ seed · output` for an output of any shape
-    /// (PyTorch's `backward(gradient=...)`). `seed` must have the output's shape.
+    /// (PyTorch's `backward(gradient=...)`). `seed` must have the output's shape, except that
+    /// any one-element seed (`[]` or `[1]`) fits a one-element output. Errors as
+    /// [`backward`](Tape::backward) does when no gradient can reach the output.
     pub fn backward_with_seed(
         &mut self,
         output: NodeId,
@@ -37,18 +42,29 @@ impl<E: Float> Tape<E> {
         self.check_ids(&[output])?;
         let out_shape = self.nodes[output.index()].shape;
         let seed_shape = Shape::new(seed.shape())?;
-        if !out_shape.same_as(&seed_shape) {
+        let both_scalar = out_shape.numel() == 1 && seed_shape.numel() == 1;
+        if !both_scalar && !out_shape.same_as(&seed_shape) {
             return Err(Error::SeedShape {
                 output: out_shape,
                 seed: seed_shape,
             });
         }
+        self.check_differentiable(output)?;
         self.sweep(output, |buf| {
             for (d, &s) in buf.iter_mut().zip(seed.iter()) {
                 *d = s;
             }
         });
         Ok(Gradients { tape: self })
+    }
+
+    /// Refuses a sweep from a node no gradient can reach.
+    fn check_differentiable(&self, output: NodeId) -> Result<()> {
+        if self.nodes[output.index()].requires_grad {
+            Ok(())
+        } else {
+            Err(Error::NoGradient { id: output.raw() })
+        }
     }
 
     /// The gradient the last sweep kept for `id`, if any.

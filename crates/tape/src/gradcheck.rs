@@ -7,7 +7,7 @@
 //! `(Jᵀ u) · v` by one sweep.
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
-use wengert_ops::Result;
+use wengert_ops::{CustomOp, Result};
 
 use crate::{NodeId, Tape};
 
@@ -81,8 +81,8 @@ pub struct GradcheckReport {
     pub checked: usize,
     /// How many were outside the tolerance.
     pub failures: usize,
-    /// The comparison with the largest error beyond its tolerance, or the largest error if all
-    /// passed.
+    /// The failed comparison furthest beyond its tolerance; if all passed, the comparison with
+    /// the largest error (`max_abs_error`).
     pub worst: Option<Mismatch>,
 }
 
@@ -110,6 +110,58 @@ impl GradcheckReport {
 /// assert!(report.max_abs_error < 1e-9);
 /// ```
 pub fn gradcheck<F>(
+    f: F,
+    inputs: &[ArrayD<f64>],
+    options: &GradcheckOptions,
+) -> Result<GradcheckReport>
+where
+    F: FnMut(&mut Tape<f64>, &[NodeId]) -> Result<NodeId>,
+{
+    check_on(Tape::new(), f, inputs, options)
+}
+
+/// Checks a [`CustomOp`]'s vector-Jacobian rule against central finite differences at
+/// `inputs` (one array per input of the op): the op is registered once, on the check's own
+/// tape, and applied to the inputs at every evaluation.
+///
+/// ```
+/// use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, array};
+/// use wengert_tape::{CustomOp, GradcheckOptions, Result, Shape, gradcheck_custom};
+///
+/// /// `y = x³`, with `dx = 3x²·g`.
+/// struct Cube;
+/// impl CustomOp<f64> for Cube {
+///     fn name(&self) -> &str { "cube" }
+///     fn arity(&self) -> usize { 1 }
+///     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> { Ok(*inputs[0]) }
+///     fn forward(&self, x: &[ArrayViewD<'_, f64>], mut out: ArrayViewMutD<'_, f64>) -> Result<()> {
+///         out.zip_mut_with(&x[0], |o, &x| *o = x * x * x);
+///         Ok(())
+///     }
+///     fn vjp(&self, x: &[ArrayViewD<'_, f64>], _out: ArrayViewD<'_, f64>,
+///            g: ArrayViewD<'_, f64>, _input: usize, mut gi: ArrayViewMutD<'_, f64>) {
+///         gi.zip_mut_with(&(&g * &x[0].mapv(|x| 3.0 * x * x)), |d, &s| *d += s);
+///     }
+/// }
+///
+/// let x: ArrayD<f64> = array![0.5, -1.25].into_dyn();
+/// let report = gradcheck_custom(Box::new(Cube), &[x], &GradcheckOptions::default())?;
+/// assert!(report.passed(), "{report:?}");
+/// # Ok::<(), wengert_tape::Error>(())
+/// ```
+pub fn gradcheck_custom(
+    op: Box<dyn CustomOp<f64>>,
+    inputs: &[ArrayD<f64>],
+    options: &GradcheckOptions,
+) -> Result<GradcheckReport> {
+    let mut tape = Tape::new();
+    let id = tape.register_custom(op);
+    check_on(tape, |t, params| t.custom(id, params), inputs, options)
+}
+
+/// [`gradcheck()`] on a given tape (which may hold registered custom ops).
+fn check_on<F>(
+    mut tape: Tape<f64>,
     mut f: F,
     inputs: &[ArrayD<f64>],
     options: &GradcheckOptions,
@@ -117,7 +169,6 @@ pub fn gradcheck<F>(
 where
     F: FnMut(&mut Tape<f64>, &[NodeId]) -> Result<NodeId>,
 {
-    let mut tape = Tape::<f64>::new();
     let (params, out) = record(&mut tape, &mut f, inputs)?;
     let n_out = tape.shape(out)?.numel();
     let n_in: usize = inputs.iter().map(ArrayD::len).sum();
@@ -261,7 +312,10 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 struct Tally {
     options: GradcheckOptions,
     report: GradcheckReport,
-    worst_excess: f64,
+    /// The failed comparison furthest beyond its tolerance, with its excess.
+    worst_failure: Option<(f64, Mismatch)>,
+    /// The comparison with the largest error, with that error.
+    largest: Option<(f64, Mismatch)>,
 }
 
 impl Tally {
@@ -276,7 +330,8 @@ impl Tally {
                 failures: 0,
                 worst: None,
             },
-            worst_excess: f64::NEG_INFINITY,
+            worst_failure: None,
+            largest: None,
         }
     }
 
@@ -296,19 +351,18 @@ impl Tally {
         if m.numeric.abs() > self.options.abs_tol {
             r.max_rel_error = r.max_rel_error.max(err / m.numeric.abs());
         }
-        let excess = if err.is_nan() {
-            f64::INFINITY
-        } else {
-            err - allowed
-        };
-        if excess > self.worst_excess {
-            self.worst_excess = excess;
-            r.worst = Some(m);
+        let err = if err.is_nan() { f64::INFINITY } else { err };
+        if failed && self.worst_failure.is_none_or(|(e, _)| err - allowed > e) {
+            self.worst_failure = Some((err - allowed, m));
+        }
+        if self.largest.is_none_or(|(e, _)| err > e) {
+            self.largest = Some((err, m));
         }
     }
 
     fn report(mut self, method: GradcheckMethod) -> GradcheckReport {
         self.report.method = method;
+        self.report.worst = self.worst_failure.or(self.largest).map(|(_, m)| m);
         self.report
     }
 }
@@ -353,6 +407,80 @@ mod tests {
         assert!(!report.passed());
         assert_eq!(report.failures, 2);
         assert!((report.max_abs_error - 1.5).abs() < 1e-6);
+        // The worst is the element whose error is largest: x = -1.5, analytic -1.5, numeric -3.
+        let worst = report.worst.unwrap();
+        assert_eq!(worst.element, 1);
+        assert!((worst.numeric + 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn worst_is_the_largest_error_when_every_comparison_passes() {
+        // Errors of a passing check are rounding noise; the reported worst must be the entry
+        // with the largest of them (the old tally kept the least negative "excess", which
+        // favours small-magnitude entries with a tight tolerance instead).
+        let x = array![0.1, -3.0, 7.5, 0.02].into_dyn();
+        let report = gradcheck(|t, p| t.exp(p[0]), &[x], &GradcheckOptions::default()).unwrap();
+        assert!(report.passed(), "{report:?}");
+        let worst = report.worst.unwrap();
+        assert_eq!(
+            (worst.analytic - worst.numeric).abs(),
+            report.max_abs_error,
+            "{report:?}"
+        );
+    }
+
+    #[test]
+    fn a_custom_ops_rule_is_checked_on_the_checks_own_tape() {
+        use ndarray::{ArrayViewD, ArrayViewMutD};
+        use wengert_ops::Shape;
+
+        /// `y = x²`, with a VJP that multiplies by `slope·x` (right for a slope of 2).
+        struct Square {
+            slope: f64,
+        }
+        impl CustomOp<f64> for Square {
+            fn name(&self) -> &str {
+                "square"
+            }
+            fn arity(&self) -> usize {
+                1
+            }
+            fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+                Ok(*inputs[0])
+            }
+            fn forward(
+                &self,
+                x: &[ArrayViewD<'_, f64>],
+                mut out: ArrayViewMutD<'_, f64>,
+            ) -> Result<()> {
+                out.zip_mut_with(&x[0], |o, &x| *o = x * x);
+                Ok(())
+            }
+            fn vjp(
+                &self,
+                x: &[ArrayViewD<'_, f64>],
+                _out: ArrayViewD<'_, f64>,
+                g: ArrayViewD<'_, f64>,
+                _input: usize,
+                mut gi: ArrayViewMutD<'_, f64>,
+            ) {
+                gi.zip_mut_with(&(&g * &x[0] * self.slope), |d, &s| *d += s);
+            }
+        }
+        let x = array![0.5, -1.5, 2.0].into_dyn();
+        let options = GradcheckOptions::default();
+        let right = gradcheck_custom(
+            Box::new(Square { slope: 2.0 }),
+            std::slice::from_ref(&x),
+            &options,
+        );
+        assert!(right.unwrap().passed());
+        let wrong = gradcheck_custom(Box::new(Square { slope: 3.0 }), &[x], &options).unwrap();
+        assert_eq!(wrong.failures, 3, "{wrong:?}");
+        // The worst is the largest input's entry: analytic 6, numeric 4.
+        let worst = wrong.worst.unwrap();
+        assert_eq!(worst.element, 2);
+        assert!((worst.analytic - 6.0).abs() < 1e-9 && (worst.numeric - 4.0).abs() < 1e-6);
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The tape of wengert: record a computation, then sweep it backwards for gradients.
 //!
+//! - [`Graph`] and [`Var`]: the same tape behind handles, so that a forward pass reads
+//!   `x.matmul(&w)?.add(&b)?.relu()?` and `(&a + &b)?`; [`Grads`] reads `grads[&w]`.
 //! - [`Tape`]: an append-only arena of nodes addressed by [`NodeId`]s. Recording an op checks
 //!   shapes, runs the forward rule and appends a node; [`Tape::backward`] walks the arena once in
 //!   reverse and applies each op's vector-Jacobian rule.
 //! - [`Gradients`]: what a sweep returns, read by node id.
 //! - [`IntoValue`]: what a leaf accepts (owned arrays are moved in, borrowed ones copied).
-//! - [`gradcheck()`]: checks a computation's gradients against central finite differences.
+//! - [`gradcheck()`]: checks a computation's gradients against central finite differences;
+//!   [`gradcheck_custom`] a custom op's.
 //!
 //! ```
 //! use ndarray::array;
@@ -40,11 +43,13 @@ mod node;
 mod ops;
 mod source;
 mod tape;
+mod var;
 
 pub use backward::Gradients;
-pub use gradcheck::{GradcheckOptions, GradcheckReport, gradcheck};
+pub use gradcheck::{GradcheckOptions, GradcheckReport, gradcheck, gradcheck_custom};
 pub use id::NodeId;
 pub use node::{CustomOpId, NodeKind};
 pub use source::{IntoValue, Shaped};
 pub use tape::{Mark, Tape};
+pub use var::{Grads, Graph, Var};
 pub use wengert_ops::{BinaryOp, CustomOp, Error, Float, Op, Result, Shape, UnaryOp};

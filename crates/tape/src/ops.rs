@@ -6,26 +6,31 @@ use crate::{NodeId, Tape};
 
 impl<E: Float> Tape<E> {
     /// Matrix product of `[m, k]` and `[k, n]`.
+    #[inline]
     pub fn matmul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::MatMul, a, b)
     }
 
     /// `a + b`, broadcasting as NumPy does (a bias add is `add(xw, b)`).
+    #[inline]
     pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Add), a, b)
     }
 
     /// `a - b`, broadcasting.
+    #[inline]
     pub fn sub(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Sub), a, b)
     }
 
     /// `a * b` elementwise, broadcasting.
+    #[inline]
     pub fn mul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Mul), a, b)
     }
 
     /// `a / b` elementwise, broadcasting.
+    #[inline]
     pub fn div(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Div), a, b)
     }
@@ -50,114 +55,136 @@ impl<E: Float> Tape<E> {
     /// # Ok(())
     /// # }
     /// ```
+    #[inline]
     pub fn maximum(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Maximum), a, b)
     }
 
     /// The smaller of `a` and `b` elementwise, broadcasting; NaN if either is. On a tie each
     /// input gets half the gradient, as in PyTorch.
+    #[inline]
     pub fn minimum(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Minimum), a, b)
     }
 
     /// `a^b` elementwise, broadcasting.
+    #[inline]
     pub fn pow(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Pow), a, b)
     }
 
     /// `x + c` for a constant `c`.
+    #[inline]
     pub fn add_scalar(&mut self, x: NodeId, c: E) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::AddScalar(c.to_f64())), x)
     }
 
     /// `x * c` for a constant `c`.
+    #[inline]
     pub fn mul_scalar(&mut self, x: NodeId, c: E) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::MulScalar(c.to_f64())), x)
     }
 
     /// `-x`.
+    #[inline]
     pub fn neg(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Neg), x)
     }
 
     /// `max(x, 0)`; its derivative at 0 is 0, as in PyTorch.
+    #[inline]
     pub fn relu(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Relu), x)
     }
 
     /// `tanh x`.
+    #[inline]
     pub fn tanh(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Tanh), x)
     }
 
     /// The logistic function `1 / (1 + e^-x)`.
+    #[inline]
     pub fn sigmoid(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Sigmoid), x)
     }
 
     /// `e^x`.
+    #[inline]
     pub fn exp(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Exp), x)
     }
 
     /// `ln x`.
+    #[inline]
     pub fn log(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Log), x)
     }
 
     /// `√x`; its derivative at 0 is infinite, as in PyTorch.
+    #[inline]
     pub fn sqrt(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Sqrt), x)
     }
 
     /// `1 / √x`.
+    #[inline]
     pub fn rsqrt(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Rsqrt), x)
     }
 
     /// `|x|`; its derivative at 0 is 0, as in PyTorch.
+    #[inline]
     pub fn abs(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Abs), x)
     }
 
     /// `x²`.
+    #[inline]
     pub fn square(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Square), x)
     }
 
     /// `xᵖ` for a constant exponent `p` (PyTorch's `x.pow(p)` with a number); `p` must not
     /// be NaN.
+    #[inline]
     pub fn powf(&mut self, x: NodeId, p: E) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Powf(p.to_f64())), x)
     }
 
     /// The sine.
+    #[inline]
     pub fn sin(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Sin), x)
     }
 
     /// The cosine.
+    #[inline]
     pub fn cos(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Cos), x)
     }
 
     /// `ln(1 + x)`, accurate near 0.
+    #[inline]
     pub fn log1p(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Log1p), x)
     }
 
     /// `eˣ - 1`, accurate near 0.
+    #[inline]
     pub fn expm1(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Expm1), x)
     }
 
     /// `ln(1 + eˣ)` with PyTorch's defaults (`β = 1`, and `x` itself above 20).
+    #[inline]
     pub fn softplus(&mut self, x: NodeId) -> Result<NodeId> {
         self.softplus_with(x, E::one(), E::from_f64(20.0))
     }
 
     /// `ln(1 + e^(βx)) / β`, and `x` itself where `βx > threshold` (gradient 1 there), as
     /// PyTorch's `softplus(x, beta, threshold)`. `beta` must be finite and positive.
+    #[inline]
     pub fn softplus_with(&mut self, x: NodeId, beta: E, threshold: E) -> Result<NodeId> {
         let op = UnaryOp::Softplus(beta.to_f64(), threshold.to_f64());
         self.record_unary(Op::Unary(op), x)
@@ -165,16 +192,19 @@ impl<E: Float> Tape<E> {
 
     /// `x` where `x > 0`, else `slope · x`; the derivative at 0 is the slope, as in PyTorch.
     /// `slope` must be finite.
+    #[inline]
     pub fn leaky_relu(&mut self, x: NodeId, slope: E) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::LeakyRelu(slope.to_f64())), x)
     }
 
     /// `x` where `x > 0`, else `α(eˣ - 1)`. `alpha` must be finite.
+    #[inline]
     pub fn elu(&mut self, x: NodeId, alpha: E) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Elu(alpha.to_f64())), x)
     }
 
     /// `x · σ(x)` (swish).
+    #[inline]
     pub fn silu(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Silu), x)
     }
@@ -197,6 +227,7 @@ impl<E: Float> Tape<E> {
     /// # Ok(())
     /// # }
     /// ```
+    #[inline]
     pub fn clamp(&mut self, x: NodeId, min: Option<E>, max: Option<E>) -> Result<NodeId> {
         if min.is_none() && max.is_none() {
             return Err(wengert_ops::Error::MissingParameter {
@@ -210,21 +241,25 @@ impl<E: Float> Tape<E> {
     }
 
     /// -1, 0 or 1 as `x` is negative, zero or positive; no gradient flows through it.
+    #[inline]
     pub fn sign(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Sign), x)
     }
 
     /// The sum of all elements, a scalar.
+    #[inline]
     pub fn sum(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Sum, x)
     }
 
     /// The mean of all elements, a scalar.
+    #[inline]
     pub fn mean(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Mean, x)
     }
 
     /// The sum along `axis`, which is removed.
+    #[inline]
     pub fn sum_axis(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
         self.record_unary(
             Op::SumAxis {
@@ -236,6 +271,7 @@ impl<E: Float> Tape<E> {
     }
 
     /// The sum along `axis`, kept with length 1.
+    #[inline]
     pub fn sum_axis_keepdim(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
         self.record_unary(
             Op::SumAxis {
@@ -247,6 +283,7 @@ impl<E: Float> Tape<E> {
     }
 
     /// The mean along `axis`, which is removed.
+    #[inline]
     pub fn mean_axis(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
         self.record_unary(
             Op::MeanAxis {
@@ -258,6 +295,7 @@ impl<E: Float> Tape<E> {
     }
 
     /// The mean along `axis`, kept with length 1.
+    #[inline]
     pub fn mean_axis_keepdim(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
         self.record_unary(
             Op::MeanAxis {
@@ -269,11 +307,13 @@ impl<E: Float> Tape<E> {
     }
 
     /// The same elements in the shape `dims` (row-major order is kept).
+    #[inline]
     pub fn reshape(&mut self, x: NodeId, dims: &[usize]) -> Result<NodeId> {
         self.record_unary(Op::Reshape(Shape::new(dims)?), x)
     }
 
     /// The transpose of a matrix; for more axes, the last two are exchanged.
+    #[inline]
     pub fn transpose(&mut self, x: NodeId) -> Result<NodeId> {
         let rank = self.shape(x)?.rank();
         if rank < 2 {
@@ -293,32 +333,38 @@ impl<E: Float> Tape<E> {
     }
 
     /// `x` with axes `axis0` and `axis1` exchanged.
+    #[inline]
     pub fn transpose_axes(&mut self, x: NodeId, axis0: usize, axis1: usize) -> Result<NodeId> {
         self.record_unary(Op::Transpose { axis0, axis1 }, x)
     }
 
     /// Softmax along the last axis.
+    #[inline]
     pub fn softmax(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Softmax, x)
     }
 
     /// Log-softmax along the last axis.
+    #[inline]
     pub fn log_softmax(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::LogSoftmax, x)
     }
 
     /// Mean squared error of `prediction` and `target` (same shape), a scalar.
+    #[inline]
     pub fn mse(&mut self, prediction: NodeId, target: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Mse, prediction, target)
     }
 
     /// Softmax cross-entropy of `logits` `[batch, classes]` against `labels` `[batch]` (see
     /// [`Tape::labels`]), averaged over the batch. Finite for any finite logits.
+    #[inline]
     pub fn cross_entropy(&mut self, logits: NodeId, labels: NodeId) -> Result<NodeId> {
         self.record_binary(Op::CrossEntropy, logits, labels)
     }
 
     /// `x`'s value, through which no gradient flows.
+    #[inline]
     pub fn detach(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Detach), x)
     }

@@ -48,6 +48,9 @@ pub struct Tape<E: Float> {
     pub(crate) sweep: u32,
     /// The parameters' ids, in recording order.
     pub(crate) params: Vec<NodeId>,
+    /// The parameters' shapes, beside their ids: what an optimiser's step begins with, kept
+    /// here so that no step builds the list.
+    pub(crate) param_shapes: Vec<Shape>,
     pub(crate) custom_ops: Vec<Box<dyn CustomOp<E>>>,
     /// False inside [`no_grad`](Tape::no_grad): new op nodes then need no gradient.
     pub(crate) grad_enabled: bool,
@@ -83,6 +86,7 @@ impl<E: Float> Tape<E> {
             grad_stamps: Vec::new(),
             sweep: 0,
             params: Vec::new(),
+            param_shapes: Vec::new(),
             custom_ops: Vec::new(),
             grad_enabled: true,
             epoch: Epoch::fresh(),
@@ -113,6 +117,7 @@ impl<E: Float> Tape<E> {
         self.nodes.clear();
         self.custom_inputs.clear();
         self.params.clear();
+        self.param_shapes.clear();
         self.invalidate_grads();
         self.grad_enabled = true;
         self.epoch = Epoch::fresh();
@@ -138,11 +143,12 @@ impl<E: Float> Tape<E> {
     ///     let sq = tape.mul(w, w)?;
     ///     let loss = tape.sum(sq)?; // loss = Σ w², minimised at 0
     ///     tape.backward(loss)?;
-    ///     tape.update_parameters(|_, value, grad| {
+    ///     tape.update_parameters(|_, _, value, grad| {
     ///         for (v, g) in value.iter_mut().zip(grad) {
     ///             *v -= 0.1 * g;
     ///         }
-    ///     });
+    ///         Ok::<(), wengert_tape::Error>(())
+    ///     })?;
     /// }
     /// assert!(tape.value(w)?.iter().all(|v| v.abs() < 1e-9));
     /// # Ok(())
@@ -180,6 +186,7 @@ impl<E: Float> Tape<E> {
         self.nodes.truncate(mark.nodes);
         self.custom_inputs.truncate(mark.custom_inputs);
         self.params.truncate(mark.params);
+        self.param_shapes.truncate(mark.params);
         self.invalidate_grads();
         self.grad_enabled = true;
         self.epoch = Epoch::fresh();
@@ -209,15 +216,51 @@ impl<E: Float> Tape<E> {
         Ok(())
     }
 
-    /// Calls `f(id, value, grad)` for every parameter that has a gradient from the last sweep,
-    /// with the parameter's value to update in place: the hook an optimiser steps through.
-    pub fn update_parameters(&mut self, mut f: impl FnMut(NodeId, &mut [E], &[E])) {
-        for &p in &self.params {
+    /// Calls `f(index, id, value, grad)` for every parameter that has a gradient from the last
+    /// sweep, in recording order, with the parameter's place in [`parameters`](Tape::parameters)
+    /// and its value to update in place: the hook an optimiser steps through. Stops at the first
+    /// error `f` returns, and returns it.
+    pub fn update_parameters<Err>(
+        &mut self,
+        mut f: impl FnMut(usize, NodeId, &mut [E], &[E]) -> std::result::Result<(), Err>,
+    ) -> std::result::Result<(), Err> {
+        for (index, &p) in self.params.iter().enumerate() {
             let i = p.index();
             if self.sweep != 0 && self.grad_stamps.get(i) == Some(&self.sweep) {
-                f(p, &mut self.values[i], &self.grads[i]);
+                f(index, p, &mut self.values[i], &self.grads[i])?;
             }
         }
+        Ok(())
+    }
+
+    /// The parameters' shapes, in recording order (what an optimiser's step begins with).
+    pub fn parameter_shapes(&self) -> &[Shape] {
+        &self.param_shapes
+    }
+
+    /// Whether the last sweep left a gradient for every parameter: a
+    /// [`backward`](Tape::backward) ran since the last [`clear`](Tape::clear) or
+    /// [`rewind`](Tape::rewind), and no gradient was taken out since.
+    pub fn has_parameter_grads(&self) -> bool {
+        self.sweep != 0
+            && self
+                .params
+                .iter()
+                .all(|p| self.grad_stamps.get(p.index()) == Some(&self.sweep))
+    }
+
+    /// The gradients the last sweep left for the parameters, to change in place (clipping):
+    /// one slice per parameter that has one, in recording order.
+    pub fn parameter_grads_mut(&mut self) -> impl Iterator<Item = &mut [E]> + '_ {
+        let sweep = self.sweep;
+        self.grads
+            .iter_mut()
+            .zip(&self.grad_stamps)
+            .zip(&self.nodes)
+            .filter(move |((_, stamp), node)| {
+                sweep != 0 && **stamp == sweep && node.kind == NodeKind::Parameter
+            })
+            .map(|((g, _), _)| &mut g[..])
     }
 
     /// Records a value fed in from outside, with no gradient wanted: data, labels, constants.
@@ -433,8 +476,38 @@ impl<E: Float> Tape<E> {
 
     /// Asks [`backward`](Tape::backward) to keep this node's gradient as well (PyTorch's
     /// `retain_grad`); parameters' gradients are always kept.
+    ///
+    /// On an input (data) it also makes the gradient flow there (PyTorch's `requires_grad_`):
+    /// the gradient of a loss with respect to the data, for saliency maps or adversarial
+    /// examples. Ask before recording ops on the input, since they decide when recorded which
+    /// inputs they pass a gradient to: asking later is [`Error::LeafAlreadyUsed`].
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.input(array![1.0, -2.0])?;
+    /// tape.retain_grad(x)?;
+    /// let sq = tape.mul(x, x)?;
+    /// let loss = tape.sum(sq)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x), Some(&[2.0, -4.0][..]));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn retain_grad(&mut self, id: NodeId) -> Result<()> {
         self.check_ids(&[id])?;
+        if self.nodes[id.index()].kind == NodeKind::Input && !self.nodes[id.index()].requires_grad {
+            let used = self.nodes[id.index() + 1..]
+                .iter()
+                .any(|n| self.inputs_of(n).contains(&id));
+            if used {
+                return Err(Error::LeafAlreadyUsed { id: id.raw() });
+            }
+            self.nodes[id.index()].requires_grad = true;
+        }
         self.nodes[id.index()].retain_grad = true;
         Ok(())
     }
@@ -599,6 +672,7 @@ impl<E: Float> Tape<E> {
         }
         if kind == NodeKind::Parameter {
             self.params.push(id);
+            self.param_shapes.push(shape);
         }
         let first = inputs.first().copied().unwrap_or(id);
         self.nodes.push(Node {

@@ -33,7 +33,7 @@ impl<E: Element> TrainState<E> {
     /// let data = Dataset::classification(array![[0.0f32], [1.0], [2.0]], vec![0, 1, 1], 2)?;
     /// let mut model = Mlp::builder(&[1, 3, 2]).build()?;
     /// let mut bytes = Vec::new();
-    /// let mut trainer = Trainer::new(TrainConfig { epochs: 2, ..Default::default() }, Adam::new(0.1));
+    /// let mut trainer = Trainer::new(TrainConfig { epochs: 2, ..Default::default() }, Adam::new(0.1)?);
     /// trainer.checkpoint_every(Every::Epochs(1), |s: &TrainState<f32>| {
     ///     bytes = s.to_checkpoint().to_bytes();
     ///     Ok(Control::Continue)

@@ -45,6 +45,8 @@ pub enum Error {
     Model(String),
     /// A checkpoint whose trainer state is missing or malformed.
     Checkpoint(String),
+    /// A file of wengert's own (weights, a checkpoint) could not be written or read.
+    File(wengert_io::Error),
 }
 
 /// A `Result` whose error is this crate's [`Error`].
@@ -54,6 +56,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Engine(e) => write!(f, "{e}"),
+            Error::File(e) => write!(f, "{e}"),
             Error::NonFiniteLoss { epoch, step, loss } => write!(
                 f,
                 "the loss became {loss} at step {step} (epoch {epoch}): training diverged; \
@@ -83,6 +86,7 @@ impl std::error::Error for Error {
         match self {
             Error::Engine(e) => Some(e),
             Error::Io { source, .. } => Some(source),
+            Error::File(e) => Some(e),
             _ => None,
         }
     }
@@ -91,6 +95,12 @@ impl std::error::Error for Error {
 impl From<wengert_ops::Error> for Error {
     fn from(e: wengert_ops::Error) -> Self {
         Error::Engine(e)
+    }
+}
+
+impl From<wengert_io::Error> for Error {
+    fn from(e: wengert_io::Error) -> Self {
+        Error::File(e)
     }
 }
 

@@ -26,7 +26,7 @@
 //!
 //! let mut model = Mlp::builder(&[64, 32, 10]).seed(0).build()?;
 //! let config = TrainConfig { epochs: 3, batch_size: 64, ..TrainConfig::default() };
-//! let mut trainer = Trainer::new(config, Adam::new(1e-3));
+//! let mut trainer = Trainer::new(config, Adam::new(1e-3)?);
 //! let history = trainer.fit(&mut model, &train, Some(&test))?;
 //! assert_eq!(history.epochs.len(), 3);
 //! let accuracy = trainer.evaluate(&model, &test)?.accuracy.unwrap();
@@ -50,6 +50,7 @@ mod metrics;
 mod module;
 mod optim;
 mod rng;
+mod save;
 mod schedule;
 mod state;
 mod trainer;
@@ -62,8 +63,12 @@ pub use layers::{Activation, Linear, Mlp, MlpBuilder};
 pub use loss::{Loss, Sqrt};
 pub use metrics::{ConfusionMatrix, MAX_TABLE_CLASSES, accuracy, argmax_rows};
 pub use module::{Module, ParameterIds};
-pub use optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd, clip_grad_norm};
+pub use optim::{
+    Adam, AdamBuilder, AdamW, AdamWBuilder, GradientSet, Optimizer, OptimizerState, Sgd,
+    SgdBuilder, clip_grad_norm,
+};
 pub use rng::{Rng, RngState};
+pub use save::{load_parameters, save_parameters};
 pub use schedule::Schedule;
 pub use state::{EpochProgress, Every, TrainState};
 pub use trainer::{Evaluation, History, StopReason, TrainConfig, Trainer};

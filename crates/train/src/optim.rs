@@ -7,15 +7,19 @@
 
 use ndarray::{ArrayD, ArrayViewMutD};
 use wengert_ops::{Float, Shape};
+use wengert_tape::{Graph, Tape};
 
 use crate::{Error, Result};
 
 /// An optimiser: updates parameters in place from their gradients.
 ///
-/// A step is [`begin_step`](Optimizer::begin_step) with every parameter's shape, then one
-/// [`update`](Optimizer::update) per parameter on its elements, row-major: the trainer calls
-/// them on the parameters living on its tape ([`Tape::update_parameters`]), with nothing
-/// copied or allocated. [`step`](Optimizer::step) does the same for parameters held in arrays.
+/// A step is [`begin_step`](Optimizer::begin_step) with the step's learning rate and every
+/// parameter's shape, then one [`update`](Optimizer::update) per parameter on its elements,
+/// row-major. [`step_tape`](Optimizer::step_tape) does this on the parameters living on a tape,
+/// reading the tape's gradients where they are, with nothing copied or allocated; the trainer
+/// does the same with its schedule's rate. [`step`](Optimizer::step) does it for parameters
+/// held in arrays. The optimiser keeps its base rate ([`learning_rate`](Optimizer::learning_rate))
+/// and never changes it: a schedule passes each step's rate in instead.
 ///
 /// An optimiser of one's own, `p -= lr·sign(g)`:
 ///
@@ -24,21 +28,21 @@ use crate::{Error, Result};
 /// use wengert_ops::Shape;
 /// use wengert_train::{Optimizer, OptimizerState, Result};
 ///
-/// struct SignSgd { lr: f64, steps: u64 }
+/// struct SignSgd { lr: f64, step_lr: f64, steps: u64 }
 ///
 /// impl Optimizer<f64> for SignSgd {
-///     fn begin_step(&mut self, _shapes: &[Shape]) -> Result<()> {
+///     fn begin_step(&mut self, lr: f64, _shapes: &[Shape]) -> Result<()> {
+///         self.step_lr = lr;
 ///         self.steps += 1; // no per-parameter state to size
 ///         Ok(())
 ///     }
 ///     fn update(&mut self, _index: usize, param: &mut [f64], grad: &[f64]) -> Result<()> {
 ///         for (p, g) in param.iter_mut().zip(grad) {
-///             *p -= self.lr * g.signum();
+///             *p -= self.step_lr * g.signum();
 ///         }
 ///         Ok(())
 ///     }
 ///     fn learning_rate(&self) -> f64 { self.lr }
-///     fn set_learning_rate(&mut self, lr: f64) { self.lr = lr; }
 ///     fn name(&self) -> &'static str { "sign_sgd" }
 ///     fn state(&self) -> OptimizerState<f64> {
 ///         OptimizerState { kind: "sign_sgd".into(), step: self.steps, settings: vec![], buffers: vec![] }
@@ -50,18 +54,18 @@ use crate::{Error, Result};
 /// }
 ///
 /// let mut w = array![0.5, -0.5].into_dyn();
-/// let mut opt = SignSgd { lr: 0.1, steps: 0 };
+/// let mut opt = SignSgd { lr: 0.1, step_lr: 0.0, steps: 0 };
 /// opt.step(&mut [w.view_mut()], &[array![3.0, -0.01].into_dyn()])?;
 /// assert_eq!(w, array![0.4, -0.4].into_dyn());
 /// # Ok::<(), wengert_train::Error>(())
 /// ```
 ///
-/// [`Tape::update_parameters`]: wengert_tape::Tape::update_parameters
 pub trait Optimizer<E: Float> {
-    /// Starts a step over parameters of these shapes, which must be the same, in the same
-    /// order, at every step: counts the step, sizes the per-parameter state on the first one
-    /// and checks it after.
-    fn begin_step(&mut self, shapes: &[Shape]) -> Result<()>;
+    /// Starts a step at learning rate `lr` over parameters of these shapes, which must be the
+    /// same, in the same order, at every step: counts the step, sizes the per-parameter state
+    /// on the first one and checks it after. The rate is this step's only (a schedule's value);
+    /// the optimiser's own [`learning_rate`](Optimizer::learning_rate) stays as built.
+    fn begin_step(&mut self, lr: f64, shapes: &[Shape]) -> Result<()>;
 
     /// Updates parameter `index` (its place in the list [`begin_step`](Optimizer::begin_step)
     /// was given) in place from its gradient; both hold the parameter's elements, row-major.
@@ -74,7 +78,7 @@ pub trait Optimizer<E: Float> {
     /// the list must be the same, in the same order, at every step.
     fn step(&mut self, params: &mut [ArrayViewMutD<'_, E>], grads: &[ArrayD<E>]) -> Result<()> {
         let shapes = check_shapes(params, grads)?;
-        self.begin_step(&shapes)?;
+        self.begin_step(self.learning_rate(), &shapes)?;
         for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
             let g = g.as_standard_layout();
             let g = g.as_slice().expect("standard layout");
@@ -90,11 +94,51 @@ pub trait Optimizer<E: Float> {
         Ok(())
     }
 
-    /// The learning rate the next step uses.
-    fn learning_rate(&self) -> f64;
+    /// One whole step on the parameters living on `tape`, from the gradients its last
+    /// [`backward`](Tape::backward) left there, read in place: nothing is copied or allocated.
+    /// The parameters must be the same, in the same order, at every step (record them once and
+    /// [`rewind`](Tape::rewind) to a mark after them). Errors, changing nothing, if the tape
+    /// holds no gradients (no `backward` since the last rewind).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_train::{Optimizer, Sgd};
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let w = tape.parameter(array![1.0, -2.0])?;
+    /// let start = tape.mark();
+    /// let mut sgd = Sgd::new(0.1)?;
+    /// for _ in 0..100 {
+    ///     tape.rewind(start)?;
+    ///     let sq = tape.mul(w, w)?;
+    ///     let loss = tape.sum(sq)?; // Σ w², smallest at 0
+    ///     tape.backward(loss)?;
+    ///     sgd.step_tape(&mut tape)?;
+    /// }
+    /// assert!(tape.value(w)?.iter().all(|v| v.abs() < 1e-9));
+    /// # Ok::<(), wengert_train::Error>(())
+    /// ```
+    fn step_tape(&mut self, tape: &mut Tape<E>) -> Result<()> {
+        if !tape.has_parameter_grads() {
+            return Err(Error::Model(
+                "no gradients on the tape: call backward before the optimiser's step".into(),
+            ));
+        }
+        self.begin_step(self.learning_rate(), tape.parameter_shapes())?;
+        tape.update_parameters(|index, _, value, grad| self.update(index, value, grad))
+    }
 
-    /// Sets the learning rate (a schedule calls this before each step).
-    fn set_learning_rate(&mut self, lr: f64);
+    /// [`step_tape`](Optimizer::step_tape) on the tape of a [`Graph`], the handle API's
+    /// training loop: `loss.backward()?; adam.step_graph(&graph)?;`. Errors if the graph's
+    /// gradients are still borrowed.
+    fn step_graph(&mut self, graph: &Graph<E>) -> Result<()> {
+        self.step_tape(&mut *graph.tape_mut()?)
+    }
+
+    /// The base learning rate, as built: what [`step`](Optimizer::step) and
+    /// [`step_tape`](Optimizer::step_tape) use, and what a schedule starts from.
+    fn learning_rate(&self) -> f64;
 
     /// A short name for reports (`sgd`, `adam`, ...).
     fn name(&self) -> &'static str;
@@ -115,11 +159,11 @@ pub trait Optimizer<E: Float> {
 /// use ndarray::array;
 /// use wengert_train::{Adam, Optimizer};
 ///
-/// let mut a = Adam::<f64>::new(0.1);
+/// let mut a = Adam::<f64>::new(0.1)?;
 /// let mut p = array![1.0, 2.0].into_dyn();
 /// a.step(&mut [p.view_mut()], &[array![0.5, -1.0].into_dyn()])?;
 ///
-/// let mut b = Adam::new(0.1);
+/// let mut b = Adam::new(0.1)?;
 /// b.load_state(&a.state())?;
 /// let (mut pa, mut pb) = (p.clone(), p.clone());
 /// let g = array![0.25, 0.75].into_dyn();
@@ -217,8 +261,8 @@ impl<E: Float> OptimizerState<E> {
 /// A boxed optimiser is an optimiser, so that one chosen at run time can drive a
 /// [`Trainer`](crate::Trainer).
 impl<E: Float, O: Optimizer<E> + ?Sized> Optimizer<E> for Box<O> {
-    fn begin_step(&mut self, shapes: &[Shape]) -> Result<()> {
-        (**self).begin_step(shapes)
+    fn begin_step(&mut self, lr: f64, shapes: &[Shape]) -> Result<()> {
+        (**self).begin_step(lr, shapes)
     }
 
     fn update(&mut self, index: usize, param: &mut [E], grad: &[E]) -> Result<()> {
@@ -229,12 +273,16 @@ impl<E: Float, O: Optimizer<E> + ?Sized> Optimizer<E> for Box<O> {
         (**self).step(params, grads)
     }
 
-    fn learning_rate(&self) -> f64 {
-        (**self).learning_rate()
+    fn step_tape(&mut self, tape: &mut Tape<E>) -> Result<()> {
+        (**self).step_tape(tape)
     }
 
-    fn set_learning_rate(&mut self, lr: f64) {
-        (**self).set_learning_rate(lr);
+    fn step_graph(&mut self, graph: &Graph<E>) -> Result<()> {
+        (**self).step_graph(graph)
+    }
+
+    fn learning_rate(&self) -> f64 {
+        (**self).learning_rate()
     }
 
     fn name(&self) -> &'static str {
@@ -342,19 +390,28 @@ fn same_length(index: usize, param: usize, grad: usize) -> Result<()> {
 /// `b = g` on the first step and `b = μ·b + g` after, then `p -= lr·b` (or `p -= lr·(g + μ·b)`
 /// with Nesterov).
 ///
+/// Settings are checked when the optimiser is built ([`Sgd::new`], [`SgdBuilder::build`]):
+/// a negative or non-finite rate, negative momentum or decay, or Nesterov without momentum is
+/// an error there, not at the first step.
+///
 /// ```
 /// use ndarray::array;
 /// use wengert_train::{Optimizer, Sgd};
 /// let mut w = array![1.0f64, 2.0].into_dyn();
 /// let g = array![0.5, -1.0].into_dyn();
-/// let mut sgd = Sgd::new(0.1);
+/// let mut sgd = Sgd::new(0.1)?;
 /// sgd.step(&mut [w.view_mut()], &[g])?;
 /// assert_eq!(w, array![0.95, 2.1].into_dyn());
+///
+/// let nesterov = Sgd::<f64>::builder(0.1).momentum(0.9).nesterov(true).build()?;
+/// assert!(Sgd::<f64>::builder(0.1).nesterov(true).build().is_err());
 /// # Ok::<(), wengert_train::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Sgd<E: Float> {
     lr: f64,
+    /// This step's rate, from `begin_step`.
+    step_lr: f64,
     momentum: f64,
     nesterov: bool,
     weight_decay: f64,
@@ -365,46 +422,103 @@ pub struct Sgd<E: Float> {
 }
 
 impl<E: Float> Sgd<E> {
-    /// Plain SGD with learning rate `lr`.
-    pub fn new(lr: f64) -> Self {
-        Sgd {
+    /// Plain SGD with learning rate `lr`; errors if `lr` is negative or not finite.
+    pub fn new(lr: f64) -> Result<Self> {
+        Sgd::builder(lr).build()
+    }
+
+    /// SGD with learning rate `lr` and settings to choose, checked by
+    /// [`build`](SgdBuilder::build).
+    pub fn builder(lr: f64) -> SgdBuilder<E> {
+        SgdBuilder {
             lr,
             momentum: 0.0,
             nesterov: false,
             weight_decay: 0.0,
-            steps: 0,
-            buffers: Vec::new(),
-            first: false,
+            element: std::marker::PhantomData,
         }
     }
+}
 
-    /// Heavy-ball momentum `μ` (PyTorch's `momentum`).
+/// The settings of an [`Sgd`], from [`Sgd::builder`].
+#[derive(Debug, Clone, Copy)]
+pub struct SgdBuilder<E: Float> {
+    lr: f64,
+    momentum: f64,
+    nesterov: bool,
+    weight_decay: f64,
+    element: std::marker::PhantomData<E>,
+}
+
+impl<E: Float> SgdBuilder<E> {
+    /// Heavy-ball momentum `μ` (PyTorch's `momentum`, default 0).
     pub fn momentum(mut self, momentum: f64) -> Self {
         self.momentum = momentum;
         self
     }
 
-    /// Nesterov momentum (needs a positive `momentum`).
+    /// Nesterov momentum (needs a positive [`momentum`](SgdBuilder::momentum)).
     pub fn nesterov(mut self, nesterov: bool) -> Self {
         self.nesterov = nesterov;
         self
     }
 
-    /// L2 weight decay: `weight_decay·p` is added to the gradient.
+    /// L2 weight decay: `weight_decay·p` is added to the gradient (default 0).
     pub fn weight_decay(mut self, weight_decay: f64) -> Self {
         self.weight_decay = weight_decay;
         self
     }
-}
 
-impl<E: Float> Optimizer<E> for Sgd<E> {
-    fn begin_step(&mut self, shapes: &[Shape]) -> Result<()> {
-        check_state(shapes, &self.buffers)?;
-        if self.nesterov && self.momentum <= 0.0 {
+    /// The optimiser, or an error naming the first setting that cannot work.
+    pub fn build(self) -> Result<Sgd<E>> {
+        check_rate(self.lr)?;
+        non_negative("momentum", self.momentum)?;
+        non_negative("weight decay", self.weight_decay)?;
+        if self.nesterov && self.momentum == 0.0 {
             return Err(Error::InvalidConfig(
                 "Nesterov momentum needs a positive momentum".into(),
             ));
         }
+        Ok(Sgd {
+            lr: self.lr,
+            step_lr: self.lr,
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            weight_decay: self.weight_decay,
+            steps: 0,
+            buffers: Vec::new(),
+            first: false,
+        })
+    }
+}
+
+/// Checks a learning rate: finite and not negative.
+fn check_rate(lr: f64) -> Result<()> {
+    if lr.is_finite() && lr >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "the learning rate must be finite and not negative, got {lr}"
+        )))
+    }
+}
+
+/// Checks a setting that must be finite and not negative.
+fn non_negative(name: &str, value: f64) -> Result<()> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "the {name} must be finite and not negative, got {value}"
+        )))
+    }
+}
+
+impl<E: Float> Optimizer<E> for Sgd<E> {
+    fn begin_step(&mut self, lr: f64, shapes: &[Shape]) -> Result<()> {
+        check_rate(lr)?;
+        check_state(shapes, &self.buffers)?;
+        self.step_lr = lr;
         self.first = self.buffers.is_empty();
         if self.momentum != 0.0 && self.first {
             self.buffers = zeros_like(shapes);
@@ -415,7 +529,7 @@ impl<E: Float> Optimizer<E> for Sgd<E> {
 
     fn update(&mut self, index: usize, param: &mut [E], grad: &[E]) -> Result<()> {
         same_length(index, param.len(), grad.len())?;
-        let lr = E::from_f64(self.lr);
+        let lr = E::from_f64(self.step_lr);
         let wd = E::from_f64(self.weight_decay);
         let mu = E::from_f64(self.momentum);
         let use_wd = self.weight_decay != 0.0;
@@ -439,10 +553,6 @@ impl<E: Float> Optimizer<E> for Sgd<E> {
 
     fn learning_rate(&self) -> f64 {
         self.lr
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.lr = lr;
     }
 
     fn name(&self) -> &'static str {
@@ -578,8 +688,23 @@ impl<E: Float> AdamState<E> {
         Ok(())
     }
 
-    /// Starts a step: sizes or checks the moments and computes the step's scalars.
-    fn begin_step(&mut self, shapes: &[Shape]) -> Result<()> {
+    /// Checks the settings, once, when the optimiser is built.
+    fn check(&self) -> Result<()> {
+        check_rate(self.lr)?;
+        for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&beta) {
+                return Err(Error::InvalidConfig(format!(
+                    "Adam's {name} must be in [0, 1), got {beta}"
+                )));
+            }
+        }
+        non_negative("eps", self.eps)?;
+        non_negative("weight decay", self.weight_decay)
+    }
+
+    /// Starts a step at rate `lr`: sizes or checks the moments and computes the step's scalars.
+    fn begin_step(&mut self, lr: f64, shapes: &[Shape]) -> Result<()> {
+        check_rate(lr)?;
         check_state(shapes, &self.exp_avg)?;
         if self.exp_avg.is_empty() {
             self.exp_avg = zeros_like(shapes);
@@ -591,14 +716,14 @@ impl<E: Float> AdamState<E> {
         let bias_correction1 = 1.0 - self.beta1.powi(t);
         let bias_correction2 = 1.0 - self.beta2.powi(t);
         self.scalars = Some(AdamScalars {
-            step_size: E::from_f64(self.lr / bias_correction1),
+            step_size: E::from_f64(lr / bias_correction1),
             bias_correction2_sqrt: E::from_f64(bias_correction2.sqrt()),
             eps: E::from_f64(self.eps),
             one_minus_beta1: E::from_f64(1.0 - self.beta1),
             beta2: E::from_f64(self.beta2),
             one_minus_beta2: E::from_f64(1.0 - self.beta2),
             weight_decay: E::from_f64(self.weight_decay),
-            decay: E::from_f64(1.0 - self.lr * self.weight_decay),
+            decay: E::from_f64(1.0 - lr * self.weight_decay),
         });
         Ok(())
     }
@@ -627,6 +752,61 @@ impl<E: Float> AdamState<E> {
         }
         Ok(())
     }
+}
+
+/// The constructors of [`Adam`] and [`AdamW`]: `new(lr)` with PyTorch's defaults, and a
+/// builder whose settings [`build`](AdamBuilder::build) checks (a rate that is negative or not
+/// finite, betas outside `[0, 1)`, a negative `eps` or decay are errors there).
+macro_rules! adam_builder {
+    ($Opt:ident, $Builder:ident, $decay:expr, $decay_doc:literal) => {
+        impl<E: Float> $Opt<E> {
+            #[doc = concat!(stringify!($Opt), " with learning rate `lr` and PyTorch's defaults.")]
+            pub fn new(lr: f64) -> Result<Self> {
+                $Opt::builder(lr).build()
+            }
+
+            #[doc = concat!(stringify!($Opt), " with learning rate `lr` and settings to choose.")]
+            pub fn builder(lr: f64) -> $Builder<E> {
+                $Builder {
+                    state: AdamState::new(lr, $decay),
+                }
+            }
+        }
+
+        #[doc = concat!("The settings of an [`", stringify!($Opt), "`], from [`",
+                                                            stringify!($Opt), "::builder`].")]
+        #[derive(Debug, Clone)]
+        pub struct $Builder<E: Float> {
+            state: AdamState<E>,
+        }
+
+        impl<E: Float> $Builder<E> {
+            /// The decay rates of the moment estimates (default `(0.9, 0.999)`), each in `[0, 1)`.
+            pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
+                self.state.beta1 = beta1;
+                self.state.beta2 = beta2;
+                self
+            }
+
+            /// The term added to the denominator (default `1e-8`).
+            pub fn eps(mut self, eps: f64) -> Self {
+                self.state.eps = eps;
+                self
+            }
+
+            #[doc = $decay_doc]
+            pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+                self.state.weight_decay = weight_decay;
+                self
+            }
+
+            /// The optimiser, or an error naming the first setting that cannot work.
+            pub fn build(self) -> Result<$Opt<E>> {
+                self.state.check()?;
+                Ok($Opt { state: self.state })
+            }
+        }
+    };
 }
 
 /// Below this many elements an update runs on one thread: waking a sleeping worker costs more
@@ -698,37 +878,16 @@ pub struct Adam<E: Float> {
     state: AdamState<E>,
 }
 
-impl<E: Float> Adam<E> {
-    /// Adam with learning rate `lr` and PyTorch's defaults.
-    pub fn new(lr: f64) -> Self {
-        Adam {
-            state: AdamState::new(lr, 0.0),
-        }
-    }
-
-    /// The decay rates of the moment estimates (default `(0.9, 0.999)`).
-    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
-        self.state.beta1 = beta1;
-        self.state.beta2 = beta2;
-        self
-    }
-
-    /// The term added to the denominator (default `1e-8`).
-    pub fn eps(mut self, eps: f64) -> Self {
-        self.state.eps = eps;
-        self
-    }
-
-    /// L2 weight decay, added to the gradient (default 0).
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.state.weight_decay = weight_decay;
-        self
-    }
-}
+adam_builder!(
+    Adam,
+    AdamBuilder,
+    0.0,
+    "L2 weight decay, added to the gradient (default 0)."
+);
 
 impl<E: Float> Optimizer<E> for Adam<E> {
-    fn begin_step(&mut self, shapes: &[Shape]) -> Result<()> {
-        self.state.begin_step(shapes)
+    fn begin_step(&mut self, lr: f64, shapes: &[Shape]) -> Result<()> {
+        self.state.begin_step(lr, shapes)
     }
 
     fn update(&mut self, index: usize, param: &mut [E], grad: &[E]) -> Result<()> {
@@ -737,10 +896,6 @@ impl<E: Float> Optimizer<E> for Adam<E> {
 
     fn learning_rate(&self) -> f64 {
         self.state.lr
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.state.lr = lr;
     }
 
     fn name(&self) -> &'static str {
@@ -764,37 +919,16 @@ pub struct AdamW<E: Float> {
     state: AdamState<E>,
 }
 
-impl<E: Float> AdamW<E> {
-    /// AdamW with learning rate `lr` and PyTorch's defaults.
-    pub fn new(lr: f64) -> Self {
-        AdamW {
-            state: AdamState::new(lr, 0.01),
-        }
-    }
-
-    /// The decay rates of the moment estimates (default `(0.9, 0.999)`).
-    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
-        self.state.beta1 = beta1;
-        self.state.beta2 = beta2;
-        self
-    }
-
-    /// The term added to the denominator (default `1e-8`).
-    pub fn eps(mut self, eps: f64) -> Self {
-        self.state.eps = eps;
-        self
-    }
-
-    /// Decoupled weight decay (default 0.01).
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.state.weight_decay = weight_decay;
-        self
-    }
-}
+adam_builder!(
+    AdamW,
+    AdamWBuilder,
+    0.01,
+    "Decoupled weight decay (default 0.01)."
+);
 
 impl<E: Float> Optimizer<E> for AdamW<E> {
-    fn begin_step(&mut self, shapes: &[Shape]) -> Result<()> {
-        self.state.begin_step(shapes)
+    fn begin_step(&mut self, lr: f64, shapes: &[Shape]) -> Result<()> {
+        self.state.begin_step(lr, shapes)
     }
 
     fn update(&mut self, index: usize, param: &mut [E], grad: &[E]) -> Result<()> {
@@ -803,10 +937,6 @@ impl<E: Float> Optimizer<E> for AdamW<E> {
 
     fn learning_rate(&self) -> f64 {
         self.state.lr
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.state.lr = lr;
     }
 
     fn name(&self) -> &'static str {
@@ -824,7 +954,9 @@ impl<E: Float> Optimizer<E> for AdamW<E> {
 
 /// Scales `grads` so that their global L2 norm is at most `max_norm`, as PyTorch's
 /// `clip_grad_norm_` does (`coef = max_norm / (norm + 1e-6)`, applied when below 1), and
-/// returns the norm before clipping.
+/// returns the norm before clipping. `grads` is anything holding gradients ([`GradientSet`]):
+/// owned arrays, views into arrays, or a [`Tape`], whose parameters' gradients are clipped
+/// where they are, ready for [`Optimizer::step_tape`].
 ///
 /// ```
 /// use ndarray::array;
@@ -833,16 +965,81 @@ impl<E: Float> Optimizer<E> for AdamW<E> {
 /// assert_eq!(norm, 5.0);
 /// assert!((g[0][[0]] - 0.6).abs() < 1e-6 && (g[1][[0]] - 0.8).abs() < 1e-6);
 /// ```
-pub fn clip_grad_norm<E: Float>(grads: &mut [ArrayD<E>], max_norm: f64) -> f64 {
-    let total = global_norm(grads.iter().map(|g| g.view()));
+pub fn clip_grad_norm<E: Float, G: GradientSet<E> + ?Sized>(grads: &mut G, max_norm: f64) -> f64 {
+    let mut sum = 0.0;
+    grads.for_each_grad(&mut |g| sum += squares(g.iter()));
+    let total = sum.sqrt();
     let coef = max_norm / (total + 1e-6);
     if coef < 1.0 {
         let c = E::from_f64(coef);
-        for g in grads.iter_mut() {
-            g.mapv_inplace(|x| x * c);
-        }
+        grads.for_each_grad_mut(&mut |mut g| g.map_inplace(|x| *x *= c));
     }
     total
+}
+
+/// Gradients that [`clip_grad_norm`] can scale in place: visited one array at a time.
+pub trait GradientSet<E: Float> {
+    /// Calls `f` on every gradient.
+    fn for_each_grad(&mut self, f: &mut dyn FnMut(ndarray::ArrayViewD<'_, E>));
+    /// Calls `f` on every gradient, to change it in place.
+    fn for_each_grad_mut(&mut self, f: &mut dyn FnMut(ArrayViewMutD<'_, E>));
+}
+
+impl<E: Float> GradientSet<E> for [ArrayD<E>] {
+    fn for_each_grad(&mut self, f: &mut dyn FnMut(ndarray::ArrayViewD<'_, E>)) {
+        self.iter().for_each(|g| f(g.view()));
+    }
+    fn for_each_grad_mut(&mut self, f: &mut dyn FnMut(ArrayViewMutD<'_, E>)) {
+        self.iter_mut().for_each(|g| f(g.view_mut()));
+    }
+}
+
+impl<E: Float> GradientSet<E> for Vec<ArrayD<E>> {
+    fn for_each_grad(&mut self, f: &mut dyn FnMut(ndarray::ArrayViewD<'_, E>)) {
+        self.as_mut_slice().for_each_grad(f);
+    }
+    fn for_each_grad_mut(&mut self, f: &mut dyn FnMut(ArrayViewMutD<'_, E>)) {
+        self.as_mut_slice().for_each_grad_mut(f);
+    }
+}
+
+impl<E: Float> GradientSet<E> for [ArrayViewMutD<'_, E>] {
+    fn for_each_grad(&mut self, f: &mut dyn FnMut(ndarray::ArrayViewD<'_, E>)) {
+        self.iter().for_each(|g| f(g.view()));
+    }
+    fn for_each_grad_mut(&mut self, f: &mut dyn FnMut(ArrayViewMutD<'_, E>)) {
+        self.iter_mut().for_each(|g| f(g.view_mut()));
+    }
+}
+
+impl<E: Float> GradientSet<E> for Vec<ArrayViewMutD<'_, E>> {
+    fn for_each_grad(&mut self, f: &mut dyn FnMut(ndarray::ArrayViewD<'_, E>)) {
+        self.as_mut_slice().for_each_grad(f);
+    }
+    fn for_each_grad_mut(&mut self, f: &mut dyn FnMut(ArrayViewMutD<'_, E>)) {
+        self.as_mut_slice().for_each_grad_mut(f);
+    }
+}
+
+/// A tape's parameters' gradients from its last sweep, where they are.
+impl<E: Float> GradientSet<E> for Tape<E> {
+    fn for_each_grad(&mut self, f: &mut dyn FnMut(ndarray::ArrayViewD<'_, E>)) {
+        self.parameter_grads_mut()
+            .for_each(|g| f(ndarray::ArrayView1::from(&g[..]).into_dyn()));
+    }
+    fn for_each_grad_mut(&mut self, f: &mut dyn FnMut(ArrayViewMutD<'_, E>)) {
+        self.parameter_grads_mut()
+            .for_each(|g| f(ndarray::ArrayViewMut1::from(g).into_dyn()));
+    }
+}
+
+/// The sum of squares of `xs`, in `f64`, in order.
+fn squares<'a, E: Float>(xs: impl Iterator<Item = &'a E>) -> f64 {
+    xs.map(|&x| {
+        let x = Float::to_f64(x);
+        x * x
+    })
+    .sum()
 }
 
 /// The L2 norm of all of `grads` together, summed in `f64` in order.
@@ -885,7 +1082,7 @@ mod tests {
     #[test]
     fn sgd_with_weight_decay_matches_a_hand_step() {
         // p = 1, g = 0.5, wd = 0.1: d = 0.5 + 0.1 = 0.6; p = 1 - 0.1·0.6 = 0.94.
-        let mut sgd = Sgd::new(0.1).weight_decay(0.1);
+        let mut sgd = Sgd::builder(0.1).weight_decay(0.1).build().unwrap();
         close(&run(&mut sgd, 1.0, &[0.5]), &[0.94]);
     }
 
@@ -893,7 +1090,7 @@ mod tests {
     fn momentum_matches_hand_steps() {
         // μ = 0.9, lr = 0.1, grads 1 then 2.
         // step 1: b = 1, p = 1 - 0.1 = 0.9.  step 2: b = 0.9 + 2 = 2.9, p = 0.9 - 0.29 = 0.61.
-        let mut sgd = Sgd::new(0.1).momentum(0.9);
+        let mut sgd = Sgd::builder(0.1).momentum(0.9).build().unwrap();
         close(&run(&mut sgd, 1.0, &[1.0, 2.0]), &[0.9, 0.61]);
         assert_eq!(Optimizer::<f64>::name(&sgd), "momentum");
     }
@@ -902,14 +1099,114 @@ mod tests {
     fn nesterov_matches_hand_steps() {
         // step 1: b = 1, d = 1 + 0.9·1 = 1.9, p = 1 - 0.19 = 0.81.
         // step 2: b = 0.9 + 2 = 2.9, d = 2 + 0.9·2.9 = 4.61, p = 0.81 - 0.461 = 0.349.
-        let mut sgd = Sgd::new(0.1).momentum(0.9).nesterov(true);
+        let mut sgd = Sgd::builder(0.1)
+            .momentum(0.9)
+            .nesterov(true)
+            .build()
+            .unwrap();
         close(&run(&mut sgd, 1.0, &[1.0, 2.0]), &[0.81, 0.349]);
-        let mut bad = Sgd::<f64>::new(0.1).nesterov(true);
-        let mut p = array![1.0].into_dyn();
-        assert!(
-            bad.step(&mut [p.view_mut()], &[array![1.0].into_dyn()])
-                .is_err()
+    }
+
+    #[test]
+    fn settings_that_cannot_work_fail_when_the_optimiser_is_built() {
+        let refused = |r: Result<()>, what: &str| {
+            let err = r.unwrap_err().to_string();
+            assert!(err.contains(what), "{err}");
+        };
+        // Nesterov without momentum used to pass the builder and fail at the first step.
+        refused(
+            Sgd::<f64>::builder(0.1).nesterov(true).build().map(drop),
+            "Nesterov",
         );
+        refused(Sgd::<f64>::new(-0.1).map(drop), "learning rate");
+        refused(Sgd::<f64>::new(f64::NAN).map(drop), "learning rate");
+        refused(
+            Sgd::<f64>::builder(0.1).momentum(-0.5).build().map(drop),
+            "momentum",
+        );
+        refused(
+            Sgd::<f64>::builder(0.1)
+                .weight_decay(-1.0)
+                .build()
+                .map(drop),
+            "weight decay",
+        );
+        refused(
+            Adam::<f64>::builder(0.1)
+                .betas(1.0, 0.999)
+                .build()
+                .map(drop),
+            "beta1",
+        );
+        refused(
+            Adam::<f64>::builder(0.1).betas(0.9, -0.1).build().map(drop),
+            "beta2",
+        );
+        refused(
+            Adam::<f64>::builder(0.1).eps(-1e-8).build().map(drop),
+            "eps",
+        );
+        refused(AdamW::<f64>::new(f64::INFINITY).map(drop), "learning rate");
+        // A schedule's rate is checked as it comes in, too.
+        let mut sgd = Sgd::<f64>::new(0.1).unwrap();
+        refused(sgd.begin_step(-1.0, &[]), "learning rate");
+    }
+
+    #[test]
+    fn the_rate_passed_to_a_step_is_used_and_the_base_rate_stays() {
+        let mut sgd = Sgd::<f64>::new(0.1).unwrap();
+        let mut p = [1.0];
+        sgd.begin_step(0.5, &[Shape::vector(1)]).unwrap();
+        sgd.update(0, &mut p, &[1.0]).unwrap();
+        assert_eq!(p, [0.5]);
+        assert_eq!(Optimizer::<f64>::learning_rate(&sgd), 0.1);
+    }
+
+    #[test]
+    fn step_tape_reads_the_tapes_gradients_in_place() {
+        let mut tape = wengert_tape::Tape::<f64>::new();
+        let w = tape.parameter(array![1.0, -2.0]).unwrap();
+        let b = tape.parameter(array![0.5]).unwrap();
+        let start = tape.mark();
+        let mut adam = Adam::new(0.1).unwrap();
+        let mut by_hand = Adam::new(0.1).unwrap();
+        let (mut w2, mut b2) = (array![1.0, -2.0].into_dyn(), array![0.5].into_dyn());
+        for _ in 0..5 {
+            tape.rewind(start).unwrap();
+            // Without a sweep there is nothing to step on.
+            assert!(adam.step_tape(&mut tape).is_err());
+            let sq = tape.mul(w, w).unwrap();
+            let s = tape.sum(sq).unwrap();
+            let loss = tape.add(s, b).unwrap();
+            tape.backward(loss).unwrap();
+            let grads = [w2.mapv(|x| 2.0 * x), array![1.0].into_dyn()];
+            by_hand
+                .step(&mut [w2.view_mut(), b2.view_mut()], &grads)
+                .unwrap();
+            adam.step_tape(&mut tape).unwrap();
+            assert_eq!(tape.value(w).unwrap(), w2);
+            assert_eq!(tape.value(b).unwrap(), b2);
+        }
+    }
+
+    #[test]
+    fn clipping_works_on_views_and_on_a_tapes_own_gradients() {
+        let mut a = array![3.0f64, 0.0].into_dyn();
+        let mut b = array![[4.0f64]].into_dyn();
+        let mut views = vec![a.view_mut(), b.view_mut()];
+        assert_eq!(clip_grad_norm(&mut views, 1.0), 5.0);
+        assert!((a[[0]] - 0.6).abs() < 1e-6 && (b[[0, 0]] - 0.8).abs() < 1e-6);
+
+        let mut tape = wengert_tape::Tape::<f64>::new();
+        let w = tape.parameter(array![1.5, 2.0]).unwrap();
+        let x = tape.input(array![2.0, 2.0]).unwrap();
+        let wx = tape.mul(w, x).unwrap();
+        let loss = tape.sum(wx).unwrap(); // dL/dw = x = [2, 2], norm √8
+        tape.backward(loss).unwrap();
+        let norm = clip_grad_norm(&mut tape, 1.0);
+        assert!((norm - 8f64.sqrt()).abs() < 1e-12);
+        let g = tape.grad(w).unwrap();
+        assert!((g[[0]] - 1.0 / 2f64.sqrt()).abs() < 1e-6, "{g}");
     }
 
     #[test]
@@ -922,20 +1219,20 @@ mod tests {
         let bc1 = 1.0 - 0.9f64 * 0.9;
         let bc2 = 1.0 - 0.999f64 * 0.999;
         let p2 = p1 - (0.1 / bc1) * m / (v.sqrt() / bc2.sqrt() + 1e-8);
-        let mut adam = Adam::new(0.1);
+        let mut adam = Adam::new(0.1).unwrap();
         close(&run(&mut adam, 1.0, &[0.5, -1.0]), &[p1, p2]);
     }
 
     #[test]
     fn adam_weight_decay_is_l2_and_adamw_decay_is_decoupled() {
         // Adam, wd = 0.1: g = 0.5 + 0.1·1 = 0.6, and the first step moves p by lr·sign(g).
-        let mut adam = Adam::new(0.1).weight_decay(0.1);
+        let mut adam = Adam::builder(0.1).weight_decay(0.1).build().unwrap();
         close(
             &run(&mut adam, 1.0, &[0.5]),
             &[1.0 - 0.1 * 0.6 / (0.6 + 1e-8)],
         );
         // AdamW, wd = 0.1: p = 1·(1 - 0.01) = 0.99, then the Adam step on g = 0.5.
-        let mut adamw = AdamW::new(0.1).weight_decay(0.1);
+        let mut adamw = AdamW::builder(0.1).weight_decay(0.1).build().unwrap();
         close(
             &run(&mut adamw, 1.0, &[0.5]),
             &[0.99 - 0.1 * 0.5 / (0.5 + 1e-8)],
@@ -945,7 +1242,7 @@ mod tests {
 
     #[test]
     fn a_changed_parameter_list_is_refused() {
-        let mut adam = Adam::<f64>::new(0.1);
+        let mut adam = Adam::<f64>::new(0.1).unwrap();
         let mut a = array![1.0].into_dyn();
         let mut b = array![1.0, 2.0].into_dyn();
         adam.step(&mut [a.view_mut()], &[array![1.0].into_dyn()])
@@ -965,10 +1262,10 @@ mod tests {
         let grads = [0.5, -1.0, 2.0, 0.25];
         type Make = fn() -> Box<dyn Optimizer<f64>>;
         let makers: [Make; 4] = [
-            || Box::new(Sgd::new(0.1)),
-            || Box::new(Sgd::new(0.1).momentum(0.9)),
-            || Box::new(Adam::new(0.1)),
-            || Box::new(AdamW::new(0.1)),
+            || Box::new(Sgd::new(0.1).unwrap()),
+            || Box::new(Sgd::builder(0.1).momentum(0.9).build().unwrap()),
+            || Box::new(Adam::new(0.1).unwrap()),
+            || Box::new(AdamW::new(0.1).unwrap()),
         ];
         for make in makers {
             let mut a = make();
@@ -982,16 +1279,23 @@ mod tests {
             let rest = run(&mut second, half[1], &grads[2..]);
             assert_eq!(rest, straight[2..], "{}", a.name());
         }
-        assert!(Optimizer::<f64>::state(&Sgd::new(0.1)).buffers.is_empty());
+        assert!(
+            Optimizer::<f64>::state(&Sgd::new(0.1).unwrap())
+                .buffers
+                .is_empty()
+        );
     }
 
     #[test]
     fn a_state_that_does_not_fit_is_refused() {
-        let mut adam = Adam::<f64>::new(0.1);
+        let mut adam = Adam::<f64>::new(0.1).unwrap();
         run(&mut adam, 1.0, &[0.5]);
         let mut state = adam.state();
         state.buffers[1].1[0] = array![1.0, 2.0].into_dyn();
-        let err = Adam::<f64>::new(0.1).load_state(&state).unwrap_err();
+        let err = Adam::<f64>::new(0.1)
+            .unwrap()
+            .load_state(&state)
+            .unwrap_err();
         assert!(
             err.to_string()
                 .contains("exp_avg_sq for parameter 0 has shape [2]"),
@@ -999,10 +1303,12 @@ mod tests {
         );
         let mut state = adam.state();
         state.buffers[0].1[0][[0]] = f64::NAN;
-        assert!(Adam::<f64>::new(0.1).load_state(&state).is_err());
-        let err = Sgd::<f64>::new(0.1)
+        assert!(Adam::<f64>::new(0.1).unwrap().load_state(&state).is_err());
+        let err = Sgd::<f64>::builder(0.1)
             .momentum(0.5)
-            .load_state(&Sgd::new(0.1).momentum(0.9).state());
+            .build()
+            .unwrap()
+            .load_state(&Sgd::builder(0.1).momentum(0.9).build().unwrap().state());
         assert!(
             err.unwrap_err()
                 .to_string()
@@ -1030,11 +1336,11 @@ mod tests {
             }
             p.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
         };
-        let one = train(1, &mut Adam::new(0.01));
-        assert_eq!(train(2, &mut Adam::new(0.01)), one);
+        let one = train(1, &mut Adam::new(0.01).unwrap());
+        assert_eq!(train(2, &mut Adam::new(0.01).unwrap()), one);
         assert_ne!(p0.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), one);
-        let one = train(1, &mut AdamW::new(0.01));
-        assert_eq!(train(2, &mut AdamW::new(0.01)), one);
+        let one = train(1, &mut AdamW::new(0.01).unwrap());
+        assert_eq!(train(2, &mut AdamW::new(0.01).unwrap()), one);
     }
 
     #[test]

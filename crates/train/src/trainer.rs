@@ -130,7 +130,7 @@ pub struct Evaluation {
 /// let data = Dataset::classification(x, vec![0, 1, 1, 0], 2)?;
 /// let mut model = Mlp::builder(&[2, 8, 2]).seed(1).build()?;
 /// let config = TrainConfig { epochs: 300, batch_size: 4, ..TrainConfig::default() };
-/// let mut trainer = Trainer::new(config, Adam::new(0.05));
+/// let mut trainer = Trainer::new(config, Adam::new(0.05)?);
 /// let history = trainer.fit(&mut model, &data, None)?;
 /// assert_eq!(history.last().unwrap().train_accuracy, Some(1.0));
 /// assert_eq!(trainer.evaluate(&model, &data)?.accuracy, Some(1.0));
@@ -303,12 +303,12 @@ impl<'a, E: Float> Trainer<'a, E> {
     ///
     /// // A run that never stops.
     /// let mut straight = Mlp::builder(&[2, 4, 2]).seed(1).build()?;
-    /// Trainer::new(config.clone(), Adam::new(0.05)).fit(&mut straight, &data, None)?;
+    /// Trainer::new(config.clone(), Adam::new(0.05)?).fit(&mut straight, &data, None)?;
     ///
     /// // A run paused after step 5 (in the middle of epoch 3), then resumed afresh.
     /// let mut saved: Option<TrainState<f64>> = None;
     /// let mut model = Mlp::builder(&[2, 4, 2]).seed(1).build()?;
-    /// let mut first = Trainer::new(config.clone(), Adam::new(0.05));
+    /// let mut first = Trainer::new(config.clone(), Adam::new(0.05)?);
     /// first.checkpoint_every(Every::Steps(5), |s: &TrainState<f64>| {
     ///     saved = Some(s.clone());
     ///     Ok(Control::Stop)
@@ -317,7 +317,7 @@ impl<'a, E: Float> Trainer<'a, E> {
     /// drop(first);
     ///
     /// let mut model = Mlp::builder(&[2, 4, 2]).seed(99).build()?;
-    /// let mut second = Trainer::new(config, Adam::new(0.05));
+    /// let mut second = Trainer::new(config, Adam::new(0.05)?);
     /// second.resume(&mut model, &data, None, saved.unwrap())?;
     /// assert_eq!(model, straight);
     /// # Ok::<(), wengert_train::Error>(())
@@ -500,13 +500,11 @@ impl<'a, E: Float> Trainer<'a, E> {
                     .config
                     .schedule
                     .learning_rate(base_lr, epoch, s.history.steps);
-                self.optimizer.set_learning_rate(lr);
                 let indices = &s.order[b * batch_size..((b + 1) * batch_size).min(n)];
-                let (loss, hits) = self.step(model, train, indices)?;
+                let (loss, hits) = self.step(model, train, indices, lr)?;
                 s.history.steps += 1;
                 s.batch += 1;
                 if !loss.is_finite() {
-                    self.optimizer.set_learning_rate(base_lr);
                     return Err(Error::NonFiniteLoss {
                         epoch: epoch + 1,
                         step: s.history.steps,
@@ -574,7 +572,6 @@ impl<'a, E: Float> Trainer<'a, E> {
                 break;
             }
         }
-        self.optimizer.set_learning_rate(base_lr);
         self.write_back(model)?;
         if paused {
             s.history.stop_reason = StopReason::Paused;
@@ -657,13 +654,14 @@ impl<'a, E: Float> Trainer<'a, E> {
         control
     }
 
-    /// One optimiser step on the examples at `indices`; returns the batch loss (before the
-    /// update) and, for a classifier, how many it classified right.
+    /// One optimiser step at rate `lr` on the examples at `indices`; returns the batch loss
+    /// (before the update) and, for a classifier, how many it classified right.
     fn step<M: Module<E>>(
         &mut self,
         model: &M,
         data: &Dataset<E>,
         indices: &[usize],
+        lr: f64,
     ) -> Result<(f64, usize)> {
         let buf = &mut self.batch;
         data.gather_labels(indices, &mut buf.labels);
@@ -701,15 +699,10 @@ impl<'a, E: Float> Trainer<'a, E> {
             }
             None => None,
         };
-        self.optimizer.begin_step(&bound.shapes)?;
+        self.optimizer.begin_step(lr, &bound.shapes)?;
         let optimizer = &mut self.optimizer;
         let clipped = &mut buf.clipped;
-        let mut failure = None;
-        // Parameters were recorded first, so a parameter's node id is its place in the list.
-        tape.update_parameters(|id, value, grad| {
-            if failure.is_some() {
-                return;
-            }
+        tape.update_parameters(|index, _, value, grad| {
             let grad = match scale {
                 Some(c) => {
                     clipped.clear();
@@ -718,14 +711,9 @@ impl<'a, E: Float> Trainer<'a, E> {
                 }
                 None => grad,
             };
-            if let Err(e) = optimizer.update(id.index(), value, grad) {
-                failure = Some(e);
-            }
-        });
-        match failure {
-            Some(e) => Err(e),
-            None => Ok((loss_value, hits)),
-        }
+            optimizer.update(index, value, grad)
+        })?;
+        Ok((loss_value, hits))
     }
 
     /// The model's loss on `data` (and, for a classifier, its accuracy and confusion matrix),

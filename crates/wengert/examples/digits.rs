@@ -27,7 +27,7 @@ fn main() -> wengert::train::Result<()> {
         ..TrainConfig::default()
     };
     let mut trainer =
-        Trainer::new(config, Adam::new(1e-3)).with_callback(OnEpoch(|r: &EpochRecord| {
+        Trainer::new(config, Adam::new(1e-3)?).with_callback(OnEpoch(|r: &EpochRecord| {
             println!(
                 "epoch {:3}  loss {:.4}  validation accuracy {:.2}%",
                 r.epoch,

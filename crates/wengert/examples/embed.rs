@@ -111,7 +111,7 @@ fn run() -> wengert::train::Result<(f64, usize)> {
         ..TrainConfig::default()
     };
     let mut trainer =
-        Trainer::new(config, Sgd::new(0.01).momentum(0.9)).with_callback(&mut stopper);
+        Trainer::new(config, Sgd::builder(0.01).momentum(0.9).build()?).with_callback(&mut stopper);
     trainer.fit(&mut model, &data, None)?;
     drop(trainer);
     println!("temperature learned: {:.3}", model.t[0]);

@@ -46,7 +46,7 @@ fn fit_sine(n: usize, epochs: usize, verbose: bool) -> wengert::train::Result<(f
         },
         ..TrainConfig::default()
     };
-    let mut trainer = Trainer::new(config, Adam::new(0.01));
+    let mut trainer = Trainer::new(config, Adam::new(0.01)?);
     if verbose {
         trainer.add_callback(OnEpoch(|r: &wengert::train::EpochRecord| {
             if r.epoch.is_multiple_of(50) {

@@ -5,9 +5,12 @@
 //! loss with respect to every parameter. This crate re-exports the engine's public API, so an
 //! embedding crate needs this one dependency.
 //!
-//! - [`Tape`], [`NodeId`], [`Gradients`]: recording and differentiating.
+//! - [`Graph`], [`Var`], [`Grads`]: recording with handles, so that a forward pass reads
+//!   `x.matmul(&w)?.add(&b)?.relu()?` and a gradient `grads[&w]`.
+//! - [`Tape`], [`NodeId`], [`Gradients`]: recording and differentiating by node id.
 //! - [`Op`], [`CustomOp`]: the built-in ops and the trait for your own.
-//! - [`gradcheck()`]: compare any computation's gradients with finite differences.
+//! - [`gradcheck()`], [`gradcheck_custom`]: compare any computation's (or custom op's)
+//!   gradients with finite differences.
 //! - [`Error`]: every failure, typed; nothing panics on bad input.
 //! - [`io`]: saving and loading tapes, weights and checkpoints.
 //! - [`train`]: models, optimisers, data and the training loop (the `wengert-train` crate).
@@ -46,8 +49,8 @@ pub use wengert_ops::{
 };
 pub use wengert_tape::gradcheck::{GradcheckMethod, Mismatch};
 pub use wengert_tape::{
-    CustomOpId, GradcheckOptions, GradcheckReport, Gradients, IntoValue, Mark, NodeId, NodeKind,
-    Shaped, Tape, gradcheck,
+    CustomOpId, GradcheckOptions, GradcheckReport, Gradients, Grads, Graph, IntoValue, Mark,
+    NodeId, NodeKind, Shaped, Tape, Var, gradcheck, gradcheck_custom,
 };
 
 /// Saving and loading: tapes, weights (also as safetensors) and checkpoints, validated on load
@@ -64,3 +67,8 @@ pub use ndarray;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+// The guide's snippets likewise (`docs/GUIDE.md`, linked into the package the same way).
+#[cfg(doctest)]
+#[doc = include_str!("../GUIDE.md")]
+struct GuideDoctests;

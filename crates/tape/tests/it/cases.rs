@@ -248,6 +248,12 @@ impl Problem {
         let out = self.case.record(&mut tape, &params, &mut None)?;
         let value = widen(tape.data(out)?);
         let shape = tape.shape(out)?;
+        if !tape.requires_grad(out)? {
+            // No gradient reaches the output (a detached one): backward refuses it, and its
+            // derivative with respect to every input is zero.
+            let zeros = self.inputs.iter().map(|x| vec![0.0; x.len()]).collect();
+            return Ok((value, zeros));
+        }
         let seed = cotangent::<E>(&shape);
         let grads = tape.backward_with_seed(out, seed.view())?;
         let grads = params

@@ -16,11 +16,13 @@ fn sgd_steps_on_tape(steps: usize) -> ArrayD<f64> {
         let p = tape.matmul(x, w).unwrap();
         let loss = tape.mse(p, y).unwrap();
         tape.backward(loss).unwrap();
-        tape.update_parameters(|_, value, grad| {
+        tape.update_parameters(|_, _, value, grad| {
             for (v, g) in value.iter_mut().zip(grad) {
                 *v -= 0.05 * g;
             }
-        });
+            Ok::<(), ()>(())
+        })
+        .unwrap();
     }
     tape.value_owned(w).unwrap()
 }
@@ -113,16 +115,22 @@ fn update_parameters_sees_only_swept_gradients() {
     let mut tape = Tape::<f64>::new();
     let w = tape.parameter(array![2.0]).unwrap();
     let mut calls = 0;
-    tape.update_parameters(|_, _, _| calls += 1);
+    tape.update_parameters(|_, _, _, _| {
+        calls += 1;
+        Ok::<(), ()>(())
+    })
+    .unwrap();
     assert_eq!(calls, 0, "no sweep yet, no gradients");
     let loss = tape.sum(w).unwrap();
     tape.backward(loss).unwrap();
-    tape.update_parameters(|id, value, grad| {
-        assert_eq!(id, w);
+    tape.update_parameters(|index, id, value, grad| {
+        assert_eq!((index, id), (0, w));
         assert_eq!(grad, [1.0]);
         value[0] = 7.0;
         calls += 1;
-    });
+        Ok::<(), ()>(())
+    })
+    .unwrap();
     assert_eq!(calls, 1);
     assert_eq!(tape.value(w).unwrap()[[0]], 7.0);
 }

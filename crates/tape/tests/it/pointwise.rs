@@ -215,13 +215,15 @@ fn a_handed_on_gradient_behaves_like_any_other() {
         let loss = tape.sum(sq).unwrap();
         tape.backward(loss).unwrap();
         let step: Vec<f64> = two_y(&expected);
-        tape.update_parameters(|id, value, grad| {
+        tape.update_parameters(|_, id, value, grad| {
             if id == x {
                 for (v, g) in value.iter_mut().zip(grad) {
                     *v -= 0.125 * g;
                 }
             }
-        });
+            Ok::<(), ()>(())
+        })
+        .unwrap();
         for (e, g) in expected.iter_mut().zip(step) {
             *e -= 0.125 * g;
         }

@@ -134,7 +134,7 @@ fn a_training_step_allocates_nothing_in_steady_state() {
         let steps = steady_steps(
             &pools[threads - 1],
             config.clone(),
-            Adam::new(1e-3),
+            Adam::new(1e-3).unwrap(),
             &mut model,
             &digits,
         );
@@ -154,13 +154,19 @@ fn a_training_step_allocates_nothing_in_steady_state() {
     let steps = steady_steps(
         &pools[1],
         clipped.clone(),
-        Sgd::new(0.01).momentum(0.9),
+        Sgd::builder(0.01).momentum(0.9).build().unwrap(),
         &mut model,
         &digits,
     );
     assert!(steps.iter().all(|&a| a == 0), "SGD, clipped: {steps:?}");
     let mut model = Mlp::builder(&[64, 128, 10]).seed(1).build().unwrap();
-    let steps = steady_steps(&pools[1], clipped, AdamW::new(1e-3), &mut model, &digits);
+    let steps = steady_steps(
+        &pools[1],
+        clipped,
+        AdamW::new(1e-3).unwrap(),
+        &mut model,
+        &digits,
+    );
     assert!(steps.iter().all(|&a| a == 0), "AdamW, clipped: {steps:?}");
 
     // A regression with MSE.
@@ -171,7 +177,59 @@ fn a_training_step_allocates_nothing_in_steady_state() {
         ..config
     };
     let mut model = Mlp::builder(&[4, 8, 1]).seed(2).build().unwrap();
-    let steps = steady_steps(&pools[0], mse, Adam::new(1e-2), &mut model, &data);
+    let steps = steady_steps(&pools[0], mse, Adam::new(1e-2).unwrap(), &mut model, &data);
     assert!(steps.len() > 30);
     assert!(steps.iter().all(|&a| a == 0), "MSE regression: {steps:?}");
+
+    // A loop by hand through the handle API (the guide's sine regression), with clipping on the
+    // tape's own gradients: rewind, forward, backward, clip, step.
+    let per_step = handle_loop_allocations(40);
+    assert!(
+        per_step.iter().all(|&a| a == 0),
+        "handle API loop: {per_step:?}"
+    );
+}
+
+/// Allocations in each of `steps` steps of a hand-written loop on a `Graph`, after warm-up.
+fn handle_loop_allocations(steps: usize) -> Vec<u64> {
+    use ndarray::{Array, Axis};
+    use wengert_tape::Graph;
+    use wengert_train::{Init, clip_grad_norm};
+
+    let xs = Array::linspace(-3.0f32, 3.0, 64).insert_axis(Axis(1));
+    let g = Graph::<f32>::new();
+    let (x, y) = (g.input(&xs).unwrap(), g.input(xs.mapv(f32::sin)).unwrap());
+    let mut rng = Rng::seed_from_u64(0);
+    let w1 = g
+        .parameter(
+            Init::GlorotUniform
+                .sample::<f32>(&[1, 32], 1, 32, &mut rng)
+                .unwrap(),
+        )
+        .unwrap();
+    let w2 = g
+        .parameter(
+            Init::GlorotUniform
+                .sample::<f32>(&[32, 1], 32, 1, &mut rng)
+                .unwrap(),
+        )
+        .unwrap();
+    let b1 = g.parameter(Array::<f32, _>::zeros(32)).unwrap();
+    let b2 = g.parameter(Array::<f32, _>::zeros(1)).unwrap();
+    let start = g.mark().unwrap();
+    let mut adam = Adam::new(0.01).unwrap();
+    let mut counts = Vec::with_capacity(steps);
+    for step in 0..steps + 3 {
+        let before = allocations();
+        g.rewind(start).unwrap();
+        let h = x.matmul(&w1).unwrap().add(&b1).unwrap().tanh().unwrap();
+        let loss = h.matmul(&w2).unwrap().add(&b2).unwrap().mse(&y).unwrap();
+        loss.backward().unwrap();
+        clip_grad_norm(&mut *g.tape_mut().unwrap(), 1.0);
+        adam.step_graph(&g).unwrap();
+        if step >= 3 {
+            counts.push(allocations() - before);
+        }
+    }
+    counts
 }

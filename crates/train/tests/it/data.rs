@@ -31,7 +31,7 @@ fn predict_gives_the_logits_evaluate_scores() {
             epochs: 5,
             ..TrainConfig::default()
         },
-        Adam::new(0.01),
+        Adam::new(0.01).unwrap(),
     );
     trainer.fit(&mut model, &data, None).unwrap();
     let logits = trainer.predict(&model, data.features()).unwrap();

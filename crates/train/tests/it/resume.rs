@@ -107,18 +107,22 @@ impl Setup {
 }
 
 const OPTIMIZERS: [(&str, MakeOptimizer); 5] = [
-    ("adam", || Box::new(Adam::new(0.02))),
-    ("momentum", || Box::new(Sgd::new(0.05).momentum(0.9))),
+    ("adam", || Box::new(Adam::new(0.02).unwrap())),
+    ("momentum", || {
+        Box::new(Sgd::builder(0.05).momentum(0.9).build().unwrap())
+    }),
     ("nesterov", || {
         Box::new(
-            Sgd::new(0.05)
+            Sgd::builder(0.05)
                 .momentum(0.9)
                 .nesterov(true)
-                .weight_decay(1e-3),
+                .weight_decay(1e-3)
+                .build()
+                .unwrap(),
         )
     }),
-    ("sgd", || Box::new(Sgd::new(0.1))),
-    ("adamw", || Box::new(AdamW::new(0.02))),
+    ("sgd", || Box::new(Sgd::new(0.1).unwrap())),
+    ("adamw", || Box::new(AdamW::new(0.02).unwrap())),
 ];
 
 #[test]
@@ -195,7 +199,7 @@ fn a_longer_resumed_run_matches_a_longer_straight_run() {
 fn some_state() -> TrainState<f32> {
     let setup = Setup::new(3, None);
     let mut saved = None;
-    let mut trainer = Trainer::new(setup.config.clone(), Adam::new(0.02));
+    let mut trainer = Trainer::new(setup.config.clone(), Adam::new(0.02).unwrap());
     trainer.checkpoint_every(Every::Steps(5), |s: &TrainState<f32>| {
         saved = Some(s.clone());
         Ok(Control::Stop)
@@ -226,7 +230,7 @@ fn a_state_that_does_not_fit_is_refused_and_changes_nothing() {
     };
     let e = err(
         other_batch.clone(),
-        Box::new(Adam::new(0.02)),
+        Box::new(Adam::new(0.02).unwrap()),
         &mut model(1),
         &setup.train,
     );
@@ -236,21 +240,21 @@ fn a_state_that_does_not_fit_is_refused_and_changes_nothing() {
     );
     let e = err(
         setup.config.clone(),
-        Box::new(Sgd::new(0.1)),
+        Box::new(Sgd::new(0.1).unwrap()),
         &mut model(1),
         &setup.train,
     );
     assert!(e.contains("adam's, not sgd's"), "{e}");
     let e = err(
         setup.config.clone(),
-        Box::new(Adam::new(0.02).betas(0.8, 0.999)),
+        Box::new(Adam::builder(0.02).betas(0.8, 0.999).build().unwrap()),
         &mut model(1),
         &setup.train,
     );
     assert!(e.contains("beta1 0.9, this optimiser 0.8"), "{e}");
     let e = err(
         setup.config.clone(),
-        Box::new(Adam::new(0.02)),
+        Box::new(Adam::new(0.02).unwrap()),
         &mut model(1),
         &disc(44, 5),
     );
@@ -258,7 +262,7 @@ fn a_state_that_does_not_fit_is_refused_and_changes_nothing() {
     let mut wide = Mlp::builder(&[2, 9, 8, 2]).build().unwrap();
     let e = err(
         setup.config.clone(),
-        Box::new(Adam::new(0.02)),
+        Box::new(Adam::new(0.02).unwrap()),
         &mut wide,
         &setup.train,
     );
@@ -318,4 +322,31 @@ fn a_checkpoint_round_trips_and_a_damaged_one_names_the_entry() {
         .scalars
         .insert("cli.settings".into(), wengert_io::Scalar::Text("{}".into()));
     assert_eq!(TrainState::from_checkpoint(&extra).unwrap(), state);
+}
+
+/// Found by a probe: the trainer used to set the optimiser's rate to the schedule's value
+/// before every step and put the base rate back only on the paths it expected, so a
+/// checkpoint hook's error left the optimiser at 0.05 instead of its base 0.1, and the next
+/// run started from half the rate. The rate now goes into each step and the base never moves.
+#[test]
+fn a_fit_that_fails_in_a_checkpoint_hook_keeps_the_base_learning_rate() {
+    let x = ndarray::array![[0.0f32, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]];
+    let data = Dataset::classification(x, vec![0, 1, 1, 0], 2).unwrap();
+    let config = TrainConfig {
+        epochs: 4,
+        batch_size: 2,
+        schedule: wengert_train::Schedule::Step {
+            every: 1,
+            gamma: 0.5,
+        },
+        ..TrainConfig::default()
+    };
+    let mut m = model(1);
+    let mut trainer = Trainer::new(config, Sgd::new(0.1).unwrap());
+    trainer.checkpoint_every(Every::Epochs(2), |_: &TrainState<f32>| {
+        Err(Error::InvalidConfig("disk full".into()))
+    });
+    let err = trainer.fit(&mut m, &data, None).unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+    assert_eq!(trainer.optimizer().learning_rate(), 0.1);
 }

@@ -44,28 +44,36 @@ fn disc_accuracy(
 #[test]
 fn batch_gradient_descent_learns_the_disc_to_95_percent() {
     // Batch size = training set size: one step per epoch on the full gradient.
-    let acc = disc_accuracy(200, 400, Adam::new(0.05));
+    let acc = disc_accuracy(200, 400, Adam::new(0.05).unwrap());
     assert!(acc >= 0.95, "accuracy {acc}");
 }
 
 #[test]
 fn mini_batch_gradient_descent_learns_the_disc_to_95_percent() {
-    let acc = disc_accuracy(20, 200, Adam::new(0.02));
+    let acc = disc_accuracy(20, 200, Adam::new(0.02).unwrap());
     assert!(acc >= 0.95, "accuracy {acc}");
 }
 
 #[test]
 fn stochastic_gradient_descent_learns_the_disc_to_95_percent() {
     // Batch size 1: one example per step, plain SGD.
-    let acc = disc_accuracy(1, 30, Sgd::new(0.05));
+    let acc = disc_accuracy(1, 30, Sgd::new(0.05).unwrap());
     assert!(acc >= 0.95, "accuracy {acc}");
 }
 
 #[test]
 fn momentum_and_adamw_train_too() {
-    let acc = disc_accuracy(20, 200, Sgd::new(0.1).momentum(0.9).nesterov(true));
+    let acc = disc_accuracy(
+        20,
+        200,
+        Sgd::builder(0.1)
+            .momentum(0.9)
+            .nesterov(true)
+            .build()
+            .unwrap(),
+    );
     assert!(acc >= 0.95, "nesterov accuracy {acc}");
-    let acc = disc_accuracy(20, 200, AdamW::new(0.02));
+    let acc = disc_accuracy(20, 200, AdamW::new(0.02).unwrap());
     assert!(acc >= 0.95, "adamw accuracy {acc}");
 }
 
@@ -85,7 +93,7 @@ fn a_small_mlp_reaches_90_percent_on_the_digits_in_a_few_epochs() {
         batch_size: 32,
         ..TrainConfig::default()
     };
-    let mut trainer = Trainer::new(config, Adam::new(3e-3));
+    let mut trainer = Trainer::new(config, Adam::new(3e-3).unwrap());
     trainer.fit(&mut model, &train, Some(&test)).unwrap();
     let eval = trainer.evaluate(&model, &test).unwrap();
     assert!(
@@ -114,7 +122,7 @@ fn regression_with_mse_and_rmse_fits_a_plane() {
             loss,
             ..TrainConfig::default()
         };
-        let mut trainer = Trainer::new(config, Adam::new(0.05));
+        let mut trainer = Trainer::new(config, Adam::new(0.05).unwrap());
         let history = trainer.fit(&mut model, &data, None).unwrap();
         assert_eq!(history.last().unwrap().train_accuracy, None);
         let eval = trainer.evaluate(&model, &data).unwrap();
@@ -150,7 +158,7 @@ fn early_stopping_stops_and_restores_the_best_weights() {
         patience: Some(5),
         ..TrainConfig::default()
     };
-    let mut trainer = Trainer::new(config, Adam::new(0.05));
+    let mut trainer = Trainer::new(config, Adam::new(0.05).unwrap());
     let history = trainer.fit(&mut model, &train, Some(&valid)).unwrap();
     assert_eq!(history.stop_reason, StopReason::EarlyStopping);
     let best = history.best_epoch.unwrap();
@@ -178,7 +186,7 @@ fn without_patience_the_best_epoch_reported_is_the_one_whose_weights_are_kept() 
             restore_best,
             ..TrainConfig::default()
         };
-        let mut trainer = Trainer::new(config, Adam::new(0.05));
+        let mut trainer = Trainer::new(config, Adam::new(0.05).unwrap());
         let history = trainer.fit(&mut model, &train, Some(&valid)).unwrap();
         let now = trainer.evaluate(&model, &valid).unwrap().loss;
         (history, now)
@@ -206,7 +214,7 @@ fn a_diverging_learning_rate_stops_with_the_step_named() {
         loss: Loss::Mse,
         ..TrainConfig::default()
     };
-    let mut trainer = Trainer::new(config, Sgd::new(1e3));
+    let mut trainer = Trainer::new(config, Sgd::new(1e3).unwrap());
     let err = trainer.fit(&mut model, &data, None).unwrap_err();
     match err {
         Error::NonFiniteLoss { step, epoch, loss } => {
@@ -236,7 +244,7 @@ fn callbacks_see_every_step_and_epoch_and_can_stop() {
         },
         ..TrainConfig::default()
     };
-    let mut trainer = Trainer::new(config, Adam::new(0.01))
+    let mut trainer = Trainer::new(config, Adam::new(0.01).unwrap())
         .with_callback(OnStep(|s: &wengert_train::StepInfo| {
             steps
                 .borrow_mut()
@@ -265,7 +273,7 @@ fn callbacks_see_every_step_and_epoch_and_can_stop() {
         }
     }
     let mut trainer =
-        Trainer::new(TrainConfig::default(), Adam::new(0.01)).with_callback(StopAfter(2));
+        Trainer::new(TrainConfig::default(), Adam::new(0.01).unwrap()).with_callback(StopAfter(2));
     let history = trainer.fit(&mut model, &data, None).unwrap();
     assert_eq!(history.epochs.len(), 2);
     assert_eq!(history.stop_reason, StopReason::Callback);
@@ -283,7 +291,7 @@ fn the_same_seed_gives_the_same_run() {
             clip_grad_norm: Some(1.0),
             ..TrainConfig::default()
         };
-        let mut trainer = Trainer::new(config, Adam::new(0.01));
+        let mut trainer = Trainer::new(config, Adam::new(0.01).unwrap());
         let history = trainer.fit(&mut model, &data, Some(&disc(20, 10))).unwrap();
         let losses: Vec<(f64, Option<f64>)> = history
             .epochs
@@ -305,7 +313,7 @@ fn the_tape_is_cleared_not_regrown() {
         batch_size: 64,
         ..TrainConfig::default()
     };
-    let mut trainer = Trainer::new(config, Adam::new(0.01));
+    let mut trainer = Trainer::new(config, Adam::new(0.01).unwrap());
     trainer.fit(&mut model, &data, None).unwrap();
     let one_step = trainer.tape_len();
     let config = TrainConfig {
@@ -313,7 +321,7 @@ fn the_tape_is_cleared_not_regrown() {
         batch_size: 8,
         ..TrainConfig::default()
     };
-    let mut trainer = Trainer::new(config, Adam::new(0.01));
+    let mut trainer = Trainer::new(config, Adam::new(0.01).unwrap());
     trainer.fit(&mut model, &data, None).unwrap();
     // 40 steps leave one step's nodes: x, 4 parameters, 2 matmuls, 2 adds, tanh, labels, loss.
     assert_eq!(trainer.tape_len(), one_step);
@@ -325,7 +333,7 @@ fn bad_configurations_are_refused_before_training() {
     let data = disc(10, 12);
     let mut model = disc_model(0);
     let fit = |config: TrainConfig, model: &mut Mlp<f32>| {
-        Trainer::new(config, Adam::new(0.01))
+        Trainer::new(config, Adam::new(0.01).unwrap())
             .fit(model, &data, None)
             .unwrap_err()
             .to_string()
@@ -341,7 +349,7 @@ fn bad_configurations_are_refused_before_training() {
     };
     assert!(fit(mse, &mut model).contains("regression targets"));
     let wrong_width = Mlp::<f32>::builder(&[3, 2]).build().unwrap();
-    let err = Trainer::new(TrainConfig::default(), Adam::new(0.01))
+    let err = Trainer::new(TrainConfig::default(), Adam::new(0.01).unwrap())
         .fit(&mut wrong_width.clone(), &data, None)
         .unwrap_err();
     assert!(matches!(err, Error::Engine(_)), "{err}");
@@ -375,7 +383,7 @@ fn a_model_breaking_the_parameter_contract_is_refused() {
     let mut rng = wengert_train::Rng::seed_from_u64(0);
     let mut model =
         Sneaky(Linear::new(2, 2, wengert_train::Init::GlorotUniform, &mut rng).unwrap());
-    let err = Trainer::new(TrainConfig::default(), Adam::new(0.01))
+    let err = Trainer::new(TrainConfig::default(), Adam::new(0.01).unwrap())
         .fit(&mut model, &data, None)
         .unwrap_err();
     assert!(matches!(err, Error::Model(_)), "{err}");
@@ -412,7 +420,7 @@ fn a_model_that_leaves_a_parameter_untaken_is_refused() {
     let mut rng = wengert_train::Rng::seed_from_u64(0);
     let linear = Linear::new(2, 2, wengert_train::Init::GlorotUniform, &mut rng).unwrap();
     let mut model = Forgetful(linear, array![1.0f32]);
-    let err = Trainer::new(TrainConfig::default(), Adam::new(0.01))
+    let err = Trainer::new(TrainConfig::default(), Adam::new(0.01).unwrap())
         .fit(&mut model, &data, None)
         .unwrap_err();
     assert!(matches!(err, Error::Model(_)), "{err}");
@@ -433,7 +441,7 @@ fn the_model_holds_the_trained_weights_and_apply_runs_it_outside_the_trainer() {
         batch_size: 16,
         ..TrainConfig::default()
     };
-    let mut trainer = Trainer::new(config, Adam::new(0.01));
+    let mut trainer = Trainer::new(config, Adam::new(0.01).unwrap());
     trainer.fit(&mut model, &data, None).unwrap();
     assert_ne!(model, before, "training wrote the weights back");
 
@@ -449,7 +457,7 @@ fn the_model_holds_the_trained_weights_and_apply_runs_it_outside_the_trainer() {
 #[test]
 fn an_adam_update_outside_a_step_is_an_error_not_nan() {
     use wengert_train::{Adam, Optimizer};
-    let mut a = Adam::<f64>::new(0.1);
+    let mut a = Adam::<f64>::new(0.1).unwrap();
     let mut p = ndarray::array![1.0, 2.0].into_dyn();
     a.step(
         &mut [p.view_mut()],
@@ -457,8 +465,8 @@ fn an_adam_update_outside_a_step_is_an_error_not_nan() {
     )
     .unwrap();
     // A fresh optimiser, and one that loaded a saved state, have no step in progress.
-    for mut b in [Adam::<f64>::new(0.1), {
-        let mut b = Adam::<f64>::new(0.1);
+    for mut b in [Adam::<f64>::new(0.1).unwrap(), {
+        let mut b = Adam::<f64>::new(0.1).unwrap();
         b.load_state(&a.state()).unwrap();
         b
     }] {
