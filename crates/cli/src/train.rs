@@ -41,6 +41,9 @@ struct RunSettings {
     lr: Option<f64>,
     weight_decay: Option<f64>,
     batch_size: usize,
+    /// Absent from the checkpoints of runs that did not accumulate.
+    #[serde(default = "one")]
+    accumulate: usize,
     seed: u64,
     validation_split: f64,
     test_split: f64,
@@ -64,6 +67,7 @@ impl RunSettings {
             lr: args.lr,
             weight_decay: args.weight_decay,
             batch_size: args.batch_size,
+            accumulate: args.accumulate,
             seed: args.seed,
             validation_split: args.validation_split,
             test_split: args.test_split,
@@ -89,6 +93,7 @@ impl RunSettings {
             lr: self.lr,
             weight_decay: self.weight_decay,
             batch_size: self.batch_size,
+            accumulate: self.accumulate,
             seed: self.seed,
             validation_split: self.validation_split,
             test_split: self.test_split,
@@ -96,6 +101,11 @@ impl RunSettings {
             ..args.clone()
         }
     }
+}
+
+/// One micro-batch per step: the setting of a run saved before `--accumulate` existed.
+fn one() -> usize {
+    1
 }
 
 /// A run found to resume: its trainer state, settings and training-set description.
@@ -191,6 +201,7 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>) -> Result<(), String>
     let config = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
+        accumulate: args.accumulate,
         patience: (args.patience > 0).then_some(args.patience),
         seed: args.seed,
         ..TrainConfig::default()
@@ -467,6 +478,12 @@ fn check(args: &TrainArgs) -> Result<(), String> {
     fraction("test-split", args.test_split)?;
     if args.batch_size == 0 {
         return Err("--batch-size must be at least 1".into());
+    }
+    if args.accumulate == 0 || !args.batch_size.is_multiple_of(args.accumulate) {
+        return Err(format!(
+            "--accumulate must be at least 1 and divide --batch-size {}, got {}",
+            args.batch_size, args.accumulate
+        ));
     }
     if args.epochs == 0 {
         return Err("--epochs must be at least 1".into());

@@ -45,6 +45,9 @@ pub enum Error {
     Model(String),
     /// A checkpoint whose trainer state is missing or malformed.
     Checkpoint(String),
+    /// Processes training together (through a
+    /// [`GradientReducer`](crate::GradientReducer)) disagree, or cannot reach each other.
+    Distributed(String),
 }
 
 /// A `Result` whose error is this crate's [`Error`].
@@ -74,6 +77,7 @@ impl fmt::Display for Error {
             Error::InvalidConfig(m) => write!(f, "invalid setting: {m}"),
             Error::Model(m) => write!(f, "model: {m}"),
             Error::Checkpoint(m) => write!(f, "checkpoint: {m}"),
+            Error::Distributed(m) => write!(f, "distributed training: {m}"),
         }
     }
 }

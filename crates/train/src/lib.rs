@@ -48,7 +48,10 @@ pub mod loaders;
 mod loss;
 mod metrics;
 mod module;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 mod optim;
+pub mod reduce;
 mod rng;
 mod schedule;
 mod state;
@@ -63,6 +66,7 @@ pub use loss::{Loss, Sqrt};
 pub use metrics::{ConfusionMatrix, accuracy, argmax_rows};
 pub use module::{Module, ParameterIds};
 pub use optim::{Adam, AdamW, Optimizer, OptimizerState, Sgd, clip_grad_norm};
+pub use reduce::{GradientReducer, LocalReducer};
 pub use rng::{Rng, RngState};
 pub use schedule::Schedule;
 pub use state::{EpochProgress, Every, TrainState};
