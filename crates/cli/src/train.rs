@@ -13,6 +13,7 @@ use wengert_train::{
 };
 
 use crate::args::{ActivationArg, HeaderArg, OptimizerArg, TrainArgs};
+use crate::distributed::World;
 use crate::model;
 use crate::output::{self, Summary};
 
@@ -119,6 +120,26 @@ struct Resume {
 /// Runs `wengert train`; `explicit` names the options given on the command line (clap ids).
 /// The error is a one-line message.
 pub fn run(args: &TrainArgs, explicit: &[String]) -> Result<(), String> {
+    if args.threads == Some(0) {
+        return Err("--threads must be at least 1".into());
+    }
+    // Training runs on a worker of its own pool: the matrix products and the optimiser then split
+    // work through the workers' own queues, where a call from outside a pool would go through
+    // rayon's global injector on every product (slower, and allocating). MPI lives on that
+    // worker too: it is started, used and finished by the one thread.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.unwrap_or(0))
+        .build()
+        .map_err(|e| format!("cannot start {} threads: {e}", args.threads.unwrap_or(0)))?;
+    pool.install(|| {
+        let world = World::start()?;
+        let result = run_in(&world, args, explicit);
+        world.finish(result)
+    })
+}
+
+/// [`run`] as one rank of `world`, on a worker of the training pool.
+fn run_in(world: &World, args: &TrainArgs, explicit: &[String]) -> Result<(), String> {
     let resume = match &args.resume {
         Some(dir) => Some(find_resume(dir, args.keep_checkpoints)?),
         None => None,
@@ -128,18 +149,29 @@ pub fn run(args: &TrainArgs, explicit: &[String]) -> Result<(), String> {
         None => args.clone(),
     };
     check(&args)?;
-    // Training runs on a worker of its own pool: the matrix products and the optimiser then split
-    // work through the workers' own queues, where a call from outside a pool would go through
-    // rayon's global injector on every product (slower, and allocating).
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads.unwrap_or(0))
-        .build()
-        .map_err(|e| format!("cannot start {} threads: {e}", args.threads.unwrap_or(0)))?;
-    pool.install(|| train_in_pool(&args, resume))
+    let args = agree(world, args, resume.as_ref())?;
+    train_in_pool(world, &args, resume)
+}
+
+/// Checks that every rank runs the same binary with the same settings (and resumes the same
+/// checkpoint); only rank 0 shows progress.
+fn agree(world: &World, mut args: TrainArgs, resume: Option<&Resume>) -> Result<TrainArgs, String> {
+    if world.ranks() == 1 {
+        return Ok(args);
+    }
+    world.check_same_binary()?;
+    let settings = serde_json::to_string(&RunSettings::of(&args)).map_err(|e| e.to_string())?;
+    let resumed = resume.map(|r| (r.state.epoch, r.state.history.steps, r.data.clone()));
+    let run = format!("{settings} epochs {} resume {resumed:?}", args.epochs);
+    world.check_same("settings", run.as_bytes())?;
+    if !world.writes() {
+        args.quiet = true;
+    }
+    Ok(args)
 }
 
 /// The body of [`run`], on a worker of the training pool.
-fn train_in_pool(args: &TrainArgs, resume: Option<Resume>) -> Result<(), String> {
+fn train_in_pool(world: &World, args: &TrainArgs, resume: Option<Resume>) -> Result<(), String> {
     let out_dir = match (&args.out, &args.resume) {
         (Some(dir), _) | (None, Some(dir)) => dir.clone(),
         (None, None) => output::timestamped_dir(),
@@ -160,6 +192,15 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>) -> Result<(), String>
     let (train, validation, test) = (scale(&train)?, scale(&validation)?, scale(&test)?);
     let classes = train.n_outputs();
     let data_id = describe(&train);
+    world.check_same(
+        "data",
+        format!(
+            "{data_id}; {} validation, {} test",
+            validation.len(),
+            test.len()
+        )
+        .as_bytes(),
+    )?;
     if let Some(r) = &resume
         && r.data != data_id
     {
@@ -226,10 +267,16 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>) -> Result<(), String>
         validation.len(),
         test.len()
     );
-    let mut trainer = Trainer::new(config, optimizer).with_callback(Progress::new(bar.clone()));
+    let mut trainer =
+        world.attach(Trainer::new(config, optimizer).with_callback(Progress::new(bar.clone())));
     let checkpoints = CheckpointDir::new(&out_dir, args.keep_checkpoints);
     let settings = serde_json::to_string(&RunSettings::of(args)).map_err(|e| e.to_string())?;
+    let writes = world.writes();
     trainer.checkpoint_every(Every::Epochs(1), move |state: &TrainState<E>| {
+        // Every rank holds the same state; one writes it.
+        if !writes {
+            return Ok(Control::Continue);
+        }
         let mut ckpt = state.to_checkpoint();
         ckpt.scalars
             .insert(SETTINGS.into(), Scalar::Text(settings.clone()));
@@ -249,6 +296,9 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>) -> Result<(), String>
     let train_seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let history = fitted.map_err(|e| e.to_string())?;
+    if !world.writes() {
+        return Ok(());
+    }
 
     let train_eval = trainer
         .evaluate(&model, &train)

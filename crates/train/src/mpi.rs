@@ -111,11 +111,13 @@ impl Mpi {
         if differ.is_empty() {
             return Ok(());
         }
+        let one = differ.len() == 1;
         Err(Error::Distributed(format!(
-            "rank {} {} not the same {what} as rank 0 (fingerprints {}): every rank must run \
+            "rank {} differ{} from rank 0 in {} {what} (fingerprints {}): every rank must run \
              the same binary with the same settings on the same data",
             differ.join(", "),
-            if differ.len() == 1 { "has" } else { "have" },
+            if one { "s" } else { "" },
+            if one { "its" } else { "their" },
             all.iter()
                 .map(|f| format!("{f:016x}"))
                 .collect::<Vec<_>>()

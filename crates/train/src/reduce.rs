@@ -135,13 +135,7 @@ impl<E: Float> TreeSum<E> {
         self.node(lo, hi, 0, leaf)
     }
 
-    fn node(
-        &mut self,
-        lo: usize,
-        hi: usize,
-        level: usize,
-        leaf: &mut Leaf<'_, E>,
-    ) -> Result<()> {
+    fn node(&mut self, lo: usize, hi: usize, level: usize, leaf: &mut Leaf<'_, E>) -> Result<()> {
         if hi - lo == 1 {
             return leaf(lo, &mut self.levels[level], &mut self.stats[level]);
         }
