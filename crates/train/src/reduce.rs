@@ -27,7 +27,7 @@ use crate::{Error, Result};
 /// `[mid, hi)`, `mid = (lo + hi) / 2`, each addition [`add_into`] of the lower half's values and
 /// the upper half's. Recursive doubling does exactly that: at level `l` rank `r` swaps its
 /// partial sums with rank `r xor 2^l` and both add them, the lower rank's first. Any transport
-/// that follows it (MPI in [`crate::mpi`] with the `mpi` feature, or an embedder's own) gives
+/// that follows it (MPI in the `mpi` module, with the `mpi` feature, or an embedder's own) gives
 /// weights bit-identical to one process accumulating the same micro-batches.
 pub trait GradientReducer<E: Float> {
     /// This process's place among the `ranks()`, from 0.
