@@ -214,7 +214,9 @@ impl<'a, E: Float> Trainer<'a, E> {
     /// Shares every step with other processes through `reducer` (builder style): this process
     /// computes the gradients of its own micro-batches (see [`TrainConfig::accumulate`]), and
     /// every process steps with their sum, bit for bit the same everywhere. Every process must
-    /// run the same trainer on the same data and model.
+    /// run the same trainer on the same data and model, and its callbacks and checkpoint hook
+    /// must stop the run at the same step everywhere. A process whose run returns an error
+    /// must end the others (as `MPI_Abort` does): they would wait for it at the next step.
     pub fn with_reducer(mut self, reducer: impl GradientReducer<E> + 'a) -> Self {
         self.reducer = Box::new(reducer);
         self
