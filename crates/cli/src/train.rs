@@ -144,10 +144,19 @@ fn run_in(world: &World, args: &TrainArgs, explicit: &[String]) -> Result<(), St
         Some(dir) => Some(find_resume(dir, args.keep_checkpoints)?),
         None => None,
     };
-    let args = match &resume {
+    let mut args = match &resume {
         Some(r) => resumed_args(args, explicit, r)?,
         None => args.clone(),
     };
+    // N ranks need at least N micro-batches: one each, unless --accumulate says otherwise.
+    let ranks = world.ranks();
+    if resume.is_none()
+        && ranks > 1
+        && ranks.is_power_of_two()
+        && !explicit.iter().any(|id| id == "accumulate")
+    {
+        args.accumulate = ranks;
+    }
     check(&args)?;
     let args = agree(world, args, resume.as_ref())?;
     train_in_pool(world, &args, resume)

@@ -154,6 +154,32 @@ mod mpi {
     }
 
     #[test]
+    fn without_accumulate_each_rank_takes_one_micro_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = [
+            "train", "--hidden", "8", "--epochs", "1", "--quiet", "--out",
+        ];
+        let mut one = args.to_vec();
+        one.extend(["one", "--accumulate", "2"]);
+        check_ok(&wengert(dir.path(), &one));
+        let mut two = args.to_vec();
+        two.push("two");
+        check_ok(&on_ranks(dir.path(), 2, &two));
+        assert_eq!(
+            read(&dir.path().join("one/model.tape")),
+            read(&dir.path().join("two/model.tape"))
+        );
+        // Three processes cannot share a tree of micro-batches.
+        let job = on_ranks(dir.path(), 3, &args[..6]);
+        assert!(!job.status.success());
+        assert!(
+            stderr(&job).contains("needs a power of two"),
+            "{}",
+            stderr(&job)
+        );
+    }
+
+    #[test]
     fn ranks_with_other_settings_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let exe = env!("CARGO_BIN_EXE_wengert");
