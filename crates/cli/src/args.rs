@@ -115,6 +115,13 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub batch_size: usize,
 
+    /// Micro-batches per step (gradient accumulation): each batch is recorded in K parts of
+    /// batch-size / K examples whose gradients are summed in a fixed order before one update
+    /// (the batch size must be a multiple of K). Under MPI the processes share them [default:
+    /// 1, or the number of processes].
+    #[arg(long, value_name = "K", default_value_t = 1, hide_default_value = true)]
+    pub accumulate: usize,
+
     /// The most passes over the training set (early stopping may end sooner).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub epochs: usize,

@@ -10,12 +10,16 @@
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        // Under MPI only rank 0 reports.
+        if $crate::distributed::prints() {
+            let _ = writeln!(std::io::stdout(), $($arg)*);
+        }
     }};
 }
 
 mod args;
 mod destination;
+mod distributed;
 mod eval;
 mod export;
 mod memory;

@@ -13,6 +13,7 @@ use wengert_train::{
 };
 
 use crate::args::{ActivationArg, HeaderArg, OptimizerArg, TrainArgs};
+use crate::distributed::World;
 use crate::model;
 use crate::output::{self, Summary};
 use crate::run_dir::{self, RunDir};
@@ -47,6 +48,9 @@ struct RunSettings {
     lr: Option<f64>,
     weight_decay: Option<f64>,
     batch_size: usize,
+    /// Absent from the checkpoints of runs that did not accumulate.
+    #[serde(default = "one")]
+    accumulate: usize,
     seed: u64,
     validation_split: f64,
     test_split: f64,
@@ -70,6 +74,7 @@ impl RunSettings {
             lr: args.lr,
             weight_decay: args.weight_decay,
             batch_size: args.batch_size,
+            accumulate: args.accumulate,
             seed: args.seed,
             validation_split: args.validation_split,
             test_split: args.test_split,
@@ -95,6 +100,7 @@ impl RunSettings {
             lr: self.lr,
             weight_decay: self.weight_decay,
             batch_size: self.batch_size,
+            accumulate: self.accumulate,
             seed: self.seed,
             validation_split: self.validation_split,
             test_split: self.test_split,
@@ -102,6 +108,11 @@ impl RunSettings {
             ..args.clone()
         }
     }
+}
+
+/// One micro-batch per step: the setting of a run saved before `--accumulate` existed.
+fn one() -> usize {
+    1
 }
 
 /// A run found to resume: its trainer state, identity, settings and training-set description.
@@ -117,33 +128,87 @@ struct Resume {
 /// Runs `wengert train`; `explicit` names the options given on the command line (clap ids).
 /// The error is a one-line message.
 pub fn run(args: &TrainArgs, explicit: &[String]) -> Result<(), String> {
-    // The run being resumed is locked first: one still writing its directory is refused.
-    let (resume, source) = match &args.resume {
-        Some(dir) => {
-            let source = run_dir::lock_source(dir)?;
-            (Some(find_resume(dir, args.keep_checkpoints)?), source)
-        }
-        None => (None, None),
-    };
-    let args = match &resume {
-        Some(r) => resumed_args(args, explicit, r)?,
-        None => args.clone(),
-    };
-    check(&args)?;
-    // Before any data is read: the output directory is made, checked and locked.
-    let out = output_dir(&args, source)?;
+    // Before the pool starts its threads.
+    check_threads(args)?;
     // Training runs on a worker of its own pool: the matrix products and the optimiser then split
     // work through the workers' own queues, where a call from outside a pool would go through
-    // rayon's global injector on every product (slower, and allocating).
+    // rayon's global injector on every product (slower, and allocating). MPI lives on that
+    // worker too: it is started, used and finished by the one thread.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.unwrap_or(0))
         .build()
         .map_err(|e| format!("cannot start {} threads: {e}", args.threads.unwrap_or(0)))?;
-    let result = pool.install(|| train_in_pool(&args, resume, out.path()));
-    if result.is_err() {
+    pool.install(|| {
+        let world = World::start()?;
+        let result = run_in(&world, args, explicit);
+        world.finish(result)
+    })
+}
+
+/// [`run`] as one rank of `world`, on a worker of the training pool.
+fn run_in(world: &World, args: &TrainArgs, explicit: &[String]) -> Result<(), String> {
+    // Only the rank that writes holds the directories: the run being resumed is locked first,
+    // so that one still writing its directory is refused.
+    let writes = world.writes();
+    let (resume, source) = match &args.resume {
+        Some(dir) => {
+            let source = if writes {
+                run_dir::lock_source(dir)?
+            } else {
+                None
+            };
+            (Some(find_resume(dir, args.keep_checkpoints)?), source)
+        }
+        None => (None, None),
+    };
+    let mut args = match &resume {
+        Some(r) => resumed_args(args, explicit, r)?,
+        None => args.clone(),
+    };
+    // N ranks need at least N micro-batches: one each, unless --accumulate says otherwise.
+    let ranks = world.ranks();
+    if resume.is_none()
+        && ranks > 1
+        && ranks.is_power_of_two()
+        && !explicit.iter().any(|id| id == "accumulate")
+    {
+        args.accumulate = ranks;
+    }
+    check(&args)?;
+    let args = agree(world, args, resume.as_ref())?;
+    // Before any data is read: the output directory is made, checked and locked.
+    let out = if writes {
+        Some(output_dir(&args, source)?)
+    } else {
+        None
+    };
+    let out_path = out
+        .as_ref()
+        .map_or_else(PathBuf::new, |d| d.path().to_path_buf());
+    let result = train_in_pool(world, &args, resume, &out_path);
+    if result.is_err()
+        && let Some(out) = out
+    {
         out.discard_if_unused();
     }
     result
+}
+
+/// Checks that every rank runs the same binary with the same settings (and resumes the same
+/// checkpoint); only rank 0 shows progress.
+fn agree(world: &World, mut args: TrainArgs, resume: Option<&Resume>) -> Result<TrainArgs, String> {
+    if world.ranks() == 1 {
+        return Ok(args);
+    }
+    world.check_same_binary()?;
+    let settings = serde_json::to_string(&RunSettings::of(&args)).map_err(|e| e.to_string())?;
+    let resumed = resume.map(|r| (r.state.epoch, r.state.history.steps, r.data.clone()));
+    let run = format!("{settings} epochs {} resume {resumed:?}", args.epochs);
+    world.check_same("settings", run.as_bytes())?;
+    if !world.writes() {
+        args.quiet = true;
+    }
+    Ok(args)
 }
 
 /// The run's output directory, locked: `--out` (which must not hold another run), else the
@@ -177,7 +242,12 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 }
 
 /// The body of [`run`], on a worker of the training pool, writing into `out_dir`.
-fn train_in_pool(args: &TrainArgs, resume: Option<Resume>, out_dir: &Path) -> Result<(), String> {
+fn train_in_pool(
+    world: &World,
+    args: &TrainArgs,
+    resume: Option<Resume>,
+    out_dir: &Path,
+) -> Result<(), String> {
     let (source, rest, test) = load(args)?;
     // The network's widths are known once the data are: refuse one that cannot fit before
     // the data are copied into splits and scaled.
@@ -198,6 +268,15 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>, out_dir: &Path) -> Re
     let scale = |d: &Dataset<E>| d.scaled(&scaler).map_err(|e| e.to_string());
     let (train, validation, test) = (scale(&train)?, scale(&validation)?, scale(&test)?);
     let data_id = describe(&train);
+    world.check_same(
+        "data",
+        format!(
+            "{data_id}; {} validation, {} test",
+            validation.len(),
+            test.len()
+        )
+        .as_bytes(),
+    )?;
     if let Some(r) = &resume
         && r.data != data_id
     {
@@ -242,6 +321,7 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>, out_dir: &Path) -> Re
     let config = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
+        accumulate: args.accumulate,
         patience: (args.patience > 0).then_some(args.patience),
         seed: args.seed,
         ..TrainConfig::default()
@@ -266,20 +346,27 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>, out_dir: &Path) -> Re
         validation.len(),
         test.len()
     );
-    let mut trainer = Trainer::new(config, optimizer).with_callback(Progress::new(bar.clone()));
-    // A resumed run keeps its identity, and with it its checkpoints already in `out_dir`.
+    let mut trainer =
+        world.attach(Trainer::new(config, optimizer).with_callback(Progress::new(bar.clone())));
+    // A resumed run keeps its identity, and with it its checkpoints already in `out_dir`. Only
+    // the rank that writes has a directory; the others never save.
     let mut checkpoints = match resume.as_ref().and_then(|r| r.run.as_deref()) {
-        Some(run) => CheckpointDir::continuing::<E>(
+        Some(run) if world.writes() => CheckpointDir::continuing::<E>(
             out_dir,
             args.keep_checkpoints,
             run,
             &LoadOptions::default(),
         )
         .map_err(|e| e.to_string())?,
-        None => CheckpointDir::new(out_dir, args.keep_checkpoints),
+        _ => CheckpointDir::new(out_dir, args.keep_checkpoints),
     };
     let settings = serde_json::to_string(&RunSettings::of(args)).map_err(|e| e.to_string())?;
+    let writes = world.writes();
     trainer.checkpoint_every(Every::Epochs(1), move |state: &TrainState<E>| {
+        // Every rank holds the same state; one writes it.
+        if !writes {
+            return Ok(Control::Continue);
+        }
         let mut ckpt = state.to_checkpoint();
         ckpt.scalars
             .insert(SETTINGS.into(), Scalar::Text(settings.clone()));
@@ -299,6 +386,9 @@ fn train_in_pool(args: &TrainArgs, resume: Option<Resume>, out_dir: &Path) -> Re
     let train_seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let history = fitted.map_err(|e| e.to_string())?;
+    if !world.writes() {
+        return Ok(());
+    }
 
     let train_eval = trainer
         .evaluate(&model, &train)
@@ -553,6 +643,12 @@ fn check(args: &TrainArgs) -> Result<(), String> {
     if args.batch_size == 0 {
         return Err("--batch-size must be at least 1".into());
     }
+    if args.accumulate == 0 || !args.batch_size.is_multiple_of(args.accumulate) {
+        return Err(format!(
+            "--accumulate must be at least 1 and divide --batch-size {}, got {}",
+            args.batch_size, args.accumulate
+        ));
+    }
     if args.epochs == 0 {
         return Err("--epochs must be at least 1".into());
     }
@@ -577,17 +673,21 @@ fn check(args: &TrainArgs) -> Result<(), String> {
     if args.keep_checkpoints == 0 {
         return Err("--keep-checkpoints must be at least 1".into());
     }
-    if let Some(threads) = args.threads
-        && !(1..=MAX_THREADS).contains(&threads)
-    {
-        return Err(format!(
-            "--threads must be from 1 to {MAX_THREADS}, got {threads}"
-        ));
-    }
+    check_threads(args)?;
     if args.mnist.is_some() && (args.label_column != "last" || args.header != HeaderArg::Auto) {
         return Err("--label-column and --header apply to --data (CSV), not --mnist".into());
     }
     Ok(())
+}
+
+/// `--threads` within 1 to [`MAX_THREADS`]: checked before the training pool starts them.
+fn check_threads(args: &TrainArgs) -> Result<(), String> {
+    match args.threads {
+        Some(threads) if !(1..=MAX_THREADS).contains(&threads) => Err(format!(
+            "--threads must be from 1 to {MAX_THREADS}, got {threads}"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A positive rate that the element type holds as a positive finite number: one that

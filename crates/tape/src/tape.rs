@@ -263,6 +263,15 @@ impl<E: Float> Tape<E> {
             .map(|((g, _), _)| &mut g[..])
     }
 
+    /// Calls `f(id, value)` for every parameter, gradient or not, with its value to update in
+    /// place: the hook for an optimiser stepping with gradients held outside the tape (summed
+    /// over several sweeps, or received from other processes).
+    pub fn update_parameter_values(&mut self, mut f: impl FnMut(NodeId, &mut [E])) {
+        for &p in &self.params {
+            f(p, &mut self.values[p.index()]);
+        }
+    }
+
     /// Records a value fed in from outside, with no gradient wanted: data, labels, constants.
     pub fn input(&mut self, value: impl IntoValue<E>) -> Result<NodeId> {
         self.push_leaf(NodeKind::Input, value)

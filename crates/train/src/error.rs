@@ -47,6 +47,9 @@ pub enum Error {
     Checkpoint(String),
     /// A file of wengert's own (weights, a checkpoint) could not be written or read.
     File(wengert_io::Error),
+    /// Processes training together (through a
+    /// [`GradientReducer`](crate::GradientReducer)) disagree, or cannot reach each other.
+    Distributed(String),
 }
 
 /// A `Result` whose error is this crate's [`Error`].
@@ -77,6 +80,7 @@ impl fmt::Display for Error {
             Error::InvalidConfig(m) => write!(f, "invalid setting: {m}"),
             Error::Model(m) => write!(f, "model: {m}"),
             Error::Checkpoint(m) => write!(f, "checkpoint: {m}"),
+            Error::Distributed(m) => write!(f, "distributed training: {m}"),
         }
     }
 }

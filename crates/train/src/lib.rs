@@ -48,7 +48,10 @@ pub mod loaders;
 mod loss;
 mod metrics;
 mod module;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 mod optim;
+pub mod reduce;
 mod rng;
 mod save;
 mod schedule;
@@ -67,6 +70,7 @@ pub use optim::{
     Adam, AdamBuilder, AdamW, AdamWBuilder, GradientSet, Optimizer, OptimizerState, Sgd,
     SgdBuilder, clip_grad_norm,
 };
+pub use reduce::{GradientReducer, LocalReducer};
 pub use rng::{Rng, RngState};
 pub use save::{load_parameters, save_parameters};
 pub use schedule::Schedule;

@@ -10,6 +10,7 @@ use crate::callback::{Callback, Control, EpochRecord, StepInfo};
 use crate::loss::LossRecorder;
 use crate::metrics::{ConfusionMatrix, argmax, argmax_rows};
 use crate::module::record_parameters;
+use crate::reduce::{GradientReducer, LocalReducer, STATS, TreeSum, check_layout};
 use crate::state::{EpochProgress, Every, TrainState};
 use crate::{
     Dataset, Error, Loss, Module, Optimizer, ParameterIds, Result, Rng, Schedule, Targets,
@@ -43,6 +44,13 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Examples per forward pass when evaluating (default 1024); does not change results.
     pub eval_batch_size: usize,
+    /// Micro-batches per optimiser step (default 1: none): each batch is cut into this many
+    /// micro-batches of `batch_size / accumulate` examples, recorded and differentiated one
+    /// after another, and their gradients summed in a fixed tree order (see
+    /// [`GradientReducer`]) before one update. Memory follows the micro-batch; the update is
+    /// the batch's, equal to the whole batch's gradient up to rounding. `batch_size` must be a
+    /// multiple of it, and it a multiple of the reducer's process count.
+    pub accumulate: usize,
 }
 
 impl Default for TrainConfig {
@@ -57,6 +65,7 @@ impl Default for TrainConfig {
             restore_best: true,
             seed: 0,
             eval_batch_size: 1024,
+            accumulate: 1,
         }
     }
 }
@@ -145,6 +154,9 @@ pub struct Trainer<'a, E: Float> {
     batch: BatchBuffers<E>,
     bound: Bound,
     checkpoint: Option<(Every, CheckpointHook<'a, E>)>,
+    reducer: Box<dyn GradientReducer<E> + 'a>,
+    /// The micro-batches' gradient sums, when accumulating or sharing the work.
+    tree: TreeSum<E>,
 }
 
 /// The model's parameters as they live on the tape: recorded first on a cleared tape (so that
@@ -173,6 +185,8 @@ impl<E: Float> std::fmt::Debug for Trainer<'_, E> {
             .field("config", &self.config)
             .field("optimizer", &self.optimizer.name())
             .field("callbacks", &self.callbacks.len())
+            .field("rank", &self.reducer.rank())
+            .field("ranks", &self.reducer.ranks())
             .finish()
     }
 }
@@ -194,7 +208,20 @@ impl<'a, E: Float> Trainer<'a, E> {
                 mark: Tape::<E>::new().mark(),
             },
             checkpoint: None,
+            reducer: Box::new(LocalReducer),
+            tree: TreeSum::default(),
         }
+    }
+
+    /// Shares every step with other processes through `reducer` (builder style): this process
+    /// computes the gradients of its own micro-batches (see [`TrainConfig::accumulate`]), and
+    /// every process steps with their sum, bit for bit the same everywhere. Every process must
+    /// run the same trainer on the same data and model, and its callbacks and checkpoint hook
+    /// must stop the run at the same step everywhere. A process whose run returns an error
+    /// must end the others (as `MPI_Abort` does): they would wait for it at the next step.
+    pub fn with_reducer(mut self, reducer: impl GradientReducer<E> + 'a) -> Self {
+        self.reducer = Box::new(reducer);
+        self
     }
 
     /// Adds a callback, called in the order added.
@@ -501,7 +528,11 @@ impl<'a, E: Float> Trainer<'a, E> {
                     .schedule
                     .learning_rate(base_lr, epoch, s.history.steps);
                 let indices = &s.order[b * batch_size..((b + 1) * batch_size).min(n)];
-                let (loss, hits) = self.step(model, train, indices, lr)?;
+                let (loss, hits) = if self.config.accumulate == 1 && self.reducer.ranks() == 1 {
+                    self.step(model, train, indices, lr)?
+                } else {
+                    self.step_accumulated(model, train, indices, lr)?
+                };
                 s.history.steps += 1;
                 s.batch += 1;
                 if !loss.is_finite() {
@@ -716,6 +747,118 @@ impl<'a, E: Float> Trainer<'a, E> {
         Ok((loss_value, hits))
     }
 
+    /// [`step`](Trainer::step) in micro-batches: this process sums the gradients of the ones
+    /// it owns along the tree, the reducer sums those of all processes, then one update.
+    fn step_accumulated<M: Module<E>>(
+        &mut self,
+        model: &M,
+        data: &Dataset<E>,
+        indices: &[usize],
+        lr: f64,
+    ) -> Result<(f64, usize)> {
+        let accumulate = self.config.accumulate;
+        let micro = self.config.batch_size / accumulate;
+        let owned = accumulate / self.reducer.ranks();
+        let first = self.reducer.rank() * owned;
+        let batch = indices.len();
+        let total: usize = self.bound.shapes.iter().map(Shape::numel).sum();
+        let loss_kind = self.config.loss;
+        let tape = &mut self.tape;
+        let losses = &mut self.losses;
+        let bound = &self.bound;
+        let labels = &mut self.batch.labels;
+        let mut leaf = |j: usize, grads: &mut [E], stats: &mut [f64; STATS]| -> Result<()> {
+            grads.fill(E::zero());
+            *stats = [0.0; STATS];
+            let part = &indices[(j * micro).min(batch)..((j + 1) * micro).min(batch)];
+            if part.is_empty() {
+                return Ok(());
+            }
+            data.gather_labels(part, labels);
+            tape.rewind(bound.mark)?;
+            let (output, loss) = record_batch(
+                tape, losses, loss_kind, model, &bound.ids, data, part, labels,
+            )?;
+            let loss_value = Float::to_f64(tape.item(loss)?);
+            let hits = if loss_kind.is_classification() {
+                count_hits(tape, output, labels)?
+            } else {
+                0
+            };
+            // The micro-batch's share of the batch's mean loss.
+            let weight = part.len() as f64 / batch as f64;
+            *stats = [loss_value * weight, hits as f64];
+            if !loss_value.is_finite() {
+                return Ok(());
+            }
+            tape.backward(loss)?;
+            let w = E::from_f64(weight);
+            let mut at = 0;
+            for (&id, shape) in bound.ids.iter().zip(&bound.shapes) {
+                let n = shape.numel();
+                if let Some(g) = tape.grad(id) {
+                    for (d, &x) in grads[at..at + n].iter_mut().zip(g.iter()) {
+                        *d = x * w;
+                    }
+                }
+                at += n;
+            }
+            Ok(())
+        };
+        self.tree.sum(total, first, first + owned, &mut leaf)?;
+        let (grads, stats) = self.tree.result();
+        self.reducer.all_reduce(grads, &mut stats[..])?;
+        let (loss_value, hits) = (stats[0], stats[1] as usize);
+        if !loss_value.is_finite() {
+            return Ok((loss_value, hits));
+        }
+
+        let scale = match self.config.clip_grad_norm {
+            Some(max_norm) => {
+                // As `global_norm`: the squares summed in f64, in parameter order.
+                let norm = grads
+                    .iter()
+                    .map(|&g| {
+                        let g = Float::to_f64(g);
+                        g * g
+                    })
+                    .sum::<f64>()
+                    .sqrt();
+                let coef = max_norm / (norm + 1e-6);
+                (coef < 1.0).then(|| E::from_f64(coef))
+            }
+            None => None,
+        };
+        self.optimizer.begin_step(lr, &self.bound.shapes)?;
+        let optimizer = &mut self.optimizer;
+        let clipped = &mut self.batch.clipped;
+        let grads = &*grads;
+        let mut at = 0;
+        let mut failure = None;
+        self.tape.update_parameter_values(|id, value| {
+            let grad = &grads[at..at + value.len()];
+            at += value.len();
+            if failure.is_some() {
+                return;
+            }
+            let grad = match scale {
+                Some(c) => {
+                    clipped.clear();
+                    clipped.extend(grad.iter().map(|&g| g * c));
+                    &clipped[..]
+                }
+                None => grad,
+            };
+            if let Err(e) = optimizer.update(id.index(), value, grad) {
+                failure = Some(e);
+            }
+        });
+        match failure {
+            Some(e) => Err(e),
+            None => Ok((loss_value, hits)),
+        }
+    }
+
     /// The model's loss on `data` (and, for a classifier, its accuracy and confusion matrix),
     /// computed under [`Tape::no_grad`] in chunks of `eval_batch_size`.
     pub fn evaluate<M: Module<E>>(&mut self, model: &M, data: &Dataset<E>) -> Result<Evaluation> {
@@ -804,6 +947,11 @@ impl<'a, E: Float> Trainer<'a, E> {
                 "the batch size must be at least 1".into(),
             ));
         }
+        check_layout(
+            self.config.batch_size,
+            self.config.accumulate,
+            self.reducer.ranks(),
+        )?;
         if train.is_empty() {
             return Err(Error::InvalidData("the training set is empty".into()));
         }

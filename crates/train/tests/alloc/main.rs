@@ -169,6 +169,23 @@ fn a_training_step_allocates_nothing_in_steady_state() {
     );
     assert!(steps.iter().all(|&a| a == 0), "AdamW, clipped: {steps:?}");
 
+    // Gradient accumulation: 4 micro-batches of 8 summed along the tree, then one update.
+    let accumulated = TrainConfig {
+        accumulate: 4,
+        clip_grad_norm: Some(0.5),
+        ..config.clone()
+    };
+    let mut model = Mlp::builder(&[64, 128, 10]).seed(3).build().unwrap();
+    let steps = steady_steps(
+        &pools[1],
+        accumulated,
+        Adam::new(1e-3).unwrap(),
+        &mut model,
+        &digits,
+    );
+    assert!(steps.len() > 100, "{} steps counted", steps.len());
+    assert!(steps.iter().all(|&a| a == 0), "accumulating: {steps:?}");
+
     // A regression with MSE.
     let data = plane(300, 4);
     let mse = TrainConfig {

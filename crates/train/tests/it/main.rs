@@ -1,5 +1,6 @@
 //! Integration tests of wengert-train: what a user does, end to end.
 
+mod accumulate;
 mod data;
 mod loaders;
 mod resume;
