@@ -40,6 +40,9 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
             UnaryOp::Silu => OpV2::Silu,
             UnaryOp::Clamp(min, max) => OpV2::Clamp { min, max },
             UnaryOp::Sign => OpV2::Sign,
+            UnaryOp::Erf => OpV2::Erf,
+            UnaryOp::Gelu => OpV2::Gelu,
+            UnaryOp::GeluTanh => OpV2::GeluTanh,
         },
         Op::Binary(binary) => match binary {
             BinaryOp::Add => OpV2::Add,
@@ -139,6 +142,9 @@ pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
         OpV2::Maximum => Op::Binary(BinaryOp::Maximum),
         OpV2::Minimum => Op::Binary(BinaryOp::Minimum),
         OpV2::Pow => Op::Binary(BinaryOp::Pow),
+        OpV2::Erf => Op::Unary(UnaryOp::Erf),
+        OpV2::Gelu => Op::Unary(UnaryOp::Gelu),
+        OpV2::GeluTanh => Op::Unary(UnaryOp::GeluTanh),
     };
     op.check_parameters()
         .map_err(|source| Error::OpParameter { node, source })?;
@@ -242,5 +248,6 @@ mod tests {
         );
         assert_eq!(tag(OpV2::Clamp { min: 0.0, max: 1.0 }), 37);
         assert_eq!(tag(OpV2::Pow), 41);
+        assert_eq!(tag(OpV2::GeluTanh), 44);
     }
 }

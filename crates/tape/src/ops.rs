@@ -246,6 +246,41 @@ impl<E: Float> Tape<E> {
         self.record_unary(Op::Unary(UnaryOp::Sign), x)
     }
 
+    /// The error function `(2/√π) ∫₀ˣ e^(-t²) dt`.
+    #[inline]
+    pub fn erf(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Erf), x)
+    }
+
+    /// `x · Φ(x)`, `Φ` the standard normal CDF, exactly (PyTorch's `gelu`,
+    /// `approximate='none'`).
+    ///
+    /// ```
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// use wengert_tape::Tape;
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(vec![-1.0, 0.0, 1.0])?;
+    /// let y = tape.gelu(x)?;
+    /// let exact = tape.data(y)?.to_vec();
+    /// assert!((exact[2] - 0.841_344_746_068_542_9).abs() < 1e-15); // Φ(1)
+    /// assert_eq!(exact[1], 0.0);
+    /// let approximate = tape.gelu_tanh(x)?;
+    /// assert!((tape.data(approximate)?[2] - exact[2]).abs() < 2e-4);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn gelu(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Gelu), x)
+    }
+
+    /// gelu's tanh approximation, `x · (1 + tanh(√(2/π) (x + 0.044715 x³))) / 2` (PyTorch's
+    /// `gelu` with `approximate='tanh'`).
+    #[inline]
+    pub fn gelu_tanh(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::GeluTanh), x)
+    }
+
     /// The sum of all elements, a scalar.
     #[inline]
     pub fn sum(&mut self, x: NodeId) -> Result<NodeId> {

@@ -322,6 +322,9 @@ var_methods! {
         silu() "`x · σ(x)`.";
         clamp(min: Option<E>, max: Option<E>) "`x` limited to `[min, max]` (either bound optional).";
         sign() "The sign of `x` (no gradient).";
+        erf() "The error function.";
+        gelu() "`x · Φ(x)`, `Φ` the standard normal CDF.";
+        gelu_tanh() "gelu's tanh approximation.";
     }
     binary {
         matmul "Matrix product of `[m, k]` and `[k, n]`.";

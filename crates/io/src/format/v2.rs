@@ -59,6 +59,9 @@ pub enum OpV2 {
     Maximum,
     Minimum,
     Pow,
+    Erf,
+    Gelu,
+    GeluTanh,
 }
 
 impl From<v1::OpV1> for OpV2 {

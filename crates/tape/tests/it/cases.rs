@@ -115,6 +115,9 @@ pub fn unary_entry<E: Float>(op: UnaryOp) -> (Values, Record1<E>) {
             t.clamp(x, bound(min), bound(max))
         }),
         UnaryOp::Sign => entry1(AwayFromZero(0.01, 2.0), |t, x| t.sign(x)),
+        UnaryOp::Erf => entry1(General, |t, x| t.erf(x)),
+        UnaryOp::Gelu => entry1(General, |t, x| t.gelu(x)),
+        UnaryOp::GeluTanh => entry1(General, |t, x| t.gelu_tanh(x)),
     }
 }
 

@@ -381,3 +381,43 @@ fn bad_parameters_are_errors_that_record_nothing() -> Result<()> {
     assert_eq!(tape.len(), 1, "nothing was recorded");
     Ok(())
 }
+
+/// gelu, exact and tanh-approximated, as PyTorch's: `gelu(0) = 0` with gradient 1/2; far above
+/// 0, `x` with gradient 1; far below, 0 with gradient 0 (PyTorch's `x · (1 + erf(x/√2)) / 2`
+/// rounds `1 + erf` to 0); a NaN stays NaN. Reference values: `Φ(1)`, and the tanh form at 1
+/// evaluated in f64 by Python's `math`.
+fn gelu_edge_rules<E: Float>() -> Result<()> {
+    let name = E::NAME;
+    let tolerance = if E::NAME == "f32" { 1e-6 } else { 1e-15 };
+    type Record<E> = fn(&mut Tape<E>, NodeId) -> Result<NodeId>;
+    let forms: [(&str, Record<E>, f64); 2] = [
+        ("gelu", |t, x| t.gelu(x), 0.841_344_746_068_542_9),
+        ("gelu_tanh", |t, x| t.gelu_tanh(x), 0.841_191_990_608_276_8),
+    ];
+    for (form, record, at_one) in forms {
+        let (y, g) = values_and_gradient::<E>(&[0.0, 10.0, -40.0, 1.0], record)?;
+        assert_eq!(&y[..3], [0.0, 10.0, 0.0], "{name} {form}");
+        assert_eq!(&g[..3], [0.5, 1.0, 0.0], "{name} {form}");
+        assert!(
+            (y[3] - at_one).abs() < tolerance,
+            "{name} {form}(1) = {}",
+            y[3]
+        );
+        let mut tape = Tape::<E>::new();
+        let x = tape.parameter(vec![E::nan()])?;
+        let y = record(&mut tape, x)?;
+        assert!(tape.data(y)?[0].is_nan(), "{name} {form} of NaN");
+    }
+    // erf itself: odd, exactly ±1 far out, with derivative 2/√π at 0.
+    let (y, g) = values_and_gradient::<E>(&[0.0, 6.0, -6.0], |t, x| t.erf(x))?;
+    assert_eq!(y, [0.0, 1.0, -1.0], "{name} erf");
+    let two_over_sqrt_pi = E::from_f64(std::f64::consts::FRAC_2_SQRT_PI).to_f64();
+    assert_eq!(g[0], two_over_sqrt_pi, "{name} erf'(0)");
+    Ok(())
+}
+
+#[test]
+fn gelu_edge_rules_follow_pytorch() -> Result<()> {
+    gelu_edge_rules::<f32>()?;
+    gelu_edge_rules::<f64>()
+}
