@@ -52,6 +52,11 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
             BinaryOp::Maximum => OpV2::Maximum,
             BinaryOp::Minimum => OpV2::Minimum,
             BinaryOp::Pow => OpV2::Pow,
+            BinaryOp::Eq => OpV2::Eq,
+            BinaryOp::Lt => OpV2::Lt,
+            BinaryOp::Le => OpV2::Le,
+            BinaryOp::Gt => OpV2::Gt,
+            BinaryOp::Ge => OpV2::Ge,
         },
         Op::MatMul => OpV2::MatMul,
         Op::Sum => OpV2::Sum,
@@ -145,6 +150,11 @@ pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
         OpV2::Erf => Op::Unary(UnaryOp::Erf),
         OpV2::Gelu => Op::Unary(UnaryOp::Gelu),
         OpV2::GeluTanh => Op::Unary(UnaryOp::GeluTanh),
+        OpV2::Eq => Op::Binary(BinaryOp::Eq),
+        OpV2::Lt => Op::Binary(BinaryOp::Lt),
+        OpV2::Le => Op::Binary(BinaryOp::Le),
+        OpV2::Gt => Op::Binary(BinaryOp::Gt),
+        OpV2::Ge => Op::Binary(BinaryOp::Ge),
     };
     op.check_parameters()
         .map_err(|source| Error::OpParameter { node, source })?;
@@ -249,5 +259,6 @@ mod tests {
         assert_eq!(tag(OpV2::Clamp { min: 0.0, max: 1.0 }), 37);
         assert_eq!(tag(OpV2::Pow), 41);
         assert_eq!(tag(OpV2::GeluTanh), 44);
+        assert_eq!(tag(OpV2::Ge), 49);
     }
 }

@@ -335,6 +335,11 @@ var_methods! {
         maximum "The larger of `a` and `b` elementwise (a tie shares the gradient).";
         minimum "The smaller of `a` and `b` elementwise (a tie shares the gradient).";
         pow "`aᵇ` elementwise, broadcasting.";
+        eq "1 where `a == b`, else 0 (a mask: no gradient).";
+        lt "1 where `a < b`, else 0 (a mask: no gradient).";
+        le "1 where `a <= b`, else 0 (a mask: no gradient).";
+        gt "1 where `a > b`, else 0 (a mask: no gradient).";
+        ge "1 where `a >= b`, else 0 (a mask: no gradient).";
         mse "Mean squared error against `other` (same shape), a scalar.";
         cross_entropy "Softmax cross-entropy of these logits against labels, a scalar.";
     }

@@ -62,6 +62,11 @@ pub enum OpV2 {
     Erf,
     Gelu,
     GeluTanh,
+    Eq,
+    Lt,
+    Le,
+    Gt,
+    Ge,
 }
 
 impl From<v1::OpV1> for OpV2 {
