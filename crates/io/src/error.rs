@@ -292,6 +292,14 @@ pub enum Error {
         /// What is wrong, naming the key.
         reason: String,
     },
+    /// A saved op's parameter is one the engine refuses to record (a NaN slope, a
+    /// non-positive softplus beta, a NaN clamp bound).
+    OpParameter {
+        /// The node.
+        node: u32,
+        /// The engine's reason.
+        source: wengert_ops::Error,
+    },
 }
 
 impl Error {
@@ -488,6 +496,7 @@ impl fmt::Display for Error {
                 f,
                 "safetensors tensor \"{name}\" holds {dtype}, which cannot be read as {expected}"
             ),
+            Error::OpParameter { node, source } => write!(f, "node {node}: {source}"),
         }
     }
 }
@@ -496,7 +505,9 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
-            Error::ShapeInference { source, .. } | Error::Engine { source } => Some(source),
+            Error::ShapeInference { source, .. }
+            | Error::OpParameter { source, .. }
+            | Error::Engine { source } => Some(source),
             _ => None,
         }
     }

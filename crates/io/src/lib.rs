@@ -61,7 +61,7 @@ pub mod format;
 mod le_bytes;
 mod metadata;
 mod model;
-mod op_v1;
+mod op_v2;
 mod plan;
 mod replay;
 mod safetensors_io;

@@ -12,7 +12,7 @@ use crate::element::{
 };
 use crate::format::v1::{NamedNodeV1, TapeFileV1};
 use crate::format::v2::{NodeV2, TapeFileV2};
-use crate::op_v1::{op_from_file, op_to_file};
+use crate::op_v2::{op_from_file, op_to_file};
 use crate::{Error, Result, metadata, write_atomic};
 
 /// What a node of a saved tape is.

@@ -6,7 +6,7 @@ use wengert_tape::{NodeId, NodeKind, Tape};
 
 use crate::element::Element;
 use crate::model::{ModelNode, TapeModel};
-use crate::op_v1::op_to_file;
+use crate::op_v2::op_to_file;
 use crate::{Error, Replay, Result};
 
 /// Saves a recorded tape, with names for the nodes a user feeds, trains and reads.

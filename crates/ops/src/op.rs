@@ -128,6 +128,7 @@ impl Op {
     pub fn differentiable_in(&self, index: usize) -> bool {
         match (self, index) {
             (Op::Unary(op), _) => op.has_gradient(),
+            (Op::Binary(op), _) => op.has_gradient(),
             (Op::CrossEntropy, 1) => false,
             _ => true,
         }

@@ -73,6 +73,54 @@ impl<E: Float> Tape<E> {
         self.record_binary(Op::Binary(BinaryOp::Pow), a, b)
     }
 
+    /// 1.0 where `a == b`, else 0.0, broadcasting: a mask, through which no gradient flows.
+    /// NaN equals nothing.
+    ///
+    /// ```
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// use wengert_tape::Tape;
+    /// let mut tape = Tape::<f32>::new();
+    /// let a = tape.parameter(vec![1.0, 2.0, 3.0])?;
+    /// let b = tape.input(vec![2.0])?;
+    /// let eq = tape.eq(a, b)?;
+    /// let lt = tape.lt(a, b)?;
+    /// let ge = tape.ge(a, b)?;
+    /// assert_eq!(tape.data(eq)?, &[0.0, 1.0, 0.0]);
+    /// assert_eq!(tape.data(lt)?, &[1.0, 0.0, 0.0]);
+    /// assert_eq!(tape.data(ge)?, &[0.0, 1.0, 1.0]);
+    /// assert!(!tape.requires_grad(eq)?); // a mask needs no gradient
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn eq(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.record_binary(Op::Binary(BinaryOp::Eq), a, b)
+    }
+
+    /// 1.0 where `a < b`, else 0.0 (0.0 if either is NaN), broadcasting; no gradient flows.
+    #[inline]
+    pub fn lt(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.record_binary(Op::Binary(BinaryOp::Lt), a, b)
+    }
+
+    /// 1.0 where `a <= b`, else 0.0 (0.0 if either is NaN), broadcasting; no gradient flows.
+    #[inline]
+    pub fn le(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.record_binary(Op::Binary(BinaryOp::Le), a, b)
+    }
+
+    /// 1.0 where `a > b`, else 0.0 (0.0 if either is NaN), broadcasting; no gradient flows.
+    #[inline]
+    pub fn gt(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.record_binary(Op::Binary(BinaryOp::Gt), a, b)
+    }
+
+    /// 1.0 where `a >= b`, else 0.0 (0.0 if either is NaN), broadcasting; no gradient flows.
+    #[inline]
+    pub fn ge(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.record_binary(Op::Binary(BinaryOp::Ge), a, b)
+    }
+
     /// `x + c` for a constant `c`.
     #[inline]
     pub fn add_scalar(&mut self, x: NodeId, c: E) -> Result<NodeId> {
@@ -244,6 +292,41 @@ impl<E: Float> Tape<E> {
     #[inline]
     pub fn sign(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Sign), x)
+    }
+
+    /// The error function `(2/√π) ∫₀ˣ e^(-t²) dt`.
+    #[inline]
+    pub fn erf(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Erf), x)
+    }
+
+    /// `x · Φ(x)`, `Φ` the standard normal CDF, exactly (PyTorch's `gelu`,
+    /// `approximate='none'`).
+    ///
+    /// ```
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// use wengert_tape::Tape;
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(vec![-1.0, 0.0, 1.0])?;
+    /// let y = tape.gelu(x)?;
+    /// let exact = tape.data(y)?.to_vec();
+    /// assert!((exact[2] - 0.841_344_746_068_542_9).abs() < 1e-15); // Φ(1)
+    /// assert_eq!(exact[1], 0.0);
+    /// let approximate = tape.gelu_tanh(x)?;
+    /// assert!((tape.data(approximate)?[2] - exact[2]).abs() < 2e-4);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn gelu(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::Gelu), x)
+    }
+
+    /// gelu's tanh approximation, `x · (1 + tanh(√(2/π) (x + 0.044715 x³))) / 2` (PyTorch's
+    /// `gelu` with `approximate='tanh'`).
+    #[inline]
+    pub fn gelu_tanh(&mut self, x: NodeId) -> Result<NodeId> {
+        self.record_unary(Op::Unary(UnaryOp::GeluTanh), x)
     }
 
     /// The sum of all elements, a scalar.

@@ -322,6 +322,9 @@ var_methods! {
         silu() "`x · σ(x)`.";
         clamp(min: Option<E>, max: Option<E>) "`x` limited to `[min, max]` (either bound optional).";
         sign() "The sign of `x` (no gradient).";
+        erf() "The error function.";
+        gelu() "`x · Φ(x)`, `Φ` the standard normal CDF.";
+        gelu_tanh() "gelu's tanh approximation.";
     }
     binary {
         matmul "Matrix product of `[m, k]` and `[k, n]`.";
@@ -332,6 +335,11 @@ var_methods! {
         maximum "The larger of `a` and `b` elementwise (a tie shares the gradient).";
         minimum "The smaller of `a` and `b` elementwise (a tie shares the gradient).";
         pow "`aᵇ` elementwise, broadcasting.";
+        eq "1 where `a == b`, else 0 (a mask: no gradient).";
+        lt "1 where `a < b`, else 0 (a mask: no gradient).";
+        le "1 where `a <= b`, else 0 (a mask: no gradient).";
+        gt "1 where `a > b`, else 0 (a mask: no gradient).";
+        ge "1 where `a >= b`, else 0 (a mask: no gradient).";
         mse "Mean squared error against `other` (same shape), a scalar.";
         cross_entropy "Softmax cross-entropy of these logits against labels, a scalar.";
     }

@@ -10,9 +10,97 @@ use super::v1::{self, ElementV1, NamedNodeV1, TensorV1};
 use crate::codec::bounded_vec;
 use crate::container::FileKind;
 
-/// The ops of version 2: version 1's, unchanged. An op added later makes this an enum of its
-/// own (and `NodeV2` then differs from `NodeV1` in its `Op` variant only).
-pub type OpV2 = v1::OpV1;
+/// The ops of version 2: version 1's first, with the same tags and meaning, then the ops
+/// added since (`wengert_ops::Op`'s of the same name). A new op is appended, never inserted:
+/// a variant's tag is its position. A missing clamp bound is stored as an infinity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)] // the variants are the engine's ops, documented on `wengert_ops::Op`
+pub enum OpV2 {
+    MatMul,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    AddScalar(f64),
+    MulScalar(f64),
+    Neg,
+    Relu,
+    Tanh,
+    Sigmoid,
+    Exp,
+    Log,
+    Sum,
+    Mean,
+    SumAxis { axis: u32, keep_dim: bool },
+    MeanAxis { axis: u32, keep_dim: bool },
+    Reshape(#[serde(deserialize_with = "bounded_vec")] Vec<u64>),
+    Transpose { axis0: u32, axis1: u32 },
+    Softmax,
+    LogSoftmax,
+    Mse,
+    CrossEntropy,
+    Detach,
+    // Version 2's own, from tag 24.
+    Sqrt,
+    Rsqrt,
+    Abs,
+    Square,
+    Powf(f64),
+    Sin,
+    Cos,
+    Log1p,
+    Expm1,
+    Softplus { beta: f64, threshold: f64 },
+    LeakyRelu(f64),
+    Elu(f64),
+    Silu,
+    Clamp { min: f64, max: f64 },
+    Sign,
+    Maximum,
+    Minimum,
+    Pow,
+    Erf,
+    Gelu,
+    GeluTanh,
+    Eq,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl From<v1::OpV1> for OpV2 {
+    /// A version-1 op is the version-2 op of the same name.
+    fn from(op: v1::OpV1) -> Self {
+        use v1::OpV1 as V1;
+        match op {
+            V1::MatMul => OpV2::MatMul,
+            V1::Add => OpV2::Add,
+            V1::Sub => OpV2::Sub,
+            V1::Mul => OpV2::Mul,
+            V1::Div => OpV2::Div,
+            V1::AddScalar(c) => OpV2::AddScalar(c),
+            V1::MulScalar(c) => OpV2::MulScalar(c),
+            V1::Neg => OpV2::Neg,
+            V1::Relu => OpV2::Relu,
+            V1::Tanh => OpV2::Tanh,
+            V1::Sigmoid => OpV2::Sigmoid,
+            V1::Exp => OpV2::Exp,
+            V1::Log => OpV2::Log,
+            V1::Sum => OpV2::Sum,
+            V1::Mean => OpV2::Mean,
+            V1::SumAxis { axis, keep_dim } => OpV2::SumAxis { axis, keep_dim },
+            V1::MeanAxis { axis, keep_dim } => OpV2::MeanAxis { axis, keep_dim },
+            V1::Reshape(dims) => OpV2::Reshape(dims),
+            V1::Transpose { axis0, axis1 } => OpV2::Transpose { axis0, axis1 },
+            V1::Softmax => OpV2::Softmax,
+            V1::LogSoftmax => OpV2::LogSoftmax,
+            V1::Mse => OpV2::Mse,
+            V1::CrossEntropy => OpV2::CrossEntropy,
+            V1::Detach => OpV2::Detach,
+        }
+    }
+}
 
 /// One node of a tape, in recording order: its position is its id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,7 +166,11 @@ impl From<v1::NodeV1> for NodeV2 {
         match node {
             v1::NodeV1::Input { shape } => NodeV2::Input { shape },
             v1::NodeV1::Parameter { value } => NodeV2::Parameter { value },
-            v1::NodeV1::Op { op, inputs, shape } => NodeV2::Op { op, inputs, shape },
+            v1::NodeV1::Op { op, inputs, shape } => NodeV2::Op {
+                op: op.into(),
+                inputs,
+                shape,
+            },
         }
     }
 }

@@ -6,6 +6,7 @@ mod crash;
 mod golden;
 mod hostile;
 mod invalid;
+mod new_ops;
 mod outputs;
 mod round_trip;
 mod weights;

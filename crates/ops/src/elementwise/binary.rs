@@ -58,6 +58,32 @@ super::binary_ops! {
             g * select(a.eq(zero), select(b.ge(zero), zero, full), full)
         };
     }
+    /// 1 where `a == b`, else 0 (NaN equals nothing): a mask, through which no gradient
+    /// flows (PyTorch's `eq`, as a float).
+    Eq "eq" {
+        c(a, b) = select(a.eq(b), a.lit(1.0), a.lit(0.0));
+        grads = none;
+    }
+    /// 1 where `a < b`, else 0 (0 if either is NaN); no gradient.
+    Lt "lt" {
+        c(a, b) = select(b.gt(a), a.lit(1.0), a.lit(0.0));
+        grads = none;
+    }
+    /// 1 where `a <= b`, else 0 (0 if either is NaN); no gradient.
+    Le "le" {
+        c(a, b) = select(b.ge(a), a.lit(1.0), a.lit(0.0));
+        grads = none;
+    }
+    /// 1 where `a > b`, else 0 (0 if either is NaN); no gradient.
+    Gt "gt" {
+        c(a, b) = select(a.gt(b), a.lit(1.0), a.lit(0.0));
+        grads = none;
+    }
+    /// 1 where `a >= b`, else 0 (0 if either is NaN); no gradient.
+    Ge "ge" {
+        c(a, b) = select(a.ge(b), a.lit(1.0), a.lit(0.0));
+        grads = none;
+    }
 }
 
 impl BinaryOp {

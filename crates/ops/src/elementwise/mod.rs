@@ -245,16 +245,75 @@ pub(crate) use unary_ops;
 /// }
 /// ```
 ///
-/// `a` and `b` are the inputs' elements, `c` the output's, `g` the output's gradient. The
-/// rules are stated for one element; broadcasting (and summing a gradient back down to a
-/// broadcast input's shape) is the kernel's business, not the rule's.
+/// or `grads = none;` in place of `da` and `db`: no gradient flows to either input (a
+/// comparison). `a` and `b` are the inputs' elements, `c` the output's, `g` the output's
+/// gradient. The rules are stated for one element; broadcasting (and summing a gradient back
+/// down to a broadcast input's shape) is the kernel's business, not the rule's.
 macro_rules! binary_ops {
+    (@has grads = none;) => { false };
+    (@has da $($rest:tt)*) => { true };
+    (@rule $index:ident, ($gv:ident, $av:ident, $bv:ident, $cv:ident) grads = none;) => {
+        $gv.lit(0.0)
+    };
+    (@rule $index:ident, ($gv:ident, $av:ident, $bv:ident, $cv:ident)
+        da($ga:ident, $aa:ident, $ba:ident, $ca:ident) = $da:expr;
+        db($gb:ident, $ab:ident, $bb:ident, $cb:ident) = $db:expr;) => {
+        if $index == 0 {
+            let ($ga, $aa, $ba, $ca) = ($gv, $av, $bv, $cv);
+            $da
+        } else {
+            let ($gb, $ab, $bb, $cb) = ($gv, $av, $bv, $cv);
+            $db
+        }
+    };
+    (@pull $E:ident, $ACC:ident, $index:ident, ($as:ident, $bs:ident, $cs:ident, $gs:ident, $gi:ident)
+        grads = none;) => {
+        // No gradient: a zero share, written only where it must be.
+        if !$ACC {
+            $gi.fill($E::zero());
+        }
+    };
+    (@pull $E:ident, $ACC:ident, $index:ident, ($as:ident, $bs:ident, $cs:ident, $gs:ident, $gi:ident)
+        da($ga:ident, $aa:ident, $ba:ident, $ca:ident) = $da:expr;
+        db($gb:ident, $ab:ident, $bb:ident, $cb:ident) = $db:expr;) => {
+        if $index == 0 {
+            $crate::elementwise::pull2::<$E, $ACC>($as, $bs, $cs, $gs, $gi, |$ga, $aa, $ba, $ca| $da)
+        } else {
+            $crate::elementwise::pull2::<$E, $ACC>($as, $bs, $cs, $gs, $gi, |$gb, $ab, $bb, $cb| $db)
+        }
+    };
+    (@broadcast $E:ident, $ACC:ident, ($inputs:ident, $output:ident, $gs:ident, $index:ident, $gi:ident)
+        grads = none;) => {
+        if !$ACC {
+            $gi.fill($E::zero());
+        }
+    };
+    (@broadcast $E:ident, $ACC:ident, ($inputs:ident, $output:ident, $gs:ident, $index:ident, $gi:ident)
+        da($ga:ident, $aa:ident, $ba:ident, $ca:ident) = $da:expr;
+        db($gb:ident, $ab:ident, $bb:ident, $cb:ident) = $db:expr;) => {
+        $crate::kernels::binary::vjp::<$E, $ACC>(
+            $inputs,
+            $output,
+            $gs,
+            $index,
+            $gi,
+            |g, a, b, c| {
+                use $crate::Num;
+                let ($ga, $aa, $ba, $ca) = (Num(g), Num(a), Num(b), Num(c));
+                $da.0
+            },
+            |g, a, b, c| {
+                use $crate::Num;
+                let ($gb, $ab, $bb, $cb) = (Num(g), Num(a), Num(b), Num(c));
+                $db.0
+            },
+        )
+    };
     ($(
         $(#[doc = $doc:literal])*
         $V:ident $name:literal {
             c($a:ident, $b:ident) = $f:expr;
-            da($ga:ident, $aa:ident, $ba:ident, $ca:ident) = $da:expr;
-            db($gb:ident, $ab:ident, $bb:ident, $cb:ident) = $db:expr;
+            $($d:tt)*
         }
     )*) => {
         /// A two-input elementwise op, broadcasting as NumPy does.
@@ -288,19 +347,23 @@ macro_rules! binary_ops {
                 }
             }
 
+            /// Whether a gradient flows to the inputs (none does through a comparison).
+            #[inline]
+            pub fn has_gradient(self) -> bool {
+                match self {
+                    $( BinaryOp::$V => $crate::elementwise::binary_ops!(@has $($d)*), )*
+                }
+            }
+
             /// The derivative rule on one element: input `index`'s gradient for the output's
-            /// gradient `g`, the inputs `a`, `b` and the output `c`.
+            /// gradient `g`, the inputs `a`, `b` and the output `c` (0 for an op without a
+            /// gradient).
             #[allow(unused_variables)]
             #[inline]
             pub fn derivative<T: $crate::Arith>(self, index: usize, g: T, a: T, b: T, c: T) -> T {
                 match self {
-                    $( BinaryOp::$V => if index == 0 {
-                        let ($ga, $aa, $ba, $ca) = (g, a, b, c);
-                        $da
-                    } else {
-                        let ($gb, $ab, $bb, $cb) = (g, a, b, c);
-                        $db
-                    }, )*
+                    $( BinaryOp::$V =>
+                        $crate::elementwise::binary_ops!(@rule index, (g, a, b, c) $($d)*), )*
                 }
             }
 
@@ -327,13 +390,10 @@ macro_rules! binary_ops {
                 g: &[E],
                 gi: &mut [E],
             ) {
-                use $crate::elementwise::pull2;
                 match self {
-                    $( BinaryOp::$V => if index == 0 {
-                        pull2::<E, ACC>(a, b, c, g, gi, |$ga, $aa, $ba, $ca| $da)
-                    } else {
-                        pull2::<E, ACC>(a, b, c, g, gi, |$gb, $ab, $bb, $cb| $db)
-                    }, )*
+                    $( BinaryOp::$V => $crate::elementwise::binary_ops!(
+                        @pull E, ACC, index, (a, b, c, g, gi) $($d)*
+                    ), )*
                 }
             }
 
@@ -369,23 +429,9 @@ macro_rules! binary_ops {
                 index: usize,
                 gi: &mut [E],
             ) {
-                use $crate::Num;
-                use $crate::kernels::binary::vjp;
                 match self {
-                    $( BinaryOp::$V => vjp::<E, ACC>(
-                        inputs,
-                        output,
-                        g,
-                        index,
-                        gi,
-                        |g, a, b, c| {
-                            let ($ga, $aa, $ba, $ca) = (Num(g), Num(a), Num(b), Num(c));
-                            $da.0
-                        },
-                        |g, a, b, c| {
-                            let ($gb, $ab, $bb, $cb) = (Num(g), Num(a), Num(b), Num(c));
-                            $db.0
-                        },
+                    $( BinaryOp::$V => $crate::elementwise::binary_ops!(
+                        @broadcast E, ACC, (inputs, output, g, index, gi) $($d)*
                     ), )*
                 }
             }

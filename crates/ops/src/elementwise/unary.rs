@@ -2,6 +2,8 @@
 //! derivative rule `dx(g, x, y)` (`g` the output's gradient, `y` the output). See
 //! `docs/OPS.md` for the formulas and edge rules in one table.
 
+use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI};
+
 use crate::arith::select;
 use crate::{Arith, Error, Result};
 
@@ -154,7 +156,45 @@ super::unary_ops! {
         y(x) = x;
         dx = none;
     }
+    /// The error function `(2/√π) ∫₀ˣ e^(-t²) dt`.
+    Erf "erf" {
+        y(x) = x.erf();
+        dx(g, x, y) = g * x.lit(FRAC_2_SQRT_PI) * (-(x * x)).exp();
+    }
+    /// `x · Φ(x)`, `Φ` the standard normal CDF `(1 + erf(x/√2)) / 2` (PyTorch's `gelu`,
+    /// `approximate='none'`). Far below 0, `1 + erf` rounds to 0 before `x` multiplies it, so
+    /// the value is exactly 0 from about -8.3 in f64, as PyTorch's.
+    Gelu "gelu" {
+        y(x) = x * x.lit(0.5) * (x.lit(1.0) + (x * x.lit(FRAC_1_SQRT_2)).erf());
+        dx(g, x, y) = {
+            let cdf = x.lit(0.5) * (x.lit(1.0) + (x * x.lit(FRAC_1_SQRT_2)).erf());
+            let pdf = x.lit(FRAC_1_SQRT_2PI) * (x * x * x.lit(-0.5)).exp();
+            g * (cdf + x * pdf)
+        };
+    }
+    /// `x · (1 + tanh(√(2/π) (x + 0.044715 x³))) / 2` (PyTorch's `gelu`,
+    /// `approximate='tanh'`).
+    GeluTanh "gelu_tanh" {
+        y(x) = {
+            let inner = x.lit(SQRT_2_OVER_PI) * (x + x.lit(GELU_CUBIC) * x * x * x);
+            x * x.lit(0.5) * (x.lit(1.0) + inner.tanh())
+        };
+        dx(g, x, y) = {
+            let inner = x.lit(SQRT_2_OVER_PI) * (x + x.lit(GELU_CUBIC) * x * x * x);
+            let t = inner.tanh();
+            let one = x.lit(1.0);
+            let slope = x.lit(SQRT_2_OVER_PI) * (one + x.lit(3.0 * GELU_CUBIC) * x * x);
+            g * (x.lit(0.5) * (one + t) + x.lit(0.5) * x * (one - t * t) * slope)
+        };
+    }
 }
+
+/// `√(2/π)`, the tanh approximation's scale.
+const SQRT_2_OVER_PI: f64 = FRAC_2_SQRT_PI * FRAC_1_SQRT_2;
+/// `1/√(2π)`, the standard normal density at 0.
+const FRAC_1_SQRT_2PI: f64 = FRAC_2_SQRT_PI * FRAC_1_SQRT_2 * 0.5;
+/// The cubic coefficient of the tanh approximation of gelu (Hendrycks and Gimpel, 2016).
+const GELU_CUBIC: f64 = 0.044715;
 
 impl UnaryOp {
     /// Checks the op's parameters, so that a bad one is an error when the op is recorded (or

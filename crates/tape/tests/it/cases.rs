@@ -115,6 +115,9 @@ pub fn unary_entry<E: Float>(op: UnaryOp) -> (Values, Record1<E>) {
             t.clamp(x, bound(min), bound(max))
         }),
         UnaryOp::Sign => entry1(AwayFromZero(0.01, 2.0), |t, x| t.sign(x)),
+        UnaryOp::Erf => entry1(General, |t, x| t.erf(x)),
+        UnaryOp::Gelu => entry1(General, |t, x| t.gelu(x)),
+        UnaryOp::GeluTanh => entry1(General, |t, x| t.gelu_tanh(x)),
     }
 }
 
@@ -130,6 +133,12 @@ pub fn binary_entry<E: Float>(op: BinaryOp) -> ([Values; 2], Record2<E>) {
         BinaryOp::Maximum => entry2([Grid(0.0), Grid(0.0625)], |t, a, b| t.maximum(a, b)),
         BinaryOp::Minimum => entry2([Grid(0.0), Grid(0.0625)], |t, a, b| t.minimum(a, b)),
         BinaryOp::Pow => entry2([Positive, General], |t, a, b| t.pow(a, b)),
+        // On the same grid, so that ties (where eq, le and ge hold) occur.
+        BinaryOp::Eq => entry2([Grid(0.0), Grid(0.0)], |t, a, b| t.eq(a, b)),
+        BinaryOp::Lt => entry2([Grid(0.0), Grid(0.0)], |t, a, b| t.lt(a, b)),
+        BinaryOp::Le => entry2([Grid(0.0), Grid(0.0)], |t, a, b| t.le(a, b)),
+        BinaryOp::Gt => entry2([Grid(0.0), Grid(0.0)], |t, a, b| t.gt(a, b)),
+        BinaryOp::Ge => entry2([Grid(0.0), Grid(0.0)], |t, a, b| t.ge(a, b)),
     }
 }
 

@@ -381,3 +381,90 @@ fn bad_parameters_are_errors_that_record_nothing() -> Result<()> {
     assert_eq!(tape.len(), 1, "nothing was recorded");
     Ok(())
 }
+
+/// gelu, exact and tanh-approximated, as PyTorch's: `gelu(0) = 0` with gradient 1/2; far above
+/// 0, `x` with gradient 1; far below, 0 with gradient 0 (PyTorch's `x · (1 + erf(x/√2)) / 2`
+/// rounds `1 + erf` to 0); a NaN stays NaN. Reference values: `Φ(1)`, and the tanh form at 1
+/// evaluated in f64 by Python's `math`.
+fn gelu_edge_rules<E: Float>() -> Result<()> {
+    let name = E::NAME;
+    let tolerance = if E::NAME == "f32" { 1e-6 } else { 1e-15 };
+    type Record<E> = fn(&mut Tape<E>, NodeId) -> Result<NodeId>;
+    let forms: [(&str, Record<E>, f64); 2] = [
+        ("gelu", |t, x| t.gelu(x), 0.841_344_746_068_542_9),
+        ("gelu_tanh", |t, x| t.gelu_tanh(x), 0.841_191_990_608_276_8),
+    ];
+    for (form, record, at_one) in forms {
+        let (y, g) = values_and_gradient::<E>(&[0.0, 10.0, -40.0, 1.0], record)?;
+        assert_eq!(&y[..3], [0.0, 10.0, 0.0], "{name} {form}");
+        assert_eq!(&g[..3], [0.5, 1.0, 0.0], "{name} {form}");
+        assert!(
+            (y[3] - at_one).abs() < tolerance,
+            "{name} {form}(1) = {}",
+            y[3]
+        );
+        let mut tape = Tape::<E>::new();
+        let x = tape.parameter(vec![E::nan()])?;
+        let y = record(&mut tape, x)?;
+        assert!(tape.data(y)?[0].is_nan(), "{name} {form} of NaN");
+    }
+    // erf itself: odd, exactly ±1 far out, with derivative 2/√π at 0.
+    let (y, g) = values_and_gradient::<E>(&[0.0, 6.0, -6.0], |t, x| t.erf(x))?;
+    assert_eq!(y, [0.0, 1.0, -1.0], "{name} erf");
+    let two_over_sqrt_pi = E::from_f64(std::f64::consts::FRAC_2_SQRT_PI).to_f64();
+    assert_eq!(g[0], two_over_sqrt_pi, "{name} erf'(0)");
+    Ok(())
+}
+
+#[test]
+fn gelu_edge_rules_follow_pytorch() -> Result<()> {
+    gelu_edge_rules::<f32>()?;
+    gelu_edge_rules::<f64>()
+}
+
+/// Comparisons give 1.0 or 0.0 (PyTorch's boolean result as a float): a NaN on either side is
+/// unequal and unordered (every comparison 0), `-0.0 == 0.0`, infinities compare as numbers,
+/// operands broadcast; the mask needs no gradient, and a product with it passes the gradient
+/// where it is 1 (here `x · [x > 0]`, ReLU's gradient).
+fn comparison_edge_rules<E: Float>() -> Result<()> {
+    let name = E::NAME;
+    let f = |v: f64| E::from_f64(v);
+    let mut tape = Tape::<E>::new();
+    let a = tape.parameter(vec![f(1.0), f(-0.0), E::nan(), f(f64::INFINITY), f(2.0)])?;
+    let b = tape.parameter(vec![f(1.0), f(0.0), E::nan(), f(1e30), f(f64::NAN)])?;
+    type Compare<E> = fn(&mut Tape<E>, NodeId, NodeId) -> Result<NodeId>;
+    let cases: [(&str, Compare<E>, [f64; 5]); 5] = [
+        ("eq", |t, a, b| t.eq(a, b), [1.0, 1.0, 0.0, 0.0, 0.0]),
+        ("lt", |t, a, b| t.lt(a, b), [0.0, 0.0, 0.0, 0.0, 0.0]),
+        ("le", |t, a, b| t.le(a, b), [1.0, 1.0, 0.0, 0.0, 0.0]),
+        ("gt", |t, a, b| t.gt(a, b), [0.0, 0.0, 0.0, 1.0, 0.0]),
+        ("ge", |t, a, b| t.ge(a, b), [1.0, 1.0, 0.0, 1.0, 0.0]),
+    ];
+    for (op, compare, want) in cases {
+        let mask = compare(&mut tape, a, b)?;
+        let got: Vec<f64> = tape.data(mask)?.iter().map(|&v| v.to_f64()).collect();
+        assert_eq!(got, want, "{name} {op}");
+        assert!(!tape.requires_grad(mask)?, "{name} {op}");
+    }
+    // Broadcasting: [2, 1] against [3].
+    let col = tape.input(ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![f(0.0), f(2.0)]).unwrap())?;
+    let row = tape.input(vec![f(-1.0), f(0.0), f(3.0)])?;
+    let lt = tape.lt(col, row)?;
+    assert_eq!(tape.shape(lt)?.dims(), &[2, 3], "{name}");
+    let got: Vec<f64> = tape.data(lt)?.iter().map(|&v| v.to_f64()).collect();
+    assert_eq!(got, [0.0, 0.0, 1.0, 0.0, 0.0, 1.0], "{name} lt broadcast");
+    // A mask gates a gradient: x · [x > 0] has ReLU's gradient, 0 at 0.
+    let (_, g) = values_and_gradient::<E>(&[-2.0, 0.0, 3.0], |t, x| {
+        let zero = t.input(vec![E::zero()])?;
+        let positive = t.gt(x, zero)?;
+        t.mul(x, positive)
+    })?;
+    assert_eq!(g, [0.0, 0.0, 1.0], "{name} x · [x > 0]");
+    Ok(())
+}
+
+#[test]
+fn comparisons_are_masks_without_a_gradient() -> Result<()> {
+    comparison_edge_rules::<f32>()?;
+    comparison_edge_rules::<f64>()
+}
