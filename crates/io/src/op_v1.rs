@@ -71,6 +71,8 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV1> {
         Op::LogSoftmax => OpV1::LogSoftmax,
         Op::Mse => OpV1::Mse,
         Op::CrossEntropy => OpV1::CrossEntropy,
+        // Added after version 1 was fixed: a newer format version has their codes.
+        Op::Reduce { .. } => return Err(unsupported(node, op)),
     })
 }
 
@@ -126,7 +128,7 @@ pub(crate) fn op_from_file(node: u32, op: &OpV1) -> Result<Op> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wengert_ops::Shape;
+    use wengert_ops::{ReduceOp, Shape};
 
     /// Every op version 1 has a code for, and each elementwise one with its example
     /// parameters: `ALL` grows with the tables, so a new elementwise op is tried here too.
@@ -154,6 +156,26 @@ mod tests {
             Op::Mse,
             Op::CrossEntropy,
         ]);
+        ops.extend(
+            [
+                ReduceOp::Amax,
+                ReduceOp::Amin,
+                ReduceOp::MaxAt,
+                ReduceOp::MinAt,
+                ReduceOp::ArgMax,
+                ReduceOp::ArgMin,
+                ReduceOp::LogSumExp,
+                ReduceOp::Prod,
+                ReduceOp::Var(1.0),
+                ReduceOp::Std(0.0),
+                ReduceOp::Norm,
+            ]
+            .map(|op| Op::Reduce {
+                op,
+                axis: Some(1),
+                keep_dim: false,
+            }),
+        );
         ops
     }
 
@@ -177,6 +199,17 @@ mod tests {
         "maximum",
         "minimum",
         "pow",
+        "amax",
+        "amin",
+        "max_dim",
+        "min_dim",
+        "argmax",
+        "argmin",
+        "logsumexp",
+        "prod",
+        "var",
+        "std",
+        "norm",
     ];
 
     #[test]

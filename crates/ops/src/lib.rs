@@ -43,6 +43,7 @@ mod error;
 mod float;
 pub mod kernels;
 mod op;
+mod reduce_op;
 mod shape;
 mod tensor;
 
@@ -52,5 +53,6 @@ pub use elementwise::{BinaryOp, UnaryOp};
 pub use error::{Error, Result};
 pub use float::Float;
 pub use op::Op;
+pub use reduce_op::ReduceOp;
 pub use shape::{MAX_RANK, Shape};
 pub use tensor::TensorRef;

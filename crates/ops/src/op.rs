@@ -5,7 +5,7 @@
 //! arms carry the formula they implement as a one-line comment.
 
 use crate::kernels::{binary, layout, loss, matmul, reduce, softmax, unary};
-use crate::{BinaryOp, Error, Float, Result, Shape, TensorRef, UnaryOp};
+use crate::{BinaryOp, Error, Float, ReduceOp, Result, Shape, TensorRef, UnaryOp};
 
 /// A built-in operation. The tape stores these as data, so a recorded computation can be
 /// inspected, saved and replayed.
@@ -58,6 +58,16 @@ pub enum Op {
     /// Softmax cross-entropy of logits `[batch, classes]` and labels `[batch]` (class indices
     /// stored as floats), averaged over the batch, a scalar. Gradients flow to the logits only.
     CrossEntropy,
+    /// A reduction ([`ReduceOp`]: extremes, positions, logsumexp, product, moments, norm) over
+    /// all elements (`axis: None`) or along one axis.
+    Reduce {
+        /// What each lane is reduced to.
+        op: ReduceOp,
+        /// The axis reduced along, or `None` for all elements.
+        axis: Option<usize>,
+        /// Keep the reduced axis (over all elements, every axis) with length 1.
+        keep_dim: bool,
+    },
 }
 
 impl Op {
@@ -77,6 +87,7 @@ impl Op {
             Op::LogSoftmax => "log_softmax",
             Op::Mse => "mse",
             Op::CrossEntropy => "cross_entropy",
+            Op::Reduce { op, .. } => op.name(),
         }
     }
 
@@ -93,7 +104,8 @@ impl Op {
             | Op::Reshape(_)
             | Op::Transpose { .. }
             | Op::Softmax
-            | Op::LogSoftmax => 1,
+            | Op::LogSoftmax
+            | Op::Reduce { .. } => 1,
         }
     }
 
@@ -129,6 +141,7 @@ impl Op {
         match (self, index) {
             (Op::Unary(op), _) => op.has_gradient(),
             (Op::CrossEntropy, 1) => false,
+            (Op::Reduce { op, .. }, _) => op.has_gradient(),
             _ => true,
         }
     }
@@ -192,6 +205,7 @@ impl Op {
             }
             Op::Mse => loss::mse_shape(x, inputs[1]),
             Op::CrossEntropy => loss::cross_entropy_shape(x, inputs[1]),
+            Op::Reduce { op, axis, keep_dim } => op.output_shape(x, axis, keep_dim),
         }
     }
 
@@ -237,6 +251,7 @@ impl Op {
             Op::LogSoftmax => softmax::log_softmax(inputs[0], out),
             Op::Mse => out[0] = loss::mse(x, inputs[1].data()),
             Op::CrossEntropy => out[0] = loss::cross_entropy(inputs[0], inputs[1])?,
+            Op::Reduce { op, axis, .. } => op.forward(inputs[0], axis, out),
         }
         Ok(())
     }
@@ -412,6 +427,8 @@ impl Op {
                     loss::cross_entropy_vjp(inputs[0], inputs[1], g[0], gi)
                 }
             }
+            // Each reduction's rule is in `ReduceOp::vjp`.
+            Op::Reduce { op, axis, .. } => op.vjp::<E, ACC>(inputs[0], axis, y, g, gi),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The named recording methods: one per built-in op, so that a forward pass reads like the math.
 
-use wengert_ops::{BinaryOp, Float, Op, Result, Shape, UnaryOp};
+use wengert_ops::{BinaryOp, Float, Op, ReduceOp, Result, Shape, UnaryOp};
 
 use crate::{NodeId, Tape};
 
@@ -367,5 +367,143 @@ impl<E: Float> Tape<E> {
     #[inline]
     pub fn detach(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Detach), x)
+    }
+
+    /// Records the reduction `op` of `x` along `axis` (all elements for `None`).
+    #[inline]
+    fn reduce(
+        &mut self,
+        op: ReduceOp,
+        x: NodeId,
+        axis: Option<usize>,
+        keep_dim: bool,
+    ) -> Result<NodeId> {
+        self.record_unary(Op::Reduce { op, axis, keep_dim }, x)
+    }
+
+    /// The largest element along `axis` (all elements for `None`), the axis removed unless
+    /// `keep_dim` (PyTorch's `amax`); ties share the gradient evenly, NaN counts as largest.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 3.0, 3.0], [4.0, 0.0, 2.0]])?;
+    /// let m = tape.amax(x, Some(1), false)?;
+    /// assert_eq!(tape.data(m)?, &[3.0, 4.0]);
+    /// let loss = tape.sum(m)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, 0.5, 0.5, 1.0, 0.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn amax(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
+        self.reduce(ReduceOp::Amax, x, axis, keep_dim)
+    }
+
+    /// The smallest element along `axis` (all elements for `None`), as [`amax`](Tape::amax).
+    #[inline]
+    pub fn amin(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
+        self.reduce(ReduceOp::Amin, x, axis, keep_dim)
+    }
+
+    /// The largest element along `axis` and its position (PyTorch's `torch.max(x, dim)`):
+    /// the values, whose gradient goes whole to the first largest element, and the positions
+    /// (as floats, no gradient).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 3.0, 3.0], [4.0, 0.0, 2.0]])?;
+    /// let (values, indices) = tape.max_dim(x, 1, false)?;
+    /// assert_eq!(tape.data(values)?, &[3.0, 4.0]);
+    /// assert_eq!(tape.data(indices)?, &[1.0, 0.0]);
+    /// let loss = tape.sum(values)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn max_dim(&mut self, x: NodeId, axis: usize, keep_dim: bool) -> Result<(NodeId, NodeId)> {
+        let values = self.reduce(ReduceOp::MaxAt, x, Some(axis), keep_dim)?;
+        let indices = self.reduce(ReduceOp::ArgMax, x, Some(axis), keep_dim)?;
+        Ok((values, indices))
+    }
+
+    /// The smallest element along `axis` and its position (`torch.min(x, dim)`), as
+    /// [`max_dim`](Tape::max_dim).
+    #[inline]
+    pub fn min_dim(&mut self, x: NodeId, axis: usize, keep_dim: bool) -> Result<(NodeId, NodeId)> {
+        let values = self.reduce(ReduceOp::MinAt, x, Some(axis), keep_dim)?;
+        let indices = self.reduce(ReduceOp::ArgMin, x, Some(axis), keep_dim)?;
+        Ok((values, indices))
+    }
+
+    /// The position of the first largest element along `axis` as a float (over all elements,
+    /// the flat index), PyTorch's `argmax`; no gradient flows through it.
+    #[inline]
+    pub fn argmax(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
+        self.reduce(ReduceOp::ArgMax, x, axis, keep_dim)
+    }
+
+    /// The position of the first smallest element, as [`argmax`](Tape::argmax).
+    #[inline]
+    pub fn argmin(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
+        self.reduce(ReduceOp::ArgMin, x, axis, keep_dim)
+    }
+
+    /// `ln Σ eˣ` along `axis` (all elements for `None`), without overflow; an empty lane gives
+    /// `-inf`.
+    #[inline]
+    pub fn logsumexp(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
+        self.reduce(ReduceOp::LogSumExp, x, axis, keep_dim)
+    }
+
+    /// The product along `axis` (all elements for `None`); an empty lane gives 1, and the
+    /// gradient is right with zeros in the lane (no division).
+    #[inline]
+    pub fn prod(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
+        self.reduce(ReduceOp::Prod, x, axis, keep_dim)
+    }
+
+    /// The variance along `axis`, `Σ (x - mean)² / (N - correction)` (PyTorch's
+    /// `var(correction=)`: 1 is the unbiased estimate). `correction` must be finite, at least
+    /// 0 and below the lane's length.
+    #[inline]
+    pub fn var(
+        &mut self,
+        x: NodeId,
+        axis: Option<usize>,
+        correction: f64,
+        keep_dim: bool,
+    ) -> Result<NodeId> {
+        self.reduce(ReduceOp::Var(correction), x, axis, keep_dim)
+    }
+
+    /// The standard deviation, `√var` (see [`var`](Tape::var)); its gradient where it is 0 is
+    /// 0, as PyTorch.
+    #[inline]
+    pub fn std(
+        &mut self,
+        x: NodeId,
+        axis: Option<usize>,
+        correction: f64,
+        keep_dim: bool,
+    ) -> Result<NodeId> {
+        self.reduce(ReduceOp::Std(correction), x, axis, keep_dim)
+    }
+
+    /// The Euclidean norm `√Σ x²` along `axis` (all elements for `None`), without overflow or
+    /// underflow; its gradient at 0 is 0.
+    #[inline]
+    pub fn norm(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
+        self.reduce(ReduceOp::Norm, x, axis, keep_dim)
     }
 }

@@ -262,6 +262,7 @@ macro_rules! var_methods {
     (
         unary { $( $name:ident ( $($arg:ident : $ty:ty),* ) $doc:literal; )* }
         binary { $( $bname:ident $bdoc:literal; )* }
+        pair { $( $pname:ident ( $($parg:ident : $pty:ty),* ) $pdoc:literal; )* }
     ) => {
         impl<'g, E: Float> Var<'g, E> {
             $(
@@ -278,6 +279,15 @@ macro_rules! var_methods {
                 #[inline(always)]
                 pub fn $bname(&self, other: &Var<'g, E>) -> Result<Self> {
                     self.binary(other, |t, a, b| t.$bname(a, b))
+                }
+            )*
+            $(
+                #[doc = $pdoc]
+                #[doc = concat!("\n\nRecords [`Tape::", stringify!($pname), "`].")]
+                #[inline(always)]
+                pub fn $pname(&self $(, $parg: $pty)*) -> Result<(Self, Self)> {
+                    let (a, b) = self.graph.tape_mut()?.$pname(self.id $(, $parg)*)?;
+                    Ok((Var { graph: self.graph, id: a }, Var { graph: self.graph, id: b }))
                 }
             )*
         }
@@ -322,6 +332,15 @@ var_methods! {
         silu() "`x · σ(x)`.";
         clamp(min: Option<E>, max: Option<E>) "`x` limited to `[min, max]` (either bound optional).";
         sign() "The sign of `x` (no gradient).";
+        amax(axis: Option<usize>, keep_dim: bool) "The largest element (ties share the gradient).";
+        amin(axis: Option<usize>, keep_dim: bool) "The smallest element (ties share the gradient).";
+        argmax(axis: Option<usize>, keep_dim: bool) "The first largest element's position.";
+        argmin(axis: Option<usize>, keep_dim: bool) "The first smallest element's position.";
+        logsumexp(axis: Option<usize>, keep_dim: bool) "`ln Σ eˣ`, without overflow.";
+        prod(axis: Option<usize>, keep_dim: bool) "The product of the elements.";
+        var(axis: Option<usize>, correction: f64, keep_dim: bool) "The variance.";
+        std(axis: Option<usize>, correction: f64, keep_dim: bool) "The standard deviation.";
+        norm(axis: Option<usize>, keep_dim: bool) "The Euclidean norm.";
     }
     binary {
         matmul "Matrix product of `[m, k]` and `[k, n]`.";
@@ -334,6 +353,10 @@ var_methods! {
         pow "`aᵇ` elementwise, broadcasting.";
         mse "Mean squared error against `other` (same shape), a scalar.";
         cross_entropy "Softmax cross-entropy of these logits against labels, a scalar.";
+    }
+    pair {
+        max_dim(axis: usize, keep_dim: bool) "The largest element along `axis` and its position.";
+        min_dim(axis: usize, keep_dim: bool) "The smallest element along `axis` and its position.";
     }
 }
 

@@ -2,7 +2,7 @@
 //! writes every element: a buffer poisoned with NaN must come out bit for bit as the same rule
 //! adding into zeros.
 
-use wengert_ops::{BinaryOp, Op, Shape, TensorRef, UnaryOp};
+use wengert_ops::{BinaryOp, Op, ReduceOp, Shape, TensorRef, UnaryOp};
 
 fn s(d: &[usize]) -> Shape {
     Shape::new(d).unwrap()
@@ -57,6 +57,22 @@ fn every_overwrite_writes_every_element() {
         (Op::Mse, vec![s(&[2, 3]), s(&[2, 3])]),
         (Op::CrossEntropy, vec![s(&[2, 3]), s(&[2])]),
     ];
+    // Every reduction with a gradient, along an axis and over all elements.
+    for op in [
+        ReduceOp::Amax,
+        ReduceOp::Amin,
+        ReduceOp::MaxAt,
+        ReduceOp::MinAt,
+        ReduceOp::LogSumExp,
+        ReduceOp::Prod,
+        ReduceOp::Var(1.0),
+        ReduceOp::Std(0.0),
+        ReduceOp::Norm,
+    ] {
+        for (axis, keep_dim) in [(Some(1), false), (Some(0), true), (None, false)] {
+            cases.push((Op::Reduce { op, axis, keep_dim }, vec![s(&[2, 3])]));
+        }
+    }
     // Every elementwise op: same shapes (the pointwise rules) and each broadcast layout.
     for op in UnaryOp::ALL {
         cases.push((Op::Unary(op), vec![s(&[2, 3])]));

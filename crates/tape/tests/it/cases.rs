@@ -4,7 +4,7 @@
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
 use wengert_tape::{
     BinaryOp, CustomOp, CustomOpId, Error, Float, GradcheckOptions, GradcheckReport, NodeId,
-    Result, Shape, Tape, UnaryOp, gradcheck,
+    ReduceOp, Result, Shape, Tape, UnaryOp, gradcheck,
 };
 
 /// One op with its non-array arguments. Array operands are the [`Problem`]'s inputs, recorded
@@ -37,6 +37,13 @@ pub enum Case {
     CrossEntropy(Vec<usize>),
     /// [`MulSquare`], recorded through the custom-op API.
     Custom,
+    /// A reduction over all elements (`None`) or one axis, through its named method
+    /// (`MaxAt`/`MinAt` through `max_dim`/`min_dim`, whose values it checks).
+    Reduce {
+        op: ReduceOp,
+        axis: Option<usize>,
+        keep_dim: bool,
+    },
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -159,6 +166,11 @@ impl Case {
             Case::Mse => "mse".into(),
             Case::CrossEntropy(_) => "cross_entropy".into(),
             Case::Custom => "custom (a·b²)".into(),
+            Case::Reduce { op, axis, keep_dim } => {
+                let debug = format!("{op:?}");
+                let params = debug.find('(').map_or("", |i| &debug[i..]);
+                format!("{}{params}(axis {axis:?}, keep_dim={keep_dim})", op.name())
+            }
         }
     }
 
@@ -195,7 +207,49 @@ impl Case {
                 let id = *custom.get_or_insert_with(|| tape.register_custom(Box::new(MulSquare)));
                 tape.custom(id, &[p[0], p[1]])
             }
+            Case::Reduce { op, axis, keep_dim } => record_reduce(tape, *op, p[0], *axis, *keep_dim),
         }
+    }
+}
+
+/// Records a reduction through its named method. Exhaustive, so that a new reduction does not
+/// compile until it has a way onto the tape here.
+fn record_reduce<E: Float>(
+    tape: &mut Tape<E>,
+    op: ReduceOp,
+    x: NodeId,
+    axis: Option<usize>,
+    keep_dim: bool,
+) -> Result<NodeId> {
+    // `max_dim` and `min_dim` need an axis: over all elements their values are checked on the
+    // flattened array's axis 0.
+    let along = |tape: &mut Tape<E>| -> Result<(NodeId, usize)> {
+        match axis {
+            Some(a) => Ok((x, a)),
+            None => {
+                let n = tape.shape(x)?.numel();
+                Ok((tape.reshape(x, &[n])?, 0))
+            }
+        }
+    };
+    match op {
+        ReduceOp::Amax => tape.amax(x, axis, keep_dim),
+        ReduceOp::Amin => tape.amin(x, axis, keep_dim),
+        ReduceOp::MaxAt => {
+            let (x, a) = along(tape)?;
+            Ok(tape.max_dim(x, a, keep_dim)?.0)
+        }
+        ReduceOp::MinAt => {
+            let (x, a) = along(tape)?;
+            Ok(tape.min_dim(x, a, keep_dim)?.0)
+        }
+        ReduceOp::ArgMax => tape.argmax(x, axis, keep_dim),
+        ReduceOp::ArgMin => tape.argmin(x, axis, keep_dim),
+        ReduceOp::LogSumExp => tape.logsumexp(x, axis, keep_dim),
+        ReduceOp::Prod => tape.prod(x, axis, keep_dim),
+        ReduceOp::Var(c) => tape.var(x, axis, c, keep_dim),
+        ReduceOp::Std(c) => tape.std(x, axis, c, keep_dim),
+        ReduceOp::Norm => tape.norm(x, axis, keep_dim),
     }
 }
 

@@ -18,6 +18,7 @@ mod network;
 mod persistent;
 mod pointwise;
 mod precision;
+mod reductions;
 mod regressions;
 mod report;
 mod util;

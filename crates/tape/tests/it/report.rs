@@ -5,7 +5,7 @@ use ndarray::ArrayD;
 use wengert_tape::gradcheck::GradcheckMethod;
 use wengert_tape::{GradcheckOptions, GradcheckReport, Result, gradcheck};
 
-use wengert_tape::{BinaryOp, UnaryOp};
+use wengert_tape::{BinaryOp, ReduceOp, UnaryOp};
 
 use crate::cases::{Case, Problem, Values, binary_entry, unary_entry};
 use crate::network::{Loss, Mlp};
@@ -86,6 +86,29 @@ fn problems() -> Vec<Problem> {
         one(Case::CrossEntropy(labels), &x45),
         two(Case::Custom, &x34, &y34),
     ]);
+    // Each reduction along an axis and over all elements; the extremes on distinct values.
+    let distinct = x234.mapv(|v| v * 7.0 + 0.001 * v.powi(2));
+    let away = x234.mapv(|v| v.signum() * (0.5 + v.abs() / 2.0));
+    for op in [
+        ReduceOp::Amax,
+        ReduceOp::Amin,
+        ReduceOp::MaxAt,
+        ReduceOp::MinAt,
+        ReduceOp::LogSumExp,
+        ReduceOp::Prod,
+        ReduceOp::Var(1.0),
+        ReduceOp::Std(1.0),
+        ReduceOp::Norm,
+    ] {
+        let x = match op {
+            ReduceOp::Amax | ReduceOp::Amin | ReduceOp::MaxAt | ReduceOp::MinAt => &distinct,
+            ReduceOp::Prod | ReduceOp::Norm => &away,
+            _ => &x234,
+        };
+        for (axis, keep_dim) in [(Some(1), false), (None, true)] {
+            problems.push(one(Case::Reduce { op, axis, keep_dim }, x));
+        }
+    }
     problems
 }
 

@@ -9,7 +9,7 @@ use std::ops::RangeInclusive;
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
 
-use wengert_tape::{BinaryOp, UnaryOp};
+use wengert_tape::{BinaryOp, ReduceOp, UnaryOp};
 
 use crate::cases::{Case, Problem, Values, binary_entry, unary_entry};
 
@@ -231,6 +231,58 @@ pub fn cross_entropy() -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// A reduction of a rank 0..=`max_rank` array over all elements or a drawn axis, `keep_dim`
+/// drawn. Values per op: distinct (a shuffled grid of sixteenths) for the extremes, whose
+/// gradient jumps at a tie; of magnitude 0.5..1.5 for a product; away from 0 for a norm (its
+/// kink). A variance's correction is `op`'s, lowered to 0 where a lane is too short for it.
+pub fn reduction(op: ReduceOp, max_rank: usize) -> BoxedStrategy<Problem> {
+    let extreme = matches!(
+        op,
+        ReduceOp::Amax | ReduceOp::Amin | ReduceOp::MaxAt | ReduceOp::MinAt
+    );
+    dims(0..=max_rank)
+        .prop_flat_map(move |d| {
+            let n: usize = d.iter().product();
+            let r = d.len();
+            let x = if extreme {
+                Just((0..n).collect::<Vec<_>>())
+                    .prop_shuffle()
+                    .prop_map({
+                        let d = d.clone();
+                        move |k| {
+                            let data = k.iter().map(|&k| k as f64 / 16.0 - 2.0).collect();
+                            ArrayD::from_shape_vec(IxDyn(&d), data).expect("sized to the shape")
+                        }
+                    })
+                    .boxed()
+            } else {
+                let values = match op {
+                    ReduceOp::Prod => away_from_zero(0.5, 1.5),
+                    ReduceOp::Norm => away_from_zero(0.1, 2.0),
+                    _ => general(),
+                };
+                array(d.clone(), values)
+            };
+            let axis = if r == 0 {
+                Just(None).boxed()
+            } else {
+                prop_oneof![Just(None), (0..r).prop_map(Some)].boxed()
+            };
+            (x, axis, any::<bool>())
+        })
+        .prop_map(move |(x, axis, keep_dim)| {
+            let len = axis.map_or(x.len(), |a| x.shape()[a]);
+            let fit = |c: f64| if (len as f64) > c { c } else { 0.0 };
+            let op = match op {
+                ReduceOp::Var(c) => ReduceOp::Var(fit(c)),
+                ReduceOp::Std(c) => ReduceOp::Std(fit(c)),
+                other => other,
+            };
+            Problem::new(Case::Reduce { op, axis, keep_dim }, vec![x])
+        })
+        .boxed()
+}
+
 /// Calls `$then! { name => strategy, ... }` with every op's strategy apart from the elementwise
 /// ones (each harness runs those over `UnaryOp::ALL` and `BinaryOp::ALL`), so that the gradient
 /// checks and the f32 comparison share one list and one test per op. The strategies are written
@@ -252,6 +304,18 @@ macro_rules! for_each_op {
             mse => s::same_shape(Case::Mse, 0..=3),
             cross_entropy => s::cross_entropy(),
             custom_op => s::same_shape(Case::Custom, 0..=3),
+            amax => s::reduction(wengert_tape::ReduceOp::Amax, 3),
+            amin => s::reduction(wengert_tape::ReduceOp::Amin, 3),
+            max_dim => s::reduction(wengert_tape::ReduceOp::MaxAt, 3),
+            min_dim => s::reduction(wengert_tape::ReduceOp::MinAt, 3),
+            logsumexp => s::reduction(wengert_tape::ReduceOp::LogSumExp, 3),
+            // Rank 2 at most: a product of 512 factors near 1.5 overflows f32.
+            prod => s::reduction(wengert_tape::ReduceOp::Prod, 2),
+            var => s::reduction(wengert_tape::ReduceOp::Var(1.0), 3),
+            var_biased => s::reduction(wengert_tape::ReduceOp::Var(0.0), 3),
+            std => s::reduction(wengert_tape::ReduceOp::Std(1.0), 3),
+            std_biased => s::reduction(wengert_tape::ReduceOp::Std(0.0), 3),
+            norm => s::reduction(wengert_tape::ReduceOp::Norm, 3),
         }
     };
 }
