@@ -72,7 +72,9 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV1> {
         Op::Mse => OpV1::Mse,
         Op::CrossEntropy => OpV1::CrossEntropy,
         // Added after version 1 was fixed: a newer format version has their codes.
-        Op::Reduce { .. } => return Err(unsupported(node, op)),
+        Op::Reduce { .. } | Op::SoftmaxAxis { .. } | Op::LogSoftmaxAxis { .. } => {
+            return Err(unsupported(node, op));
+        }
     })
 }
 
@@ -176,6 +178,7 @@ mod tests {
                 keep_dim: false,
             }),
         );
+        ops.extend([Op::SoftmaxAxis { axis: 0 }, Op::LogSoftmaxAxis { axis: 1 }]);
         ops
     }
 
@@ -210,6 +213,8 @@ mod tests {
         "var",
         "std",
         "norm",
+        "softmax_axis",
+        "log_softmax_axis",
     ];
 
     #[test]

@@ -4,7 +4,7 @@
 //! op's rule is one arm of a `match` here, with the arithmetic in [`crate::kernels`]. The VJP
 //! arms carry the formula they implement as a one-line comment.
 
-use crate::kernels::{binary, layout, loss, matmul, reduce, softmax, unary};
+use crate::kernels::{binary, layout, loss, matmul, reduce, softmax, softmax_axis, unary};
 use crate::{BinaryOp, Error, Float, ReduceOp, Result, Shape, TensorRef, UnaryOp};
 
 /// A built-in operation. The tape stores these as data, so a recorded computation can be
@@ -68,6 +68,16 @@ pub enum Op {
         /// Keep the reduced axis (over all elements, every axis) with length 1.
         keep_dim: bool,
     },
+    /// Softmax along any axis (the last one runs [`Softmax`](Op::Softmax)'s kernel).
+    SoftmaxAxis {
+        /// The axis each softmax runs along.
+        axis: usize,
+    },
+    /// Log-softmax along any axis (the last one runs [`LogSoftmax`](Op::LogSoftmax)'s kernel).
+    LogSoftmaxAxis {
+        /// The axis each log-softmax runs along.
+        axis: usize,
+    },
 }
 
 impl Op {
@@ -88,6 +98,8 @@ impl Op {
             Op::Mse => "mse",
             Op::CrossEntropy => "cross_entropy",
             Op::Reduce { op, .. } => op.name(),
+            Op::SoftmaxAxis { .. } => "softmax_axis",
+            Op::LogSoftmaxAxis { .. } => "log_softmax_axis",
         }
     }
 
@@ -105,7 +117,9 @@ impl Op {
             | Op::Transpose { .. }
             | Op::Softmax
             | Op::LogSoftmax
-            | Op::Reduce { .. } => 1,
+            | Op::Reduce { .. }
+            | Op::SoftmaxAxis { .. }
+            | Op::LogSoftmaxAxis { .. } => 1,
         }
     }
 
@@ -206,6 +220,9 @@ impl Op {
             Op::Mse => loss::mse_shape(x, inputs[1]),
             Op::CrossEntropy => loss::cross_entropy_shape(x, inputs[1]),
             Op::Reduce { op, axis, keep_dim } => op.output_shape(x, axis, keep_dim),
+            Op::SoftmaxAxis { axis } | Op::LogSoftmaxAxis { axis } => {
+                softmax_axis::softmax_axis_shape(op, x, axis)
+            }
         }
     }
 
@@ -252,6 +269,8 @@ impl Op {
             Op::Mse => out[0] = loss::mse(x, inputs[1].data()),
             Op::CrossEntropy => out[0] = loss::cross_entropy(inputs[0], inputs[1])?,
             Op::Reduce { op, axis, .. } => op.forward(inputs[0], axis, out),
+            Op::SoftmaxAxis { axis } => softmax_axis::softmax_along(inputs[0], axis, out),
+            Op::LogSoftmaxAxis { axis } => softmax_axis::log_softmax_along(inputs[0], axis, out),
         }
         Ok(())
     }
@@ -429,6 +448,14 @@ impl Op {
             }
             // Each reduction's rule is in `ReduceOp::vjp`.
             Op::Reduce { op, axis, .. } => op.vjp::<E, ACC>(inputs[0], axis, y, g, gi),
+            // y = softmax x along the axis: dx = y·(dy - Σ dy·y)
+            Op::SoftmaxAxis { axis } => {
+                softmax_axis::softmax_along_vjp::<E, ACC>(output, axis, g, gi)
+            }
+            // y = log_softmax x along the axis: dx = dy - e^y·Σ dy
+            Op::LogSoftmaxAxis { axis } => {
+                softmax_axis::log_softmax_along_vjp::<E, ACC>(output, axis, g, gi)
+            }
         }
     }
 }

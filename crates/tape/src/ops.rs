@@ -350,6 +350,33 @@ impl<E: Float> Tape<E> {
         self.record_unary(Op::LogSoftmax, x)
     }
 
+    /// Softmax along `axis` (PyTorch's `torch.softmax(x, dim)`): each lane along the axis
+    /// sums to 1. Along the last axis it computes exactly what [`softmax`](Tape::softmax)
+    /// does.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[0.0, 5.0], [0.0, 5.0]])?;
+    /// let columns = tape.softmax_axis(x, 0)?;
+    /// assert_eq!(tape.data(columns)?, &[0.5, 0.5, 0.5, 0.5]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn softmax_axis(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
+        self.record_unary(Op::SoftmaxAxis { axis }, x)
+    }
+
+    /// Log-softmax along `axis` (`torch.log_softmax(x, dim)`).
+    #[inline]
+    pub fn log_softmax_axis(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
+        self.record_unary(Op::LogSoftmaxAxis { axis }, x)
+    }
+
     /// Mean squared error of `prediction` and `target` (same shape), a scalar.
     #[inline]
     pub fn mse(&mut self, prediction: NodeId, target: NodeId) -> Result<NodeId> {

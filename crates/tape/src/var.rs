@@ -315,6 +315,8 @@ var_methods! {
         transpose_axes(axis0: usize, axis1: usize) "Axes `axis0` and `axis1` exchanged.";
         softmax() "Softmax along the last axis.";
         log_softmax() "Log-softmax along the last axis.";
+        softmax_axis(axis: usize) "Softmax along `axis`.";
+        log_softmax_axis(axis: usize) "Log-softmax along `axis`.";
         detach() "The value, through which no gradient flows.";
         sqrt() "`√x`.";
         rsqrt() "`1 / √x`.";

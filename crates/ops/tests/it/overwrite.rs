@@ -73,6 +73,10 @@ fn every_overwrite_writes_every_element() {
             cases.push((Op::Reduce { op, axis, keep_dim }, vec![s(&[2, 3])]));
         }
     }
+    for axis in [0, 1] {
+        cases.push((Op::SoftmaxAxis { axis }, vec![s(&[2, 3])]));
+        cases.push((Op::LogSoftmaxAxis { axis }, vec![s(&[2, 3])]));
+    }
     // Every elementwise op: same shapes (the pointwise rules) and each broadcast layout.
     for op in UnaryOp::ALL {
         cases.push((Op::Unary(op), vec![s(&[2, 3])]));

@@ -44,6 +44,8 @@ pub enum Case {
         axis: Option<usize>,
         keep_dim: bool,
     },
+    SoftmaxAxis(usize),
+    LogSoftmaxAxis(usize),
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -171,6 +173,8 @@ impl Case {
                 let params = debug.find('(').map_or("", |i| &debug[i..]);
                 format!("{}{params}(axis {axis:?}, keep_dim={keep_dim})", op.name())
             }
+            Case::SoftmaxAxis(axis) => format!("softmax_axis({axis})"),
+            Case::LogSoftmaxAxis(axis) => format!("log_softmax_axis({axis})"),
         }
     }
 
@@ -208,6 +212,8 @@ impl Case {
                 tape.custom(id, &[p[0], p[1]])
             }
             Case::Reduce { op, axis, keep_dim } => record_reduce(tape, *op, p[0], *axis, *keep_dim),
+            Case::SoftmaxAxis(axis) => tape.softmax_axis(p[0], *axis),
+            Case::LogSoftmaxAxis(axis) => tape.log_softmax_axis(p[0], *axis),
         }
     }
 }

@@ -155,3 +155,31 @@ fn reductions_replay_from_their_recorded_ops() {
     );
     assert_eq!(old.data(x).unwrap(), new.data(ids[x.index()]).unwrap());
 }
+
+#[test]
+fn softmax_along_the_last_axis_is_bit_identical_to_softmax_and_a_missing_axis_is_an_error() {
+    let mut t = Tape::<f32>::new();
+    let x = t
+        .parameter(array![[0.5f32, -1.5, 2.0], [1.0, 3.0, -0.25]])
+        .unwrap();
+    for (named, along) in [
+        (t.softmax(x).unwrap(), t.softmax_axis(x, 1).unwrap()),
+        (t.log_softmax(x).unwrap(), t.log_softmax_axis(x, 1).unwrap()),
+    ] {
+        assert_eq!(t.data(named).unwrap(), t.data(along).unwrap());
+    }
+    let columns = t.softmax_axis(x, 0).unwrap();
+    let sums = t.sum_axis(columns, 0).unwrap();
+    for s in t.data(sums).unwrap() {
+        assert!((s - 1.0).abs() < 1e-6);
+    }
+    assert!(matches!(
+        t.log_softmax_axis(x, 2),
+        Err(Error::AxisOutOfRange { axis: 2, .. })
+    ));
+    let scalar = t.parameter(ndarray::arr0(1.0f32)).unwrap();
+    assert!(matches!(
+        t.softmax_axis(scalar, 0),
+        Err(Error::AxisOutOfRange { .. })
+    ));
+}

@@ -109,6 +109,10 @@ fn problems() -> Vec<Problem> {
             problems.push(one(Case::Reduce { op, axis, keep_dim }, x));
         }
     }
+    for axis in [0, 1, 2] {
+        problems.push(one(Case::SoftmaxAxis(axis), &x234));
+        problems.push(one(Case::LogSoftmaxAxis(axis), &x234));
+    }
     problems
 }
 

@@ -215,6 +215,24 @@ pub fn softmax(case: Case) -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// Softmax or log-softmax (`log`) along a drawn axis of a rank 1..=4 array.
+pub fn softmax_along(log: bool) -> BoxedStrategy<Problem> {
+    dims(1..=4)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (array(d, (-3.0..3.0f64).prop_map(f32_exact).boxed()), 0..r)
+        })
+        .prop_map(move |(x, axis)| {
+            let case = if log {
+                Case::LogSoftmaxAxis(axis)
+            } else {
+                Case::SoftmaxAxis(axis)
+            };
+            Problem::new(case, vec![x])
+        })
+        .boxed()
+}
+
 /// Logits `[batch, classes]` and labels drawn in range.
 pub fn cross_entropy() -> BoxedStrategy<Problem> {
     (1..=MAX_DIM, 1..=MAX_DIM)
@@ -316,6 +334,8 @@ macro_rules! for_each_op {
             std => s::reduction(wengert_tape::ReduceOp::Std(1.0), 3),
             std_biased => s::reduction(wengert_tape::ReduceOp::Std(0.0), 3),
             norm => s::reduction(wengert_tape::ReduceOp::Norm, 3),
+            softmax_axis => s::softmax_along(false),
+            log_softmax_axis => s::softmax_along(true),
         }
     };
 }
