@@ -72,7 +72,7 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV1> {
         Op::Mse => OpV1::Mse,
         Op::CrossEntropy => OpV1::CrossEntropy,
         // Added after version 1 was fixed: a newer format version has their codes.
-        Op::Reduce { .. } | Op::SoftmaxAxis { .. } | Op::LogSoftmaxAxis { .. } => {
+        Op::Reduce { .. } | Op::SoftmaxAxis { .. } | Op::LogSoftmaxAxis { .. } | Op::Loss(_) => {
             return Err(unsupported(node, op));
         }
     })
@@ -130,7 +130,7 @@ pub(crate) fn op_from_file(node: u32, op: &OpV1) -> Result<Op> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wengert_ops::{ReduceOp, Shape};
+    use wengert_ops::{Distance, LossOp, ReduceOp, Reduction, Shape};
 
     /// Every op version 1 has a code for, and each elementwise one with its example
     /// parameters: `ALL` grows with the tables, so a new elementwise op is tried here too.
@@ -178,7 +178,22 @@ mod tests {
                 keep_dim: false,
             }),
         );
-        ops.extend([Op::SoftmaxAxis { axis: 0 }, Op::LogSoftmaxAxis { axis: 1 }]);
+        ops.extend([
+            Op::SoftmaxAxis { axis: 0 },
+            Op::LogSoftmaxAxis { axis: 1 },
+            Op::Loss(LossOp::Distance {
+                distance: Distance::Huber { delta: 0.5 },
+                reduction: Reduction::None,
+            }),
+            Op::Loss(LossOp::BceWithLogits {
+                reduction: Reduction::Sum,
+            }),
+            Op::Loss(LossOp::Nll {
+                ignore_index: Some(-100),
+                reduction: Reduction::Mean,
+            }),
+            Op::Loss(LossOp::CrossEntropy(Default::default())),
+        ]);
         ops
     }
 
@@ -215,6 +230,13 @@ mod tests {
         "norm",
         "softmax_axis",
         "log_softmax_axis",
+        "l1_loss",
+        "smooth_l1_loss",
+        "huber_loss",
+        "binary_cross_entropy_with_logits",
+        "nll_loss",
+        // The loss with options; `Op::CrossEntropy` keeps its version 1 code.
+        "cross_entropy",
     ];
 
     #[test]

@@ -5,7 +5,7 @@
 //! arms carry the formula they implement as a one-line comment.
 
 use crate::kernels::{binary, layout, loss, matmul, reduce, softmax, softmax_axis, unary};
-use crate::{BinaryOp, Error, Float, ReduceOp, Result, Shape, TensorRef, UnaryOp};
+use crate::{BinaryOp, Error, Float, LossOp, ReduceOp, Result, Shape, TensorRef, UnaryOp};
 
 /// A built-in operation. The tape stores these as data, so a recorded computation can be
 /// inspected, saved and replayed.
@@ -78,6 +78,10 @@ pub enum Op {
         /// The axis each log-softmax runs along.
         axis: usize,
     },
+    /// A loss of a prediction (input 0) and a target (input 1), with its reduction
+    /// ([`LossOp`]: `l1_loss`, `smooth_l1_loss`, `huber_loss`, `binary_cross_entropy_with_logits`,
+    /// `nll_loss`, cross-entropy with options).
+    Loss(LossOp),
 }
 
 impl Op {
@@ -100,6 +104,7 @@ impl Op {
             Op::Reduce { op, .. } => op.name(),
             Op::SoftmaxAxis { .. } => "softmax_axis",
             Op::LogSoftmaxAxis { .. } => "log_softmax_axis",
+            Op::Loss(loss) => loss.name(),
         }
     }
 
@@ -107,7 +112,7 @@ impl Op {
     #[inline]
     pub fn arity(&self) -> usize {
         match self {
-            Op::Binary(_) | Op::MatMul | Op::Mse | Op::CrossEntropy => 2,
+            Op::Binary(_) | Op::MatMul | Op::Mse | Op::CrossEntropy | Op::Loss(_) => 2,
             Op::Unary(_)
             | Op::Sum
             | Op::Mean
@@ -156,6 +161,7 @@ impl Op {
             (Op::Unary(op), _) => op.has_gradient(),
             (Op::CrossEntropy, 1) => false,
             (Op::Reduce { op, .. }, _) => op.has_gradient(),
+            (Op::Loss(loss), k) => loss.differentiable_in(k),
             _ => true,
         }
     }
@@ -223,6 +229,7 @@ impl Op {
             Op::SoftmaxAxis { axis } | Op::LogSoftmaxAxis { axis } => {
                 softmax_axis::softmax_axis_shape(op, x, axis)
             }
+            Op::Loss(loss) => loss.output_shape(x, inputs[1]),
         }
     }
 
@@ -271,6 +278,7 @@ impl Op {
             Op::Reduce { op, axis, .. } => op.forward(inputs[0], axis, out),
             Op::SoftmaxAxis { axis } => softmax_axis::softmax_along(inputs[0], axis, out),
             Op::LogSoftmaxAxis { axis } => softmax_axis::log_softmax_along(inputs[0], axis, out),
+            Op::Loss(loss) => loss.forward(inputs[0], inputs[1], out)?,
         }
         Ok(())
     }
@@ -456,6 +464,8 @@ impl Op {
             Op::LogSoftmaxAxis { axis } => {
                 softmax_axis::log_softmax_along_vjp::<E, ACC>(output, axis, g, gi)
             }
+            // Each loss's rule is in `LossOp::vjp`.
+            Op::Loss(loss) => loss.vjp::<E, ACC>(inputs[0], inputs[1], g, index, gi),
         }
     }
 }

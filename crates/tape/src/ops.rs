@@ -1,6 +1,9 @@
 //! The named recording methods: one per built-in op, so that a forward pass reads like the math.
 
-use wengert_ops::{BinaryOp, Float, Op, ReduceOp, Result, Shape, UnaryOp};
+use wengert_ops::{
+    BinaryOp, CrossEntropyOptions, Distance, Float, LossOp, Op, ReduceOp, Reduction, Result, Shape,
+    UnaryOp,
+};
 
 use crate::{NodeId, Tape};
 
@@ -532,5 +535,152 @@ impl<E: Float> Tape<E> {
     #[inline]
     pub fn norm(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
         self.reduce(ReduceOp::Norm, x, axis, keep_dim)
+    }
+
+    /// Records a loss of `x` against `target`.
+    #[inline]
+    fn loss(&mut self, loss: LossOp, x: NodeId, target: NodeId) -> Result<NodeId> {
+        self.record_binary(Op::Loss(loss), x, target)
+    }
+
+    /// `|x - t|` per element, reduced (PyTorch's `l1_loss`); `x` and `target` have one shape
+    /// and both get a gradient (its slope at `x = t` is 0).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{Reduction, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![1.0, -2.0, 0.5])?;
+    /// let t = tape.input(array![0.0, 0.0, 0.5])?;
+    /// let loss = tape.l1_loss(x, t, Reduction::Sum)?;
+    /// assert_eq!(tape.data(loss)?, &[3.0]);
+    /// let each = tape.l1_loss(x, t, Reduction::None)?;
+    /// assert_eq!(tape.data(each)?, &[1.0, 2.0, 0.0]);
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[1.0, -1.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn l1_loss(&mut self, x: NodeId, target: NodeId, reduction: Reduction) -> Result<NodeId> {
+        let distance = Distance::L1;
+        self.loss(
+            LossOp::Distance {
+                distance,
+                reduction,
+            },
+            x,
+            target,
+        )
+    }
+
+    /// `0.5 d²/β` where `|d| < β`, else `|d| - 0.5β`, `d = x - t` (PyTorch's
+    /// `smooth_l1_loss(beta=)`); `beta = 0` is L1, a negative or NaN one an error.
+    #[inline]
+    pub fn smooth_l1_loss(
+        &mut self,
+        x: NodeId,
+        target: NodeId,
+        beta: f64,
+        reduction: Reduction,
+    ) -> Result<NodeId> {
+        let distance = Distance::SmoothL1 { beta };
+        self.loss(
+            LossOp::Distance {
+                distance,
+                reduction,
+            },
+            x,
+            target,
+        )
+    }
+
+    /// `0.5 d²` where `|d| < δ`, else `δ(|d| - 0.5δ)`, `d = x - t` (PyTorch's
+    /// `huber_loss(delta=)`); `delta` must be above 0.
+    #[inline]
+    pub fn huber_loss(
+        &mut self,
+        x: NodeId,
+        target: NodeId,
+        delta: f64,
+        reduction: Reduction,
+    ) -> Result<NodeId> {
+        let distance = Distance::Huber { delta };
+        self.loss(
+            LossOp::Distance {
+                distance,
+                reduction,
+            },
+            x,
+            target,
+        )
+    }
+
+    /// `-[t·ln σ(x) + (1 - t)·ln(1 - σ(x))]` per element of logits `x` and targets in
+    /// `[0, 1]` of the same shape, reduced (PyTorch's `binary_cross_entropy_with_logits`);
+    /// no overflow at any logit. Both get a gradient.
+    #[inline]
+    pub fn binary_cross_entropy_with_logits(
+        &mut self,
+        x: NodeId,
+        target: NodeId,
+        reduction: Reduction,
+    ) -> Result<NodeId> {
+        self.loss(LossOp::BceWithLogits { reduction }, x, target)
+    }
+
+    /// `-x[target]` per lane of log-probabilities `x` (`[C]`, `[N, C]` or `[N, C, d...]`,
+    /// classes on axis 1) and class indices (see [`Tape::labels`]) without the class axis,
+    /// reduced (PyTorch's `nll_loss`). A target equal to `ignore_index` adds 0 and leaves a
+    /// mean's divisor; a target naming no class is an error. The targets get no gradient.
+    #[inline]
+    pub fn nll_loss(
+        &mut self,
+        x: NodeId,
+        target: NodeId,
+        ignore_index: Option<i64>,
+        reduction: Reduction,
+    ) -> Result<NodeId> {
+        let loss = LossOp::Nll {
+            ignore_index,
+            reduction,
+        };
+        self.loss(loss, x, target)
+    }
+
+    /// Softmax cross-entropy of logits `z` (classes on axis 1, as [`nll_loss`](Tape::nll_loss))
+    /// against class indices or, with [`Targets::Probabilities`](wengert_ops::Targets), class
+    /// probabilities of `z`'s shape, with label smoothing, `ignore_index` and a reduction
+    /// (PyTorch's `cross_entropy`). Probability targets get a gradient, class indices none.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{CrossEntropyOptions, Reduction, Tape, Targets};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let z = tape.parameter(array![[0.0, 0.0], [0.0, 0.0]])?;
+    /// let soft = tape.parameter(array![[0.5, 0.5], [1.0, 0.0]])?;
+    /// let options = CrossEntropyOptions {
+    ///     targets: Targets::Probabilities,
+    ///     reduction: Reduction::None,
+    ///     ..CrossEntropyOptions::default()
+    /// };
+    /// let loss = tape.cross_entropy_with(z, soft, options)?;
+    /// let ln2 = 2f64.ln();
+    /// assert!(tape.data(loss)?.iter().all(|&l| (l - ln2).abs() < 1e-15));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn cross_entropy_with(
+        &mut self,
+        z: NodeId,
+        target: NodeId,
+        options: CrossEntropyOptions,
+    ) -> Result<NodeId> {
+        self.loss(LossOp::CrossEntropy(options), z, target)
     }
 }

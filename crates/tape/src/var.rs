@@ -29,7 +29,7 @@ use std::cell::{Ref, RefCell, RefMut};
 use std::ops::{Add, Div, Index, Mul, Neg, Sub};
 
 use ndarray::{ArrayD, ArrayViewD};
-use wengert_ops::{CustomOp, Error, Float, Result, Shape};
+use wengert_ops::{CrossEntropyOptions, CustomOp, Error, Float, Reduction, Result, Shape};
 
 use crate::{CustomOpId, IntoValue, Mark, NodeId, Tape};
 
@@ -262,6 +262,7 @@ macro_rules! var_methods {
     (
         unary { $( $name:ident ( $($arg:ident : $ty:ty),* ) $doc:literal; )* }
         binary { $( $bname:ident $bdoc:literal; )* }
+        binary_with { $( $wname:ident ( $($warg:ident : $wty:ty),* ) $wdoc:literal; )* }
         pair { $( $pname:ident ( $($parg:ident : $pty:ty),* ) $pdoc:literal; )* }
     ) => {
         impl<'g, E: Float> Var<'g, E> {
@@ -279,6 +280,14 @@ macro_rules! var_methods {
                 #[inline(always)]
                 pub fn $bname(&self, other: &Var<'g, E>) -> Result<Self> {
                     self.binary(other, |t, a, b| t.$bname(a, b))
+                }
+            )*
+            $(
+                #[doc = $wdoc]
+                #[doc = concat!("\n\nRecords [`Tape::", stringify!($wname), "`].")]
+                #[inline(always)]
+                pub fn $wname(&self, other: &Var<'g, E> $(, $warg: $wty)*) -> Result<Self> {
+                    self.binary(other, |t, a, b| t.$wname(a, b $(, $warg)*))
                 }
             )*
             $(
@@ -355,6 +364,14 @@ var_methods! {
         pow "`aᵇ` elementwise, broadcasting.";
         mse "Mean squared error against `other` (same shape), a scalar.";
         cross_entropy "Softmax cross-entropy of these logits against labels, a scalar.";
+    }
+    binary_with {
+        l1_loss(reduction: Reduction) "`|x - t|`, reduced.";
+        smooth_l1_loss(beta: f64, reduction: Reduction) "Smooth L1 loss, reduced.";
+        huber_loss(delta: f64, reduction: Reduction) "Huber loss, reduced.";
+        binary_cross_entropy_with_logits(reduction: Reduction) "Binary cross-entropy of logits.";
+        nll_loss(ignore_index: Option<i64>, reduction: Reduction) "Negative log-likelihood.";
+        cross_entropy_with(options: CrossEntropyOptions) "Cross-entropy with PyTorch's options.";
     }
     pair {
         max_dim(axis: usize, keep_dim: bool) "The largest element along `axis` and its position.";

@@ -44,8 +44,8 @@
 #![deny(missing_docs)]
 
 pub use wengert_ops::{
-    Arith, BinaryOp, CustomOp, Error, Float, MAX_RANK, Num, Op, ReduceOp, Result, Shape, TensorRef,
-    UnaryOp, kernels, select,
+    Arith, BinaryOp, CrossEntropyOptions, CustomOp, Distance, Error, Float, LossOp, MAX_RANK, Num,
+    Op, ReduceOp, Reduction, Result, Shape, Targets, TensorRef, UnaryOp, kernels, select,
 };
 pub use wengert_tape::gradcheck::{GradcheckMethod, Mismatch};
 pub use wengert_tape::{

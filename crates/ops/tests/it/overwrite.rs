@@ -2,7 +2,10 @@
 //! writes every element: a buffer poisoned with NaN must come out bit for bit as the same rule
 //! adding into zeros.
 
-use wengert_ops::{BinaryOp, Op, ReduceOp, Shape, TensorRef, UnaryOp};
+use wengert_ops::{
+    BinaryOp, CrossEntropyOptions, Distance, LossOp, Op, ReduceOp, Reduction, Shape, Targets,
+    TensorRef, UnaryOp,
+};
 
 fn s(d: &[usize]) -> Shape {
     Shape::new(d).unwrap()
@@ -77,6 +80,40 @@ fn every_overwrite_writes_every_element() {
         cases.push((Op::SoftmaxAxis { axis }, vec![s(&[2, 3])]));
         cases.push((Op::LogSoftmaxAxis { axis }, vec![s(&[2, 3])]));
     }
+    // Every loss, both inputs (a class-index target's pull-back is zeros).
+    for reduction in [Reduction::Mean, Reduction::None] {
+        let soft = CrossEntropyOptions {
+            targets: Targets::Probabilities,
+            label_smoothing: 0.1,
+            reduction,
+            ..CrossEntropyOptions::default()
+        };
+        let hard = CrossEntropyOptions {
+            reduction,
+            ..CrossEntropyOptions::default()
+        };
+        for (loss, target) in [
+            (
+                LossOp::Distance {
+                    distance: Distance::Huber { delta: 0.5 },
+                    reduction,
+                },
+                s(&[2, 3]),
+            ),
+            (LossOp::BceWithLogits { reduction }, s(&[2, 3])),
+            (LossOp::CrossEntropy(soft), s(&[2, 3])),
+            (LossOp::CrossEntropy(hard), s(&[2])),
+            (
+                LossOp::Nll {
+                    ignore_index: None,
+                    reduction,
+                },
+                s(&[2]),
+            ),
+        ] {
+            cases.push((Op::Loss(loss), vec![s(&[2, 3]), target]));
+        }
+    }
     // Every elementwise op: same shapes (the pointwise rules) and each broadcast layout.
     for op in UnaryOp::ALL {
         cases.push((Op::Unary(op), vec![s(&[2, 3])]));
@@ -100,7 +137,16 @@ fn every_overwrite_writes_every_element() {
             .map(|(k, sh)| {
                 (0..sh.numel())
                     .map(|i| {
-                        if matches!(op, Op::CrossEntropy) && k == 1 {
+                        let labels = matches!(
+                            op,
+                            Op::CrossEntropy
+                                | Op::Loss(LossOp::Nll { .. })
+                                | Op::Loss(LossOp::CrossEntropy(CrossEntropyOptions {
+                                    targets: Targets::Classes,
+                                    ..
+                                }))
+                        );
+                        if labels && k == 1 {
                             (i % 3) as f64
                         } else {
                             0.3 + (i as f64 * 0.7 + k as f64).sin().abs()

@@ -3,8 +3,8 @@
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
 use wengert_tape::{
-    BinaryOp, CustomOp, CustomOpId, Error, Float, GradcheckOptions, GradcheckReport, NodeId,
-    ReduceOp, Result, Shape, Tape, UnaryOp, gradcheck,
+    BinaryOp, CustomOp, CustomOpId, Error, Float, GradcheckOptions, GradcheckReport, LossOp,
+    NodeId, ReduceOp, Result, Shape, Tape, UnaryOp, gradcheck,
 };
 
 /// One op with its non-array arguments. Array operands are the [`Problem`]'s inputs, recorded
@@ -46,6 +46,12 @@ pub enum Case {
     },
     SoftmaxAxis(usize),
     LogSoftmaxAxis(usize),
+    /// A loss whose prediction and target are both parameters (a distance, binary
+    /// cross-entropy, cross-entropy with probabilities).
+    Loss(LossOp),
+    /// A loss of a parameter against class indices (held here, fed as an input: no gradient
+    /// is defined for them).
+    ClassLoss(LossOp, ArrayD<f64>),
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -175,6 +181,7 @@ impl Case {
             }
             Case::SoftmaxAxis(axis) => format!("softmax_axis({axis})"),
             Case::LogSoftmaxAxis(axis) => format!("log_softmax_axis({axis})"),
+            Case::Loss(loss) | Case::ClassLoss(loss, _) => format!("{loss:?}"),
         }
     }
 
@@ -214,6 +221,11 @@ impl Case {
             Case::Reduce { op, axis, keep_dim } => record_reduce(tape, *op, p[0], *axis, *keep_dim),
             Case::SoftmaxAxis(axis) => tape.softmax_axis(p[0], *axis),
             Case::LogSoftmaxAxis(axis) => tape.log_softmax_axis(p[0], *axis),
+            Case::Loss(loss) => record_loss(tape, *loss, p[0], p[1]),
+            Case::ClassLoss(loss, targets) => {
+                let targets = tape.input(targets.mapv(E::from_f64))?;
+                record_loss(tape, *loss, p[0], targets)
+            }
         }
     }
 }
@@ -256,6 +268,29 @@ fn record_reduce<E: Float>(
         ReduceOp::Var(c) => tape.var(x, axis, c, keep_dim),
         ReduceOp::Std(c) => tape.std(x, axis, c, keep_dim),
         ReduceOp::Norm => tape.norm(x, axis, keep_dim),
+    }
+}
+
+/// Records a loss through its named method. Exhaustive, as [`record_reduce`].
+fn record_loss<E: Float>(tape: &mut Tape<E>, loss: LossOp, x: NodeId, t: NodeId) -> Result<NodeId> {
+    use wengert_tape::Distance;
+    match loss {
+        LossOp::Distance {
+            distance,
+            reduction,
+        } => match distance {
+            Distance::L1 => tape.l1_loss(x, t, reduction),
+            Distance::SmoothL1 { beta } => tape.smooth_l1_loss(x, t, beta, reduction),
+            Distance::Huber { delta } => tape.huber_loss(x, t, delta, reduction),
+        },
+        LossOp::BceWithLogits { reduction } => {
+            tape.binary_cross_entropy_with_logits(x, t, reduction)
+        }
+        LossOp::Nll {
+            ignore_index,
+            reduction,
+        } => tape.nll_loss(x, t, ignore_index, reduction),
+        LossOp::CrossEntropy(options) => tape.cross_entropy_with(x, t, options),
     }
 }
 

@@ -13,6 +13,7 @@ mod gradcheck_ops;
 mod handles;
 mod ids;
 mod leaves;
+mod losses;
 mod matmul;
 mod network;
 mod persistent;

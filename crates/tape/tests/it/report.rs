@@ -5,7 +5,9 @@ use ndarray::ArrayD;
 use wengert_tape::gradcheck::GradcheckMethod;
 use wengert_tape::{GradcheckOptions, GradcheckReport, Result, gradcheck};
 
-use wengert_tape::{BinaryOp, ReduceOp, UnaryOp};
+use wengert_tape::{
+    BinaryOp, CrossEntropyOptions, Distance, LossOp, ReduceOp, Reduction, Targets, UnaryOp,
+};
 
 use crate::cases::{Case, Problem, Values, binary_entry, unary_entry};
 use crate::network::{Loss, Mlp};
@@ -107,6 +109,55 @@ fn problems() -> Vec<Problem> {
         };
         for (axis, keep_dim) in [(Some(1), false), (None, true)] {
             problems.push(one(Case::Reduce { op, axis, keep_dim }, x));
+        }
+    }
+    // Each loss with each reduction: the distances on values a sixteenth off the eighths
+    // (away from their kinks), the class losses against labels with one ignored.
+    let grid = |x: &ArrayD<f64>, offset: f64| x.mapv(|v| (v * 8.0).round() / 8.0 + offset);
+    let unit = y34.mapv(|v| v.abs() / 2.0);
+    let classes = ArrayD::from_shape_vec(
+        ndarray::IxDyn(&[2, 4]),
+        vec![0., 2., -100., 1., 2., 0., 1., 1.],
+    )
+    .expect("sized");
+    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        for distance in [
+            Distance::L1,
+            Distance::SmoothL1 { beta: 1.0 },
+            Distance::Huber { delta: 0.5 },
+        ] {
+            let loss = LossOp::Distance {
+                distance,
+                reduction,
+            };
+            problems.push(two(Case::Loss(loss), &grid(&x34, 0.0), &grid(&y34, 0.0625)));
+        }
+        problems.push(two(
+            Case::Loss(LossOp::BceWithLogits { reduction }),
+            &x34,
+            &unit,
+        ));
+        let options = CrossEntropyOptions {
+            targets: Targets::Probabilities,
+            ignore_index: None,
+            label_smoothing: 0.1,
+            reduction,
+        };
+        problems.push(two(Case::Loss(LossOp::CrossEntropy(options)), &x34, &unit));
+        let class_losses = [
+            LossOp::Nll {
+                ignore_index: Some(-100),
+                reduction,
+            },
+            LossOp::CrossEntropy(CrossEntropyOptions {
+                targets: Targets::Classes,
+                ignore_index: Some(-100),
+                label_smoothing: 0.1,
+                reduction,
+            }),
+        ];
+        for loss in class_losses {
+            problems.push(one(Case::ClassLoss(loss, classes.clone()), &x234));
         }
     }
     for axis in [0, 1, 2] {

@@ -9,7 +9,9 @@ use std::ops::RangeInclusive;
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
 
-use wengert_tape::{BinaryOp, ReduceOp, UnaryOp};
+use wengert_tape::{
+    BinaryOp, CrossEntropyOptions, Distance, LossOp, ReduceOp, Reduction, Targets, UnaryOp,
+};
 
 use crate::cases::{Case, Problem, Values, binary_entry, unary_entry};
 
@@ -233,6 +235,118 @@ pub fn softmax_along(log: bool) -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// Any of the three reductions.
+pub fn reduction_kind() -> BoxedStrategy<Reduction> {
+    prop_oneof![
+        Just(Reduction::Mean),
+        Just(Reduction::Sum),
+        Just(Reduction::None)
+    ]
+    .boxed()
+}
+
+/// A loss of the difference on two operands of one shape (rank 0..=3). Predictions on the
+/// eighths and targets a sixteenth off them: the difference is never 0 nor a multiple of 1/8,
+/// so never within a finite-difference step of a kink (0, and `beta` = 1, `delta` = 0.5).
+pub fn distance_loss(distance: Distance) -> BoxedStrategy<Problem> {
+    (dims(0..=3), reduction_kind())
+        .prop_flat_map(|(d, r)| {
+            let grid = |offset| values(Values::Grid(offset));
+            (array(d.clone(), grid(0.0)), array(d, grid(0.0625)), Just(r))
+        })
+        .prop_map(move |(x, t, reduction)| {
+            let loss = LossOp::Distance {
+                distance,
+                reduction,
+            };
+            Problem::new(Case::Loss(loss), vec![x, t])
+        })
+        .boxed()
+}
+
+/// Binary cross-entropy with logits: logits in [-2, 2], targets in [0, 1], one shape.
+pub fn bce_with_logits() -> BoxedStrategy<Problem> {
+    (dims(0..=3), reduction_kind())
+        .prop_flat_map(|(d, r)| {
+            let unit = (0.0..1.0f64).prop_map(f32_exact).boxed();
+            (array(d.clone(), general()), array(d, unit), Just(r))
+        })
+        .prop_map(|(x, t, reduction)| {
+            Problem::new(Case::Loss(LossOp::BceWithLogits { reduction }), vec![x, t])
+        })
+        .boxed()
+}
+
+/// The class-index losses: an input of rank 1..=3 with classes on axis 1 (axis 0 for a
+/// vector), targets drawn in range without the class axis, some set to the ignored index
+/// -100 (never the first, so that a mean has a divisor). `smoothing` draws label smoothing
+/// (cross-entropy only).
+pub fn class_loss(cross_entropy: bool) -> BoxedStrategy<Problem> {
+    (dims(1..=3), reduction_kind(), any::<bool>(), any::<bool>())
+        .prop_flat_map(|(d, reduction, ignore, smooth)| {
+            let class_axis = usize::from(d.len() >= 2);
+            let classes = d[class_axis];
+            let mut rest = d.clone();
+            rest.remove(class_axis);
+            let n: usize = rest.iter().product();
+            let targets = prop::collection::vec((0..classes, any::<bool>()), n);
+            let x = array(d, (-3.0..3.0f64).prop_map(f32_exact).boxed());
+            (x, Just(rest), targets, Just((reduction, ignore, smooth)))
+        })
+        .prop_map(move |(x, rest, targets, (reduction, ignore, smooth))| {
+            let ignore_index = ignore.then_some(-100);
+            let data = targets
+                .iter()
+                .enumerate()
+                .map(|(j, &(k, skip))| {
+                    if ignore && skip && j > 0 {
+                        -100.0
+                    } else {
+                        k as f64
+                    }
+                })
+                .collect();
+            let targets = ArrayD::from_shape_vec(IxDyn(&rest), data).expect("sized");
+            let loss = if cross_entropy {
+                LossOp::CrossEntropy(CrossEntropyOptions {
+                    targets: Targets::Classes,
+                    ignore_index,
+                    label_smoothing: if smooth { 0.1 } else { 0.0 },
+                    reduction,
+                })
+            } else {
+                LossOp::Nll {
+                    ignore_index,
+                    reduction,
+                }
+            };
+            Problem::new(Case::ClassLoss(loss, targets), vec![x])
+        })
+        .boxed()
+}
+
+/// Cross-entropy against probability targets (positive, of the logits' shape, rank 1..=2),
+/// label smoothing drawn: both operands get a gradient. Rank 3 would give summed losses in the
+/// hundreds, whose finite differences are rounding noise at the tolerance.
+pub fn soft_cross_entropy() -> BoxedStrategy<Problem> {
+    (dims(1..=2), reduction_kind(), any::<bool>())
+        .prop_flat_map(|(d, r, smooth)| {
+            let z = array(d.clone(), (-3.0..3.0f64).prop_map(f32_exact).boxed());
+            let t = array(d, (0.0..1.0f64).prop_map(f32_exact).boxed());
+            (z, t, Just((r, smooth)))
+        })
+        .prop_map(|(z, t, (reduction, smooth))| {
+            let loss = LossOp::CrossEntropy(CrossEntropyOptions {
+                targets: Targets::Probabilities,
+                ignore_index: None,
+                label_smoothing: if smooth { 0.2 } else { 0.0 },
+                reduction,
+            });
+            Problem::new(Case::Loss(loss), vec![z, t])
+        })
+        .boxed()
+}
+
 /// Logits `[batch, classes]` and labels drawn in range.
 pub fn cross_entropy() -> BoxedStrategy<Problem> {
     (1..=MAX_DIM, 1..=MAX_DIM)
@@ -336,6 +450,13 @@ macro_rules! for_each_op {
             norm => s::reduction(wengert_tape::ReduceOp::Norm, 3),
             softmax_axis => s::softmax_along(false),
             log_softmax_axis => s::softmax_along(true),
+            l1_loss => s::distance_loss(wengert_tape::Distance::L1),
+            smooth_l1_loss => s::distance_loss(wengert_tape::Distance::SmoothL1 { beta: 1.0 }),
+            huber_loss => s::distance_loss(wengert_tape::Distance::Huber { delta: 0.5 }),
+            binary_cross_entropy_with_logits => s::bce_with_logits(),
+            nll_loss => s::class_loss(false),
+            cross_entropy_with_classes => s::class_loss(true),
+            cross_entropy_with_probabilities => s::soft_cross_entropy(),
         }
     };
 }
