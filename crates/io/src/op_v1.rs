@@ -72,7 +72,14 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV1> {
         Op::Mse => OpV1::Mse,
         Op::CrossEntropy => OpV1::CrossEntropy,
         // Added after version 1 was fixed: a newer format version has their codes.
-        Op::Reduce { .. } | Op::SoftmaxAxis { .. } | Op::LogSoftmaxAxis { .. } | Op::Loss(_) => {
+        Op::Reduce { .. }
+        | Op::SoftmaxAxis { .. }
+        | Op::LogSoftmaxAxis { .. }
+        | Op::Loss(_)
+        | Op::BroadcastTo(_)
+        | Op::Narrow { .. }
+        | Op::IndexSelect { .. }
+        | Op::Gather { .. } => {
             return Err(unsupported(node, op));
         }
     })
@@ -193,6 +200,14 @@ mod tests {
                 reduction: Reduction::Mean,
             }),
             Op::Loss(LossOp::CrossEntropy(Default::default())),
+            Op::BroadcastTo(Shape::new(&[2, 3]).unwrap()),
+            Op::Narrow {
+                axis: 1,
+                start: -2,
+                length: 1,
+            },
+            Op::IndexSelect { axis: 0 },
+            Op::Gather { axis: 1 },
         ]);
         ops
     }
@@ -237,6 +252,10 @@ mod tests {
         "nll_loss",
         // The loss with options; `Op::CrossEntropy` keeps its version 1 code.
         "cross_entropy",
+        "broadcast_to",
+        "narrow",
+        "index_select",
+        "gather",
     ];
 
     #[test]

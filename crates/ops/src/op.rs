@@ -4,7 +4,10 @@
 //! op's rule is one arm of a `match` here, with the arithmetic in [`crate::kernels`]. The VJP
 //! arms carry the formula they implement as a one-line comment.
 
-use crate::kernels::{binary, layout, loss, matmul, reduce, softmax, softmax_axis, unary};
+use crate::kernels::{
+    binary, broadcast_to, indexing, layout, loss, matmul, reduce, slice, softmax, softmax_axis,
+    unary,
+};
 use crate::{BinaryOp, Error, Float, LossOp, ReduceOp, Result, Shape, TensorRef, UnaryOp};
 
 /// A built-in operation. The tape stores these as data, so a recorded computation can be
@@ -82,6 +85,30 @@ pub enum Op {
     /// ([`LossOp`]: `l1_loss`, `smooth_l1_loss`, `huber_loss`, `binary_cross_entropy_with_logits`,
     /// `nll_loss`, cross-entropy with options).
     Loss(LossOp),
+    /// The input repeated along its length-1 axes and new leading axes to this shape, as
+    /// NumPy broadcasts.
+    BroadcastTo(Shape),
+    /// `length` elements along `axis` from `start` (negative counts from the end).
+    Narrow {
+        /// The axis narrowed.
+        axis: usize,
+        /// The first element kept; negative counts from the end.
+        start: i64,
+        /// How many elements are kept.
+        length: usize,
+    },
+    /// The slices of input 0 along `axis` at the positions input 1 holds (a vector or a
+    /// scalar of whole numbers, as floats); no gradient to the positions.
+    IndexSelect {
+        /// The axis selected along.
+        axis: usize,
+    },
+    /// `y[i] = x[i with its axis coordinate replaced by index[i]]`, input 1 the index array
+    /// (of `x`'s rank, whole numbers as floats); no gradient to the index.
+    Gather {
+        /// The axis gathered along.
+        axis: usize,
+    },
 }
 
 impl Op {
@@ -105,6 +132,10 @@ impl Op {
             Op::SoftmaxAxis { .. } => "softmax_axis",
             Op::LogSoftmaxAxis { .. } => "log_softmax_axis",
             Op::Loss(loss) => loss.name(),
+            Op::BroadcastTo(_) => "broadcast_to",
+            Op::Narrow { .. } => "narrow",
+            Op::IndexSelect { .. } => "index_select",
+            Op::Gather { .. } => "gather",
         }
     }
 
@@ -112,7 +143,13 @@ impl Op {
     #[inline]
     pub fn arity(&self) -> usize {
         match self {
-            Op::Binary(_) | Op::MatMul | Op::Mse | Op::CrossEntropy | Op::Loss(_) => 2,
+            Op::Binary(_)
+            | Op::MatMul
+            | Op::Mse
+            | Op::CrossEntropy
+            | Op::Loss(_)
+            | Op::IndexSelect { .. }
+            | Op::Gather { .. } => 2,
             Op::Unary(_)
             | Op::Sum
             | Op::Mean
@@ -124,7 +161,9 @@ impl Op {
             | Op::LogSoftmax
             | Op::Reduce { .. }
             | Op::SoftmaxAxis { .. }
-            | Op::LogSoftmaxAxis { .. } => 1,
+            | Op::LogSoftmaxAxis { .. }
+            | Op::BroadcastTo(_)
+            | Op::Narrow { .. } => 1,
         }
     }
 
@@ -162,6 +201,7 @@ impl Op {
             (Op::CrossEntropy, 1) => false,
             (Op::Reduce { op, .. }, _) => op.has_gradient(),
             (Op::Loss(loss), k) => loss.differentiable_in(k),
+            (Op::IndexSelect { .. } | Op::Gather { .. }, 1) => false,
             _ => true,
         }
     }
@@ -230,6 +270,14 @@ impl Op {
                 softmax_axis::softmax_axis_shape(op, x, axis)
             }
             Op::Loss(loss) => loss.output_shape(x, inputs[1]),
+            Op::BroadcastTo(to) => broadcast_to::broadcast_to_shape(x, &to),
+            Op::Narrow {
+                axis,
+                start,
+                length,
+            } => slice::narrow_shape(x, axis, start, length),
+            Op::IndexSelect { axis } => indexing::index_select_shape(x, axis, inputs[1]),
+            Op::Gather { axis } => indexing::gather_shape(x, axis, inputs[1]),
         }
     }
 
@@ -279,6 +327,16 @@ impl Op {
             Op::SoftmaxAxis { axis } => softmax_axis::softmax_along(inputs[0], axis, out),
             Op::LogSoftmaxAxis { axis } => softmax_axis::log_softmax_along(inputs[0], axis, out),
             Op::Loss(loss) => loss.forward(inputs[0], inputs[1], out)?,
+            Op::BroadcastTo(to) => broadcast_to::broadcast_to(inputs[0], &to, out),
+            Op::Narrow {
+                axis,
+                start,
+                length,
+            } => slice::narrow(inputs[0], axis, start, length, out),
+            Op::IndexSelect { axis } => {
+                indexing::index_select(inputs[0], axis, inputs[1].data(), out)?
+            }
+            Op::Gather { axis } => indexing::gather(inputs[0], axis, inputs[1], out)?,
         }
         Ok(())
     }
@@ -466,6 +524,26 @@ impl Op {
             }
             // Each loss's rule is in `LossOp::vjp`.
             Op::Loss(loss) => loss.vjp::<E, ACC>(inputs[0], inputs[1], g, index, gi),
+            // y = x repeated: dx = dy summed over the repeats
+            Op::BroadcastTo(to) => {
+                broadcast_to::broadcast_to_vjp::<E, ACC>(inputs[0].shape(), &to, g, gi)
+            }
+            // y = x[start..start + length] along the axis: dx = dy there, 0 elsewhere
+            Op::Narrow {
+                axis,
+                start,
+                length,
+            } => slice::narrow_vjp::<E, ACC>(inputs[0].shape(), axis, start, length, g, gi),
+            // y[.., p, ..] = x[.., idx[p], ..]: dx[.., idx[p], ..] += dy[.., p, ..]; none to idx
+            Op::IndexSelect { axis } if index == 0 => {
+                let idx = inputs[1].data();
+                indexing::index_select_vjp::<E, ACC>(inputs[0].shape(), axis, idx, g, gi)
+            }
+            // y[i] = x[i at index[i]]: dx[i at index[i]] += dy[i]; none to the index
+            Op::Gather { axis } if index == 0 => {
+                indexing::gather_vjp::<E, ACC>(inputs[0].shape(), axis, inputs[1], g, gi)
+            }
+            Op::IndexSelect { .. } | Op::Gather { .. } => zero_unless::<E, ACC>(gi),
         }
     }
 }

@@ -683,4 +683,149 @@ impl<E: Float> Tape<E> {
     ) -> Result<NodeId> {
         self.loss(LossOp::CrossEntropy(options), z, target)
     }
+
+    /// `x` without its axis `axis`, which must exist; if its length is not 1, `x` is
+    /// returned unchanged, as PyTorch's `squeeze(dim)` (recorded as a reshape).
+    #[inline]
+    pub fn squeeze(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
+        let shape = self.shape(x)?;
+        let to = match shape.dim(axis) {
+            None => {
+                return Err(wengert_ops::Error::AxisOutOfRange {
+                    op: "squeeze",
+                    axis,
+                    shape,
+                });
+            }
+            Some(1) => {
+                let mut dims = [0usize; wengert_ops::MAX_RANK];
+                let rest = shape.dims().iter().enumerate().filter(|&(a, _)| a != axis);
+                for (d, (_, &n)) in dims.iter_mut().zip(rest) {
+                    *d = n;
+                }
+                Shape::new(&dims[..shape.rank() - 1])?
+            }
+            Some(_) => shape,
+        };
+        self.record_unary(Op::Reshape(to), x)
+    }
+
+    /// `x` with a new axis of length 1 at `axis` (`0..=rank`), as PyTorch's `unsqueeze`
+    /// (recorded as a reshape).
+    #[inline]
+    pub fn unsqueeze(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
+        let shape = self.shape(x)?;
+        if axis > shape.rank() {
+            return Err(wengert_ops::Error::AxisOutOfRange {
+                op: "unsqueeze",
+                axis,
+                shape,
+            });
+        }
+        let mut dims = [1usize; wengert_ops::MAX_RANK + 1];
+        dims[..axis].copy_from_slice(&shape.dims()[..axis]);
+        dims[axis + 1..=shape.rank()].copy_from_slice(&shape.dims()[axis..]);
+        self.record_unary(Op::Reshape(Shape::new(&dims[..=shape.rank()])?), x)
+    }
+
+    /// Axes `start..=end` merged into one, as PyTorch's `flatten(start_dim, end_dim)`
+    /// (recorded as a reshape); a scalar becomes a vector of one element.
+    ///
+    /// ```
+    /// use ndarray::Array3;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f32>::new();
+    /// let x = tape.input(Array3::<f32>::zeros((2, 3, 4)))?;
+    /// let y = tape.flatten(x, 1, 2)?;
+    /// assert_eq!(tape.shape(y)?.dims(), &[2, 12]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn flatten(&mut self, x: NodeId, start: usize, end: usize) -> Result<NodeId> {
+        let shape = self.shape(x)?;
+        let dims = shape.dims();
+        if shape.rank() == 0 {
+            return self.record_unary(Op::Reshape(Shape::vector(1)), x);
+        }
+        for axis in [start, end] {
+            if axis >= shape.rank() {
+                return Err(wengert_ops::Error::AxisOutOfRange {
+                    op: "flatten",
+                    axis,
+                    shape,
+                });
+            }
+        }
+        if start > end {
+            return Err(wengert_ops::Error::InvalidArgument {
+                op: "flatten",
+                argument: "start",
+                value: start as f64,
+                requirement: format!("it must not be after end = {end}"),
+            });
+        }
+        let mut to = [0usize; wengert_ops::MAX_RANK];
+        to[..start].copy_from_slice(&dims[..start]);
+        to[start] = dims[start..=end].iter().product();
+        let rest = shape.rank() - end - 1;
+        to[start + 1..start + 1 + rest].copy_from_slice(&dims[end + 1..]);
+        self.record_unary(Op::Reshape(Shape::new(&to[..start + 1 + rest])?), x)
+    }
+
+    /// `x` repeated along its length-1 axes and new leading axes to the shape `dims`, as
+    /// NumPy broadcasts (PyTorch's `broadcast_to`); the gradient is summed back.
+    #[inline]
+    pub fn broadcast_to(&mut self, x: NodeId, dims: &[usize]) -> Result<NodeId> {
+        self.record_unary(Op::BroadcastTo(Shape::new(dims)?), x)
+    }
+
+    /// `length` elements of `x` along `axis` from `start` (negative counts from the end), as
+    /// PyTorch's `narrow`; a range that does not fit is an error.
+    #[inline]
+    pub fn narrow(&mut self, x: NodeId, axis: usize, start: i64, length: usize) -> Result<NodeId> {
+        let op = Op::Narrow {
+            axis,
+            start,
+            length,
+        };
+        self.record_unary(op, x)
+    }
+
+    /// The slices of `x` along `axis` at the positions `indices` holds (a vector or scalar of
+    /// whole numbers as floats, from [`Tape::labels`] or [`Tape::input`]), as PyTorch's
+    /// `index_select(x, axis, indices)`; repeated positions add their gradients; no gradient
+    /// flows to the positions. A position out of range is `IndexOutOfRange`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])?;
+    /// let idx = tape.labels(&[2, 0, 2])?;
+    /// let y = tape.index_select(x, idx, 1)?;
+    /// assert_eq!(tape.data(y)?, &[3.0, 1.0, 3.0, 6.0, 4.0, 6.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[1.0, 0.0, 2.0, 1.0, 0.0, 2.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn index_select(&mut self, x: NodeId, indices: NodeId, axis: usize) -> Result<NodeId> {
+        self.record_binary(Op::IndexSelect { axis }, x, indices)
+    }
+
+    /// `y[i] = x[i with its axis coordinate replaced by index[i]]`, as PyTorch's
+    /// `gather(x, axis, index)`: `index` has `x`'s rank and no larger length off `axis`, its
+    /// values whole numbers in range (as floats); the gradient is scattered back (added), none
+    /// flows to the index.
+    #[inline]
+    pub fn gather(&mut self, x: NodeId, index: NodeId, axis: usize) -> Result<NodeId> {
+        self.record_binary(Op::Gather { axis }, x, index)
+    }
 }

@@ -352,6 +352,11 @@ var_methods! {
         var(axis: Option<usize>, correction: f64, keep_dim: bool) "The variance.";
         std(axis: Option<usize>, correction: f64, keep_dim: bool) "The standard deviation.";
         norm(axis: Option<usize>, keep_dim: bool) "The Euclidean norm.";
+        squeeze(axis: usize) "Without `axis`, if its length is 1.";
+        unsqueeze(axis: usize) "With a new axis of length 1 at `axis`.";
+        flatten(start: usize, end: usize) "Axes `start..=end` merged into one.";
+        broadcast_to(dims: &[usize]) "Repeated to the shape `dims`, as NumPy broadcasts.";
+        narrow(axis: usize, start: i64, length: usize) "`length` elements along `axis` from `start`.";
     }
     binary {
         matmul "Matrix product of `[m, k]` and `[k, n]`.";
@@ -372,6 +377,8 @@ var_methods! {
         binary_cross_entropy_with_logits(reduction: Reduction) "Binary cross-entropy of logits.";
         nll_loss(ignore_index: Option<i64>, reduction: Reduction) "Negative log-likelihood.";
         cross_entropy_with(options: CrossEntropyOptions) "Cross-entropy with PyTorch's options.";
+        index_select(axis: usize) "The slices along `axis` at the positions `other` holds.";
+        gather(axis: usize) "The elements along `axis` at the positions `other` holds.";
     }
     pair {
         max_dim(axis: usize, keep_dim: bool) "The largest element along `axis` and its position.";

@@ -114,6 +114,19 @@ fn every_overwrite_writes_every_element() {
             cases.push((Op::Loss(loss), vec![s(&[2, 3]), target]));
         }
     }
+    cases.extend([
+        (Op::BroadcastTo(s(&[2, 2, 3])), vec![s(&[2, 1])]),
+        (
+            Op::Narrow {
+                axis: 1,
+                start: -2,
+                length: 2,
+            },
+            vec![s(&[2, 3])],
+        ),
+        (Op::IndexSelect { axis: 1 }, vec![s(&[2, 3]), s(&[4])]),
+        (Op::Gather { axis: 0 }, vec![s(&[2, 3]), s(&[3, 2])]),
+    ]);
     // Every elementwise op: same shapes (the pointwise rules) and each broadcast layout.
     for op in UnaryOp::ALL {
         cases.push((Op::Unary(op), vec![s(&[2, 3])]));
@@ -146,7 +159,10 @@ fn every_overwrite_writes_every_element() {
                                     ..
                                 }))
                         );
-                        if labels && k == 1 {
+                        let positions = matches!(op, Op::IndexSelect { .. } | Op::Gather { .. });
+                        if (labels || positions) && k == 1 {
+                            (i % 2) as f64
+                        } else if labels && k == 1 {
                             (i % 3) as f64
                         } else {
                             0.3 + (i as f64 * 0.7 + k as f64).sin().abs()

@@ -52,6 +52,25 @@ pub enum Case {
     /// A loss of a parameter against class indices (held here, fed as an input: no gradient
     /// is defined for them).
     ClassLoss(LossOp, ArrayD<f64>),
+    Squeeze(usize),
+    Unsqueeze(usize),
+    Flatten(usize, usize),
+    BroadcastTo(Vec<usize>),
+    Narrow {
+        axis: usize,
+        start: i64,
+        length: usize,
+    },
+    /// `index_select` at the positions held here (fed as labels: no gradient).
+    IndexSelect {
+        axis: usize,
+        indices: Vec<usize>,
+    },
+    /// `gather` with the index array held here (fed as an input).
+    Gather {
+        axis: usize,
+        index: ArrayD<f64>,
+    },
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -182,6 +201,17 @@ impl Case {
             Case::SoftmaxAxis(axis) => format!("softmax_axis({axis})"),
             Case::LogSoftmaxAxis(axis) => format!("log_softmax_axis({axis})"),
             Case::Loss(loss) | Case::ClassLoss(loss, _) => format!("{loss:?}"),
+            Case::Squeeze(axis) => format!("squeeze({axis})"),
+            Case::Unsqueeze(axis) => format!("unsqueeze({axis})"),
+            Case::Flatten(start, end) => format!("flatten({start}, {end})"),
+            Case::BroadcastTo(dims) => format!("broadcast_to({dims:?})"),
+            Case::Narrow {
+                axis,
+                start,
+                length,
+            } => format!("narrow({axis}, {start}, {length})"),
+            Case::IndexSelect { axis, indices } => format!("index_select({axis}, {indices:?})"),
+            Case::Gather { axis, .. } => format!("gather({axis})"),
         }
     }
 
@@ -225,6 +255,23 @@ impl Case {
             Case::ClassLoss(loss, targets) => {
                 let targets = tape.input(targets.mapv(E::from_f64))?;
                 record_loss(tape, *loss, p[0], targets)
+            }
+            Case::Squeeze(axis) => tape.squeeze(p[0], *axis),
+            Case::Unsqueeze(axis) => tape.unsqueeze(p[0], *axis),
+            Case::Flatten(start, end) => tape.flatten(p[0], *start, *end),
+            Case::BroadcastTo(dims) => tape.broadcast_to(p[0], dims),
+            Case::Narrow {
+                axis,
+                start,
+                length,
+            } => tape.narrow(p[0], *axis, *start, *length),
+            Case::IndexSelect { axis, indices } => {
+                let indices = tape.labels(indices)?;
+                tape.index_select(p[0], indices, *axis)
+            }
+            Case::Gather { axis, index } => {
+                let index = tape.input(index.mapv(E::from_f64))?;
+                tape.gather(p[0], index, *axis)
             }
         }
     }

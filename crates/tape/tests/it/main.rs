@@ -22,4 +22,5 @@ mod precision;
 mod reductions;
 mod regressions;
 mod report;
+mod shape_ops;
 mod util;

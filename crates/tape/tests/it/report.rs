@@ -160,6 +160,34 @@ fn problems() -> Vec<Problem> {
             problems.push(one(Case::ClassLoss(loss, classes.clone()), &x234));
         }
     }
+    let index = ArrayD::from_shape_vec(
+        ndarray::IxDyn(&[2, 2, 4]),
+        (0..16).map(|i| (i % 3) as f64).collect(),
+    )
+    .expect("sized");
+    problems.extend([
+        one(Case::Squeeze(0), &x14),
+        one(Case::Unsqueeze(1), &x34),
+        one(Case::Flatten(0, 1), &x234),
+        one(Case::BroadcastTo(vec![2, 3, 4]), &x4),
+        one(Case::BroadcastTo(vec![3, 4]), &x31),
+        one(
+            Case::Narrow {
+                axis: 2,
+                start: -3,
+                length: 2,
+            },
+            &x234,
+        ),
+        one(
+            Case::IndexSelect {
+                axis: 1,
+                indices: vec![2, 0, 2, 1],
+            },
+            &x234,
+        ),
+        one(Case::Gather { axis: 1, index }, &x234),
+    ]);
     for axis in [0, 1, 2] {
         problems.push(one(Case::SoftmaxAxis(axis), &x234));
         problems.push(one(Case::LogSoftmaxAxis(axis), &x234));

@@ -347,6 +347,143 @@ pub fn soft_cross_entropy() -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// The reshape-based shape ops on rank 0..=4: `squeeze` of a drawn axis (length 1 or not),
+/// `unsqueeze` at a drawn place, `flatten` of a drawn range.
+pub fn reshaping() -> BoxedStrategy<Problem> {
+    let with_ones = prop::collection::vec(prop_oneof![Just(1usize), 1..=MAX_DIM], 1..=4);
+    prop_oneof![
+        with_ones
+            .prop_flat_map(|d| {
+                let r = d.len();
+                (array(d, general()), 0..r)
+            })
+            .prop_map(|(x, a)| Problem::new(Case::Squeeze(a), vec![x])),
+        dims(0..=4)
+            .prop_flat_map(|d| {
+                let r = d.len();
+                (array(d, general()), 0..=r)
+            })
+            .prop_map(|(x, a)| Problem::new(Case::Unsqueeze(a), vec![x])),
+        dims(1..=4)
+            .prop_flat_map(|d| {
+                let r = d.len();
+                (array(d, general()), 0..r, 0..r)
+            })
+            .prop_map(|(x, a, b)| Problem::new(Case::Flatten(a.min(b), a.max(b)), vec![x])),
+    ]
+    .boxed()
+}
+
+/// `broadcast_to` of an operand of [`broadcast_pair`] to the pair's common shape.
+pub fn broadcast_to() -> BoxedStrategy<Problem> {
+    broadcast_pair()
+        .prop_flat_map(|(a, b)| {
+            let r = a.len().max(b.len());
+            let at = |d: &[usize], i: usize| (i + d.len()).checked_sub(r).map_or(1, |k| d[k]);
+            let to: Vec<usize> = (0..r).map(|i| at(&a, i).max(at(&b, i))).collect();
+            (array(a, general()), Just(to))
+        })
+        .prop_map(|(x, to)| Problem::new(Case::BroadcastTo(to), vec![x]))
+        .boxed()
+}
+
+/// `narrow` of a drawn in-range window of a drawn axis, the start from either end.
+pub fn narrow() -> BoxedStrategy<Problem> {
+    dims(1..=4)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (Just(d), 0..r)
+        })
+        .prop_flat_map(|(d, axis)| {
+            let len = d[axis];
+            (array(d, general()), Just(axis), 0..=len).prop_flat_map(move |(x, axis, start)| {
+                (
+                    Just(x),
+                    Just(axis),
+                    Just(start),
+                    0..=len - start,
+                    any::<bool>(),
+                )
+            })
+        })
+        .prop_map(|(x, axis, start, length, from_end)| {
+            let len = x.shape()[axis] as i64;
+            let start = if from_end && start < len as usize {
+                start as i64 - len
+            } else {
+                start as i64
+            };
+            Problem::new(
+                Case::Narrow {
+                    axis,
+                    start,
+                    length,
+                },
+                vec![x],
+            )
+        })
+        .boxed()
+}
+
+/// `index_select` along a drawn axis at 0..=8 drawn positions (repeats included).
+pub fn index_select() -> BoxedStrategy<Problem> {
+    dims(1..=3)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (Just(d), 0..r)
+        })
+        .prop_flat_map(|(d, axis)| {
+            let len = d[axis];
+            (
+                array(d, general()),
+                Just(axis),
+                prop::collection::vec(0..len, 0..=MAX_DIM),
+            )
+        })
+        .prop_map(|(x, axis, indices)| Problem::new(Case::IndexSelect { axis, indices }, vec![x]))
+        .boxed()
+}
+
+/// `gather` along a drawn axis with an index of `x`'s rank, each length at most `x`'s off the
+/// axis and 1..=8 along it, positions drawn in range.
+pub fn gather() -> BoxedStrategy<Problem> {
+    dims(1..=3)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (Just(d), 0..r)
+        })
+        .prop_flat_map(|(d, axis)| {
+            let index_dims: Vec<BoxedStrategy<usize>> = d
+                .iter()
+                .enumerate()
+                .map(|(a, &n)| {
+                    if a == axis {
+                        (1..=MAX_DIM).boxed()
+                    } else {
+                        (1..=n).boxed()
+                    }
+                })
+                .collect();
+            (array(d, general()), Just(axis), index_dims)
+        })
+        .prop_flat_map(|(x, axis, index_dims)| {
+            let len = x.shape()[axis];
+            let n: usize = index_dims.iter().product();
+            (
+                Just(x),
+                Just(axis),
+                Just(index_dims),
+                prop::collection::vec(0..len, n),
+            )
+        })
+        .prop_map(|(x, axis, index_dims, positions)| {
+            let data = positions.iter().map(|&p| p as f64).collect();
+            let index = ArrayD::from_shape_vec(IxDyn(&index_dims), data).expect("sized");
+            Problem::new(Case::Gather { axis, index }, vec![x])
+        })
+        .boxed()
+}
+
 /// Logits `[batch, classes]` and labels drawn in range.
 pub fn cross_entropy() -> BoxedStrategy<Problem> {
     (1..=MAX_DIM, 1..=MAX_DIM)
@@ -457,6 +594,11 @@ macro_rules! for_each_op {
             nll_loss => s::class_loss(false),
             cross_entropy_with_classes => s::class_loss(true),
             cross_entropy_with_probabilities => s::soft_cross_entropy(),
+            squeeze_unsqueeze_flatten => s::reshaping(),
+            broadcast_to => s::broadcast_to(),
+            narrow => s::narrow(),
+            index_select => s::index_select(),
+            gather => s::gather(),
         }
     };
 }
