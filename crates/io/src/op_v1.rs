@@ -79,7 +79,9 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV1> {
         | Op::BroadcastTo(_)
         | Op::Narrow { .. }
         | Op::IndexSelect { .. }
-        | Op::Gather { .. } => {
+        | Op::Gather { .. }
+        | Op::BatchedMatMul
+        | Op::Dropout { .. } => {
             return Err(unsupported(node, op));
         }
     })
@@ -208,6 +210,8 @@ mod tests {
             },
             Op::IndexSelect { axis: 0 },
             Op::Gather { axis: 1 },
+            Op::BatchedMatMul,
+            Op::Dropout { p: 0.5, seed: 7 },
         ]);
         ops
     }
@@ -256,6 +260,8 @@ mod tests {
         "narrow",
         "index_select",
         "gather",
+        "batched_matmul",
+        "dropout",
     ];
 
     #[test]

@@ -5,8 +5,8 @@
 //! arms carry the formula they implement as a one-line comment.
 
 use crate::kernels::{
-    binary, broadcast_to, indexing, layout, loss, matmul, reduce, slice, softmax, softmax_axis,
-    unary,
+    batched_matmul, binary, broadcast_to, dropout, indexing, layout, loss, matmul, reduce, slice,
+    softmax, softmax_axis, unary,
 };
 use crate::{BinaryOp, Error, Float, LossOp, ReduceOp, Result, Shape, TensorRef, UnaryOp};
 
@@ -109,6 +109,17 @@ pub enum Op {
         /// The axis gathered along.
         axis: usize,
     },
+    /// Matrix products of `[..., m, k]` and `[..., k, n]` (both of rank 2 or more, one of
+    /// more), the batch axes broadcast as NumPy: `torch.matmul` on batches.
+    BatchedMatMul,
+    /// Inverted dropout: each element kept (and scaled by `1 / (1 - p)`) or zeroed by a mask
+    /// drawn from `seed` and the element's position alone, so that a replay draws it again.
+    Dropout {
+        /// The probability of zeroing an element, in `[0, 1]`.
+        p: f64,
+        /// The mask's seed; layers and steps need different ones.
+        seed: u64,
+    },
 }
 
 impl Op {
@@ -136,6 +147,8 @@ impl Op {
             Op::Narrow { .. } => "narrow",
             Op::IndexSelect { .. } => "index_select",
             Op::Gather { .. } => "gather",
+            Op::BatchedMatMul => "batched_matmul",
+            Op::Dropout { .. } => "dropout",
         }
     }
 
@@ -149,7 +162,8 @@ impl Op {
             | Op::CrossEntropy
             | Op::Loss(_)
             | Op::IndexSelect { .. }
-            | Op::Gather { .. } => 2,
+            | Op::Gather { .. }
+            | Op::BatchedMatMul => 2,
             Op::Unary(_)
             | Op::Sum
             | Op::Mean
@@ -163,7 +177,8 @@ impl Op {
             | Op::SoftmaxAxis { .. }
             | Op::LogSoftmaxAxis { .. }
             | Op::BroadcastTo(_)
-            | Op::Narrow { .. } => 1,
+            | Op::Narrow { .. }
+            | Op::Dropout { .. } => 1,
         }
     }
 
@@ -278,6 +293,8 @@ impl Op {
             } => slice::narrow_shape(x, axis, start, length),
             Op::IndexSelect { axis } => indexing::index_select_shape(x, axis, inputs[1]),
             Op::Gather { axis } => indexing::gather_shape(x, axis, inputs[1]),
+            Op::BatchedMatMul => batched_matmul::batched_matmul_shape(x, inputs[1]),
+            Op::Dropout { p, .. } => dropout::dropout_shape(x, p),
         }
     }
 
@@ -337,6 +354,8 @@ impl Op {
                 indexing::index_select(inputs[0], axis, inputs[1].data(), out)?
             }
             Op::Gather { axis } => indexing::gather(inputs[0], axis, inputs[1], out)?,
+            Op::BatchedMatMul => batched_matmul::batched_matmul(inputs[0], inputs[1], out),
+            Op::Dropout { p, seed } => dropout::dropout(inputs[0], p, seed, out),
         }
         Ok(())
     }
@@ -544,6 +563,12 @@ impl Op {
                 indexing::gather_vjp::<E, ACC>(inputs[0].shape(), axis, inputs[1], g, gi)
             }
             Op::IndexSelect { .. } | Op::Gather { .. } => zero_unless::<E, ACC>(gi),
+            // C[b] = A[b]·B[b]: dA[b] = Σ dC·Bᵀ, dB[b] = Σ Aᵀ·dC over the broadcast batches
+            Op::BatchedMatMul => {
+                batched_matmul::batched_matmul_vjp(inputs[0], inputs[1], g, index, gi, ACC)
+            }
+            // y = x·mask/(1 - p): dx = dy·mask/(1 - p)
+            Op::Dropout { p, seed } => dropout::dropout_vjp::<E, ACC>(p, seed, g, gi),
         }
     }
 }

@@ -8,9 +8,31 @@ use wengert_ops::{
 use crate::{NodeId, Tape};
 
 impl<E: Float> Tape<E> {
-    /// Matrix product of `[m, k]` and `[k, n]`.
+    /// Matrix product of `[m, k]` and `[k, n]`; for operands of rank 3 or more, the product
+    /// of each pair of matrices `[..., m, k]·[..., k, n]`, the batch axes broadcast as NumPy
+    /// (`torch.matmul`), on the same kernel, bit-identical for any thread count.
+    ///
+    /// ```
+    /// use ndarray::{Array3, array};
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.parameter(Array3::from_shape_fn((4, 2, 3), |(b, i, j)| (b + i + j) as f64))?;
+    /// let w = tape.parameter(array![[1.0], [0.0], [-1.0]])?; // one matrix for every batch
+    /// let c = tape.matmul(a, w)?;
+    /// assert_eq!(tape.shape(c)?.dims(), &[4, 2, 1]);
+    /// assert!(tape.data(c)?.iter().all(|&v| v == -2.0));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[inline]
     pub fn matmul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        // A stale id reads some node's rank here; recording checks the ids either way.
+        let rank = |id: NodeId| self.nodes.get(id.index()).map_or(0, |n| n.shape.rank());
+        if rank(a) > 2 || rank(b) > 2 {
+            return self.record_binary(Op::BatchedMatMul, a, b);
+        }
         self.record_binary(Op::MatMul, a, b)
     }
 
@@ -827,5 +849,15 @@ impl<E: Float> Tape<E> {
     #[inline]
     pub fn gather(&mut self, x: NodeId, index: NodeId, axis: usize) -> Result<NodeId> {
         self.record_binary(Op::Gather { axis }, x, index)
+    }
+
+    /// Inverted dropout (PyTorch's `dropout(x, p, training=True)`): each element zeroed with
+    /// probability `p`, the others scaled by `1 / (1 - p)`. The mask depends only on
+    /// `mask_seed` and the element's position (SplitMix64), the same for f32 and f64, so a
+    /// replayed step or a resumed run draws it again; give each layer and step its own seed.
+    /// `p = 1` gives zeros (gradient 0); `p` outside `[0, 1]` is `InvalidArgument`.
+    #[inline]
+    pub fn dropout(&mut self, x: NodeId, p: f64, mask_seed: u64) -> Result<NodeId> {
+        self.record_unary(Op::Dropout { p, seed: mask_seed }, x)
     }
 }

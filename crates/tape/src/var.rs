@@ -353,6 +353,7 @@ var_methods! {
         std(axis: Option<usize>, correction: f64, keep_dim: bool) "The standard deviation.";
         norm(axis: Option<usize>, keep_dim: bool) "The Euclidean norm.";
         squeeze(axis: usize) "Without `axis`, if its length is 1.";
+        dropout(p: f64, mask_seed: u64) "Inverted dropout with a mask drawn from `mask_seed`.";
         unsqueeze(axis: usize) "With a new axis of length 1 at `axis`.";
         flatten(start: usize, end: usize) "Axes `start..=end` merged into one.";
         broadcast_to(dims: &[usize]) "Repeated to the shape `dims`, as NumPy broadcasts.";

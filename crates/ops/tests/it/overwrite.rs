@@ -126,6 +126,9 @@ fn every_overwrite_writes_every_element() {
         ),
         (Op::IndexSelect { axis: 1 }, vec![s(&[2, 3]), s(&[4])]),
         (Op::Gather { axis: 0 }, vec![s(&[2, 3]), s(&[3, 2])]),
+        (Op::BatchedMatMul, vec![s(&[2, 2, 3]), s(&[3, 4])]),
+        (Op::BatchedMatMul, vec![s(&[1, 2, 3]), s(&[2, 3, 2])]),
+        (Op::Dropout { p: 0.5, seed: 3 }, vec![s(&[2, 3])]),
     ]);
     // Every elementwise op: same shapes (the pointwise rules) and each broadcast layout.
     for op in UnaryOp::ALL {

@@ -71,6 +71,12 @@ pub enum Case {
         axis: usize,
         index: ArrayD<f64>,
     },
+    /// `matmul` on operands of which one has rank 3 or more.
+    BatchedMatMul,
+    Dropout {
+        p: f64,
+        seed: u64,
+    },
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -212,6 +218,8 @@ impl Case {
             } => format!("narrow({axis}, {start}, {length})"),
             Case::IndexSelect { axis, indices } => format!("index_select({axis}, {indices:?})"),
             Case::Gather { axis, .. } => format!("gather({axis})"),
+            Case::BatchedMatMul => "matmul (batched)".into(),
+            Case::Dropout { p, seed } => format!("dropout({p}, seed {seed})"),
         }
     }
 
@@ -273,6 +281,8 @@ impl Case {
                 let index = tape.input(index.mapv(E::from_f64))?;
                 tape.gather(p[0], index, *axis)
             }
+            Case::BatchedMatMul => tape.matmul(p[0], p[1]),
+            Case::Dropout { p: prob, seed } => tape.dropout(p[0], *prob, *seed),
         }
     }
 }

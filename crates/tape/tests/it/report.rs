@@ -187,12 +187,20 @@ fn problems() -> Vec<Problem> {
             &x234,
         ),
         one(Case::Gather { axis: 1, index }, &x234),
+        two(Case::BatchedMatMul, &x234, &x45),
+        two(Case::BatchedMatMul, &x34, &general_234_5()),
+        one(Case::Dropout { p: 0.3, seed: 11 }, &x234),
     ]);
     for axis in [0, 1, 2] {
         problems.push(one(Case::SoftmaxAxis(axis), &x234));
         problems.push(one(Case::LogSoftmaxAxis(axis), &x234));
     }
     problems
+}
+
+/// A `[2, 4, 5]` operand for the batched product with a broadcast `[3, 4]`.
+fn general_234_5() -> ArrayD<f64> {
+    Rng::new(99).array(&[2, 4, 5], 2.0)
 }
 
 fn shapes(inputs: &[ArrayD<f64>]) -> String {

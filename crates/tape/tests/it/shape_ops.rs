@@ -40,3 +40,66 @@ fn bad_positions_are_typed_errors() {
         Err(Error::InvalidArgument { .. })
     ));
 }
+
+#[test]
+fn a_batched_matmul_is_each_batch_s_matmul_and_rank_1_is_refused() {
+    let mut tape = Tape::<f64>::new();
+    let a = tape
+        .parameter(ndarray::Array3::from_shape_fn((3, 2, 4), |(b, i, j)| {
+            (b * 8 + i * 4 + j) as f64 / 7.0 - 1.0
+        }))
+        .unwrap();
+    let w = tape
+        .parameter(ndarray::Array2::from_shape_fn((4, 5), |(i, j)| {
+            (i * 5 + j) as f64 / 9.0
+        }))
+        .unwrap();
+    let c = tape.matmul(a, w).unwrap();
+    let whole = tape.data(c).unwrap().to_vec();
+    for b in 0..3 {
+        let ab = tape.narrow(a, 0, b as i64, 1).unwrap();
+        let ab = tape.squeeze(ab, 0).unwrap();
+        let cb = tape.matmul(ab, w).unwrap();
+        assert_eq!(tape.data(cb).unwrap(), &whole[b * 10..(b + 1) * 10]);
+    }
+    let v = tape.parameter(array![1.0, 2.0, 3.0, 4.0]).unwrap();
+    assert!(matches!(tape.matmul(a, v), Err(Error::WrongRank { .. })));
+}
+
+#[test]
+fn dropout_draws_the_same_mask_from_the_same_seed_in_f32_and_f64() {
+    let mut t64 = Tape::<f64>::new();
+    let mut t32 = Tape::<f32>::new();
+    let x64 = t64.parameter(ndarray::Array1::<f64>::ones(1000)).unwrap();
+    let x32 = t32.parameter(ndarray::Array1::<f32>::ones(1000)).unwrap();
+    let (y64, y32) = (
+        t64.dropout(x64, 0.25, 42).unwrap(),
+        t32.dropout(x32, 0.25, 42).unwrap(),
+    );
+    let kept: Vec<bool> = t64.data(y64).unwrap().iter().map(|&v| v != 0.0).collect();
+    let kept32: Vec<bool> = t32.data(y32).unwrap().iter().map(|&v| v != 0.0).collect();
+    assert_eq!(kept, kept32);
+    let n = kept.iter().filter(|&&k| k).count();
+    assert!((700..800).contains(&n), "{n} of 1000 kept at p = 0.25");
+    assert!(
+        t64.data(y64)
+            .unwrap()
+            .iter()
+            .all(|&v| v == 0.0 || v == 1.0 / 0.75)
+    );
+    let again = t64.dropout(x64, 0.25, 42).unwrap();
+    assert_eq!(t64.data(again).unwrap(), t64.data(y64).unwrap());
+    let other = t64.dropout(x64, 0.25, 43).unwrap();
+    assert_ne!(t64.data(other).unwrap(), t64.data(y64).unwrap());
+    let all = t64.dropout(x64, 1.0, 1).unwrap();
+    let loss = t64.sum(all).unwrap();
+    let grads = t64.backward(loss).unwrap();
+    assert!(
+        grads.data(x64).unwrap().iter().all(|&g| g == 0.0),
+        "p = 1: gradient 0, not NaN"
+    );
+    assert!(matches!(
+        t64.dropout(x64, 1.5, 0),
+        Err(Error::InvalidArgument { argument: "p", .. })
+    ));
+}

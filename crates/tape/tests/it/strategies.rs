@@ -484,6 +484,47 @@ pub fn gather() -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// `[..., m, k]·[..., k, n]` with batch axes (rank 1..=2 on one side at least, lengths 1..=3)
+/// that broadcast: each operand drops some leading batch axes and has length 1 on others.
+pub fn batched_matmul() -> BoxedStrategy<Problem> {
+    let batch = prop::collection::vec(1..=3usize, 1..=2);
+    (
+        batch,
+        any::<[bool; 2]>(),
+        any::<[bool; 2]>(),
+        0..=2usize,
+        (1..=4usize, 1..=4usize, 1..=4usize),
+    )
+        .prop_flat_map(|(batch, ones_a, ones_b, drop, (m, k, n))| {
+            let operand = |ones: [bool; 2], drop: usize, tail: [usize; 2]| -> Vec<usize> {
+                let mut d: Vec<usize> = batch
+                    .iter()
+                    .zip(ones)
+                    .skip(drop)
+                    .map(|(&n, one)| if one { 1 } else { n })
+                    .collect();
+                d.extend(tail);
+                d
+            };
+            // Only one side drops batch axes, so one keeps rank 3 or more.
+            let (drop_a, drop_b) = if drop % 2 == 0 { (drop, 0) } else { (0, drop) };
+            (
+                array(operand(ones_a, drop_a, [m, k]), general()),
+                array(operand(ones_b, drop_b, [k, n]), general()),
+            )
+        })
+        .prop_map(|(a, b)| Problem::new(Case::BatchedMatMul, vec![a, b]))
+        .boxed()
+}
+
+/// Dropout with a drawn probability (0 and 1 included) and seed on rank 0..=3.
+pub fn dropout() -> BoxedStrategy<Problem> {
+    let p = prop_oneof![Just(0.0), Just(1.0), 0.0..1.0f64];
+    (any_array(0..=3, general()), p, any::<u64>())
+        .prop_map(|(x, p, seed)| Problem::new(Case::Dropout { p, seed }, vec![x]))
+        .boxed()
+}
+
 /// Logits `[batch, classes]` and labels drawn in range.
 pub fn cross_entropy() -> BoxedStrategy<Problem> {
     (1..=MAX_DIM, 1..=MAX_DIM)
@@ -599,6 +640,8 @@ macro_rules! for_each_op {
             narrow => s::narrow(),
             index_select => s::index_select(),
             gather => s::gather(),
+            batched_matmul => s::batched_matmul(),
+            dropout => s::dropout(),
         }
     };
 }
