@@ -81,7 +81,9 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV1> {
         | Op::IndexSelect { .. }
         | Op::Gather { .. }
         | Op::BatchedMatMul
-        | Op::Dropout { .. } => {
+        | Op::Dropout { .. }
+        | Op::Slice { .. }
+        | Op::Pad { .. } => {
             return Err(unsupported(node, op));
         }
     })
@@ -212,6 +214,15 @@ mod tests {
             Op::Gather { axis: 1 },
             Op::BatchedMatMul,
             Op::Dropout { p: 0.5, seed: 7 },
+            Op::Slice {
+                axis: 1,
+                range: wengert_ops::SliceAxis::range(-2, 5),
+            },
+            Op::Pad {
+                pads: [[1, 2]; wengert_ops::MAX_RANK],
+                axes: 2,
+                value: -1.0,
+            },
         ]);
         ops
     }
@@ -262,6 +273,8 @@ mod tests {
         "gather",
         "batched_matmul",
         "dropout",
+        "slice",
+        "pad",
     ];
 
     #[test]

@@ -56,6 +56,7 @@ pub use float::Float;
 pub use kernels::class_loss::{CrossEntropyOptions, Targets};
 pub use kernels::pointwise_loss::Distance;
 pub use kernels::reduction::Reduction;
+pub use kernels::slice::SliceAxis;
 pub use loss_op::LossOp;
 pub use op::Op;
 pub use reduce_op::ReduceOp;

@@ -4,9 +4,10 @@
 //! op's rule is one arm of a `match` here, with the arithmetic in [`crate::kernels`]. The VJP
 //! arms carry the formula they implement as a one-line comment.
 
+use crate::kernels::slice::SliceAxis;
 use crate::kernels::{
-    batched_matmul, binary, broadcast_to, dropout, indexing, layout, loss, matmul, reduce, slice,
-    softmax, softmax_axis, unary,
+    batched_matmul, binary, broadcast_to, dropout, indexing, layout, loss, matmul, pad, reduce,
+    slice, softmax, softmax_axis, unary,
 };
 use crate::{BinaryOp, Error, Float, LossOp, ReduceOp, Result, Shape, TensorRef, UnaryOp};
 
@@ -120,6 +121,24 @@ pub enum Op {
         /// The mask's seed; layers and steps need different ones.
         seed: u64,
     },
+    /// `x[start:end:step]` along one axis, by Python's rules (negative bounds count from the
+    /// end, bounds out of range are clamped); a slice of several axes is a chain of these.
+    Slice {
+        /// The axis sliced.
+        axis: usize,
+        /// The range taken along it.
+        range: SliceAxis,
+    },
+    /// `x` surrounded by `value`: `pads[a] = [before, after]` elements on axis `a`, for the
+    /// first `axes` axes (which must be all of the input's).
+    Pad {
+        /// The counts before and after each axis, in axis order.
+        pads: [[u32; 2]; crate::MAX_RANK],
+        /// How many entries of `pads` are given.
+        axes: u8,
+        /// The value padded with.
+        value: f64,
+    },
 }
 
 impl Op {
@@ -149,6 +168,8 @@ impl Op {
             Op::Gather { .. } => "gather",
             Op::BatchedMatMul => "batched_matmul",
             Op::Dropout { .. } => "dropout",
+            Op::Slice { .. } => "slice",
+            Op::Pad { .. } => "pad",
         }
     }
 
@@ -178,7 +199,9 @@ impl Op {
             | Op::LogSoftmaxAxis { .. }
             | Op::BroadcastTo(_)
             | Op::Narrow { .. }
-            | Op::Dropout { .. } => 1,
+            | Op::Dropout { .. }
+            | Op::Slice { .. }
+            | Op::Pad { .. } => 1,
         }
     }
 
@@ -295,6 +318,24 @@ impl Op {
             Op::Gather { axis } => indexing::gather_shape(x, axis, inputs[1]),
             Op::BatchedMatMul => batched_matmul::batched_matmul_shape(x, inputs[1]),
             Op::Dropout { p, .. } => dropout::dropout_shape(x, p),
+            Op::Slice { axis, range } => {
+                if axis >= x.rank() {
+                    return Err(Error::AxisOutOfRange {
+                        op,
+                        axis,
+                        shape: *x,
+                    });
+                }
+                slice::slice_shape(x, &slice_ranges(axis, range)[..=axis])
+            }
+            Op::Pad { pads, axes, .. } => {
+                // More pairs than any shape has axes: as many as given, refused by pad_shape.
+                let pairs = pad_pairs(&pads, axes);
+                if axes as usize > crate::MAX_RANK {
+                    return pad::pad_shape(x, &[(0, 0); crate::MAX_RANK + 1]);
+                }
+                pad::pad_shape(x, &pairs[..axes as usize])
+            }
         }
     }
 
@@ -356,6 +397,13 @@ impl Op {
             Op::Gather { axis } => indexing::gather(inputs[0], axis, inputs[1], out)?,
             Op::BatchedMatMul => batched_matmul::batched_matmul(inputs[0], inputs[1], out),
             Op::Dropout { p, seed } => dropout::dropout(inputs[0], p, seed, out),
+            Op::Slice { axis, range } => {
+                slice::slice(inputs[0], &slice_ranges(axis, range)[..=axis], out)
+            }
+            Op::Pad { pads, axes, value } => {
+                let pairs = pad_pairs(&pads, axes);
+                pad::pad(inputs[0], &pairs[..axes as usize], E::from_f64(value), out)
+            }
         }
         Ok(())
     }
@@ -569,8 +617,38 @@ impl Op {
             }
             // y = x·mask/(1 - p): dx = dy·mask/(1 - p)
             Op::Dropout { p, seed } => dropout::dropout_vjp::<E, ACC>(p, seed, g, gi),
+            // y = x[range] along the axis: dx = dy at the positions taken, 0 elsewhere
+            Op::Slice { axis, range } => {
+                let ranges = slice_ranges(axis, range);
+                slice::slice_vjp::<E, ACC>(inputs[0].shape(), &ranges[..=axis], g, gi)
+            }
+            // y = x padded: dx = dy at x's place
+            Op::Pad { pads, axes, .. } => {
+                let pairs = pad_pairs(&pads, axes);
+                pad::pad_vjp::<E, ACC>(inputs[0].shape(), &pairs[..axes as usize], g, gi)
+            }
         }
     }
+}
+
+/// The slice kernel's per-axis ranges for a slice of `axis` alone: whole axes before it.
+#[inline]
+fn slice_ranges(axis: usize, range: SliceAxis) -> [SliceAxis; crate::MAX_RANK] {
+    let mut ranges = [SliceAxis::FULL; crate::MAX_RANK];
+    if let Some(r) = ranges.get_mut(axis) {
+        *r = range;
+    }
+    ranges
+}
+
+/// The pad kernel's `(before, after)` pairs from an op's stored counts.
+#[inline]
+fn pad_pairs(pads: &[[u32; 2]; crate::MAX_RANK], axes: u8) -> [(usize, usize); crate::MAX_RANK] {
+    let mut pairs = [(0, 0); crate::MAX_RANK];
+    for (pair, [before, after]) in pairs.iter_mut().zip(pads).take(axes as usize) {
+        *pair = (*before as usize, *after as usize);
+    }
+    pairs
 }
 
 /// Zeroes `gi` when a rule that can only add is asked to overwrite.

@@ -54,5 +54,5 @@ pub use tape::{Mark, Tape};
 pub use var::{Grads, Graph, Var};
 pub use wengert_ops::{
     BinaryOp, CrossEntropyOptions, CustomOp, Distance, Error, Float, LossOp, Op, ReduceOp,
-    Reduction, Result, Shape, Targets, UnaryOp,
+    Reduction, Result, Shape, SliceAxis, Targets, UnaryOp,
 };

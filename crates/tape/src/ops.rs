@@ -2,7 +2,7 @@
 
 use wengert_ops::{
     BinaryOp, CrossEntropyOptions, Distance, Float, LossOp, Op, ReduceOp, Reduction, Result, Shape,
-    UnaryOp,
+    SliceAxis, UnaryOp,
 };
 
 use crate::{NodeId, Tape};
@@ -859,5 +859,73 @@ impl<E: Float> Tape<E> {
     #[inline]
     pub fn dropout(&mut self, x: NodeId, p: f64, mask_seed: u64) -> Result<NodeId> {
         self.record_unary(Op::Dropout { p, seed: mask_seed }, x)
+    }
+
+    /// `x[start:end:step]` on each leading axis, one [`SliceAxis`] per axis (the rest whole),
+    /// by Python's rules: negative bounds count from the end, bounds out of range are clamped
+    /// (never an error), `end = i64::MAX` is "to the end"; `step` must be at least 1. Recorded
+    /// as one `slice` node per axis that is not taken whole (none at all gives `x` itself).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{SliceAxis, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])?;
+    /// let every_other = SliceAxis { start: 1, end: i64::MAX, step: 2 };
+    /// let y = tape.slice(x, &[SliceAxis::range(-1, 9), every_other])?;
+    /// assert_eq!(tape.data(y)?, &[6.0, 8.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn slice(&mut self, x: NodeId, ranges: &[SliceAxis]) -> Result<NodeId> {
+        let shape = self.shape(x)?;
+        if ranges.len() > shape.rank() {
+            return Err(wengert_ops::Error::WrongRank {
+                op: "slice",
+                expected: "at least as many axes as ranges",
+                shape,
+            });
+        }
+        let mut y = x;
+        for (axis, &range) in ranges.iter().enumerate() {
+            if range != SliceAxis::FULL || range.step < 1 {
+                y = self.record_unary(Op::Slice { axis, range }, y)?;
+            }
+        }
+        Ok(y)
+    }
+
+    /// `x` surrounded by `value`: `pads[a] = (before, after)` elements on each axis `a`, in
+    /// axis order, one pair for every axis (PyTorch's `F.pad(mode="constant")`, whose list
+    /// runs from the last axis). Counts are not negative: crop with [`slice`](Tape::slice).
+    #[inline]
+    pub fn pad(&mut self, x: NodeId, pads: &[(usize, usize)], value: E) -> Result<NodeId> {
+        let too_many = |v: usize| wengert_ops::Error::InvalidArgument {
+            op: "pad",
+            argument: "pads",
+            value: v as f64,
+            requirement: format!(
+                "at most {} pairs of counts below 2^32",
+                wengert_ops::MAX_RANK
+            ),
+        };
+        if pads.len() > wengert_ops::MAX_RANK {
+            return Err(too_many(pads.len()));
+        }
+        let mut stored = [[0u32; 2]; wengert_ops::MAX_RANK];
+        for (s, &(before, after)) in stored.iter_mut().zip(pads) {
+            for (slot, n) in s.iter_mut().zip([before, after]) {
+                *slot = u32::try_from(n).map_err(|_| too_many(n))?;
+            }
+        }
+        let op = Op::Pad {
+            pads: stored,
+            axes: pads.len() as u8,
+            value: value.to_f64(),
+        };
+        self.record_unary(op, x)
     }
 }

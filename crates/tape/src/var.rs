@@ -29,7 +29,9 @@ use std::cell::{Ref, RefCell, RefMut};
 use std::ops::{Add, Div, Index, Mul, Neg, Sub};
 
 use ndarray::{ArrayD, ArrayViewD};
-use wengert_ops::{CrossEntropyOptions, CustomOp, Error, Float, Reduction, Result, Shape};
+use wengert_ops::{
+    CrossEntropyOptions, CustomOp, Error, Float, Reduction, Result, Shape, SliceAxis,
+};
 
 use crate::{CustomOpId, IntoValue, Mark, NodeId, Tape};
 
@@ -353,6 +355,8 @@ var_methods! {
         std(axis: Option<usize>, correction: f64, keep_dim: bool) "The standard deviation.";
         norm(axis: Option<usize>, keep_dim: bool) "The Euclidean norm.";
         squeeze(axis: usize) "Without `axis`, if its length is 1.";
+        slice(ranges: &[SliceAxis]) "`x[start:end:step]` on each leading axis.";
+        pad(pads: &[(usize, usize)], value: E) "Surrounded by `value`, `(before, after)` per axis.";
         dropout(p: f64, mask_seed: u64) "Inverted dropout with a mask drawn from `mask_seed`.";
         unsqueeze(axis: usize) "With a new axis of length 1 at `axis`.";
         flatten(start: usize, end: usize) "Axes `start..=end` merged into one.";

@@ -129,6 +129,36 @@ fn every_overwrite_writes_every_element() {
         (Op::BatchedMatMul, vec![s(&[2, 2, 3]), s(&[3, 4])]),
         (Op::BatchedMatMul, vec![s(&[1, 2, 3]), s(&[2, 3, 2])]),
         (Op::Dropout { p: 0.5, seed: 3 }, vec![s(&[2, 3])]),
+        (
+            Op::Slice {
+                axis: 1,
+                range: wengert_ops::SliceAxis {
+                    start: -1,
+                    end: -4,
+                    step: 1,
+                },
+            },
+            vec![s(&[2, 3])],
+        ),
+        (
+            Op::Slice {
+                axis: 1,
+                range: wengert_ops::SliceAxis {
+                    start: 0,
+                    end: 3,
+                    step: 2,
+                },
+            },
+            vec![s(&[2, 3])],
+        ),
+        (
+            Op::Pad {
+                pads: [[1, 0]; wengert_ops::MAX_RANK],
+                axes: 2,
+                value: 9.0,
+            },
+            vec![s(&[2, 3])],
+        ),
     ]);
     // Every elementwise op: same shapes (the pointwise rules) and each broadcast layout.
     for op in UnaryOp::ALL {

@@ -77,6 +77,8 @@ pub enum Case {
         p: f64,
         seed: u64,
     },
+    Slice(Vec<wengert_tape::SliceAxis>),
+    Pad(Vec<(usize, usize)>, f64),
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -220,6 +222,8 @@ impl Case {
             Case::Gather { axis, .. } => format!("gather({axis})"),
             Case::BatchedMatMul => "matmul (batched)".into(),
             Case::Dropout { p, seed } => format!("dropout({p}, seed {seed})"),
+            Case::Slice(ranges) => format!("slice({ranges:?})"),
+            Case::Pad(pads, value) => format!("pad({pads:?}, {value})"),
         }
     }
 
@@ -283,6 +287,8 @@ impl Case {
             }
             Case::BatchedMatMul => tape.matmul(p[0], p[1]),
             Case::Dropout { p: prob, seed } => tape.dropout(p[0], *prob, *seed),
+            Case::Slice(ranges) => tape.slice(p[0], ranges),
+            Case::Pad(pads, value) => tape.pad(p[0], pads, E::from_f64(*value)),
         }
     }
 }

@@ -190,6 +190,18 @@ fn problems() -> Vec<Problem> {
         two(Case::BatchedMatMul, &x234, &x45),
         two(Case::BatchedMatMul, &x34, &general_234_5()),
         one(Case::Dropout { p: 0.3, seed: 11 }, &x234),
+        one(
+            Case::Slice(vec![
+                wengert_tape::SliceAxis::range(-1, 2),
+                wengert_tape::SliceAxis {
+                    start: 0,
+                    end: i64::MAX,
+                    step: 2,
+                },
+            ]),
+            &x234,
+        ),
+        one(Case::Pad(vec![(1, 0), (0, 2), (1, 1)], 0.5), &x234),
     ]);
     for axis in [0, 1, 2] {
         problems.push(one(Case::SoftmaxAxis(axis), &x234));

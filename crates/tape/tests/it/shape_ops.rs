@@ -103,3 +103,57 @@ fn dropout_draws_the_same_mask_from_the_same_seed_in_f32_and_f64() {
         Err(Error::InvalidArgument { argument: "p", .. })
     ));
 }
+
+#[test]
+fn slices_follow_python_and_pads_surround() {
+    use wengert_tape::SliceAxis;
+    let mut tape = Tape::<f64>::new();
+    let x = tape
+        .parameter(array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+        .unwrap();
+    let reversed_bounds = tape.slice(x, &[SliceAxis::range(5, -9)]).unwrap();
+    assert_eq!(
+        tape.shape(reversed_bounds).unwrap().dims(),
+        &[0, 3],
+        "clamped, empty"
+    );
+    let whole = tape.slice(x, &[SliceAxis::FULL]).unwrap();
+    assert_eq!(whole, x);
+    let bad_step = SliceAxis {
+        start: 0,
+        end: 2,
+        step: 0,
+    };
+    assert!(matches!(
+        tape.slice(x, &[bad_step]),
+        Err(Error::InvalidArgument {
+            argument: "step",
+            ..
+        })
+    ));
+    assert!(matches!(
+        tape.slice(x, &[SliceAxis::FULL; 3]),
+        Err(Error::WrongRank { .. })
+    ));
+    let padded = tape.pad(x, &[(0, 1), (1, 0)], -1.0).unwrap();
+    assert_eq!(
+        tape.data(padded).unwrap(),
+        &[
+            -1.0, 1.0, 2.0, 3.0, -1.0, 4.0, 5.0, 6.0, -1.0, -1.0, -1.0, -1.0
+        ]
+    );
+    assert!(matches!(
+        tape.pad(x, &[(1, 1)], 0.0),
+        Err(Error::InvalidArgument {
+            argument: "pads",
+            ..
+        })
+    ));
+    assert!(matches!(
+        tape.pad(x, &[(1, 1); 7], 0.0),
+        Err(Error::InvalidArgument {
+            argument: "pads",
+            ..
+        })
+    ));
+}

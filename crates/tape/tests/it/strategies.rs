@@ -525,6 +525,39 @@ pub fn dropout() -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// A slice of the leading 1..=rank axes of a rank 1..=4 array: bounds in -10..10 (so out of
+/// range and negative ones too) or "to the end", steps 1..=3.
+pub fn slice() -> BoxedStrategy<Problem> {
+    let bound = prop_oneof![Just(i64::MAX), -10..10i64];
+    let range = (-10..10i64, bound, 1..=3i64)
+        .prop_map(|(start, end, step)| wengert_tape::SliceAxis { start, end, step });
+    dims(1..=4)
+        .prop_flat_map(move |d| {
+            let r = d.len();
+            (
+                array(d, general()),
+                prop::collection::vec(range.clone(), 1..=r),
+            )
+        })
+        .prop_map(|(x, ranges)| Problem::new(Case::Slice(ranges), vec![x]))
+        .boxed()
+}
+
+/// A constant pad of 0..=2 elements on each side of each axis of a rank 0..=3 array.
+pub fn pad() -> BoxedStrategy<Problem> {
+    dims(0..=3)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (
+                array(d, general()),
+                prop::collection::vec((0..=2usize, 0..=2usize), r),
+                general(),
+            )
+        })
+        .prop_map(|(x, pads, value)| Problem::new(Case::Pad(pads, value), vec![x]))
+        .boxed()
+}
+
 /// Logits `[batch, classes]` and labels drawn in range.
 pub fn cross_entropy() -> BoxedStrategy<Problem> {
     (1..=MAX_DIM, 1..=MAX_DIM)
@@ -642,6 +675,8 @@ macro_rules! for_each_op {
             gather => s::gather(),
             batched_matmul => s::batched_matmul(),
             dropout => s::dropout(),
+            slice => s::slice(),
+            pad => s::pad(),
         }
     };
 }
