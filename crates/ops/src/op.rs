@@ -658,3 +658,19 @@ fn zero_unless<E: Float, const ACC: bool>(gi: &mut [E]) {
         gi.fill(E::zero());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_op_parameter_is_larger_than_a_shape() {
+        // The tape stores an `Op` in every node: the non-elementwise ops' parameters (a
+        // reduction's axis, a loss's options, a slice's range, a pad's counts) must not grow
+        // it past the reshape's inline shape and the tag.
+        assert_eq!(
+            std::mem::size_of::<Op>(),
+            std::mem::size_of::<Shape>() + std::mem::align_of::<Shape>()
+        );
+    }
+}
