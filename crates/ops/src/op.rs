@@ -4,8 +4,12 @@
 //! op's rule is one arm of a `match` here, with the arithmetic in [`crate::kernels`]. The VJP
 //! arms carry the formula they implement as a one-line comment.
 
-use crate::kernels::{binary, layout, loss, matmul, reduce, softmax, unary};
-use crate::{BinaryOp, Error, Float, Result, Shape, TensorRef, UnaryOp};
+use crate::kernels::slice::SliceAxis;
+use crate::kernels::{
+    batched_matmul, binary, broadcast_to, dropout, indexing, layout, loss, matmul, pad, reduce,
+    slice, softmax, softmax_axis, unary,
+};
+use crate::{BinaryOp, Error, Float, LossOp, ReduceOp, Result, Shape, TensorRef, UnaryOp};
 
 /// A built-in operation. The tape stores these as data, so a recorded computation can be
 /// inspected, saved and replayed.
@@ -58,6 +62,83 @@ pub enum Op {
     /// Softmax cross-entropy of logits `[batch, classes]` and labels `[batch]` (class indices
     /// stored as floats), averaged over the batch, a scalar. Gradients flow to the logits only.
     CrossEntropy,
+    /// A reduction ([`ReduceOp`]: extremes, positions, logsumexp, product, moments, norm) over
+    /// all elements (`axis: None`) or along one axis.
+    Reduce {
+        /// What each lane is reduced to.
+        op: ReduceOp,
+        /// The axis reduced along, or `None` for all elements.
+        axis: Option<usize>,
+        /// Keep the reduced axis (over all elements, every axis) with length 1.
+        keep_dim: bool,
+    },
+    /// Softmax along any axis (the last one runs [`Softmax`](Op::Softmax)'s kernel).
+    SoftmaxAxis {
+        /// The axis each softmax runs along.
+        axis: usize,
+    },
+    /// Log-softmax along any axis (the last one runs [`LogSoftmax`](Op::LogSoftmax)'s kernel).
+    LogSoftmaxAxis {
+        /// The axis each log-softmax runs along.
+        axis: usize,
+    },
+    /// A loss of a prediction (input 0) and a target (input 1), with its reduction
+    /// ([`LossOp`]: `l1_loss`, `smooth_l1_loss`, `huber_loss`, `binary_cross_entropy_with_logits`,
+    /// `nll_loss`, cross-entropy with options).
+    Loss(LossOp),
+    /// The input repeated along its length-1 axes and new leading axes to this shape, as
+    /// NumPy broadcasts.
+    BroadcastTo(Shape),
+    /// `length` elements along `axis` from `start` (negative counts from the end).
+    Narrow {
+        /// The axis narrowed.
+        axis: usize,
+        /// The first element kept; negative counts from the end.
+        start: i64,
+        /// How many elements are kept.
+        length: usize,
+    },
+    /// The slices of input 0 along `axis` at the positions input 1 holds (a vector or a
+    /// scalar of whole numbers, as floats); no gradient to the positions.
+    IndexSelect {
+        /// The axis selected along.
+        axis: usize,
+    },
+    /// `y[i] = x[i with its axis coordinate replaced by index[i]]`, input 1 the index array
+    /// (of `x`'s rank, whole numbers as floats); no gradient to the index.
+    Gather {
+        /// The axis gathered along.
+        axis: usize,
+    },
+    /// Matrix products of `[..., m, k]` and `[..., k, n]` (both of rank 2 or more, one of
+    /// more), the batch axes broadcast as NumPy: `torch.matmul` on batches.
+    BatchedMatMul,
+    /// Inverted dropout: each element kept (and scaled by `1 / (1 - p)`) or zeroed by a mask
+    /// drawn from `seed` and the element's position alone, so that a replay draws it again.
+    Dropout {
+        /// The probability of zeroing an element, in `[0, 1]`.
+        p: f64,
+        /// The mask's seed; layers and steps need different ones.
+        seed: u64,
+    },
+    /// `x[start:end:step]` along one axis, by Python's rules (negative bounds count from the
+    /// end, bounds out of range are clamped); a slice of several axes is a chain of these.
+    Slice {
+        /// The axis sliced.
+        axis: usize,
+        /// The range taken along it.
+        range: SliceAxis,
+    },
+    /// `x` surrounded by `value`: `pads[a] = [before, after]` elements on axis `a`, for the
+    /// first `axes` axes (which must be all of the input's).
+    Pad {
+        /// The counts before and after each axis, in axis order.
+        pads: [[u32; 2]; crate::MAX_RANK],
+        /// How many entries of `pads` are given.
+        axes: u8,
+        /// The value padded with.
+        value: f64,
+    },
 }
 
 impl Op {
@@ -77,6 +158,18 @@ impl Op {
             Op::LogSoftmax => "log_softmax",
             Op::Mse => "mse",
             Op::CrossEntropy => "cross_entropy",
+            Op::Reduce { op, .. } => op.name(),
+            Op::SoftmaxAxis { .. } => "softmax_axis",
+            Op::LogSoftmaxAxis { .. } => "log_softmax_axis",
+            Op::Loss(loss) => loss.name(),
+            Op::BroadcastTo(_) => "broadcast_to",
+            Op::Narrow { .. } => "narrow",
+            Op::IndexSelect { .. } => "index_select",
+            Op::Gather { .. } => "gather",
+            Op::BatchedMatMul => "batched_matmul",
+            Op::Dropout { .. } => "dropout",
+            Op::Slice { .. } => "slice",
+            Op::Pad { .. } => "pad",
         }
     }
 
@@ -84,7 +177,14 @@ impl Op {
     #[inline]
     pub fn arity(&self) -> usize {
         match self {
-            Op::Binary(_) | Op::MatMul | Op::Mse | Op::CrossEntropy => 2,
+            Op::Binary(_)
+            | Op::MatMul
+            | Op::Mse
+            | Op::CrossEntropy
+            | Op::Loss(_)
+            | Op::IndexSelect { .. }
+            | Op::Gather { .. }
+            | Op::BatchedMatMul => 2,
             Op::Unary(_)
             | Op::Sum
             | Op::Mean
@@ -93,7 +193,15 @@ impl Op {
             | Op::Reshape(_)
             | Op::Transpose { .. }
             | Op::Softmax
-            | Op::LogSoftmax => 1,
+            | Op::LogSoftmax
+            | Op::Reduce { .. }
+            | Op::SoftmaxAxis { .. }
+            | Op::LogSoftmaxAxis { .. }
+            | Op::BroadcastTo(_)
+            | Op::Narrow { .. }
+            | Op::Dropout { .. }
+            | Op::Slice { .. }
+            | Op::Pad { .. } => 1,
         }
     }
 
@@ -130,6 +238,9 @@ impl Op {
             (Op::Unary(op), _) => op.has_gradient(),
             (Op::Binary(op), _) => op.has_gradient(),
             (Op::CrossEntropy, 1) => false,
+            (Op::Reduce { op, .. }, _) => op.has_gradient(),
+            (Op::Loss(loss), k) => loss.differentiable_in(k),
+            (Op::IndexSelect { .. } | Op::Gather { .. }, 1) => false,
             _ => true,
         }
     }
@@ -193,6 +304,39 @@ impl Op {
             }
             Op::Mse => loss::mse_shape(x, inputs[1]),
             Op::CrossEntropy => loss::cross_entropy_shape(x, inputs[1]),
+            Op::Reduce { op, axis, keep_dim } => op.output_shape(x, axis, keep_dim),
+            Op::SoftmaxAxis { axis } | Op::LogSoftmaxAxis { axis } => {
+                softmax_axis::softmax_axis_shape(op, x, axis)
+            }
+            Op::Loss(loss) => loss.output_shape(x, inputs[1]),
+            Op::BroadcastTo(to) => broadcast_to::broadcast_to_shape(x, &to),
+            Op::Narrow {
+                axis,
+                start,
+                length,
+            } => slice::narrow_shape(x, axis, start, length),
+            Op::IndexSelect { axis } => indexing::index_select_shape(x, axis, inputs[1]),
+            Op::Gather { axis } => indexing::gather_shape(x, axis, inputs[1]),
+            Op::BatchedMatMul => batched_matmul::batched_matmul_shape(x, inputs[1]),
+            Op::Dropout { p, .. } => dropout::dropout_shape(x, p),
+            Op::Slice { axis, range } => {
+                if axis >= x.rank() {
+                    return Err(Error::AxisOutOfRange {
+                        op,
+                        axis,
+                        shape: *x,
+                    });
+                }
+                slice::slice_shape(x, &slice_ranges(axis, range)[..=axis])
+            }
+            Op::Pad { pads, axes, .. } => {
+                // More pairs than any shape has axes: as many as given, refused by pad_shape.
+                let pairs = pad_pairs(&pads, axes);
+                if axes as usize > crate::MAX_RANK {
+                    return pad::pad_shape(x, &[(0, 0); crate::MAX_RANK + 1]);
+                }
+                pad::pad_shape(x, &pairs[..axes as usize])
+            }
         }
     }
 
@@ -238,6 +382,29 @@ impl Op {
             Op::LogSoftmax => softmax::log_softmax(inputs[0], out),
             Op::Mse => out[0] = loss::mse(x, inputs[1].data()),
             Op::CrossEntropy => out[0] = loss::cross_entropy(inputs[0], inputs[1])?,
+            Op::Reduce { op, axis, .. } => op.forward(inputs[0], axis, out),
+            Op::SoftmaxAxis { axis } => softmax_axis::softmax_along(inputs[0], axis, out),
+            Op::LogSoftmaxAxis { axis } => softmax_axis::log_softmax_along(inputs[0], axis, out),
+            Op::Loss(loss) => loss.forward(inputs[0], inputs[1], out)?,
+            Op::BroadcastTo(to) => broadcast_to::broadcast_to(inputs[0], &to, out),
+            Op::Narrow {
+                axis,
+                start,
+                length,
+            } => slice::narrow(inputs[0], axis, start, length, out),
+            Op::IndexSelect { axis } => {
+                indexing::index_select(inputs[0], axis, inputs[1].data(), out)?
+            }
+            Op::Gather { axis } => indexing::gather(inputs[0], axis, inputs[1], out)?,
+            Op::BatchedMatMul => batched_matmul::batched_matmul(inputs[0], inputs[1], out),
+            Op::Dropout { p, seed } => dropout::dropout(inputs[0], p, seed, out),
+            Op::Slice { axis, range } => {
+                slice::slice(inputs[0], &slice_ranges(axis, range)[..=axis], out)
+            }
+            Op::Pad { pads, axes, value } => {
+                let pairs = pad_pairs(&pads, axes);
+                pad::pad(inputs[0], &pairs[..axes as usize], E::from_f64(value), out)
+            }
         }
         Ok(())
     }
@@ -413,8 +580,76 @@ impl Op {
                     loss::cross_entropy_vjp(inputs[0], inputs[1], g[0], gi)
                 }
             }
+            // Each reduction's rule is in `ReduceOp::vjp`.
+            Op::Reduce { op, axis, .. } => op.vjp::<E, ACC>(inputs[0], axis, y, g, gi),
+            // y = softmax x along the axis: dx = y·(dy - Σ dy·y)
+            Op::SoftmaxAxis { axis } => {
+                softmax_axis::softmax_along_vjp::<E, ACC>(output, axis, g, gi)
+            }
+            // y = log_softmax x along the axis: dx = dy - e^y·Σ dy
+            Op::LogSoftmaxAxis { axis } => {
+                softmax_axis::log_softmax_along_vjp::<E, ACC>(output, axis, g, gi)
+            }
+            // Each loss's rule is in `LossOp::vjp`.
+            Op::Loss(loss) => loss.vjp::<E, ACC>(inputs[0], inputs[1], g, index, gi),
+            // y = x repeated: dx = dy summed over the repeats
+            Op::BroadcastTo(to) => {
+                broadcast_to::broadcast_to_vjp::<E, ACC>(inputs[0].shape(), &to, g, gi)
+            }
+            // y = x[start..start + length] along the axis: dx = dy there, 0 elsewhere
+            Op::Narrow {
+                axis,
+                start,
+                length,
+            } => slice::narrow_vjp::<E, ACC>(inputs[0].shape(), axis, start, length, g, gi),
+            // y[.., p, ..] = x[.., idx[p], ..]: dx[.., idx[p], ..] += dy[.., p, ..]; none to idx
+            Op::IndexSelect { axis } if index == 0 => {
+                let idx = inputs[1].data();
+                indexing::index_select_vjp::<E, ACC>(inputs[0].shape(), axis, idx, g, gi)
+            }
+            // y[i] = x[i at index[i]]: dx[i at index[i]] += dy[i]; none to the index
+            Op::Gather { axis } if index == 0 => {
+                indexing::gather_vjp::<E, ACC>(inputs[0].shape(), axis, inputs[1], g, gi)
+            }
+            Op::IndexSelect { .. } | Op::Gather { .. } => zero_unless::<E, ACC>(gi),
+            // C[b] = A[b]·B[b]: dA[b] = Σ dC·Bᵀ, dB[b] = Σ Aᵀ·dC over the broadcast batches
+            Op::BatchedMatMul => {
+                batched_matmul::batched_matmul_vjp(inputs[0], inputs[1], g, index, gi, ACC)
+            }
+            // y = x·mask/(1 - p): dx = dy·mask/(1 - p)
+            Op::Dropout { p, seed } => dropout::dropout_vjp::<E, ACC>(p, seed, g, gi),
+            // y = x[range] along the axis: dx = dy at the positions taken, 0 elsewhere
+            Op::Slice { axis, range } => {
+                let ranges = slice_ranges(axis, range);
+                slice::slice_vjp::<E, ACC>(inputs[0].shape(), &ranges[..=axis], g, gi)
+            }
+            // y = x padded: dx = dy at x's place
+            Op::Pad { pads, axes, .. } => {
+                let pairs = pad_pairs(&pads, axes);
+                pad::pad_vjp::<E, ACC>(inputs[0].shape(), &pairs[..axes as usize], g, gi)
+            }
         }
     }
+}
+
+/// The slice kernel's per-axis ranges for a slice of `axis` alone: whole axes before it.
+#[inline]
+fn slice_ranges(axis: usize, range: SliceAxis) -> [SliceAxis; crate::MAX_RANK] {
+    let mut ranges = [SliceAxis::FULL; crate::MAX_RANK];
+    if let Some(r) = ranges.get_mut(axis) {
+        *r = range;
+    }
+    ranges
+}
+
+/// The pad kernel's `(before, after)` pairs from an op's stored counts.
+#[inline]
+fn pad_pairs(pads: &[[u32; 2]; crate::MAX_RANK], axes: u8) -> [(usize, usize); crate::MAX_RANK] {
+    let mut pairs = [(0, 0); crate::MAX_RANK];
+    for (pair, [before, after]) in pairs.iter_mut().zip(pads).take(axes as usize) {
+        *pair = (*before as usize, *after as usize);
+    }
+    pairs
 }
 
 /// Zeroes `gi` when a rule that can only add is asked to overwrite.
@@ -422,5 +657,21 @@ impl Op {
 fn zero_unless<E: Float, const ACC: bool>(gi: &mut [E]) {
     if !ACC {
         gi.fill(E::zero());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_op_parameter_is_larger_than_a_shape() {
+        // The tape stores an `Op` in every node: the non-elementwise ops' parameters (a
+        // reduction's axis, a loss's options, a slice's range, a pad's counts) must not grow
+        // it past the reshape's inline shape and the tag.
+        assert_eq!(
+            std::mem::size_of::<Op>(),
+            std::mem::size_of::<Shape>() + std::mem::align_of::<Shape>()
+        );
     }
 }

@@ -52,4 +52,7 @@ pub use node::{CustomOpId, NodeKind};
 pub use source::{IntoValue, Shaped};
 pub use tape::{Mark, Tape};
 pub use var::{Grads, Graph, Var};
-pub use wengert_ops::{BinaryOp, CustomOp, Error, Float, Op, Result, Shape, UnaryOp};
+pub use wengert_ops::{
+    BinaryOp, CrossEntropyOptions, CustomOp, Distance, Error, Float, LossOp, Op, ReduceOp,
+    Reduction, Result, Shape, SliceAxis, Targets, UnaryOp,
+};

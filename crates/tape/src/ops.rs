@@ -1,13 +1,38 @@
 //! The named recording methods: one per built-in op, so that a forward pass reads like the math.
 
-use wengert_ops::{BinaryOp, Float, Op, Result, Shape, UnaryOp};
+use wengert_ops::{
+    BinaryOp, CrossEntropyOptions, Distance, Float, LossOp, Op, ReduceOp, Reduction, Result, Shape,
+    SliceAxis, UnaryOp,
+};
 
 use crate::{NodeId, Tape};
 
 impl<E: Float> Tape<E> {
-    /// Matrix product of `[m, k]` and `[k, n]`.
+    /// Matrix product of `[m, k]` and `[k, n]`; for operands of rank 3 or more, the product
+    /// of each pair of matrices `[..., m, k]·[..., k, n]`, the batch axes broadcast as NumPy
+    /// (`torch.matmul`), on the same kernel, bit-identical for any thread count.
+    ///
+    /// ```
+    /// use ndarray::{Array3, array};
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.parameter(Array3::from_shape_fn((4, 2, 3), |(b, i, j)| (b + i + j) as f64))?;
+    /// let w = tape.parameter(array![[1.0], [0.0], [-1.0]])?; // one matrix for every batch
+    /// let c = tape.matmul(a, w)?;
+    /// assert_eq!(tape.shape(c)?.dims(), &[4, 2, 1]);
+    /// assert!(tape.data(c)?.iter().all(|&v| v == -2.0));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[inline]
     pub fn matmul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        // A stale id reads some node's rank here; recording checks the ids either way.
+        let rank = |id: NodeId| self.nodes.get(id.index()).map_or(0, |n| n.shape.rank());
+        if rank(a) > 2 || rank(b) > 2 {
+            return self.record_binary(Op::BatchedMatMul, a, b);
+        }
         self.record_binary(Op::MatMul, a, b)
     }
 
@@ -433,6 +458,33 @@ impl<E: Float> Tape<E> {
         self.record_unary(Op::LogSoftmax, x)
     }
 
+    /// Softmax along `axis` (PyTorch's `torch.softmax(x, dim)`): each lane along the axis
+    /// sums to 1. Along the last axis it computes exactly what [`softmax`](Tape::softmax)
+    /// does.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[0.0, 5.0], [0.0, 5.0]])?;
+    /// let columns = tape.softmax_axis(x, 0)?;
+    /// assert_eq!(tape.data(columns)?, &[0.5, 0.5, 0.5, 0.5]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn softmax_axis(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
+        self.record_unary(Op::SoftmaxAxis { axis }, x)
+    }
+
+    /// Log-softmax along `axis` (`torch.log_softmax(x, dim)`).
+    #[inline]
+    pub fn log_softmax_axis(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
+        self.record_unary(Op::LogSoftmaxAxis { axis }, x)
+    }
+
     /// Mean squared error of `prediction` and `target` (same shape), a scalar.
     #[inline]
     pub fn mse(&mut self, prediction: NodeId, target: NodeId) -> Result<NodeId> {
@@ -450,5 +502,513 @@ impl<E: Float> Tape<E> {
     #[inline]
     pub fn detach(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Detach), x)
+    }
+
+    /// Records the reduction `op` of `x` along `axis` (all elements for `None`).
+    #[inline]
+    fn reduce(
+        &mut self,
+        op: ReduceOp,
+        x: NodeId,
+        axis: Option<usize>,
+        keep_dim: bool,
+    ) -> Result<NodeId> {
+        self.record_unary(Op::Reduce { op, axis, keep_dim }, x)
+    }
+
+    /// The largest element along `axis` (all elements for `None`), the axis removed unless
+    /// `keep_dim` (PyTorch's `amax`); ties share the gradient evenly, NaN counts as largest.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 3.0, 3.0], [4.0, 0.0, 2.0]])?;
+    /// let m = tape.amax(x, Some(1), false)?;
+    /// assert_eq!(tape.data(m)?, &[3.0, 4.0]);
+    /// let loss = tape.sum(m)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, 0.5, 0.5, 1.0, 0.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn amax(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
+        self.reduce(ReduceOp::Amax, x, axis, keep_dim)
+    }
+
+    /// The smallest element along `axis` (all elements for `None`), as [`amax`](Tape::amax).
+    #[inline]
+    pub fn amin(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
+        self.reduce(ReduceOp::Amin, x, axis, keep_dim)
+    }
+
+    /// The largest element along `axis` and its position (PyTorch's `torch.max(x, dim)`):
+    /// the values, whose gradient goes whole to the first largest element, and the positions
+    /// (as floats, no gradient).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 3.0, 3.0], [4.0, 0.0, 2.0]])?;
+    /// let (values, indices) = tape.max_dim(x, 1, false)?;
+    /// assert_eq!(tape.data(values)?, &[3.0, 4.0]);
+    /// assert_eq!(tape.data(indices)?, &[1.0, 0.0]);
+    /// let loss = tape.sum(values)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn max_dim(&mut self, x: NodeId, axis: usize, keep_dim: bool) -> Result<(NodeId, NodeId)> {
+        let values = self.reduce(ReduceOp::MaxAt, x, Some(axis), keep_dim)?;
+        let indices = self.reduce(ReduceOp::ArgMax, x, Some(axis), keep_dim)?;
+        Ok((values, indices))
+    }
+
+    /// The smallest element along `axis` and its position (`torch.min(x, dim)`), as
+    /// [`max_dim`](Tape::max_dim).
+    #[inline]
+    pub fn min_dim(&mut self, x: NodeId, axis: usize, keep_dim: bool) -> Result<(NodeId, NodeId)> {
+        let values = self.reduce(ReduceOp::MinAt, x, Some(axis), keep_dim)?;
+        let indices = self.reduce(ReduceOp::ArgMin, x, Some(axis), keep_dim)?;
+        Ok((values, indices))
+    }
+
+    /// The position of the first largest element along `axis` as a float (over all elements,
+    /// the flat index), PyTorch's `argmax`; no gradient flows through it.
+    #[inline]
+    pub fn argmax(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
+        self.reduce(ReduceOp::ArgMax, x, axis, keep_dim)
+    }
+
+    /// The position of the first smallest element, as [`argmax`](Tape::argmax).
+    #[inline]
+    pub fn argmin(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
+        self.reduce(ReduceOp::ArgMin, x, axis, keep_dim)
+    }
+
+    /// `ln Σ eˣ` along `axis` (all elements for `None`), without overflow; an empty lane gives
+    /// `-inf`.
+    #[inline]
+    pub fn logsumexp(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
+        self.reduce(ReduceOp::LogSumExp, x, axis, keep_dim)
+    }
+
+    /// The product along `axis` (all elements for `None`); an empty lane gives 1, and the
+    /// gradient is right with zeros in the lane (no division).
+    #[inline]
+    pub fn prod(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
+        self.reduce(ReduceOp::Prod, x, axis, keep_dim)
+    }
+
+    /// The variance along `axis`, `Σ (x - mean)² / (N - correction)` (PyTorch's
+    /// `var(correction=)`: 1 is the unbiased estimate). `correction` must be finite, at least
+    /// 0 and below the lane's length.
+    #[inline]
+    pub fn var(
+        &mut self,
+        x: NodeId,
+        axis: Option<usize>,
+        correction: f64,
+        keep_dim: bool,
+    ) -> Result<NodeId> {
+        self.reduce(ReduceOp::Var(correction), x, axis, keep_dim)
+    }
+
+    /// The standard deviation, `√var` (see [`var`](Tape::var)); its gradient where it is 0 is
+    /// 0, as PyTorch.
+    #[inline]
+    pub fn std(
+        &mut self,
+        x: NodeId,
+        axis: Option<usize>,
+        correction: f64,
+        keep_dim: bool,
+    ) -> Result<NodeId> {
+        self.reduce(ReduceOp::Std(correction), x, axis, keep_dim)
+    }
+
+    /// The Euclidean norm `√Σ x²` along `axis` (all elements for `None`), without overflow or
+    /// underflow; its gradient at 0 is 0.
+    #[inline]
+    pub fn norm(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
+        self.reduce(ReduceOp::Norm, x, axis, keep_dim)
+    }
+
+    /// Records a loss of `x` against `target`.
+    #[inline]
+    fn loss(&mut self, loss: LossOp, x: NodeId, target: NodeId) -> Result<NodeId> {
+        self.record_binary(Op::Loss(loss), x, target)
+    }
+
+    /// `|x - t|` per element, reduced (PyTorch's `l1_loss`); `x` and `target` have one shape
+    /// and both get a gradient (its slope at `x = t` is 0).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{Reduction, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![1.0, -2.0, 0.5])?;
+    /// let t = tape.input(array![0.0, 0.0, 0.5])?;
+    /// let loss = tape.l1_loss(x, t, Reduction::Sum)?;
+    /// assert_eq!(tape.data(loss)?, &[3.0]);
+    /// let each = tape.l1_loss(x, t, Reduction::None)?;
+    /// assert_eq!(tape.data(each)?, &[1.0, 2.0, 0.0]);
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[1.0, -1.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn l1_loss(&mut self, x: NodeId, target: NodeId, reduction: Reduction) -> Result<NodeId> {
+        let distance = Distance::L1;
+        self.loss(
+            LossOp::Distance {
+                distance,
+                reduction,
+            },
+            x,
+            target,
+        )
+    }
+
+    /// `0.5 d²/β` where `|d| < β`, else `|d| - 0.5β`, `d = x - t` (PyTorch's
+    /// `smooth_l1_loss(beta=)`); `beta = 0` is L1, a negative or NaN one an error.
+    #[inline]
+    pub fn smooth_l1_loss(
+        &mut self,
+        x: NodeId,
+        target: NodeId,
+        beta: f64,
+        reduction: Reduction,
+    ) -> Result<NodeId> {
+        let distance = Distance::SmoothL1 { beta };
+        self.loss(
+            LossOp::Distance {
+                distance,
+                reduction,
+            },
+            x,
+            target,
+        )
+    }
+
+    /// `0.5 d²` where `|d| < δ`, else `δ(|d| - 0.5δ)`, `d = x - t` (PyTorch's
+    /// `huber_loss(delta=)`); `delta` must be above 0.
+    #[inline]
+    pub fn huber_loss(
+        &mut self,
+        x: NodeId,
+        target: NodeId,
+        delta: f64,
+        reduction: Reduction,
+    ) -> Result<NodeId> {
+        let distance = Distance::Huber { delta };
+        self.loss(
+            LossOp::Distance {
+                distance,
+                reduction,
+            },
+            x,
+            target,
+        )
+    }
+
+    /// `-[t·ln σ(x) + (1 - t)·ln(1 - σ(x))]` per element of logits `x` and targets in
+    /// `[0, 1]` of the same shape, reduced (PyTorch's `binary_cross_entropy_with_logits`);
+    /// no overflow at any logit. Both get a gradient.
+    #[inline]
+    pub fn binary_cross_entropy_with_logits(
+        &mut self,
+        x: NodeId,
+        target: NodeId,
+        reduction: Reduction,
+    ) -> Result<NodeId> {
+        self.loss(LossOp::BceWithLogits { reduction }, x, target)
+    }
+
+    /// `-x[target]` per lane of log-probabilities `x` (`[C]`, `[N, C]` or `[N, C, d...]`,
+    /// classes on axis 1) and class indices (see [`Tape::labels`]) without the class axis,
+    /// reduced (PyTorch's `nll_loss`). A target equal to `ignore_index` adds 0 and leaves a
+    /// mean's divisor; a target naming no class is an error. The targets get no gradient.
+    #[inline]
+    pub fn nll_loss(
+        &mut self,
+        x: NodeId,
+        target: NodeId,
+        ignore_index: Option<i64>,
+        reduction: Reduction,
+    ) -> Result<NodeId> {
+        let loss = LossOp::Nll {
+            ignore_index,
+            reduction,
+        };
+        self.loss(loss, x, target)
+    }
+
+    /// Softmax cross-entropy of logits `z` (classes on axis 1, as [`nll_loss`](Tape::nll_loss))
+    /// against class indices or, with [`Targets::Probabilities`](wengert_ops::Targets), class
+    /// probabilities of `z`'s shape, with label smoothing, `ignore_index` and a reduction
+    /// (PyTorch's `cross_entropy`). Probability targets get a gradient, class indices none.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{CrossEntropyOptions, Reduction, Tape, Targets};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let z = tape.parameter(array![[0.0, 0.0], [0.0, 0.0]])?;
+    /// let soft = tape.parameter(array![[0.5, 0.5], [1.0, 0.0]])?;
+    /// let options = CrossEntropyOptions {
+    ///     targets: Targets::Probabilities,
+    ///     reduction: Reduction::None,
+    ///     ..CrossEntropyOptions::default()
+    /// };
+    /// let loss = tape.cross_entropy_with(z, soft, options)?;
+    /// let ln2 = 2f64.ln();
+    /// assert!(tape.data(loss)?.iter().all(|&l| (l - ln2).abs() < 1e-15));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn cross_entropy_with(
+        &mut self,
+        z: NodeId,
+        target: NodeId,
+        options: CrossEntropyOptions,
+    ) -> Result<NodeId> {
+        self.loss(LossOp::CrossEntropy(options), z, target)
+    }
+
+    /// `x` without its axis `axis`, which must exist; if its length is not 1, `x` is
+    /// returned unchanged, as PyTorch's `squeeze(dim)` (recorded as a reshape).
+    #[inline]
+    pub fn squeeze(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
+        let shape = self.shape(x)?;
+        let to = match shape.dim(axis) {
+            None => {
+                return Err(wengert_ops::Error::AxisOutOfRange {
+                    op: "squeeze",
+                    axis,
+                    shape,
+                });
+            }
+            Some(1) => {
+                let mut dims = [0usize; wengert_ops::MAX_RANK];
+                let rest = shape.dims().iter().enumerate().filter(|&(a, _)| a != axis);
+                for (d, (_, &n)) in dims.iter_mut().zip(rest) {
+                    *d = n;
+                }
+                Shape::new(&dims[..shape.rank() - 1])?
+            }
+            Some(_) => shape,
+        };
+        self.record_unary(Op::Reshape(to), x)
+    }
+
+    /// `x` with a new axis of length 1 at `axis` (`0..=rank`), as PyTorch's `unsqueeze`
+    /// (recorded as a reshape).
+    #[inline]
+    pub fn unsqueeze(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
+        let shape = self.shape(x)?;
+        if axis > shape.rank() {
+            return Err(wengert_ops::Error::AxisOutOfRange {
+                op: "unsqueeze",
+                axis,
+                shape,
+            });
+        }
+        let mut dims = [1usize; wengert_ops::MAX_RANK + 1];
+        dims[..axis].copy_from_slice(&shape.dims()[..axis]);
+        dims[axis + 1..=shape.rank()].copy_from_slice(&shape.dims()[axis..]);
+        self.record_unary(Op::Reshape(Shape::new(&dims[..=shape.rank()])?), x)
+    }
+
+    /// Axes `start..=end` merged into one, as PyTorch's `flatten(start_dim, end_dim)`
+    /// (recorded as a reshape); a scalar becomes a vector of one element.
+    ///
+    /// ```
+    /// use ndarray::Array3;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f32>::new();
+    /// let x = tape.input(Array3::<f32>::zeros((2, 3, 4)))?;
+    /// let y = tape.flatten(x, 1, 2)?;
+    /// assert_eq!(tape.shape(y)?.dims(), &[2, 12]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn flatten(&mut self, x: NodeId, start: usize, end: usize) -> Result<NodeId> {
+        let shape = self.shape(x)?;
+        let dims = shape.dims();
+        if shape.rank() == 0 {
+            return self.record_unary(Op::Reshape(Shape::vector(1)), x);
+        }
+        for axis in [start, end] {
+            if axis >= shape.rank() {
+                return Err(wengert_ops::Error::AxisOutOfRange {
+                    op: "flatten",
+                    axis,
+                    shape,
+                });
+            }
+        }
+        if start > end {
+            return Err(wengert_ops::Error::InvalidArgument {
+                op: "flatten",
+                argument: "start",
+                value: start as f64,
+                requirement: format!("it must not be after end = {end}"),
+            });
+        }
+        let mut to = [0usize; wengert_ops::MAX_RANK];
+        to[..start].copy_from_slice(&dims[..start]);
+        to[start] = dims[start..=end].iter().product();
+        let rest = shape.rank() - end - 1;
+        to[start + 1..start + 1 + rest].copy_from_slice(&dims[end + 1..]);
+        self.record_unary(Op::Reshape(Shape::new(&to[..start + 1 + rest])?), x)
+    }
+
+    /// `x` repeated along its length-1 axes and new leading axes to the shape `dims`, as
+    /// NumPy broadcasts (PyTorch's `broadcast_to`); the gradient is summed back.
+    #[inline]
+    pub fn broadcast_to(&mut self, x: NodeId, dims: &[usize]) -> Result<NodeId> {
+        self.record_unary(Op::BroadcastTo(Shape::new(dims)?), x)
+    }
+
+    /// `length` elements of `x` along `axis` from `start` (negative counts from the end), as
+    /// PyTorch's `narrow`; a range that does not fit is an error.
+    #[inline]
+    pub fn narrow(&mut self, x: NodeId, axis: usize, start: i64, length: usize) -> Result<NodeId> {
+        let op = Op::Narrow {
+            axis,
+            start,
+            length,
+        };
+        self.record_unary(op, x)
+    }
+
+    /// The slices of `x` along `axis` at the positions `indices` holds (a vector or scalar of
+    /// whole numbers as floats, from [`Tape::labels`] or [`Tape::input`]), as PyTorch's
+    /// `index_select(x, axis, indices)`; repeated positions add their gradients; no gradient
+    /// flows to the positions. A position out of range is `IndexOutOfRange`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])?;
+    /// let idx = tape.labels(&[2, 0, 2])?;
+    /// let y = tape.index_select(x, idx, 1)?;
+    /// assert_eq!(tape.data(y)?, &[3.0, 1.0, 3.0, 6.0, 4.0, 6.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[1.0, 0.0, 2.0, 1.0, 0.0, 2.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn index_select(&mut self, x: NodeId, indices: NodeId, axis: usize) -> Result<NodeId> {
+        self.record_binary(Op::IndexSelect { axis }, x, indices)
+    }
+
+    /// `y[i] = x[i with its axis coordinate replaced by index[i]]`, as PyTorch's
+    /// `gather(x, axis, index)`: `index` has `x`'s rank and no larger length off `axis`, its
+    /// values whole numbers in range (as floats); the gradient is scattered back (added), none
+    /// flows to the index.
+    #[inline]
+    pub fn gather(&mut self, x: NodeId, index: NodeId, axis: usize) -> Result<NodeId> {
+        self.record_binary(Op::Gather { axis }, x, index)
+    }
+
+    /// Inverted dropout (PyTorch's `dropout(x, p, training=True)`): each element zeroed with
+    /// probability `p`, the others scaled by `1 / (1 - p)`. The mask depends only on
+    /// `mask_seed` and the element's position (SplitMix64), the same for f32 and f64, so a
+    /// replayed step or a resumed run draws it again; give each layer and step its own seed.
+    /// `p = 1` gives zeros (gradient 0); `p` outside `[0, 1]` is `InvalidArgument`.
+    #[inline]
+    pub fn dropout(&mut self, x: NodeId, p: f64, mask_seed: u64) -> Result<NodeId> {
+        self.record_unary(Op::Dropout { p, seed: mask_seed }, x)
+    }
+
+    /// `x[start:end:step]` on each leading axis, one [`SliceAxis`] per axis (the rest whole),
+    /// by Python's rules: negative bounds count from the end, bounds out of range are clamped
+    /// (never an error), `end = i64::MAX` is "to the end"; `step` must be at least 1. Recorded
+    /// as one `slice` node per axis that is not taken whole (none at all gives `x` itself).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{SliceAxis, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])?;
+    /// let every_other = SliceAxis { start: 1, end: i64::MAX, step: 2 };
+    /// let y = tape.slice(x, &[SliceAxis::range(-1, 9), every_other])?;
+    /// assert_eq!(tape.data(y)?, &[6.0, 8.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn slice(&mut self, x: NodeId, ranges: &[SliceAxis]) -> Result<NodeId> {
+        let shape = self.shape(x)?;
+        if ranges.len() > shape.rank() {
+            return Err(wengert_ops::Error::WrongRank {
+                op: "slice",
+                expected: "at least as many axes as ranges",
+                shape,
+            });
+        }
+        let mut y = x;
+        for (axis, &range) in ranges.iter().enumerate() {
+            if range != SliceAxis::FULL || range.step < 1 {
+                y = self.record_unary(Op::Slice { axis, range }, y)?;
+            }
+        }
+        Ok(y)
+    }
+
+    /// `x` surrounded by `value`: `pads[a] = (before, after)` elements on each axis `a`, in
+    /// axis order, one pair for every axis (PyTorch's `F.pad(mode="constant")`, whose list
+    /// runs from the last axis). Counts are not negative: crop with [`slice`](Tape::slice).
+    #[inline]
+    pub fn pad(&mut self, x: NodeId, pads: &[(usize, usize)], value: E) -> Result<NodeId> {
+        let too_many = |v: usize| wengert_ops::Error::InvalidArgument {
+            op: "pad",
+            argument: "pads",
+            value: v as f64,
+            requirement: format!(
+                "at most {} pairs of counts below 2^32",
+                wengert_ops::MAX_RANK
+            ),
+        };
+        if pads.len() > wengert_ops::MAX_RANK {
+            return Err(too_many(pads.len()));
+        }
+        let mut stored = [[0u32; 2]; wengert_ops::MAX_RANK];
+        for (s, &(before, after)) in stored.iter_mut().zip(pads) {
+            for (slot, n) in s.iter_mut().zip([before, after]) {
+                *slot = u32::try_from(n).map_err(|_| too_many(n))?;
+            }
+        }
+        let op = Op::Pad {
+            pads: stored,
+            axes: pads.len() as u8,
+            value: value.to_f64(),
+        };
+        self.record_unary(op, x)
     }
 }

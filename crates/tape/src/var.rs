@@ -29,7 +29,9 @@ use std::cell::{Ref, RefCell, RefMut};
 use std::ops::{Add, Div, Index, Mul, Neg, Sub};
 
 use ndarray::{ArrayD, ArrayViewD};
-use wengert_ops::{CustomOp, Error, Float, Result, Shape};
+use wengert_ops::{
+    CrossEntropyOptions, CustomOp, Error, Float, Reduction, Result, Shape, SliceAxis,
+};
 
 use crate::{CustomOpId, IntoValue, Mark, NodeId, Tape};
 
@@ -262,6 +264,8 @@ macro_rules! var_methods {
     (
         unary { $( $name:ident ( $($arg:ident : $ty:ty),* ) $doc:literal; )* }
         binary { $( $bname:ident $bdoc:literal; )* }
+        binary_with { $( $wname:ident ( $($warg:ident : $wty:ty),* ) $wdoc:literal; )* }
+        pair { $( $pname:ident ( $($parg:ident : $pty:ty),* ) $pdoc:literal; )* }
     ) => {
         impl<'g, E: Float> Var<'g, E> {
             $(
@@ -278,6 +282,23 @@ macro_rules! var_methods {
                 #[inline(always)]
                 pub fn $bname(&self, other: &Var<'g, E>) -> Result<Self> {
                     self.binary(other, |t, a, b| t.$bname(a, b))
+                }
+            )*
+            $(
+                #[doc = $wdoc]
+                #[doc = concat!("\n\nRecords [`Tape::", stringify!($wname), "`].")]
+                #[inline(always)]
+                pub fn $wname(&self, other: &Var<'g, E> $(, $warg: $wty)*) -> Result<Self> {
+                    self.binary(other, |t, a, b| t.$wname(a, b $(, $warg)*))
+                }
+            )*
+            $(
+                #[doc = $pdoc]
+                #[doc = concat!("\n\nRecords [`Tape::", stringify!($pname), "`].")]
+                #[inline(always)]
+                pub fn $pname(&self $(, $parg: $pty)*) -> Result<(Self, Self)> {
+                    let (a, b) = self.graph.tape_mut()?.$pname(self.id $(, $parg)*)?;
+                    Ok((Var { graph: self.graph, id: a }, Var { graph: self.graph, id: b }))
                 }
             )*
         }
@@ -305,6 +326,8 @@ var_methods! {
         transpose_axes(axis0: usize, axis1: usize) "Axes `axis0` and `axis1` exchanged.";
         softmax() "Softmax along the last axis.";
         log_softmax() "Log-softmax along the last axis.";
+        softmax_axis(axis: usize) "Softmax along `axis`.";
+        log_softmax_axis(axis: usize) "Log-softmax along `axis`.";
         detach() "The value, through which no gradient flows.";
         sqrt() "`√x`.";
         rsqrt() "`1 / √x`.";
@@ -325,6 +348,23 @@ var_methods! {
         erf() "The error function.";
         gelu() "`x · Φ(x)`, `Φ` the standard normal CDF.";
         gelu_tanh() "gelu's tanh approximation.";
+        amax(axis: Option<usize>, keep_dim: bool) "The largest element (ties share the gradient).";
+        amin(axis: Option<usize>, keep_dim: bool) "The smallest element (ties share the gradient).";
+        argmax(axis: Option<usize>, keep_dim: bool) "The first largest element's position.";
+        argmin(axis: Option<usize>, keep_dim: bool) "The first smallest element's position.";
+        logsumexp(axis: Option<usize>, keep_dim: bool) "`ln Σ eˣ`, without overflow.";
+        prod(axis: Option<usize>, keep_dim: bool) "The product of the elements.";
+        var(axis: Option<usize>, correction: f64, keep_dim: bool) "The variance.";
+        std(axis: Option<usize>, correction: f64, keep_dim: bool) "The standard deviation.";
+        norm(axis: Option<usize>, keep_dim: bool) "The Euclidean norm.";
+        squeeze(axis: usize) "Without `axis`, if its length is 1.";
+        slice(ranges: &[SliceAxis]) "`x[start:end:step]` on each leading axis.";
+        pad(pads: &[(usize, usize)], value: E) "Surrounded by `value`, `(before, after)` per axis.";
+        dropout(p: f64, mask_seed: u64) "Inverted dropout with a mask drawn from `mask_seed`.";
+        unsqueeze(axis: usize) "With a new axis of length 1 at `axis`.";
+        flatten(start: usize, end: usize) "Axes `start..=end` merged into one.";
+        broadcast_to(dims: &[usize]) "Repeated to the shape `dims`, as NumPy broadcasts.";
+        narrow(axis: usize, start: i64, length: usize) "`length` elements along `axis` from `start`.";
     }
     binary {
         matmul "Matrix product of `[m, k]` and `[k, n]`.";
@@ -342,6 +382,20 @@ var_methods! {
         ge "1 where `a >= b`, else 0 (a mask: no gradient).";
         mse "Mean squared error against `other` (same shape), a scalar.";
         cross_entropy "Softmax cross-entropy of these logits against labels, a scalar.";
+    }
+    binary_with {
+        l1_loss(reduction: Reduction) "`|x - t|`, reduced.";
+        smooth_l1_loss(beta: f64, reduction: Reduction) "Smooth L1 loss, reduced.";
+        huber_loss(delta: f64, reduction: Reduction) "Huber loss, reduced.";
+        binary_cross_entropy_with_logits(reduction: Reduction) "Binary cross-entropy of logits.";
+        nll_loss(ignore_index: Option<i64>, reduction: Reduction) "Negative log-likelihood.";
+        cross_entropy_with(options: CrossEntropyOptions) "Cross-entropy with PyTorch's options.";
+        index_select(axis: usize) "The slices along `axis` at the positions `other` holds.";
+        gather(axis: usize) "The elements along `axis` at the positions `other` holds.";
+    }
+    pair {
+        max_dim(axis: usize, keep_dim: bool) "The largest element along `axis` and its position.";
+        min_dim(axis: usize, keep_dim: bool) "The smallest element along `axis` and its position.";
     }
 }
 

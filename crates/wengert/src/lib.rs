@@ -44,8 +44,9 @@
 #![deny(missing_docs)]
 
 pub use wengert_ops::{
-    Arith, BinaryOp, CustomOp, Error, Float, MAX_RANK, Num, Op, Result, Shape, TensorRef, UnaryOp,
-    kernels, select,
+    Arith, BinaryOp, CrossEntropyOptions, CustomOp, Distance, Error, Float, LossOp, MAX_RANK, Num,
+    Op, ReduceOp, Reduction, Result, Shape, SliceAxis, Targets, TensorRef, UnaryOp, kernels,
+    select,
 };
 pub use wengert_tape::gradcheck::{GradcheckMethod, Mismatch};
 pub use wengert_tape::{

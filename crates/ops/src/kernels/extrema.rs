@@ -149,6 +149,28 @@ pub fn extremum_at_vjp<E: Float, const ACC: bool>(
     }
 }
 
+/// `y = x[first extreme]` per lane, the position found again from `x` (as
+/// [`arg_extremum`] finds it): `dx = dy` there, 0 elsewhere. [`extremum_at_vjp`] without the
+/// indices, for a caller that holds only the input (the tape's sweep), at no allocation.
+///
+/// Adds into `gi` when `ACC`, overwrites it otherwise.
+pub fn extremum_first_vjp<E: Float, const ACC: bool>(
+    x: TensorRef<'_, E>,
+    axis: Option<usize>,
+    which: Extreme,
+    g: &[E],
+    gi: &mut [E],
+) {
+    let lanes = Lanes::of(x.shape(), axis);
+    for (j, &gj) in g.iter().enumerate().take(lanes.count()) {
+        let at = find(x.data(), lanes, j, which).0;
+        for (pos, o) in lanes.offsets(j).enumerate() {
+            let v = if pos == at { gj } else { E::zero() };
+            store::<E, ACC>(&mut gi[o], v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

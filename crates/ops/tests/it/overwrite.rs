@@ -2,7 +2,10 @@
 //! writes every element: a buffer poisoned with NaN must come out bit for bit as the same rule
 //! adding into zeros.
 
-use wengert_ops::{BinaryOp, Op, Shape, TensorRef, UnaryOp};
+use wengert_ops::{
+    BinaryOp, CrossEntropyOptions, Distance, LossOp, Op, ReduceOp, Reduction, Shape, Targets,
+    TensorRef, UnaryOp,
+};
 
 fn s(d: &[usize]) -> Shape {
     Shape::new(d).unwrap()
@@ -57,6 +60,106 @@ fn every_overwrite_writes_every_element() {
         (Op::Mse, vec![s(&[2, 3]), s(&[2, 3])]),
         (Op::CrossEntropy, vec![s(&[2, 3]), s(&[2])]),
     ];
+    // Every reduction with a gradient, along an axis and over all elements.
+    for op in [
+        ReduceOp::Amax,
+        ReduceOp::Amin,
+        ReduceOp::MaxAt,
+        ReduceOp::MinAt,
+        ReduceOp::LogSumExp,
+        ReduceOp::Prod,
+        ReduceOp::Var(1.0),
+        ReduceOp::Std(0.0),
+        ReduceOp::Norm,
+    ] {
+        for (axis, keep_dim) in [(Some(1), false), (Some(0), true), (None, false)] {
+            cases.push((Op::Reduce { op, axis, keep_dim }, vec![s(&[2, 3])]));
+        }
+    }
+    for axis in [0, 1] {
+        cases.push((Op::SoftmaxAxis { axis }, vec![s(&[2, 3])]));
+        cases.push((Op::LogSoftmaxAxis { axis }, vec![s(&[2, 3])]));
+    }
+    // Every loss, both inputs (a class-index target's pull-back is zeros).
+    for reduction in [Reduction::Mean, Reduction::None] {
+        let soft = CrossEntropyOptions {
+            targets: Targets::Probabilities,
+            label_smoothing: 0.1,
+            reduction,
+            ..CrossEntropyOptions::default()
+        };
+        let hard = CrossEntropyOptions {
+            reduction,
+            ..CrossEntropyOptions::default()
+        };
+        for (loss, target) in [
+            (
+                LossOp::Distance {
+                    distance: Distance::Huber { delta: 0.5 },
+                    reduction,
+                },
+                s(&[2, 3]),
+            ),
+            (LossOp::BceWithLogits { reduction }, s(&[2, 3])),
+            (LossOp::CrossEntropy(soft), s(&[2, 3])),
+            (LossOp::CrossEntropy(hard), s(&[2])),
+            (
+                LossOp::Nll {
+                    ignore_index: None,
+                    reduction,
+                },
+                s(&[2]),
+            ),
+        ] {
+            cases.push((Op::Loss(loss), vec![s(&[2, 3]), target]));
+        }
+    }
+    cases.extend([
+        (Op::BroadcastTo(s(&[2, 2, 3])), vec![s(&[2, 1])]),
+        (
+            Op::Narrow {
+                axis: 1,
+                start: -2,
+                length: 2,
+            },
+            vec![s(&[2, 3])],
+        ),
+        (Op::IndexSelect { axis: 1 }, vec![s(&[2, 3]), s(&[4])]),
+        (Op::Gather { axis: 0 }, vec![s(&[2, 3]), s(&[3, 2])]),
+        (Op::BatchedMatMul, vec![s(&[2, 2, 3]), s(&[3, 4])]),
+        (Op::BatchedMatMul, vec![s(&[1, 2, 3]), s(&[2, 3, 2])]),
+        (Op::Dropout { p: 0.5, seed: 3 }, vec![s(&[2, 3])]),
+        (
+            Op::Slice {
+                axis: 1,
+                range: wengert_ops::SliceAxis {
+                    start: -1,
+                    end: -4,
+                    step: 1,
+                },
+            },
+            vec![s(&[2, 3])],
+        ),
+        (
+            Op::Slice {
+                axis: 1,
+                range: wengert_ops::SliceAxis {
+                    start: 0,
+                    end: 3,
+                    step: 2,
+                },
+            },
+            vec![s(&[2, 3])],
+        ),
+        (
+            Op::Pad {
+                pads: [[1, 0]; wengert_ops::MAX_RANK],
+                axes: 2,
+                value: 9.0,
+            },
+            vec![s(&[2, 3])],
+        ),
+    ]);
     // Every elementwise op: same shapes (the pointwise rules) and each broadcast layout.
     for op in UnaryOp::ALL {
         cases.push((Op::Unary(op), vec![s(&[2, 3])]));
@@ -80,7 +183,19 @@ fn every_overwrite_writes_every_element() {
             .map(|(k, sh)| {
                 (0..sh.numel())
                     .map(|i| {
-                        if matches!(op, Op::CrossEntropy) && k == 1 {
+                        let labels = matches!(
+                            op,
+                            Op::CrossEntropy
+                                | Op::Loss(LossOp::Nll { .. })
+                                | Op::Loss(LossOp::CrossEntropy(CrossEntropyOptions {
+                                    targets: Targets::Classes,
+                                    ..
+                                }))
+                        );
+                        let positions = matches!(op, Op::IndexSelect { .. } | Op::Gather { .. });
+                        if (labels || positions) && k == 1 {
+                            (i % 2) as f64
+                        } else if labels && k == 1 {
                             (i % 3) as f64
                         } else {
                             0.3 + (i as f64 * 0.7 + k as f64).sin().abs()

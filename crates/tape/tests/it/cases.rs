@@ -3,8 +3,8 @@
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
 use wengert_tape::{
-    BinaryOp, CustomOp, CustomOpId, Error, Float, GradcheckOptions, GradcheckReport, NodeId,
-    Result, Shape, Tape, UnaryOp, gradcheck,
+    BinaryOp, CustomOp, CustomOpId, Error, Float, GradcheckOptions, GradcheckReport, LossOp,
+    NodeId, ReduceOp, Result, Shape, Tape, UnaryOp, gradcheck,
 };
 
 /// One op with its non-array arguments. Array operands are the [`Problem`]'s inputs, recorded
@@ -37,6 +37,48 @@ pub enum Case {
     CrossEntropy(Vec<usize>),
     /// [`MulSquare`], recorded through the custom-op API.
     Custom,
+    /// A reduction over all elements (`None`) or one axis, through its named method
+    /// (`MaxAt`/`MinAt` through `max_dim`/`min_dim`, whose values it checks).
+    Reduce {
+        op: ReduceOp,
+        axis: Option<usize>,
+        keep_dim: bool,
+    },
+    SoftmaxAxis(usize),
+    LogSoftmaxAxis(usize),
+    /// A loss whose prediction and target are both parameters (a distance, binary
+    /// cross-entropy, cross-entropy with probabilities).
+    Loss(LossOp),
+    /// A loss of a parameter against class indices (held here, fed as an input: no gradient
+    /// is defined for them).
+    ClassLoss(LossOp, ArrayD<f64>),
+    Squeeze(usize),
+    Unsqueeze(usize),
+    Flatten(usize, usize),
+    BroadcastTo(Vec<usize>),
+    Narrow {
+        axis: usize,
+        start: i64,
+        length: usize,
+    },
+    /// `index_select` at the positions held here (fed as labels: no gradient).
+    IndexSelect {
+        axis: usize,
+        indices: Vec<usize>,
+    },
+    /// `gather` with the index array held here (fed as an input).
+    Gather {
+        axis: usize,
+        index: ArrayD<f64>,
+    },
+    /// `matmul` on operands of which one has rank 3 or more.
+    BatchedMatMul,
+    Dropout {
+        p: f64,
+        seed: u64,
+    },
+    Slice(Vec<wengert_tape::SliceAxis>),
+    Pad(Vec<(usize, usize)>, f64),
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -168,6 +210,29 @@ impl Case {
             Case::Mse => "mse".into(),
             Case::CrossEntropy(_) => "cross_entropy".into(),
             Case::Custom => "custom (a·b²)".into(),
+            Case::Reduce { op, axis, keep_dim } => {
+                let debug = format!("{op:?}");
+                let params = debug.find('(').map_or("", |i| &debug[i..]);
+                format!("{}{params}(axis {axis:?}, keep_dim={keep_dim})", op.name())
+            }
+            Case::SoftmaxAxis(axis) => format!("softmax_axis({axis})"),
+            Case::LogSoftmaxAxis(axis) => format!("log_softmax_axis({axis})"),
+            Case::Loss(loss) | Case::ClassLoss(loss, _) => format!("{loss:?}"),
+            Case::Squeeze(axis) => format!("squeeze({axis})"),
+            Case::Unsqueeze(axis) => format!("unsqueeze({axis})"),
+            Case::Flatten(start, end) => format!("flatten({start}, {end})"),
+            Case::BroadcastTo(dims) => format!("broadcast_to({dims:?})"),
+            Case::Narrow {
+                axis,
+                start,
+                length,
+            } => format!("narrow({axis}, {start}, {length})"),
+            Case::IndexSelect { axis, indices } => format!("index_select({axis}, {indices:?})"),
+            Case::Gather { axis, .. } => format!("gather({axis})"),
+            Case::BatchedMatMul => "matmul (batched)".into(),
+            Case::Dropout { p, seed } => format!("dropout({p}, seed {seed})"),
+            Case::Slice(ranges) => format!("slice({ranges:?})"),
+            Case::Pad(pads, value) => format!("pad({pads:?}, {value})"),
         }
     }
 
@@ -204,7 +269,100 @@ impl Case {
                 let id = *custom.get_or_insert_with(|| tape.register_custom(Box::new(MulSquare)));
                 tape.custom(id, &[p[0], p[1]])
             }
+            Case::Reduce { op, axis, keep_dim } => record_reduce(tape, *op, p[0], *axis, *keep_dim),
+            Case::SoftmaxAxis(axis) => tape.softmax_axis(p[0], *axis),
+            Case::LogSoftmaxAxis(axis) => tape.log_softmax_axis(p[0], *axis),
+            Case::Loss(loss) => record_loss(tape, *loss, p[0], p[1]),
+            Case::ClassLoss(loss, targets) => {
+                let targets = tape.input(targets.mapv(E::from_f64))?;
+                record_loss(tape, *loss, p[0], targets)
+            }
+            Case::Squeeze(axis) => tape.squeeze(p[0], *axis),
+            Case::Unsqueeze(axis) => tape.unsqueeze(p[0], *axis),
+            Case::Flatten(start, end) => tape.flatten(p[0], *start, *end),
+            Case::BroadcastTo(dims) => tape.broadcast_to(p[0], dims),
+            Case::Narrow {
+                axis,
+                start,
+                length,
+            } => tape.narrow(p[0], *axis, *start, *length),
+            Case::IndexSelect { axis, indices } => {
+                let indices = tape.labels(indices)?;
+                tape.index_select(p[0], indices, *axis)
+            }
+            Case::Gather { axis, index } => {
+                let index = tape.input(index.mapv(E::from_f64))?;
+                tape.gather(p[0], index, *axis)
+            }
+            Case::BatchedMatMul => tape.matmul(p[0], p[1]),
+            Case::Dropout { p: prob, seed } => tape.dropout(p[0], *prob, *seed),
+            Case::Slice(ranges) => tape.slice(p[0], ranges),
+            Case::Pad(pads, value) => tape.pad(p[0], pads, E::from_f64(*value)),
         }
+    }
+}
+
+/// Records a reduction through its named method. Exhaustive, so that a new reduction does not
+/// compile until it has a way onto the tape here.
+fn record_reduce<E: Float>(
+    tape: &mut Tape<E>,
+    op: ReduceOp,
+    x: NodeId,
+    axis: Option<usize>,
+    keep_dim: bool,
+) -> Result<NodeId> {
+    // `max_dim` and `min_dim` need an axis: over all elements their values are checked on the
+    // flattened array's axis 0.
+    let along = |tape: &mut Tape<E>| -> Result<(NodeId, usize)> {
+        match axis {
+            Some(a) => Ok((x, a)),
+            None => {
+                let n = tape.shape(x)?.numel();
+                Ok((tape.reshape(x, &[n])?, 0))
+            }
+        }
+    };
+    match op {
+        ReduceOp::Amax => tape.amax(x, axis, keep_dim),
+        ReduceOp::Amin => tape.amin(x, axis, keep_dim),
+        ReduceOp::MaxAt => {
+            let (x, a) = along(tape)?;
+            Ok(tape.max_dim(x, a, keep_dim)?.0)
+        }
+        ReduceOp::MinAt => {
+            let (x, a) = along(tape)?;
+            Ok(tape.min_dim(x, a, keep_dim)?.0)
+        }
+        ReduceOp::ArgMax => tape.argmax(x, axis, keep_dim),
+        ReduceOp::ArgMin => tape.argmin(x, axis, keep_dim),
+        ReduceOp::LogSumExp => tape.logsumexp(x, axis, keep_dim),
+        ReduceOp::Prod => tape.prod(x, axis, keep_dim),
+        ReduceOp::Var(c) => tape.var(x, axis, c, keep_dim),
+        ReduceOp::Std(c) => tape.std(x, axis, c, keep_dim),
+        ReduceOp::Norm => tape.norm(x, axis, keep_dim),
+    }
+}
+
+/// Records a loss through its named method. Exhaustive, as [`record_reduce`].
+fn record_loss<E: Float>(tape: &mut Tape<E>, loss: LossOp, x: NodeId, t: NodeId) -> Result<NodeId> {
+    use wengert_tape::Distance;
+    match loss {
+        LossOp::Distance {
+            distance,
+            reduction,
+        } => match distance {
+            Distance::L1 => tape.l1_loss(x, t, reduction),
+            Distance::SmoothL1 { beta } => tape.smooth_l1_loss(x, t, beta, reduction),
+            Distance::Huber { delta } => tape.huber_loss(x, t, delta, reduction),
+        },
+        LossOp::BceWithLogits { reduction } => {
+            tape.binary_cross_entropy_with_logits(x, t, reduction)
+        }
+        LossOp::Nll {
+            ignore_index,
+            reduction,
+        } => tape.nll_loss(x, t, ignore_index, reduction),
+        LossOp::CrossEntropy(options) => tape.cross_entropy_with(x, t, options),
     }
 }
 

@@ -5,7 +5,9 @@ use ndarray::ArrayD;
 use wengert_tape::gradcheck::GradcheckMethod;
 use wengert_tape::{GradcheckOptions, GradcheckReport, Result, gradcheck};
 
-use wengert_tape::{BinaryOp, UnaryOp};
+use wengert_tape::{
+    BinaryOp, CrossEntropyOptions, Distance, LossOp, ReduceOp, Reduction, Targets, UnaryOp,
+};
 
 use crate::cases::{Case, Problem, Values, binary_entry, unary_entry};
 use crate::network::{Loss, Mlp};
@@ -87,7 +89,131 @@ fn problems() -> Vec<Problem> {
         one(Case::CrossEntropy(labels), &x45),
         two(Case::Custom, &x34, &y34),
     ]);
+    // Each reduction along an axis and over all elements; the extremes on distinct values.
+    let distinct = x234.mapv(|v| v * 7.0 + 0.001 * v.powi(2));
+    let away = x234.mapv(|v| v.signum() * (0.5 + v.abs() / 2.0));
+    for op in [
+        ReduceOp::Amax,
+        ReduceOp::Amin,
+        ReduceOp::MaxAt,
+        ReduceOp::MinAt,
+        ReduceOp::LogSumExp,
+        ReduceOp::Prod,
+        ReduceOp::Var(1.0),
+        ReduceOp::Std(1.0),
+        ReduceOp::Norm,
+    ] {
+        let x = match op {
+            ReduceOp::Amax | ReduceOp::Amin | ReduceOp::MaxAt | ReduceOp::MinAt => &distinct,
+            ReduceOp::Prod | ReduceOp::Norm => &away,
+            _ => &x234,
+        };
+        for (axis, keep_dim) in [(Some(1), false), (None, true)] {
+            problems.push(one(Case::Reduce { op, axis, keep_dim }, x));
+        }
+    }
+    // Each loss with each reduction: the distances on values a sixteenth off the eighths
+    // (away from their kinks), the class losses against labels with one ignored.
+    let grid = |x: &ArrayD<f64>, offset: f64| x.mapv(|v| (v * 8.0).round() / 8.0 + offset);
+    let unit = y34.mapv(|v| v.abs() / 2.0);
+    let classes = ArrayD::from_shape_vec(
+        ndarray::IxDyn(&[2, 4]),
+        vec![0., 2., -100., 1., 2., 0., 1., 1.],
+    )
+    .expect("sized");
+    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        for distance in [
+            Distance::L1,
+            Distance::SmoothL1 { beta: 1.0 },
+            Distance::Huber { delta: 0.5 },
+        ] {
+            let loss = LossOp::Distance {
+                distance,
+                reduction,
+            };
+            problems.push(two(Case::Loss(loss), &grid(&x34, 0.0), &grid(&y34, 0.0625)));
+        }
+        problems.push(two(
+            Case::Loss(LossOp::BceWithLogits { reduction }),
+            &x34,
+            &unit,
+        ));
+        let options = CrossEntropyOptions {
+            targets: Targets::Probabilities,
+            ignore_index: None,
+            label_smoothing: 0.1,
+            reduction,
+        };
+        problems.push(two(Case::Loss(LossOp::CrossEntropy(options)), &x34, &unit));
+        let class_losses = [
+            LossOp::Nll {
+                ignore_index: Some(-100),
+                reduction,
+            },
+            LossOp::CrossEntropy(CrossEntropyOptions {
+                targets: Targets::Classes,
+                ignore_index: Some(-100),
+                label_smoothing: 0.1,
+                reduction,
+            }),
+        ];
+        for loss in class_losses {
+            problems.push(one(Case::ClassLoss(loss, classes.clone()), &x234));
+        }
+    }
+    let index = ArrayD::from_shape_vec(
+        ndarray::IxDyn(&[2, 2, 4]),
+        (0..16).map(|i| (i % 3) as f64).collect(),
+    )
+    .expect("sized");
+    problems.extend([
+        one(Case::Squeeze(0), &x14),
+        one(Case::Unsqueeze(1), &x34),
+        one(Case::Flatten(0, 1), &x234),
+        one(Case::BroadcastTo(vec![2, 3, 4]), &x4),
+        one(Case::BroadcastTo(vec![3, 4]), &x31),
+        one(
+            Case::Narrow {
+                axis: 2,
+                start: -3,
+                length: 2,
+            },
+            &x234,
+        ),
+        one(
+            Case::IndexSelect {
+                axis: 1,
+                indices: vec![2, 0, 2, 1],
+            },
+            &x234,
+        ),
+        one(Case::Gather { axis: 1, index }, &x234),
+        two(Case::BatchedMatMul, &x234, &x45),
+        two(Case::BatchedMatMul, &x34, &general_234_5()),
+        one(Case::Dropout { p: 0.3, seed: 11 }, &x234),
+        one(
+            Case::Slice(vec![
+                wengert_tape::SliceAxis::range(-1, 2),
+                wengert_tape::SliceAxis {
+                    start: 0,
+                    end: i64::MAX,
+                    step: 2,
+                },
+            ]),
+            &x234,
+        ),
+        one(Case::Pad(vec![(1, 0), (0, 2), (1, 1)], 0.5), &x234),
+    ]);
+    for axis in [0, 1, 2] {
+        problems.push(one(Case::SoftmaxAxis(axis), &x234));
+        problems.push(one(Case::LogSoftmaxAxis(axis), &x234));
+    }
     problems
+}
+
+/// A `[2, 4, 5]` operand for the batched product with a broadcast `[3, 4]`.
+fn general_234_5() -> ArrayD<f64> {
+    Rng::new(99).array(&[2, 4, 5], 2.0)
 }
 
 fn shapes(inputs: &[ArrayD<f64>]) -> String {

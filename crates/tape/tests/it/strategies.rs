@@ -9,7 +9,9 @@ use std::ops::RangeInclusive;
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
 
-use wengert_tape::{BinaryOp, UnaryOp};
+use wengert_tape::{
+    BinaryOp, CrossEntropyOptions, Distance, LossOp, ReduceOp, Reduction, Targets, UnaryOp,
+};
 
 use crate::cases::{Case, Problem, Values, binary_entry, unary_entry};
 
@@ -215,6 +217,347 @@ pub fn softmax(case: Case) -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// Softmax or log-softmax (`log`) along a drawn axis of a rank 1..=4 array.
+pub fn softmax_along(log: bool) -> BoxedStrategy<Problem> {
+    dims(1..=4)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (array(d, (-3.0..3.0f64).prop_map(f32_exact).boxed()), 0..r)
+        })
+        .prop_map(move |(x, axis)| {
+            let case = if log {
+                Case::LogSoftmaxAxis(axis)
+            } else {
+                Case::SoftmaxAxis(axis)
+            };
+            Problem::new(case, vec![x])
+        })
+        .boxed()
+}
+
+/// Any of the three reductions.
+pub fn reduction_kind() -> BoxedStrategy<Reduction> {
+    prop_oneof![
+        Just(Reduction::Mean),
+        Just(Reduction::Sum),
+        Just(Reduction::None)
+    ]
+    .boxed()
+}
+
+/// A loss of the difference on two operands of one shape (rank 0..=3). Predictions on the
+/// eighths and targets a sixteenth off them: the difference is never 0 nor a multiple of 1/8,
+/// so never within a finite-difference step of a kink (0, and `beta` = 1, `delta` = 0.5).
+pub fn distance_loss(distance: Distance) -> BoxedStrategy<Problem> {
+    (dims(0..=3), reduction_kind())
+        .prop_flat_map(|(d, r)| {
+            let grid = |offset| values(Values::Grid(offset));
+            (array(d.clone(), grid(0.0)), array(d, grid(0.0625)), Just(r))
+        })
+        .prop_map(move |(x, t, reduction)| {
+            let loss = LossOp::Distance {
+                distance,
+                reduction,
+            };
+            Problem::new(Case::Loss(loss), vec![x, t])
+        })
+        .boxed()
+}
+
+/// Binary cross-entropy with logits: logits in [-2, 2], targets in [0, 1], one shape.
+pub fn bce_with_logits() -> BoxedStrategy<Problem> {
+    (dims(0..=3), reduction_kind())
+        .prop_flat_map(|(d, r)| {
+            let unit = (0.0..1.0f64).prop_map(f32_exact).boxed();
+            (array(d.clone(), general()), array(d, unit), Just(r))
+        })
+        .prop_map(|(x, t, reduction)| {
+            Problem::new(Case::Loss(LossOp::BceWithLogits { reduction }), vec![x, t])
+        })
+        .boxed()
+}
+
+/// The class-index losses: an input of rank 1..=3 with classes on axis 1 (axis 0 for a
+/// vector), targets drawn in range without the class axis, some set to the ignored index
+/// -100 (never the first, so that a mean has a divisor). `smoothing` draws label smoothing
+/// (cross-entropy only).
+pub fn class_loss(cross_entropy: bool) -> BoxedStrategy<Problem> {
+    (dims(1..=3), reduction_kind(), any::<bool>(), any::<bool>())
+        .prop_flat_map(|(d, reduction, ignore, smooth)| {
+            let class_axis = usize::from(d.len() >= 2);
+            let classes = d[class_axis];
+            let mut rest = d.clone();
+            rest.remove(class_axis);
+            let n: usize = rest.iter().product();
+            let targets = prop::collection::vec((0..classes, any::<bool>()), n);
+            let x = array(d, (-3.0..3.0f64).prop_map(f32_exact).boxed());
+            (x, Just(rest), targets, Just((reduction, ignore, smooth)))
+        })
+        .prop_map(move |(x, rest, targets, (reduction, ignore, smooth))| {
+            let ignore_index = ignore.then_some(-100);
+            let data = targets
+                .iter()
+                .enumerate()
+                .map(|(j, &(k, skip))| {
+                    if ignore && skip && j > 0 {
+                        -100.0
+                    } else {
+                        k as f64
+                    }
+                })
+                .collect();
+            let targets = ArrayD::from_shape_vec(IxDyn(&rest), data).expect("sized");
+            let loss = if cross_entropy {
+                LossOp::CrossEntropy(CrossEntropyOptions {
+                    targets: Targets::Classes,
+                    ignore_index,
+                    label_smoothing: if smooth { 0.1 } else { 0.0 },
+                    reduction,
+                })
+            } else {
+                LossOp::Nll {
+                    ignore_index,
+                    reduction,
+                }
+            };
+            Problem::new(Case::ClassLoss(loss, targets), vec![x])
+        })
+        .boxed()
+}
+
+/// Cross-entropy against probability targets (positive, of the logits' shape, rank 1..=2),
+/// label smoothing drawn: both operands get a gradient. Rank 3 would give summed losses in the
+/// hundreds, whose finite differences are rounding noise at the tolerance.
+pub fn soft_cross_entropy() -> BoxedStrategy<Problem> {
+    (dims(1..=2), reduction_kind(), any::<bool>())
+        .prop_flat_map(|(d, r, smooth)| {
+            let z = array(d.clone(), (-3.0..3.0f64).prop_map(f32_exact).boxed());
+            let t = array(d, (0.0..1.0f64).prop_map(f32_exact).boxed());
+            (z, t, Just((r, smooth)))
+        })
+        .prop_map(|(z, t, (reduction, smooth))| {
+            let loss = LossOp::CrossEntropy(CrossEntropyOptions {
+                targets: Targets::Probabilities,
+                ignore_index: None,
+                label_smoothing: if smooth { 0.2 } else { 0.0 },
+                reduction,
+            });
+            Problem::new(Case::Loss(loss), vec![z, t])
+        })
+        .boxed()
+}
+
+/// The reshape-based shape ops on rank 0..=4: `squeeze` of a drawn axis (length 1 or not),
+/// `unsqueeze` at a drawn place, `flatten` of a drawn range.
+pub fn reshaping() -> BoxedStrategy<Problem> {
+    let with_ones = prop::collection::vec(prop_oneof![Just(1usize), 1..=MAX_DIM], 1..=4);
+    prop_oneof![
+        with_ones
+            .prop_flat_map(|d| {
+                let r = d.len();
+                (array(d, general()), 0..r)
+            })
+            .prop_map(|(x, a)| Problem::new(Case::Squeeze(a), vec![x])),
+        dims(0..=4)
+            .prop_flat_map(|d| {
+                let r = d.len();
+                (array(d, general()), 0..=r)
+            })
+            .prop_map(|(x, a)| Problem::new(Case::Unsqueeze(a), vec![x])),
+        dims(1..=4)
+            .prop_flat_map(|d| {
+                let r = d.len();
+                (array(d, general()), 0..r, 0..r)
+            })
+            .prop_map(|(x, a, b)| Problem::new(Case::Flatten(a.min(b), a.max(b)), vec![x])),
+    ]
+    .boxed()
+}
+
+/// `broadcast_to` of an operand of [`broadcast_pair`] to the pair's common shape.
+pub fn broadcast_to() -> BoxedStrategy<Problem> {
+    broadcast_pair()
+        .prop_flat_map(|(a, b)| {
+            let r = a.len().max(b.len());
+            let at = |d: &[usize], i: usize| (i + d.len()).checked_sub(r).map_or(1, |k| d[k]);
+            let to: Vec<usize> = (0..r).map(|i| at(&a, i).max(at(&b, i))).collect();
+            (array(a, general()), Just(to))
+        })
+        .prop_map(|(x, to)| Problem::new(Case::BroadcastTo(to), vec![x]))
+        .boxed()
+}
+
+/// `narrow` of a drawn in-range window of a drawn axis, the start from either end.
+pub fn narrow() -> BoxedStrategy<Problem> {
+    dims(1..=4)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (Just(d), 0..r)
+        })
+        .prop_flat_map(|(d, axis)| {
+            let len = d[axis];
+            (array(d, general()), Just(axis), 0..=len).prop_flat_map(move |(x, axis, start)| {
+                (
+                    Just(x),
+                    Just(axis),
+                    Just(start),
+                    0..=len - start,
+                    any::<bool>(),
+                )
+            })
+        })
+        .prop_map(|(x, axis, start, length, from_end)| {
+            let len = x.shape()[axis] as i64;
+            let start = if from_end && start < len as usize {
+                start as i64 - len
+            } else {
+                start as i64
+            };
+            Problem::new(
+                Case::Narrow {
+                    axis,
+                    start,
+                    length,
+                },
+                vec![x],
+            )
+        })
+        .boxed()
+}
+
+/// `index_select` along a drawn axis at 0..=8 drawn positions (repeats included).
+pub fn index_select() -> BoxedStrategy<Problem> {
+    dims(1..=3)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (Just(d), 0..r)
+        })
+        .prop_flat_map(|(d, axis)| {
+            let len = d[axis];
+            (
+                array(d, general()),
+                Just(axis),
+                prop::collection::vec(0..len, 0..=MAX_DIM),
+            )
+        })
+        .prop_map(|(x, axis, indices)| Problem::new(Case::IndexSelect { axis, indices }, vec![x]))
+        .boxed()
+}
+
+/// `gather` along a drawn axis with an index of `x`'s rank, each length at most `x`'s off the
+/// axis and 1..=8 along it, positions drawn in range.
+pub fn gather() -> BoxedStrategy<Problem> {
+    dims(1..=3)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (Just(d), 0..r)
+        })
+        .prop_flat_map(|(d, axis)| {
+            let index_dims: Vec<BoxedStrategy<usize>> = d
+                .iter()
+                .enumerate()
+                .map(|(a, &n)| {
+                    if a == axis {
+                        (1..=MAX_DIM).boxed()
+                    } else {
+                        (1..=n).boxed()
+                    }
+                })
+                .collect();
+            (array(d, general()), Just(axis), index_dims)
+        })
+        .prop_flat_map(|(x, axis, index_dims)| {
+            let len = x.shape()[axis];
+            let n: usize = index_dims.iter().product();
+            (
+                Just(x),
+                Just(axis),
+                Just(index_dims),
+                prop::collection::vec(0..len, n),
+            )
+        })
+        .prop_map(|(x, axis, index_dims, positions)| {
+            let data = positions.iter().map(|&p| p as f64).collect();
+            let index = ArrayD::from_shape_vec(IxDyn(&index_dims), data).expect("sized");
+            Problem::new(Case::Gather { axis, index }, vec![x])
+        })
+        .boxed()
+}
+
+/// `[..., m, k]·[..., k, n]` with batch axes (rank 1..=2 on one side at least, lengths 1..=3)
+/// that broadcast: each operand drops some leading batch axes and has length 1 on others.
+pub fn batched_matmul() -> BoxedStrategy<Problem> {
+    let batch = prop::collection::vec(1..=3usize, 1..=2);
+    (
+        batch,
+        any::<[bool; 2]>(),
+        any::<[bool; 2]>(),
+        0..=2usize,
+        (1..=4usize, 1..=4usize, 1..=4usize),
+    )
+        .prop_flat_map(|(batch, ones_a, ones_b, drop, (m, k, n))| {
+            let operand = |ones: [bool; 2], drop: usize, tail: [usize; 2]| -> Vec<usize> {
+                let mut d: Vec<usize> = batch
+                    .iter()
+                    .zip(ones)
+                    .skip(drop)
+                    .map(|(&n, one)| if one { 1 } else { n })
+                    .collect();
+                d.extend(tail);
+                d
+            };
+            // Only one side drops batch axes, so one keeps rank 3 or more.
+            let (drop_a, drop_b) = if drop % 2 == 0 { (drop, 0) } else { (0, drop) };
+            (
+                array(operand(ones_a, drop_a, [m, k]), general()),
+                array(operand(ones_b, drop_b, [k, n]), general()),
+            )
+        })
+        .prop_map(|(a, b)| Problem::new(Case::BatchedMatMul, vec![a, b]))
+        .boxed()
+}
+
+/// Dropout with a drawn probability (0 and 1 included) and seed on rank 0..=3.
+pub fn dropout() -> BoxedStrategy<Problem> {
+    let p = prop_oneof![Just(0.0), Just(1.0), 0.0..1.0f64];
+    (any_array(0..=3, general()), p, any::<u64>())
+        .prop_map(|(x, p, seed)| Problem::new(Case::Dropout { p, seed }, vec![x]))
+        .boxed()
+}
+
+/// A slice of the leading 1..=rank axes of a rank 1..=4 array: bounds in -10..10 (so out of
+/// range and negative ones too) or "to the end", steps 1..=3.
+pub fn slice() -> BoxedStrategy<Problem> {
+    let bound = prop_oneof![Just(i64::MAX), -10..10i64];
+    let range = (-10..10i64, bound, 1..=3i64)
+        .prop_map(|(start, end, step)| wengert_tape::SliceAxis { start, end, step });
+    dims(1..=4)
+        .prop_flat_map(move |d| {
+            let r = d.len();
+            (
+                array(d, general()),
+                prop::collection::vec(range.clone(), 1..=r),
+            )
+        })
+        .prop_map(|(x, ranges)| Problem::new(Case::Slice(ranges), vec![x]))
+        .boxed()
+}
+
+/// A constant pad of 0..=2 elements on each side of each axis of a rank 0..=3 array.
+pub fn pad() -> BoxedStrategy<Problem> {
+    dims(0..=3)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (
+                array(d, general()),
+                prop::collection::vec((0..=2usize, 0..=2usize), r),
+                general(),
+            )
+        })
+        .prop_map(|(x, pads, value)| Problem::new(Case::Pad(pads, value), vec![x]))
+        .boxed()
+}
+
 /// Logits `[batch, classes]` and labels drawn in range.
 pub fn cross_entropy() -> BoxedStrategy<Problem> {
     (1..=MAX_DIM, 1..=MAX_DIM)
@@ -228,6 +571,58 @@ pub fn cross_entropy() -> BoxedStrategy<Problem> {
             )
         })
         .prop_map(|(z, labels)| Problem::new(Case::CrossEntropy(labels), vec![z]))
+        .boxed()
+}
+
+/// A reduction of a rank 0..=`max_rank` array over all elements or a drawn axis, `keep_dim`
+/// drawn. Values per op: distinct (a shuffled grid of sixteenths) for the extremes, whose
+/// gradient jumps at a tie; of magnitude 0.5..1.5 for a product; away from 0 for a norm (its
+/// kink). A variance's correction is `op`'s, lowered to 0 where a lane is too short for it.
+pub fn reduction(op: ReduceOp, max_rank: usize) -> BoxedStrategy<Problem> {
+    let extreme = matches!(
+        op,
+        ReduceOp::Amax | ReduceOp::Amin | ReduceOp::MaxAt | ReduceOp::MinAt
+    );
+    dims(0..=max_rank)
+        .prop_flat_map(move |d| {
+            let n: usize = d.iter().product();
+            let r = d.len();
+            let x = if extreme {
+                Just((0..n).collect::<Vec<_>>())
+                    .prop_shuffle()
+                    .prop_map({
+                        let d = d.clone();
+                        move |k| {
+                            let data = k.iter().map(|&k| k as f64 / 16.0 - 2.0).collect();
+                            ArrayD::from_shape_vec(IxDyn(&d), data).expect("sized to the shape")
+                        }
+                    })
+                    .boxed()
+            } else {
+                let values = match op {
+                    ReduceOp::Prod => away_from_zero(0.5, 1.5),
+                    ReduceOp::Norm => away_from_zero(0.1, 2.0),
+                    _ => general(),
+                };
+                array(d.clone(), values)
+            };
+            let axis = if r == 0 {
+                Just(None).boxed()
+            } else {
+                prop_oneof![Just(None), (0..r).prop_map(Some)].boxed()
+            };
+            (x, axis, any::<bool>())
+        })
+        .prop_map(move |(x, axis, keep_dim)| {
+            let len = axis.map_or(x.len(), |a| x.shape()[a]);
+            let fit = |c: f64| if (len as f64) > c { c } else { 0.0 };
+            let op = match op {
+                ReduceOp::Var(c) => ReduceOp::Var(fit(c)),
+                ReduceOp::Std(c) => ReduceOp::Std(fit(c)),
+                other => other,
+            };
+            Problem::new(Case::Reduce { op, axis, keep_dim }, vec![x])
+        })
         .boxed()
 }
 
@@ -252,6 +647,36 @@ macro_rules! for_each_op {
             mse => s::same_shape(Case::Mse, 0..=3),
             cross_entropy => s::cross_entropy(),
             custom_op => s::same_shape(Case::Custom, 0..=3),
+            amax => s::reduction(wengert_tape::ReduceOp::Amax, 3),
+            amin => s::reduction(wengert_tape::ReduceOp::Amin, 3),
+            max_dim => s::reduction(wengert_tape::ReduceOp::MaxAt, 3),
+            min_dim => s::reduction(wengert_tape::ReduceOp::MinAt, 3),
+            logsumexp => s::reduction(wengert_tape::ReduceOp::LogSumExp, 3),
+            // Rank 2 at most: a product of 512 factors near 1.5 overflows f32.
+            prod => s::reduction(wengert_tape::ReduceOp::Prod, 2),
+            var => s::reduction(wengert_tape::ReduceOp::Var(1.0), 3),
+            var_biased => s::reduction(wengert_tape::ReduceOp::Var(0.0), 3),
+            std => s::reduction(wengert_tape::ReduceOp::Std(1.0), 3),
+            std_biased => s::reduction(wengert_tape::ReduceOp::Std(0.0), 3),
+            norm => s::reduction(wengert_tape::ReduceOp::Norm, 3),
+            softmax_axis => s::softmax_along(false),
+            log_softmax_axis => s::softmax_along(true),
+            l1_loss => s::distance_loss(wengert_tape::Distance::L1),
+            smooth_l1_loss => s::distance_loss(wengert_tape::Distance::SmoothL1 { beta: 1.0 }),
+            huber_loss => s::distance_loss(wengert_tape::Distance::Huber { delta: 0.5 }),
+            binary_cross_entropy_with_logits => s::bce_with_logits(),
+            nll_loss => s::class_loss(false),
+            cross_entropy_with_classes => s::class_loss(true),
+            cross_entropy_with_probabilities => s::soft_cross_entropy(),
+            squeeze_unsqueeze_flatten => s::reshaping(),
+            broadcast_to => s::broadcast_to(),
+            narrow => s::narrow(),
+            index_select => s::index_select(),
+            gather => s::gather(),
+            batched_matmul => s::batched_matmul(),
+            dropout => s::dropout(),
+            slice => s::slice(),
+            pad => s::pad(),
         }
     };
 }
