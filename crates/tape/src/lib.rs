@@ -37,10 +37,12 @@
 #![forbid(unsafe_code)]
 
 mod backward;
+mod grad;
 pub mod gradcheck;
 mod id;
 mod node;
 mod ops;
+mod record_arith;
 mod source;
 mod tape;
 mod var;

@@ -10,6 +10,7 @@ mod cases;
 mod edge_cases;
 mod errors;
 mod gradcheck_ops;
+mod gradgrad;
 mod handles;
 mod ids;
 mod leaves;
