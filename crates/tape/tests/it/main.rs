@@ -12,6 +12,7 @@ mod errors;
 mod gradcheck_ops;
 mod gradgrad;
 mod handles;
+mod higher_order;
 mod ids;
 mod leaves;
 mod matmul;
