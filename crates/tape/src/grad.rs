@@ -10,9 +10,9 @@
 //! [`Tape::jvp`], [`Tape::jacobian`] and [`Tape::hessian`].
 
 use ndarray::{Array2, ArrayD, IxDyn};
-use wengert_ops::{Error, Float, Op, Result, Shape};
+use wengert_ops::{Error, Float, Op, RecordedNode, Result, Shape, VjpRecorder};
 
-use crate::node::NodeKind;
+use crate::node::{CustomOpId, NodeKind};
 use crate::record_arith::{Recorder, Val};
 use crate::{NodeId, Tape};
 
@@ -23,8 +23,10 @@ impl<E: Float> Tape<E> {
     ///
     /// Each of `wrt` must need a gradient (a parameter, an input asked with
     /// [`retain_grad`](Tape::retain_grad), or an op on one); one the loss does not depend on
-    /// gets zeros. A custom op on the way is an error ([`Error::NotTwiceDifferentiable`]):
-    /// use [`backward`](Tape::backward) for its first-order gradient.
+    /// gets zeros. A custom op on the way runs its
+    /// [`record_vjp`](wengert_ops::CustomOp::record_vjp); one without is an error
+    /// ([`Error::NotTwiceDifferentiable`]): use [`backward`](Tape::backward) for its
+    /// first-order gradient.
     ///
     /// ```
     /// use ndarray::array;
@@ -102,10 +104,17 @@ impl<E: Float> Tape<E> {
                     }
                 }
                 NodeKind::Custom(id) => {
-                    let inputs = self.inputs_of(&node);
-                    if inputs.iter().any(|j| leads[j.index()]) {
-                        let op = self.custom_op(id)?.name().to_string();
-                        return Err(Error::NotTwiceDifferentiable { op });
+                    let inputs = self.inputs_of(&node).to_vec();
+                    let here = NodeId::new(i as u32, node.epoch);
+                    for (k, &j) in inputs.iter().enumerate() {
+                        if !leads[j.index()] || !self.nodes[j.index()].requires_grad {
+                            continue;
+                        }
+                        let share = self.custom_recorded_vjp(id, &inputs, here, g, k)?;
+                        grads[j.index()] = Some(match grads[j.index()] {
+                            Some(sum) => self.add(sum, share)?,
+                            None => share,
+                        });
                     }
                 }
                 NodeKind::Input | NodeKind::Parameter => {}
@@ -117,6 +126,53 @@ impl<E: Float> Tape<E> {
                 None => self.zeros_like(w),
             })
             .collect()
+    }
+
+    /// A custom op's [recorded VJP](wengert_ops::CustomOp::record_vjp) through input `k`, checked to have
+    /// the input's shape.
+    fn custom_recorded_vjp(
+        &mut self,
+        id: CustomOpId,
+        inputs: &[NodeId],
+        here: NodeId,
+        g: NodeId,
+        k: usize,
+    ) -> Result<NodeId> {
+        // The ops are lent out for the call, so that the op can be read while the tape records;
+        // the recorder takes built-in ops only, so none is needed meanwhile.
+        let ops = std::mem::take(&mut self.custom_ops);
+        let op = &ops[id.0 as usize];
+        let mut handles = inputs.to_vec();
+        handles.extend([here, g]);
+        let n = inputs.len();
+        let locals: Vec<RecordedNode> = (0..n).map(RecordedNode::new).collect();
+        let mut recorder = TapeRecorder {
+            tape: self,
+            handles,
+        };
+        let share = op.record_vjp(
+            &mut recorder,
+            &locals,
+            RecordedNode::new(n),
+            RecordedNode::new(n + 1),
+            k,
+        );
+        let handles = recorder.handles;
+        let name = op.name().to_string();
+        self.custom_ops = ops;
+        let share = *handles
+            .get(share?.index())
+            .ok_or(Error::NotTwiceDifferentiable { op: name.clone() })?;
+        let (have, want) = (self.node_shape(share), self.node_shape(inputs[k]));
+        if have != want {
+            return Err(Error::Custom {
+                op: name,
+                message: format!(
+                    "its recorded VJP for input {k} has shape {have}, the input has shape {want}"
+                ),
+            });
+        }
+        Ok(share)
     }
 
     /// Which nodes up to `out` a gradient can flow from into one of `wrt`: only their shares
@@ -465,5 +521,31 @@ impl<E: Float> Tape<E> {
         let h = self.jacobian(grad, wrt);
         self.rewind(mark)?;
         h
+    }
+}
+
+/// The tape as a custom op's recorded VJP sees it: handles are positions in `handles`.
+struct TapeRecorder<'t, E: Float> {
+    tape: &'t mut Tape<E>,
+    handles: Vec<NodeId>,
+}
+
+impl<E: Float> VjpRecorder<E> for TapeRecorder<'_, E> {
+    fn record(&mut self, op: Op, inputs: &[RecordedNode]) -> Result<RecordedNode> {
+        let ids = inputs
+            .iter()
+            .map(|h| {
+                self.handles
+                    .get(h.index())
+                    .copied()
+                    .ok_or(Error::UnknownNode {
+                        id: h.index() as u32,
+                        len: self.handles.len(),
+                    })
+            })
+            .collect::<Result<Vec<NodeId>>>()?;
+        let id = self.tape.record(op, &ids)?;
+        self.handles.push(id);
+        Ok(RecordedNode::new(self.handles.len() - 1))
     }
 }

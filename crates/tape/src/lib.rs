@@ -6,6 +6,8 @@
 //!   shapes, runs the forward rule and appends a node; [`Tape::backward`] walks the arena once in
 //!   reverse and applies each op's vector-Jacobian rule.
 //! - [`Gradients`]: what a sweep returns, read by node id.
+//! - [`Tape::record_grad`]: the sweep recorded on the tape, so that a gradient can be
+//!   differentiated again ([`Tape::hvp`], [`Tape::jvp`], [`Tape::jacobian`], [`Tape::hessian`]).
 //! - [`IntoValue`]: what a leaf accepts (owned arrays are moved in, borrowed ones copied).
 //! - [`gradcheck()`]: checks a computation's gradients against central finite differences;
 //!   [`gradcheck_custom`] a custom op's.
@@ -46,6 +48,7 @@ mod record_arith;
 mod source;
 mod tape;
 mod var;
+mod var_grad;
 
 pub use backward::Gradients;
 pub use gradcheck::{GradcheckOptions, GradcheckReport, gradcheck, gradcheck_custom};
@@ -54,4 +57,6 @@ pub use node::{CustomOpId, NodeKind};
 pub use source::{IntoValue, Shaped};
 pub use tape::{Mark, Tape};
 pub use var::{Grads, Graph, Var};
-pub use wengert_ops::{BinaryOp, CustomOp, Error, Float, Op, Result, Shape, UnaryOp};
+pub use wengert_ops::{
+    BinaryOp, CustomOp, Error, Float, Op, RecordedNode, Result, Shape, UnaryOp, VjpRecorder,
+};

@@ -150,3 +150,84 @@ fn a_gradient_penalty_has_the_gradient_finite_differences_give_and_trains() -> R
     assert!(last < 0.5 * first, "{first} -> {last}");
     Ok(())
 }
+
+/// `y = x³` with its VJP both as numbers and recorded with built-in ops.
+struct Cube;
+
+impl wengert_tape::CustomOp<f64> for Cube {
+    fn name(&self) -> &str {
+        "cube"
+    }
+    fn arity(&self) -> usize {
+        1
+    }
+    fn output_shape(&self, inputs: &[&wengert_tape::Shape]) -> Result<wengert_tape::Shape> {
+        Ok(*inputs[0])
+    }
+    fn forward(
+        &self,
+        inputs: &[ndarray::ArrayViewD<'_, f64>],
+        mut out: ndarray::ArrayViewMutD<'_, f64>,
+    ) -> Result<()> {
+        out.zip_mut_with(&inputs[0], |y, &x| *y = x * x * x);
+        Ok(())
+    }
+    fn vjp(
+        &self,
+        inputs: &[ndarray::ArrayViewD<'_, f64>],
+        _output: ndarray::ArrayViewD<'_, f64>,
+        grad_output: ndarray::ArrayViewD<'_, f64>,
+        _input_index: usize,
+        mut grad_input: ndarray::ArrayViewMutD<'_, f64>,
+    ) {
+        ndarray::Zip::from(&mut grad_input)
+            .and(&inputs[0])
+            .and(&grad_output)
+            .for_each(|gx, &x, &gy| *gx += gy * 3.0 * x * x);
+    }
+    fn record_vjp(
+        &self,
+        recorder: &mut dyn wengert_tape::VjpRecorder<f64>,
+        inputs: &[wengert_tape::RecordedNode],
+        _output: wengert_tape::RecordedNode,
+        grad_output: wengert_tape::RecordedNode,
+        _input_index: usize,
+    ) -> Result<wengert_tape::RecordedNode> {
+        use wengert_tape::{BinaryOp, Op, UnaryOp};
+        let x = inputs[0];
+        let sq = recorder.record(Op::Binary(BinaryOp::Mul), &[x, x])?;
+        let three_sq = recorder.record(Op::Unary(UnaryOp::MulScalar(3.0)), &[sq])?;
+        recorder.record(Op::Binary(BinaryOp::Mul), &[grad_output, three_sq])
+    }
+}
+
+#[test]
+fn a_custom_op_with_a_recorded_vjp_is_differentiated_twice() -> Result<()> {
+    // d²/dx² Σ x³ = 6x, and through a fan-out (the op used twice) 12x.
+    let mut tape = Tape::<f64>::new();
+    let cube = tape.register_custom(Box::new(Cube));
+    let x = tape.parameter(array![0.5, -2.0, 3.0])?;
+    let y1 = tape.custom(cube, &[x])?;
+    let y2 = tape.custom(cube, &[x])?;
+    let y = tape.add(y1, y2)?;
+    let loss = tape.sum(y)?;
+    let h = tape.hessian(loss, x)?;
+    assert_eq!(h, Array2::from_diag(&array![6.0, -24.0, 36.0]));
+    // And the second derivative through it against finite differences of the first.
+    let x0 = ArrayD::from_shape_vec(IxDyn(&[3]), vec![0.5, -2.0, 3.0]).unwrap();
+    let report = gradcheck(
+        |tape, params| {
+            let cube = tape.register_custom(Box::new(Cube));
+            let y = tape.custom(cube, &[params[0]])?;
+            let t = tape.tanh(y)?;
+            let loss = tape.sum(t)?;
+            let g = tape.record_grad(loss, &[params[0]])?[0];
+            let sq = tape.square(g)?;
+            tape.sum(sq)
+        },
+        std::slice::from_ref(&x0),
+        &GradcheckOptions::default(),
+    )?;
+    assert!(report.passed(), "{report:?}");
+    Ok(())
+}
