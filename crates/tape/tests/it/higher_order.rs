@@ -231,3 +231,38 @@ fn a_custom_op_with_a_recorded_vjp_is_differentiated_twice() -> Result<()> {
     assert!(report.passed(), "{report:?}");
     Ok(())
 }
+
+#[test]
+fn record_grad_refuses_what_has_no_gradient_and_misfit_seeds() -> Result<()> {
+    let mut tape = Tape::<f64>::new();
+    let data = tape.input(array![1.0, 2.0])?;
+    let w = tape.parameter(array![0.5, -0.5])?;
+    let y = tape.mul(data, w)?;
+    let loss = tape.sum(y)?;
+    // The data was not asked for its gradient, so none flows to it (as PyTorch refuses).
+    let err = tape.record_grad(loss, &[data]).unwrap_err();
+    assert!(
+        matches!(err, wengert_tape::Error::NoGradient { .. }),
+        "{err}"
+    );
+    // A loss from data alone has nothing to differentiate.
+    let from_data = tape.sum(data)?;
+    let err = tape.record_grad(from_data, &[w]).unwrap_err();
+    assert!(
+        matches!(err, wengert_tape::Error::NoGradient { .. }),
+        "{err}"
+    );
+    // A cotangent must have the output's shape.
+    let seed = tape.input(array![1.0, 2.0, 3.0])?;
+    let err = tape.record_vjp(y, seed, &[w]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "record_vjp: shapes [2] and [3] do not fit together"
+    );
+    // A parameter the loss does not use gets zeros, as `backward` gives it.
+    let unused = tape.parameter(array![[1.0]])?;
+    let g = tape.record_grad(loss, &[w, unused])?;
+    assert_eq!(tape.data(g[0])?, &[1.0, 2.0]);
+    assert_eq!(tape.data(g[1])?, &[0.0]);
+    Ok(())
+}
