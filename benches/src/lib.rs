@@ -14,6 +14,7 @@
 
 pub mod alloc_count;
 pub mod chain;
+pub mod hvp;
 pub mod memory;
 pub mod mlp;
 pub mod record;

@@ -206,7 +206,7 @@ impl TapeMlp {
 }
 
 /// Rewinds `tape` to the parameters and records the forward pass; returns the logits' id.
-fn forward_on(
+pub(crate) fn forward_on(
     tape: &mut Tape<f32>,
     layers: &[(NodeId, NodeId)],
     mark: Mark,

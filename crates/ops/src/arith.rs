@@ -1,10 +1,11 @@
 //! [`Arith`]: the arithmetic the elementwise rules are written in, so that one rule serves
 //! every type that can carry it.
 //!
-//! Today the one such type is [`Num`], a float, and the rules compute numbers. The trait is the
-//! seam for recording the rules instead: a type that appends a tape op for each of these
-//! methods would turn a derivative rule into the VJP's own graph (higher-order gradients)
-//! without a second copy of the rule.
+//! Two types implement it: [`Num`], a float, on which the rules compute numbers (the forward
+//! pass and the first-order sweep), and the tape's recording type (`wengert-tape`'s
+//! `record_arith`), which appends a tape op for each method, so that a derivative rule becomes
+//! the VJP's own graph (higher-order gradients, `Tape::record_grad`) without a second copy of
+//! the rule.
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 

@@ -216,6 +216,12 @@ pub enum Error {
     /// A graph's tape is borrowed elsewhere: a [`Grads`](../wengert_tape/struct.Grads.html) or a
     /// `tape_mut` guard is still alive while something tried to record or sweep.
     TapeBorrowed,
+    /// A recorded gradient (`record_grad`) met an op whose VJP cannot be recorded as tape ops,
+    /// so its gradient could not be differentiated again: a custom op without a recorded VJP.
+    NotTwiceDifferentiable {
+        /// The op's name.
+        op: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -347,6 +353,10 @@ impl fmt::Display for Error {
             Error::TapeBorrowed => write!(
                 f,
                 "the graph's tape is in use (drop the gradients or the tape_mut guard first)"
+            ),
+            Error::NotTwiceDifferentiable { op } => write!(
+                f,
+                "{op}: its VJP cannot be recorded as tape ops, so its gradient cannot be differentiated again (use backward for first-order gradients)"
             ),
         }
     }

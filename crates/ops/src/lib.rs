@@ -49,7 +49,7 @@ mod shape;
 mod tensor;
 
 pub use arith::{Arith, Num, select};
-pub use custom::CustomOp;
+pub use custom::{CustomOp, RecordedNode, VjpRecorder};
 pub use elementwise::{BinaryOp, UnaryOp};
 pub use error::{Error, Result};
 pub use float::Float;

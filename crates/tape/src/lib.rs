@@ -6,6 +6,8 @@
 //!   shapes, runs the forward rule and appends a node; [`Tape::backward`] walks the arena once in
 //!   reverse and applies each op's vector-Jacobian rule.
 //! - [`Gradients`]: what a sweep returns, read by node id.
+//! - [`Tape::record_grad`]: the sweep recorded on the tape, so that a gradient can be
+//!   differentiated again ([`Tape::hvp`], [`Tape::jvp`], [`Tape::jacobian`], [`Tape::hessian`]).
 //! - [`IntoValue`]: what a leaf accepts (owned arrays are moved in, borrowed ones copied).
 //! - [`gradcheck()`]: checks a computation's gradients against central finite differences;
 //!   [`gradcheck_custom`] a custom op's.
@@ -37,13 +39,16 @@
 #![forbid(unsafe_code)]
 
 mod backward;
+mod grad;
 pub mod gradcheck;
 mod id;
 mod node;
 mod ops;
+mod record_arith;
 mod source;
 mod tape;
 mod var;
+mod var_grad;
 
 pub use backward::Gradients;
 pub use gradcheck::{GradcheckOptions, GradcheckReport, gradcheck, gradcheck_custom};
@@ -53,6 +58,6 @@ pub use source::{IntoValue, Shaped};
 pub use tape::{Mark, Tape};
 pub use var::{Grads, Graph, Var};
 pub use wengert_ops::{
-    BinaryOp, CrossEntropyOptions, CustomOp, Distance, Error, Float, LossOp, Op, ReduceOp,
-    Reduction, Result, Shape, SliceAxis, Targets, UnaryOp,
+    BinaryOp, CrossEntropyOptions, CustomOp, Distance, Error, Float, LossOp, Op, RecordedNode,
+    ReduceOp, Reduction, Result, Shape, SliceAxis, Targets, UnaryOp, VjpRecorder,
 };

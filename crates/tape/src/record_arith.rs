@@ -1,0 +1,338 @@
+//! [`Rec`]: the elementwise rules' [`Arith`] run with tape ops, so that a derivative rule, the
+//! same row of the table the first-order sweep computes numbers with, records its own graph.
+//!
+//! A value is either a node on the tape or a literal (`x.lit(c)` in a rule): literals fold
+//! into each other and into the scalar ops (`x + c` is one `add_scalar` node), so that a rule
+//! records no more nodes than it has tensor operations.
+//!
+//! The tape has no comparison or select op yet, so a mask is a node holding 1 where the
+//! comparison holds and 0 elsewhere, built from ops whose own gradient is zero: `a > b` is
+//! `sign(relu(a - b))`, `a == b` is `1 - sign(|a - b|)`, `a >= b` is `1 - (b > a)`. A select
+//! is then a blend, `o + m·(t - o)` (`m·t` when `o` is a literal 0). Two consequences, both
+//! outside what the rules meet at finite points: a comparison with a NaN operand yields NaN
+//! rather than false, and a branch that is infinite where it is not selected spoils the blend
+//! (`0 · ∞`), which a true select would not.
+
+use std::cell::RefCell;
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+use wengert_ops::{Arith, Error, Float, Num, Result};
+
+use crate::{NodeId, Tape};
+
+/// The tape a recorded rule writes to, and the first error any of its ops met: the operators
+/// of [`Arith`] cannot return a `Result`, so the error waits here until the rule is done.
+pub(crate) struct Recorder<'a, E: Float> {
+    tape: RefCell<&'a mut Tape<E>>,
+    error: RefCell<Option<Error>>,
+}
+
+/// A recorded value: a node, or a constant not yet on the tape.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Val {
+    /// A node on the tape.
+    Node(NodeId),
+    /// A constant, the same at every element.
+    Lit(f64),
+}
+
+/// A value in a rule being recorded: what [`Arith`] is implemented for.
+#[derive(Clone, Copy)]
+pub(crate) struct Rec<'r, 'a, E: Float> {
+    cx: &'r Recorder<'a, E>,
+    pub val: Val,
+}
+
+impl<'a, E: Float> Recorder<'a, E> {
+    /// A recorder writing to `tape`.
+    pub fn new(tape: &'a mut Tape<E>) -> Self {
+        Recorder {
+            tape: RefCell::new(tape),
+            error: RefCell::new(None),
+        }
+    }
+
+    /// `id` as a value of a rule.
+    pub fn node(&self, id: NodeId) -> Rec<'_, 'a, E> {
+        Rec {
+            cx: self,
+            val: Val::Node(id),
+        }
+    }
+
+    /// The first error an op of the rules met, if any.
+    pub fn take_error(&self) -> Result<()> {
+        match self.error.borrow_mut().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` on the tape, unless an earlier op failed: then, as after a failure of its own,
+    /// the result is a placeholder and the error is kept for [`take_error`](Self::take_error).
+    fn run(&self, f: impl FnOnce(&mut Tape<E>) -> Result<NodeId>) -> Val {
+        if self.error.borrow().is_some() {
+            return Val::Lit(f64::NAN);
+        }
+        match f(&mut self.tape.borrow_mut()) {
+            Ok(id) => Val::Node(id),
+            Err(e) => {
+                *self.error.borrow_mut() = Some(e);
+                Val::Lit(f64::NAN)
+            }
+        }
+    }
+}
+
+impl<'r, 'a, E: Float> Rec<'r, 'a, E> {
+    fn with(self, val: Val) -> Self {
+        Rec { cx: self.cx, val }
+    }
+
+    /// A one-input op: `num` on a literal, `op` on a node.
+    fn map(
+        self,
+        num: impl FnOnce(f64) -> f64,
+        op: impl FnOnce(&mut Tape<E>, NodeId) -> Result<NodeId>,
+    ) -> Self {
+        match self.val {
+            Val::Lit(c) => self.with(Val::Lit(num(c))),
+            Val::Node(x) => self.with(self.cx.run(|t| op(t, x))),
+        }
+    }
+
+    /// A node holding this value where it is a node; a literal's caller must give it a shape.
+    fn lit_value(self) -> Option<f64> {
+        match self.val {
+            Val::Lit(c) => Some(c),
+            Val::Node(_) => None,
+        }
+    }
+
+    /// `+ c` on a node, folding `+ 0`.
+    fn add_lit(self, x: NodeId, c: f64) -> Self {
+        if c == 0.0 {
+            return self.with(Val::Node(x));
+        }
+        self.with(self.cx.run(|t| t.add_scalar(x, E::from_f64(c))))
+    }
+
+    /// `· c` on a node, folding `· 1` and `· -1`.
+    fn mul_lit(self, x: NodeId, c: f64) -> Self {
+        let val = if c == 1.0 {
+            Val::Node(x)
+        } else if c == -1.0 {
+            self.cx.run(|t| t.neg(x))
+        } else {
+            self.cx.run(|t| t.mul_scalar(x, E::from_f64(c)))
+        };
+        self.with(val)
+    }
+
+    /// A two-input op on two nodes.
+    fn binary(
+        self,
+        other: Self,
+        op: impl FnOnce(&mut Tape<E>, NodeId, NodeId) -> Result<NodeId>,
+    ) -> Self {
+        match (self.val, other.val) {
+            (Val::Node(a), Val::Node(b)) => self.with(self.cx.run(|t| op(t, a, b))),
+            _ => unreachable!("called with two nodes"),
+        }
+    }
+
+    /// 1 where `self > 0`, else 0, as a node whose gradient is zero.
+    fn positive(self) -> Self {
+        self.relu().sign()
+    }
+}
+
+impl<E: Float> Add for Rec<'_, '_, E> {
+    type Output = Self;
+    fn add(self, rhs: Self) -> Self {
+        match (self.val, rhs.val) {
+            (Val::Lit(a), Val::Lit(b)) => self.with(Val::Lit(a + b)),
+            (Val::Node(x), Val::Lit(c)) | (Val::Lit(c), Val::Node(x)) => self.add_lit(x, c),
+            _ => self.binary(rhs, |t, a, b| t.add(a, b)),
+        }
+    }
+}
+
+impl<E: Float> Sub for Rec<'_, '_, E> {
+    type Output = Self;
+    fn sub(self, rhs: Self) -> Self {
+        match (self.val, rhs.val) {
+            (Val::Lit(a), Val::Lit(b)) => self.with(Val::Lit(a - b)),
+            (Val::Node(x), Val::Lit(c)) => self.add_lit(x, -c),
+            (Val::Lit(c), Val::Node(_)) => {
+                let n = -rhs;
+                match n.val {
+                    Val::Node(x) => n.add_lit(x, c),
+                    Val::Lit(_) => n,
+                }
+            }
+            _ => self.binary(rhs, |t, a, b| t.sub(a, b)),
+        }
+    }
+}
+
+impl<E: Float> Mul for Rec<'_, '_, E> {
+    type Output = Self;
+    fn mul(self, rhs: Self) -> Self {
+        match (self.val, rhs.val) {
+            (Val::Lit(a), Val::Lit(b)) => self.with(Val::Lit(a * b)),
+            (Val::Node(x), Val::Lit(c)) | (Val::Lit(c), Val::Node(x)) => self.mul_lit(x, c),
+            _ => self.binary(rhs, |t, a, b| t.mul(a, b)),
+        }
+    }
+}
+
+impl<E: Float> Div for Rec<'_, '_, E> {
+    type Output = Self;
+    fn div(self, rhs: Self) -> Self {
+        match (self.val, rhs.val) {
+            (Val::Lit(a), Val::Lit(b)) => self.with(Val::Lit(a / b)),
+            (Val::Node(x), Val::Lit(c)) => self.mul_lit(x, 1.0 / c),
+            // c / x = c · x⁻¹
+            (Val::Lit(c), Val::Node(_)) => {
+                let inv = rhs.powf(-1.0);
+                match inv.val {
+                    Val::Node(x) => inv.mul_lit(x, c),
+                    Val::Lit(_) => inv,
+                }
+            }
+            _ => self.binary(rhs, |t, a, b| t.div(a, b)),
+        }
+    }
+}
+
+impl<E: Float> Neg for Rec<'_, '_, E> {
+    type Output = Self;
+    fn neg(self) -> Self {
+        self.map(|c| -c, |t, x| t.neg(x))
+    }
+}
+
+/// 1 or 0 for a truth value, as a literal.
+fn truth(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+impl<E: Float> Arith for Rec<'_, '_, E> {
+    /// 1 where the comparison holds, 0 elsewhere (a literal when both sides are).
+    type Mask = Self;
+
+    fn lit(self, c: f64) -> Self {
+        self.with(Val::Lit(c))
+    }
+    fn gt(self, other: Self) -> Self {
+        match (self.lit_value(), other.lit_value()) {
+            (Some(a), Some(b)) => self.with(Val::Lit(truth(a > b))),
+            _ => (self - other).positive(),
+        }
+    }
+    fn ge(self, other: Self) -> Self {
+        match (self.lit_value(), other.lit_value()) {
+            (Some(a), Some(b)) => self.with(Val::Lit(truth(a >= b))),
+            _ => self.lit(1.0) - other.gt(self),
+        }
+    }
+    fn eq(self, other: Self) -> Self {
+        match (self.lit_value(), other.lit_value()) {
+            (Some(a), Some(b)) => self.with(Val::Lit(truth(a == b))),
+            _ => self.lit(1.0) - (self - other).abs().sign(),
+        }
+    }
+    fn select(mask: Self, then: Self, otherwise: Self) -> Self {
+        match (mask.lit_value(), otherwise.lit_value(), then.lit_value()) {
+            (Some(m), _, _) => {
+                if m != 0.0 {
+                    then
+                } else {
+                    otherwise
+                }
+            }
+            (None, Some(0.0), _) => mask * then,
+            (None, _, Some(0.0)) => otherwise - mask * otherwise,
+            _ => otherwise + mask * (then - otherwise),
+        }
+    }
+    fn exp(self) -> Self {
+        self.map(f64::exp, |t, x| t.exp(x))
+    }
+    fn log(self) -> Self {
+        self.map(f64::ln, |t, x| t.log(x))
+    }
+    fn tanh(self) -> Self {
+        self.map(f64::tanh, |t, x| t.tanh(x))
+    }
+    fn sigmoid(self) -> Self {
+        self.map(|c| 1.0 / (1.0 + (-c).exp()), |t, x| t.sigmoid(x))
+    }
+    fn relu(self) -> Self {
+        self.map(|c| if c > 0.0 { c } else { 0.0 }, |t, x| t.relu(x))
+    }
+    fn sqrt(self) -> Self {
+        self.map(f64::sqrt, |t, x| t.sqrt(x))
+    }
+    fn abs(self) -> Self {
+        self.map(f64::abs, |t, x| t.abs(x))
+    }
+    fn sign(self) -> Self {
+        self.map(
+            |c| {
+                if c == 0.0 || c.is_nan() {
+                    c
+                } else {
+                    c.signum()
+                }
+            },
+            |t, x| t.sign(x),
+        )
+    }
+    fn powf(self, p: f64) -> Self {
+        self.map(|c| c.powf(p), |t, x| t.powf(x, E::from_f64(p)))
+    }
+    fn pow(self, other: Self) -> Self {
+        match (self.val, other.val) {
+            (Val::Lit(a), Val::Lit(b)) => self.with(Val::Lit(a.powf(b))),
+            (Val::Node(_), Val::Lit(p)) => self.powf(p),
+            // cˣ = e^(x ln c): the rules raise a literal to a node nowhere, but it costs nothing.
+            (Val::Lit(c), Val::Node(_)) => (other * other.lit(c.ln())).exp(),
+            _ => self.binary(other, |t, a, b| t.pow(a, b)),
+        }
+    }
+    fn sin(self) -> Self {
+        self.map(f64::sin, |t, x| t.sin(x))
+    }
+    fn cos(self) -> Self {
+        self.map(f64::cos, |t, x| t.cos(x))
+    }
+    fn log1p(self) -> Self {
+        self.map(f64::ln_1p, |t, x| t.log1p(x))
+    }
+    fn expm1(self) -> Self {
+        self.map(f64::exp_m1, |t, x| t.expm1(x))
+    }
+    fn erf(self) -> Self {
+        self.map(|c| Num(c).erf().0, |t, x| t.erf(x))
+    }
+    fn maximum(self, other: Self) -> Self {
+        match (self.val, other.val) {
+            (Val::Lit(a), Val::Lit(b)) => self.with(Val::Lit(a.max(b))),
+            // max(x, c) = relu(x - c) + c
+            (Val::Node(_), Val::Lit(c)) => (self - other).relu() + self.lit(c),
+            (Val::Lit(_), Val::Node(_)) => other.maximum(self),
+            _ => self.binary(other, |t, a, b| t.maximum(a, b)),
+        }
+    }
+    fn minimum(self, other: Self) -> Self {
+        match (self.val, other.val) {
+            (Val::Lit(a), Val::Lit(b)) => self.with(Val::Lit(a.min(b))),
+            // min(x, c) = c - relu(c - x)
+            (Val::Node(_), Val::Lit(c)) => self.lit(c) - (other - self).relu(),
+            (Val::Lit(_), Val::Node(_)) => other.minimum(self),
+            _ => self.binary(other, |t, a, b| t.minimum(a, b)),
+        }
+    }
+}

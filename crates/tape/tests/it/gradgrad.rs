@@ -1,0 +1,196 @@
+//! gradgradcheck: every op's *recorded* gradient ([`Tape::record_grad`]) differentiated again,
+//! against central finite differences of the first derivative, in f64 on drawn shapes and
+//! values, once as recorded and once with the op applied twice to the same operands (fan-out).
+//!
+//! The checked function is `s(p) = Σᵢ ⟨∇ₚᵢ L, vᵢ⟩` with `L = Σ c·op(p)²` (the square keeps the
+//! second derivative of a linear op's loss non-zero, so its recorded VJP is exercised too): `s`
+//! is a first derivative, and the harness compares its gradient, swept back through the
+//! recorded nodes, with finite differences of `s` itself.
+//!
+//! `cargo test -p wengert-tape --test it gradgrad -- --nocapture` prints the largest error per op.
+
+use std::cell::Cell;
+
+use ndarray::{ArrayD, IxDyn};
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use wengert_tape::{
+    BinaryOp, GradcheckOptions, GradcheckReport, NodeId, Result, Tape, UnaryOp, gradcheck,
+};
+
+use crate::cases::{Case, Problem, cotangent};
+use crate::strategies as s;
+
+/// Fewer draws than the first-order checks: each records three sweeps per evaluation.
+const CASES: u32 = 24;
+
+/// A fixed direction for operand `k`, different from the loss's weights and from the other
+/// operands' (equal directions would make `mse`'s `s` identically zero: its gradients in the
+/// prediction and the target are opposite).
+fn direction(shape: &[usize], k: usize) -> ArrayD<f64> {
+    let n: usize = shape.iter().product();
+    let data = (0..n)
+        .map(|i| ((i * 5 + k * 4) % 9) as f64 / 4.0 - 0.875)
+        .collect();
+    ArrayD::from_shape_vec(IxDyn(shape), data).expect("sized to the shape")
+}
+
+/// `Σᵢ ⟨∇ₚᵢ Σ c·out², vᵢ⟩` for the op recorded `times` times and summed.
+fn first_derivative(
+    p: &Problem,
+    tape: &mut Tape<f64>,
+    params: &[NodeId],
+    times: usize,
+) -> Result<NodeId> {
+    let mut custom = None;
+    let mut out = p.case.record(tape, params, &mut custom)?;
+    for _ in 1..times {
+        let again = p.case.record(tape, params, &mut custom)?;
+        out = tape.add(out, again)?;
+    }
+    let c = tape.input(cotangent::<f64>(&tape.shape(out)?))?;
+    let sq = tape.square(out)?;
+    let weighted = tape.mul(sq, c)?;
+    let loss = tape.sum(weighted)?;
+    let grads = tape.record_grad(loss, params)?;
+    let mut total = None;
+    for (k, (&g, x)) in grads.iter().zip(&p.inputs).enumerate() {
+        let v = tape.input(direction(x.shape(), k))?;
+        let gv = tape.mul(g, v)?;
+        let s = tape.sum(gv)?;
+        total = Some(match total {
+            Some(t) => tape.add(t, s)?,
+            None => s,
+        });
+    }
+    Ok(total.expect("every op has an operand"))
+}
+
+fn gradgradcheck(p: &Problem, times: usize) -> Result<GradcheckReport> {
+    gradcheck(
+        |tape, params| first_derivative(p, tape, params, times),
+        &p.inputs,
+        &options(),
+    )
+}
+
+/// PyTorch's `gradgradcheck` tolerances, tightened: a first derivative differenced numerically
+/// carries the rounding of every term of the loss it is taken from (the square weighs large
+/// values), so the first-order checks' 1e-7 + 1e-6·|numeric| is below its noise.
+fn options() -> GradcheckOptions {
+    GradcheckOptions {
+        abs_tol: 1e-5,
+        rel_tol: 1e-4,
+        ..GradcheckOptions::default()
+    }
+}
+
+/// Runs the check on `CASES` draws and returns the largest absolute error seen.
+fn run(strategy: proptest::strategy::BoxedStrategy<Problem>) -> (String, f64) {
+    let worst = Cell::new(0.0f64);
+    let name = Cell::new(String::new());
+    let checked = Cell::new(0usize);
+    let mut runner = TestRunner::new(Config::with_cases(CASES));
+    let outcome = runner.run(&strategy, |p| {
+        name.set(p.case.name());
+        let p = conditioned(p);
+        for (how, times) in [("once", 1), ("used twice", 2)] {
+            let report = gradgradcheck(&p, times)
+                .map_err(|e| TestCaseError::fail(format!("{} {how}: {e}", p.case.name())))?;
+            worst.set(worst.get().max(report.max_abs_error));
+            checked.set(checked.get() + report.checked);
+            proptest::prop_assert!(
+                report.passed(),
+                "{} {how} on {:?}: {report:?}",
+                p.case.name(),
+                p.inputs
+                    .iter()
+                    .map(|x| x.shape().to_vec())
+                    .collect::<Vec<_>>()
+            );
+        }
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+    let name = name.take();
+    eprintln!(
+        "gradgradcheck {name:<24} max |error| {:.2e} over {} comparisons",
+        worst.get(),
+        checked.get()
+    );
+    (name, worst.get())
+}
+
+/// The draw, moved where finite differences of a first derivative can judge it. For `a^b`:
+/// `b = 0` exactly is moved off (the rule gives `a` a zero gradient there, PyTorch's
+/// convention, a constant whose own derivative in `b` is 0, not `1/a`; off that point the rule
+/// is smooth), and `a` is kept at least 0.5, so that `a^b` stays below 4 for `b >= -2` (at
+/// `0.1^-2` the squared loss is so large that its rounding swamps the differences).
+fn conditioned(p: Problem) -> Problem {
+    if p.case != Case::Binary(BinaryOp::Pow) {
+        return p;
+    }
+    let a = p.inputs[0].mapv(|a| a.max(0.5));
+    let b = p.inputs[1].mapv(|b| if b == 0.0 { 0.25 } else { b });
+    Problem::new(p.case, vec![a, b])
+}
+
+macro_rules! gradgrad_tests {
+    ($($name:ident => $strategy:expr,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                run($strategy);
+            }
+        )*
+    };
+}
+
+gradgrad_tests! {
+    matmul => s::matmul(),
+    sum => s::unary(Case::Sum, s::general()),
+    mean => s::unary(Case::Mean, s::general()),
+    sum_axis => s::along_axis(false),
+    mean_axis => s::along_axis(true),
+    reshape => s::reshape(),
+    transpose => s::transpose(true),
+    transpose_axes => s::transpose(false),
+    softmax => s::softmax(Case::Softmax),
+    log_softmax => s::softmax(Case::LogSoftmax),
+    mse => s::same_shape(Case::Mse, 0..=3),
+    cross_entropy => s::cross_entropy(),
+}
+
+#[test]
+fn every_unary_op() {
+    for op in UnaryOp::ALL {
+        // No gradient flows through these (sign, detach): nothing to differentiate twice.
+        if op.has_gradient() {
+            run(s::unary_op(op));
+        }
+    }
+}
+
+#[test]
+fn every_binary_op() {
+    for op in BinaryOp::ALL {
+        // No gradient flows through the comparison masks: nothing to differentiate twice.
+        if op.has_gradient() {
+            run(s::binary_op(op));
+        }
+    }
+}
+
+#[test]
+fn a_custom_op_is_refused_by_name_when_differentiated_twice() {
+    let p = Problem::new(
+        Case::Custom,
+        vec![direction(&[3], 0), direction(&[3], 1).mapv(|v| v + 2.0)],
+    );
+    let err = gradgradcheck(&p, 1).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "mul_square: its VJP cannot be recorded as tape ops, so its gradient cannot be differentiated again (use backward for first-order gradients)"
+    );
+}
