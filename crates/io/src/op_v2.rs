@@ -832,6 +832,34 @@ mod tests {
     }
 
     #[test]
+    fn an_optional_axis_and_pad_pairs_have_the_bytes_docs_format_md_gives() {
+        let bytes = |op: &OpV2| {
+            let mut out = Vec::new();
+            crate::codec::encode_into(op, &mut out);
+            out
+        };
+        let reduce = OpV2::Reduce {
+            op: ReduceOpV2::Norm,
+            axis: Some(1),
+            keep_dim: true,
+        };
+        assert_eq!(bytes(&reduce), [50, 0, 0, 0, 10, 0, 0, 0, 1, 1, 0, 0, 0, 1]);
+        let over_all = OpV2::Reduce {
+            op: ReduceOpV2::Amax,
+            axis: None,
+            keep_dim: false,
+        };
+        assert_eq!(bytes(&over_all), [50, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let pad = OpV2::Pad {
+            pads: vec![[1, 2]],
+            value: 0.0,
+        };
+        let mut expected = vec![61, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0];
+        expected.extend([0; 8]);
+        assert_eq!(bytes(&pad), expected);
+    }
+
+    #[test]
     fn the_inner_enums_have_the_tags_docs_format_md_gives() {
         fn tag(value: &impl serde::Serialize) -> u32 {
             let mut bytes = Vec::new();
