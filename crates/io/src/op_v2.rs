@@ -1,10 +1,13 @@
 //! The mapping between the engine's [`Op`] and the format's [`OpV2`] (a version-1 file's
 //! ops are converted to version 2's first, by `From<OpV1> for OpV2`).
 
-use wengert_ops::{BinaryOp, Op, UnaryOp};
+use wengert_ops::{
+    BinaryOp, CrossEntropyOptions, Distance, LossOp, MAX_RANK, Op, ReduceOp, Reduction, SliceAxis,
+    Targets, UnaryOp,
+};
 
 use crate::element::{dims_to_file, shape_from_file};
-use crate::format::v2::OpV2;
+use crate::format::v2::{DistanceV2, LossOpV2, OpV2, ReduceOpV2, ReductionV2, TargetsV2};
 use crate::{Error, Result};
 
 /// The file's form of `op`, recorded at `node`, or [`Error::UnsupportedOp`] for one the format
@@ -78,19 +81,43 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
         Op::LogSoftmax => OpV2::LogSoftmax,
         Op::Mse => OpV2::Mse,
         Op::CrossEntropy => OpV2::CrossEntropy,
-        // Not yet given codes: saving a tape that holds one is refused by name.
-        Op::Reduce { .. }
-        | Op::SoftmaxAxis { .. }
-        | Op::LogSoftmaxAxis { .. }
-        | Op::Loss(_)
-        | Op::BroadcastTo(_)
-        | Op::Narrow { .. }
-        | Op::IndexSelect { .. }
-        | Op::Gather { .. }
-        | Op::BatchedMatMul
-        | Op::Dropout { .. }
-        | Op::Slice { .. }
-        | Op::Pad { .. } => return Err(unsupported(node, op)),
+        Op::Reduce {
+            op: reduce,
+            axis: a,
+            keep_dim,
+        } => OpV2::Reduce {
+            op: reduce_to_file(reduce),
+            axis: a.map(axis).transpose()?,
+            keep_dim,
+        },
+        Op::SoftmaxAxis { axis: a } => OpV2::SoftmaxAxis { axis: axis(a)? },
+        Op::LogSoftmaxAxis { axis: a } => OpV2::LogSoftmaxAxis { axis: axis(a)? },
+        Op::Loss(loss) => OpV2::Loss(loss_to_file(loss)),
+        Op::BroadcastTo(to) => OpV2::BroadcastTo(dims_to_file(to.dims())),
+        Op::Narrow {
+            axis: a,
+            start,
+            length,
+        } => OpV2::Narrow {
+            axis: axis(a)?,
+            start,
+            length: length as u64,
+        },
+        Op::IndexSelect { axis: a } => OpV2::IndexSelect { axis: axis(a)? },
+        Op::Gather { axis: a } => OpV2::Gather { axis: axis(a)? },
+        Op::BatchedMatMul => OpV2::BatchedMatMul,
+        Op::Dropout { p, seed } => OpV2::Dropout { p, seed },
+        Op::Slice { axis: a, range } => OpV2::Slice {
+            axis: axis(a)?,
+            start: range.start,
+            end: range.end,
+            step: range.step,
+        },
+        Op::Pad { pads, axes, value } => OpV2::Pad {
+            // More pairs than any shape has axes is refused when recorded; keep what is there.
+            pads: pads[..usize::from(axes).min(MAX_RANK)].to_vec(),
+            value,
+        },
     })
 }
 
@@ -101,9 +128,12 @@ fn unsupported(node: u32, op: &Op) -> Error {
     }
 }
 
-/// The engine's form of a file's op at `node`. A reshape's target shape is checked, and so
-/// are an op's parameters, as when it is recorded ([`Error::OpParameter`]: a NaN slope, a
-/// non-positive softplus beta).
+/// The engine's form of a file's op at `node`. A reshape's or broadcast's target shape is
+/// checked, and so are an op's parameters that do not depend on its inputs' shapes, as when
+/// it is recorded ([`Error::OpParameter`]: a NaN slope, a non-positive softplus beta, a
+/// dropout probability outside `[0, 1]`, a slice step below 1, more pad pairs than
+/// [`MAX_RANK`]). The rest (an axis, a correction against the lane length) is checked by
+/// `Op::output_shape` when the loader infers the node's shape.
 pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
     let op = match *op {
         OpV2::MatMul => Op::MatMul,
@@ -168,10 +198,286 @@ pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
         OpV2::Le => Op::Binary(BinaryOp::Le),
         OpV2::Gt => Op::Binary(BinaryOp::Gt),
         OpV2::Ge => Op::Binary(BinaryOp::Ge),
+        OpV2::Reduce { op, axis, keep_dim } => Op::Reduce {
+            op: reduce_from_file(op),
+            axis: axis.map(|a| a as usize),
+            keep_dim,
+        },
+        OpV2::SoftmaxAxis { axis } => Op::SoftmaxAxis {
+            axis: axis as usize,
+        },
+        OpV2::LogSoftmaxAxis { axis } => Op::LogSoftmaxAxis {
+            axis: axis as usize,
+        },
+        OpV2::Loss(loss) => Op::Loss(loss_from_file(loss)),
+        OpV2::BroadcastTo(ref dims) => Op::BroadcastTo(shape_from_file(
+            || format!("the broadcast_to of node {node}"),
+            dims,
+        )?),
+        OpV2::Narrow {
+            axis,
+            start,
+            length,
+        } => Op::Narrow {
+            axis: axis as usize,
+            start,
+            length: usize::try_from(length).map_err(|_| {
+                invalid(
+                    node,
+                    "narrow",
+                    "length",
+                    length as f64,
+                    "it must fit in memory",
+                )
+            })?,
+        },
+        OpV2::IndexSelect { axis } => Op::IndexSelect {
+            axis: axis as usize,
+        },
+        OpV2::Gather { axis } => Op::Gather {
+            axis: axis as usize,
+        },
+        OpV2::BatchedMatMul => Op::BatchedMatMul,
+        OpV2::Dropout { p, seed } => Op::Dropout { p, seed },
+        OpV2::Slice {
+            axis,
+            start,
+            end,
+            step,
+        } => Op::Slice {
+            axis: axis as usize,
+            range: SliceAxis { start, end, step },
+        },
+        OpV2::Pad { ref pads, value } => {
+            if pads.len() > MAX_RANK {
+                return Err(invalid(
+                    node,
+                    "pad",
+                    "pads",
+                    pads.len() as f64,
+                    "there are at most as many (before, after) pairs as axes",
+                ));
+            }
+            let mut all = [[0u32; 2]; MAX_RANK];
+            all[..pads.len()].copy_from_slice(pads);
+            Op::Pad {
+                pads: all,
+                axes: pads.len() as u8,
+                value,
+            }
+        }
     };
     op.check_parameters()
         .map_err(|source| Error::OpParameter { node, source })?;
+    check_loaded_parameters(node, &op)?;
     Ok(op)
+}
+
+/// Refuses the parameters of the ops added at tag 50 that the engine refuses whatever the
+/// shapes, with the names it gives them (`Op::output_shape` refuses them too, but this names
+/// the parameter before the shapes are looked at).
+fn check_loaded_parameters(node: u32, op: &Op) -> Result<()> {
+    let at_least_0 = |v: f64| v.is_finite() && v >= 0.0;
+    let probability = |v: f64| (0.0..=1.0).contains(&v);
+    let (name, argument, value, ok, requirement) = match *op {
+        Op::Reduce {
+            op: ReduceOp::Var(c) | ReduceOp::Std(c),
+            ..
+        } => (
+            op.name(),
+            "correction",
+            c,
+            at_least_0(c),
+            "it must be at least 0",
+        ),
+        Op::Loss(LossOp::Distance {
+            distance: Distance::SmoothL1 { beta },
+            ..
+        }) => (
+            op.name(),
+            "beta",
+            beta,
+            beta >= 0.0,
+            "it must be at least 0",
+        ),
+        Op::Loss(LossOp::Distance {
+            distance: Distance::Huber { delta },
+            ..
+        }) => (op.name(), "delta", delta, delta > 0.0, "it must be above 0"),
+        Op::Loss(LossOp::CrossEntropy(o)) => (
+            op.name(),
+            "label_smoothing",
+            o.label_smoothing,
+            probability(o.label_smoothing),
+            "it must be between 0 and 1",
+        ),
+        Op::Dropout { p, .. } => (
+            op.name(),
+            "p",
+            p,
+            probability(p),
+            "it must be a probability, between 0 and 1",
+        ),
+        Op::Slice { range, .. } => (
+            op.name(),
+            "step",
+            range.step as f64,
+            range.step >= 1,
+            "it must be at least 1",
+        ),
+        _ => return Ok(()),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(node, name, argument, value, requirement))
+    }
+}
+
+fn invalid(
+    node: u32,
+    op: &'static str,
+    argument: &'static str,
+    value: f64,
+    requirement: &str,
+) -> Error {
+    Error::OpParameter {
+        node,
+        source: wengert_ops::Error::InvalidArgument {
+            op,
+            argument,
+            value,
+            requirement: requirement.to_string(),
+        },
+    }
+}
+
+fn reduce_to_file(op: ReduceOp) -> ReduceOpV2 {
+    match op {
+        ReduceOp::Amax => ReduceOpV2::Amax,
+        ReduceOp::Amin => ReduceOpV2::Amin,
+        ReduceOp::MaxAt => ReduceOpV2::MaxAt,
+        ReduceOp::MinAt => ReduceOpV2::MinAt,
+        ReduceOp::ArgMax => ReduceOpV2::ArgMax,
+        ReduceOp::ArgMin => ReduceOpV2::ArgMin,
+        ReduceOp::LogSumExp => ReduceOpV2::LogSumExp,
+        ReduceOp::Prod => ReduceOpV2::Prod,
+        ReduceOp::Var(correction) => ReduceOpV2::Var { correction },
+        ReduceOp::Std(correction) => ReduceOpV2::Std { correction },
+        ReduceOp::Norm => ReduceOpV2::Norm,
+    }
+}
+
+fn reduce_from_file(op: ReduceOpV2) -> ReduceOp {
+    match op {
+        ReduceOpV2::Amax => ReduceOp::Amax,
+        ReduceOpV2::Amin => ReduceOp::Amin,
+        ReduceOpV2::MaxAt => ReduceOp::MaxAt,
+        ReduceOpV2::MinAt => ReduceOp::MinAt,
+        ReduceOpV2::ArgMax => ReduceOp::ArgMax,
+        ReduceOpV2::ArgMin => ReduceOp::ArgMin,
+        ReduceOpV2::LogSumExp => ReduceOp::LogSumExp,
+        ReduceOpV2::Prod => ReduceOp::Prod,
+        ReduceOpV2::Var { correction } => ReduceOp::Var(correction),
+        ReduceOpV2::Std { correction } => ReduceOp::Std(correction),
+        ReduceOpV2::Norm => ReduceOp::Norm,
+    }
+}
+
+fn reduction_to_file(r: Reduction) -> ReductionV2 {
+    match r {
+        Reduction::Mean => ReductionV2::Mean,
+        Reduction::Sum => ReductionV2::Sum,
+        Reduction::None => ReductionV2::None,
+    }
+}
+
+fn reduction_from_file(r: ReductionV2) -> Reduction {
+    match r {
+        ReductionV2::Mean => Reduction::Mean,
+        ReductionV2::Sum => Reduction::Sum,
+        ReductionV2::None => Reduction::None,
+    }
+}
+
+fn loss_to_file(loss: LossOp) -> LossOpV2 {
+    match loss {
+        LossOp::Distance {
+            distance,
+            reduction,
+        } => LossOpV2::Distance {
+            distance: match distance {
+                Distance::L1 => DistanceV2::L1,
+                Distance::SmoothL1 { beta } => DistanceV2::SmoothL1 { beta },
+                Distance::Huber { delta } => DistanceV2::Huber { delta },
+            },
+            reduction: reduction_to_file(reduction),
+        },
+        LossOp::BceWithLogits { reduction } => LossOpV2::BceWithLogits {
+            reduction: reduction_to_file(reduction),
+        },
+        LossOp::Nll {
+            ignore_index,
+            reduction,
+        } => LossOpV2::Nll {
+            ignore_index,
+            reduction: reduction_to_file(reduction),
+        },
+        LossOp::CrossEntropy(CrossEntropyOptions {
+            targets,
+            ignore_index,
+            label_smoothing,
+            reduction,
+        }) => LossOpV2::CrossEntropy {
+            targets: match targets {
+                Targets::Classes => TargetsV2::Classes,
+                Targets::Probabilities => TargetsV2::Probabilities,
+            },
+            ignore_index,
+            label_smoothing,
+            reduction: reduction_to_file(reduction),
+        },
+    }
+}
+
+fn loss_from_file(loss: LossOpV2) -> LossOp {
+    match loss {
+        LossOpV2::Distance {
+            distance,
+            reduction,
+        } => LossOp::Distance {
+            distance: match distance {
+                DistanceV2::L1 => Distance::L1,
+                DistanceV2::SmoothL1 { beta } => Distance::SmoothL1 { beta },
+                DistanceV2::Huber { delta } => Distance::Huber { delta },
+            },
+            reduction: reduction_from_file(reduction),
+        },
+        LossOpV2::BceWithLogits { reduction } => LossOp::BceWithLogits {
+            reduction: reduction_from_file(reduction),
+        },
+        LossOpV2::Nll {
+            ignore_index,
+            reduction,
+        } => LossOp::Nll {
+            ignore_index,
+            reduction: reduction_from_file(reduction),
+        },
+        LossOpV2::CrossEntropy {
+            targets,
+            ignore_index,
+            label_smoothing,
+            reduction,
+        } => LossOp::CrossEntropy(CrossEntropyOptions {
+            targets: match targets {
+                TargetsV2::Classes => Targets::Classes,
+                TargetsV2::Probabilities => Targets::Probabilities,
+            },
+            ignore_index,
+            label_smoothing,
+            reduction: reduction_from_file(reduction),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -208,7 +514,222 @@ mod tests {
             Op::Mse,
             Op::CrossEntropy,
         ]);
+        ops.extend(ops_from_tag_50());
         ops
+    }
+
+    /// The ops given codes from tag 50, each with several parameter values.
+    fn ops_from_tag_50() -> Vec<Op> {
+        let reductions = [
+            ReduceOp::Amax,
+            ReduceOp::Amin,
+            ReduceOp::MaxAt,
+            ReduceOp::MinAt,
+            ReduceOp::ArgMax,
+            ReduceOp::ArgMin,
+            ReduceOp::LogSumExp,
+            ReduceOp::Prod,
+            ReduceOp::Var(0.0),
+            ReduceOp::Var(1.0),
+            ReduceOp::Std(0.5),
+            ReduceOp::Std(f64::MIN_POSITIVE),
+            ReduceOp::Norm,
+        ];
+        let mut ops = Vec::new();
+        for op in reductions {
+            for (axis, keep_dim) in [
+                (None, false),
+                (None, true),
+                (Some(0), true),
+                (Some(5), false),
+            ] {
+                ops.push(Op::Reduce { op, axis, keep_dim });
+            }
+        }
+        let mut losses = Vec::new();
+        for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+            for distance in [
+                Distance::L1,
+                Distance::SmoothL1 { beta: 0.0 },
+                Distance::SmoothL1 { beta: 1.5 },
+                Distance::Huber { delta: 0.25 },
+            ] {
+                losses.push(LossOp::Distance {
+                    distance,
+                    reduction,
+                });
+            }
+            losses.push(LossOp::BceWithLogits { reduction });
+            for ignore_index in [None, Some(-100), Some(i64::MAX), Some(3)] {
+                losses.push(LossOp::Nll {
+                    ignore_index,
+                    reduction,
+                });
+                for (targets, label_smoothing) in [
+                    (Targets::Classes, 0.0),
+                    (Targets::Probabilities, 0.1),
+                    (Targets::Classes, 1.0),
+                ] {
+                    losses.push(LossOp::CrossEntropy(CrossEntropyOptions {
+                        targets,
+                        ignore_index,
+                        label_smoothing,
+                        reduction,
+                    }));
+                }
+            }
+        }
+        ops.extend(losses.into_iter().map(Op::Loss));
+        let mut pads = [[0u32; 2]; MAX_RANK];
+        pads[0] = [1, 2];
+        pads[1] = [0, u32::MAX];
+        let mut full = [[7u32; 2]; MAX_RANK];
+        full[MAX_RANK - 1] = [0, 3];
+        ops.extend([
+            Op::SoftmaxAxis { axis: 0 },
+            Op::SoftmaxAxis { axis: 3 },
+            Op::LogSoftmaxAxis { axis: 1 },
+            Op::BroadcastTo(Shape::new(&[4, 1, 3]).unwrap()),
+            Op::BroadcastTo(Shape::SCALAR),
+            Op::Narrow {
+                axis: 1,
+                start: -2,
+                length: 2,
+            },
+            Op::Narrow {
+                axis: 0,
+                start: i64::MIN,
+                length: 0,
+            },
+            Op::IndexSelect { axis: 0 },
+            Op::IndexSelect { axis: 2 },
+            Op::Gather { axis: 1 },
+            Op::BatchedMatMul,
+            Op::Dropout { p: 0.0, seed: 0 },
+            Op::Dropout {
+                p: 0.5,
+                seed: u64::MAX,
+            },
+            Op::Dropout { p: 1.0, seed: 42 },
+            Op::Slice {
+                axis: 0,
+                range: SliceAxis::FULL,
+            },
+            Op::Slice {
+                axis: 2,
+                range: SliceAxis {
+                    start: -5,
+                    end: i64::MIN,
+                    step: 3,
+                },
+            },
+            Op::Pad {
+                pads,
+                axes: 2,
+                value: -1.5,
+            },
+            Op::Pad {
+                pads: [[0; 2]; MAX_RANK],
+                axes: 0,
+                value: 0.0,
+            },
+            Op::Pad {
+                pads: full,
+                axes: MAX_RANK as u8,
+                value: f64::NEG_INFINITY,
+            },
+        ]);
+        ops
+    }
+
+    #[test]
+    fn every_op_from_tag_50_survives_the_round_trip_through_bytes() {
+        for op in ops_from_tag_50() {
+            let file = op_to_file(7, &op).unwrap();
+            let mut bytes = Vec::new();
+            crate::codec::encode_into(&file, &mut bytes);
+            let read: OpV2 = crate::codec::decode(&bytes).unwrap();
+            assert_eq!(op_from_file(7, &read).unwrap(), op);
+        }
+    }
+
+    #[test]
+    fn a_parameter_of_an_op_from_tag_50_the_engine_refuses_is_refused_on_load() {
+        let distance = |distance| {
+            OpV2::Loss(LossOpV2::Distance {
+                distance,
+                reduction: ReductionV2::Mean,
+            })
+        };
+        let cross_entropy = |label_smoothing| {
+            OpV2::Loss(LossOpV2::CrossEntropy {
+                targets: TargetsV2::Classes,
+                ignore_index: None,
+                label_smoothing,
+                reduction: ReductionV2::Sum,
+            })
+        };
+        let reduce = |op| OpV2::Reduce {
+            op,
+            axis: None,
+            keep_dim: false,
+        };
+        let slice = |step| OpV2::Slice {
+            axis: 0,
+            start: 0,
+            end: 4,
+            step,
+        };
+        let bad = [
+            (
+                reduce(ReduceOpV2::Var {
+                    correction: f64::NAN,
+                }),
+                "correction",
+            ),
+            (reduce(ReduceOpV2::Std { correction: -1.0 }), "correction"),
+            (
+                reduce(ReduceOpV2::Var {
+                    correction: f64::INFINITY,
+                }),
+                "correction",
+            ),
+            (distance(DistanceV2::SmoothL1 { beta: -0.5 }), "beta"),
+            (distance(DistanceV2::SmoothL1 { beta: f64::NAN }), "beta"),
+            (distance(DistanceV2::Huber { delta: 0.0 }), "delta"),
+            (distance(DistanceV2::Huber { delta: f64::NAN }), "delta"),
+            (cross_entropy(1.5), "label_smoothing"),
+            (cross_entropy(f64::NAN), "label_smoothing"),
+            (
+                OpV2::Dropout {
+                    p: f64::NAN,
+                    seed: 1,
+                },
+                "p",
+            ),
+            (OpV2::Dropout { p: -0.1, seed: 1 }, "p"),
+            (OpV2::Dropout { p: 1.5, seed: 1 }, "p"),
+            (slice(0), "step"),
+            (slice(-1), "step"),
+            (
+                OpV2::Pad {
+                    pads: vec![[0, 0]; MAX_RANK + 1],
+                    value: 0.0,
+                },
+                "pads",
+            ),
+        ];
+        for (op, parameter) in bad {
+            match op_from_file(3, &op) {
+                Err(Error::OpParameter {
+                    node: 3,
+                    source: wengert_ops::Error::InvalidArgument { argument, .. },
+                }) if argument == parameter => {}
+                other => panic!("{op:?}: {other:?}"),
+            }
+        }
+        let too_many_axes = OpV2::BroadcastTo(vec![1; MAX_RANK + 1]);
+        assert!(op_from_file(3, &too_many_axes).is_err());
     }
 
     #[test]
@@ -273,5 +794,90 @@ mod tests {
         assert_eq!(tag(OpV2::Pow), 41);
         assert_eq!(tag(OpV2::GeluTanh), 44);
         assert_eq!(tag(OpV2::Ge), 49);
+        let from_50 = [
+            OpV2::Reduce {
+                op: ReduceOpV2::Norm,
+                axis: None,
+                keep_dim: false,
+            },
+            OpV2::SoftmaxAxis { axis: 0 },
+            OpV2::LogSoftmaxAxis { axis: 0 },
+            OpV2::Loss(LossOpV2::BceWithLogits {
+                reduction: ReductionV2::Mean,
+            }),
+            OpV2::BroadcastTo(vec![]),
+            OpV2::Narrow {
+                axis: 0,
+                start: 0,
+                length: 0,
+            },
+            OpV2::IndexSelect { axis: 0 },
+            OpV2::Gather { axis: 0 },
+            OpV2::BatchedMatMul,
+            OpV2::Dropout { p: 0.5, seed: 0 },
+            OpV2::Slice {
+                axis: 0,
+                start: 0,
+                end: 1,
+                step: 1,
+            },
+            OpV2::Pad {
+                pads: vec![],
+                value: 0.0,
+            },
+        ];
+        for (op, expected) in from_50.into_iter().zip(50..) {
+            assert_eq!(tag(op.clone()), expected, "{op:?}");
+        }
+    }
+
+    #[test]
+    fn an_optional_axis_and_pad_pairs_have_the_bytes_docs_format_md_gives() {
+        let bytes = |op: &OpV2| {
+            let mut out = Vec::new();
+            crate::codec::encode_into(op, &mut out);
+            out
+        };
+        let reduce = OpV2::Reduce {
+            op: ReduceOpV2::Norm,
+            axis: Some(1),
+            keep_dim: true,
+        };
+        assert_eq!(bytes(&reduce), [50, 0, 0, 0, 10, 0, 0, 0, 1, 1, 0, 0, 0, 1]);
+        let over_all = OpV2::Reduce {
+            op: ReduceOpV2::Amax,
+            axis: None,
+            keep_dim: false,
+        };
+        assert_eq!(bytes(&over_all), [50, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let pad = OpV2::Pad {
+            pads: vec![[1, 2]],
+            value: 0.0,
+        };
+        let mut expected = vec![61, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0];
+        expected.extend([0; 8]);
+        assert_eq!(bytes(&pad), expected);
+    }
+
+    #[test]
+    fn the_inner_enums_have_the_tags_docs_format_md_gives() {
+        fn tag(value: &impl serde::Serialize) -> u32 {
+            let mut bytes = Vec::new();
+            crate::codec::encode_into(value, &mut bytes);
+            u32::from_le_bytes(bytes[..4].try_into().unwrap())
+        }
+        assert_eq!(tag(&ReduceOpV2::Amax), 0);
+        assert_eq!(tag(&ReduceOpV2::Prod), 7);
+        assert_eq!(tag(&ReduceOpV2::Var { correction: 1.0 }), 8);
+        assert_eq!(tag(&ReduceOpV2::Norm), 10);
+        assert_eq!(tag(&ReductionV2::Mean), 0);
+        assert_eq!(tag(&ReductionV2::None), 2);
+        assert_eq!(tag(&DistanceV2::Huber { delta: 1.0 }), 2);
+        assert_eq!(tag(&TargetsV2::Probabilities), 1);
+        let nll = LossOpV2::Nll {
+            ignore_index: None,
+            reduction: ReductionV2::Sum,
+        };
+        assert_eq!(tag(&nll), 2);
     }
 }

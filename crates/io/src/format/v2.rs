@@ -31,10 +31,19 @@ pub enum OpV2 {
     Log,
     Sum,
     Mean,
-    SumAxis { axis: u32, keep_dim: bool },
-    MeanAxis { axis: u32, keep_dim: bool },
+    SumAxis {
+        axis: u32,
+        keep_dim: bool,
+    },
+    MeanAxis {
+        axis: u32,
+        keep_dim: bool,
+    },
     Reshape(#[serde(deserialize_with = "bounded_vec")] Vec<u64>),
-    Transpose { axis0: u32, axis1: u32 },
+    Transpose {
+        axis0: u32,
+        axis1: u32,
+    },
     Softmax,
     LogSoftmax,
     Mse,
@@ -50,11 +59,17 @@ pub enum OpV2 {
     Cos,
     Log1p,
     Expm1,
-    Softplus { beta: f64, threshold: f64 },
+    Softplus {
+        beta: f64,
+        threshold: f64,
+    },
     LeakyRelu(f64),
     Elu(f64),
     Silu,
-    Clamp { min: f64, max: f64 },
+    Clamp {
+        min: f64,
+        max: f64,
+    },
     Sign,
     Maximum,
     Minimum,
@@ -67,6 +82,118 @@ pub enum OpV2 {
     Le,
     Gt,
     Ge,
+    // From tag 50: reductions, softmax on any axis, losses with a reduction, shape and
+    // indexing ops, batched matmul and dropout.
+    Reduce {
+        op: ReduceOpV2,
+        /// `None` reduces over all elements.
+        axis: Option<u32>,
+        keep_dim: bool,
+    },
+    SoftmaxAxis {
+        axis: u32,
+    },
+    LogSoftmaxAxis {
+        axis: u32,
+    },
+    Loss(LossOpV2),
+    BroadcastTo(#[serde(deserialize_with = "bounded_vec")] Vec<u64>),
+    Narrow {
+        axis: u32,
+        start: i64,
+        length: u64,
+    },
+    IndexSelect {
+        axis: u32,
+    },
+    Gather {
+        axis: u32,
+    },
+    BatchedMatMul,
+    Dropout {
+        p: f64,
+        seed: u64,
+    },
+    Slice {
+        axis: u32,
+        start: i64,
+        end: i64,
+        step: i64,
+    },
+    /// One `[before, after]` pair per axis of the input, in axis order.
+    Pad {
+        #[serde(deserialize_with = "bounded_vec")]
+        pads: Vec<[u32; 2]>,
+        value: f64,
+    },
+}
+
+/// What a [`OpV2::Reduce`] reduces each lane to (`wengert_ops::ReduceOp`'s of the same name).
+/// Appended only: a variant's tag is its position.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)] // the variants are the engine's, documented on `wengert_ops::ReduceOp`
+pub enum ReduceOpV2 {
+    Amax,
+    Amin,
+    MaxAt,
+    MinAt,
+    ArgMax,
+    ArgMin,
+    LogSumExp,
+    Prod,
+    Var { correction: f64 },
+    Std { correction: f64 },
+    Norm,
+}
+
+/// How a loss's terms are reduced (`wengert_ops::Reduction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)] // the variants are the engine's, documented on `wengert_ops::Reduction`
+pub enum ReductionV2 {
+    Mean,
+    Sum,
+    None,
+}
+
+/// A loss of the difference of prediction and target (`wengert_ops::Distance`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)] // the variants are the engine's, documented on `wengert_ops::Distance`
+pub enum DistanceV2 {
+    L1,
+    SmoothL1 { beta: f64 },
+    Huber { delta: f64 },
+}
+
+/// What a cross-entropy's targets hold (`wengert_ops::Targets`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)] // the variants are the engine's, documented on `wengert_ops::Targets`
+pub enum TargetsV2 {
+    Classes,
+    Probabilities,
+}
+
+/// The losses of [`OpV2::Loss`] (`wengert_ops::LossOp`); a cross-entropy's options are
+/// spelled out. Appended only: a variant's tag is its position.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)] // the variants are the engine's, documented on `wengert_ops::LossOp`
+pub enum LossOpV2 {
+    Distance {
+        distance: DistanceV2,
+        reduction: ReductionV2,
+    },
+    BceWithLogits {
+        reduction: ReductionV2,
+    },
+    Nll {
+        ignore_index: Option<i64>,
+        reduction: ReductionV2,
+    },
+    CrossEntropy {
+        targets: TargetsV2,
+        ignore_index: Option<i64>,
+        label_smoothing: f64,
+        reduction: ReductionV2,
+    },
 }
 
 impl From<v1::OpV1> for OpV2 {

@@ -1,6 +1,7 @@
 //! Integration tests of wengert-io: what a user does, end to end, and what a hostile file does.
 
 mod budget;
+mod coded_ops;
 mod common;
 mod crash;
 mod golden;
