@@ -81,10 +81,34 @@ fn publish_check() -> Result<(), String> {
             "`cargo doc` with warnings denied failed ({status})"
         ));
     }
-    run(
+    // Cargo unpacks the packages it verifies into its home, keyed by the path of the
+    // temporary registry they are published to, and never unpacks the same name and version
+    // there again: a fixed target directory would verify a later run against the first run's
+    // sources. A directory of its own each run gives the registry a path of its own.
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_nanos();
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("publish-check")
+        .join(format!("{stamp}-{}", std::process::id()));
+    let target_dir = target.to_str().ok_or("the target path is not UTF-8")?;
+    let result = run(
         "cargo",
-        &["publish", "--dry-run", "--workspace", "--allow-dirty"],
-    )
+        &[
+            "publish",
+            "--dry-run",
+            "--workspace",
+            "--allow-dirty",
+            "--target-dir",
+            target_dir,
+        ],
+    );
+    // The packages' builds are not reused (the next run has another directory).
+    let _ = std::fs::remove_dir_all(&target);
+    result
 }
 
 pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {
