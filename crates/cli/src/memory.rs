@@ -73,9 +73,21 @@ fn total_memory(meminfo: &Path) -> Option<u64> {
     mem_total(&text)
 }
 
+/// The memory the kernel says a new program can take without swapping (`MemAvailable` in
+/// `/proc/meminfo`), in bytes, where it can be read.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    meminfo_bytes(&text, "MemAvailable:")
+}
+
 fn mem_total(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let mut fields = line["MemTotal:".len()..].split_whitespace();
+    meminfo_bytes(meminfo, "MemTotal:")
+}
+
+/// The field `key` of a `/proc/meminfo`-style text, in bytes (a positive count).
+fn meminfo_bytes(meminfo: &str, key: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with(key))?;
+    let mut fields = line[key.len()..].split_whitespace();
     let value: u64 = fields.next()?.parse().ok()?;
     let unit = match fields.next() {
         Some("kB") => 1024,

@@ -14,10 +14,10 @@ use wengert_train::{
 
 use crate::args::{ActivationArg, HeaderArg, OptimizerArg, TrainArgs};
 use crate::distributed::World;
-use crate::model;
 use crate::output::{self, Summary};
 use crate::run_dir::{self, RunDir};
 use crate::run_info::{DataSource, RunInfo, check_class_name, file_crc32};
+use crate::{memory, model};
 
 /// The most worker threads `--threads` may ask for: more than any machine this runs on has
 /// cores, and few enough to start in a moment.
@@ -727,7 +727,7 @@ fn check_fits(sizes: &[usize], args: &TrainArgs, source: &str) -> Result<(), Str
         .parameter_count()
         .map_err(|_| format!("{layers} has more parameters than this machine can address"))?;
     let needed = training_bytes(sizes, parameters, args);
-    if let Some(available) = available_memory()
+    if let Some(available) = memory::available_memory()
         && needed > u128::from(available)
     {
         return Err(format!(
@@ -744,7 +744,7 @@ fn check_fits(sizes: &[usize], args: &TrainArgs, source: &str) -> Result<(), Str
 /// in the memory available, so that a file too wide is refused at its first row; `None`
 /// where the memory is unknown or the hidden layers alone do not fit.
 fn widest_input(args: &TrainArgs) -> Option<usize> {
-    let available = u128::from(available_memory()?);
+    let available = u128::from(memory::available_memory()?);
     let fits = |features: usize| {
         let mut sizes = vec![features];
         sizes.extend(&args.hidden);
@@ -787,15 +787,6 @@ fn training_bytes(sizes: &[usize], parameters: usize, args: &TrainArgs) -> u128 
     let widths: u128 = sizes.iter().map(|&w| w as u128).sum();
     let elements = parameters as u128 * per_parameter + rows * widths * 4;
     elements * std::mem::size_of::<E>() as u128
-}
-
-/// The memory the system says is available for new work (`MemAvailable` in Linux's
-/// `/proc/meminfo`), or `None` where it cannot tell.
-fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
 }
 
 /// A byte count for a person: `25.6 GB`.
