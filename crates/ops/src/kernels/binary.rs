@@ -52,7 +52,7 @@ fn aligned_dim(shape: &Shape, rank: usize, i: usize) -> usize {
 }
 
 /// Strides that read `input` at each index of `out` (0 on broadcast axes).
-fn broadcast_strides(input: &Shape, out: &Shape) -> [usize; MAX_RANK] {
+pub(crate) fn broadcast_strides(input: &Shape, out: &Shape) -> [usize; MAX_RANK] {
     let own = input.strides();
     let offset = out.rank() - input.rank();
     let mut strides = [0usize; MAX_RANK];

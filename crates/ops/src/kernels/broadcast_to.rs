@@ -1,6 +1,7 @@
 //! `broadcast_to`: repeat an array along axes of length 1 and new leading axes to reach a
 //! shape (`torch.broadcast_to`, NumPy's rules); its VJP sums the gradient back.
 
+use super::binary::broadcast_strides;
 use super::walk::walk2;
 use crate::{Error, Float, MAX_RANK, Result, Shape, TensorRef};
 
@@ -27,25 +28,12 @@ pub fn broadcast_to_shape(x: &Shape, to: &Shape) -> Result<Shape> {
     Ok(*to)
 }
 
-/// Strides that read `x` at each index of `to` (0 along repeated axes).
-fn read_strides(x: &Shape, to: &Shape) -> [usize; MAX_RANK] {
-    let own = x.strides();
-    let offset = to.rank() - x.rank();
-    let mut strides = [0usize; MAX_RANK];
-    for (a, &d) in x.dims().iter().enumerate() {
-        if d != 1 {
-            strides[a + offset] = own[a];
-        }
-    }
-    strides
-}
-
 /// `out` = `x` repeated to shape `to` (as [`broadcast_to_shape`] checked).
 pub fn broadcast_to<E: Float>(x: TensorRef<'_, E>, to: &Shape, out: &mut [E]) {
     let data = x.data();
     walk2(
         to.dims(),
-        &read_strides(x.shape(), to),
+        &broadcast_strides(x.shape(), to),
         &[0; MAX_RANK],
         |i, s, _| out[i] = data[s],
     );
@@ -59,7 +47,7 @@ pub fn broadcast_to_vjp<E: Float, const ACC: bool>(x: &Shape, to: &Shape, g: &[E
     }
     walk2(
         to.dims(),
-        &read_strides(x, to),
+        &broadcast_strides(x, to),
         &[0; MAX_RANK],
         |i, s, _| gi[s] += g[i],
     );
