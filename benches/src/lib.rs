@@ -8,6 +8,7 @@
 //! - [`workloads`]: W2..W4 for the engines built here; [`memory`]: W5 (W1 runs in the
 //!   baselines program, `benches/baselines`, all its engines in one process).
 //! - [`record`], [`table`]: the records of `--json`, checked, and the printed table.
+//! - [`w7`]: W7, W2's step data-parallel over MPI (the `mpi` feature; one process per rank).
 //! - [`alloc_count`]: the counting global allocator behind W5's allocations per step.
 
 #![deny(missing_docs)]
@@ -20,6 +21,7 @@ pub mod mlp;
 pub mod record;
 pub mod shared;
 pub mod table;
+pub mod w7;
 pub mod workloads;
 
 #[cfg(test)]

@@ -186,6 +186,43 @@ impl TapeMlp {
         Ok(loss_value)
     }
 
+    /// The gradients of the mean loss over this batch, left on the tape (for a data-parallel
+    /// step, which combines them with other processes' before any update); returns the loss.
+    pub fn gradients(&mut self, x: &[f32], labels: &[usize]) -> Result<f32> {
+        let logits = forward_on(&mut self.tape, &self.layers, self.mark, self.inputs, x)?;
+        let y = self.tape.labels(labels)?;
+        let loss = self.tape.cross_entropy(logits, y)?;
+        let loss_value = self.tape.item(loss)?;
+        self.tape.backward(loss)?;
+        Ok(loss_value)
+    }
+
+    /// Every parameter's gradient from the last sweep, flattened in parameter order into
+    /// `flat` (whose length is [`Mlp::parameter_count`]).
+    pub fn copy_gradients(&mut self, flat: &mut [f32]) {
+        let mut at = 0;
+        self.tape
+            .update_parameters(|_, _, _, grad| {
+                flat[at..at + grad.len()].copy_from_slice(grad);
+                at += grad.len();
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap_or_else(|never| match never {});
+    }
+
+    /// One optimiser step with the flattened gradients `flat` instead of the tape's own.
+    pub fn apply(&mut self, flat: &[f32], opt: &mut impl Optimizer) {
+        opt.begin_step();
+        let mut at = 0;
+        self.tape
+            .update_parameters(|i, _, value, _| {
+                opt.update(i, value, &flat[at..at + value.len()]);
+                at += value.len();
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap_or_else(|never| match never {});
+    }
+
     /// The forward pass alone, with gradient recording off (inference); returns the logits.
     pub fn infer(&mut self, x: &[f32]) -> Result<&[f32]> {
         let (layers, mark, inputs) = (&self.layers, self.mark, self.inputs);

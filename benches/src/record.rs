@@ -30,6 +30,7 @@ pub fn required_figures(workload: &str) -> Option<&'static [&'static str]> {
         "W3" => &["record_ns_per_op", "backward_ns_per_op"],
         "W4" => &["seconds", "test_accuracy"],
         "W5" => &["peak_rss_mib", "allocs_per_step"],
+        "W7" => &["ms_per_step", "reduce_share"],
         _ => return None,
     })
 }

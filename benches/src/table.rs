@@ -32,10 +32,10 @@ pub fn format_value(v: f64) -> String {
 
 type RowKey = (u64, Vec<(String, u64)>, String);
 
-/// The whole table, every workload present in `records`, in order W1..W5.
+/// The whole table, every workload present in `records`, in order W1..W5, then W7.
 pub fn render(records: &[Record]) -> String {
     let mut out = String::new();
-    for workload in ["W1", "W2", "W3", "W4", "W5"] {
+    for workload in ["W1", "W2", "W3", "W4", "W5", "W7"] {
         let rows: Vec<&Record> = records.iter().filter(|r| r.workload == workload).collect();
         if rows.is_empty() {
             continue;

@@ -11,6 +11,9 @@
 //!    into `target/bench-peers`; PyTorch runs from `benches/peers/pytorch_bench.py` when
 //!    `python3 -c "import torch"` works;
 //!
+//! 4. with `--only` naming W7, `wengert-bench` again with the `mpi` feature (MPI's library is
+//!    needed to build it, `mpirun` to run W7);
+//!
 //! then runs `wengert-bench run` with the other programs' paths, which measures everything in
 //! one run, prints the table and writes `--json`.
 
@@ -29,6 +32,8 @@ fn root() -> PathBuf {
 /// Options of `cargo xtask bench`, everything else passed on to the runner.
 struct BenchArgs {
     peers: bool,
+    /// `--only` names W7, which needs the runner built with MPI.
+    mpi: bool,
     json: Option<PathBuf>,
     passed: Vec<String>,
 }
@@ -36,6 +41,7 @@ struct BenchArgs {
 fn parse(args: &[String]) -> Result<BenchArgs, String> {
     let mut parsed = BenchArgs {
         peers: false,
+        mpi: false,
         json: None,
         passed: Vec::new(),
     };
@@ -52,6 +58,7 @@ fn parse(args: &[String]) -> Result<BenchArgs, String> {
             }
             "--only" => {
                 let list = it.next().ok_or("--only needs a list such as W1,W3")?;
+                parsed.mpi = list.split(',').any(|w| w.eq_ignore_ascii_case("W7"));
                 parsed.passed.extend(["--only".to_string(), list.clone()]);
             }
             other => return Err(format!("bench: unknown option '{other}'")),
@@ -71,17 +78,20 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let target = root.join("target");
     std::env::set_current_dir(&root).map_err(|e| e.to_string())?;
 
-    run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "-p",
-            "wengert-benches",
-            "--bin",
-            "wengert-bench",
-        ],
-    )?;
+    let mut build = vec![
+        "build",
+        "--release",
+        "-p",
+        "wengert-benches",
+        "--bin",
+        "wengert-bench",
+    ];
+    if args.mpi {
+        // W7 runs the runner's ranks under mpirun: build it against the system's MPI (see the
+        // README's MPI section for the packages).
+        build.extend(["--features", "mpi"]);
+    }
+    run("cargo", &build)?;
     let baselines_target = target.join("bench-baselines");
     build_outside("benches/baselines/Cargo.toml", &baselines_target)?;
     let mut runner_args = vec!["run".to_string()];

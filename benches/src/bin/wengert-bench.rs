@@ -6,6 +6,7 @@
 //!                   [--baselines BIN] [--peers BIN] [--pytorch SCRIPT]
 //! wengert-bench check PATH          # checks a file written by --json
 //! wengert-bench w5-child ENGINE N   # internal: W5 in a fresh process on N threads
+//! wengert-bench w7-rank N [--quick] # internal: one rank of W7 (under mpirun), N threads
 //! ```
 //!
 //! `cargo xtask bench` builds this binary, the baselines program and (with `--peers`) the peers
@@ -20,7 +21,7 @@ use wengert_benches::alloc_count::CountingAlloc;
 use wengert_benches::memory::w5_child;
 use wengert_benches::record::{Record, check_json_text, parse_lines, to_json_text};
 use wengert_benches::shared::{Effort, Split, digits_split};
-use wengert_benches::{table, workloads};
+use wengert_benches::{table, w7, workloads};
 
 #[global_allocator]
 static ALLOCATOR: CountingAlloc = CountingAlloc;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         Some("run") => Options::parse(&args[1..]).and_then(|o| run(&o)),
         Some("check") => check(args.get(1)),
         Some("w5-child") => child(&args[1..]),
+        Some("w7-rank") => w7_rank(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -178,6 +180,12 @@ fn run(o: &Options) -> Result<(), String> {
         jobs.push((
             "W5 memory: wengert, no-tape (one child process each)".into(),
             Box::new(move |p| w5(all, p)),
+        ));
+    }
+    if o.wants("W7") {
+        jobs.push((
+            "W7 data-parallel step over MPI: wengert (one mpirun per configuration)".into(),
+            Box::new(move |p| w7(effort, all, p)),
         ));
     }
     if let Some(bin) = &o.peers {
@@ -333,6 +341,90 @@ fn w5(threads: usize, progress: &mut dyn FnMut(&str)) -> Result<Vec<Record>, Str
         records.extend(got);
     }
     Ok(records)
+}
+
+/// W7 under `mpirun`, once per configuration; skipped with the reason when this binary was
+/// built without MPI or `mpirun` cannot be started.
+fn w7(effort: Effort, cores: usize, progress: &mut dyn FnMut(&str)) -> Result<Vec<Record>, String> {
+    if !cfg!(feature = "mpi") {
+        progress(
+            "W7: skipped (this runner was built without the `mpi` feature; \
+             `cargo xtask bench --only W7` builds it with MPI)",
+        );
+        return Ok(Vec::new());
+    }
+    let me = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+    let mut records = Vec::new();
+    for (processes, threads) in w7::configurations(cores) {
+        let mut args: Vec<String> = [
+            "--allow-run-as-root",
+            "--oversubscribe",
+            // Open MPI binds each rank to one core when there are at most two: that would put
+            // a two-thread rank's workers on one core.
+            "--bind-to",
+            "none",
+            "-np",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(processes.to_string());
+        args.push(me.display().to_string());
+        args.extend(["w7-rank".to_string(), threads.to_string()]);
+        if effort == Effort::Quick {
+            args.push("--quick".to_string());
+        }
+        let got = match external(Path::new("mpirun"), &args, &[], progress) {
+            Ok(got) => got,
+            Err(e) if e.starts_with("cannot start") => {
+                progress(&format!(
+                    "W7: skipped ({e}; install MPI as the README says)"
+                ));
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
+        for r in &got {
+            progress(&format!(
+                "W7 {processes} process(es) x {threads} thread(s): {:.2} ms/step, {:.0}% reducing",
+                r.figures["ms_per_step"],
+                100.0 * r.figures["reduce_share"]
+            ));
+        }
+        records.extend(got);
+    }
+    // The workload's target: spreading over processes keeps at least 90% of the throughput of
+    // one process using as many threads.
+    let rate = |processes: u64, threads: u64| {
+        records
+            .iter()
+            .find(|r| r.params.get("processes") == Some(&processes) && r.threads == threads)
+            .map(|r| r.figures["samples_per_s"])
+    };
+    let cores = cores as u64;
+    if let (Some(spread), Some(threaded)) = (rate(cores, 1), rate(1, cores)) {
+        progress(&format!(
+            "W7 {cores} x 1 ÷ 1 x {cores} throughput: {:.2} (target at least 0.90)",
+            spread / threaded
+        ));
+    }
+    Ok(records)
+}
+
+#[cfg(feature = "mpi")]
+fn w7_rank(args: &[String]) -> Result<(), String> {
+    let threads: usize = args
+        .first()
+        .and_then(|t| t.parse().ok())
+        .ok_or("w7-rank needs a thread count")?;
+    if let Some(record) = w7::w7_rank(threads, Effort::from_args(args))? {
+        println!("{}", record.to_json());
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "mpi"))]
+fn w7_rank(_args: &[String]) -> Result<(), String> {
+    Err("w7-rank needs the runner built with the `mpi` feature".into())
 }
 
 fn child(args: &[String]) -> Result<(), String> {
