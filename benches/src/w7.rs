@@ -7,7 +7,8 @@
 //! 1 × 2, 2 × 1 on this machine's two cores); rank 0 prints the record. Reducing is timed
 //! apart: it covers the flattening of the tape's gradients, the exchange (including any wait
 //! for a slower rank) and the averaging, so `reduce_share` is what a step loses to being
-//! spread out, compute imbalance included.
+//! spread out, compute imbalance included. `exchange_ms` is the transport alone: the same
+//! reduction run back to back after the steps, with no compute between to wait for.
 //!
 //! [`MpiReducer`]: wengert_train::mpi::MpiReducer
 
@@ -109,6 +110,16 @@ mod rank {
             Ok(())
         })()?;
 
+        // The exchange alone: back-to-back reductions of the whole gradient, which keep the
+        // ranks in step with each other, so no rank waits for another's compute. The cost
+        // model of docs/SCALING.md takes the transport's figures from this.
+        let mut exchange_ms = Vec::with_capacity(steps);
+        for _ in 0..steps {
+            let start = Instant::now();
+            reducer.all_reduce(&mut flat, &mut stats).map_err(err)?;
+            exchange_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+
         // The ranks must have stepped alike: the same bits of every weight everywhere.
         let mut weights = Mlp::new(&W2_LAYERS, &mut Rng::new(SEED));
         net.write_back(&mut weights).map_err(err)?;
@@ -119,6 +130,8 @@ mod rank {
             return Ok(None);
         }
         let (step, reduce) = (median(&mut step_ms), median(&mut reduce_ms));
+        let exchange = median(&mut exchange_ms);
+        let gradient_mib = (flat.len() * std::mem::size_of::<f32>()) as f64 / (1024.0 * 1024.0);
         Ok(Some(Record::new(
             "W7",
             "wengert",
@@ -129,6 +142,8 @@ mod rank {
                 ("samples_per_s", W7_BATCH as f64 / step * 1e3),
                 ("reduce_ms", reduce),
                 ("reduce_share", reduce / step),
+                ("exchange_ms", exchange),
+                ("gradient_mib", gradient_mib),
             ],
         )))
     }
