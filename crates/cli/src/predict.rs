@@ -6,12 +6,14 @@ use std::path::Path;
 
 use wengert_train::argmax_rows;
 use wengert_train::loaders::load_csv_features;
+use wengert_train::recipe::PROBS;
 
+use crate::E;
 use crate::args::PredictArgs;
+use crate::data::header_option;
 use crate::memory;
 use crate::model::Held;
 use crate::run_info::RunInfo;
-use crate::train::{E, header_option};
 use crate::{destination, model};
 
 /// Runs `wengert predict`; the error is a one-line message.
@@ -71,7 +73,7 @@ pub fn run(args: &PredictArgs) -> Result<(), String> {
                 return Err(format!(
                     "{}: the model's output `{}` holds {p}, which is not a probability",
                     args.model.display(),
-                    model::PROBS
+                    PROBS
                 ));
             }
             if csv.is_empty() {
