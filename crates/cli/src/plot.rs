@@ -150,7 +150,7 @@ fn percent_decimals(span: f64) -> usize {
 
 /// A loss on its log axis, in as few characters as tell the ticks apart.
 fn format_loss(v: f64) -> String {
-    if v >= 100.0 || v < 1e-3 {
+    if !(1e-3..100.0).contains(&v) {
         format!("{v:.0e}")
     } else {
         let text = format!("{v:.3}");
