@@ -266,6 +266,21 @@ pub struct ExportArgs {
     /// Write the weights as a wengert weights file.
     #[arg(long, value_name = "OUT")]
     pub weights: Option<PathBuf>,
+
+    /// The safetensors' weight layout: `wengert` writes each layers.<i>.weight as wengert
+    /// holds it, [inputs, outputs]; `pytorch` as torch.nn.Linear does, [outputs, inputs], for
+    /// `load_state_dict` to take as they are.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Wengert, requires = "safetensors")]
+    pub layout: LayoutArg,
+}
+
+/// `--layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// `[inputs, outputs]`: `x·W + b`.
+    Wengert,
+    /// `[outputs, inputs]`: `x·Wᵀ + b`, torch.nn.Linear's.
+    Pytorch,
 }
 
 /// `--header`.

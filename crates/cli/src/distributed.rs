@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use wengert_train::Trainer;
 
-use crate::train::E;
+use crate::E;
 
 /// Whether this process prints its report (rank 0, or the only process).
 static PRINTS: AtomicBool = AtomicBool::new(true);

@@ -18,6 +18,7 @@ macro_rules! say {
 }
 
 mod args;
+mod data;
 mod destination;
 mod distributed;
 mod eval;
@@ -38,6 +39,9 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 
 use args::{Cli, Command};
+
+/// The element type the command trains and runs models in.
+pub type E = f32;
 
 fn main() -> ExitCode {
     let matches = match Cli::command().try_get_matches() {

@@ -3,72 +3,38 @@
 
 use std::path::Path;
 
-use ndarray::{Array2, ArrayView2, Axis};
-use wengert_io::{LoadOptions, ReplayOptions, TapeModel, TapeSaver};
+use ndarray::{ArrayView2, Axis};
+use wengert_io::{LoadOptions, ReplayOptions, TapeModel};
 use wengert_ops::Shape;
-use wengert_tape::{NodeId, Tape};
-use wengert_train::{Mlp, Module, Standardizer};
+use wengert_tape::Tape;
+use wengert_train::recipe::{Classifier, INPUT, LOGITS, PROBS};
+use wengert_train::{Mlp, Standardizer};
 
+use crate::E;
 use crate::memory;
 use crate::run_info::RunInfo;
-use crate::train::E;
-
-/// The input's name in a saved model.
-pub const INPUT: &str = "x";
-/// The outputs' names: the scores before the softmax, and the class probabilities.
-pub const LOGITS: &str = "logits";
-/// The class probabilities.
-pub const PROBS: &str = "probs";
 
 /// The most examples per replay: a large data set is replayed in chunks of this many, or fewer
 /// when the model's cost per example and `--max-memory` need it.
 const CHUNK: usize = 1024;
 
-/// Records `(x - mean) / std → model → softmax` on a tape and saves it to `path`
-/// atomically: input `x` (raw features), parameters `input.mean`, `input.std` and the
-/// model's (`layers.<i>.weight`, `layers.<i>.bias`), outputs `logits` and `probs`, and
-/// `run` as metadata.
+/// Saves the trained `model` behind `scaler` to `path` atomically, as the library's
+/// classifier recipe ([`Classifier`]: input `x` of raw features, outputs `logits` and
+/// `probs`), with the parameters under PyTorch's names and `run` as metadata.
 pub fn save(
     path: &Path,
     model: &Mlp<E>,
     scaler: &Standardizer<E>,
     run: &RunInfo,
 ) -> Result<(), String> {
-    let fail = |e: &dyn std::fmt::Display| format!("cannot record the model: {e}");
-    let mut tape = Tape::<E>::new();
-    let features = scaler.mean.len();
-    let x = tape
-        .input(Array2::<E>::zeros((1, features)))
-        .map_err(|e| fail(&e))?;
-    let recorded = (|| -> wengert_train::Result<(NodeId, NodeId)> {
-        let mean = tape.parameter(&scaler.mean)?;
-        let std = tape.parameter(&scaler.std)?;
-        // The same arithmetic as Standardizer::apply, so the saved model sees the very
-        // values the network was trained on.
-        let centred = tape.sub(x, mean)?;
-        let scaled = tape.div(centred, std)?;
-        // Records the model's parameters after the scaler's, then its forward pass.
-        let logits = model.apply(&mut tape, scaled)?;
-        let probs = tape.softmax(logits)?;
-        Ok((logits, probs))
-    })();
-    let (logits, probs) = recorded.map_err(|e| fail(&e))?;
-    let parameters: Vec<NodeId> = tape.parameters().collect();
-    let names = ["input.mean".to_string(), "input.std".to_string()]
-        .into_iter()
-        .chain(model.parameter_names());
-    let mut saver = TapeSaver::new(&tape).input(INPUT, x);
-    for (name, id) in names.zip(parameters) {
-        saver = saver.parameter(name, id);
-    }
+    let mut recipe = Classifier::new(model, scaler).parameter_names(model.parameter_names());
     for (key, value) in run.to_metadata() {
-        saver = saver.metadata(key, value);
+        recipe = recipe.metadata(key, value);
     }
-    saver
-        .output(LOGITS, logits)
-        .output(PROBS, probs)
-        .save(path)
-        .map_err(|e| io_message(path, &e))
+    recipe.save(path).map_err(|e| match e {
+        wengert_train::Error::File(e) => io_message(path, &e),
+        e => format!("cannot record the model: {e}"),
+    })
 }
 
 /// Loads a saved model and checks that it is one `train` writes: an input `x` of shape
@@ -100,14 +66,6 @@ pub fn load(path: &Path) -> Result<TapeModel<E>, String> {
     // Read now, so that a malformed record fails here with the file named.
     RunInfo::of(&model).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(model)
-}
-
-/// The number of classes the model scores (its `logits` width).
-pub fn classes(model: &TapeModel<E>) -> usize {
-    model
-        .output_shape(LOGITS)
-        .and_then(|s| s.dims().last().copied())
-        .unwrap_or(0)
 }
 
 /// The number of features the model takes.

@@ -57,11 +57,14 @@ pub struct Summary {
 /// Writes the three files into `dir`, creating it.
 pub fn write_all(dir: &Path, history: &History, summary: &Summary) -> Result<(), String> {
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    write_atomically(&dir.join("metrics.csv"), metrics_csv(history).as_bytes())?;
+    // A reader sees each file whole, the old one or the new one, never a part.
+    let write = |name: &str, bytes: &[u8]| {
+        wengert_io::write_atomic(&dir.join(name), bytes).map_err(|e| e.to_string())
+    };
+    write("metrics.csv", metrics_csv(history).as_bytes())?;
     let json = serde_json::to_string_pretty(summary).map_err(|e| e.to_string())? + "\n";
-    write_atomically(&dir.join("metrics.json"), json.as_bytes())?;
-    let svg = crate::plot::curves_svg(history)?;
-    write_atomically(&dir.join("curves.svg"), svg.as_bytes())?;
+    write("metrics.json", json.as_bytes())?;
+    write("curves.svg", crate::plot::curves_svg(history)?.as_bytes())?;
     Ok(())
 }
 
@@ -84,10 +87,4 @@ fn metrics_csv(history: &History) -> String {
         ));
     }
     out
-}
-
-/// Writes `bytes` to `path` atomically (`wengert_io::write_atomic`): a reader sees the old
-/// file or the new one, never a part.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    wengert_io::write_atomic(path, bytes).map_err(|e| e.to_string())
 }

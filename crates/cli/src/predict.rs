@@ -6,12 +6,14 @@ use std::path::Path;
 
 use wengert_train::argmax_rows;
 use wengert_train::loaders::load_csv_features;
+use wengert_train::recipe::PROBS;
 
+use crate::E;
 use crate::args::PredictArgs;
+use crate::data::header_option;
 use crate::memory;
 use crate::model::Held;
 use crate::run_info::RunInfo;
-use crate::train::{E, header_option};
 use crate::{destination, model};
 
 /// Runs `wengert predict`; the error is a one-line message.
@@ -71,7 +73,7 @@ pub fn run(args: &PredictArgs) -> Result<(), String> {
                 return Err(format!(
                     "{}: the model's output `{}` holds {p}, which is not a probability",
                     args.model.display(),
-                    model::PROBS
+                    PROBS
                 ));
             }
             if csv.is_empty() {
@@ -118,24 +120,26 @@ fn csv_field(text: &str) -> String {
 
 /// The most bytes the predictions' text takes: the header (`class,prob_0,...`), then per row
 /// a class (an index of at most 20 digits, or a name of at most `longest_name` bytes, quoted
-/// with its quotes doubled at worst) and per class a comma and a probability in at most 15
-/// characters (see [`push_probability`]), and a newline.
+/// with its quotes doubled at worst) and per class a comma and a probability in at most
+/// [`PROBABILITY_WIDTH`] characters (see [`push_probability`]), and a newline.
 fn text_bound(rows: usize, classes: usize, longest_name: usize) -> u128 {
     let classes = classes as u128;
     let quoted = |len: u128| 2 * len + 2;
     let class_field = quoted(longest_name as u128).max(20);
     let header = 6 + classes * (1 + quoted(5 + longest_name as u128).max(25));
-    header + rows as u128 * (1 + class_field + 16 * classes)
+    header + rows as u128 * (1 + class_field + (1 + PROBABILITY_WIDTH as u128) * classes)
 }
 
-/// The shortest text that reads back as the same `f32`: plain notation down to 1e-4,
-/// scientific below (`3.2e-14`, not thirteen zeros).
+/// Decimals of every probability written: one format for every row and class, which lines up
+/// and reads the same whatever the value (`0.000012`, not `1.2e-5`).
+pub const PROBABILITY_DECIMALS: usize = 6;
+
+/// The most characters a probability takes: `1.000000` (a model's NaN is written `NaN`).
+const PROBABILITY_WIDTH: usize = 2 + PROBABILITY_DECIMALS;
+
+/// A probability in `[0, 1]` with [`PROBABILITY_DECIMALS`] decimals, rounded to the nearest.
 fn push_probability(out: &mut String, p: E) {
-    if p == 0.0 || p.abs() >= 1e-4 {
-        let _ = write!(out, "{p}");
-    } else {
-        let _ = write!(out, "{p:e}");
-    }
+    let _ = write!(out, "{p:.PROBABILITY_DECIMALS$}");
 }
 
 #[cfg(test)]
@@ -155,7 +159,7 @@ mod tests {
         let name = "\"".repeat(7);
         let mut row = csv_field(&name);
         row.push(',');
-        push_probability(&mut row, 1.175_494_2e-38);
+        push_probability(&mut row, 1.0);
         row.push('\n');
         assert!(row.len() as u128 <= text_bound(1, 1, 7) - text_bound(0, 1, 7));
         let header = format!("class,{}\n", csv_field(&format!("prob_{name}")));
@@ -165,39 +169,33 @@ mod tests {
     #[test]
     fn the_text_bound_holds_the_longest_rows() {
         let mut worst = String::from("18446744073709551615");
-        for p in [
-            1.0e-4f32,
-            1.175_494_2e-38,
-            1.234_567_9e-5,
-            0.000_123_456_79,
-            f32::NAN,
-        ] {
+        for p in [1.0f32, 0.999_999_9, 1.175_494_2e-38, f32::NAN] {
             worst.push(',');
             push_probability(&mut worst, p);
         }
         worst.push('\n');
         assert!(
-            worst.len() as u128 <= text_bound(1, 5, 0) - text_bound(0, 5, 0),
+            worst.len() as u128 <= text_bound(1, 4, 0) - text_bound(0, 4, 0),
             "{worst}"
         );
     }
 
     #[test]
-    fn probabilities_read_back_exactly_and_stay_short() {
-        for p in [
-            0.0f32,
-            1.0,
-            0.5,
-            0.790_167_7,
-            1e-4,
-            3.159_814e-14,
-            2.041_803_7e-36,
-            1e-45,
-        ] {
+    fn every_probability_has_the_same_decimals() {
+        let cases = [
+            (0.0f32, "0.000000"),
+            (1.0, "1.000000"),
+            (0.5, "0.500000"),
+            (0.790_167_7, "0.790168"),
+            (1.2e-5, "0.000012"),
+            (3.159_814e-14, "0.000000"),
+            (0.999_999_9, "1.000000"),
+        ];
+        for (p, text) in cases {
             let mut s = String::new();
             push_probability(&mut s, p);
-            assert_eq!(s.parse::<f32>().unwrap().to_bits(), p.to_bits(), "{s}");
-            assert!(s.len() <= 15, "{s}");
+            assert_eq!(s, text, "{p}");
+            assert!(s.len() <= PROBABILITY_WIDTH);
         }
     }
 }

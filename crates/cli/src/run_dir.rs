@@ -190,24 +190,21 @@ fn is_checkpoint(path: &Path) -> bool {
         && head[8..12] == FileKind::Checkpoint.tag()
 }
 
-/// `YYYYMMDD-HHMMSS` in UTC for seconds since the Unix epoch (the civil-from-days algorithm).
+/// `YYYYMMDD-HHMMSS` in UTC for seconds since the Unix epoch.
 fn utc_timestamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    // Past year 9999 `time` has no date (nor does this name's format); such a clock is wrong.
+    let at = i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}{:02}{:02}-{:02}{:02}{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
     )
 }
 
@@ -220,6 +217,9 @@ mod tests {
         assert_eq!(utc_timestamp(0), "19700101-000000");
         assert_eq!(utc_timestamp(951_782_400), "20000229-000000");
         assert_eq!(utc_timestamp(1_700_000_000), "20231114-221320");
+        assert_eq!(utc_timestamp(4_107_542_399), "21000228-235959");
+        assert_eq!(utc_timestamp(4_107_542_400), "21000301-000000");
+        assert_eq!(utc_timestamp(u64::MAX), "19700101-000000");
     }
 
     #[test]

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use wengert_io::TapeModel;
 use wengert_train::MAX_CLASSES;
 use wengert_train::loaders::for_terminal;
+use wengert_train::recipe::LOGITS;
 
+use crate::E;
 use crate::args::HeaderArg;
-use crate::model;
-use crate::train::E;
 
 /// The metadata keys, each with the `wengert.` prefix of the command's own entries.
 const DATA: &str = "wengert.data";
@@ -160,7 +160,7 @@ impl RunInfo {
         let test_split = split(TEST_SPLIT)?;
         let validation_split = split(VALIDATION_SPLIT)?;
         let class_names = get(CLASS_NAMES)
-            .map(|text| check_class_names(text, model::classes(model)))
+            .map(|text| check_class_names(text, classes(model)))
             .transpose()?;
         Ok(RunInfo {
             data,
@@ -231,6 +231,14 @@ pub fn check_class_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The number of classes the model scores: its `logits` width.
+pub fn classes(model: &TapeModel<E>) -> usize {
+    model
+        .output_shape(LOGITS)
+        .and_then(|s| s.dims().last().copied())
+        .unwrap_or(0)
 }
 
 fn header_name(header: HeaderArg) -> &'static str {

@@ -51,6 +51,7 @@ mod module;
 #[cfg(feature = "mpi")]
 pub mod mpi;
 mod optim;
+pub mod recipe;
 pub mod reduce;
 mod rng;
 mod save;

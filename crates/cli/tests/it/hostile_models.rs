@@ -288,10 +288,11 @@ fn replays_that_need_more_than_max_memory_are_refused_naming_it() {
             );
         }
     }
-    // What the command holds beside the replay counts too: 2^30 probabilities a row.
+    // What the command holds beside the replay counts too: 2^30 probabilities a row, each
+    // written in 9 bytes (a comma and `0.123456`).
     let err = fails(d, &predict("wide.tape", &["--max-memory", "4G"]), 1);
     assert!(
-        err.contains("holding the data, the model and the predictions' text needs 826 GiB"),
+        err.contains("holding the data, the model and the predictions' text needs 476 GiB"),
         "{err}"
     );
     let err = fails(d, &eval("deep.tape", &["--max-memory", "4M"]), 1);

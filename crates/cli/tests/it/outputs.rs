@@ -185,6 +185,139 @@ fn safetensors_export_carries_its_format_and_layout() {
     );
 }
 
+/// The tensors of a safetensors file: name, shape and `f32` values.
+fn read_safetensors(bytes: &[u8]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let tensors = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    let mut out: Vec<(String, Vec<usize>, Vec<f32>)> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            (name, view.shape().to_vec(), values)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn pytorch_layout_writes_linear_weights_as_outputs_by_inputs_that_compute_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    model_and_features(d);
+    let export = |layout: &str, file: &str| {
+        let out = wengert(
+            d,
+            &[
+                "export",
+                "--model",
+                "run/model.tape",
+                "--safetensors",
+                file,
+                "--layout",
+                layout,
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let bytes = std::fs::read(d.join(file)).unwrap();
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        (read_safetensors(&bytes), header.metadata().clone().unwrap())
+    };
+    let (torch, metadata) = export("pytorch", "torch.safetensors");
+    let (ours, _) = export("wengert", "ours.safetensors");
+    assert!(
+        metadata["layout"]
+            .contains("layers.<i>.weight is [outputs, inputs], as torch.nn.Linear.weight"),
+        "{metadata:?}"
+    );
+    // The model is 64 -> 8 -> 10 (digits, --hidden 8): nn.Linear(64, 8), nn.Linear(8, 10).
+    let shapes: Vec<(&str, &[usize])> = torch
+        .iter()
+        .map(|(n, s, _)| (n.as_str(), s.as_slice()))
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("input.mean", &[64][..]),
+            ("input.std", &[64][..]),
+            ("layers.0.bias", &[8][..]),
+            ("layers.0.weight", &[8, 64][..]),
+            ("layers.1.bias", &[10][..]),
+            ("layers.1.weight", &[10, 8][..]),
+        ]
+    );
+    // The same numbers, each weight matrix transposed.
+    for ((name, shape, values), (_, our_shape, our_values)) in torch.iter().zip(&ours) {
+        if name.ends_with(".weight") {
+            let (outputs, inputs) = (shape[0], shape[1]);
+            assert_eq!(our_shape, &[inputs, outputs]);
+            for o in 0..outputs {
+                for i in 0..inputs {
+                    assert_eq!(values[o * inputs + i], our_values[i * outputs + o]);
+                }
+            }
+        } else {
+            assert_eq!((shape, values), (our_shape, our_values), "{name}");
+        }
+    }
+    // What PyTorch computes with them, `(x - mean) / std`, then `relu(x·Wᵀ + b)` and
+    // `x·Wᵀ + b`, then softmax, is what `predict` prints.
+    let tensor = |name: &str| &torch.iter().find(|t| t.0 == name).unwrap().2;
+    let linear = |x: &[f32], layer: usize| -> Vec<f32> {
+        let (w, b) = (
+            tensor(&format!("layers.{layer}.weight")),
+            tensor(&format!("layers.{layer}.bias")),
+        );
+        (0..b.len())
+            .map(|o| b[o] + (0..x.len()).map(|i| w[o * x.len() + i] * x[i]).sum::<f32>())
+            .collect()
+    };
+    let (mean, std) = (tensor("input.mean"), tensor("input.std"));
+    let x: Vec<f32> = (0..64).map(|i| (1.0 - mean[i]) / std[i]).collect();
+    let hidden: Vec<f32> = linear(&x, 0).into_iter().map(|h| h.max(0.0)).collect();
+    let logits = linear(&hidden, 1);
+    let top = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|l| (l - top).exp()).sum();
+    let probs: Vec<f32> = logits.iter().map(|l| (l - top).exp() / sum).collect();
+    let predicted = stdout(&predict(d, &[]));
+    let row: Vec<f32> = predicted
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .skip(1)
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(row.len(), 10);
+    for (p, q) in probs.iter().zip(&row) {
+        assert!((p - q).abs() < 2e-6, "{probs:?} vs {row:?}");
+    }
+}
+
+#[test]
+fn a_layout_applies_to_safetensors_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let out = wengert(
+        d,
+        &[
+            "export",
+            "--model",
+            "m.tape",
+            "--weights",
+            "w",
+            "--layout",
+            "pytorch",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--safetensors"), "{}", stderr(&out));
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn a_result_that_cannot_be_written_to_standard_output_is_an_error() {

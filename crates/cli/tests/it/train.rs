@@ -75,6 +75,47 @@ fn train_writes_metrics_csv_json_and_the_svg_plot() {
 }
 
 #[test]
+fn the_last_lines_list_every_file_the_run_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = wengert(
+        dir.path(),
+        &[QUICK, &["--out", "run", "--keep-checkpoints", "1"]].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let tail: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "wrote:")
+        .skip(1)
+        .collect();
+    let listed: Vec<String> = tail
+        .iter()
+        .filter_map(|l| l.trim_start().strip_prefix("run/"))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    let mut on_disk: Vec<String> = std::fs::read_dir(dir.path().join("run"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name != ".wengert.lock")
+        .collect();
+    on_disk.sort();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(sorted, on_disk, "{text}");
+    assert_eq!(listed[0], "model.tape", "{text}");
+    assert!(
+        tail.iter()
+            .any(|l| l.contains("run/checkpoint-82.ckpt") && l.contains("--resume run")),
+        "{text}"
+    );
+    assert_eq!(
+        tail.last().map(|l| l.trim()),
+        Some("(1 older checkpoint of this run removed, as --keep-checkpoints says)"),
+        "{text}"
+    );
+}
+
+#[test]
 fn the_same_seed_gives_the_same_metrics_apart_from_time() {
     let dir = tempfile::tempdir().unwrap();
     let read = |name: &str| -> Value {
