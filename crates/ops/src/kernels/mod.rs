@@ -10,6 +10,7 @@ pub mod broadcast_to;
 mod check;
 pub mod class_loss;
 pub mod concat;
+pub mod conv;
 pub mod dropout;
 pub mod extrema;
 pub mod indexing;
