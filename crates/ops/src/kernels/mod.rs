@@ -22,6 +22,7 @@ pub mod matmul;
 pub mod moments;
 pub mod pad;
 pub mod pointwise_loss;
+pub mod pool;
 pub mod product;
 pub mod reduce;
 pub mod reduction;
