@@ -20,6 +20,7 @@ pub mod logsumexp;
 pub mod loss;
 pub mod matmul;
 pub mod moments;
+pub mod norm;
 pub mod pad;
 pub mod pointwise_loss;
 pub mod pool;
