@@ -12,6 +12,7 @@ pub mod class_loss;
 pub mod concat;
 pub mod conv;
 pub mod dropout;
+pub mod embedding;
 pub mod extrema;
 pub mod indexing;
 pub mod lanes;
