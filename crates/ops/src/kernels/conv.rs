@@ -487,13 +487,24 @@ pub fn conv_vjp_bias<E: Float, const ACC: bool>(out: &Shape, g: &[E], gb: &mut [
         let mut sum = 0.0f64;
         for i in 0..n {
             let start = (i * o + oc) * p;
-            sum += g[start..start + p]
-                .iter()
-                .map(|&v| Float::to_f64(v))
-                .sum::<f64>();
+            sum += sum_f64(&g[start..start + p]);
         }
         store::<E, ACC>(dst, E::from_f64(sum));
     }
+}
+
+/// The sum of `v` in `f64`, in eight interleaved partial sums added in a fixed order (the
+/// order is the data's length alone, and the lanes vectorise).
+fn sum_f64<E: Float>(v: &[E]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let chunks = v.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|&x| Float::to_f64(x)).sum();
+    for chunk in chunks {
+        for (l, &x) in lanes.iter_mut().zip(chunk) {
+            *l += Float::to_f64(x);
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
 }
 
 /// Grows `scratch` to `len` (a no-op once it has been that long).
@@ -789,8 +800,15 @@ fn col2im_add<E: Float>(geo: &Geometry, cols: &[E], dx: &mut [E]) {
                     }
                     let dst = &mut plane[iy * w..(iy + 1) * w];
                     let x0 = lo * sw + j * dw - pw;
-                    for (d, &s) in dst[x0..].iter_mut().step_by(sw).zip(&seg[lo..hi]) {
-                        *d += s;
+                    if sw == 1 {
+                        let dst = &mut dst[x0..x0 + hi - lo];
+                        for (d, &s) in dst.iter_mut().zip(&seg[lo..hi]) {
+                            *d += s;
+                        }
+                    } else {
+                        for (d, &s) in dst[x0..].iter_mut().step_by(sw).zip(&seg[lo..hi]) {
+                            *d += s;
+                        }
                     }
                 }
             }
@@ -1337,6 +1355,150 @@ mod tests {
             // Kernels larger than the padded input are errors, tested apart.
             prop_assume!(conv2d_shape(&shape(&c.x), &shape(&c.w), None, c.args).is_ok());
             prop_assert!(check(&c, seed) < FD_TOL);
+        }
+    }
+}
+
+/// Timings at W6's shapes, run by hand in release:
+/// `cargo test --release -p wengert-ops --lib conv::timing -- --ignored --nocapture`.
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use ndarray::{Array2, ShapeBuilder};
+    use std::time::Instant;
+
+    /// The shortest time in seconds of each of `fs` over 15 rounds (after 3 of warming up),
+    /// the functions interleaved in every round so that they meet the same background load: on
+    /// a machine shared with other work the shortest run is the least disturbed.
+    fn best<const K: usize>(fs: &mut [&mut dyn FnMut(); K]) -> [f64; K] {
+        let mut t = [f64::INFINITY; K];
+        for round in 0..18 {
+            for (f, t) in fs.iter_mut().zip(&mut t) {
+                let start = Instant::now();
+                f();
+                if round >= 3 {
+                    *t = t.min(start.elapsed().as_secs_f64());
+                }
+            }
+        }
+        t
+    }
+
+    /// The forward as an implicit gemm (stride 1, one group): for each kernel tap and output
+    /// row, `out[:, y, lo..hi] += W[:, :, i, j] · x[:, y + i - ph, lo + j - pw..]`, the
+    /// operands read in place as strided views.
+    fn implicit_forward(geo: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
+        let (c, h, wd, o, p) = (geo.c, geo.h, geo.w, geo.o, geo.p());
+        let (kh, kw) = (geo.kh, geo.kw);
+        let [ph, pw] = geo.args.padding;
+        out.par_chunks_mut(o * p)
+            .enumerate()
+            .for_each(|(n, out_img)| {
+                out_img.fill(0.0);
+                let x_img = &x[n * c * h * wd..(n + 1) * c * h * wd];
+                for i in 0..kh {
+                    for j in 0..kw {
+                        let taps = (o, c).strides((c * kh * kw, kh * kw));
+                        let wt = ArrayView2::from_shape(taps, &w[i * kw + j..]).unwrap();
+                        let (lo, hi) = valid(j, pw, 1, wd, geo.ow);
+                        for y in 0..geo.oh {
+                            let iy = (y + i).wrapping_sub(ph);
+                            if iy >= h || lo >= hi {
+                                continue;
+                            }
+                            let len = hi - lo;
+                            let at = iy * wd + lo + j - pw;
+                            let xv =
+                                ArrayView2::from_shape((c, len).strides((h * wd, 1)), &x_img[at..])
+                                    .unwrap();
+                            let ov = ArrayViewMut2::from_shape(
+                                (o, len).strides((p, 1)),
+                                &mut out_img[y * geo.ow + lo..],
+                            )
+                            .unwrap();
+                            gemm(1.0, wt, xv, 1.0, ov);
+                        }
+                    }
+                }
+            });
+    }
+
+    #[test]
+    #[ignore = "a measurement, not a check: run by hand in release"]
+    fn w6_convolutions() {
+        let a = Conv2dArgs {
+            padding: [1, 1],
+            ..Default::default()
+        };
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let n = 512;
+                let m = Array2::<f32>::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 11) as f32);
+                let mut cm = Array2::<f32>::zeros((n, n));
+                for (name, xd, wd) in [
+                    ("conv1 1->32 on 28x28", [64, 1, 28, 28], [32, 1, 3, 3]),
+                    ("conv2 32->64 on 14x14", [64, 32, 14, 14], [64, 32, 3, 3]),
+                ] {
+                    let (xs, ws) = (Shape::new(&xd).unwrap(), Shape::new(&wd).unwrap());
+                    let out = conv2d_shape(&xs, &ws, None, a).unwrap();
+                    let geo = Geometry::conv2d(&xs, &ws, a).unwrap();
+                    let x: Vec<f32> = (0..xs.numel()).map(|i| ((i * 7919) % 13) as f32 * 0.1 - 0.6).collect();
+                    let w: Vec<f32> = (0..ws.numel()).map(|i| ((i * 104_729) % 17) as f32 * 0.05).collect();
+                    let b = vec![0.1f32; wd[0]];
+                    let g: Vec<f32> = (0..out.numel()).map(|i| ((i * 31) % 7) as f32 * 0.1).collect();
+                    let (xt, wt) = (TensorRef::trusted(&xs, &x), TensorRef::trusted(&ws, &w));
+                    let mut scratch = Vec::new();
+                    let (mut y, mut y2) = (vec![0.0f32; out.numel()], vec![0.0f32; out.numel()]);
+                    let mut dx = vec![0.0f32; x.len()];
+                    let mut dw = vec![0.0f32; w.len()];
+                    let mut db = vec![0.0f32; b.len()];
+                    // The forward's products alone, on patches unrolled once.
+                    let mut cols = vec![0.0f32; geo.k() * geo.p()];
+                    im2col(&geo, &x[..geo.in_image()], &mut cols);
+                    let mut products = || {
+                        for o in y2.chunks_mut(geo.out_image()) {
+                            let (wm, pm) = (matrix(&w, geo.o, geo.k()), matrix(&cols, geo.k(), geo.p()));
+                            gemm(1.0, wm, pm, 0.0, matrix_mut(o, geo.o, geo.p()));
+                        }
+                    };
+                    let mut square = || gemm(1.0, m.view(), m.view(), 0.0, cm.view_mut());
+                    let mut fwd = || conv2d(xt, wt, Some(&b), a, &mut scratch, &mut y);
+                    let [t_sq, t_prod, t_fwd] = best(&mut [&mut square, &mut products, &mut fwd]);
+                    let mut imp = || implicit_forward(&geo, &x, &w, &mut y);
+                    let mut s1 = Vec::new();
+                    let mut din = || conv2d_vjp_input::<f32, false>(&xs, wt, a, &g, &mut s1, &mut dx);
+                    let mut s2 = Vec::new();
+                    let mut dwt = || {
+                        conv2d_vjp_weight::<f32, false>(xt, &ws, a, &g, &mut s2, &mut dw);
+                        conv_vjp_bias::<f32, false>(&out, &g, &mut db);
+                    };
+                    let [t_imp, t_din, t_dw] = best(&mut [&mut imp, &mut din, &mut dwt]);
+                    // 2 · output elements · kernel volume per pass.
+                    let flop = 2.0 * out.numel() as f64 * (wd[1] * wd[2] * wd[3]) as f64;
+                    let gf = |t: f64| flop / t / 1e9;
+                    println!(
+                        "{threads} thread(s), {name}: gemm 512^3 {:.1} GFLOP/s; forward {:.3} ms ({:.1} GFLOP/s; its products \
+                         alone {:.3} ms, {:.1}); implicit-gemm forward {:.3} ms ({:.1}); input grad {:.3} ms ({:.1}); \
+                         weight+bias grad {:.3} ms ({:.1}); the three passes {:.1} GFLOP/s",
+                        2.0 * (n * n * n) as f64 / t_sq / 1e9,
+                        t_fwd * 1e3,
+                        gf(t_fwd),
+                        t_prod * 1e3,
+                        gf(t_prod),
+                        t_imp * 1e3,
+                        gf(t_imp),
+                        t_din * 1e3,
+                        gf(t_din),
+                        t_dw * 1e3,
+                        gf(t_dw),
+                        3.0 * flop / (t_fwd + t_din + t_dw) / 1e9,
+                    );
+                }
+            });
         }
     }
 }

@@ -361,6 +361,9 @@ pub fn layer_norm_shape(
     Ok(*x)
 }
 
+/// One row of [`layer_norm`]'s work: its output, its input, and where its mean and `invstd` go.
+type LnRow<'a, E> = (((&'a mut [E], &'a [E]), &'a mut E), &'a mut E);
+
 /// The length of layer norm's `saved` buffer: a mean and an `invstd` per row.
 pub fn layer_norm_saved_len(x: &Shape, axes: usize) -> usize {
     2 * ln_layout(x, axes.min(x.rank())).0
@@ -383,7 +386,7 @@ pub fn layer_norm<E: Float>(
         return;
     }
     let (means, invstds) = saved[..2 * rows].split_at_mut(rows);
-    let row = |(((o, xs), mean), invstd): (((&mut [E], &[E]), &mut E), &mut E)| {
+    let row = |(((o, xs), mean), invstd): LnRow<'_, E>| {
         let mu = xs.iter().map(|&v| Float::to_f64(v)).sum::<f64>() / d as f64;
         let var = xs
             .iter()
