@@ -1367,12 +1367,12 @@ mod timing {
     use ndarray::{Array2, ShapeBuilder};
     use std::time::Instant;
 
-    /// The shortest time in seconds of each of `fs` over 15 rounds (after 3 of warming up),
+    /// The shortest time in seconds of each of `fs` over 40 rounds (after 3 of warming up),
     /// the functions interleaved in every round so that they meet the same background load: on
     /// a machine shared with other work the shortest run is the least disturbed.
     fn best<const K: usize>(fs: &mut [&mut dyn FnMut(); K]) -> [f64; K] {
         let mut t = [f64::INFINITY; K];
-        for round in 0..18 {
+        for round in 0..43 {
             for (f, t) in fs.iter_mut().zip(&mut t) {
                 let start = Instant::now();
                 f();
@@ -1476,14 +1476,25 @@ mod timing {
                         conv2d_vjp_weight::<f32, false>(xt, &ws, a, &g, &mut s2, &mut dw);
                         conv_vjp_bias::<f32, false>(&out, &g, &mut db);
                     };
-                    let [t_imp, t_din, t_dw] = best(&mut [&mut imp, &mut din, &mut dwt]);
+                    // The weight gradient's products alone, on the same patches.
+                    let mut partial = vec![0.0f32; w.len()];
+                    let mut wproducts = || {
+                        for (i, gi) in g.chunks(geo.out_image()).enumerate() {
+                            let beta = if i == 0 { 0.0 } else { 1.0 };
+                            let (gm, pm) = (matrix(gi, geo.o, geo.p()), matrix(&cols, geo.k(), geo.p()));
+                            gemm(1.0, gm, pm.t(), beta, matrix_mut(&mut partial, geo.o, geo.k()));
+                        }
+                    };
+                    let [t_imp, t_din, t_dw, t_wprod] =
+                        best(&mut [&mut imp, &mut din, &mut dwt, &mut wproducts]);
                     // 2 · output elements · kernel volume per pass.
                     let flop = 2.0 * out.numel() as f64 * (wd[1] * wd[2] * wd[3]) as f64;
                     let gf = |t: f64| flop / t / 1e9;
                     println!(
                         "{threads} thread(s), {name}: gemm 512^3 {:.1} GFLOP/s; forward {:.3} ms ({:.1} GFLOP/s; its products \
                          alone {:.3} ms, {:.1}); implicit-gemm forward {:.3} ms ({:.1}); input grad {:.3} ms ({:.1}); \
-                         weight+bias grad {:.3} ms ({:.1}); the three passes {:.1} GFLOP/s",
+                         weight+bias grad {:.3} ms ({:.1}; its products alone {:.3} ms, {:.1}); the three passes \
+                         {:.1} GFLOP/s",
                         2.0 * (n * n * n) as f64 / t_sq / 1e9,
                         t_fwd * 1e3,
                         gf(t_fwd),
@@ -1495,6 +1506,8 @@ mod timing {
                         gf(t_din),
                         t_dw * 1e3,
                         gf(t_dw),
+                        t_wprod * 1e3,
+                        gf(t_wprod),
                         3.0 * flop / (t_fwd + t_din + t_dw) / 1e9,
                     );
                 }
