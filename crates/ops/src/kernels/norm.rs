@@ -518,6 +518,46 @@ mod tests {
         }
     }
 
+    /// A norm's forward `(x, gamma, beta) → y`.
+    type NormForward<'a> = &'a dyn Fn(&[f64], &[f64], &[f64]) -> Vec<f64>;
+
+    /// A norm's VJP `(wrt, g, gi, accumulate)`.
+    type NormVjp<'a> = &'a dyn Fn(Wrt, &[f64], &mut [f64], bool);
+
+    /// The worst finite-difference error of a norm's VJP with respect to x and, when
+    /// `affine`, gamma and beta: `run(x, gamma, beta)` is the forward, `vjp(wrt, g, gi, acc)`
+    /// the gradient of the input `wrt` at `at`.
+    fn fd_affine(
+        affine: bool,
+        at: [&[f64]; 3],
+        run: NormForward<'_>,
+        vjp: NormVjp<'_>,
+        g: &[f64],
+    ) -> f64 {
+        let [x, gamma, beta] = at;
+        let wrts: &[Wrt] = if affine {
+            &[Wrt::X, Wrt::Gamma, Wrt::Beta]
+        } else {
+            &[Wrt::X]
+        };
+        let mut worst = 0.0f64;
+        for &wrt in wrts {
+            let pick = |v: &[f64]| match wrt {
+                Wrt::X => run(v, gamma, beta),
+                Wrt::Gamma => run(x, v, beta),
+                Wrt::Beta => run(x, gamma, v),
+            };
+            let point = match wrt {
+                Wrt::X => x,
+                Wrt::Gamma => gamma,
+                Wrt::Beta => beta,
+            };
+            let pull = |_: &[f64], g: &[f64], gi: &mut [f64], acc: bool| vjp(wrt, g, gi, acc);
+            worst = worst.max(fd_error(&pick, &pull, point, g));
+        }
+        worst
+    }
+
     /// Batch norm's forward (training or evaluation, from fixed running statistics) against
     /// its definition and its VJP against finite differences for x, gamma and beta.
     fn check_batch_norm(dims: &[usize], affine: bool, training: bool, seed: u64) -> f64 {
@@ -570,36 +610,23 @@ mod tests {
             }
         }
         let g = values(s.numel(), seed + 5);
-        let mut worst = 0.0f64;
-        let wrts: &[Wrt] = if affine {
-            &[Wrt::X, Wrt::Gamma, Wrt::Beta]
-        } else {
-            &[Wrt::X]
+        let vjp = |wrt: Wrt, g: &[f64], gi: &mut [f64], acc: bool| {
+            let (_, saved) = run(&x, &gamma, &beta);
+            let xt = TensorRef::trusted(&s, &x);
+            let gm = affine.then_some(&gamma[..]);
+            if acc {
+                batch_norm_vjp::<f64, true>(xt, gm, &saved, training, g, grads(wrt, gi));
+            } else {
+                batch_norm_vjp::<f64, false>(xt, gm, &saved, training, g, grads(wrt, gi));
+            }
         };
-        for &wrt in wrts {
-            let pick = |v: &[f64]| match wrt {
-                Wrt::X => run(v, &gamma, &beta).0,
-                Wrt::Gamma => run(&x, v, &beta).0,
-                Wrt::Beta => run(&x, &gamma, v).0,
-            };
-            let at = match wrt {
-                Wrt::X => &x,
-                Wrt::Gamma => &gamma,
-                Wrt::Beta => &beta,
-            };
-            let vjp = |_: &[f64], g: &[f64], gi: &mut [f64], acc: bool| {
-                let (_, saved) = run(&x, &gamma, &beta);
-                let xt = TensorRef::trusted(&s, &x);
-                let gm = affine.then_some(&gamma[..]);
-                if acc {
-                    batch_norm_vjp::<f64, true>(xt, gm, &saved, training, g, grads(wrt, gi));
-                } else {
-                    batch_norm_vjp::<f64, false>(xt, gm, &saved, training, g, grads(wrt, gi));
-                }
-            };
-            worst = worst.max(fd_error(&pick, &vjp, at, &g));
-        }
-        worst
+        fd_affine(
+            affine,
+            [&x, &gamma, &beta],
+            &|x, gm, bt| run(x, gm, bt).0,
+            &vjp,
+            &g,
+        )
     }
 
     #[test]
@@ -741,36 +768,23 @@ mod tests {
             }
         }
         let g = values(s.numel(), seed + 5);
-        let mut worst = 0.0f64;
-        let wrts: &[Wrt] = if affine {
-            &[Wrt::X, Wrt::Gamma, Wrt::Beta]
-        } else {
-            &[Wrt::X]
+        let vjp = |wrt: Wrt, g: &[f64], gi: &mut [f64], acc: bool| {
+            let (_, saved) = run(&x, &gamma, &beta);
+            let xt = TensorRef::trusted(&s, &x);
+            let gm = affine.then_some(&gamma[..]);
+            if acc {
+                layer_norm_vjp::<f64, true>(xt, axes, gm, &saved, g, grads(wrt, gi));
+            } else {
+                layer_norm_vjp::<f64, false>(xt, axes, gm, &saved, g, grads(wrt, gi));
+            }
         };
-        for &wrt in wrts {
-            let pick = |v: &[f64]| match wrt {
-                Wrt::X => run(v, &gamma, &beta).0,
-                Wrt::Gamma => run(&x, v, &beta).0,
-                Wrt::Beta => run(&x, &gamma, v).0,
-            };
-            let at = match wrt {
-                Wrt::X => &x,
-                Wrt::Gamma => &gamma,
-                Wrt::Beta => &beta,
-            };
-            let vjp = |_: &[f64], g: &[f64], gi: &mut [f64], acc: bool| {
-                let (_, saved) = run(&x, &gamma, &beta);
-                let xt = TensorRef::trusted(&s, &x);
-                let gm = affine.then_some(&gamma[..]);
-                if acc {
-                    layer_norm_vjp::<f64, true>(xt, axes, gm, &saved, g, grads(wrt, gi));
-                } else {
-                    layer_norm_vjp::<f64, false>(xt, axes, gm, &saved, g, grads(wrt, gi));
-                }
-            };
-            worst = worst.max(fd_error(&pick, &vjp, at, &g));
-        }
-        worst
+        fd_affine(
+            affine,
+            [&x, &gamma, &beta],
+            &|x, gm, bt| run(x, gm, bt).0,
+            &vjp,
+            &g,
+        )
     }
 
     #[test]
