@@ -118,6 +118,10 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
             pads: pads[..usize::from(axes).min(MAX_RANK)].to_vec(),
             value,
         },
+        Op::Concat { axis: a } => OpV2::Concat { axis: axis(a)? },
+        Op::Stack { axis: a } => OpV2::Stack { axis: axis(a)? },
+        Op::Where => OpV2::Where,
+        Op::WeightedLoss(loss) => OpV2::WeightedLoss(loss_to_file(loss)),
     })
 }
 
@@ -266,6 +270,26 @@ pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
                 value,
             }
         }
+        OpV2::Concat { axis } => Op::Concat {
+            axis: axis as usize,
+        },
+        OpV2::Stack { axis } => Op::Stack {
+            axis: axis as usize,
+        },
+        OpV2::Where => Op::Where,
+        OpV2::WeightedLoss(loss) => {
+            let loss = loss_from_file(loss);
+            if !loss.takes_weight() {
+                return Err(invalid(
+                    node,
+                    loss.name(),
+                    "weight",
+                    f64::NAN,
+                    "this loss takes no weights",
+                ));
+            }
+            Op::WeightedLoss(loss)
+        }
     };
     op.check_parameters()
         .map_err(|source| Error::OpParameter { node, source })?;
@@ -304,7 +328,7 @@ fn check_loaded_parameters(node: u32, op: &Op) -> Result<()> {
             distance: Distance::Huber { delta },
             ..
         }) => (op.name(), "delta", delta, delta > 0.0, "it must be above 0"),
-        Op::Loss(LossOp::CrossEntropy(o)) => (
+        Op::Loss(LossOp::CrossEntropy(o)) | Op::WeightedLoss(LossOp::CrossEntropy(o)) => (
             op.name(),
             "label_smoothing",
             o.label_smoothing,

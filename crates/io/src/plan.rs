@@ -7,7 +7,7 @@
 //! allocates in proportion to the sizes a file claims; the arithmetic is checked (`u128`
 //! sums of `usize` element counts, which cannot overflow for any tape a `u32` id addresses).
 
-use wengert_ops::{Op, Shape};
+use wengert_ops::{Op, Shape, Shapes};
 
 use crate::element::Element;
 use crate::model::{ModelNode, TapeModel};
@@ -294,14 +294,12 @@ impl<E: Element> TapeModel<E> {
                 ModelNode::Parameter { .. } => node.shape(),
                 ModelNode::Op { op, inputs, .. } => {
                     // Ancestors of a needed node are needed, and come before it.
-                    let mut now = [Shape::SCALAR; 2];
-                    for (slot, &j) in now.iter_mut().zip(inputs) {
-                        *slot = shapes[j as usize].expect("inputs are planned first");
-                    }
-                    let now = &now[..inputs.len()];
-                    let op = self.adapt(op, inputs, now);
-                    let refs = [&now[0], &now[now.len() - 1]];
-                    op.output_shape(&refs[..now.len()])
+                    let now = PlannedShapes {
+                        shapes: &shapes,
+                        inputs,
+                    };
+                    let op = self.adapt(op, inputs, now.shape(0));
+                    op.output_shape(&now)
                         .map_err(|source| Error::ShapeInference {
                             node: i as u32,
                             source,
@@ -363,13 +361,13 @@ impl<E: Element> TapeModel<E> {
 
     /// A reshape is stored with its recorded target shape; when its input's batch (leading)
     /// axis has changed and the reshape kept that axis, the target follows the new batch.
-    /// `now` holds the input shapes this replay feeds the node.
-    fn adapt(&self, op: &Op, inputs: &[u32], now: &[Shape]) -> Op {
+    /// `now` is the shape this replay feeds the node's (first) input.
+    fn adapt(&self, op: &Op, inputs: &[u32], now: &Shape) -> Op {
         let Op::Reshape(to) = op else {
             return *op;
         };
         let recorded = self.nodes[inputs[0] as usize].shape();
-        let now = now[0];
+        let now = *now;
         let keeps_batch = recorded.rank() >= 1
             && to.rank() >= 1
             && now.rank() == recorded.rank()
@@ -382,5 +380,24 @@ impl<E: Element> TapeModel<E> {
         dims[0] = now.dims()[0];
         // A target whose count overflows keeps the recorded one, which output_shape refuses.
         Shape::new(&dims).map_or(*op, Op::Reshape)
+    }
+}
+
+/// The shapes a plan has worked out for an op node's inputs, read in place (the inputs come
+/// before the node, so each is planned).
+struct PlannedShapes<'p> {
+    shapes: &'p [Option<Shape>],
+    inputs: &'p [u32],
+}
+
+impl<'p> Shapes<'p> for PlannedShapes<'p> {
+    fn count(&self) -> usize {
+        self.inputs.len()
+    }
+
+    fn shape(&self, k: usize) -> &'p Shape {
+        self.shapes[self.inputs[k] as usize]
+            .as_ref()
+            .expect("inputs are planned first")
     }
 }
