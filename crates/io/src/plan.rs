@@ -26,6 +26,11 @@ pub const DEFAULT_MAX_REPLAY_BYTES: u64 = 4 << 30;
 /// that a replay allocates no more than its plan, in all (about 760 bytes a node today).
 pub const NODE_OVERHEAD_BYTES: u64 = 1024;
 
+/// The bytes each input of an op node of more than two inputs (`concat`, `stack`, `where`, a
+/// weighted loss) adds to a replay, an upper bound: its id in the tape's list of inputs and in
+/// the replay's reused one, each list briefly doubled as it grows.
+pub const LISTED_INPUT_BYTES: u64 = 4 * std::mem::size_of::<wengert_tape::NodeId>() as u64;
+
 /// The bytes a replay holds whatever its size, an upper bound: the first allocations of the
 /// tape's lists and of the [`Replay`](crate::Replay)'s index of names.
 pub const REPLAY_FIXED_BYTES: u64 = 16 << 10;
@@ -76,7 +81,8 @@ impl ReplayPlan {
     /// The peak bytes the replay holds: every recorded node's value (a tape keeps them all
     /// until it is cleared; an empty value as though its empty axes had length 1, since it
     /// stores nothing but the kernels still walk its other axes: a `[2^40, 0]` value would
-    /// cost 2^40 steps of a softmax), [`NODE_OVERHEAD_BYTES`] per node, its names twice (the
+    /// cost 2^40 steps of a softmax), [`NODE_OVERHEAD_BYTES`] per node (and
+    /// [`LISTED_INPUT_BYTES`] per input of a node of more than two), its names twice (the
     /// [`Replay`](crate::Replay) indexes them) and [`REPLAY_FIXED_BYTES`]. The inputs' values
     /// count too, though the caller made them. A later `backward` needs about as much again
     /// for gradients, which this does not count.
@@ -282,7 +288,7 @@ impl<E: Element> TapeModel<E> {
     pub(crate) fn plan_nodes(&self, fed: &[Option<Shape>], wanted: &[u32]) -> Result<ReplayPlan> {
         let needed = self.ancestors(wanted);
         let mut shapes: Vec<Option<Shape>> = vec![None; self.nodes.len()];
-        let (mut nodes, mut elements) = (0usize, 0u128);
+        let (mut nodes, mut elements, mut listed) = (0usize, 0u128, 0u128);
         for (i, node) in self.nodes.iter().enumerate() {
             if !needed[i] {
                 continue;
@@ -293,6 +299,9 @@ impl<E: Element> TapeModel<E> {
                 })?,
                 ModelNode::Parameter { .. } => node.shape(),
                 ModelNode::Op { op, inputs, .. } => {
+                    if inputs.len() > 2 {
+                        listed += inputs.len() as u128;
+                    }
                     // Ancestors of a needed node are needed, and come before it.
                     let now = PlannedShapes {
                         shapes: &shapes,
@@ -325,6 +334,7 @@ impl<E: Element> TapeModel<E> {
         let bytes = elements
             .saturating_mul(element_bytes)
             .saturating_add(nodes as u128 * u128::from(NODE_OVERHEAD_BYTES))
+            .saturating_add(listed.saturating_mul(u128::from(LISTED_INPUT_BYTES)))
             .saturating_add(name_bytes)
             .saturating_add(u128::from(REPLAY_FIXED_BYTES));
         Ok(ReplayPlan {
