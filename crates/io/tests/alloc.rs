@@ -286,5 +286,23 @@ fn a_replay_allocates_no_more_than_its_plan() {
             (bytes as f64 - (depth * batch as u32 * 64 * 4) as f64) / f64::from(depth + 1)
         );
         assert!(bytes as u128 <= planned, "{bytes} > {planned}");
-    }
+    } // One node of 50,000 inputs (a concat of the input with itself): its list of inputs is
+    // planned too.
+    let mut live = Tape::<f32>::new();
+    let x = live.input(ArrayD::<f32>::zeros(IxDyn(&[1, 4]))).unwrap();
+    let y = live.concat(vec![x; 50_000], 0).unwrap();
+    let model = wengert_io::TapeSaver::new(&live)
+        .input("n0", x)
+        .output("y", y)
+        .model()
+        .unwrap();
+    let plan = model.plan_replay(&[("n0", &[1, 4])], None).unwrap();
+    let options = ReplayOptions::with_max_bytes(plan.bytes() as u64);
+    let x = ArrayD::<f32>::zeros(IxDyn(&[1, 4]));
+    let mut tape = Tape::<f32>::new();
+    let (result, bytes) = allocated(|| model.replay(&mut tape, [("n0", x)], &options));
+    result.unwrap();
+    let planned = plan.bytes() - 16;
+    eprintln!("concat of 50,000 inputs: {bytes} bytes allocated, {planned} planned");
+    assert!(bytes as u128 <= planned, "{bytes} > {planned}");
 }

@@ -11,7 +11,8 @@
 //! - [`Arith`]: the arithmetic those rules are written in ([`Num`] runs them on floats).
 //! - [`CustomOp`]: the trait for ops users define themselves.
 //! - [`Float`]: the element types (`f32`, `f64`).
-//! - [`Shape`], [`TensorRef`]: shapes held inline and borrowed row-major arrays.
+//! - [`Shape`], [`TensorRef`]: shapes held inline and borrowed row-major arrays;
+//!   [`Shapes`] and [`Operands`], an op's inputs read by position.
 //! - [`Error`]: every failure as a typed value.
 //! - [`kernels`]: the arithmetic, including the parallel, deterministic [`kernels::matmul::gemm`].
 //!
@@ -44,6 +45,7 @@ mod float;
 pub mod kernels;
 mod loss_op;
 mod op;
+mod operands;
 mod reduce_op;
 mod shape;
 mod tensor;
@@ -59,6 +61,7 @@ pub use kernels::reduction::Reduction;
 pub use kernels::slice::SliceAxis;
 pub use loss_op::LossOp;
 pub use op::Op;
+pub use operands::{Operands, Shapes};
 pub use reduce_op::ReduceOp;
 pub use shape::{MAX_RANK, Shape};
 pub use tensor::TensorRef;

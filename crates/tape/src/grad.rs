@@ -89,8 +89,8 @@ impl<E: Float> Tape<E> {
             match node.kind {
                 NodeKind::Op(op) => {
                     for k in 0..node.inputs_len as usize {
-                        let j = node.inputs[k];
-                        if node.grad_inputs & 1 << k == 0 || !leads[j.index()] {
+                        let j = self.inputs_of(&node)[k];
+                        if !self.takes_grad(&node, k) || !leads[j.index()] {
                             continue;
                         }
                         let here = NodeId::new(i as u32, node.epoch);
@@ -190,8 +190,11 @@ impl<E: Float> Tape<E> {
             }
             let node = &self.nodes[i];
             leads[i] = match node.kind {
-                NodeKind::Op(_) => (0..node.inputs_len as usize)
-                    .any(|k| node.grad_inputs & 1 << k != 0 && leads[node.inputs[k].index()]),
+                NodeKind::Op(_) => self
+                    .inputs_of(node)
+                    .iter()
+                    .enumerate()
+                    .any(|(k, j)| self.takes_grad(node, k) && leads[j.index()]),
                 NodeKind::Custom(_) => self.inputs_of(node).iter().any(|j| leads[j.index()]),
                 NodeKind::Input | NodeKind::Parameter => false,
             };
@@ -210,7 +213,7 @@ impl<E: Float> Tape<E> {
     ) -> Result<Option<NodeId>> {
         let node = self.nodes[here.index()];
         let [a, b] = node.inputs;
-        let x = node.inputs[k];
+        let x = self.inputs_of(&node)[k];
         let x_shape = self.node_shape(x);
         let share = match op {
             // The derivative rule of the op's row, recorded.
@@ -300,6 +303,36 @@ impl<E: Float> Tape<E> {
                 let batch = E::from_usize(x_shape.dims()[0]);
                 self.mul_scalar(scaled, batch.recip())?
             }
+            // y = concat(x_0, …, x_n) along the axis: dx_k = dy narrowed to x_k's block
+            Op::Concat { axis } => {
+                let inputs = self.inputs_of(&node);
+                let before: usize = inputs[..k]
+                    .iter()
+                    .map(|i| self.nodes[i.index()].shape.dims()[axis])
+                    .sum();
+                let start = i64::try_from(before)
+                    .map_err(|_| Error::TooManyElements { shape: node.shape })?;
+                self.narrow(g, axis, start, x_shape.dims()[axis])?
+            }
+            // y = stack(x_0, …, x_n) along a new axis: dx_k = dy[.., k, ..], without the axis
+            Op::Stack { axis } => {
+                let start =
+                    i64::try_from(k).map_err(|_| Error::TooManyElements { shape: node.shape })?;
+                let d = self.narrow(g, axis, start, 1)?;
+                self.reshape(d, x_shape.dims())?
+            }
+            // y = where(c, a, b): da = where(c, dy, 0), db = where(c, 0, dy), each summed to
+            // its input's shape; none to c (not differentiable in it)
+            Op::Where => {
+                let cond = a;
+                let zeros = self.zeros_like(g)?;
+                let d = if k == 1 {
+                    self.where_cond(cond, g, zeros)?
+                } else {
+                    self.where_cond(cond, zeros, g)?
+                };
+                self.sum_to(d, x)?
+            }
             // Ops whose VJP is not yet recorded: differentiating through them twice is refused
             // by name (their first-order gradient is `backward`'s).
             Op::Reduce { .. }
@@ -313,7 +346,8 @@ impl<E: Float> Tape<E> {
             | Op::BatchedMatMul
             | Op::Dropout { .. }
             | Op::Slice { .. }
-            | Op::Pad { .. } => {
+            | Op::Pad { .. }
+            | Op::WeightedLoss(_) => {
                 return Err(Error::NotTwiceDifferentiable {
                     op: op.name().to_string(),
                 });

@@ -126,6 +126,19 @@ pub enum OpV2 {
         pads: Vec<[u32; 2]>,
         value: f64,
     },
+    // From tag 62: ops of any number of inputs, `where`, losses with weights.
+    /// Any number (at least 1) of inputs joined along `axis`.
+    Concat {
+        axis: u32,
+    },
+    /// Any number (at least 1) of inputs stacked along a new axis at `axis`.
+    Stack {
+        axis: u32,
+    },
+    /// Three inputs: the condition, the value where it is not 0, the value elsewhere.
+    Where,
+    /// A loss whose third input holds its weights (`pos_weight` or class weights).
+    WeightedLoss(LossOpV2),
 }
 
 /// What a [`OpV2::Reduce`] reduces each lane to (`wengert_ops::ReduceOp`'s of the same name).

@@ -7,6 +7,7 @@ mod crash;
 mod golden;
 mod hostile;
 mod invalid;
+mod listed_ops;
 mod new_ops;
 mod outputs;
 mod round_trip;

@@ -160,6 +160,9 @@ gradgrad_tests! {
     log_softmax => s::softmax(Case::LogSoftmax),
     mse => s::same_shape(Case::Mse, 0..=3),
     cross_entropy => s::cross_entropy(),
+    concat => s::concat(),
+    stack => s::stack(),
+    where_cond => s::where_cond(),
 }
 
 #[test]
