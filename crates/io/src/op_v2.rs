@@ -118,6 +118,14 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
             pads: pads[..usize::from(axes).min(MAX_RANK)].to_vec(),
             value,
         },
+        Op::IndexAdd { axis: a, len } => OpV2::IndexAdd {
+            axis: axis(a)?,
+            len: len as u64,
+        },
+        Op::ScatterAdd { axis: a, len } => OpV2::ScatterAdd {
+            axis: axis(a)?,
+            len: len as u64,
+        },
     })
 }
 
@@ -266,6 +274,26 @@ pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
                 value,
             }
         }
+        OpV2::IndexAdd { axis, len } => Op::IndexAdd {
+            axis: axis as usize,
+            len: file_len(node, "index_add", len)?,
+        },
+        OpV2::ScatterAdd { axis, len } => Op::ScatterAdd {
+            axis: axis as usize,
+            len: file_len(node, "scatter_add", len)?,
+        },
+        OpV2::Reserved62
+        | OpV2::Reserved63
+        | OpV2::Reserved64
+        | OpV2::Reserved65
+        | OpV2::Reserved66
+        | OpV2::Reserved67
+        | OpV2::Reserved68
+        | OpV2::Reserved69 => {
+            return Err(Error::Decode {
+                reason: format!("node {node} has an op code (62 to 69) this version does not know"),
+            });
+        }
     };
     op.check_parameters()
         .map_err(|source| Error::OpParameter { node, source })?;
@@ -332,6 +360,11 @@ fn check_loaded_parameters(node: u32, op: &Op) -> Result<()> {
     } else {
         Err(invalid(node, name, argument, value, requirement))
     }
+}
+
+/// A length from the file as a `usize`, or the error naming the op it belongs to.
+fn file_len(node: u32, op: &'static str, len: u64) -> Result<usize> {
+    usize::try_from(len).map_err(|_| invalid(node, op, "len", len as f64, "it must fit in memory"))
 }
 
 fn invalid(
@@ -638,6 +671,12 @@ mod tests {
                 axes: MAX_RANK as u8,
                 value: f64::NEG_INFINITY,
             },
+            Op::IndexAdd { axis: 0, len: 0 },
+            Op::IndexAdd {
+                axis: 3,
+                len: 1 << 40,
+            },
+            Op::ScatterAdd { axis: 1, len: 7 },
         ]);
         ops
     }
@@ -730,6 +769,17 @@ mod tests {
         }
         let too_many_axes = OpV2::BroadcastTo(vec![1; MAX_RANK + 1]);
         assert!(op_from_file(3, &too_many_axes).is_err());
+    }
+
+    #[test]
+    fn a_reserved_op_code_is_refused_on_load_with_the_node() {
+        for op in [OpV2::Reserved62, OpV2::Reserved69] {
+            let err = op_from_file(3, &op).unwrap_err();
+            assert!(
+                matches!(&err, Error::Decode { reason } if reason.starts_with("node 3 ")),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -829,6 +879,8 @@ mod tests {
         for (op, expected) in from_50.into_iter().zip(50..) {
             assert_eq!(tag(op.clone()), expected, "{op:?}");
         }
+        assert_eq!(tag(OpV2::IndexAdd { axis: 0, len: 0 }), 70);
+        assert_eq!(tag(OpV2::ScatterAdd { axis: 0, len: 0 }), 71);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use crate::kernels::slice::SliceAxis;
 use crate::kernels::{
     batched_matmul, binary, broadcast_to, dropout, indexing, layout, loss, matmul, pad, reduce,
-    slice, softmax, softmax_axis, unary,
+    scatter, slice, softmax, softmax_axis, unary,
 };
 use crate::{BinaryOp, Error, Float, LossOp, ReduceOp, Result, Shape, TensorRef, UnaryOp};
 
@@ -139,6 +139,25 @@ pub enum Op {
         /// The value padded with.
         value: f64,
     },
+    /// Zeros of length `len` along `axis` with the slices of input 0 added at the positions
+    /// input 1 holds (a vector or a scalar of whole numbers, as floats, one per slice):
+    /// `index_select`'s adjoint, `torch.zeros(..).index_add_(axis, idx, src)`. No gradient to
+    /// the positions.
+    IndexAdd {
+        /// The axis added along.
+        axis: usize,
+        /// The output's length along it.
+        len: usize,
+    },
+    /// Zeros of length `len` along `axis` with `src[i]` added at `i` with its axis coordinate
+    /// replaced by `index[i]` (input 1, of `src`'s shape): `gather`'s adjoint,
+    /// `torch.zeros(..).scatter_add_(axis, index, src)`. No gradient to the index.
+    ScatterAdd {
+        /// The axis scattered along.
+        axis: usize,
+        /// The output's length along it.
+        len: usize,
+    },
 }
 
 impl Op {
@@ -170,6 +189,8 @@ impl Op {
             Op::Dropout { .. } => "dropout",
             Op::Slice { .. } => "slice",
             Op::Pad { .. } => "pad",
+            Op::IndexAdd { .. } => "index_add",
+            Op::ScatterAdd { .. } => "scatter_add",
         }
     }
 
@@ -184,7 +205,9 @@ impl Op {
             | Op::Loss(_)
             | Op::IndexSelect { .. }
             | Op::Gather { .. }
-            | Op::BatchedMatMul => 2,
+            | Op::BatchedMatMul
+            | Op::IndexAdd { .. }
+            | Op::ScatterAdd { .. } => 2,
             Op::Unary(_)
             | Op::Sum
             | Op::Mean
@@ -240,7 +263,13 @@ impl Op {
             (Op::CrossEntropy, 1) => false,
             (Op::Reduce { op, .. }, _) => op.has_gradient(),
             (Op::Loss(loss), k) => loss.differentiable_in(k),
-            (Op::IndexSelect { .. } | Op::Gather { .. }, 1) => false,
+            (
+                Op::IndexSelect { .. }
+                | Op::Gather { .. }
+                | Op::IndexAdd { .. }
+                | Op::ScatterAdd { .. },
+                1,
+            ) => false,
             _ => true,
         }
     }
@@ -317,6 +346,8 @@ impl Op {
             } => slice::narrow_shape(x, axis, start, length),
             Op::IndexSelect { axis } => indexing::index_select_shape(x, axis, inputs[1]),
             Op::Gather { axis } => indexing::gather_shape(x, axis, inputs[1]),
+            Op::IndexAdd { axis, len } => scatter::index_add_shape(x, axis, inputs[1], len),
+            Op::ScatterAdd { axis, len } => scatter::scatter_add_shape(x, axis, inputs[1], len),
             Op::BatchedMatMul => batched_matmul::batched_matmul_shape(x, inputs[1]),
             Op::Dropout { p, .. } => dropout::dropout_shape(x, p),
             Op::Slice { axis, range } => {
@@ -396,6 +427,8 @@ impl Op {
                 indexing::index_select(inputs[0], axis, inputs[1].data(), out)?
             }
             Op::Gather { axis } => indexing::gather(inputs[0], axis, inputs[1], out)?,
+            Op::IndexAdd { axis, .. } => scatter::index_add(x, axis, inputs[1].data(), shape, out)?,
+            Op::ScatterAdd { axis, .. } => scatter::scatter_add(x, axis, inputs[1], shape, out)?,
             Op::BatchedMatMul => batched_matmul::batched_matmul(inputs[0], inputs[1], out),
             Op::Dropout { p, seed } => dropout::dropout(inputs[0], p, seed, out),
             Op::Slice { axis, range } => {
@@ -611,7 +644,19 @@ impl Op {
             Op::Gather { axis } if index == 0 => {
                 indexing::gather_vjp::<E, ACC>(inputs[0].shape(), axis, inputs[1], g, gi)
             }
-            Op::IndexSelect { .. } | Op::Gather { .. } => zero_unless::<E, ACC>(gi),
+            // y = index_add(src, idx): dsrc[.., p, ..] = dy[.., idx[p], ..]; none to idx
+            Op::IndexAdd { axis, .. } if index == 0 => {
+                let idx = inputs[1].data();
+                scatter::index_add_vjp::<E, ACC>(output.shape(), axis, idx, g, gi)
+            }
+            // y = scatter_add(src, index): dsrc[i] = dy[i at index[i]]; none to the index
+            Op::ScatterAdd { axis, .. } if index == 0 => {
+                scatter::scatter_add_vjp::<E, ACC>(output.shape(), axis, inputs[1], g, gi)
+            }
+            Op::IndexSelect { .. }
+            | Op::Gather { .. }
+            | Op::IndexAdd { .. }
+            | Op::ScatterAdd { .. } => zero_unless::<E, ACC>(gi),
             // C[b] = A[b]·B[b]: dA[b] = Σ dC·Bᵀ, dB[b] = Σ Aᵀ·dC over the broadcast batches
             Op::BatchedMatMul => {
                 batched_matmul::batched_matmul_vjp(inputs[0], inputs[1], g, index, gi, ACC)

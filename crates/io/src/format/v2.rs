@@ -126,6 +126,25 @@ pub enum OpV2 {
         pads: Vec<[u32; 2]>,
         value: f64,
     },
+    // Tags 62 to 69 are held for ops being added alongside (a variant's tag is its position,
+    // so the codes from 70 need them in place); a file holding one is refused on load.
+    Reserved62,
+    Reserved63,
+    Reserved64,
+    Reserved65,
+    Reserved66,
+    Reserved67,
+    Reserved68,
+    Reserved69,
+    // From tag 70: the adjoints of the indexing ops, which their recorded VJPs record.
+    IndexAdd {
+        axis: u32,
+        len: u64,
+    },
+    ScatterAdd {
+        axis: u32,
+        len: u64,
+    },
 }
 
 /// What a [`OpV2::Reduce`] reduces each lane to (`wengert_ops::ReduceOp`'s of the same name).

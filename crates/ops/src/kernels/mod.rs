@@ -24,6 +24,7 @@ pub mod pointwise_loss;
 pub mod product;
 pub mod reduce;
 pub mod reduction;
+pub mod scatter;
 pub mod slice;
 pub mod softmax;
 pub mod softmax_axis;

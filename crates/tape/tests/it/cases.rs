@@ -79,6 +79,18 @@ pub enum Case {
     },
     Slice(Vec<wengert_tape::SliceAxis>),
     Pad(Vec<(usize, usize)>, f64),
+    /// `index_add` into length `len` at the positions held here (fed as labels).
+    IndexAdd {
+        axis: usize,
+        len: usize,
+        indices: Vec<usize>,
+    },
+    /// `scatter_add` into length `len` with the index array held here (fed as an input).
+    ScatterAdd {
+        axis: usize,
+        len: usize,
+        index: ArrayD<f64>,
+    },
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -233,6 +245,10 @@ impl Case {
             Case::Dropout { p, seed } => format!("dropout({p}, seed {seed})"),
             Case::Slice(ranges) => format!("slice({ranges:?})"),
             Case::Pad(pads, value) => format!("pad({pads:?}, {value})"),
+            Case::IndexAdd { axis, len, indices } => {
+                format!("index_add({axis}, len {len}, {indices:?})")
+            }
+            Case::ScatterAdd { axis, len, .. } => format!("scatter_add({axis}, len {len})"),
         }
     }
 
@@ -298,6 +314,14 @@ impl Case {
             Case::Dropout { p: prob, seed } => tape.dropout(p[0], *prob, *seed),
             Case::Slice(ranges) => tape.slice(p[0], ranges),
             Case::Pad(pads, value) => tape.pad(p[0], pads, E::from_f64(*value)),
+            Case::IndexAdd { axis, len, indices } => {
+                let indices = tape.labels(indices)?;
+                tape.index_add(p[0], indices, *axis, *len)
+            }
+            Case::ScatterAdd { axis, len, index } => {
+                let index = tape.input(index.mapv(E::from_f64))?;
+                tape.scatter_add(p[0], index, *axis, *len)
+            }
         }
     }
 }
