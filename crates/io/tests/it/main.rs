@@ -9,5 +9,6 @@ mod hostile;
 mod invalid;
 mod new_ops;
 mod outputs;
+mod recorded_grad;
 mod round_trip;
 mod weights;
