@@ -479,7 +479,8 @@ impl<E: Float> Tape<E> {
 
     /// The Jacobian of `output` with respect to `wrt`, as a matrix of `output`'s element count
     /// by `wrt`'s (row-major order both ways): one recorded sweep per output element, each
-    /// rewound after, so for small problems only.
+    /// rewound after, so for small problems only. An output no gradient reaches (the gradient
+    /// of a piecewise-linear loss, say) does not depend on `wrt`: its Jacobian is zeros.
     pub fn jacobian(&mut self, output: NodeId, wrt: NodeId) -> Result<Array2<E>> {
         self.check_ids(&[output, wrt])?;
         let (rows, cols) = (
@@ -488,6 +489,14 @@ impl<E: Float> Tape<E> {
         );
         let dims = self.node_shape(output).dims().to_vec();
         let mut jac = Array2::<E>::zeros((rows, cols));
+        if !self.nodes[wrt.index()].requires_grad {
+            return Err(Error::NoGradient { id: wrt.raw() });
+        }
+        if !self.nodes[output.index()].requires_grad {
+            // No gradient reaches `output` (a gradient that is constant, as a piecewise-linear
+            // function's): it does not depend on `wrt`.
+            return Ok(jac);
+        }
         let mark = self.mark();
         for r in 0..rows {
             let mut seed = ArrayD::<E>::zeros(IxDyn(&dims));

@@ -192,7 +192,7 @@ impl<E: Float> Tape<E> {
     }
 
     /// y = Π x: dx_i = dy·Π_{j≠i} x_j, without dividing by zero. With `z` the zeros of a lane
-    /// and `x' = x + z` (its zeros made ones), `P = Π x'`:
+    /// and `x' = x·(1 - z) + z` (its zeros made ones), `P = Π x'`:
     /// - no zero: `dy·P / x_i`;
     /// - one zero: `dy·P` at it, and `dy·P·s / x_i` elsewhere, with `s = Σ x·z` (0, but with
     ///   derivative 1 in the zero, so that the mixed second derivatives are right);
@@ -201,7 +201,12 @@ impl<E: Float> Tape<E> {
     fn prod_vjp(&mut self, axis: Option<usize>, x: NodeId, gk: NodeId) -> Result<NodeId> {
         let zero = self.zeros_like(x)?;
         let z = self.eq(x, zero)?;
-        let x1 = self.add(x, z)?;
+        let not_z = self.neg(z)?;
+        let not_z = self.add_scalar(not_z, E::one())?;
+        // x' = x·(1 - z) + z: no gradient flows into a zero through it (P does not depend on
+        // the zero it leaves out).
+        let kept = self.mul(x, not_z)?;
+        let x1 = self.add(kept, z)?;
         let p = self.record(
             wengert_ops::Op::Reduce {
                 op: ReduceOp::Prod,
@@ -224,8 +229,6 @@ impl<E: Float> Tape<E> {
         // factor = z + (1 - z)·(s + [no zero]) / x'
         let off = self.add(s, none_zero)?;
         let off = self.div(off, x1)?;
-        let not_z = self.neg(z)?;
-        let not_z = self.add_scalar(not_z, E::one())?;
         let off = self.mul(not_z, off)?;
         let factor = self.add(z, off)?;
         let d = self.mul(factor, p)?;
