@@ -337,7 +337,7 @@ impl<E: Float> Tape<E> {
         // |d| < δ: d, else δ·sign(d)
         let (bound, inner, outer) = match distance {
             Distance::L1 => return Ok(sign),
-            Distance::SmoothL1 { beta } if beta == 0.0 => return Ok(sign),
+            Distance::SmoothL1 { beta: 0.0 } => return Ok(sign),
             Distance::SmoothL1 { beta } => {
                 (beta, self.mul_scalar(d, E::from_f64(beta.recip()))?, sign)
             }
