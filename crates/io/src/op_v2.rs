@@ -122,6 +122,14 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
         Op::Stack { axis: a } => OpV2::Stack { axis: axis(a)? },
         Op::Where => OpV2::Where,
         Op::WeightedLoss(loss) => OpV2::WeightedLoss(loss_to_file(loss)),
+        Op::IndexAdd { axis: a, len } => OpV2::IndexAdd {
+            axis: axis(a)?,
+            len: len as u64,
+        },
+        Op::ScatterAdd { axis: a, len } => OpV2::ScatterAdd {
+            axis: axis(a)?,
+            len: len as u64,
+        },
     })
 }
 
@@ -277,6 +285,14 @@ pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
             axis: axis as usize,
         },
         OpV2::Where => Op::Where,
+        OpV2::IndexAdd { axis, len } => Op::IndexAdd {
+            axis: axis as usize,
+            len: file_len(node, "index_add", len)?,
+        },
+        OpV2::ScatterAdd { axis, len } => Op::ScatterAdd {
+            axis: axis as usize,
+            len: file_len(node, "scatter_add", len)?,
+        },
         OpV2::WeightedLoss(loss) => {
             let loss = loss_from_file(loss);
             if !loss.takes_weight() {
@@ -356,6 +372,11 @@ fn check_loaded_parameters(node: u32, op: &Op) -> Result<()> {
     } else {
         Err(invalid(node, name, argument, value, requirement))
     }
+}
+
+/// A length from the file as a `usize`, or the error naming the op it belongs to.
+fn file_len(node: u32, op: &'static str, len: u64) -> Result<usize> {
+    usize::try_from(len).map_err(|_| invalid(node, op, "len", len as f64, "it must fit in memory"))
 }
 
 fn invalid(
@@ -719,6 +740,12 @@ mod tests {
                 axes: MAX_RANK as u8,
                 value: f64::NEG_INFINITY,
             },
+            Op::IndexAdd { axis: 0, len: 0 },
+            Op::IndexAdd {
+                axis: 3,
+                len: 1 << 40,
+            },
+            Op::ScatterAdd { axis: 1, len: 7 },
         ]);
         ops
     }
@@ -910,6 +937,8 @@ mod tests {
         for (op, expected) in from_50.into_iter().zip(50..) {
             assert_eq!(tag(op.clone()), expected, "{op:?}");
         }
+        assert_eq!(tag(OpV2::IndexAdd { axis: 0, len: 0 }), 66);
+        assert_eq!(tag(OpV2::ScatterAdd { axis: 0, len: 0 }), 67);
     }
 
     #[test]

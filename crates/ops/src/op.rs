@@ -7,7 +7,7 @@
 use crate::kernels::slice::SliceAxis;
 use crate::kernels::{
     batched_matmul, binary, broadcast_to, concat, dropout, indexing, layout, loss, matmul, pad,
-    reduce, select, slice, softmax, softmax_axis, unary,
+    reduce, scatter, select, slice, softmax, softmax_axis, unary,
 };
 use crate::operands::ShapesOf;
 use crate::{
@@ -159,6 +159,25 @@ pub enum Op {
     /// A loss (`binary_cross_entropy_with_logits`, `nll_loss`, cross-entropy) with weights as a
     /// third input: `pos_weight` or class weights, `[C]`; no gradient to the weights.
     WeightedLoss(LossOp),
+    /// Zeros of length `len` along `axis` with the slices of input 0 added at the positions
+    /// input 1 holds (a vector or a scalar of whole numbers, as floats, one per slice):
+    /// `index_select`'s adjoint, `torch.zeros(..).index_add_(axis, idx, src)`. No gradient to
+    /// the positions.
+    IndexAdd {
+        /// The axis added along.
+        axis: usize,
+        /// The output's length along it.
+        len: usize,
+    },
+    /// Zeros of length `len` along `axis` with `src[i]` added at `i` with its axis coordinate
+    /// replaced by `index[i]` (input 1, of `src`'s shape): `gather`'s adjoint,
+    /// `torch.zeros(..).scatter_add_(axis, index, src)`. No gradient to the index.
+    ScatterAdd {
+        /// The axis scattered along.
+        axis: usize,
+        /// The output's length along it.
+        len: usize,
+    },
 }
 
 impl Op {
@@ -194,6 +213,8 @@ impl Op {
             Op::Stack { .. } => "stack",
             Op::Where => "where",
             Op::WeightedLoss(loss) => loss.name(),
+            Op::IndexAdd { .. } => "index_add",
+            Op::ScatterAdd { .. } => "scatter_add",
         }
     }
 
@@ -210,7 +231,9 @@ impl Op {
             | Op::Loss(_)
             | Op::IndexSelect { .. }
             | Op::Gather { .. }
-            | Op::BatchedMatMul => 2,
+            | Op::BatchedMatMul
+            | Op::IndexAdd { .. }
+            | Op::ScatterAdd { .. } => 2,
             Op::Unary(_)
             | Op::Sum
             | Op::Mean
@@ -285,7 +308,13 @@ impl Op {
             (Op::CrossEntropy, 1) => false,
             (Op::Reduce { op, .. }, _) => op.has_gradient(),
             (Op::Loss(loss), k) => loss.differentiable_in(k),
-            (Op::IndexSelect { .. } | Op::Gather { .. }, 1) => false,
+            (
+                Op::IndexSelect { .. }
+                | Op::Gather { .. }
+                | Op::IndexAdd { .. }
+                | Op::ScatterAdd { .. },
+                1,
+            ) => false,
             (Op::Where, 0) => false,
             (Op::WeightedLoss(loss), k) => k < 2 && loss.differentiable_in(k),
             _ => true,
@@ -367,6 +396,10 @@ impl Op {
             } => slice::narrow_shape(x, axis, start, length),
             Op::IndexSelect { axis } => indexing::index_select_shape(x, axis, inputs.shape(1)),
             Op::Gather { axis } => indexing::gather_shape(x, axis, inputs.shape(1)),
+            Op::IndexAdd { axis, len } => scatter::index_add_shape(x, axis, inputs.shape(1), len),
+            Op::ScatterAdd { axis, len } => {
+                scatter::scatter_add_shape(x, axis, inputs.shape(1), len)
+            }
             Op::BatchedMatMul => batched_matmul::batched_matmul_shape(x, inputs.shape(1)),
             Op::Dropout { p, .. } => dropout::dropout_shape(x, p),
             Op::Slice { axis, range } => {
@@ -456,6 +489,12 @@ impl Op {
                 indexing::index_select(inputs.get(0), axis, inputs.get(1).data(), out)?
             }
             Op::Gather { axis } => indexing::gather(inputs.get(0), axis, inputs.get(1), out)?,
+            Op::IndexAdd { axis, .. } => {
+                scatter::index_add(x, axis, inputs.get(1).data(), shape, out)?
+            }
+            Op::ScatterAdd { axis, .. } => {
+                scatter::scatter_add(x, axis, inputs.get(1), shape, out)?
+            }
             Op::BatchedMatMul => batched_matmul::batched_matmul(inputs.get(0), inputs.get(1), out),
             Op::Dropout { p, seed } => dropout::dropout(inputs.get(0), p, seed, out),
             Op::Slice { axis, range } => {
@@ -689,7 +728,19 @@ impl Op {
             Op::Gather { axis } if index == 0 => {
                 indexing::gather_vjp::<E, ACC>(inputs.get(0).shape(), axis, inputs.get(1), g, gi)
             }
-            Op::IndexSelect { .. } | Op::Gather { .. } => zero_unless::<E, ACC>(gi),
+            // y = index_add(src, idx): dsrc[.., p, ..] = dy[.., idx[p], ..]; none to idx
+            Op::IndexAdd { axis, .. } if index == 0 => {
+                let idx = inputs.get(1).data();
+                scatter::index_add_vjp::<E, ACC>(output.shape(), axis, idx, g, gi)
+            }
+            // y = scatter_add(src, index): dsrc[i] = dy[i at index[i]]; none to the index
+            Op::ScatterAdd { axis, .. } if index == 0 => {
+                scatter::scatter_add_vjp::<E, ACC>(output.shape(), axis, inputs.get(1), g, gi)
+            }
+            Op::IndexSelect { .. }
+            | Op::Gather { .. }
+            | Op::IndexAdd { .. }
+            | Op::ScatterAdd { .. } => zero_unless::<E, ACC>(gi),
             // C[b] = A[b]·B[b]: dA[b] = Σ dC·Bᵀ, dB[b] = Σ Aᵀ·dC over the broadcast batches
             Op::BatchedMatMul => {
                 batched_matmul::batched_matmul_vjp(inputs.get(0), inputs.get(1), g, index, gi, ACC)

@@ -1031,6 +1031,67 @@ impl<E: Float> Tape<E> {
         self.record_binary(Op::Gather { axis }, x, index)
     }
 
+    /// Zeros of length `len` along `axis`, with the slices of `src` along it added at the
+    /// positions `indices` holds (one per slice, whole numbers in `0..len` as floats; repeats
+    /// add up): `index_select`'s adjoint, PyTorch's `zeros(..).index_add_(axis, indices, src)`.
+    /// The gradient of `src` is `index_select` of the output's; none flows to the positions.
+    /// A position out of range is `IndexOutOfRange`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let src = tape.parameter(array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])?;
+    /// let idx = tape.labels(&[2, 0, 2])?;
+    /// let y = tape.index_add(src, idx, 1, 4)?;
+    /// assert_eq!(tape.data(y)?, &[2.0, 0.0, 4.0, 0.0, 5.0, 0.0, 10.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn index_add(
+        &mut self,
+        src: NodeId,
+        indices: NodeId,
+        axis: usize,
+        len: usize,
+    ) -> Result<NodeId> {
+        self.record_binary(Op::IndexAdd { axis, len }, src, indices)
+    }
+
+    /// Zeros of length `len` along `axis`, with each `src[i]` added at `i` with its `axis`
+    /// coordinate replaced by `index[i]` (`index` has `src`'s shape; whole numbers in `0..len`
+    /// as floats; repeats add up): `gather`'s adjoint, PyTorch's
+    /// `zeros(..).scatter_add_(axis, index, src)`. The gradient of `src` is `gather` of the
+    /// output's; none flows to the index. A position out of range is `IndexOutOfRange`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// // One-hot rows from class labels.
+    /// let mut tape = Tape::<f64>::new();
+    /// let ones = tape.input(array![[1.0], [1.0]])?;
+    /// let labels = tape.input(array![[2.0], [0.0]])?;
+    /// let hot = tape.scatter_add(ones, labels, 1, 3)?;
+    /// assert_eq!(tape.data(hot)?, &[0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn scatter_add(
+        &mut self,
+        src: NodeId,
+        index: NodeId,
+        axis: usize,
+        len: usize,
+    ) -> Result<NodeId> {
+        self.record_binary(Op::ScatterAdd { axis, len }, src, index)
+    }
+
     /// Inverted dropout (PyTorch's `dropout(x, p, training=True)`): each element zeroed with
     /// probability `p`, the others scaled by `1 / (1 - p)`. The mask depends only on
     /// `mask_seed` and the element's position (SplitMix64), the same for f32 and f64, so a

@@ -423,6 +423,8 @@ var_methods! {
         cross_entropy_with(options: CrossEntropyOptions) "Cross-entropy with PyTorch's options.";
         index_select(axis: usize) "The slices along `axis` at the positions `other` holds.";
         gather(axis: usize) "The elements along `axis` at the positions `other` holds.";
+        index_add(axis: usize, len: usize) "Zeros of length `len` along `axis` with these slices added at `other`'s positions.";
+        scatter_add(axis: usize, len: usize) "Zeros of length `len` along `axis` with these elements added at `other`'s positions.";
     }
     pair {
         max_dim(axis: usize, keep_dim: bool) "The largest element along `axis` and its position.";

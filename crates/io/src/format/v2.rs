@@ -139,6 +139,15 @@ pub enum OpV2 {
     Where,
     /// A loss whose third input holds its weights (`pos_weight` or class weights).
     WeightedLoss(LossOpV2),
+    // From tag 66: the adjoints of the indexing ops, which their recorded VJPs record.
+    IndexAdd {
+        axis: u32,
+        len: u64,
+    },
+    ScatterAdd {
+        axis: u32,
+        len: u64,
+    },
 }
 
 /// What a [`OpV2::Reduce`] reduces each lane to (`wengert_ops::ReduceOp`'s of the same name).

@@ -10,5 +10,6 @@ mod invalid;
 mod listed_ops;
 mod new_ops;
 mod outputs;
+mod recorded_grad;
 mod round_trip;
 mod weights;

@@ -28,6 +28,7 @@ pub mod pool;
 pub mod product;
 pub mod reduce;
 pub mod reduction;
+pub mod scatter;
 pub mod select;
 pub mod slice;
 pub mod softmax;

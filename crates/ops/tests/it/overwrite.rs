@@ -126,6 +126,11 @@ fn every_overwrite_writes_every_element() {
         ),
         (Op::IndexSelect { axis: 1 }, vec![s(&[2, 3]), s(&[4])]),
         (Op::Gather { axis: 0 }, vec![s(&[2, 3]), s(&[3, 2])]),
+        (Op::IndexAdd { axis: 1, len: 4 }, vec![s(&[2, 3]), s(&[3])]),
+        (
+            Op::ScatterAdd { axis: 0, len: 3 },
+            vec![s(&[2, 3]), s(&[2, 3])],
+        ),
         (Op::BatchedMatMul, vec![s(&[2, 2, 3]), s(&[3, 4])]),
         (Op::BatchedMatMul, vec![s(&[1, 2, 3]), s(&[2, 3, 2])]),
         (Op::Dropout { p: 0.5, seed: 3 }, vec![s(&[2, 3])]),
@@ -232,7 +237,13 @@ fn every_overwrite_writes_every_element() {
                                     ..
                                 }))
                         );
-                        let positions = matches!(op, Op::IndexSelect { .. } | Op::Gather { .. });
+                        let positions = matches!(
+                            op,
+                            Op::IndexSelect { .. }
+                                | Op::Gather { .. }
+                                | Op::IndexAdd { .. }
+                                | Op::ScatterAdd { .. }
+                        );
                         let mask = op == Op::Where && k == 0;
                         if ((labels || positions) && k == 1) || mask {
                             (i % 2) as f64

@@ -93,6 +93,18 @@ pub enum Case {
         targets: Option<ArrayD<f64>>,
         weight: ArrayD<f64>,
     },
+    /// `index_add` into length `len` at the positions held here (fed as labels).
+    IndexAdd {
+        axis: usize,
+        len: usize,
+        indices: Vec<usize>,
+    },
+    /// `scatter_add` into length `len` with the index array held here (fed as an input).
+    ScatterAdd {
+        axis: usize,
+        len: usize,
+        index: ArrayD<f64>,
+    },
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -251,6 +263,10 @@ impl Case {
             Case::Stack(axis) => format!("stack(axis {axis})"),
             Case::Where(_) => "where_cond".into(),
             Case::WeightedLoss { loss, .. } => format!("{loss:?} weighted"),
+            Case::IndexAdd { axis, len, indices } => {
+                format!("index_add({axis}, len {len}, {indices:?})")
+            }
+            Case::ScatterAdd { axis, len, .. } => format!("scatter_add({axis}, len {len})"),
         }
     }
 
@@ -333,6 +349,14 @@ impl Case {
                 };
                 let w = tape.input(weight.mapv(E::from_f64))?;
                 record_weighted_loss(tape, *loss, p[0], t, w)
+            }
+            Case::IndexAdd { axis, len, indices } => {
+                let indices = tape.labels(indices)?;
+                tape.index_add(p[0], indices, *axis, *len)
+            }
+            Case::ScatterAdd { axis, len, index } => {
+                let index = tape.input(index.mapv(E::from_f64))?;
+                tape.scatter_add(p[0], index, *axis, *len)
             }
         }
     }

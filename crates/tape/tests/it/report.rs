@@ -206,6 +206,26 @@ fn problems() -> Vec<Problem> {
             &x234,
         ),
         one(Case::Pad(vec![(1, 0), (0, 2), (1, 1)], 0.5), &x234),
+        one(
+            Case::IndexAdd {
+                axis: 1,
+                len: 2,
+                indices: vec![1, 0, 1],
+            },
+            &x234,
+        ),
+        one(
+            Case::ScatterAdd {
+                axis: 2,
+                len: 3,
+                index: ArrayD::from_shape_vec(
+                    ndarray::IxDyn(&[2, 3, 4]),
+                    (0..24).map(|i| (i * 5 % 3) as f64).collect(),
+                )
+                .expect("sized"),
+            },
+            &x234,
+        ),
     ]);
     for axis in [0, 1, 2] {
         problems.push(one(Case::SoftmaxAxis(axis), &x234));

@@ -484,6 +484,54 @@ pub fn gather() -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// `index_add` of a rank 1..=3 source along a drawn axis into a length of 1..=8, at drawn
+/// positions (one per slice of the source, repeats included).
+pub fn index_add() -> BoxedStrategy<Problem> {
+    dims(1..=3)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (Just(d), 0..r, 1..=MAX_DIM)
+        })
+        .prop_flat_map(|(d, axis, len)| {
+            let k = d[axis];
+            (
+                array(d, general()),
+                Just(axis),
+                Just(len),
+                prop::collection::vec(0..len, k),
+            )
+        })
+        .prop_map(|(src, axis, len, indices)| {
+            Problem::new(Case::IndexAdd { axis, len, indices }, vec![src])
+        })
+        .boxed()
+}
+
+/// `scatter_add` of a rank 1..=3 source along a drawn axis into a length of 1..=8, with a
+/// position drawn for every element (repeats included).
+pub fn scatter_add() -> BoxedStrategy<Problem> {
+    dims(1..=3)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            let n: usize = d.iter().product();
+            (Just(d), 0..r, 1..=MAX_DIM, Just(n))
+        })
+        .prop_flat_map(|(d, axis, len, n)| {
+            (
+                array(d.clone(), general()),
+                Just(axis),
+                Just(len),
+                prop::collection::vec(0..len, n),
+            )
+        })
+        .prop_map(|(src, axis, len, positions)| {
+            let data = positions.iter().map(|&p| p as f64).collect();
+            let index = ArrayD::from_shape_vec(src.raw_dim(), data).expect("sized");
+            Problem::new(Case::ScatterAdd { axis, len, index }, vec![src])
+        })
+        .boxed()
+}
+
 /// `[..., m, k]·[..., k, n]` with batch axes (rank 1..=2 on one side at least, lengths 1..=3)
 /// that broadcast: each operand drops some leading batch axes and has length 1 on others.
 pub fn batched_matmul() -> BoxedStrategy<Problem> {
@@ -807,6 +855,8 @@ macro_rules! for_each_op {
             nll_loss_weighted => s::weighted_class_loss(false),
             cross_entropy_weighted => s::weighted_class_loss(true),
             cross_entropy_weighted_probabilities => s::weighted_soft_cross_entropy(),
+            index_add => s::index_add(),
+            scatter_add => s::scatter_add(),
         }
     };
 }
