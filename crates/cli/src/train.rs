@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use wengert_io::{Checkpoint, CheckpointDir, LoadOptions, Scalar};
 use wengert_train::loaders::{CsvOptions, Header, LabelColumn, Labels, load_csv, load_mnist};
 use wengert_train::{
-    Activation, Adam, AdamW, Callback, Control, Dataset, EpochRecord, Every, Mlp, Module,
-    Optimizer, Sgd, Standardizer, StepInfo, StopReason, TrainConfig, TrainState, Trainer, datasets,
+    Activation, Adam, Callback, Control, Dataset, EpochRecord, Every, Mlp, Module, Optimizer, Sgd,
+    Standardizer, StepInfo, StopReason, TrainConfig, TrainState, Trainer, datasets,
 };
 
 use crate::args::{ActivationArg, HeaderArg, OptimizerArg, TrainArgs};
@@ -315,7 +315,11 @@ fn train_in_pool(
                 .build(),
         ),
         OptimizerArg::Adam => boxed(Adam::builder(lr).weight_decay(weight_decay).build()),
-        OptimizerArg::Adamw => boxed(AdamW::builder(lr).weight_decay(weight_decay).build()),
+        OptimizerArg::Adamw => boxed(
+            Adam::builder(lr)
+                .decoupled_weight_decay(weight_decay)
+                .build(),
+        ),
     }
     .map_err(|e| e.to_string())?;
     let config = TrainConfig {

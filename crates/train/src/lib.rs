@@ -4,8 +4,9 @@
 //!   [`Module`]; weights start from an [`Init`] drawn from a seeded [`Rng`].
 //! - Objectives and measures: [`Loss`] (MSE, RMSE, softmax cross-entropy), [`accuracy`],
 //!   [`ConfusionMatrix`].
-//! - Optimisers with PyTorch's update rules: [`Sgd`] (momentum, Nesterov), [`Adam`],
-//!   [`AdamW`]; weight decay; [`clip_grad_norm`]; learning-rate [`Schedule`]s.
+//! - Optimisers with PyTorch's update rules: [`Sgd`] (momentum, Nesterov), [`Adam`] (L2 or
+//!   decoupled weight decay, AdamW: [`Adam::adamw`]); [`clip_grad_norm`]; learning-rate
+//!   [`Schedule`]s.
 //! - Data: [`Dataset`] (features and labels or targets in memory), its seeded
 //!   [`split`](Dataset::split), [`Standardizer`]; [`loaders`] for CSV and MNIST's IDX files;
 //!   [`datasets::digits`], the UCI handwritten digits shipped in the crate.
@@ -67,8 +68,7 @@ pub use loss::{Loss, Sqrt};
 pub use metrics::{ConfusionMatrix, MAX_TABLE_CLASSES, accuracy, argmax_rows};
 pub use module::{Module, ParameterIds};
 pub use optim::{
-    Adam, AdamBuilder, AdamW, AdamWBuilder, GradientSet, Optimizer, OptimizerState, Sgd,
-    SgdBuilder, clip_grad_norm,
+    Adam, AdamBuilder, GradientSet, Optimizer, OptimizerState, Sgd, SgdBuilder, clip_grad_norm,
 };
 pub use reduce::{GradientReducer, LocalReducer};
 pub use rng::{Rng, RngState};

@@ -723,10 +723,11 @@ impl<'a, E: Float> Trainer<'a, E> {
         // Clipping scales every gradient by one factor, computed over all of them first.
         let scale = match self.config.clip_grad_norm {
             Some(max_norm) => {
-                let grads = bound.ids.iter().filter_map(|&id| tape.grad(id));
-                let norm = crate::optim::global_norm(grads);
-                let coef = max_norm / (norm + 1e-6);
-                (coef < 1.0).then(|| E::from_f64(coef))
+                let mut sum = 0.0;
+                for g in bound.ids.iter().filter_map(|&id| tape.grad(id)) {
+                    crate::optim::add_squares(&mut sum, g.iter());
+                }
+                crate::optim::clip_factor(sum, max_norm).map(E::from_f64)
             }
             None => None,
         };

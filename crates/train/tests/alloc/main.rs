@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ndarray::Array2;
 use wengert_train::{
-    Adam, AdamW, Callback, Control, Dataset, Loss, Mlp, Optimizer, Rng, Sgd, StepInfo, TrainConfig,
+    Adam, Callback, Control, Dataset, Loss, Mlp, Optimizer, Rng, Sgd, StepInfo, TrainConfig,
     Trainer, datasets,
 };
 
@@ -163,7 +163,7 @@ fn a_training_step_allocates_nothing_in_steady_state() {
     let steps = steady_steps(
         &pools[1],
         clipped,
-        AdamW::new(1e-3).unwrap(),
+        Adam::adamw(1e-3).unwrap(),
         &mut model,
         &digits,
     );
