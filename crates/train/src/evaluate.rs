@@ -152,30 +152,38 @@ impl EvaluationSum {
         outputs: ArrayView2<'_, E>,
         labels: &[usize],
     ) -> Result<()> {
-        let rows = outputs.nrows();
+        self.check_chunk(outputs, labels)?;
         if let Some(m) = &mut self.confusion {
-            let classes = m.classes();
-            if outputs.ncols() != classes || labels.len() != rows {
-                return Err(Error::Model(format!(
-                    "a chunk of {rows} rows scores {} classes against {} labels; expected \
-                     {classes} classes and a label per row",
-                    outputs.ncols(),
-                    labels.len()
-                )));
-            }
-            if let Some(&bad) = labels.iter().find(|&&l| l >= classes) {
-                return Err(Error::InvalidData(format!(
-                    "label {bad} is not a class of {classes} (0 to {})",
-                    classes - 1
-                )));
-            }
             for (row, &label) in outputs.rows().into_iter().zip(labels) {
                 m.add(label, argmax(row));
             }
         }
-        self.loss_sum += mean_loss * rows as f64;
-        self.examples += rows;
+        self.loss_sum += mean_loss * outputs.nrows() as f64;
+        self.examples += outputs.nrows();
         Ok(())
+    }
+
+    /// Checks that a classifier's chunk scores every class and has a label in range per row.
+    fn check_chunk<E: Float>(&self, outputs: ArrayView2<'_, E>, labels: &[usize]) -> Result<()> {
+        let Some(m) = &self.confusion else {
+            return Ok(());
+        };
+        let (rows, classes) = (outputs.nrows(), m.classes());
+        if outputs.ncols() != classes || labels.len() != rows {
+            return Err(Error::Model(format!(
+                "a chunk of {rows} rows scores {} classes against {} labels; expected \
+                 {classes} classes and a label per row",
+                outputs.ncols(),
+                labels.len()
+            )));
+        }
+        match labels.iter().find(|&&l| l >= classes) {
+            Some(&bad) => Err(Error::InvalidData(format!(
+                "label {bad} is not a class of {classes} (0 to {})",
+                classes - 1
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Adds a chunk of a classifier's scores (logits) against `labels`, its loss computed on
@@ -192,18 +200,17 @@ impl EvaluationSum {
                 self.loss
             )));
         }
+        // A label out of range is refused by name, before the loss's own message.
+        self.check_chunk(scores, labels)?;
         tape.clear();
+        let loss = self.chunk_loss();
         let mean = tape.no_grad(|tape| -> Result<f64> {
             let logits = tape.input(scores)?;
             let targets = tape.labels(labels)?;
-            let loss = self.chunk_loss().record(tape, logits, targets)?;
+            let loss = loss.record(tape, logits, targets)?;
             Ok(Float::to_f64(tape.item(loss)?))
-        });
-        // A label out of range is refused by name, before the loss's own message.
-        let checked = self.add(0.0, scores, labels);
-        let mean = checked.and(mean)?;
-        self.loss_sum += mean * labels.len() as f64;
-        Ok(())
+        })?;
+        self.add(mean, scores, labels)
     }
 
     /// The evaluation of the chunks added (a loss of 0 if there were none).

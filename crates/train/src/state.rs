@@ -249,10 +249,7 @@ mod tests {
         state().check_fits(&shapes, batches).unwrap();
         let refused = |s: TrainState<f64>, shapes: &[Vec<usize>], b: Batches, what: &str| {
             let err = s.check_fits(shapes, b).unwrap_err().to_string();
-            assert!(
-                err.contains("cannot resume") && err.contains(what),
-                "{err}"
-            );
+            assert!(err.contains("cannot resume") && err.contains(what), "{err}");
         };
         refused(state(), &shapes, Batches::new(6, 2), "5 examples");
         refused(state(), &shapes, Batches::new(5, 3), "batches hold 3");
