@@ -8,11 +8,11 @@
 //! - [`workloads`]: W2..W4 for the engines built here; [`memory`]: W5 (W1 runs in the
 //!   baselines program, `benches/baselines`, all its engines in one process).
 //! - [`record`], [`table`]: the records of `--json`, checked, and the printed table.
-//! - [`alloc_count`]: the counting global allocator behind W5's allocations per step.
+//! - W5's allocations per step are counted by `wengert_testkit::alloc`, the allocator every
+//!   allocation test uses.
 
 #![deny(missing_docs)]
 
-pub mod alloc_count;
 pub mod chain;
 pub mod hvp;
 pub mod memory;
