@@ -91,7 +91,7 @@ pub fn vjp<E: Float>(
 ///
 /// ```
 /// use ndarray::array;
-/// use wengert_ops::kernels::matmul::gemm;
+/// use wengert_ops::gemm;
 /// let a = array![[1.0, 2.0], [3.0, 4.0]];
 /// let b = array![[5.0], [6.0]];
 /// let mut c = array![[0.0], [0.0]];
@@ -115,7 +115,7 @@ pub fn gemm<E: Float>(
 ///
 /// ```
 /// use ndarray::Array2;
-/// use wengert_ops::kernels::matmul::try_gemm;
+/// use wengert_ops::try_gemm;
 /// let (a, b) = (Array2::<f32>::zeros((2, 3)), Array2::<f32>::zeros((4, 5)));
 /// let mut c = Array2::<f32>::zeros((2, 5));
 /// let err = try_gemm(1.0, a.view(), b.view(), 0.0, c.view_mut()).unwrap_err();
