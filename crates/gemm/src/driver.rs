@@ -302,6 +302,19 @@ mod tests {
     use ndarray::Array2;
     use wengert_testkit::naive_matmul;
 
+    #[test]
+    fn the_split_thresholds_the_architecture_quotes_are_the_codes() {
+        use wengert_testkit::architecture_figure;
+        assert_eq!(
+            architecture_figure("PARALLEL_MIN_MACS"),
+            PARALLEL_MIN_MACS as u64
+        );
+        assert_eq!(
+            architecture_figure("PARALLEL_MIN_OUTPUTS"),
+            PARALLEL_MIN_OUTPUTS as u64
+        );
+    }
+
     /// The portable kernel agrees with the reference (exactly, on small integers), whatever
     /// kernel this machine would pick, over shapes that cross every block boundary of f64.
     #[test]

@@ -1,15 +1,19 @@
 //! What wengert's tests and benchmarks share, written once: [`SplitMix64`], a seeded
 //! generator for fixed "random" inputs; [`naive_matmul`], the textbook product the fast ones
-//! are checked against; and [`alloc`], the counting global allocator of every allocation test.
+//! are checked against; [`alloc`], the counting global allocator of every allocation test; and
+//! [`architecture_figure`], which reads back a figure `docs/ARCHITECTURE.md` quotes, so that a
+//! test beside the constant fails when the two drift apart.
 //!
 //! A workspace crate that is never published: the packages take it as a dev-dependency
 //! without a version, which `cargo publish` leaves out.
 
 pub mod alloc;
+mod figures;
 mod splitmix;
 
 use ndarray::{Array2, ArrayView2};
 
+pub use figures::{architecture_figure, quoted_figures};
 pub use splitmix::SplitMix64;
 
 /// `a·b` by the textbook triple loop (`i`, `p`, `j`), summing each element in order of `p`:

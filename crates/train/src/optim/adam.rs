@@ -417,4 +417,10 @@ mod tests {
                 .is_err()
         );
     }
+
+    #[test]
+    fn the_split_size_the_architecture_quotes_is_the_codes() {
+        let quoted = wengert_testkit::architecture_figure("PARALLEL_MIN_ELEMENTS");
+        assert_eq!(quoted, PARALLEL_MIN_ELEMENTS as u64);
+    }
 }
