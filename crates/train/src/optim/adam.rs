@@ -238,23 +238,12 @@ impl<E: Float> Optimizer<E> for Adam<E> {
     }
 
     fn state(&self) -> OptimizerState<E> {
-        OptimizerState {
-            kind: Optimizer::<E>::name(self).to_string(),
-            step: self.step,
-            settings: self
-                .named_settings()
-                .iter()
-                .map(|&(n, v)| (n.to_string(), v))
-                .collect(),
-            buffers: if self.exp_avg.is_empty() {
-                Vec::new()
-            } else {
-                vec![
-                    ("exp_avg".to_string(), self.exp_avg.clone()),
-                    ("exp_avg_sq".to_string(), self.exp_avg_sq.clone()),
-                ]
-            },
-        }
+        OptimizerState::from_parts(
+            Optimizer::<E>::name(self),
+            self.step,
+            &self.named_settings(),
+            &[("exp_avg", &self.exp_avg), ("exp_avg_sq", &self.exp_avg_sq)],
+        )
     }
 
     fn load_state(&mut self, state: &OptimizerState<E>) -> Result<()> {

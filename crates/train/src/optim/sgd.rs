@@ -170,20 +170,12 @@ impl<E: Float> Optimizer<E> for Sgd<E> {
     }
 
     fn state(&self) -> OptimizerState<E> {
-        OptimizerState {
-            kind: Optimizer::<E>::name(self).to_string(),
-            step: self.steps,
-            settings: self
-                .settings()
-                .iter()
-                .map(|&(n, v)| (n.to_string(), v))
-                .collect(),
-            buffers: if self.buffers.is_empty() {
-                Vec::new()
-            } else {
-                vec![("momentum_buffer".to_string(), self.buffers.clone())]
-            },
-        }
+        OptimizerState::from_parts(
+            Optimizer::<E>::name(self),
+            self.steps,
+            &self.settings(),
+            &[("momentum_buffer", &self.buffers)],
+        )
     }
 
     fn load_state(&mut self, state: &OptimizerState<E>) -> Result<()> {

@@ -41,6 +41,27 @@ pub struct OptimizerState<E: Float> {
 }
 
 impl<E: Float> OptimizerState<E> {
+    /// The state of an optimiser named `kind` after `step` steps with these settings and
+    /// per-parameter buffers (none kept while they are empty, before the first step).
+    pub(super) fn from_parts(
+        kind: &str,
+        step: u64,
+        settings: &[(&str, f64)],
+        buffers: &[(&str, &Vec<ArrayD<E>>)],
+    ) -> Self {
+        let sized = buffers.iter().all(|(_, b)| !b.is_empty());
+        OptimizerState {
+            kind: kind.to_string(),
+            step,
+            settings: settings.iter().map(|&(n, v)| (n.to_string(), v)).collect(),
+            buffers: buffers
+                .iter()
+                .filter(|_| sized)
+                .map(|&(name, b)| (name.to_string(), b.clone()))
+                .collect(),
+        }
+    }
+
     /// Checks that this state was saved by an optimiser named `kind` with `settings`, and
     /// holds exactly the buffers `names` (or none, before the first step).
     pub(super) fn check(&self, kind: &str, settings: &[(&str, f64)], names: &[&str]) -> Result<()> {
