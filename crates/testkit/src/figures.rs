@@ -30,10 +30,10 @@ pub fn quoted_figures(text: &str) -> BTreeMap<String, u64> {
                 .take_while(|c| c.is_ascii_digit() || *c == ',')
                 .collect();
             let digits = digits.trim_end_matches(',').replace(',', "");
-            if let Ok(v) = digits.parse::<u64>() {
-                if let Some(old) = figures.insert(name.to_string(), v) {
-                    assert_eq!(old, v, "`{name}` is quoted as {old} and as {v}");
-                }
+            if let Ok(v) = digits.parse::<u64>()
+                && let Some(old) = figures.insert(name.to_string(), v)
+            {
+                assert_eq!(old, v, "`{name}` is quoted as {old} and as {v}");
             }
         }
         rest = after;
