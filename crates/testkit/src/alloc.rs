@@ -1,5 +1,5 @@
 //! The counting global allocator of every allocation test and of the benchmarks' W5:
-//! `stats_alloc`'s instrumented system allocator, installed by [`count_allocations!`], so that
+//! `stats_alloc`'s instrumented system allocator, installed by [`count_allocations!`](crate::count_allocations), so that
 //! no test writes an `unsafe impl GlobalAlloc` of its own.
 //!
 //! ```
@@ -35,7 +35,7 @@ macro_rules! count_allocations {
 }
 
 /// Allocations (fresh and grown) made by the whole process so far, counted only when
-/// [`count_allocations!`] installed the allocator (0 otherwise).
+/// [`count_allocations!`](crate::count_allocations) installed the allocator (0 otherwise).
 pub fn allocations() -> u64 {
     let stats = INSTRUMENTED_SYSTEM.stats();
     (stats.allocations + stats.reallocations) as u64

@@ -8,7 +8,7 @@ use wengert_tape::Tape;
 /// `clip_grad_norm_` does (`coef = max_norm / (norm + 1e-6)`, applied when below 1), and
 /// returns the norm before clipping. `grads` is anything holding gradients ([`GradientSet`]):
 /// owned arrays, views into arrays, or a [`Tape`], whose parameters' gradients are clipped
-/// where they are, ready for [`Optimizer::step_tape`].
+/// where they are, ready for [`Optimizer::step_tape`](crate::Optimizer::step_tape).
 ///
 /// ```
 /// use ndarray::array;

@@ -6,7 +6,7 @@ use wengert_ops::Float;
 
 use crate::{Error, Result};
 
-/// An optimiser's state between steps, as [`Optimizer::state`] takes it.
+/// An optimiser's state between steps, as [`Optimizer::state`](crate::Optimizer::state) takes it.
 ///
 /// ```
 /// use ndarray::array;
@@ -27,7 +27,7 @@ use crate::{Error, Result};
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OptimizerState<E: Float> {
-    /// The optimiser's [`name`](Optimizer::name), checked on load.
+    /// The optimiser's [`name`](crate::Optimizer::name), checked on load.
     pub kind: String,
     /// Steps taken (Adam's bias corrections depend on it).
     pub step: u64,
