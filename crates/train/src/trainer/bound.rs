@@ -190,3 +190,79 @@ pub(crate) fn output_view<E: Float>(tape: &Tape<E>, output: NodeId) -> Result<Ar
     let dims = shape.dims();
     Ok(ArrayView2::from_shape((dims[0], dims[1]), tape.data(output)?).expect("sized by its shape"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Init, Linear, Rng};
+    use ndarray::array;
+
+    /// A layer whose forward pass records a parameter of its own instead of taking it.
+    struct Sneaky(Linear<f64>);
+
+    impl Module<f64> for Sneaky {
+        fn forward(
+            &self,
+            tape: &mut Tape<f64>,
+            params: &mut ParameterIds<'_>,
+            x: NodeId,
+        ) -> Result<NodeId> {
+            let out = self.0.forward(tape, params, x)?;
+            let extra = tape.parameter(array![[1.0]])?;
+            Ok(tape.mul(out, extra)?)
+        }
+
+        fn parameters(&self) -> Vec<ndarray::ArrayViewD<'_, f64>> {
+            self.0.parameters()
+        }
+
+        fn parameters_mut(&mut self) -> Vec<ndarray::ArrayViewMutD<'_, f64>> {
+            self.0.parameters_mut()
+        }
+    }
+
+    fn layer() -> Linear<f64> {
+        Linear::new(2, 1, Init::GlorotUniform, &mut Rng::seed_from_u64(0)).unwrap()
+    }
+
+    #[test]
+    fn a_batch_is_recorded_after_the_parameters_and_rewinds_to_them() {
+        let data =
+            Dataset::regression(array![[1.0, 2.0], [3.0, 4.0]], array![[1.0], [0.0]]).unwrap();
+        let model = layer();
+        let mut bound = BoundModel::new();
+        bound.bind(&model).unwrap();
+        assert_eq!(bound.parameter_count(), 3);
+        let first = bound
+            .record_batch(&model, Loss::Mse, &data, &[0, 1])
+            .unwrap();
+        let len = bound.tape.len();
+        let again = bound
+            .record_batch(&model, Loss::Mse, &data, &[1, 0])
+            .unwrap();
+        assert_eq!(bound.tape.len(), len, "a batch re-records from the mark");
+        // The same positions (a rewind makes new ids for them).
+        assert_eq!(first.loss.index(), again.loss.index());
+        assert_ne!(first.loss, again.loss);
+        assert_eq!(bound.hits(Loss::Mse, again).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_model_that_records_its_own_parameters_or_changes_its_list_is_refused() {
+        let data = Dataset::regression(array![[1.0, 2.0]], array![[1.0]]).unwrap();
+        let model = Sneaky(layer());
+        let mut bound = BoundModel::new();
+        bound.bind(&model).unwrap();
+        let err = bound
+            .record_batch(&model, Loss::Mse, &data, &[0])
+            .unwrap_err();
+        assert!(err.to_string().contains("not record its own"), "{err}");
+
+        let mut other = crate::Mlp::<f64>::builder(&[2, 2, 1]).build().unwrap();
+        let err = bound.write_back(&mut other).unwrap_err();
+        assert!(
+            err.to_string().contains("lists 4 parameters, but 2"),
+            "{err}"
+        );
+    }
+}

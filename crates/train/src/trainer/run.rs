@@ -303,3 +303,99 @@ fn start_epoch<E: Float>(s: &mut TrainState<E>, rng: &mut Rng) {
         ..EpochProgress::default()
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Sgd, TrainConfig};
+    use ndarray::array;
+
+    /// XOR's four points, in batches of 2: two steps an epoch.
+    fn xor() -> Dataset<f64> {
+        let x = array![[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]];
+        Dataset::classification(x, vec![0, 1, 1, 0], 2).unwrap()
+    }
+
+    fn config(epochs: usize) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            batch_size: 2,
+            ..TrainConfig::default()
+        }
+    }
+
+    /// Asks to stop at step `at`.
+    struct StopAtStep(usize);
+
+    impl Callback for StopAtStep {
+        fn on_step(&mut self, step: &StepInfo) -> Control {
+            if step.step == self.0 {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        }
+    }
+
+    #[test]
+    fn a_stop_mid_epoch_records_the_part_of_the_epoch_that_ran() {
+        let mut model = crate::Mlp::builder(&[2, 3, 2]).seed(0).build().unwrap();
+        let mut trainer =
+            Trainer::new(config(5), Sgd::new(0.1).unwrap()).with_callback(StopAtStep(3));
+        let history = trainer.fit(&mut model, &xor(), None).unwrap();
+        assert_eq!(history.stop_reason, StopReason::Callback);
+        assert_eq!(history.steps, 3);
+        // Epoch 1 whole, then epoch 2's first batch of 2 examples.
+        assert_eq!(history.epochs.len(), 2);
+        assert_eq!(history.epochs[1].epoch, 2);
+    }
+
+    #[test]
+    fn a_pause_mid_epoch_records_nothing_of_it_and_hands_out_the_position() {
+        let mut model = crate::Mlp::builder(&[2, 3, 2]).seed(0).build().unwrap();
+        let mut trainer = Trainer::new(config(5), Sgd::new(0.1).unwrap());
+        let mut at = None;
+        trainer.checkpoint_every(Every::Steps(3), |s: &TrainState<f64>| {
+            at = Some((s.epoch, s.batch, s.progress.seen, s.parameters.len()));
+            Ok(Control::Stop)
+        });
+        let history = trainer.fit(&mut model, &xor(), None).unwrap();
+        drop(trainer);
+        assert_eq!(history.stop_reason, StopReason::Paused);
+        assert_eq!((history.steps, history.epochs.len()), (3, 1));
+        // In epoch 2 (from 0: 1), one batch of 2 done, with the model's 4 arrays.
+        assert_eq!(at, Some((1, 1, 2, 4)));
+    }
+
+    #[test]
+    fn the_best_epochs_weights_are_kept_and_restored_only_when_asked() {
+        // At this rate the loss rises again after epoch 2.
+        let run = |restore_best: bool| {
+            let mut model = crate::Mlp::builder(&[2, 3, 2]).seed(0).build().unwrap();
+            let config = TrainConfig {
+                restore_best,
+                ..config(3)
+            };
+            let mut trainer = Trainer::new(config, Sgd::new(0.5).unwrap());
+            let history = trainer.fit(&mut model, &xor(), None).unwrap();
+            (model, history)
+        };
+        let (restored, h) = run(true);
+        let (last, h_last) = run(false);
+        let losses = |h: &History| h.epochs.iter().map(|r| r.train_loss).collect::<Vec<_>>();
+        assert_eq!(losses(&h), losses(&h_last));
+        assert_eq!(h.best_epoch, h_last.best_epoch);
+        let best = h.best_epoch.unwrap();
+        assert!(
+            best < 3,
+            "the case needs a best epoch before the last: {h:?}"
+        );
+        assert_ne!(restored, last);
+        // The weights restored are those of the best epoch: a run of that many epochs.
+        let mut short = crate::Mlp::builder(&[2, 3, 2]).seed(0).build().unwrap();
+        Trainer::new(config(best), Sgd::new(0.5).unwrap())
+            .fit(&mut short, &xor(), None)
+            .unwrap();
+        assert_eq!(restored, short);
+    }
+}
