@@ -14,7 +14,8 @@
 //! - [`Shape`], [`TensorRef`]: shapes held inline and borrowed row-major arrays;
 //!   [`Shapes`] and [`Operands`], an op's inputs read by position.
 //! - [`Error`]: every failure as a typed value.
-//! - [`kernels`]: the arithmetic, including the parallel, deterministic [`kernels::matmul::gemm`].
+//! - [`gemm`]: the parallel, deterministic matrix product every matmul runs on, for a product
+//!   by hand on the engine's own kernel. The other kernels are the ops' business.
 //!
 //! ```
 //! use wengert_ops::{Op, Shape, TensorRef, UnaryOp};
@@ -42,6 +43,10 @@ mod custom;
 mod elementwise;
 mod error;
 mod float;
+// Not part of the API (users reach the arithmetic through `Op`): public only, and hidden, so
+// that this crate's integration tests can test the kernels not yet wired into `Op`
+// (`tests/it/pending_kernels.rs`).
+#[doc(hidden)]
 pub mod kernels;
 mod loss_op;
 mod op;
@@ -56,6 +61,7 @@ pub use elementwise::{BinaryOp, UnaryOp};
 pub use error::{Error, Result};
 pub use float::Float;
 pub use kernels::class_loss::{CrossEntropyOptions, Targets};
+pub use kernels::matmul::{gemm, try_gemm};
 pub use kernels::pointwise_loss::Distance;
 pub use kernels::reduction::Reduction;
 pub use kernels::slice::SliceAxis;
