@@ -8,6 +8,7 @@
 //! - [`workloads`]: W2..W4 for the engines built here; [`memory`]: W5 (W1 runs in the
 //!   baselines program, `benches/baselines`, all its engines in one process).
 //! - [`record`], [`table`]: the records of `--json`, checked, and the printed table.
+//! - [`scaling`]: the cost model of a data-parallel step (docs/SCALING.md), fitted to W7.
 //! - [`w7`]: W7, W2's step data-parallel over MPI (the `mpi` feature; one process per rank).
 //! - W5's allocations per step are counted by `wengert_testkit::alloc`, the allocator every
 //!   allocation test uses.
@@ -19,6 +20,7 @@ pub mod hvp;
 pub mod memory;
 pub mod mlp;
 pub mod record;
+pub mod scaling;
 pub mod shared;
 pub mod table;
 pub mod w7;

@@ -7,6 +7,7 @@
 //! wengert-bench check PATH          # checks a file written by --json
 //! wengert-bench w5-child ENGINE N   # internal: W5 in a fresh process on N threads
 //! wengert-bench w7-rank N [--quick] # internal: one rank of W7 (under mpirun), N threads
+//! wengert-bench scaling W7.json ... # docs/SCALING.md's model, fitted to W7 records
 //! ```
 //!
 //! `cargo xtask bench` builds this binary, the baselines program and (with `--peers`) the peers
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Some("check") => check(args.get(1)),
         Some("w5-child") => child(&args[1..]),
         Some("w7-rank") => w7_rank(&args[1..]),
+        Some("scaling") => scaling(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -424,6 +426,27 @@ fn w7_rank(args: &[String]) -> Result<(), String> {
 #[cfg(not(feature = "mpi"))]
 fn w7_rank(_args: &[String]) -> Result<(), String> {
     Err("w7-rank needs the runner built with the `mpi` feature".into())
+}
+
+/// `scaling FILE...`: the cost model of docs/SCALING.md fitted to the W7 records in the files
+/// (`--json` output of a W7 run, or JSON lines a rank printed).
+fn scaling(paths: &[String]) -> Result<(), String> {
+    if paths.is_empty() {
+        return Err("scaling needs W7 records: the --json file of `--only W7`".into());
+    }
+    let mut records = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        records.extend(match check_json_text(&text) {
+            Ok(records) => records,
+            Err(_) => parse_lines(&text, &mut |_: &str| {}).map_err(|e| format!("{path}: {e}"))?,
+        });
+    }
+    let report = wengert_benches::scaling::report(&records, |batch| {
+        workloads::w2_step_flops(&wengert_benches::shared::W2_LAYERS, batch)
+    })?;
+    println!("{report}");
+    Ok(())
 }
 
 fn child(args: &[String]) -> Result<(), String> {
