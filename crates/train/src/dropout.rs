@@ -107,7 +107,10 @@ mod tests {
         assert_eq!(layer.predict(&x).unwrap(), x.clone().into_dyn());
         let all = Dropout::new(1.0).unwrap();
         assert!(train_pass(&all, 1, &x).iter().all(|&v| v == 0.0));
-        assert_eq!(train_pass(&Dropout::new(0.0).unwrap(), 1, &x), x.into_raw_vec_and_offset().0);
+        assert_eq!(
+            train_pass(&Dropout::new(0.0).unwrap(), 1, &x),
+            x.into_raw_vec_and_offset().0
+        );
     }
 
     #[test]

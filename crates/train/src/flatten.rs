@@ -61,7 +61,10 @@ mod tests {
         let err = Flatten.predict(&Array1::<f32>::ones(4)).unwrap_err();
         assert!(err.to_string().contains("rank 1"), "{err}");
         assert_eq!(
-            Flatten.predict(&Array3::<f32>::zeros((0, 2, 2))).unwrap().shape(),
+            Flatten
+                .predict(&Array3::<f32>::zeros((0, 2, 2)))
+                .unwrap()
+                .shape(),
             &[0, 4]
         );
     }

@@ -158,7 +158,10 @@ mod tests {
     fn kaiming_uniform_matches_pytorchs_bounds_and_spread() {
         // PyTorch: gain = √(2 / (1 + a²)), bound = gain · √(3 / fan_in).
         let mut rng = Rng::seed_from_u64(4);
-        let cases = [(0.0, (6.0f64 / 288.0).sqrt()), (5f64.sqrt(), 1.0 / 288f64.sqrt())];
+        let cases = [
+            (0.0, (6.0f64 / 288.0).sqrt()),
+            (5f64.sqrt(), 1.0 / 288f64.sqrt()),
+        ];
         for (a, bound) in cases {
             let w = Init::KaimingUniform { a }
                 .sample::<f64>(&[64, 32, 3, 3], 288, 576, &mut rng)
@@ -166,10 +169,18 @@ mod tests {
             assert!(w.iter().all(|x| x.abs() < bound), "a = {a}");
             // The variance of U(-b, b) is b²/3.
             let var = w.iter().map(|x| x * x).sum::<f64>() / w.len() as f64;
-            assert!((var / (bound * bound / 3.0) - 1.0).abs() < 0.03, "a = {a}: {var}");
+            assert!(
+                (var / (bound * bound / 3.0) - 1.0).abs() < 0.03,
+                "a = {a}: {var}"
+            );
         }
-        assert_eq!(Init::pytorch_conv(), Init::KaimingUniform { a: 5f64.sqrt() });
-        let b = Init::FanInUniform.sample::<f64>(&[1000], 9, 1, &mut rng).unwrap();
+        assert_eq!(
+            Init::pytorch_conv(),
+            Init::KaimingUniform { a: 5f64.sqrt() }
+        );
+        let b = Init::FanInUniform
+            .sample::<f64>(&[1000], 9, 1, &mut rng)
+            .unwrap();
         assert!(b.iter().all(|x| x.abs() < 1.0 / 3.0));
         assert!(b.iter().any(|x| x.abs() > 0.3));
     }

@@ -54,9 +54,9 @@ pub mod loaders;
 mod loss;
 mod metrics;
 mod module;
-mod names;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+mod names;
 mod optim;
 pub mod recipe;
 pub mod reduce;

@@ -68,7 +68,10 @@ impl<E: Float> Sequential<E> {
     }
 
     /// The layer at `index`, mutably, if there is one.
-    pub fn layer_mut(&mut self, index: usize) -> Option<&mut (dyn Module<E> + Send + Sync + 'static)> {
+    pub fn layer_mut(
+        &mut self,
+        index: usize,
+    ) -> Option<&mut (dyn Module<E> + Send + Sync + 'static)> {
         self.layers.get_mut(index).map(|l| &mut **l)
     }
 
@@ -129,7 +132,10 @@ impl<E: Float> Module<E> for Sequential<E> {
     }
 
     fn buffers_mut(&mut self) -> Vec<ArrayViewMutD<'_, E>> {
-        self.layers.iter_mut().flat_map(|l| l.buffers_mut()).collect()
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.buffers_mut())
+            .collect()
     }
 
     fn buffer_names(&self) -> Vec<String> {
@@ -154,9 +160,15 @@ mod tests {
             .push(Activation::Relu)
             .push(linear(array![[2.0], [3.0]], array![1.0]));
         // x = 2: [2, -2] + [0, 0.5] = [2, -1.5], relu [2, 0], 2·2 + 0 + 1 = 5.
-        assert_eq!(model.predict(&array![[2.0]]).unwrap(), array![[5.0]].into_dyn());
+        assert_eq!(
+            model.predict(&array![[2.0]]).unwrap(),
+            array![[5.0]].into_dyn()
+        );
         assert_eq!(model.parameter_count(), 2 + 2 + 2 + 1);
-        assert_eq!(Sequential::<f64>::new().predict(&array![[2.0]]).unwrap(), array![[2.0]].into_dyn());
+        assert_eq!(
+            Sequential::<f64>::new().predict(&array![[2.0]]).unwrap(),
+            array![[2.0]].into_dyn()
+        );
         assert!(model.layer(1).unwrap().parameters().is_empty());
         assert!(model.layer(3).is_none());
     }

@@ -3,6 +3,7 @@
 mod accumulate;
 mod data;
 mod loaders;
+mod modules;
 mod resume;
 mod training;
 
