@@ -53,16 +53,16 @@ mod tests {
     fn flattens_in_row_major_order_and_needs_a_batch_axis() {
         let x = Array::from_iter(0..24).mapv(f64::from);
         let y = Flatten
-            .predict(&x.clone().into_shape_with_order((2, 3, 4)).unwrap())
+            .predict(x.clone().into_shape_with_order((2, 3, 4)).unwrap())
             .unwrap();
         assert_eq!(y, x.into_shape_with_order((2, 12)).unwrap().into_dyn());
         let same = Array2::<f32>::ones((3, 2));
         assert_eq!(Flatten.predict(&same).unwrap(), same.into_dyn());
-        let err = Flatten.predict(&Array1::<f32>::ones(4)).unwrap_err();
+        let err = Flatten.predict(Array1::<f32>::ones(4)).unwrap_err();
         assert!(err.to_string().contains("rank 1"), "{err}");
         assert_eq!(
             Flatten
-                .predict(&Array3::<f32>::zeros((0, 2, 2)))
+                .predict(Array3::<f32>::zeros((0, 2, 2)))
                 .unwrap()
                 .shape(),
             &[0, 4]

@@ -90,9 +90,9 @@ fn a_sequential_with_dropout_trains_through_the_trainer_and_evaluates_without_it
     let plain = trainer.evaluate(&twin, &test).unwrap();
     assert_eq!((evaluation.loss, again.loss), (plain.loss, plain.loss));
     let x = test.features();
-    let predicted = model.predict(&x).unwrap();
-    assert_eq!(predicted, model.predict(&x).unwrap());
-    assert_eq!(predicted, twin.predict(&x).unwrap());
+    let predicted = model.predict(x).unwrap();
+    assert_eq!(predicted, model.predict(x).unwrap());
+    assert_eq!(predicted, twin.predict(x).unwrap());
     assert_eq!(predicted, trainer.predict(&model, x).unwrap().into_dyn());
     // The buffer is the model's state, not a parameter: training left it alone.
     assert_eq!(model.buffers()[0], array![0.1f32, -0.1].into_dyn());
@@ -198,7 +198,7 @@ fn state_round_trips_through_both_file_formats() {
         }
         assert_eq!(state_dict(&fresh).unwrap(), saved, "{file}");
         let x = array![[0.3f32, -0.7], [0.0, 0.5]];
-        assert_eq!(fresh.predict(&x).unwrap(), model.predict(&x).unwrap());
+        assert_eq!(fresh.predict(&x).unwrap(), model.predict(x).unwrap());
     }
 }
 
