@@ -1,6 +1,5 @@
 //! [`Dropout`]: inverted dropout in training passes, the identity in evaluation.
 
-use ndarray::{ArrayViewD, ArrayViewMutD};
 use wengert_ops::Float;
 use wengert_tape::{NodeId, Tape};
 
@@ -67,14 +66,6 @@ impl<E: Float> Module<E> for Dropout {
             return Ok(x);
         }
         Ok(tape.dropout(x, self.p, seed)?)
-    }
-
-    fn parameters(&self) -> Vec<ArrayViewD<'_, E>> {
-        Vec::new()
-    }
-
-    fn parameters_mut(&mut self) -> Vec<ArrayViewMutD<'_, E>> {
-        Vec::new()
     }
 }
 

@@ -1,6 +1,5 @@
 //! [`Flatten`]: every axis after the batch axis into one.
 
-use ndarray::{ArrayViewD, ArrayViewMutD};
 use wengert_ops::Float;
 use wengert_tape::{NodeId, Tape};
 
@@ -33,14 +32,6 @@ impl<E: Float> Module<E> for Flatten {
             )));
         }
         Ok(tape.flatten(x, 1, rank - 1)?)
-    }
-
-    fn parameters(&self) -> Vec<ArrayViewD<'_, E>> {
-        Vec::new()
-    }
-
-    fn parameters_mut(&mut self) -> Vec<ArrayViewMutD<'_, E>> {
-        Vec::new()
     }
 }
 

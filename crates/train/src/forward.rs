@@ -25,6 +25,28 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The mode of a trainer's training pass: micro-batch `micro_batch` of step `step`
+    /// (both counted from 0) of the run seeded `run_seed`. The pass's seed is a function of
+    /// these three numbers alone (the word at position `(step, micro_batch)` of a ChaCha8
+    /// stream of the run's seed), so a resumed run, or ranks sharing a step's micro-batches,
+    /// draw the same masks with no state to carry. Steps repeat their seeds after 2³⁵.
+    ///
+    /// ```
+    /// use wengert_train::Mode;
+    /// assert_eq!(Mode::training_step(0, 5, 1), Mode::training_step(0, 5, 1));
+    /// assert_ne!(Mode::training_step(0, 5, 1), Mode::training_step(0, 5, 0));
+    /// assert!(Mode::training_step(0, 5, 1).is_training());
+    /// ```
+    pub fn training_step(run_seed: u64, step: u64, micro_batch: u32) -> Mode {
+        let mut state = Rng::with_stream(run_seed, crate::rng_streams::STEPS).state();
+        // Two 32-bit words per seed; ChaCha counts 2⁶⁸ words, so 35 bits of step fit.
+        let step = u128::from(step) & ((1 << 35) - 1);
+        state.word_pos = (step << 33) | (u128::from(micro_batch) << 1);
+        Mode::Training {
+            seed: Rng::from_state(&state).next_u64(),
+        }
+    }
+
     /// Whether this is [`Mode::Training`].
     pub fn is_training(self) -> bool {
         matches!(self, Mode::Training { .. })
@@ -149,6 +171,23 @@ mod tests {
         assert_ne!(a, draw(Mode::Training { seed: 2 }));
         assert_ne!(a[0], a[1]);
         assert_eq!(draw(Mode::Evaluation), draw(Mode::Evaluation));
+    }
+
+    #[test]
+    fn training_steps_have_seeds_of_their_own() {
+        let seed = |run, step, micro| match Mode::training_step(run, step, micro) {
+            Mode::Training { seed } => seed,
+            Mode::Evaluation => unreachable!("a training step"),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for run in 0..3 {
+            for step in [0, 1, 2, 1000, u64::from(u32::MAX) + 1] {
+                for micro in [0, 1, 7, u32::MAX] {
+                    assert!(seen.insert(seed(run, step, micro)), "{run} {step} {micro}");
+                }
+            }
+        }
+        assert_eq!(seed(4, 9, 2), seed(4, 9, 2));
     }
 
     #[test]

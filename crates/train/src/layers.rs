@@ -145,14 +145,6 @@ impl<E: Float> Module<E> for Activation {
     ) -> Result<NodeId> {
         Ok(self.record(tape, x)?)
     }
-
-    fn parameters(&self) -> Vec<ArrayViewD<'_, E>> {
-        Vec::new()
-    }
-
-    fn parameters_mut(&mut self) -> Vec<ArrayViewMutD<'_, E>> {
-        Vec::new()
-    }
 }
 
 impl fmt::Display for Activation {

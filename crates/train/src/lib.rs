@@ -104,4 +104,6 @@ pub(crate) mod rng_streams {
     pub const SHUFFLE: u64 = 3;
     /// The seeds a forward pass hands its stochastic layers, from the pass's own seed.
     pub const LAYERS: u64 = 4;
+    /// The seeds of a run's training passes ([`Mode::training_step`](crate::Mode::training_step)).
+    pub const STEPS: u64 = 5;
 }

@@ -73,11 +73,16 @@ pub trait Module<E: Float> {
         x: NodeId,
     ) -> Result<NodeId>;
 
-    /// The parameters, in the order `forward` takes them.
-    fn parameters(&self) -> Vec<ArrayViewD<'_, E>>;
+    /// The parameters, in the order `forward` takes them (none by default: a layer such as
+    /// an activation needs only `forward`).
+    fn parameters(&self) -> Vec<ArrayViewD<'_, E>> {
+        Vec::new()
+    }
 
     /// The parameters, mutably, in the same order.
-    fn parameters_mut(&mut self) -> Vec<ArrayViewMutD<'_, E>>;
+    fn parameters_mut(&mut self) -> Vec<ArrayViewMutD<'_, E>> {
+        Vec::new()
+    }
 
     /// The parameters' names, in the same order (default `param.0`, `param.1`, ...). A
     /// module holding others gives theirs under its own names for them, with

@@ -28,12 +28,6 @@ impl Module<f32> for Centre {
         let c = tape.input(&self.centre)?;
         Ok(tape.sub(x, c)?)
     }
-    fn parameters(&self) -> Vec<ArrayViewD<'_, f32>> {
-        Vec::new()
-    }
-    fn parameters_mut(&mut self) -> Vec<ArrayViewMutD<'_, f32>> {
-        Vec::new()
-    }
     fn buffers(&self) -> Vec<ArrayViewD<'_, f32>> {
         vec![self.centre.view().into_dyn()]
     }
