@@ -12,7 +12,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array2;
 use wengert_benches::shared::{Rng, label_vec, normal_vec};
-use wengert_ops::kernels::matmul::gemm;
+use wengert_ops::gemm;
 use wengert_ops::{BinaryOp, Op, Shape, TensorRef, UnaryOp};
 
 fn matrix(rng: &mut Rng, rows: usize, cols: usize) -> Array2<f32> {

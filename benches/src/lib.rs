@@ -9,11 +9,11 @@
 //!   baselines program, `benches/baselines`, all its engines in one process).
 //! - [`record`], [`table`]: the records of `--json`, checked, and the printed table.
 //! - [`w7`]: W7, W2's step data-parallel over MPI (the `mpi` feature; one process per rank).
-//! - [`alloc_count`]: the counting global allocator behind W5's allocations per step.
+//! - W5's allocations per step are counted by `wengert_testkit::alloc`, the allocator every
+//!   allocation test uses.
 
 #![deny(missing_docs)]
 
-pub mod alloc_count;
 pub mod chain;
 pub mod hvp;
 pub mod memory;

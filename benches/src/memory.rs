@@ -2,10 +2,10 @@
 //! for 200 steps. The runner starts itself as a child for each engine, so that each peak belongs
 //! to one engine alone.
 
-use crate::alloc_count::allocations;
 use crate::mlp::{Mlp, NoTape, Sgd, TapeMlp};
 use crate::record::Record;
 use crate::shared::{Rng, SEED, W2_LAYERS, W2_LR, W5_BATCH, W5_STEPS, label_vec, normal_vec};
+use wengert_testkit::alloc::allocations;
 
 /// One training step of some engine on the network it is given.
 type StepFn = dyn FnMut(&mut Mlp) -> Result<(), String> + Send;
@@ -44,8 +44,8 @@ pub fn step_state_mib(layers: &[usize], batch: usize) -> f64 {
 }
 
 /// Runs W5 for `engine` (`wengert` or `no-tape`) in this process and returns its record. The
-/// allocation count is only meaningful in a binary whose global allocator is
-/// [`CountingAlloc`](crate::alloc_count::CountingAlloc).
+/// allocation count is only meaningful in a binary that installs
+/// [`wengert_testkit::count_allocations!`], as the runner does.
 pub fn w5_child(engine: &str, threads: usize) -> Result<Record, String> {
     // What the process holds before the workload (the binary, its libraries, the runtime): the
     // "fixed few MiB" of W5's bound, reported beside the peak.

@@ -9,7 +9,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 use wengert_ops::Shape;
-use wengert_ops::kernels::matmul::gemm;
+use wengert_ops::gemm;
 use wengert_tape::{Mark, NodeId, Result, Shaped, Tape};
 use wengert_train::Optimizer as _;
 

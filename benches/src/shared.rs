@@ -47,23 +47,25 @@ pub const W5_STEPS: usize = 200;
 /// The seed of every random stream.
 pub const SEED: u64 = 0x5EED_2026;
 
-/// SplitMix64: small, fast, and identical in every program that includes this file.
+// The one SplitMix64 of the tests and benchmarks, by path so that this file keeps no
+// dependencies (the path is relative to this file, wherever it is included from).
+#[path = "../../crates/testkit/src/splitmix.rs"]
+mod splitmix;
+
+/// SplitMix64 with the draws the workloads make, identical in every program that includes
+/// this file (and in `benches/peers/pytorch_bench.py`'s port).
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(splitmix::SplitMix64);
 
 impl Rng {
     /// A generator whose stream depends on `seed` alone.
     pub fn new(seed: u64) -> Self {
-        Rng(seed)
+        Rng(splitmix::SplitMix64::new(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `[0, 1)`, with 24 random bits.
@@ -85,7 +87,7 @@ impl Rng {
 
     /// Uniform in `0..n`.
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
+        self.0.below(n)
     }
 
     /// Fisher–Yates.

@@ -8,7 +8,6 @@ use ndarray::{Array2, ArrayView2};
 use wengert_tape::{Graph, Tape};
 use wengert_train::{TrainConfig, Trainer};
 
-use crate::alloc_count::allocations;
 use crate::chain::{graph_chain, plain_chain, tape_chain};
 use crate::hvp::HvpMlp;
 use crate::mlp::{LibraryAdam, Mlp, NoTape, Sgd, TapeMlp, library_mlp};
@@ -17,6 +16,7 @@ use crate::shared::{
     Effort, Rng, SEED, Split, W2_BATCHES, W2_LAYERS, W2_LR, W3_OPS, W4_BATCH, W4_BETA1, W4_BETA2,
     W4_EPOCHS, W4_EPS, W4_LAYERS, W4_LR, accuracy, label_vec, median, normal_vec,
 };
+use wengert_testkit::alloc::allocations;
 
 /// A rayon pool of `threads` workers, for running a measurement on that many.
 pub fn pool(threads: usize) -> Result<rayon::ThreadPool, String> {

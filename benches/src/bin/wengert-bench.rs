@@ -17,14 +17,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
-use wengert_benches::alloc_count::CountingAlloc;
 use wengert_benches::memory::w5_child;
 use wengert_benches::record::{Record, check_json_text, parse_lines, to_json_text};
 use wengert_benches::shared::{Effort, Split, digits_split};
 use wengert_benches::{table, w7, workloads};
 
-#[global_allocator]
-static ALLOCATOR: CountingAlloc = CountingAlloc;
+// W5 counts the allocations of its steps.
+wengert_testkit::count_allocations!();
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -2,17 +2,16 @@
 
 use wengert_tape::Tape;
 use wengert_train::loaders::{Labels, load_mnist_test};
-use wengert_train::{
-    ConfusionMatrix, Dataset, MAX_CLASSES, MAX_TABLE_CLASSES, argmax_rows, datasets,
-};
+use wengert_train::{Dataset, EvaluationSum, Loss, MAX_CLASSES, MAX_TABLE_CLASSES, datasets};
 
 use wengert_io::{NODE_OVERHEAD_BYTES, REPLAY_FIXED_BYTES};
 
+use crate::E;
 use crate::args::EvalArgs;
+use crate::data::load_labelled_csv;
 use crate::memory;
 use crate::model::Held;
 use crate::run_info::{DataSource, RunInfo, file_crc32};
-use crate::train::{E, load_labelled_csv};
 use crate::{destination, model};
 
 /// The split a model that records none is assumed to have: `wengert train`'s defaults.
@@ -51,8 +50,9 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
         return Err(format!("{source}: no examples to evaluate"));
     }
     let labels = data.labels().expect("a classification set");
-    let mut confusion: Option<ConfusionMatrix> = None;
-    let mut loss_sum = 0.0;
+    // The trainer's evaluation, summed over the replay's chunks.
+    let mut sum =
+        EvaluationSum::new(Loss::CrossEntropy, Some(classes)).map_err(|e| e.to_string())?;
     let mut tape = Tape::<E>::new();
     let max_memory = args.max_memory.unwrap_or_else(memory::default_max_memory);
     let size = |n: usize| n as u128;
@@ -88,24 +88,12 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
                     classes.saturating_sub(1)
                 ));
             }
-            // The loss as the trainer computes it: mean cross-entropy per chunk, weighted by rows.
-            tape.clear();
-            let loss = (|| -> wengert_ops::Result<E> {
-                let logits = tape.input(scores.logits)?;
-                let targets = tape.labels(labels)?;
-                let loss = tape.cross_entropy(logits, targets)?;
-                tape.item(loss)
-            })()
-            .map_err(|e| e.to_string())?;
-            loss_sum += f64::from(loss) * labels.len() as f64;
-            let m = confusion.get_or_insert_with(|| ConfusionMatrix::new(classes));
-            for (&actual, predicted) in labels.iter().zip(argmax_rows(scores.logits.view())) {
-                m.add(actual, predicted);
-            }
-            Ok(())
+            sum.add_scores(&mut tape, scores.logits, labels)
+                .map_err(|e| format!("{source}: {e}"))
         },
     )?;
-    let confusion = confusion.expect("at least one chunk");
+    let evaluation = sum.finish();
+    let confusion = evaluation.confusion.expect("a classifier's evaluation");
     let correct = confusion.correct();
     // The report is the command's result: written whole, and a failed write is an error.
     let mut report = format!(
@@ -118,7 +106,7 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
         confusion.classes(),
         100.0 * confusion.accuracy(),
         confusion.total(),
-        loss_sum / data.len() as f64,
+        evaluation.loss,
     );
     if let Some(names) = &run.class_names {
         let shown: Vec<String> = (0..names.len().min(MAX_TABLE_CLASSES))
@@ -134,7 +122,7 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     }
     report.push_str(&format!(
         "confusion matrix ({}\n",
-        crate::train::indent(&confusion.to_string())
+        crate::train::report::indent(&confusion.to_string())
     ));
     destination::print(&report)
 }

@@ -300,11 +300,19 @@ fn aligned<E: Sealed>(buf: &mut Vec<E>, len: usize) -> &mut [E] {
 mod tests {
     use super::*;
     use ndarray::Array2;
+    use wengert_testkit::naive_matmul;
 
-    fn naive(a: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
-        Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
-            (0..a.ncols()).map(|p| a[[i, p]] * b[[p, j]]).sum()
-        })
+    #[test]
+    fn the_split_thresholds_the_architecture_quotes_are_the_codes() {
+        use wengert_testkit::architecture_figure;
+        assert_eq!(
+            architecture_figure("PARALLEL_MIN_MACS"),
+            PARALLEL_MIN_MACS as u64
+        );
+        assert_eq!(
+            architecture_figure("PARALLEL_MIN_OUTPUTS"),
+            PARALLEL_MIN_OUTPUTS as u64
+        );
     }
 
     /// The portable kernel agrees with the reference (exactly, on small integers), whatever
@@ -316,7 +324,7 @@ mod tests {
             let b = Array2::from_shape_fn((k, n), |(p, j)| ((p * 5 + j * 2) % 13) as f64 - 6.0);
             let mut c = Array2::from_elem((m, n), f64::NAN);
             gemm(Path::Portable, 1.0, a.view(), b.view(), 0.0, c.view_mut());
-            assert_eq!(c, naive(&a, &b), "{m}x{k}x{n}");
+            assert_eq!(c, naive_matmul(a.view(), b.view()), "{m}x{k}x{n}");
             let a32 = a.mapv(|x| x as f32);
             let b32 = b.mapv(|x| x as f32);
             let mut c32 = Array2::from_elem((m, n), 1.0f32);
@@ -328,7 +336,7 @@ mod tests {
                 1.0,
                 c32.view_mut().reversed_axes(),
             );
-            let want = naive(&a, &b).mapv(|x| (2.0 * x + 1.0) as f32);
+            let want = naive_matmul(a.view(), b.view()).mapv(|x| (2.0 * x + 1.0) as f32);
             assert_eq!(c32, want, "{m}x{k}x{n} f32");
         }
     }

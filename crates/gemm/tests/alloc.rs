@@ -2,52 +2,12 @@
 //!
 //! This is a binary of its own, holding one test, so that no other test's threads allocate
 //! while the count runs.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::Array2;
 use wengert_gemm::gemm;
+use wengert_testkit::alloc::allocations;
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so this
-// allocator upholds `GlobalAlloc`'s contract exactly as `System` does; the counter is an atomic
-// and allocates nothing.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded under the caller's guarantees.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded under the caller's guarantees.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded under the caller's guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded under the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> usize {
-    ALLOCATIONS.load(Ordering::Relaxed)
-}
+wengert_testkit::count_allocations!();
 
 /// The parameters and activations of the W2 network (784-512-512-10, batch 128, f32).
 struct Net {
@@ -97,7 +57,7 @@ impl Net {
 }
 
 /// Allocations made by `steps` calls of `f` after one warm-up call.
-fn steady_state(steps: usize, mut f: impl FnMut()) -> usize {
+fn steady_state(steps: usize, mut f: impl FnMut()) -> u64 {
     f();
     let before = allocations();
     for _ in 0..steps {

@@ -79,7 +79,8 @@ pub use error::{Error, Result};
 pub use metadata::{MAX_METADATA_BYTES, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES};
 pub use model::TapeModel;
 pub use plan::{
-    DEFAULT_MAX_REPLAY_BYTES, NODE_OVERHEAD_BYTES, REPLAY_FIXED_BYTES, ReplayOptions, ReplayPlan,
+    DEFAULT_MAX_REPLAY_BYTES, LISTED_INPUT_BYTES, NODE_OVERHEAD_BYTES, REPLAY_FIXED_BYTES,
+    ReplayOptions, ReplayPlan,
 };
 pub use replay::Replay;
 pub use safetensors_io::{

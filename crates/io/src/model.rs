@@ -400,7 +400,7 @@ impl<E: Element> TapeModel<E> {
 
 /// An op node's inputs: as many as the op takes, each an earlier node.
 fn check_inputs(node: u32, op: &Op, inputs: &[u32], len: usize) -> Result<()> {
-    if inputs.len() != op.arity() {
+    if !op.accepts(inputs.len()) {
         return Err(Error::WrongArity {
             node,
             op: op.name(),

@@ -118,6 +118,18 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
             pads: pads[..usize::from(axes).min(MAX_RANK)].to_vec(),
             value,
         },
+        Op::Concat { axis: a } => OpV2::Concat { axis: axis(a)? },
+        Op::Stack { axis: a } => OpV2::Stack { axis: axis(a)? },
+        Op::Where => OpV2::Where,
+        Op::WeightedLoss(loss) => OpV2::WeightedLoss(loss_to_file(loss)),
+        Op::IndexAdd { axis: a, len } => OpV2::IndexAdd {
+            axis: axis(a)?,
+            len: len as u64,
+        },
+        Op::ScatterAdd { axis: a, len } => OpV2::ScatterAdd {
+            axis: axis(a)?,
+            len: len as u64,
+        },
     })
 }
 
@@ -266,6 +278,34 @@ pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
                 value,
             }
         }
+        OpV2::Concat { axis } => Op::Concat {
+            axis: axis as usize,
+        },
+        OpV2::Stack { axis } => Op::Stack {
+            axis: axis as usize,
+        },
+        OpV2::Where => Op::Where,
+        OpV2::IndexAdd { axis, len } => Op::IndexAdd {
+            axis: axis as usize,
+            len: file_len(node, "index_add", len)?,
+        },
+        OpV2::ScatterAdd { axis, len } => Op::ScatterAdd {
+            axis: axis as usize,
+            len: file_len(node, "scatter_add", len)?,
+        },
+        OpV2::WeightedLoss(loss) => {
+            let loss = loss_from_file(loss);
+            if !loss.takes_weight() {
+                return Err(invalid(
+                    node,
+                    loss.name(),
+                    "weight",
+                    f64::NAN,
+                    "this loss takes no weights",
+                ));
+            }
+            Op::WeightedLoss(loss)
+        }
     };
     op.check_parameters()
         .map_err(|source| Error::OpParameter { node, source })?;
@@ -304,7 +344,7 @@ fn check_loaded_parameters(node: u32, op: &Op) -> Result<()> {
             distance: Distance::Huber { delta },
             ..
         }) => (op.name(), "delta", delta, delta > 0.0, "it must be above 0"),
-        Op::Loss(LossOp::CrossEntropy(o)) => (
+        Op::Loss(LossOp::CrossEntropy(o)) | Op::WeightedLoss(LossOp::CrossEntropy(o)) => (
             op.name(),
             "label_smoothing",
             o.label_smoothing,
@@ -332,6 +372,11 @@ fn check_loaded_parameters(node: u32, op: &Op) -> Result<()> {
     } else {
         Err(invalid(node, name, argument, value, requirement))
     }
+}
+
+/// A length from the file as a `usize`, or the error naming the op it belongs to.
+fn file_len(node: u32, op: &'static str, len: u64) -> Result<usize> {
+    usize::try_from(len).map_err(|_| invalid(node, op, "len", len as f64, "it must fit in memory"))
 }
 
 fn invalid(
@@ -515,7 +560,64 @@ mod tests {
             Op::CrossEntropy,
         ]);
         ops.extend(ops_from_tag_50());
+        ops.extend(ops_from_tag_62());
         ops
+    }
+
+    /// The ops given codes from tag 62: of any number of inputs, `where`, weighted losses.
+    fn ops_from_tag_62() -> Vec<Op> {
+        let mut ops = vec![
+            Op::Concat { axis: 0 },
+            Op::Concat { axis: 5 },
+            Op::Stack { axis: 0 },
+            Op::Stack { axis: 6 },
+            Op::Where,
+        ];
+        for reduction in [Reduction::Mean, Reduction::None] {
+            ops.push(Op::WeightedLoss(LossOp::BceWithLogits { reduction }));
+            ops.push(Op::WeightedLoss(LossOp::Nll {
+                ignore_index: Some(-100),
+                reduction,
+            }));
+            ops.push(Op::WeightedLoss(LossOp::CrossEntropy(
+                CrossEntropyOptions {
+                    targets: Targets::Probabilities,
+                    ignore_index: None,
+                    label_smoothing: 0.25,
+                    reduction,
+                },
+            )));
+        }
+        ops
+    }
+
+    #[test]
+    fn every_op_from_tag_62_survives_the_round_trip_through_bytes_at_its_tag() {
+        for op in ops_from_tag_62() {
+            let file = op_to_file(7, &op).unwrap();
+            let mut bytes = Vec::new();
+            crate::codec::encode_into(&file, &mut bytes);
+            let tag = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+            let expected = match op {
+                Op::Concat { .. } => 62,
+                Op::Stack { .. } => 63,
+                Op::Where => 64,
+                _ => 65,
+            };
+            assert_eq!(tag, expected, "{op:?}");
+            let read: OpV2 = crate::codec::decode(&bytes).unwrap();
+            assert_eq!(op_from_file(7, &read).unwrap(), op);
+        }
+        let smoothing = OpV2::WeightedLoss(LossOpV2::CrossEntropy {
+            targets: TargetsV2::Classes,
+            ignore_index: None,
+            label_smoothing: 2.0,
+            reduction: ReductionV2::Sum,
+        });
+        assert!(matches!(
+            op_from_file(3, &smoothing),
+            Err(Error::OpParameter { node: 3, .. })
+        ));
     }
 
     /// The ops given codes from tag 50, each with several parameter values.
@@ -638,6 +740,12 @@ mod tests {
                 axes: MAX_RANK as u8,
                 value: f64::NEG_INFINITY,
             },
+            Op::IndexAdd { axis: 0, len: 0 },
+            Op::IndexAdd {
+                axis: 3,
+                len: 1 << 40,
+            },
+            Op::ScatterAdd { axis: 1, len: 7 },
         ]);
         ops
     }
@@ -829,6 +937,8 @@ mod tests {
         for (op, expected) in from_50.into_iter().zip(50..) {
             assert_eq!(tag(op.clone()), expected, "{op:?}");
         }
+        assert_eq!(tag(OpV2::IndexAdd { axis: 0, len: 0 }), 66);
+        assert_eq!(tag(OpV2::ScatterAdd { axis: 0, len: 0 }), 67);
     }
 
     #[test]

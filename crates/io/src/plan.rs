@@ -7,7 +7,7 @@
 //! allocates in proportion to the sizes a file claims; the arithmetic is checked (`u128`
 //! sums of `usize` element counts, which cannot overflow for any tape a `u32` id addresses).
 
-use wengert_ops::{Op, Shape};
+use wengert_ops::{Op, Shape, Shapes};
 
 use crate::element::Element;
 use crate::model::{ModelNode, TapeModel};
@@ -25,6 +25,11 @@ pub const DEFAULT_MAX_REPLAY_BYTES: u64 = 4 << 30;
 /// briefly holds its old and its new buffer). The allocation test `tests/alloc.rs` checks
 /// that a replay allocates no more than its plan, in all (about 760 bytes a node today).
 pub const NODE_OVERHEAD_BYTES: u64 = 1024;
+
+/// The bytes each input of an op node of more than two inputs (`concat`, `stack`, `where`, a
+/// weighted loss) adds to a replay, an upper bound: its id in the tape's list of inputs and in
+/// the replay's reused one, each list briefly doubled as it grows.
+pub const LISTED_INPUT_BYTES: u64 = 4 * std::mem::size_of::<wengert_tape::NodeId>() as u64;
 
 /// The bytes a replay holds whatever its size, an upper bound: the first allocations of the
 /// tape's lists and of the [`Replay`](crate::Replay)'s index of names.
@@ -76,7 +81,8 @@ impl ReplayPlan {
     /// The peak bytes the replay holds: every recorded node's value (a tape keeps them all
     /// until it is cleared; an empty value as though its empty axes had length 1, since it
     /// stores nothing but the kernels still walk its other axes: a `[2^40, 0]` value would
-    /// cost 2^40 steps of a softmax), [`NODE_OVERHEAD_BYTES`] per node, its names twice (the
+    /// cost 2^40 steps of a softmax), [`NODE_OVERHEAD_BYTES`] per node (and
+    /// [`LISTED_INPUT_BYTES`] per input of a node of more than two), its names twice (the
     /// [`Replay`](crate::Replay) indexes them) and [`REPLAY_FIXED_BYTES`]. The inputs' values
     /// count too, though the caller made them. A later `backward` needs about as much again
     /// for gradients, which this does not count.
@@ -282,7 +288,7 @@ impl<E: Element> TapeModel<E> {
     pub(crate) fn plan_nodes(&self, fed: &[Option<Shape>], wanted: &[u32]) -> Result<ReplayPlan> {
         let needed = self.ancestors(wanted);
         let mut shapes: Vec<Option<Shape>> = vec![None; self.nodes.len()];
-        let (mut nodes, mut elements) = (0usize, 0u128);
+        let (mut nodes, mut elements, mut listed) = (0usize, 0u128, 0u128);
         for (i, node) in self.nodes.iter().enumerate() {
             if !needed[i] {
                 continue;
@@ -293,15 +299,16 @@ impl<E: Element> TapeModel<E> {
                 })?,
                 ModelNode::Parameter { .. } => node.shape(),
                 ModelNode::Op { op, inputs, .. } => {
-                    // Ancestors of a needed node are needed, and come before it.
-                    let mut now = [Shape::SCALAR; 2];
-                    for (slot, &j) in now.iter_mut().zip(inputs) {
-                        *slot = shapes[j as usize].expect("inputs are planned first");
+                    if inputs.len() > 2 {
+                        listed += inputs.len() as u128;
                     }
-                    let now = &now[..inputs.len()];
-                    let op = self.adapt(op, inputs, now);
-                    let refs = [&now[0], &now[now.len() - 1]];
-                    op.output_shape(&refs[..now.len()])
+                    // Ancestors of a needed node are needed, and come before it.
+                    let now = PlannedShapes {
+                        shapes: &shapes,
+                        inputs,
+                    };
+                    let op = self.adapt(op, inputs, now.shape(0));
+                    op.output_shape(&now)
                         .map_err(|source| Error::ShapeInference {
                             node: i as u32,
                             source,
@@ -327,6 +334,7 @@ impl<E: Element> TapeModel<E> {
         let bytes = elements
             .saturating_mul(element_bytes)
             .saturating_add(nodes as u128 * u128::from(NODE_OVERHEAD_BYTES))
+            .saturating_add(listed.saturating_mul(u128::from(LISTED_INPUT_BYTES)))
             .saturating_add(name_bytes)
             .saturating_add(u128::from(REPLAY_FIXED_BYTES));
         Ok(ReplayPlan {
@@ -363,13 +371,13 @@ impl<E: Element> TapeModel<E> {
 
     /// A reshape is stored with its recorded target shape; when its input's batch (leading)
     /// axis has changed and the reshape kept that axis, the target follows the new batch.
-    /// `now` holds the input shapes this replay feeds the node.
-    fn adapt(&self, op: &Op, inputs: &[u32], now: &[Shape]) -> Op {
+    /// `now` is the shape this replay feeds the node's (first) input.
+    fn adapt(&self, op: &Op, inputs: &[u32], now: &Shape) -> Op {
         let Op::Reshape(to) = op else {
             return *op;
         };
         let recorded = self.nodes[inputs[0] as usize].shape();
-        let now = now[0];
+        let now = *now;
         let keeps_batch = recorded.rank() >= 1
             && to.rank() >= 1
             && now.rank() == recorded.rank()
@@ -382,5 +390,24 @@ impl<E: Element> TapeModel<E> {
         dims[0] = now.dims()[0];
         // A target whose count overflows keeps the recorded one, which output_shape refuses.
         Shape::new(&dims).map_or(*op, Op::Reshape)
+    }
+}
+
+/// The shapes a plan has worked out for an op node's inputs, read in place (the inputs come
+/// before the node, so each is planned).
+struct PlannedShapes<'p> {
+    shapes: &'p [Option<Shape>],
+    inputs: &'p [u32],
+}
+
+impl<'p> Shapes<'p> for PlannedShapes<'p> {
+    fn count(&self) -> usize {
+        self.inputs.len()
+    }
+
+    fn shape(&self, k: usize) -> &'p Shape {
+        self.shapes[self.inputs[k] as usize]
+            .as_ref()
+            .expect("inputs are planned first")
     }
 }

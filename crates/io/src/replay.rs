@@ -131,6 +131,8 @@ impl<E: Element> TapeModel<E> {
         let plan = self.plan_nodes(&fed_shapes, wanted)?;
         plan.check(options)?;
         let mut ids: Vec<Option<NodeId>> = vec![None; len];
+        // One list of an op's new input ids, reused from node to node.
+        let mut new_inputs: Vec<NodeId> = Vec::new();
         for (i, node) in self.nodes.iter().enumerate() {
             let Some(planned) = plan.shapes[i] else {
                 continue;
@@ -150,14 +152,15 @@ impl<E: Element> TapeModel<E> {
                 ModelNode::Parameter { value } => tape.parameter(value)?,
                 ModelNode::Op { op, inputs, .. } => {
                     // Ancestors of a needed node are needed, and were recorded before it.
-                    let recorded = |j: u32| ids[j as usize].expect("inputs are recorded first");
-                    let new_inputs = [recorded(inputs[0]), recorded(inputs[inputs.len() - 1])];
+                    let recorded = |j: &u32| ids[*j as usize].expect("inputs are recorded first");
+                    new_inputs.clear();
+                    new_inputs.extend(inputs.iter().map(recorded));
                     // A reshape takes the target the plan adapted to this batch.
                     let op = match op {
                         Op::Reshape(_) => Op::Reshape(planned),
                         other => *other,
                     };
-                    tape.record(op, &new_inputs[..inputs.len()])?
+                    tape.record(op, &new_inputs)?
                 }
             };
             ids[i] = Some(id);

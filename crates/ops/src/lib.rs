@@ -11,9 +11,11 @@
 //! - [`Arith`]: the arithmetic those rules are written in ([`Num`] runs them on floats).
 //! - [`CustomOp`]: the trait for ops users define themselves.
 //! - [`Float`]: the element types (`f32`, `f64`).
-//! - [`Shape`], [`TensorRef`]: shapes held inline and borrowed row-major arrays.
+//! - [`Shape`], [`TensorRef`]: shapes held inline and borrowed row-major arrays;
+//!   [`Shapes`] and [`Operands`], an op's inputs read by position.
 //! - [`Error`]: every failure as a typed value.
-//! - [`kernels`]: the arithmetic, including the parallel, deterministic [`kernels::matmul::gemm`].
+//! - [`gemm`]: the parallel, deterministic matrix product every matmul runs on, for a product
+//!   by hand on the engine's own kernel. The other kernels are the ops' business.
 //!
 //! ```
 //! use wengert_ops::{Op, Shape, TensorRef, UnaryOp};
@@ -41,9 +43,14 @@ mod custom;
 mod elementwise;
 mod error;
 mod float;
+// Not part of the API (users reach the arithmetic through `Op`): public only, and hidden, so
+// that this crate's integration tests can test the kernels not yet wired into `Op`
+// (`tests/it/pending_kernels.rs`).
+#[doc(hidden)]
 pub mod kernels;
 mod loss_op;
 mod op;
+mod operands;
 mod reduce_op;
 mod shape;
 mod tensor;
@@ -54,11 +61,13 @@ pub use elementwise::{BinaryOp, UnaryOp};
 pub use error::{Error, Result};
 pub use float::Float;
 pub use kernels::class_loss::{CrossEntropyOptions, Targets};
+pub use kernels::matmul::{gemm, try_gemm};
 pub use kernels::pointwise_loss::Distance;
 pub use kernels::reduction::Reduction;
 pub use kernels::slice::SliceAxis;
 pub use loss_op::LossOp;
 pub use op::Op;
+pub use operands::{Operands, Shapes};
 pub use reduce_op::ReduceOp;
 pub use shape::{MAX_RANK, Shape};
 pub use tensor::TensorRef;

@@ -5,11 +5,14 @@
 use crate::kernels::class_loss::{self, CrossEntropyOptions, Targets};
 use crate::kernels::pointwise_loss::{self, Distance};
 use crate::kernels::reduction::Reduction;
-use crate::{Float, Result, Shape, TensorRef};
+use crate::{Error, Float, Result, Shape, TensorRef};
 
 /// A loss of an input (predictions, logits or log-probabilities) and a target, reduced by a
 /// [`Reduction`]. Held in [`Op::Loss`](crate::Op::Loss); input 0 is the prediction, input 1
-/// the target.
+/// the target. In [`Op::WeightedLoss`](crate::Op::WeightedLoss) a third input holds weights:
+/// `pos_weight` (`[C]`, per column) for binary cross-entropy, the class weights (`[C]`) for
+/// `nll_loss` and cross-entropy; the weights get no gradient (PyTorch does not differentiate
+/// in them either).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LossOp {
     /// A loss of the difference `x - t` (`l1_loss`, `smooth_l1_loss`, `huber_loss`), on a
@@ -60,19 +63,30 @@ impl LossOp {
         }
     }
 
-    /// The output shape for this input and target, or a typed error naming the op and the
-    /// shapes or the bad argument.
-    pub fn output_shape(&self, x: &Shape, t: &Shape) -> Result<Shape> {
+    /// Whether the loss takes weights as a third input: `pos_weight` for binary
+    /// cross-entropy, class weights for `nll_loss` and cross-entropy.
+    pub fn takes_weight(&self) -> bool {
+        !matches!(self, LossOp::Distance { .. })
+    }
+
+    /// The output shape for this input, target and optional weights, or a typed error naming
+    /// the op and the shapes or the bad argument.
+    pub fn output_shape(&self, x: &Shape, t: &Shape, weight: Option<&Shape>) -> Result<Shape> {
         match self {
+            LossOp::Distance { .. } if weight.is_some() => Err(Error::WrongArity {
+                op: self.name().to_string(),
+                expected: 2,
+                got: 3,
+            }),
             LossOp::Distance {
                 distance,
                 reduction,
             } => pointwise_loss::distance_loss_shape(*distance, x, t, *reduction),
             LossOp::BceWithLogits { reduction } => {
-                pointwise_loss::bce_with_logits_shape(x, t, None, *reduction)
+                pointwise_loss::bce_with_logits_shape(x, t, weight, *reduction)
             }
-            LossOp::Nll { reduction, .. } => class_loss::nll_loss_shape(x, t, None, *reduction),
-            LossOp::CrossEntropy(options) => class_loss::cross_entropy_shape(x, t, None, options),
+            LossOp::Nll { reduction, .. } => class_loss::nll_loss_shape(x, t, weight, *reduction),
+            LossOp::CrossEntropy(options) => class_loss::cross_entropy_shape(x, t, weight, options),
         }
     }
 
@@ -81,6 +95,7 @@ impl LossOp {
         &self,
         x: TensorRef<'_, E>,
         t: TensorRef<'_, E>,
+        weight: Option<&[E]>,
         out: &mut [E],
     ) -> Result<()> {
         match *self {
@@ -89,29 +104,36 @@ impl LossOp {
                 reduction,
             } => pointwise_loss::distance_loss(distance, x.data(), t.data(), reduction, out),
             LossOp::BceWithLogits { reduction } => {
-                pointwise_loss::bce_with_logits(x, t.data(), None, reduction, out)
+                pointwise_loss::bce_with_logits(x, t.data(), weight, reduction, out)
             }
             LossOp::Nll {
                 ignore_index,
                 reduction,
-            } => class_loss::nll_loss(x, t.data(), None, ignore_index, reduction, out)?,
+            } => class_loss::nll_loss(x, t.data(), weight, ignore_index, reduction, out)?,
             LossOp::CrossEntropy(options) => {
-                class_loss::cross_entropy(x, t.data(), None, &options, out)?
+                class_loss::cross_entropy(x, t.data(), weight, &options, out)?
             }
         }
         Ok(())
     }
 
-    /// The pull-back of `g` through input `index` into `gi`: adds when `ACC`, overwrites
-    /// otherwise, writing every element either way.
+    /// The pull-back of `g` through input `index` (0 or 1) into `gi`: adds when `ACC`,
+    /// overwrites otherwise, writing every element either way. The weights take no gradient.
     pub fn vjp<E: Float, const ACC: bool>(
         &self,
         x: TensorRef<'_, E>,
         t: TensorRef<'_, E>,
+        weight: Option<&[E]>,
         g: &[E],
         index: usize,
         gi: &mut [E],
     ) {
+        if index >= 2 {
+            if !ACC {
+                gi.fill(E::zero());
+            }
+            return;
+        }
         match *self {
             // L = ρ(x - t): dx = dL·ρ'(x - t), dt = -dx
             LossOp::Distance {
@@ -126,17 +148,18 @@ impl LossOp {
                 index,
                 gi,
             ),
-            // L = (1 - t)x + softplus(-x): dx = dL·((1 - t) - σ(-x)), dt = -dL·x
+            // L = (1 - t)x + (p·t + 1 - t)·softplus(-x): dx = dL·((1 - t) - (p·t + 1 - t)·σ(-x)),
+            // dt = dL·((p - 1)·softplus(-x) - x)
             LossOp::BceWithLogits { reduction } => pointwise_loss::bce_with_logits_vjp::<E, ACC>(
                 x,
                 t.data(),
-                None,
+                weight,
                 reduction,
                 g,
                 index,
                 gi,
             ),
-            // L = -x[t]: dx = -dL at the target; none to the targets
+            // L = -w[t]·x[t]: dx = -dL·w[t] at the target; none to the targets
             LossOp::Nll {
                 ignore_index,
                 reduction,
@@ -145,7 +168,7 @@ impl LossOp {
                     class_loss::nll_loss_vjp::<E, ACC>(
                         x.shape(),
                         t.data(),
-                        None,
+                        weight,
                         ignore_index,
                         reduction,
                         g,
@@ -155,9 +178,9 @@ impl LossOp {
                     gi.fill(E::zero());
                 }
             }
-            // dz = dL·(p·Σa - a), a = t' (smoothed); probabilities: dt = -dL·(1 - ε)·log_softmax z
+            // dz = dL·(p·Σa - a), a = w·t' (smoothed); probabilities: dt = -dL·(1 - ε)·w·log_softmax z
             LossOp::CrossEntropy(options) => {
-                class_loss::cross_entropy_vjp::<E, ACC>(x, t.data(), None, &options, g, index, gi)
+                class_loss::cross_entropy_vjp::<E, ACC>(x, t.data(), weight, &options, g, index, gi)
             }
         }
     }

@@ -6,10 +6,13 @@
 
 use crate::kernels::slice::SliceAxis;
 use crate::kernels::{
-    batched_matmul, binary, broadcast_to, dropout, indexing, layout, loss, matmul, pad, reduce,
-    slice, softmax, softmax_axis, unary,
+    batched_matmul, binary, broadcast_to, concat, dropout, indexing, layout, loss, matmul, pad,
+    reduce, scatter, select, slice, softmax, softmax_axis, unary,
 };
-use crate::{BinaryOp, Error, Float, LossOp, ReduceOp, Result, Shape, TensorRef, UnaryOp};
+use crate::operands::ShapesOf;
+use crate::{
+    BinaryOp, Error, Float, LossOp, Operands, ReduceOp, Result, Shape, Shapes, TensorRef, UnaryOp,
+};
 
 /// A built-in operation. The tape stores these as data, so a recorded computation can be
 /// inspected, saved and replayed.
@@ -139,6 +142,42 @@ pub enum Op {
         /// The value padded with.
         value: f64,
     },
+    /// Any number (at least 1) of arrays joined along an existing axis: of one rank, the same
+    /// lengths on every other axis (`torch.cat`).
+    Concat {
+        /// The axis joined along.
+        axis: usize,
+    },
+    /// Any number (at least 1) of arrays of one shape stacked along a new axis (`torch.stack`).
+    Stack {
+        /// Where the new axis goes, `0..=rank`.
+        axis: usize,
+    },
+    /// `where(cond, a, b)`: `a` where `cond` (input 0) is not 0, else `b`, the three
+    /// broadcast together; no gradient to the condition (`torch.where`).
+    Where,
+    /// A loss (`binary_cross_entropy_with_logits`, `nll_loss`, cross-entropy) with weights as a
+    /// third input: `pos_weight` or class weights, `[C]`; no gradient to the weights.
+    WeightedLoss(LossOp),
+    /// Zeros of length `len` along `axis` with the slices of input 0 added at the positions
+    /// input 1 holds (a vector or a scalar of whole numbers, as floats, one per slice):
+    /// `index_select`'s adjoint, `torch.zeros(..).index_add_(axis, idx, src)`. No gradient to
+    /// the positions.
+    IndexAdd {
+        /// The axis added along.
+        axis: usize,
+        /// The output's length along it.
+        len: usize,
+    },
+    /// Zeros of length `len` along `axis` with `src[i]` added at `i` with its axis coordinate
+    /// replaced by `index[i]` (input 1, of `src`'s shape): `gather`'s adjoint,
+    /// `torch.zeros(..).scatter_add_(axis, index, src)`. No gradient to the index.
+    ScatterAdd {
+        /// The axis scattered along.
+        axis: usize,
+        /// The output's length along it.
+        len: usize,
+    },
 }
 
 impl Op {
@@ -170,13 +209,21 @@ impl Op {
             Op::Dropout { .. } => "dropout",
             Op::Slice { .. } => "slice",
             Op::Pad { .. } => "pad",
+            Op::Concat { .. } => "concat",
+            Op::Stack { .. } => "stack",
+            Op::Where => "where",
+            Op::WeightedLoss(loss) => loss.name(),
+            Op::IndexAdd { .. } => "index_add",
+            Op::ScatterAdd { .. } => "scatter_add",
         }
     }
 
-    /// How many inputs the op takes.
+    /// How many inputs the op takes: exactly this many, or at least this many for an op that
+    /// [takes any number](Op::takes_any_number).
     #[inline]
     pub fn arity(&self) -> usize {
         match self {
+            Op::Where | Op::WeightedLoss(_) => 3,
             Op::Binary(_)
             | Op::MatMul
             | Op::Mse
@@ -184,7 +231,9 @@ impl Op {
             | Op::Loss(_)
             | Op::IndexSelect { .. }
             | Op::Gather { .. }
-            | Op::BatchedMatMul => 2,
+            | Op::BatchedMatMul
+            | Op::IndexAdd { .. }
+            | Op::ScatterAdd { .. } => 2,
             Op::Unary(_)
             | Op::Sum
             | Op::Mean
@@ -201,7 +250,26 @@ impl Op {
             | Op::Narrow { .. }
             | Op::Dropout { .. }
             | Op::Slice { .. }
-            | Op::Pad { .. } => 1,
+            | Op::Pad { .. }
+            | Op::Concat { .. }
+            | Op::Stack { .. } => 1,
+        }
+    }
+
+    /// Whether the op takes any number of inputs from its [`arity`](Op::arity) up (`concat`,
+    /// `stack`).
+    #[inline]
+    pub fn takes_any_number(&self) -> bool {
+        matches!(self, Op::Concat { .. } | Op::Stack { .. })
+    }
+
+    /// Whether the op can be applied to `count` inputs.
+    #[inline]
+    pub fn accepts(&self, count: usize) -> bool {
+        if self.takes_any_number() {
+            count >= self.arity()
+        } else {
+            count == self.arity()
         }
     }
 
@@ -240,7 +308,15 @@ impl Op {
             (Op::CrossEntropy, 1) => false,
             (Op::Reduce { op, .. }, _) => op.has_gradient(),
             (Op::Loss(loss), k) => loss.differentiable_in(k),
-            (Op::IndexSelect { .. } | Op::Gather { .. }, 1) => false,
+            (
+                Op::IndexSelect { .. }
+                | Op::Gather { .. }
+                | Op::IndexAdd { .. }
+                | Op::ScatterAdd { .. },
+                1,
+            ) => false,
+            (Op::Where, 0) => false,
+            (Op::WeightedLoss(loss), k) => k < 2 && loss.differentiable_in(k),
             _ => true,
         }
     }
@@ -254,24 +330,26 @@ impl Op {
     /// let err = Op::MatMul.output_shape(&[&a, &b]).unwrap_err();
     /// assert_eq!(err.to_string(), "matmul: shapes [2, 3] and [4, 5] do not fit together");
     /// ```
+    ///
+    /// `inputs` is a slice or array of shapes, or any list read through [`Shapes`].
     #[inline]
-    pub fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
-        if inputs.len() != self.arity() {
+    pub fn output_shape<'s>(&self, inputs: &(impl Shapes<'s> + ?Sized)) -> Result<Shape> {
+        if !self.accepts(inputs.count()) {
             return Err(Error::WrongArity {
                 op: self.name().to_string(),
                 expected: self.arity(),
-                got: inputs.len(),
+                got: inputs.count(),
             });
         }
         let op = self.name();
-        let x = inputs[0];
+        let x = inputs.shape(0);
         match *self {
             Op::Unary(op) => {
                 op.check()?;
                 Ok(*x)
             }
-            Op::Binary(_) => binary::broadcast_shape(op, x, inputs[1]),
-            Op::MatMul => matmul::output_shape(x, inputs[1]),
+            Op::Binary(_) => binary::broadcast_shape(op, x, inputs.shape(1)),
+            Op::MatMul => matmul::output_shape(x, inputs.shape(1)),
             Op::Sum => Ok(Shape::SCALAR),
             Op::Mean => {
                 if x.numel() == 0 {
@@ -302,22 +380,27 @@ impl Op {
                 }
                 Ok(*x)
             }
-            Op::Mse => loss::mse_shape(x, inputs[1]),
-            Op::CrossEntropy => loss::cross_entropy_shape(x, inputs[1]),
+            Op::Mse => loss::mse_shape(x, inputs.shape(1)),
+            Op::CrossEntropy => loss::cross_entropy_shape(x, inputs.shape(1)),
             Op::Reduce { op, axis, keep_dim } => op.output_shape(x, axis, keep_dim),
             Op::SoftmaxAxis { axis } | Op::LogSoftmaxAxis { axis } => {
                 softmax_axis::softmax_axis_shape(op, x, axis)
             }
-            Op::Loss(loss) => loss.output_shape(x, inputs[1]),
+            Op::Loss(loss) => loss.output_shape(x, inputs.shape(1), None),
+            Op::WeightedLoss(loss) => loss.output_shape(x, inputs.shape(1), Some(inputs.shape(2))),
             Op::BroadcastTo(to) => broadcast_to::broadcast_to_shape(x, &to),
             Op::Narrow {
                 axis,
                 start,
                 length,
             } => slice::narrow_shape(x, axis, start, length),
-            Op::IndexSelect { axis } => indexing::index_select_shape(x, axis, inputs[1]),
-            Op::Gather { axis } => indexing::gather_shape(x, axis, inputs[1]),
-            Op::BatchedMatMul => batched_matmul::batched_matmul_shape(x, inputs[1]),
+            Op::IndexSelect { axis } => indexing::index_select_shape(x, axis, inputs.shape(1)),
+            Op::Gather { axis } => indexing::gather_shape(x, axis, inputs.shape(1)),
+            Op::IndexAdd { axis, len } => scatter::index_add_shape(x, axis, inputs.shape(1), len),
+            Op::ScatterAdd { axis, len } => {
+                scatter::scatter_add_shape(x, axis, inputs.shape(1), len)
+            }
+            Op::BatchedMatMul => batched_matmul::batched_matmul_shape(x, inputs.shape(1)),
             Op::Dropout { p, .. } => dropout::dropout_shape(x, p),
             Op::Slice { axis, range } => {
                 if axis >= x.rank() {
@@ -337,6 +420,9 @@ impl Op {
                 }
                 pad::pad_shape(x, &pairs[..axes as usize])
             }
+            Op::Concat { axis } => concat::concat_shape(inputs, axis),
+            Op::Stack { axis } => concat::stack_shape(inputs, axis),
+            Op::Where => select::where_shape(x, inputs.shape(1), inputs.shape(2)),
         }
     }
 
@@ -344,67 +430,88 @@ impl Op {
     /// [`output_shape`](Op::output_shape). The inputs must have passed `output_shape`.
     ///
     /// Only data-dependent checks fail here: a cross-entropy label that is not a valid class.
-    pub fn forward<E: Float>(&self, inputs: &[TensorRef<'_, E>], out: &mut [E]) -> Result<()> {
-        let mut shapes = [&Shape::SCALAR; 2];
-        for (s, t) in shapes.iter_mut().zip(inputs) {
-            *s = t.shape();
-        }
-        let shape = self.output_shape(&shapes[..inputs.len().min(2)])?;
+    /// `inputs` is a slice or array of arrays, or any list read through [`Operands`].
+    pub fn forward<'a, E: Float>(
+        &self,
+        inputs: &(impl Operands<'a, E> + ?Sized),
+        out: &mut [E],
+    ) -> Result<()> {
+        let shape = self.output_shape(&ShapesOf::new(inputs))?;
         self.forward_shaped(inputs, &shape, out)
     }
 
     /// [`forward`](Op::forward) for a caller that already holds the output's shape (the tape
     /// does: it inferred it when recording), so that it is not inferred twice.
     #[inline(always)]
-    pub fn forward_shaped<E: Float>(
+    pub fn forward_shaped<'a, E: Float>(
         &self,
-        inputs: &[TensorRef<'_, E>],
+        inputs: &(impl Operands<'a, E> + ?Sized),
         shape: &Shape,
         out: &mut [E],
     ) -> Result<()> {
-        let x = inputs[0].data();
+        let x = inputs.get(0).data();
         match *self {
             Op::Unary(_) | Op::Reshape(_) => self.forward_pointwise(x, x, out),
             // Neither input broadcast: element by element.
             Op::Binary(op)
-                if self.runs_pointwise(&[x.len(), inputs[1].data().len()], out.len()) =>
+                if self.runs_pointwise(&[x.len(), inputs.get(1).data().len()], out.len()) =>
             {
-                op.forward_pointwise(x, inputs[1].data(), out)
+                op.forward_pointwise(x, inputs.get(1).data(), out)
             }
-            Op::Binary(op) => op.forward_broadcast(inputs[0], inputs[1], shape, out),
-            Op::MatMul => matmul::forward(inputs[0], inputs[1], out),
+            Op::Binary(op) => op.forward_broadcast(inputs.get(0), inputs.get(1), shape, out),
+            Op::MatMul => matmul::forward(inputs.get(0), inputs.get(1), out),
             Op::Sum => out[0] = reduce::sum(x),
             Op::Mean => out[0] = reduce::sum(x) / E::from_usize(x.len()),
-            Op::SumAxis { axis, .. } => reduce::sum_axis(inputs[0], axis, false, out),
-            Op::MeanAxis { axis, .. } => reduce::sum_axis(inputs[0], axis, true, out),
-            Op::Transpose { axis0, axis1 } => layout::transpose(inputs[0], axis0, axis1, out),
-            Op::Softmax => softmax::softmax(inputs[0], out),
-            Op::LogSoftmax => softmax::log_softmax(inputs[0], out),
-            Op::Mse => out[0] = loss::mse(x, inputs[1].data()),
-            Op::CrossEntropy => out[0] = loss::cross_entropy(inputs[0], inputs[1])?,
-            Op::Reduce { op, axis, .. } => op.forward(inputs[0], axis, out),
-            Op::SoftmaxAxis { axis } => softmax_axis::softmax_along(inputs[0], axis, out),
-            Op::LogSoftmaxAxis { axis } => softmax_axis::log_softmax_along(inputs[0], axis, out),
-            Op::Loss(loss) => loss.forward(inputs[0], inputs[1], out)?,
-            Op::BroadcastTo(to) => broadcast_to::broadcast_to(inputs[0], &to, out),
+            Op::SumAxis { axis, .. } => reduce::sum_axis(inputs.get(0), axis, false, out),
+            Op::MeanAxis { axis, .. } => reduce::sum_axis(inputs.get(0), axis, true, out),
+            Op::Transpose { axis0, axis1 } => layout::transpose(inputs.get(0), axis0, axis1, out),
+            Op::Softmax => softmax::softmax(inputs.get(0), out),
+            Op::LogSoftmax => softmax::log_softmax(inputs.get(0), out),
+            Op::Mse => out[0] = loss::mse(x, inputs.get(1).data()),
+            Op::CrossEntropy => out[0] = loss::cross_entropy(inputs.get(0), inputs.get(1))?,
+            Op::Reduce { op, axis, .. } => op.forward(inputs.get(0), axis, out),
+            Op::SoftmaxAxis { axis } => softmax_axis::softmax_along(inputs.get(0), axis, out),
+            Op::LogSoftmaxAxis { axis } => {
+                softmax_axis::log_softmax_along(inputs.get(0), axis, out)
+            }
+            Op::Loss(loss) => loss.forward(inputs.get(0), inputs.get(1), None, out)?,
+            Op::WeightedLoss(loss) => {
+                let weight = Some(inputs.get(2).data());
+                loss.forward(inputs.get(0), inputs.get(1), weight, out)?
+            }
+            Op::BroadcastTo(to) => broadcast_to::broadcast_to(inputs.get(0), &to, out),
             Op::Narrow {
                 axis,
                 start,
                 length,
-            } => slice::narrow(inputs[0], axis, start, length, out),
+            } => slice::narrow(inputs.get(0), axis, start, length, out),
             Op::IndexSelect { axis } => {
-                indexing::index_select(inputs[0], axis, inputs[1].data(), out)?
+                indexing::index_select(inputs.get(0), axis, inputs.get(1).data(), out)?
             }
-            Op::Gather { axis } => indexing::gather(inputs[0], axis, inputs[1], out)?,
-            Op::BatchedMatMul => batched_matmul::batched_matmul(inputs[0], inputs[1], out),
-            Op::Dropout { p, seed } => dropout::dropout(inputs[0], p, seed, out),
+            Op::Gather { axis } => indexing::gather(inputs.get(0), axis, inputs.get(1), out)?,
+            Op::IndexAdd { axis, .. } => {
+                scatter::index_add(x, axis, inputs.get(1).data(), shape, out)?
+            }
+            Op::ScatterAdd { axis, .. } => {
+                scatter::scatter_add(x, axis, inputs.get(1), shape, out)?
+            }
+            Op::BatchedMatMul => batched_matmul::batched_matmul(inputs.get(0), inputs.get(1), out),
+            Op::Dropout { p, seed } => dropout::dropout(inputs.get(0), p, seed, out),
             Op::Slice { axis, range } => {
-                slice::slice(inputs[0], &slice_ranges(axis, range)[..=axis], out)
+                slice::slice(inputs.get(0), &slice_ranges(axis, range)[..=axis], out)
             }
             Op::Pad { pads, axes, value } => {
                 let pairs = pad_pairs(&pads, axes);
-                pad::pad(inputs[0], &pairs[..axes as usize], E::from_f64(value), out)
+                pad::pad(
+                    inputs.get(0),
+                    &pairs[..axes as usize],
+                    E::from_f64(value),
+                    out,
+                )
             }
+            Op::Concat { axis } => concat::concat(inputs, axis, out),
+            Op::Stack { axis } => concat::stack(inputs, axis, out),
+            Op::Where => select::select(inputs.get(0), inputs.get(1), inputs.get(2), shape, out),
         }
         Ok(())
     }
@@ -413,9 +520,9 @@ impl Op {
     /// what it held: for the first contribution to a gradient, so that the buffer need not be
     /// zeroed first.
     #[inline]
-    pub fn vjp_overwrite<E: Float>(
+    pub fn vjp_overwrite<'a, E: Float>(
         &self,
-        inputs: &[TensorRef<'_, E>],
+        inputs: &(impl Operands<'a, E> + ?Sized),
         output: TensorRef<'_, E>,
         grad_output: &[E],
         index: usize,
@@ -429,9 +536,9 @@ impl Op {
     /// `output` is this op's forward result for `inputs`; `grad_input` has input `index`'s
     /// shape. Accumulating (rather than overwriting) is what makes fan-out correct.
     #[inline]
-    pub fn vjp<E: Float>(
+    pub fn vjp<'a, E: Float>(
         &self,
-        inputs: &[TensorRef<'_, E>],
+        inputs: &(impl Operands<'a, E> + ?Sized),
         output: TensorRef<'_, E>,
         grad_output: &[E],
         index: usize,
@@ -517,28 +624,33 @@ impl Op {
 
     /// The VJP rules: add into `grad_input` when `ACC`, overwrite it otherwise.
     #[inline(always)]
-    fn pull_back<E: Float, const ACC: bool>(
+    fn pull_back<'a, E: Float, const ACC: bool>(
         &self,
-        inputs: &[TensorRef<'_, E>],
+        inputs: &(impl Operands<'a, E> + ?Sized),
         output: TensorRef<'_, E>,
         grad_output: &[E],
         index: usize,
         grad_input: &mut [E],
     ) {
         let g = grad_output;
-        let x = inputs[0].data();
+        let x = inputs.get(0).data();
         let y = output.data();
         let gi = grad_input;
         match *self {
             Op::Unary(_) | Op::Reshape(_) => self.vjp_pointwise::<E, ACC>(index, x, x, y, g, gi),
             // Neither input broadcast: element by element.
-            Op::Binary(op) if self.runs_pointwise(&[x.len(), inputs[1].data().len()], y.len()) => {
-                op.vjp_pointwise::<E, ACC>(index, x, inputs[1].data(), y, g, gi)
+            Op::Binary(op)
+                if self.runs_pointwise(&[x.len(), inputs.get(1).data().len()], y.len()) =>
+            {
+                op.vjp_pointwise::<E, ACC>(index, x, inputs.get(1).data(), y, g, gi)
             }
             // The same rules, summed over the axes an input was broadcast along.
-            Op::Binary(op) => op.vjp_broadcast::<E, ACC>(inputs, output, g, index, gi),
+            Op::Binary(op) => {
+                let pair = [inputs.get(0), inputs.get(1)];
+                op.vjp_broadcast::<E, ACC>(&pair, output, g, index, gi)
+            }
             // C = A·B: dA = dC·Bᵀ, dB = Aᵀ·dC
-            Op::MatMul => matmul::vjp(inputs[0], inputs[1], g, index, gi, ACC),
+            Op::MatMul => matmul::vjp(inputs.get(0), inputs.get(1), g, index, gi, ACC),
             // y = Σx: dx = dy
             Op::Sum => unary::fill_add::<E, ACC>(gi, g[0]),
             // y = Σx / n: dx = dy / n
@@ -546,12 +658,12 @@ impl Op {
             // y = Σ_axis x: dx = dy broadcast along the axis
             Op::SumAxis { axis, .. } => {
                 zero_unless::<E, ACC>(gi);
-                reduce::sum_axis_vjp(inputs[0].shape(), axis, false, g, gi)
+                reduce::sum_axis_vjp(inputs.get(0).shape(), axis, false, g, gi)
             }
             // y = mean_axis x: dx = dy / len broadcast along the axis
             Op::MeanAxis { axis, .. } => {
                 zero_unless::<E, ACC>(gi);
-                reduce::sum_axis_vjp(inputs[0].shape(), axis, true, g, gi)
+                reduce::sum_axis_vjp(inputs.get(0).shape(), axis, true, g, gi)
             }
             // y = swap(x): dx = swap(dy)
             Op::Transpose { axis0, axis1 } => {
@@ -571,17 +683,17 @@ impl Op {
             // L = mean (p - t)²: dp = dL·2(p - t)/n, dt = -dp
             Op::Mse => {
                 zero_unless::<E, ACC>(gi);
-                loss::mse_vjp(x, inputs[1].data(), g[0], index, gi)
+                loss::mse_vjp(x, inputs.get(1).data(), g[0], index, gi)
             }
             // L = mean_b (lse(z_b) - z_b[label_b]): dz = dL·(softmax(z) - onehot(label)) / batch
             Op::CrossEntropy => {
                 zero_unless::<E, ACC>(gi);
                 if index == 0 {
-                    loss::cross_entropy_vjp(inputs[0], inputs[1], g[0], gi)
+                    loss::cross_entropy_vjp(inputs.get(0), inputs.get(1), g[0], gi)
                 }
             }
             // Each reduction's rule is in `ReduceOp::vjp`.
-            Op::Reduce { op, axis, .. } => op.vjp::<E, ACC>(inputs[0], axis, y, g, gi),
+            Op::Reduce { op, axis, .. } => op.vjp::<E, ACC>(inputs.get(0), axis, y, g, gi),
             // y = softmax x along the axis: dx = y·(dy - Σ dy·y)
             Op::SoftmaxAxis { axis } => {
                 softmax_axis::softmax_along_vjp::<E, ACC>(output, axis, g, gi)
@@ -591,42 +703,69 @@ impl Op {
                 softmax_axis::log_softmax_along_vjp::<E, ACC>(output, axis, g, gi)
             }
             // Each loss's rule is in `LossOp::vjp`.
-            Op::Loss(loss) => loss.vjp::<E, ACC>(inputs[0], inputs[1], g, index, gi),
+            Op::Loss(loss) => loss.vjp::<E, ACC>(inputs.get(0), inputs.get(1), None, g, index, gi),
+            // The same rules with the weights (input 2), which take no gradient.
+            Op::WeightedLoss(loss) => {
+                let (x, t, w) = (inputs.get(0), inputs.get(1), inputs.get(2).data());
+                loss.vjp::<E, ACC>(x, t, Some(w), g, index, gi)
+            }
             // y = x repeated: dx = dy summed over the repeats
             Op::BroadcastTo(to) => {
-                broadcast_to::broadcast_to_vjp::<E, ACC>(inputs[0].shape(), &to, g, gi)
+                broadcast_to::broadcast_to_vjp::<E, ACC>(inputs.get(0).shape(), &to, g, gi)
             }
             // y = x[start..start + length] along the axis: dx = dy there, 0 elsewhere
             Op::Narrow {
                 axis,
                 start,
                 length,
-            } => slice::narrow_vjp::<E, ACC>(inputs[0].shape(), axis, start, length, g, gi),
+            } => slice::narrow_vjp::<E, ACC>(inputs.get(0).shape(), axis, start, length, g, gi),
             // y[.., p, ..] = x[.., idx[p], ..]: dx[.., idx[p], ..] += dy[.., p, ..]; none to idx
             Op::IndexSelect { axis } if index == 0 => {
-                let idx = inputs[1].data();
-                indexing::index_select_vjp::<E, ACC>(inputs[0].shape(), axis, idx, g, gi)
+                let idx = inputs.get(1).data();
+                indexing::index_select_vjp::<E, ACC>(inputs.get(0).shape(), axis, idx, g, gi)
             }
             // y[i] = x[i at index[i]]: dx[i at index[i]] += dy[i]; none to the index
             Op::Gather { axis } if index == 0 => {
-                indexing::gather_vjp::<E, ACC>(inputs[0].shape(), axis, inputs[1], g, gi)
+                indexing::gather_vjp::<E, ACC>(inputs.get(0).shape(), axis, inputs.get(1), g, gi)
             }
-            Op::IndexSelect { .. } | Op::Gather { .. } => zero_unless::<E, ACC>(gi),
+            // y = index_add(src, idx): dsrc[.., p, ..] = dy[.., idx[p], ..]; none to idx
+            Op::IndexAdd { axis, .. } if index == 0 => {
+                let idx = inputs.get(1).data();
+                scatter::index_add_vjp::<E, ACC>(output.shape(), axis, idx, g, gi)
+            }
+            // y = scatter_add(src, index): dsrc[i] = dy[i at index[i]]; none to the index
+            Op::ScatterAdd { axis, .. } if index == 0 => {
+                scatter::scatter_add_vjp::<E, ACC>(output.shape(), axis, inputs.get(1), g, gi)
+            }
+            Op::IndexSelect { .. }
+            | Op::Gather { .. }
+            | Op::IndexAdd { .. }
+            | Op::ScatterAdd { .. } => zero_unless::<E, ACC>(gi),
             // C[b] = A[b]·B[b]: dA[b] = Σ dC·Bᵀ, dB[b] = Σ Aᵀ·dC over the broadcast batches
             Op::BatchedMatMul => {
-                batched_matmul::batched_matmul_vjp(inputs[0], inputs[1], g, index, gi, ACC)
+                batched_matmul::batched_matmul_vjp(inputs.get(0), inputs.get(1), g, index, gi, ACC)
             }
             // y = x·mask/(1 - p): dx = dy·mask/(1 - p)
             Op::Dropout { p, seed } => dropout::dropout_vjp::<E, ACC>(p, seed, g, gi),
             // y = x[range] along the axis: dx = dy at the positions taken, 0 elsewhere
             Op::Slice { axis, range } => {
                 let ranges = slice_ranges(axis, range);
-                slice::slice_vjp::<E, ACC>(inputs[0].shape(), &ranges[..=axis], g, gi)
+                slice::slice_vjp::<E, ACC>(inputs.get(0).shape(), &ranges[..=axis], g, gi)
             }
             // y = x padded: dx = dy at x's place
             Op::Pad { pads, axes, .. } => {
                 let pairs = pad_pairs(&pads, axes);
-                pad::pad_vjp::<E, ACC>(inputs[0].shape(), &pairs[..axes as usize], g, gi)
+                pad::pad_vjp::<E, ACC>(inputs.get(0).shape(), &pairs[..axes as usize], g, gi)
+            }
+            // y = concat(x_0, …, x_n): dx_i = the block of dy that x_i filled
+            Op::Concat { axis } => concat::concat_vjp::<E, ACC>(inputs, axis, g, index, gi),
+            // y = stack(x_0, …, x_n): dx_i = dy[.., i, ..] along the new axis
+            Op::Stack { axis } => concat::stack_vjp::<E, ACC>(inputs, axis, g, index, gi),
+            // y = where(c, a, b): da = dy where c ≠ 0, db = dy where c = 0, each summed to its
+            // input's shape; none to c
+            Op::Where => {
+                let input = inputs.get(index).shape();
+                select::select_vjp::<E, ACC>(inputs.get(0), input, output.shape(), g, index, gi)
             }
         }
     }

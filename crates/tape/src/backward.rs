@@ -4,7 +4,7 @@ use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IntoDimension, IxDyn};
 use wengert_ops::{Error, Float, Result, Shape, TensorRef};
 
 use crate::node::NodeKind;
-use crate::tape::{inputs_of, tensor_of};
+use crate::tape::{NodeOperands, inputs_of, takes_grad, tensor_of};
 use crate::{NodeId, Tape};
 
 impl<E: Float> Tape<E> {
@@ -124,7 +124,7 @@ impl<E: Float> Tape<E> {
 
         let Tape {
             nodes,
-            custom_inputs,
+            listed_inputs,
             values,
             grads,
             grad_stamps,
@@ -163,6 +163,24 @@ impl<E: Float> Tape<E> {
                             op.vjp_pointwise::<E, false>(k, a, b, &values[i], g, gi);
                         } else {
                             op.vjp_pointwise::<E, true>(k, a, b, &values[i], g, gi);
+                        }
+                    }
+                } else if node.lists_inputs() {
+                    // More than two inputs, listed: each that takes a gradient gets its share.
+                    let start = node.list_start as usize;
+                    let ids = &listed_inputs[start..start + node.inputs_len as usize];
+                    let operands = NodeOperands { nodes, values, ids };
+                    let output = tensor_of(nodes, values, i);
+                    for (k, j) in ids.iter().enumerate() {
+                        if !takes_grad(nodes, listed_inputs, node, k) {
+                            continue;
+                        }
+                        let n = nodes[j.index()].shape.numel();
+                        let (gi, fresh) = grad_slot(below, grad_stamps, stamp, j.index(), n);
+                        if fresh {
+                            op.vjp_overwrite(&operands, output, g, k, gi);
+                        } else {
+                            op.vjp(&operands, output, g, k, gi);
                         }
                     }
                 } else {
@@ -209,7 +227,7 @@ impl<E: Float> Tape<E> {
             {
                 let (below, here) = grads.split_at_mut(i);
                 let g = &here[0][..];
-                let inputs = inputs_of(custom_inputs, node);
+                let inputs = inputs_of(listed_inputs, node);
                 let custom = &custom_ops[id.0 as usize];
                 let output = tensor_of(nodes, values, i);
                 let views: Vec<ArrayViewD<'_, E>> = inputs

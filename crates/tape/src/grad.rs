@@ -89,8 +89,8 @@ impl<E: Float> Tape<E> {
             match node.kind {
                 NodeKind::Op(op) => {
                     for k in 0..node.inputs_len as usize {
-                        let j = node.inputs[k];
-                        if node.grad_inputs & 1 << k == 0 || !leads[j.index()] {
+                        let j = self.inputs_of(&node)[k];
+                        if !self.takes_grad(&node, k) || !leads[j.index()] {
                             continue;
                         }
                         let here = NodeId::new(i as u32, node.epoch);
@@ -190,8 +190,11 @@ impl<E: Float> Tape<E> {
             }
             let node = &self.nodes[i];
             leads[i] = match node.kind {
-                NodeKind::Op(_) => (0..node.inputs_len as usize)
-                    .any(|k| node.grad_inputs & 1 << k != 0 && leads[node.inputs[k].index()]),
+                NodeKind::Op(_) => self
+                    .inputs_of(node)
+                    .iter()
+                    .enumerate()
+                    .any(|(k, j)| self.takes_grad(node, k) && leads[j.index()]),
                 NodeKind::Custom(_) => self.inputs_of(node).iter().any(|j| leads[j.index()]),
                 NodeKind::Input | NodeKind::Parameter => false,
             };
@@ -210,7 +213,7 @@ impl<E: Float> Tape<E> {
     ) -> Result<Option<NodeId>> {
         let node = self.nodes[here.index()];
         let [a, b] = node.inputs;
-        let x = node.inputs[k];
+        let x = self.inputs_of(&node)[k];
         let x_shape = self.node_shape(x);
         let share = match op {
             // The derivative rule of the op's row, recorded.
@@ -288,36 +291,79 @@ impl<E: Float> Tape<E> {
                 let dp = self.mul_scalar(scaled, E::from_f64(2.0) / n)?;
                 if k == 0 { dp } else { self.neg(dp)? }
             }
-            // L = mean_b (lse(z_b) - z_b[label_b]): dz = dL·(softmax(z) - onehot(label)) / batch.
-            // The one-hot labels are a constant input built from the labels' values (the tape
-            // has no comparison op to build it from the labels node): its gradient is zero
-            // either way.
-            Op::CrossEntropy => {
-                let p = self.softmax(a)?;
-                let onehot = self.one_hot(b, x_shape)?;
-                let diff = self.sub(p, onehot)?;
-                let scaled = self.mul(diff, g)?;
-                let batch = E::from_usize(x_shape.dims()[0]);
-                self.mul_scalar(scaled, batch.recip())?
+            // L = mean_b (lse(z_b) - z_b[label_b]): dz = dL·(softmax(z) - onehot(label)) / batch
+            Op::CrossEntropy => self.cross_entropy_vjp(a, b, g)?,
+            // y = concat(x_0, …, x_n) along the axis: dx_k = dy narrowed to x_k's block
+            Op::Concat { axis } => {
+                let inputs = self.inputs_of(&node);
+                let before: usize = inputs[..k]
+                    .iter()
+                    .map(|i| self.nodes[i.index()].shape.dims()[axis])
+                    .sum();
+                let start = i64::try_from(before)
+                    .map_err(|_| Error::TooManyElements { shape: node.shape })?;
+                self.narrow(g, axis, start, x_shape.dims()[axis])?
             }
-            // Ops whose VJP is not yet recorded: differentiating through them twice is refused
-            // by name (their first-order gradient is `backward`'s).
-            Op::Reduce { .. }
-            | Op::SoftmaxAxis { .. }
-            | Op::LogSoftmaxAxis { .. }
-            | Op::Loss(_)
-            | Op::BroadcastTo(_)
-            | Op::Narrow { .. }
-            | Op::IndexSelect { .. }
-            | Op::Gather { .. }
-            | Op::BatchedMatMul
-            | Op::Dropout { .. }
-            | Op::Slice { .. }
-            | Op::Pad { .. } => {
+            // y = stack(x_0, …, x_n) along a new axis: dx_k = dy[.., k, ..], without the axis
+            Op::Stack { axis } => {
+                let start =
+                    i64::try_from(k).map_err(|_| Error::TooManyElements { shape: node.shape })?;
+                let d = self.narrow(g, axis, start, 1)?;
+                self.reshape(d, x_shape.dims())?
+            }
+            // y = where(c, a, b): da = where(c, dy, 0), db = where(c, 0, dy), each summed to
+            // its input's shape; none to c (not differentiable in it)
+            Op::Where => {
+                let cond = a;
+                let zeros = self.zeros_like(g)?;
+                let d = if k == 1 {
+                    self.where_cond(cond, g, zeros)?
+                } else {
+                    self.where_cond(cond, zeros, g)?
+                };
+                self.sum_to(d, x)?
+            }
+            // Not yet recorded: differentiating a weighted loss twice is refused by name (its
+            // first-order gradient is `backward`'s).
+            Op::WeightedLoss(_) => {
                 return Err(Error::NotTwiceDifferentiable {
                     op: op.name().to_string(),
                 });
             }
+            // The rules below are in `grad_rules.rs`, each beside its formula.
+            Op::Reduce { op, axis, keep_dim } => {
+                match self.reduce_vjp(op, axis, keep_dim, (a, here, g))? {
+                    Some(share) => share,
+                    None => return Ok(None),
+                }
+            }
+            Op::SoftmaxAxis { axis } => self.softmax_axis_vjp(axis, here, g)?,
+            Op::LogSoftmaxAxis { axis } => self.log_softmax_axis_vjp(axis, here, g)?,
+            Op::Loss(loss) => match self.loss_vjp(loss, (a, b), k, g)? {
+                Some(share) => share,
+                None => return Ok(None),
+            },
+            // y = x repeated: dx = dy summed over the repeats
+            Op::BroadcastTo(_) => self.sum_to(g, a)?,
+            Op::Narrow {
+                axis,
+                start,
+                length,
+            } => self.narrow_vjp((a, g), axis, start, length)?,
+            Op::IndexSelect { axis } => self.index_select_vjp((a, b, g), axis)?,
+            Op::Gather { axis } => self.gather_vjp((a, b, g), axis)?,
+            // y = index_add(src, idx): dsrc = index_select(dy, idx)
+            Op::IndexAdd { axis, .. } => self.index_select(g, b, axis)?,
+            // y = scatter_add(src, index): dsrc = gather(dy, index)
+            Op::ScatterAdd { axis, .. } => self.gather(g, b, axis)?,
+            Op::BatchedMatMul => self.batched_matmul_vjp((a, b, g), k)?,
+            // y = x·mask/(1 - p): dx = dy·mask/(1 - p), the same op on the gradient
+            Op::Dropout { p, seed } => self.dropout(g, p, seed)?,
+            Op::Slice { axis, range } => match self.slice_vjp((a, g), axis, range)? {
+                Some(share) => share,
+                None => return Ok(None),
+            },
+            Op::Pad { pads, axes, .. } => self.pad_vjp((a, g), &pads[..axes as usize])?,
         };
         Ok(Some(share))
     }
@@ -337,7 +383,7 @@ impl<E: Float> Tape<E> {
 
     /// `d` summed over the axes it has beyond `like`'s shape (a broadcast operand's gradient),
     /// or broadcast up to it where it has fewer.
-    fn sum_to(&mut self, mut d: NodeId, like: NodeId) -> Result<NodeId> {
+    pub(crate) fn sum_to(&mut self, mut d: NodeId, like: NodeId) -> Result<NodeId> {
         let target = self.node_shape(like);
         while self.node_shape(d).rank() > target.rank() {
             d = self.sum_axis(d, 0)?;
@@ -355,7 +401,7 @@ impl<E: Float> Tape<E> {
     }
 
     /// `g` broadcast to `like`'s shape.
-    fn broadcast_like(&mut self, g: NodeId, like: NodeId) -> Result<NodeId> {
+    pub(crate) fn broadcast_like(&mut self, g: NodeId, like: NodeId) -> Result<NodeId> {
         let ones = self.ones_like(like)?;
         self.mul(ones, g)
     }
@@ -374,29 +420,18 @@ impl<E: Float> Tape<E> {
 
     /// Ones in `x`'s shape, as a node that follows `x` when the tape is replayed: `x⁰` of
     /// `x` detached (1 for every value, NaN and infinities included), so no input is added.
-    fn ones_like(&mut self, x: NodeId) -> Result<NodeId> {
+    pub(crate) fn ones_like(&mut self, x: NodeId) -> Result<NodeId> {
         let d = self.detach(x)?;
         self.powf(d, E::zero())
     }
 
     /// Zeros in `x`'s shape.
-    fn zeros_like(&mut self, x: NodeId) -> Result<NodeId> {
+    pub(crate) fn zeros_like(&mut self, x: NodeId) -> Result<NodeId> {
         let ones = self.ones_like(x)?;
         self.mul_scalar(ones, E::zero())
     }
 
-    /// The labels node `labels` as one-hot rows of `shape` (`[batch, classes]`), a constant input.
-    fn one_hot(&mut self, labels: NodeId, shape: Shape) -> Result<NodeId> {
-        let (batch, classes) = (shape.dims()[0], shape.dims()[1]);
-        let mut hot = ArrayD::<E>::zeros(IxDyn(&[batch, classes]));
-        for (row, &label) in self.data(labels)?.iter().enumerate() {
-            // Checked when the cross-entropy was recorded: a whole number below `classes`.
-            hot[[row, label.to_f64() as usize]] = E::one();
-        }
-        self.input(hot)
-    }
-
-    fn node_shape(&self, id: NodeId) -> Shape {
+    pub(crate) fn node_shape(&self, id: NodeId) -> Shape {
         self.nodes[id.index()].shape
     }
 
@@ -484,7 +519,8 @@ impl<E: Float> Tape<E> {
 
     /// The Jacobian of `output` with respect to `wrt`, as a matrix of `output`'s element count
     /// by `wrt`'s (row-major order both ways): one recorded sweep per output element, each
-    /// rewound after, so for small problems only.
+    /// rewound after, so for small problems only. An output no gradient reaches (the gradient
+    /// of a piecewise-linear loss, say) does not depend on `wrt`: its Jacobian is zeros.
     pub fn jacobian(&mut self, output: NodeId, wrt: NodeId) -> Result<Array2<E>> {
         self.check_ids(&[output, wrt])?;
         let (rows, cols) = (
@@ -493,6 +529,14 @@ impl<E: Float> Tape<E> {
         );
         let dims = self.node_shape(output).dims().to_vec();
         let mut jac = Array2::<E>::zeros((rows, cols));
+        if !self.nodes[wrt.index()].requires_grad {
+            return Err(Error::NoGradient { id: wrt.raw() });
+        }
+        if !self.nodes[output.index()].requires_grad {
+            // No gradient reaches `output` (a gradient that is constant, as a piecewise-linear
+            // function's): it does not depend on `wrt`.
+            return Ok(jac);
+        }
         let mark = self.mark();
         for r in 0..rows {
             let mut seed = ArrayD::<E>::zeros(IxDyn(&dims));

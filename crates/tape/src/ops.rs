@@ -5,6 +5,8 @@ use wengert_ops::{
     SliceAxis, UnaryOp,
 };
 
+use std::borrow::Borrow;
+
 use crate::{NodeId, Tape};
 
 impl<E: Float> Tape<E> {
@@ -789,6 +791,101 @@ impl<E: Float> Tape<E> {
         self.loss(LossOp::CrossEntropy(options), z, target)
     }
 
+    /// Records a loss of `x` against `target` with `weight` as a third input.
+    #[inline]
+    fn weighted_loss(
+        &mut self,
+        loss: LossOp,
+        x: NodeId,
+        target: NodeId,
+        weight: NodeId,
+    ) -> Result<NodeId> {
+        self.record_listed(Op::WeightedLoss(loss), [x, target, weight])
+    }
+
+    /// [`binary_cross_entropy_with_logits`](Tape::binary_cross_entropy_with_logits) with
+    /// `pos_weight` (`[C]`, `C` being `x`'s last axis, 1 for a scalar), which scales the
+    /// positive term of each column: `-[p·t·ln σ(x) + (1 - t)·ln(1 - σ(x))]` (PyTorch's
+    /// `pos_weight`). `x` and `target` get a gradient, `pos_weight` none (PyTorch does not
+    /// differentiate in it either).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{Reduction, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[0.0, 0.0]])?;
+    /// let t = tape.input(array![[1.0, 1.0]])?;
+    /// let p = tape.input(array![1.0, 3.0])?;
+    /// let loss = tape.binary_cross_entropy_with_logits_weighted(x, t, p, Reduction::None)?;
+    /// let ln2 = 2f64.ln();
+    /// assert_eq!(tape.data(loss)?, &[ln2, 3.0 * ln2]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn binary_cross_entropy_with_logits_weighted(
+        &mut self,
+        x: NodeId,
+        target: NodeId,
+        pos_weight: NodeId,
+        reduction: Reduction,
+    ) -> Result<NodeId> {
+        let loss = LossOp::BceWithLogits { reduction };
+        self.weighted_loss(loss, x, target, pos_weight)
+    }
+
+    /// [`nll_loss`](Tape::nll_loss) with class weights `weight` (`[C]`): each lane's term is
+    /// `-w[t]·x[t]`, and a mean divides by the sum of the weights of the targets not ignored
+    /// (PyTorch's `weight`). `x` gets a gradient, the targets and the weights none.
+    #[inline]
+    pub fn nll_loss_weighted(
+        &mut self,
+        x: NodeId,
+        target: NodeId,
+        weight: NodeId,
+        ignore_index: Option<i64>,
+        reduction: Reduction,
+    ) -> Result<NodeId> {
+        let loss = LossOp::Nll {
+            ignore_index,
+            reduction,
+        };
+        self.weighted_loss(loss, x, target, weight)
+    }
+
+    /// [`cross_entropy_with`](Tape::cross_entropy_with) with class weights `weight` (`[C]`):
+    /// each lane's term is `-Σ_c w_c·t'_c·log_softmax(z)_c`; a mean divides by the sum of the
+    /// weights of the class targets not ignored, or by the lane count for probability targets
+    /// (PyTorch's `weight`). The weights get no gradient.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{CrossEntropyOptions, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let z = tape.parameter(array![[0.0, 0.0], [0.0, 0.0]])?;
+    /// let labels = tape.labels(&[0, 1])?;
+    /// let w = tape.input(array![1.0, 3.0])?;
+    /// // (1·ln 2 + 3·ln 2) / (1 + 3)
+    /// let loss = tape.cross_entropy_weighted(z, labels, w, CrossEntropyOptions::default())?;
+    /// assert!((tape.item(loss)? - 2f64.ln()).abs() < 1e-15);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn cross_entropy_weighted(
+        &mut self,
+        z: NodeId,
+        target: NodeId,
+        weight: NodeId,
+        options: CrossEntropyOptions,
+    ) -> Result<NodeId> {
+        self.weighted_loss(LossOp::CrossEntropy(options), z, target, weight)
+    }
+
     /// `x` without its axis `axis`, which must exist; if its length is not 1, `x` is
     /// returned unchanged, as PyTorch's `squeeze(dim)` (recorded as a reshape).
     #[inline]
@@ -934,6 +1031,67 @@ impl<E: Float> Tape<E> {
         self.record_binary(Op::Gather { axis }, x, index)
     }
 
+    /// Zeros of length `len` along `axis`, with the slices of `src` along it added at the
+    /// positions `indices` holds (one per slice, whole numbers in `0..len` as floats; repeats
+    /// add up): `index_select`'s adjoint, PyTorch's `zeros(..).index_add_(axis, indices, src)`.
+    /// The gradient of `src` is `index_select` of the output's; none flows to the positions.
+    /// A position out of range is `IndexOutOfRange`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let src = tape.parameter(array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])?;
+    /// let idx = tape.labels(&[2, 0, 2])?;
+    /// let y = tape.index_add(src, idx, 1, 4)?;
+    /// assert_eq!(tape.data(y)?, &[2.0, 0.0, 4.0, 0.0, 5.0, 0.0, 10.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn index_add(
+        &mut self,
+        src: NodeId,
+        indices: NodeId,
+        axis: usize,
+        len: usize,
+    ) -> Result<NodeId> {
+        self.record_binary(Op::IndexAdd { axis, len }, src, indices)
+    }
+
+    /// Zeros of length `len` along `axis`, with each `src[i]` added at `i` with its `axis`
+    /// coordinate replaced by `index[i]` (`index` has `src`'s shape; whole numbers in `0..len`
+    /// as floats; repeats add up): `gather`'s adjoint, PyTorch's
+    /// `zeros(..).scatter_add_(axis, index, src)`. The gradient of `src` is `gather` of the
+    /// output's; none flows to the index. A position out of range is `IndexOutOfRange`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// // One-hot rows from class labels.
+    /// let mut tape = Tape::<f64>::new();
+    /// let ones = tape.input(array![[1.0], [1.0]])?;
+    /// let labels = tape.input(array![[2.0], [0.0]])?;
+    /// let hot = tape.scatter_add(ones, labels, 1, 3)?;
+    /// assert_eq!(tape.data(hot)?, &[0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn scatter_add(
+        &mut self,
+        src: NodeId,
+        index: NodeId,
+        axis: usize,
+        len: usize,
+    ) -> Result<NodeId> {
+        self.record_binary(Op::ScatterAdd { axis, len }, src, index)
+    }
+
     /// Inverted dropout (PyTorch's `dropout(x, p, training=True)`): each element zeroed with
     /// probability `p`, the others scaled by `1 / (1 - p)`. The mask depends only on
     /// `mask_seed` and the element's position (SplitMix64), the same for f32 and f64, so a
@@ -1010,5 +1168,91 @@ impl<E: Float> Tape<E> {
             value: value.to_f64(),
         };
         self.record_unary(op, x)
+    }
+
+    /// The inputs joined along `axis` (PyTorch's `torch.cat`): any number of at least one, of
+    /// one rank and the same lengths off `axis`; each gets its block of the gradient. Held in
+    /// the tape's reused list of inputs, so recording allocates nothing in a loop.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.parameter(array![[1.0], [2.0]])?;
+    /// let b = tape.parameter(array![[3.0, 4.0], [5.0, 6.0]])?;
+    /// let y = tape.concat([a, b, a], 1)?;
+    /// assert_eq!(tape.data(y)?, &[1.0, 3.0, 4.0, 1.0, 2.0, 5.0, 6.0, 2.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(a).unwrap(), &[2.0, 2.0]); // used twice
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn concat(
+        &mut self,
+        inputs: impl IntoIterator<Item = impl Borrow<NodeId>>,
+        axis: usize,
+    ) -> Result<NodeId> {
+        let ids = inputs.into_iter().map(|id| *id.borrow());
+        self.record_listed(Op::Concat { axis }, ids)
+    }
+
+    /// The inputs, all of one shape, stacked along a new axis at `axis` (`0..=rank`;
+    /// PyTorch's `torch.stack`): any number of at least one; input `k` gets the gradient's
+    /// slice `k` along the new axis.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.parameter(array![1.0, 2.0])?;
+    /// let b = tape.parameter(array![3.0, 4.0])?;
+    /// let y = tape.stack(&[a, b], 1)?;
+    /// assert_eq!(tape.shape(y)?.dims(), &[2, 2]);
+    /// assert_eq!(tape.data(y)?, &[1.0, 3.0, 2.0, 4.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn stack(
+        &mut self,
+        inputs: impl IntoIterator<Item = impl Borrow<NodeId>>,
+        axis: usize,
+    ) -> Result<NodeId> {
+        let ids = inputs.into_iter().map(|id| *id.borrow());
+        self.record_listed(Op::Stack { axis }, ids)
+    }
+
+    /// `a` where `cond` is not 0, else `b`, the three broadcast together as NumPy does
+    /// (PyTorch's `torch.where`; a NaN condition counts as true, as its conversion to bool).
+    /// `a` gets the gradient where the condition holds, `b` elsewhere, each summed over the
+    /// axes it was broadcast along; `cond` gets none. Masks come from the comparisons
+    /// ([`gt`](Tape::gt), ...).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![-1.0, 2.0, -3.0])?;
+    /// let zero = tape.input(array![0.0])?;
+    /// let positive = tape.gt(x, zero)?;
+    /// let y = tape.where_cond(positive, x, zero)?; // relu
+    /// assert_eq!(tape.data(y)?, &[0.0, 2.0, 0.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, 1.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn where_cond(&mut self, cond: NodeId, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.record_listed(Op::Where, [cond, a, b])
     }
 }

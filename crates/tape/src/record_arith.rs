@@ -5,13 +5,12 @@
 //! into each other and into the scalar ops (`x + c` is one `add_scalar` node), so that a rule
 //! records no more nodes than it has tensor operations.
 //!
-//! The tape has no comparison or select op yet, so a mask is a node holding 1 where the
-//! comparison holds and 0 elsewhere, built from ops whose own gradient is zero: `a > b` is
-//! `sign(relu(a - b))`, `a == b` is `1 - sign(|a - b|)`, `a >= b` is `1 - (b > a)`. A select
-//! is then a blend, `o + m·(t - o)` (`m·t` when `o` is a literal 0). Two consequences, both
-//! outside what the rules meet at finite points: a comparison with a NaN operand yields NaN
-//! rather than false, and a branch that is infinite where it is not selected spoils the blend
-//! (`0 · ∞`), which a true select would not.
+//! A mask is the comparison op's node (`gt`, `ge`, `eq`), 1 where it holds and 0 elsewhere
+//! (false for a NaN operand), with no gradient; a literal compared with a node is a node of
+//! that value in the node's shape, built from the node (so that a replay rebuilds it). The
+//! tape has no select op yet, so a select is a blend, `o + m·(t - o)` (`m·t` when `o` is a
+//! literal 0): a branch that is infinite where it is not selected spoils the blend (`0 · ∞`),
+//! which a true select would not; the rules meet this only past `exp`'s overflow.
 
 use std::cell::RefCell;
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -141,9 +140,27 @@ impl<'r, 'a, E: Float> Rec<'r, 'a, E> {
         }
     }
 
-    /// 1 where `self > 0`, else 0, as a node whose gradient is zero.
-    fn positive(self) -> Self {
-        self.relu().sign()
+    /// A comparison: `holds` on two literals, `op` on nodes (a literal made a node of the
+    /// other side's shape).
+    fn compare(
+        self,
+        other: Self,
+        holds: impl FnOnce(f64, f64) -> bool,
+        op: impl FnOnce(&mut Tape<E>, NodeId, NodeId) -> Result<NodeId>,
+    ) -> Self {
+        let val = match (self.val, other.val) {
+            (Val::Lit(a), Val::Lit(b)) => Val::Lit(truth(holds(a, b))),
+            (Val::Node(a), Val::Node(b)) => self.cx.run(|t| op(t, a, b)),
+            (Val::Node(a), Val::Lit(c)) => self.cx.run(|t| {
+                let c = t.fill_like(a, c)?;
+                op(t, a, c)
+            }),
+            (Val::Lit(c), Val::Node(b)) => self.cx.run(|t| {
+                let c = t.fill_like(b, c)?;
+                op(t, c, b)
+            }),
+        };
+        self.with(val)
     }
 }
 
@@ -226,22 +243,13 @@ impl<E: Float> Arith for Rec<'_, '_, E> {
         self.with(Val::Lit(c))
     }
     fn gt(self, other: Self) -> Self {
-        match (self.lit_value(), other.lit_value()) {
-            (Some(a), Some(b)) => self.with(Val::Lit(truth(a > b))),
-            _ => (self - other).positive(),
-        }
+        self.compare(other, |a, b| a > b, |t, a, b| t.gt(a, b))
     }
     fn ge(self, other: Self) -> Self {
-        match (self.lit_value(), other.lit_value()) {
-            (Some(a), Some(b)) => self.with(Val::Lit(truth(a >= b))),
-            _ => self.lit(1.0) - other.gt(self),
-        }
+        self.compare(other, |a, b| a >= b, |t, a, b| t.ge(a, b))
     }
     fn eq(self, other: Self) -> Self {
-        match (self.lit_value(), other.lit_value()) {
-            (Some(a), Some(b)) => self.with(Val::Lit(truth(a == b))),
-            _ => self.lit(1.0) - (self - other).abs().sign(),
-        }
+        self.compare(other, |a, b| a == b, |t, a, b| t.eq(a, b))
     }
     fn select(mask: Self, then: Self, otherwise: Self) -> Self {
         match (mask.lit_value(), otherwise.lit_value(), then.lit_value()) {

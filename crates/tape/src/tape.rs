@@ -1,10 +1,10 @@
 //! [`Tape`]: the arena of recorded nodes and the recording machinery every op goes through.
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
-use wengert_ops::{CustomOp, Error, Float, Op, Result, Shape, TensorRef};
+use wengert_ops::{CustomOp, Error, Float, Op, Operands, Result, Shape, Shapes, TensorRef};
 
 use crate::id::Epoch;
-use crate::node::{CustomOpId, Node, NodeKind};
+use crate::node::{CustomOpId, Node, NodeKind, SHARED_GRAD_BIT, grad_bit};
 use crate::{IntoValue, NodeId};
 
 /// A Wengert list: the record of a computation, in the order it ran.
@@ -34,9 +34,10 @@ use crate::{IntoValue, NodeId};
 /// ```
 pub struct Tape<E: Float> {
     pub(crate) nodes: Vec<Node>,
-    /// The input ids of every custom-op node, back to back; each such node holds its range.
-    /// Built-in ops hold their (at most two) inputs inline.
-    pub(crate) custom_inputs: Vec<NodeId>,
+    /// The input ids of every node that lists its inputs (a custom op, or a built-in op of
+    /// more than two inputs), back to back; each such node holds where its range starts.
+    /// Built-in ops of one or two inputs hold them inline. Cleared, not freed, by `clear`.
+    pub(crate) listed_inputs: Vec<NodeId>,
     /// One value buffer per node; slots past `nodes.len()` are spares kept from before a clear.
     pub(crate) values: Vec<Vec<E>>,
     /// One gradient buffer per slot, kept across sweeps and clears for reuse.
@@ -80,7 +81,7 @@ impl<E: Float> Tape<E> {
     pub fn new() -> Self {
         Tape {
             nodes: Vec::new(),
-            custom_inputs: Vec::new(),
+            listed_inputs: Vec::new(),
             values: Vec::new(),
             grads: Vec::new(),
             grad_stamps: Vec::new(),
@@ -115,7 +116,7 @@ impl<E: Float> Tape<E> {
     /// recording. Ids issued before are no longer valid.
     pub fn clear(&mut self) {
         self.nodes.clear();
-        self.custom_inputs.clear();
+        self.listed_inputs.clear();
         self.params.clear();
         self.param_shapes.clear();
         self.invalidate_grads();
@@ -157,7 +158,7 @@ impl<E: Float> Tape<E> {
     pub fn mark(&self) -> Mark {
         Mark {
             nodes: self.nodes.len(),
-            custom_inputs: self.custom_inputs.len(),
+            listed_inputs: self.listed_inputs.len(),
             params: self.params.len(),
             last: self.nodes.last().map(|n| n.epoch),
         }
@@ -170,9 +171,9 @@ impl<E: Float> Tape<E> {
             // The node before the mark is the one the mark saw: not another tape's, nor one
             // recorded after a rewind past it.
             && self.nodes[..mark.nodes].last().map(|n| n.epoch) == mark.last
-            // The custom ops' input list ended exactly there after the mark's last node: a mark
-            // from before a rewind and a re-recording is refused, not half applied.
-            && mark.custom_inputs == self.nodes[..mark.nodes].last().map_or(0, custom_end)
+            // The list of inputs ended exactly there after the mark's last node: a mark from
+            // before a rewind and a re-recording is refused, not half applied.
+            && mark.listed_inputs == self.nodes[..mark.nodes].last().map_or(0, list_end)
             && mark.params <= self.params.len()
             // The parameters before the mark are exactly the first `mark.params` of the list.
             && (mark.params == 0 || self.params[mark.params - 1].index() < mark.nodes)
@@ -184,7 +185,7 @@ impl<E: Float> Tape<E> {
             });
         }
         self.nodes.truncate(mark.nodes);
-        self.custom_inputs.truncate(mark.custom_inputs);
+        self.listed_inputs.truncate(mark.listed_inputs);
         self.params.truncate(mark.params);
         self.param_shapes.truncate(mark.params);
         self.invalidate_grads();
@@ -303,6 +304,9 @@ impl<E: Float> Tape<E> {
     /// [`relu`](Tape::relu), ...) call this.
     pub fn record(&mut self, op: Op, inputs: &[NodeId]) -> Result<NodeId> {
         match (inputs, op.arity()) {
+            _ if op.takes_any_number() || (op.arity() > 2 && op.accepts(inputs.len())) => {
+                self.record_listed(op, inputs.iter().copied())
+            }
             (&[x], 1) => self.record_unary(op, x),
             (&[a, b], 2) => self.record_binary(op, a, b),
             _ => {
@@ -375,7 +379,7 @@ impl<E: Float> Tape<E> {
             kind: NodeKind::Op(op),
             inputs,
             inputs_len: arity,
-            custom_start: self.custom_inputs.len() as u32,
+            list_start: self.listed_inputs.len() as u32,
             shape,
             requires_grad: grad_inputs != 0,
             grad_inputs,
@@ -383,6 +387,96 @@ impl<E: Float> Tape<E> {
             pointwise,
             epoch: self.epoch,
         });
+    }
+
+    /// Records a built-in op with any number of inputs (`concat`, `stack`, `where_cond`, a
+    /// weighted loss). More than two input ids go to `listed_inputs`, whose capacity `clear`
+    /// and `rewind` keep, so that recording allocates nothing once a step has run; one or two
+    /// are held inline, as every other op's. Nothing stays on the tape if a step fails.
+    pub(crate) fn record_listed(
+        &mut self,
+        op: Op,
+        inputs: impl IntoIterator<Item = NodeId>,
+    ) -> Result<NodeId> {
+        let id = self.next_id()?;
+        let start = self.listed_inputs.len();
+        self.listed_inputs.extend(inputs);
+        let recorded = self.push_listed(op, id, start);
+        if recorded.is_err() {
+            self.listed_inputs.truncate(start);
+        }
+        recorded
+    }
+
+    /// [`record_listed`](Tape::record_listed) once the ids are in `listed_inputs[start..]`.
+    fn push_listed(&mut self, op: Op, id: NodeId, start: usize) -> Result<NodeId> {
+        let ids = &self.listed_inputs[start..];
+        self.check_ids(ids)?;
+        let list_start = u32::try_from(start).map_err(|_| Error::TapeFull)?;
+        let count = u32::try_from(ids.len()).map_err(|_| Error::TapeFull)?;
+        let shape = op.output_shape(&NodeShapes {
+            nodes: &self.nodes,
+            ids,
+        })?;
+        let mut grad_inputs = 0u8;
+        if self.grad_enabled {
+            for (k, j) in ids.iter().enumerate() {
+                if self.nodes[j.index()].requires_grad && op.differentiable_in(k) {
+                    grad_inputs |= grad_bit(k);
+                }
+            }
+        }
+        // `output_shape` refused an empty list.
+        let inline = [ids[0], ids.get(1).copied().unwrap_or(ids[0])];
+        if count <= 2 {
+            self.listed_inputs.truncate(start);
+        }
+        self.nodes.push(Node {
+            kind: NodeKind::Op(op),
+            inputs: inline,
+            inputs_len: count,
+            list_start,
+            shape,
+            requires_grad: grad_inputs != 0,
+            grad_inputs,
+            retain_grad: false,
+            pointwise: false,
+            epoch: self.epoch,
+        });
+        let slot = id.index();
+        if self.values.len() == slot {
+            self.values.push(Vec::new());
+        }
+        let (below, rest) = self.values.split_at_mut(slot);
+        let out = &mut rest[0];
+        if out.len() != shape.numel() {
+            out.clear();
+            out.resize(shape.numel(), E::zero());
+        }
+        let ids = if count > 2 {
+            &self.listed_inputs[start..]
+        } else {
+            &inline[..count as usize]
+        };
+        let operands = NodeOperands {
+            nodes: &self.nodes,
+            values: below,
+            ids,
+        };
+        match op.forward_shaped(&operands, &shape, out) {
+            Ok(()) => Ok(id),
+            Err(err) => {
+                self.nodes.pop();
+                Err(err)
+            }
+        }
+    }
+
+    /// Whether the sweep passes node `node`'s gradient to its input `k` (see
+    /// [`grad_bit`]): an input past the shared bit is asked again.
+    #[inline]
+    pub(crate) fn takes_grad(&self, node: &Node, k: usize) -> bool {
+        takes_grad(&self.nodes, &self.listed_inputs, node, k)
     }
 
     /// Runs `op`, node `id`'s op (the last node, just pushed), into its slot's buffer, which
@@ -598,7 +692,7 @@ impl<E: Float> Tape<E> {
     // ----- the machinery every node goes through -----
 
     pub(crate) fn inputs_of<'a>(&'a self, node: &'a Node) -> &'a [NodeId] {
-        inputs_of(&self.custom_inputs, node)
+        inputs_of(&self.listed_inputs, node)
     }
 
     /// A node's value as a kernel operand.
@@ -675,9 +769,9 @@ impl<E: Float> Tape<E> {
     ) -> Result<NodeId> {
         debug_assert_eq!(shape.numel(), value.len());
         self.return_slot(id, value);
-        let custom_start = u32::try_from(self.custom_inputs.len()).map_err(|_| Error::TapeFull)?;
+        let list_start = u32::try_from(self.listed_inputs.len()).map_err(|_| Error::TapeFull)?;
         if matches!(kind, NodeKind::Custom(_)) {
-            self.custom_inputs.extend_from_slice(inputs);
+            self.listed_inputs.extend_from_slice(inputs);
         }
         if kind == NodeKind::Parameter {
             self.params.push(id);
@@ -688,7 +782,7 @@ impl<E: Float> Tape<E> {
             kind,
             inputs: [first, inputs.get(1).copied().unwrap_or(first)],
             inputs_len: inputs.len() as u32,
-            custom_start,
+            list_start,
             shape,
             requires_grad,
             // Leaves have no inputs; a custom op's are looked up at each sweep.
@@ -701,26 +795,79 @@ impl<E: Float> Tape<E> {
     }
 }
 
-/// Where the custom ops' input list ends after `node` was recorded.
+/// Where the list of inputs ends after `node` was recorded.
 #[inline]
-fn custom_end(node: &Node) -> usize {
-    let own = match node.kind {
-        NodeKind::Custom(_) => node.inputs_len as usize,
-        _ => 0,
+fn list_end(node: &Node) -> usize {
+    let own = if node.lists_inputs() {
+        node.inputs_len as usize
+    } else {
+        0
     };
-    node.custom_start as usize + own
+    node.list_start as usize + own
 }
 
-/// A node's inputs: inline for a built-in op, in `custom_inputs` for a custom op.
+/// A node's inputs: inline for a built-in op of one or two, in `listed_inputs` otherwise.
 #[inline]
-pub(crate) fn inputs_of<'a>(custom_inputs: &'a [NodeId], node: &'a Node) -> &'a [NodeId] {
+pub(crate) fn inputs_of<'a>(listed_inputs: &'a [NodeId], node: &'a Node) -> &'a [NodeId] {
     let len = node.inputs_len as usize;
-    match node.kind {
-        NodeKind::Custom(_) => {
-            let start = node.custom_start as usize;
-            &custom_inputs[start..start + len]
-        }
-        _ => &node.inputs[..len],
+    if node.lists_inputs() {
+        let start = node.list_start as usize;
+        &listed_inputs[start..start + len]
+    } else {
+        &node.inputs[..len]
+    }
+}
+
+/// Whether the sweep passes a built-in op node's gradient to its input `k`: the input's bit of
+/// `grad_inputs`, and for an input sharing the last bit, whether it needs a gradient and the
+/// op is differentiable in it (what recording decided).
+#[inline]
+pub(crate) fn takes_grad(nodes: &[Node], listed_inputs: &[NodeId], node: &Node, k: usize) -> bool {
+    if node.grad_inputs & grad_bit(k) == 0 {
+        return false;
+    }
+    if k < SHARED_GRAD_BIT {
+        return true;
+    }
+    let NodeKind::Op(op) = node.kind else {
+        return false;
+    };
+    let j = inputs_of(listed_inputs, node)[k];
+    nodes[j.index()].requires_grad && op.differentiable_in(k)
+}
+
+/// The shapes of a node's inputs, read from the tape's nodes.
+pub(crate) struct NodeShapes<'t> {
+    pub nodes: &'t [Node],
+    pub ids: &'t [NodeId],
+}
+
+impl<'t> Shapes<'t> for NodeShapes<'t> {
+    #[inline]
+    fn count(&self) -> usize {
+        self.ids.len()
+    }
+    #[inline]
+    fn shape(&self, k: usize) -> &'t Shape {
+        &self.nodes[self.ids[k].index()].shape
+    }
+}
+
+/// The values of a node's inputs, read from the tape's nodes and value buffers.
+pub(crate) struct NodeOperands<'t, E> {
+    pub nodes: &'t [Node],
+    pub values: &'t [Vec<E>],
+    pub ids: &'t [NodeId],
+}
+
+impl<'t, E: Float> Operands<'t, E> for NodeOperands<'t, E> {
+    #[inline]
+    fn count(&self) -> usize {
+        self.ids.len()
+    }
+    #[inline]
+    fn get(&self, k: usize) -> TensorRef<'t, E> {
+        tensor_of(self.nodes, self.values, self.ids[k].index())
     }
 }
 
@@ -728,7 +875,7 @@ pub(crate) fn inputs_of<'a>(custom_inputs: &'a [NodeId], node: &'a Node) -> &'a 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {
     nodes: usize,
-    custom_inputs: usize,
+    listed_inputs: usize,
     params: usize,
     /// The epoch of the node just before the mark, if any.
     last: Option<Epoch>,

@@ -259,13 +259,16 @@ impl<'g, E: Float> Var<'g, E> {
 }
 
 /// Generates the handle methods, one line per op: `name(extra args) "doc";` for an op on one
-/// node, `name(&other) "doc";` for an op on two. Each calls the [`Tape`] method of that name.
+/// node, `name(&other) "doc";` for an op on two, on three (`ternary`), or on a list of handles
+/// (`list`, a method of [`Graph`]). Each calls the [`Tape`] method of that name.
 macro_rules! var_methods {
     (
         unary { $( $name:ident ( $($arg:ident : $ty:ty),* ) $doc:literal; )* }
         binary { $( $bname:ident $bdoc:literal; )* }
         binary_with { $( $wname:ident ( $($warg:ident : $wty:ty),* ) $wdoc:literal; )* }
         pair { $( $pname:ident ( $($parg:ident : $pty:ty),* ) $pdoc:literal; )* }
+        ternary { $( $tname:ident ( $($targ:ident : $tty:ty),* ) $tdoc:literal; )* }
+        list { $( $lname:ident ( $($larg:ident : $lty:ty),* ) $ldoc:literal; )* }
     ) => {
         impl<'g, E: Float> Var<'g, E> {
             $(
@@ -299,6 +302,34 @@ macro_rules! var_methods {
                 pub fn $pname(&self $(, $parg: $pty)*) -> Result<(Self, Self)> {
                     let (a, b) = self.graph.tape_mut()?.$pname(self.id $(, $parg)*)?;
                     Ok((Var { graph: self.graph, id: a }, Var { graph: self.graph, id: b }))
+                }
+            )*
+            $(
+                #[doc = $tdoc]
+                #[doc = concat!("\n\nRecords [`Tape::", stringify!($tname), "`].")]
+                #[inline(always)]
+                pub fn $tname(
+                    &self,
+                    second: &Var<'g, E>,
+                    third: &Var<'g, E>
+                    $(, $targ: $tty)*
+                ) -> Result<Self> {
+                    let (a, b, c) = (self.id, second.id, third.id);
+                    self.graph.with(|t| t.$tname(a, b, c $(, $targ)*))
+                }
+            )*
+        }
+        impl<E: Float> Graph<E> {
+            $(
+                #[doc = $ldoc]
+                #[doc = concat!("\n\nRecords [`Tape::", stringify!($lname), "`].")]
+                #[inline(always)]
+                pub fn $lname<'g>(
+                    &'g self,
+                    inputs: &[Var<'g, E>]
+                    $(, $larg: $lty)*
+                ) -> Result<Var<'g, E>> {
+                    self.with(|t| t.$lname(inputs.iter().map(|v| v.id) $(, $larg)*))
                 }
             )*
         }
@@ -392,10 +423,25 @@ var_methods! {
         cross_entropy_with(options: CrossEntropyOptions) "Cross-entropy with PyTorch's options.";
         index_select(axis: usize) "The slices along `axis` at the positions `other` holds.";
         gather(axis: usize) "The elements along `axis` at the positions `other` holds.";
+        index_add(axis: usize, len: usize) "Zeros of length `len` along `axis` with these slices added at `other`'s positions.";
+        scatter_add(axis: usize, len: usize) "Zeros of length `len` along `axis` with these elements added at `other`'s positions.";
     }
     pair {
         max_dim(axis: usize, keep_dim: bool) "The largest element along `axis` and its position.";
         min_dim(axis: usize, keep_dim: bool) "The smallest element along `axis` and its position.";
+    }
+    ternary {
+        where_cond() "The second handle where this one (a mask) is not 0, else the third.";
+        binary_cross_entropy_with_logits_weighted(reduction: Reduction)
+            "Binary cross-entropy of logits against targets, with a `pos_weight` handle.";
+        nll_loss_weighted(ignore_index: Option<i64>, reduction: Reduction)
+            "Negative log-likelihood against targets, with a class-weight handle.";
+        cross_entropy_weighted(options: CrossEntropyOptions)
+            "Cross-entropy against targets, with a class-weight handle.";
+    }
+    list {
+        concat(axis: usize) "The handles joined along `axis` (`torch.cat`).";
+        stack(axis: usize) "The handles stacked along a new axis at `axis` (`torch.stack`).";
     }
 }
 

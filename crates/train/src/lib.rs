@@ -7,13 +7,15 @@
 //!   [`save_state`] / [`load_state`] (and safetensors) keep its named parameters and buffers.
 //! - Objectives and measures: [`Loss`] (MSE, RMSE, softmax cross-entropy), [`accuracy`],
 //!   [`ConfusionMatrix`].
-//! - Optimisers with PyTorch's update rules: [`Sgd`] (momentum, Nesterov), [`Adam`],
-//!   [`AdamW`]; weight decay; [`clip_grad_norm`]; learning-rate [`Schedule`]s.
+//! - Optimisers with PyTorch's update rules: [`Sgd`] (momentum, Nesterov), [`Adam`] (L2 or
+//!   decoupled weight decay, AdamW: [`Adam::adamw`]); [`clip_grad_norm`]; learning-rate
+//!   [`Schedule`]s.
 //! - Data: [`Dataset`] (features and labels or targets in memory), its seeded
 //!   [`split`](Dataset::split), [`Standardizer`]; [`loaders`] for CSV and MNIST's IDX files;
 //!   [`datasets::digits`], the UCI handwritten digits shipped in the crate.
 //! - The loop: [`Trainer`] with a [`TrainConfig`] (epochs, batch size, early stopping), its
-//!   [`Callback`]s and the [`History`] it returns.
+//!   [`Callback`]s and the [`History`] it returns; [`evaluate`] and [`EvaluationSum`] for a
+//!   model's loss, accuracy and confusion matrix on a data set.
 //!
 //! The same seed gives the same run: initial weights, splits and batch orders all come from
 //! [`Rng`] streams derived from it.
@@ -46,6 +48,7 @@ mod data;
 pub mod datasets;
 mod dropout;
 mod error;
+mod evaluate;
 mod flatten;
 mod forward;
 mod init;
@@ -71,17 +74,17 @@ pub use callback::{Callback, Control, EpochRecord, OnEpoch, OnStep, StepInfo};
 pub use data::{Dataset, MAX_CLASSES, Standardizer, Targets};
 pub use dropout::Dropout;
 pub use error::{Error, Result};
+pub use evaluate::{Evaluation, EvaluationSum, evaluate};
 pub use flatten::Flatten;
 pub use forward::{Mode, ParameterIds};
 pub use init::Init;
 pub use layers::{Activation, Linear, Mlp, MlpBuilder};
-pub use loss::{Loss, Sqrt};
+pub use loss::Loss;
 pub use metrics::{ConfusionMatrix, MAX_TABLE_CLASSES, accuracy, argmax_rows};
 pub use module::Module;
 pub use names::prefixed;
 pub use optim::{
-    Adam, AdamBuilder, AdamW, AdamWBuilder, GradientSet, Optimizer, OptimizerState, Sgd,
-    SgdBuilder, clip_grad_norm,
+    Adam, AdamBuilder, GradientSet, Optimizer, OptimizerState, Sgd, SgdBuilder, clip_grad_norm,
 };
 pub use reduce::{GradientReducer, LocalReducer};
 pub use rng::{Rng, RngState};
@@ -92,7 +95,7 @@ pub use save::{
 pub use schedule::Schedule;
 pub use sequential::{BoxedModule, Sequential};
 pub use state::{EpochProgress, Every, TrainState};
-pub use trainer::{Evaluation, History, StopReason, TrainConfig, Trainer};
+pub use trainer::{History, StopReason, TrainConfig, Trainer};
 
 /// The stream numbers that keep a run's random draws apart (see [`Rng::with_stream`]).
 pub(crate) mod rng_streams {

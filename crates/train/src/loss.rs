@@ -1,11 +1,10 @@
-//! [`Loss`]: the objectives the trainer minimises, and [`Sqrt`], the op RMSE needs.
+//! [`Loss`]: the objectives the trainer minimises, and how each is recorded on a tape.
 
 use std::fmt;
 use std::str::FromStr;
 
-use ndarray::{ArrayViewD, ArrayViewMutD, Zip};
-use wengert_ops::{CustomOp, Float, Shape};
-use wengert_tape::{CustomOpId, NodeId, Tape};
+use wengert_ops::Float;
+use wengert_tape::{NodeId, Tape};
 
 use crate::{Error, Result};
 
@@ -57,82 +56,40 @@ impl FromStr for Loss {
     }
 }
 
-/// Records losses on one tape, remembering the custom ops it registered there.
-#[derive(Debug, Default)]
-pub(crate) struct LossRecorder {
-    sqrt: Option<CustomOpId>,
-}
-
-impl LossRecorder {
-    /// Records `loss` of `prediction` against `target` (labels for cross-entropy, values for
-    /// the others).
+impl Loss {
+    /// Records this loss of `prediction` against `target` (labels for cross-entropy, values
+    /// for the others), with built-in ops only, so that a step allocates nothing and a saved
+    /// tape holds no custom op.
+    ///
+    /// RMSE is `√max(mse, m)` with `m` the type's smallest positive normal: the clamp passes no
+    /// gradient below `m`, so a perfect fit has a zero gradient rather than the square root's
+    /// infinite one (which would turn the step's gradients into NaN); above `m` it is exactly
+    /// `√mse` and its gradient.
     pub(crate) fn record<E: Float>(
-        &mut self,
+        self,
         tape: &mut Tape<E>,
-        loss: Loss,
         prediction: NodeId,
         target: NodeId,
     ) -> wengert_ops::Result<NodeId> {
-        match loss {
+        match self {
             Loss::Mse => tape.mse(prediction, target),
             Loss::CrossEntropy => tape.cross_entropy(prediction, target),
             Loss::Rmse => {
                 let mse = tape.mse(prediction, target)?;
-                let sqrt = *self
-                    .sqrt
-                    .get_or_insert_with(|| tape.register_custom(Box::new(Sqrt)));
-                tape.custom(sqrt, &[mse])
+                let floored = tape.clamp(mse, Some(E::min_positive_value()), None)?;
+                tape.sqrt(floored)
             }
         }
     }
-}
 
-/// `√x` elementwise, as a custom op (the engine has no built-in square root).
-///
-/// Its derivative `1 / (2√x)` is taken as 0 where `x` is 0, so that a perfect fit gives a zero
-/// gradient rather than NaN.
-#[derive(Debug, Clone, Copy)]
-pub struct Sqrt;
-
-impl<E: Float> CustomOp<E> for Sqrt {
-    fn name(&self) -> &str {
-        "sqrt"
-    }
-
-    fn arity(&self) -> usize {
-        1
-    }
-
-    fn output_shape(&self, inputs: &[&Shape]) -> wengert_ops::Result<Shape> {
-        Ok(*inputs[0])
-    }
-
-    fn forward(
-        &self,
-        inputs: &[ArrayViewD<'_, E>],
-        mut out: ArrayViewMutD<'_, E>,
-    ) -> wengert_ops::Result<()> {
-        out.zip_mut_with(&inputs[0], |y, &x| *y = x.sqrt());
-        Ok(())
-    }
-
-    fn vjp(
-        &self,
-        _inputs: &[ArrayViewD<'_, E>],
-        output: ArrayViewD<'_, E>,
-        grad_output: ArrayViewD<'_, E>,
-        _input_index: usize,
-        mut grad_input: ArrayViewMutD<'_, E>,
-    ) {
-        let half = E::from_f64(0.5);
-        Zip::from(&mut grad_input)
-            .and(&output)
-            .and(&grad_output)
-            .for_each(|gx, &y, &gy| {
-                if y != E::zero() {
-                    *gx += gy * half / y;
-                }
-            });
+    /// The loss to record per chunk when a data set is evaluated in chunks, and whether the
+    /// mean of the chunks' values is then to be rooted: RMSE is not a mean over examples, so
+    /// its chunks record MSE and the root is taken of the whole set's mean.
+    pub(crate) fn per_chunk(self) -> (Loss, bool) {
+        match self {
+            Loss::Rmse => (Loss::Mse, true),
+            other => (other, false),
+        }
     }
 }
 
@@ -144,32 +101,39 @@ mod tests {
     #[test]
     fn rmse_is_the_root_of_mse_with_the_chain_rule_gradient() {
         let mut tape = Tape::<f64>::new();
-        let mut rec = LossRecorder::default();
         let p = tape.parameter(array![[1.0], [3.0]]).unwrap();
         let t = tape.input(array![[0.0], [0.0]]).unwrap();
-        let loss = rec.record(&mut tape, Loss::Rmse, p, t).unwrap();
+        let loss = Loss::Rmse.record(&mut tape, p, t).unwrap();
         // mse = (1 + 9) / 2 = 5
-        assert!((tape.item(loss).unwrap() - 5f64.sqrt()).abs() < 1e-15);
+        assert_eq!(tape.item(loss).unwrap(), 5f64.sqrt());
         let g = tape.backward(loss).unwrap().get(p).unwrap().to_owned();
         // d√m/dp = (1 / 2√m) · 2p / n
         let s = 5f64.sqrt();
         assert!((g[[0, 0]] - 1.0 / (2.0 * s)).abs() < 1e-15);
         assert!((g[[1, 0]] - 3.0 / (2.0 * s)).abs() < 1e-15);
-        // A second RMSE on the same tape reuses the registered op.
-        let again = rec.record(&mut tape, Loss::Rmse, p, t).unwrap();
-        assert_eq!(tape.item(again).unwrap(), tape.item(loss).unwrap());
     }
 
     #[test]
-    fn sqrt_passes_gradcheck_away_from_zero_and_is_zero_at_zero() {
-        let mut tape = Tape::<f64>::new();
-        let id = tape.register_custom(Box::new(Sqrt));
-        let x = tape.parameter(array![0.0, 4.0]).unwrap();
-        let y = tape.custom(id, &[x]).unwrap();
-        let s = tape.sum(y).unwrap();
-        let g = tape.backward(s).unwrap().get(x).unwrap().to_owned();
-        assert_eq!(g, array![0.0, 0.25].into_dyn());
+    fn a_perfect_fit_under_rmse_has_a_zero_gradient_not_nan() {
+        let mut tape = Tape::<f32>::new();
+        let p = tape.parameter(array![[0.5f32], [2.0]]).unwrap();
+        let t = tape.input(array![[0.5f32], [2.0]]).unwrap();
+        let loss = Loss::Rmse.record(&mut tape, p, t).unwrap();
+        // The floor's root, far below anything a run reports.
+        let value = tape.item(loss).unwrap();
+        assert!(value > 0.0 && value < 1e-18, "{value}");
+        let g = tape.backward(loss).unwrap().get(p).unwrap().to_owned();
+        assert!(g.iter().all(|&x| x == 0.0), "{g}");
+    }
+
+    #[test]
+    fn names_parse_back() {
+        for loss in [Loss::Mse, Loss::Rmse, Loss::CrossEntropy] {
+            assert_eq!(loss.name().parse::<Loss>().unwrap(), loss);
+        }
         assert_eq!("CE".parse::<Loss>().unwrap(), Loss::CrossEntropy);
         assert!("hinge".parse::<Loss>().is_err());
+        assert_eq!(Loss::Rmse.per_chunk(), (Loss::Mse, true));
+        assert_eq!(Loss::Mse.per_chunk(), (Loss::Mse, false));
     }
 }

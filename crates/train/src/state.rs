@@ -1,10 +1,12 @@
 //! [`TrainState`]: everything that decides the rest of a training run, so that a run can
 //! stop and resume bit for bit.
 
+use std::ops::Range;
+
 use ndarray::ArrayD;
 use wengert_ops::Float;
 
-use crate::{History, OptimizerState, RngState};
+use crate::{Error, History, OptimizerState, Result, RngState};
 
 /// A training run between two steps: the model's weights, the optimiser's state, where the
 /// loop stands (epoch, batch, the data order and the random stream that shuffles it), what
@@ -47,6 +49,102 @@ pub struct TrainState<E: Float> {
     pub optimizer: OptimizerState<E>,
 }
 
+impl<E: Float> TrainState<E> {
+    /// Checks that this state can continue on a model whose parameters have `shapes` and on a
+    /// training set cut into `batches`: the order is a permutation of those examples, the
+    /// position is inside an epoch of such batches, and every saved array has the parameters'
+    /// shapes.
+    pub(crate) fn check_fits(&self, shapes: &[Vec<usize>], batches: Batches) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidConfig(format!("cannot resume: {m}")));
+        let n = batches.examples;
+        if self.order.len() != n {
+            return bad(format!(
+                "the run trained on {} examples, this training set has {n}",
+                self.order.len()
+            ));
+        }
+        let mut seen = vec![false; n];
+        for &i in &self.order {
+            if i >= n || std::mem::replace(&mut seen[i], true) {
+                return bad("the saved data order is not a permutation of the examples".into());
+            }
+        }
+        if self.batch > 0 && self.progress.seen != self.batch * batches.size {
+            return bad(format!(
+                "the run saw {} examples in {} batches of its epoch; this trainer's batches \
+                 hold {}",
+                self.progress.seen, self.batch, batches.size
+            ));
+        }
+        if self.batch >= batches.count {
+            return bad(format!(
+                "the saved position (batch {} of {}) is past the end of an epoch",
+                self.batch, batches.count
+            ));
+        }
+        if self.history.epochs.len() != self.epoch {
+            return bad(format!(
+                "the history holds {} epochs but the run is at epoch {}",
+                self.history.epochs.len(),
+                self.epoch
+            ));
+        }
+        let arrays = [
+            ("parameters", Some(&self.parameters)),
+            ("best parameters", self.best_parameters.as_ref()),
+        ];
+        let buffers = self
+            .optimizer
+            .buffers
+            .iter()
+            .map(|(name, b)| (name.as_str(), Some(b)));
+        for (name, saved) in arrays.into_iter().chain(buffers) {
+            let Some(saved) = saved else { continue };
+            let saved: Vec<&[usize]> = saved.iter().map(ArrayD::shape).collect();
+            if saved != shapes {
+                return bad(format!(
+                    "the saved {name} have shapes {saved:?}, the model's parameters {shapes:?}"
+                ));
+            }
+        }
+        if self.parameters.iter().flatten().any(|x| !x.is_finite()) {
+            return bad("a saved parameter is not finite".into());
+        }
+        Ok(())
+    }
+}
+
+/// How an epoch's examples are cut into batches: every batch holds `size` examples but the
+/// last, which holds the rest. The one place this is computed, for the loop and for the check
+/// of a resumed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Batches {
+    /// Examples per epoch.
+    pub(crate) examples: usize,
+    /// Examples per batch (the configured batch size, at most the examples).
+    pub(crate) size: usize,
+    /// Batches per epoch.
+    pub(crate) count: usize,
+}
+
+impl Batches {
+    /// Batches of `batch_size` over `examples` (a zero batch size counts as 1: the trainer
+    /// refuses it before it gets here).
+    pub(crate) fn new(examples: usize, batch_size: usize) -> Self {
+        let size = batch_size.min(examples).max(1);
+        Batches {
+            examples,
+            size,
+            count: examples.div_ceil(size),
+        }
+    }
+
+    /// The positions in the epoch's order of batch `b`'s examples.
+    pub(crate) fn range(&self, b: usize) -> Range<usize> {
+        (b * self.size).min(self.examples)..((b + 1) * self.size).min(self.examples)
+    }
+}
+
 /// What an epoch's steps add up to so far, for its record.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct EpochProgress {
@@ -82,5 +180,99 @@ impl Every {
             Every::Steps(n) => n > 0 && steps.is_multiple_of(n),
             Every::Epochs(n) => n > 0 && epochs.is_multiple_of(n),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EpochRecord, StopReason};
+    use ndarray::array;
+
+    #[test]
+    fn batches_cover_every_example_once_and_only_the_last_is_short() {
+        for (examples, batch_size) in [(45, 7), (10, 5), (3, 32), (1, 1), (0, 4)] {
+            let b = Batches::new(examples, batch_size);
+            let ranges: Vec<Range<usize>> = (0..b.count).map(|i| b.range(i)).collect();
+            let covered: Vec<usize> = ranges.iter().cloned().flatten().collect();
+            assert_eq!(covered, (0..examples).collect::<Vec<_>>(), "{b:?}");
+            let full = ranges.iter().filter(|r| r.len() == b.size).count();
+            assert!(full + 1 >= b.count, "{b:?}: {ranges:?}");
+        }
+        assert_eq!(Batches::new(45, 7).count, 7);
+        assert_eq!(Batches::new(3, 32).size, 3);
+    }
+
+    fn state() -> TrainState<f64> {
+        TrainState {
+            epoch: 1,
+            batch: 2,
+            order: vec![3, 0, 4, 1, 2],
+            rng: crate::Rng::seed_from_u64(0).state(),
+            progress: EpochProgress {
+                seen: 4,
+                ..EpochProgress::default()
+            },
+            history: History {
+                epochs: vec![EpochRecord {
+                    epoch: 1,
+                    train_loss: 1.0,
+                    train_accuracy: None,
+                    val_loss: None,
+                    val_accuracy: None,
+                    learning_rate: 0.1,
+                    seconds: 0.0,
+                }],
+                best_epoch: Some(1),
+                stop_reason: StopReason::Completed,
+                steps: 5,
+            },
+            best_loss: 1.0,
+            since_best: 0,
+            best_parameters: None,
+            base_learning_rate: 0.1,
+            elapsed_seconds: 0.0,
+            parameters: vec![array![[1.0, 2.0]].into_dyn()],
+            optimizer: OptimizerState {
+                kind: "sgd".into(),
+                step: 5,
+                settings: Vec::new(),
+                buffers: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_state_that_does_not_fit_the_run_is_refused_by_what_differs() {
+        let shapes = [vec![1, 2]];
+        let batches = Batches::new(5, 2);
+        state().check_fits(&shapes, batches).unwrap();
+        let refused = |s: TrainState<f64>, shapes: &[Vec<usize>], b: Batches, what: &str| {
+            let err = s.check_fits(shapes, b).unwrap_err().to_string();
+            assert!(err.contains("cannot resume") && err.contains(what), "{err}");
+        };
+        refused(state(), &shapes, Batches::new(6, 2), "5 examples");
+        refused(state(), &shapes, Batches::new(5, 3), "batches hold 3");
+        refused(
+            state(),
+            &[vec![2, 1]],
+            batches,
+            "saved parameters have shapes [[1, 2]]",
+        );
+        let mut s = state();
+        s.order[0] = 0;
+        refused(s, &shapes, batches, "not a permutation");
+        let mut s = state();
+        (s.batch, s.progress.seen) = (3, 6);
+        refused(s, &shapes, batches, "past the end");
+        let mut s = state();
+        s.epoch = 2;
+        refused(s, &shapes, batches, "history holds 1 epochs");
+        let mut s = state();
+        s.optimizer.buffers = vec![("momentum_buffer".into(), vec![array![1.0].into_dyn()])];
+        refused(s, &shapes, batches, "momentum_buffer have shapes [[1]]");
+        let mut s = state();
+        s.parameters[0][[0, 1]] = f64::NAN;
+        refused(s, &shapes, batches, "not finite");
     }
 }

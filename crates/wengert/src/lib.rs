@@ -45,8 +45,8 @@
 
 pub use wengert_ops::{
     Arith, BinaryOp, CrossEntropyOptions, CustomOp, Distance, Error, Float, LossOp, MAX_RANK, Num,
-    Op, ReduceOp, Reduction, Result, Shape, SliceAxis, Targets, TensorRef, UnaryOp, kernels,
-    select,
+    Op, Operands, ReduceOp, Reduction, Result, Shape, Shapes, SliceAxis, Targets, TensorRef,
+    UnaryOp, kernels, select,
 };
 pub use wengert_tape::gradcheck::{GradcheckMethod, Mismatch};
 pub use wengert_tape::{

@@ -5,7 +5,7 @@ mod checks;
 mod data;
 mod network;
 mod progress;
-mod report;
+pub(crate) mod report;
 mod resume;
 mod settings;
 
@@ -16,6 +16,7 @@ use std::time::Instant;
 use wengert_io::{CheckpointDir, LoadOptions, Scalar};
 use wengert_train::{Control, Every, Module, TrainState, Trainer};
 
+use crate::E;
 use crate::args::TrainArgs;
 use crate::distributed::World;
 use crate::output;
@@ -25,11 +26,6 @@ use progress::Progress;
 use report::{Outcome, Written};
 use resume::{DATA, Resume, SETTINGS, find_resume};
 use settings::{RunSettings, resumed_args};
-
-// `eval` reads these here; their homes are the crate root, `crate::data` and `report`.
-pub use crate::E;
-pub use crate::data::load_labelled_csv;
-pub use report::indent;
 
 /// Runs `wengert train`; `explicit` names the options given on the command line (clap ids).
 /// The error is a one-line message.

@@ -1,7 +1,7 @@
 //! What the options build: the network, its optimiser (with the command's default rates) and
 //! the trainer's settings.
 
-use wengert_train::{Activation, Adam, AdamW, Mlp, Optimizer, Sgd, TrainConfig};
+use wengert_train::{Activation, Adam, Mlp, Optimizer, Sgd, TrainConfig};
 
 use crate::E;
 use crate::args::{ActivationArg, OptimizerArg, TrainArgs};
@@ -47,7 +47,7 @@ pub fn build(args: &TrainArgs, sizes: &[usize]) -> Result<Setup, String> {
         OptimizerArg::Sgd => boxed(Sgd::builder(lr).weight_decay(wd).build()),
         OptimizerArg::Momentum => boxed(Sgd::builder(lr).momentum(0.9).weight_decay(wd).build()),
         OptimizerArg::Adam => boxed(Adam::builder(lr).weight_decay(wd).build()),
-        OptimizerArg::Adamw => boxed(AdamW::builder(lr).weight_decay(wd).build()),
+        OptimizerArg::Adamw => boxed(Adam::builder(lr).decoupled_weight_decay(wd).build()),
     }
     .map_err(|e| e.to_string())?;
     let config = TrainConfig {

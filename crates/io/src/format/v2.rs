@@ -126,6 +126,28 @@ pub enum OpV2 {
         pads: Vec<[u32; 2]>,
         value: f64,
     },
+    // From tag 62: ops of any number of inputs, `where`, losses with weights.
+    /// Any number (at least 1) of inputs joined along `axis`.
+    Concat {
+        axis: u32,
+    },
+    /// Any number (at least 1) of inputs stacked along a new axis at `axis`.
+    Stack {
+        axis: u32,
+    },
+    /// Three inputs: the condition, the value where it is not 0, the value elsewhere.
+    Where,
+    /// A loss whose third input holds its weights (`pos_weight` or class weights).
+    WeightedLoss(LossOpV2),
+    // From tag 66: the adjoints of the indexing ops, which their recorded VJPs record.
+    IndexAdd {
+        axis: u32,
+        len: u64,
+    },
+    ScatterAdd {
+        axis: u32,
+        len: u64,
+    },
 }
 
 /// What a [`OpV2::Reduce`] reduces each lane to (`wengert_ops::ReduceOp`'s of the same name).

@@ -1,5 +1,6 @@
 //! The ops given file codes from tag 50 (reductions, softmax on any axis, losses with a
-//! reduction, shape and indexing ops, batched matmul, dropout, slice, pad) saved to a file,
+//! reduction, shape and indexing ops, batched matmul, dropout, slice, pad, and from tag 66
+//! the indexing ops' adjoints, index_add and scatter_add) saved to a file,
 //! loaded from it as another process would and replayed, at another batch size where the op
 //! allows it: the same outputs and gradients, bit for bit, as recording the op afresh. A file
 //! whose op has a parameter the engine refuses is a typed error naming the node.
@@ -72,6 +73,16 @@ fn classes_some_ignored(n: usize) -> ArrayD<f64> {
 
 fn rows(_: usize) -> ArrayD<f64> {
     ArrayD::from_shape_vec(vec![4], vec![2.0, 0.0, 2.0, 1.0]).unwrap()
+}
+
+/// Three positions (one per column of `x · w`) in `0..4`, one repeated.
+fn column_positions(_: usize) -> ArrayD<f64> {
+    ArrayD::from_shape_vec(vec![3], vec![3.0, 0.0, 3.0]).unwrap()
+}
+
+/// A position in `0..4` for every element of `x · w`.
+fn scatter_index(n: usize) -> ArrayD<f64> {
+    ArrayD::from_shape_fn(vec![n, 3], |i| ((i[0] * 3 + i[1] * 2) % 4) as f64)
 }
 
 fn gather_index(n: usize) -> ArrayD<f64> {
@@ -172,6 +183,14 @@ fn every_case() -> Vec<Case> {
         ),
         case(Op::IndexSelect { axis: 1 }, Some(Second::Fed(rows))),
         case(Op::Gather { axis: 1 }, Some(Second::Fed(gather_index))),
+        case(
+            Op::IndexAdd { axis: 1, len: 4 },
+            Some(Second::Fed(column_positions)),
+        ),
+        case(
+            Op::ScatterAdd { axis: 1, len: 4 },
+            Some(Second::Fed(scatter_index)),
+        ),
         case(Op::BatchedMatMul, Some(Second::Trained(&[2, 3, 2]))),
         case(Op::Dropout { p: 0.0, seed: 1 }, None),
         case(Op::Dropout { p: 0.5, seed: 7 }, None),

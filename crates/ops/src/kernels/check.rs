@@ -46,17 +46,9 @@ pub(crate) fn fd_error(f: Forward<'_>, vjp: Vjp<'_>, x: &[f64], g: &[f64]) -> f6
 
 /// `n` values in roughly [-2, 2], different for each `seed`, from a SplitMix64 stream.
 pub(crate) fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            (z >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0
-        })
-        .collect()
+    use wengert_testkit::SplitMix64;
+    let mut rng = SplitMix64::new(seed.wrapping_mul(SplitMix64::GAMMA).wrapping_add(1));
+    (0..n).map(|_| rng.unit_f64() * 4.0 - 2.0).collect()
 }
 
 /// The row-major multi-index of flat position `i` in `dims`.

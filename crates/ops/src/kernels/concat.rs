@@ -6,7 +6,7 @@
 //! VJP of input `i` copies its blocks back out. Nothing is allocated.
 
 use super::unary::store;
-use crate::{Error, Float, MAX_RANK, Result, Shape, TensorRef};
+use crate::{Error, Float, MAX_RANK, Operands, Result, Shape, Shapes};
 
 const CONCAT: &str = "concat";
 const STACK: &str = "stack";
@@ -23,8 +23,11 @@ fn no_inputs(op: &str) -> Error {
 /// The output shape of `concat` along `axis`: the inputs have one rank (at least 1) and the
 /// same lengths on every other axis; the output's `axis` is the sum of theirs. At least one
 /// input is needed.
-pub fn concat_shape(inputs: &[&Shape], axis: usize) -> Result<Shape> {
-    let first = *inputs.first().ok_or_else(|| no_inputs(CONCAT))?;
+pub fn concat_shape<'s>(inputs: &(impl Shapes<'s> + ?Sized), axis: usize) -> Result<Shape> {
+    if inputs.count() == 0 {
+        return Err(no_inputs(CONCAT));
+    }
+    let first = inputs.shape(0);
     if axis >= first.rank() {
         return Err(Error::AxisOutOfRange {
             op: CONCAT,
@@ -33,7 +36,7 @@ pub fn concat_shape(inputs: &[&Shape], axis: usize) -> Result<Shape> {
         });
     }
     let mut total = 0usize;
-    for s in inputs {
+    for s in (0..inputs.count()).map(|k| inputs.shape(k)) {
         let fits = s.rank() == first.rank()
             && s.dims()
                 .iter()
@@ -44,20 +47,23 @@ pub fn concat_shape(inputs: &[&Shape], axis: usize) -> Result<Shape> {
             return Err(Error::ShapeMismatch {
                 op: CONCAT,
                 lhs: *first,
-                rhs: **s,
+                rhs: *s,
             });
         }
         total = total
             .checked_add(s.dims()[axis])
-            .ok_or(Error::TooManyElements { shape: **s })?;
+            .ok_or(Error::TooManyElements { shape: *s })?;
     }
     first.with_dim(axis, total)
 }
 
 /// The output shape of `stack` along `axis` (`0..=rank`): the inputs have one shape, and the
 /// output has a new axis of length `inputs.len()` at `axis`.
-pub fn stack_shape(inputs: &[&Shape], axis: usize) -> Result<Shape> {
-    let first = *inputs.first().ok_or_else(|| no_inputs(STACK))?;
+pub fn stack_shape<'s>(inputs: &(impl Shapes<'s> + ?Sized), axis: usize) -> Result<Shape> {
+    if inputs.count() == 0 {
+        return Err(no_inputs(STACK));
+    }
+    let first = inputs.shape(0);
     if axis > first.rank() {
         return Err(Error::AxisOutOfRange {
             op: STACK,
@@ -65,11 +71,14 @@ pub fn stack_shape(inputs: &[&Shape], axis: usize) -> Result<Shape> {
             shape: *first,
         });
     }
-    if let Some(s) = inputs.iter().find(|s| !s.same_as(first)) {
+    if let Some(s) = (0..inputs.count())
+        .map(|k| inputs.shape(k))
+        .find(|s| !s.same_as(first))
+    {
         return Err(Error::ShapeMismatch {
             op: STACK,
             lhs: *first,
-            rhs: **s,
+            rhs: *s,
         });
     }
     let rank = first.rank() + 1;
@@ -81,7 +90,7 @@ pub fn stack_shape(inputs: &[&Shape], axis: usize) -> Result<Shape> {
     }
     let mut dims = [0usize; MAX_RANK];
     dims[..axis].copy_from_slice(&first.dims()[..axis]);
-    dims[axis] = inputs.len();
+    dims[axis] = inputs.count();
     dims[axis + 1..rank].copy_from_slice(&first.dims()[axis..]);
     Shape::new(&dims[..rank])
 }
@@ -95,12 +104,14 @@ fn blocks(shape: &Shape, axis: usize) -> (usize, usize) {
 }
 
 /// Copies every input's blocks into `out`, run by run.
-fn interleave<E: Float>(inputs: &[TensorRef<'_, E>], axis: usize, out: &mut [E]) {
-    let Some(first) = inputs.first() else { return };
-    let (outer, _) = blocks(first.shape(), axis);
+fn interleave<'a, E: Float>(inputs: &(impl Operands<'a, E> + ?Sized), axis: usize, out: &mut [E]) {
+    if inputs.count() == 0 {
+        return;
+    }
+    let (outer, _) = blocks(inputs.get(0).shape(), axis);
     let mut at = 0;
     for o in 0..outer {
-        for x in inputs {
+        for x in (0..inputs.count()).map(|k| inputs.get(k)) {
             let block = blocks(x.shape(), axis).1;
             out[at..at + block].copy_from_slice(&x.data()[o * block..(o + 1) * block]);
             at += block;
@@ -109,20 +120,17 @@ fn interleave<E: Float>(inputs: &[TensorRef<'_, E>], axis: usize, out: &mut [E])
 }
 
 /// Copies input `index`'s blocks out of `g` into `gi` (adding when `ACC`).
-fn deinterleave<E: Float, const ACC: bool>(
-    inputs: &[TensorRef<'_, E>],
+fn deinterleave<'a, E: Float, const ACC: bool>(
+    inputs: &(impl Operands<'a, E> + ?Sized),
     axis: usize,
     g: &[E],
     index: usize,
     gi: &mut [E],
 ) {
-    let (outer, _) = blocks(inputs[index].shape(), axis);
-    let run: usize = inputs.iter().map(|x| blocks(x.shape(), axis).1).sum();
-    let before: usize = inputs[..index]
-        .iter()
-        .map(|x| blocks(x.shape(), axis).1)
-        .sum();
-    let block = blocks(inputs[index].shape(), axis).1;
+    let block_of = |k: usize| blocks(inputs.get(k).shape(), axis).1;
+    let (outer, block) = blocks(inputs.get(index).shape(), axis);
+    let run: usize = (0..inputs.count()).map(block_of).sum();
+    let before: usize = (0..index).map(block_of).sum();
     for o in 0..outer {
         let src = &g[o * run + before..o * run + before + block];
         for (d, &s) in gi[o * block..(o + 1) * block].iter_mut().zip(src) {
@@ -132,14 +140,14 @@ fn deinterleave<E: Float, const ACC: bool>(
 }
 
 /// `out` = the inputs joined along `axis` (shapes as [`concat_shape`] checked).
-pub fn concat<E: Float>(inputs: &[TensorRef<'_, E>], axis: usize, out: &mut [E]) {
+pub fn concat<'a, E: Float>(inputs: &(impl Operands<'a, E> + ?Sized), axis: usize, out: &mut [E]) {
     interleave(inputs, axis, out);
 }
 
 /// y = concat(x_0, …, x_n): dx_index = the block of dy that x_index filled. Adds into `gi`
 /// when `ACC`, overwrites it otherwise.
-pub fn concat_vjp<E: Float, const ACC: bool>(
-    inputs: &[TensorRef<'_, E>],
+pub fn concat_vjp<'a, E: Float, const ACC: bool>(
+    inputs: &(impl Operands<'a, E> + ?Sized),
     axis: usize,
     g: &[E],
     index: usize,
@@ -149,7 +157,7 @@ pub fn concat_vjp<E: Float, const ACC: bool>(
 }
 
 /// `out` = the inputs stacked along a new axis `axis` (shapes as [`stack_shape`] checked).
-pub fn stack<E: Float>(inputs: &[TensorRef<'_, E>], axis: usize, out: &mut [E]) {
+pub fn stack<'a, E: Float>(inputs: &(impl Operands<'a, E> + ?Sized), axis: usize, out: &mut [E]) {
     // Stacking at `axis` is concatenating along the same axis of the inputs seen with a new
     // axis of length 1 there: the blocks are the inputs' slabs from `axis` on.
     interleave(inputs, axis, out);
@@ -157,8 +165,8 @@ pub fn stack<E: Float>(inputs: &[TensorRef<'_, E>], axis: usize, out: &mut [E]) 
 
 /// y = stack(x_0, …, x_n): dx_index = dy's slice `index` along the new axis. Adds into `gi`
 /// when `ACC`, overwrites it otherwise.
-pub fn stack_vjp<E: Float, const ACC: bool>(
-    inputs: &[TensorRef<'_, E>],
+pub fn stack_vjp<'a, E: Float, const ACC: bool>(
+    inputs: &(impl Operands<'a, E> + ?Sized),
     axis: usize,
     g: &[E],
     index: usize,
@@ -170,6 +178,7 @@ pub fn stack_vjp<E: Float, const ACC: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TensorRef;
     use crate::kernels::check::{FD_TOL, fd_error, ravel, unravel, values};
     use proptest::prelude::*;
 

@@ -15,7 +15,7 @@ const GATHER: &str = "gather";
 
 /// The axis position `v` names, or the error saying it names none.
 #[inline]
-fn position<E: Float>(op: &'static str, at: usize, v: E, len: usize) -> Result<usize> {
+pub(super) fn position<E: Float>(op: &'static str, at: usize, v: E, len: usize) -> Result<usize> {
     let f = v.to_f64();
     if f >= 0.0 && f.fract() == 0.0 && f < len as f64 {
         Ok(f as usize)
@@ -30,7 +30,7 @@ fn position<E: Float>(op: &'static str, at: usize, v: E, len: usize) -> Result<u
 }
 
 /// Checks every index against an axis of length `len`.
-fn check_all<E: Float>(op: &'static str, indices: &[E], len: usize) -> Result<()> {
+pub(super) fn check_all<E: Float>(op: &'static str, indices: &[E], len: usize) -> Result<()> {
     for (at, &v) in indices.iter().enumerate() {
         position(op, at, v, len)?;
     }
@@ -59,7 +59,7 @@ pub fn index_select_shape(x: &Shape, axis: usize, indices: &Shape) -> Result<Sha
 
 /// (outer, len, inner) around `axis`.
 #[inline]
-fn split(shape: &Shape, axis: usize) -> (usize, usize, usize) {
+pub(super) fn split(shape: &Shape, axis: usize) -> (usize, usize, usize) {
     let d = shape.dims();
     (
         d[..axis].iter().product(),
@@ -147,7 +147,7 @@ pub fn gather_shape(x: &Shape, axis: usize, index: &Shape) -> Result<Shape> {
 }
 
 /// `x`'s strides with `axis`'s set to 0 (the index supplies that coordinate), and `axis`'s.
-fn gather_strides(x: &Shape, axis: usize) -> ([usize; MAX_RANK], usize) {
+pub(super) fn gather_strides(x: &Shape, axis: usize) -> ([usize; MAX_RANK], usize) {
     let mut strides = x.strides();
     let along = strides[axis];
     strides[axis] = 0;

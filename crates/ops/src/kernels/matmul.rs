@@ -91,7 +91,7 @@ pub fn vjp<E: Float>(
 ///
 /// ```
 /// use ndarray::array;
-/// use wengert_ops::kernels::matmul::gemm;
+/// use wengert_ops::gemm;
 /// let a = array![[1.0, 2.0], [3.0, 4.0]];
 /// let b = array![[5.0], [6.0]];
 /// let mut c = array![[0.0], [0.0]];
@@ -115,7 +115,7 @@ pub fn gemm<E: Float>(
 ///
 /// ```
 /// use ndarray::Array2;
-/// use wengert_ops::kernels::matmul::try_gemm;
+/// use wengert_ops::try_gemm;
 /// let (a, b) = (Array2::<f32>::zeros((2, 3)), Array2::<f32>::zeros((4, 5)));
 /// let mut c = Array2::<f32>::zeros((2, 5));
 /// let err = try_gemm(1.0, a.view(), b.view(), 0.0, c.view_mut()).unwrap_err();
@@ -153,20 +153,6 @@ mod tests {
     use super::*;
     use ndarray::Array2;
 
-    fn naive(a: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
-        let mut c = Array2::zeros((a.nrows(), b.ncols()));
-        for i in 0..a.nrows() {
-            for j in 0..b.ncols() {
-                let mut s = 0.0;
-                for p in 0..a.ncols() {
-                    s += a[[i, p]] * b[[p, j]];
-                }
-                c[[i, j]] = s;
-            }
-        }
-        c
-    }
-
     #[test]
     fn parallel_blocks_match_a_naive_product() {
         let (m, k, n) = (203, 67, 130);
@@ -175,7 +161,7 @@ mod tests {
         let mut c = Array2::zeros((m, n));
         gemm(1.0, a.view(), b.view(), 0.0, c.view_mut());
         // Small integers: every product and partial sum is exact.
-        assert_eq!(c, naive(&a, &b));
+        assert_eq!(c, wengert_testkit::naive_matmul(a.view(), b.view()));
     }
 
     #[test]

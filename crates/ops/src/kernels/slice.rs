@@ -44,7 +44,7 @@ impl SliceAxis {
     }
 
     /// The first element, step and count on an axis of length `len`, by Python's rules.
-    fn resolve(self, len: usize) -> (usize, usize, usize) {
+    pub fn resolve(self, len: usize) -> (usize, usize, usize) {
         let len_i = i64::try_from(len).unwrap_or(i64::MAX);
         let clamp = |b: i64| {
             let b = if b < 0 { b.saturating_add(len_i) } else { b };

@@ -51,6 +51,57 @@ pub(crate) fn walk2(
     }
 }
 
+/// Calls `f(i, [a, b, c])` for every output element `i` in row-major order, where `a`, `b`
+/// and `c` are offsets into three inputs laid out with strides `s[0]`, `s[1]`, `s[2]` (0 on a
+/// broadcast axis): [`walk2`] for a three-input op.
+#[inline]
+pub(crate) fn walk3(
+    dims: &[usize],
+    s: [&[usize; MAX_RANK]; 3],
+    mut f: impl FnMut(usize, [usize; 3]),
+) {
+    let rank = dims.len();
+    if dims.contains(&0) {
+        return;
+    }
+    if rank == 0 {
+        f(0, [0; 3]);
+        return;
+    }
+    let last = rank - 1;
+    let step = [s[0][last], s[1][last], s[2][last]];
+    let mut index = [0usize; MAX_RANK];
+    let (mut at, mut i) = ([0usize; 3], 0usize);
+    loop {
+        let mut p = at;
+        for _ in 0..dims[last] {
+            f(i, p);
+            i += 1;
+            for (p, step) in p.iter_mut().zip(step) {
+                *p += step;
+            }
+        }
+        let mut axis = last;
+        loop {
+            if axis == 0 {
+                return;
+            }
+            axis -= 1;
+            index[axis] += 1;
+            for (at, s) in at.iter_mut().zip(s) {
+                *at += s[axis];
+            }
+            if index[axis] < dims[axis] {
+                break;
+            }
+            for (at, s) in at.iter_mut().zip(s) {
+                *at -= s[axis] * dims[axis];
+            }
+            index[axis] = 0;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

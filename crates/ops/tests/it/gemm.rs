@@ -1,4 +1,4 @@
-//! `kernels::matmul::gemm` against a naive product: random shapes with m, k, n in 1..=96 (across
+//! `wengert_ops::gemm` against a naive product: random shapes with m, k, n in 1..=96 (across
 //! the parallel split's row blocks and matrixmultiply's tiles), every operand as a row-major,
 //! transposed, strided or reversed view, and `alpha`/`beta` accumulation into `c`.
 //!
@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use wengert_ops::Float;
-use wengert_ops::kernels::matmul::gemm;
+use wengert_ops::gemm;
 
 /// Random cases, each checked in f64 and f32: one naive product of up to 96³ multiply-adds per
 /// type, about 5 s for all 128 in the default test profile.
@@ -133,10 +133,9 @@ fn cases() -> impl Strategy<Value = Case> {
 
 /// `alpha·a·b + beta·c` by the textbook loops.
 fn naive(case: &Case) -> Array2<f64> {
-    let (m, k, n) = (case.a.nrows(), case.a.ncols(), case.b.ncols());
-    Array2::from_shape_fn((m, n), |(i, j)| {
-        let dot: f64 = (0..k).map(|p| case.a[[i, p]] * case.b[[p, j]]).sum();
-        case.alpha * dot + case.beta * case.c[[i, j]]
+    let ab = wengert_testkit::naive_matmul(case.a.view(), case.b.view());
+    Array2::from_shape_fn(ab.dim(), |(i, j)| {
+        case.alpha * ab[[i, j]] + case.beta * case.c[[i, j]]
     })
 }
 

@@ -126,6 +126,11 @@ fn every_overwrite_writes_every_element() {
         ),
         (Op::IndexSelect { axis: 1 }, vec![s(&[2, 3]), s(&[4])]),
         (Op::Gather { axis: 0 }, vec![s(&[2, 3]), s(&[3, 2])]),
+        (Op::IndexAdd { axis: 1, len: 4 }, vec![s(&[2, 3]), s(&[3])]),
+        (
+            Op::ScatterAdd { axis: 0, len: 3 },
+            vec![s(&[2, 3]), s(&[2, 3])],
+        ),
         (Op::BatchedMatMul, vec![s(&[2, 2, 3]), s(&[3, 4])]),
         (Op::BatchedMatMul, vec![s(&[1, 2, 3]), s(&[2, 3, 2])]),
         (Op::Dropout { p: 0.5, seed: 3 }, vec![s(&[2, 3])]),
@@ -160,6 +165,41 @@ fn every_overwrite_writes_every_element() {
             vec![s(&[2, 3])],
         ),
     ]);
+    // The ops of more than two inputs, or of any number.
+    let classes = CrossEntropyOptions {
+        targets: Targets::Classes,
+        ignore_index: None,
+        label_smoothing: 0.1,
+        reduction: Reduction::Mean,
+    };
+    cases.extend([
+        (
+            Op::Concat { axis: 1 },
+            vec![s(&[2, 3]), s(&[2, 0]), s(&[2, 1])],
+        ),
+        (Op::Concat { axis: 0 }, vec![s(&[1, 3]); 9]),
+        (Op::Stack { axis: 1 }, vec![s(&[2, 3]); 3]),
+        (Op::Stack { axis: 0 }, vec![s(&[]); 2]),
+        (Op::Where, vec![s(&[2, 3]), s(&[2, 3]), s(&[2, 3])]),
+        (Op::Where, vec![s(&[2, 1]), s(&[3]), s(&[])]),
+        (
+            Op::WeightedLoss(LossOp::BceWithLogits {
+                reduction: Reduction::Sum,
+            }),
+            vec![s(&[2, 3]), s(&[2, 3]), s(&[3])],
+        ),
+        (
+            Op::WeightedLoss(LossOp::Nll {
+                ignore_index: None,
+                reduction: Reduction::Mean,
+            }),
+            vec![s(&[2, 3]), s(&[2]), s(&[3])],
+        ),
+        (
+            Op::WeightedLoss(LossOp::CrossEntropy(classes)),
+            vec![s(&[2, 3]), s(&[2]), s(&[3])],
+        ),
+    ]);
     // Every elementwise op: same shapes (the pointwise rules) and each broadcast layout.
     for op in UnaryOp::ALL {
         cases.push((Op::Unary(op), vec![s(&[2, 3])]));
@@ -191,9 +231,21 @@ fn every_overwrite_writes_every_element() {
                                     targets: Targets::Classes,
                                     ..
                                 }))
+                                | Op::WeightedLoss(LossOp::Nll { .. })
+                                | Op::WeightedLoss(LossOp::CrossEntropy(CrossEntropyOptions {
+                                    targets: Targets::Classes,
+                                    ..
+                                }))
                         );
-                        let positions = matches!(op, Op::IndexSelect { .. } | Op::Gather { .. });
-                        if (labels || positions) && k == 1 {
+                        let positions = matches!(
+                            op,
+                            Op::IndexSelect { .. }
+                                | Op::Gather { .. }
+                                | Op::IndexAdd { .. }
+                                | Op::ScatterAdd { .. }
+                        );
+                        let mask = op == Op::Where && k == 0;
+                        if ((labels || positions) && k == 1) || mask {
                             (i % 2) as f64
                         } else if labels && k == 1 {
                             (i % 3) as f64

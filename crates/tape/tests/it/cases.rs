@@ -79,6 +79,32 @@ pub enum Case {
     },
     Slice(Vec<wengert_tape::SliceAxis>),
     Pad(Vec<(usize, usize)>, f64),
+    /// `concat` of every operand along the axis.
+    Concat(usize),
+    /// `stack` of every operand along a new axis.
+    Stack(usize),
+    /// `where_cond` with the condition held here (fed as an input: no gradient) and the two
+    /// operands.
+    Where(ArrayD<f64>),
+    /// A loss with weights held here (fed as an input: no gradient): against class indices
+    /// held here (fed as an input) if given, else against the second operand.
+    WeightedLoss {
+        loss: LossOp,
+        targets: Option<ArrayD<f64>>,
+        weight: ArrayD<f64>,
+    },
+    /// `index_add` into length `len` at the positions held here (fed as labels).
+    IndexAdd {
+        axis: usize,
+        len: usize,
+        indices: Vec<usize>,
+    },
+    /// `scatter_add` into length `len` with the index array held here (fed as an input).
+    ScatterAdd {
+        axis: usize,
+        len: usize,
+        index: ArrayD<f64>,
+    },
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -233,6 +259,14 @@ impl Case {
             Case::Dropout { p, seed } => format!("dropout({p}, seed {seed})"),
             Case::Slice(ranges) => format!("slice({ranges:?})"),
             Case::Pad(pads, value) => format!("pad({pads:?}, {value})"),
+            Case::Concat(axis) => format!("concat(axis {axis})"),
+            Case::Stack(axis) => format!("stack(axis {axis})"),
+            Case::Where(_) => "where_cond".into(),
+            Case::WeightedLoss { loss, .. } => format!("{loss:?} weighted"),
+            Case::IndexAdd { axis, len, indices } => {
+                format!("index_add({axis}, len {len}, {indices:?})")
+            }
+            Case::ScatterAdd { axis, len, .. } => format!("scatter_add({axis}, len {len})"),
         }
     }
 
@@ -298,6 +332,32 @@ impl Case {
             Case::Dropout { p: prob, seed } => tape.dropout(p[0], *prob, *seed),
             Case::Slice(ranges) => tape.slice(p[0], ranges),
             Case::Pad(pads, value) => tape.pad(p[0], pads, E::from_f64(*value)),
+            Case::Concat(axis) => tape.concat(p, *axis),
+            Case::Stack(axis) => tape.stack(p, *axis),
+            Case::Where(cond) => {
+                let cond = tape.input(cond.mapv(E::from_f64))?;
+                tape.where_cond(cond, p[0], p[1])
+            }
+            Case::WeightedLoss {
+                loss,
+                targets,
+                weight,
+            } => {
+                let t = match targets {
+                    Some(t) => tape.input(t.mapv(E::from_f64))?,
+                    None => p[1],
+                };
+                let w = tape.input(weight.mapv(E::from_f64))?;
+                record_weighted_loss(tape, *loss, p[0], t, w)
+            }
+            Case::IndexAdd { axis, len, indices } => {
+                let indices = tape.labels(indices)?;
+                tape.index_add(p[0], indices, *axis, *len)
+            }
+            Case::ScatterAdd { axis, len, index } => {
+                let index = tape.input(index.mapv(E::from_f64))?;
+                tape.scatter_add(p[0], index, *axis, *len)
+            }
         }
     }
 }
@@ -363,6 +423,28 @@ fn record_loss<E: Float>(tape: &mut Tape<E>, loss: LossOp, x: NodeId, t: NodeId)
             reduction,
         } => tape.nll_loss(x, t, ignore_index, reduction),
         LossOp::CrossEntropy(options) => tape.cross_entropy_with(x, t, options),
+    }
+}
+
+/// Records a loss with weights through its named method. Exhaustive, as [`record_reduce`]; a
+/// distance loss takes no weights, and is refused.
+fn record_weighted_loss<E: Float>(
+    tape: &mut Tape<E>,
+    loss: LossOp,
+    x: NodeId,
+    t: NodeId,
+    w: NodeId,
+) -> Result<NodeId> {
+    match loss {
+        LossOp::Distance { .. } => tape.record(wengert_tape::Op::WeightedLoss(loss), &[x, t, w]),
+        LossOp::BceWithLogits { reduction } => {
+            tape.binary_cross_entropy_with_logits_weighted(x, t, w, reduction)
+        }
+        LossOp::Nll {
+            ignore_index,
+            reduction,
+        } => tape.nll_loss_weighted(x, t, w, ignore_index, reduction),
+        LossOp::CrossEntropy(options) => tape.cross_entropy_weighted(x, t, w, options),
     }
 }
 

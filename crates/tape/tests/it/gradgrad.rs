@@ -14,7 +14,8 @@ use std::cell::Cell;
 use ndarray::{ArrayD, IxDyn};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use wengert_tape::{
-    BinaryOp, GradcheckOptions, GradcheckReport, NodeId, Result, Tape, UnaryOp, gradcheck,
+    BinaryOp, Distance, GradcheckOptions, GradcheckReport, NodeId, ReduceOp, Result, Tape, UnaryOp,
+    gradcheck,
 };
 
 use crate::cases::{Case, Problem, cotangent};
@@ -62,7 +63,12 @@ fn first_derivative(
             None => s,
         });
     }
-    Ok(total.expect("every op has an operand"))
+    // Plus 0·Σ p: an op whose gradient is a constant (a slice that takes nothing) still gives
+    // an `s` that needs a gradient, zero, as finite differences of a constant say.
+    let total = total.expect("every op has an operand");
+    let anchor = tape.sum(params[0])?;
+    let anchor = tape.mul_scalar(anchor, 0.0)?;
+    tape.add(total, anchor)
 }
 
 fn gradgradcheck(p: &Problem, times: usize) -> Result<GradcheckReport> {
@@ -160,6 +166,52 @@ gradgrad_tests! {
     log_softmax => s::softmax(Case::LogSoftmax),
     mse => s::same_shape(Case::Mse, 0..=3),
     cross_entropy => s::cross_entropy(),
+    concat => s::concat(),
+    stack => s::stack(),
+    where_cond => s::where_cond(),
+    amax => s::reduction(ReduceOp::Amax, 3),
+    amin => s::reduction(ReduceOp::Amin, 3),
+    max_dim => s::reduction(ReduceOp::MaxAt, 3),
+    min_dim => s::reduction(ReduceOp::MinAt, 3),
+    logsumexp => s::reduction(ReduceOp::LogSumExp, 3),
+    prod => s::reduction(ReduceOp::Prod, 2),
+    var => s::reduction(ReduceOp::Var(1.0), 3),
+    var_biased => s::reduction(ReduceOp::Var(0.0), 3),
+    std => s::reduction(ReduceOp::Std(1.0), 3),
+    std_biased => s::reduction(ReduceOp::Std(0.0), 3),
+    norm => s::reduction(ReduceOp::Norm, 3),
+    softmax_axis => s::softmax_along(false),
+    log_softmax_axis => s::softmax_along(true),
+    l1_loss => s::distance_loss(Distance::L1),
+    smooth_l1_loss => s::distance_loss(Distance::SmoothL1 { beta: 1.0 }),
+    huber_loss => s::distance_loss(Distance::Huber { delta: 0.5 }),
+    binary_cross_entropy_with_logits => s::bce_with_logits(),
+    nll_loss => s::class_loss(false),
+    cross_entropy_with_classes => s::class_loss(true),
+    cross_entropy_with_probabilities => s::soft_cross_entropy(),
+    squeeze_unsqueeze_flatten => s::reshaping(),
+    broadcast_to => s::broadcast_to(),
+    narrow => s::narrow(),
+    index_select => s::index_select(),
+    gather => s::gather(),
+    batched_matmul => s::batched_matmul(),
+    dropout => s::dropout(),
+    slice => s::slice(),
+    pad => s::pad(),
+    index_add => s::index_add(),
+    scatter_add => s::scatter_add(),
+}
+
+#[test]
+fn argmax_and_argmin_have_no_gradient_to_differentiate_twice() {
+    // Their outputs need no gradient: `record_grad` refuses them as a loss, naming the node.
+    let mut tape = Tape::<f64>::new();
+    let x = tape.parameter(direction(&[2, 3], 0)).expect("a parameter");
+    for at in [tape.argmax(x, Some(1), false), tape.argmin(x, None, true)] {
+        let at = at.expect("recorded");
+        let err = tape.record_grad(at, &[x]).unwrap_err();
+        assert!(matches!(err, wengert_tape::Error::NoGradient { id } if id as usize == at.index()));
+    }
 }
 
 #[test]

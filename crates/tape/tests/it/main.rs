@@ -13,6 +13,7 @@ mod gradcheck_ops;
 mod gradgrad;
 mod handles;
 mod higher_order;
+mod higher_order_rules;
 mod ids;
 mod leaves;
 mod losses;

@@ -28,11 +28,11 @@ fn check(m: usize, k: usize, n: usize, seed: u64) -> Result<(), TestCaseError> {
     let c = tape.matmul(ia, ib).unwrap();
     prop_assert_eq!(
         tape.value_owned(c).unwrap(),
-        naive_matmul(&a, &b).into_dyn()
+        naive_matmul(a.view(), b.view()).into_dyn()
     );
     let grads = tape.backward_with_seed(c, dc.view().into_dyn()).unwrap();
-    let da = naive_matmul(&dc, &b.t().to_owned());
-    let db = naive_matmul(&a.t().to_owned(), &dc);
+    let da = naive_matmul(dc.view(), b.t());
+    let db = naive_matmul(a.t(), dc.view());
     prop_assert_eq!(grads.get(ia).unwrap().to_owned(), da.into_dyn());
     prop_assert_eq!(grads.get(ib).unwrap().to_owned(), db.into_dyn());
     Ok(())

@@ -52,9 +52,9 @@ fn stale_mark_after_custom_op_does_not_panic() {
     let x = tape.parameter(array![1.0, 2.0]).unwrap();
     let m1 = tape.mark();
     let _r = tape.relu(x).unwrap();
-    let m2 = tape.mark(); // nodes 2, custom_inputs 0
+    let m2 = tape.mark(); // nodes 2, listed_inputs 0
     tape.rewind(m1).unwrap();
-    let c = tape.custom(op, &[x, x, x]).unwrap(); // node 1 is now custom, custom_inputs 3
+    let c = tape.custom(op, &[x, x, x]).unwrap(); // node 1 is now custom, listed_inputs 3
     let _ = c;
     // m2 is stale: node 1 is no longer what m2 saw.
     let r = tape.rewind(m2);
@@ -169,4 +169,25 @@ fn no_grad_and_detach_mask() {
     let g = tape.backward(l).unwrap();
     // L = Σ x² · x · x with only the middle x differentiated: dL = x³
     assert_eq!(g.data(x).unwrap(), &[1.0, 8.0]);
+}
+
+#[test]
+fn a_mark_past_a_built_in_op_of_many_inputs_rewinds_and_a_stale_one_is_refused() {
+    let mut tape = Tape::<f64>::new();
+    let x = tape.parameter(array![1.0, 2.0]).unwrap();
+    let m1 = tape.mark();
+    let c = tape.concat([x, x, x], 0).unwrap(); // listed_inputs 3
+    let m2 = tape.mark();
+    let _r = tape.relu(c).unwrap();
+    tape.rewind(m2).unwrap();
+    assert_eq!(tape.inputs(c).unwrap(), &[x, x, x]);
+    tape.rewind(m1).unwrap();
+    let s = tape.stack([x, x], 0).unwrap(); // node 1 again, two inputs held inline
+    assert!(tape.rewind(m2).is_err(), "stale mark accepted");
+    assert_eq!(tape.inputs(s).unwrap(), &[x, x]);
+    let w = tape.where_cond(x, x, s).unwrap(); // listed_inputs 3, from 0
+    assert_eq!(tape.inputs(w).unwrap(), &[x, x, s]);
+    let loss = tape.sum(w).unwrap();
+    // The mask holds everywhere: `x` broadcast over two rows, `s` none.
+    assert_eq!(tape.backward(loss).unwrap().data(x).unwrap(), &[2.0, 2.0]);
 }

@@ -1,5 +1,8 @@
 //! Every op gradchecked once on fixed, representative inputs, printed as a table:
-//! `cargo test -p wengert-tape --test it report:: -- --nocapture`.
+//! `cargo test -p wengert-tape --test it report:: -- --nocapture`. And each op's largest
+//! error over many drawn problems (the gradient-check harness's strategies, once and with
+//! fan-out), one row per op: `cargo test -p wengert-tape --test it largest_fd_error --
+//! --ignored --nocapture` (`WENGERT_FD_DRAWS` draws per op, 64 by default).
 
 use ndarray::ArrayD;
 use wengert_tape::gradcheck::GradcheckMethod;
@@ -203,12 +206,148 @@ fn problems() -> Vec<Problem> {
             &x234,
         ),
         one(Case::Pad(vec![(1, 0), (0, 2), (1, 1)], 0.5), &x234),
+        one(
+            Case::IndexAdd {
+                axis: 1,
+                len: 2,
+                indices: vec![1, 0, 1],
+            },
+            &x234,
+        ),
+        one(
+            Case::ScatterAdd {
+                axis: 2,
+                len: 3,
+                index: ArrayD::from_shape_vec(
+                    ndarray::IxDyn(&[2, 3, 4]),
+                    (0..24).map(|i| (i * 5 % 3) as f64).collect(),
+                )
+                .expect("sized"),
+            },
+            &x234,
+        ),
     ]);
     for axis in [0, 1, 2] {
         problems.push(one(Case::SoftmaxAxis(axis), &x234));
         problems.push(one(Case::LogSoftmaxAxis(axis), &x234));
     }
+    // The ops of many inputs: three operands joined or stacked, a broadcast choice, and the
+    // losses with weights.
+    let three = vec![x34.clone(), y34.clone(), x34.mapv(|v| v / 2.0 - 0.25)];
+    problems.push(Problem::new(Case::Concat(1), three.clone()));
+    problems.push(Problem::new(
+        Case::Concat(0),
+        vec![x34.clone(), x14.clone()],
+    ));
+    problems.push(Problem::new(Case::Stack(2), three));
+    let mask = x31.mapv(|v| if v > 0.0 { 1.0 } else { 0.0 });
+    problems.push(Problem::new(
+        Case::Where(mask),
+        vec![x34.clone(), x4.clone()],
+    ));
+    let weight = |n: usize| ArrayD::from_shape_fn(ndarray::IxDyn(&[n]), |i| 0.5 + i[0] as f64);
+    problems.push(Problem::new(
+        Case::WeightedLoss {
+            loss: LossOp::BceWithLogits {
+                reduction: Reduction::Mean,
+            },
+            targets: None,
+            weight: weight(4),
+        },
+        vec![x34.clone(), unit.clone()],
+    ));
+    problems.push(Problem::new(
+        Case::WeightedLoss {
+            loss: LossOp::Nll {
+                ignore_index: Some(-100),
+                reduction: Reduction::Mean,
+            },
+            targets: Some(classes.clone()),
+            weight: weight(3),
+        },
+        vec![x234.clone()],
+    ));
+    problems.push(Problem::new(
+        Case::WeightedLoss {
+            loss: LossOp::CrossEntropy(CrossEntropyOptions {
+                targets: Targets::Classes,
+                ignore_index: Some(-100),
+                label_smoothing: 0.1,
+                reduction: Reduction::Mean,
+            }),
+            targets: Some(classes),
+            weight: weight(3),
+        },
+        vec![x234.clone()],
+    ));
     problems
+}
+
+macro_rules! strategy_list {
+    ($($name:ident => $strategy:expr,)*) => {
+        /// Every op's strategy from the gradient-check harness, by name: the elementwise ops
+        /// with a gradient, then the others in `for_each_op!`'s order.
+        fn every_strategy() -> Vec<(String, proptest::strategy::BoxedStrategy<Problem>)> {
+            #[allow(unused_imports)] // not every strategy names a case
+            use crate::cases::Case;
+            use crate::strategies as s;
+            let mut list: Vec<(String, proptest::strategy::BoxedStrategy<Problem>)> = Vec::new();
+            for op in UnaryOp::ALL.into_iter().filter(|op| op.has_gradient()) {
+                list.push((Case::Unary(op).name(), s::unary_op(op)));
+            }
+            for op in BinaryOp::ALL.into_iter().filter(|op| op.has_gradient()) {
+                list.push((op.name().to_string(), s::binary_op(op)));
+            }
+            $( list.push((stringify!($name).to_string(), $strategy)); )*
+            list
+        }
+    };
+}
+
+for_each_op!(strategy_list);
+
+/// Each op's largest f64 gradient-check error over `WENGERT_FD_DRAWS` drawn problems (64 by
+/// default), each checked once and with fan-out, as a table `op | draws | max abs | max rel`.
+/// Slow (every strategy, many draws): run on demand for a release's notes.
+#[test]
+#[ignore = "prints a table for release notes; run with --ignored --nocapture"]
+fn largest_fd_error_per_op() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let draws: usize = std::env::var("WENGERT_FD_DRAWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let list = every_strategy();
+    let width = list.iter().map(|(n, _)| n.len()).max().unwrap_or(2);
+    println!();
+    println!(
+        "{:<width$} | {:>5} | {:>13} | {:>13}",
+        "op", "draws", "max abs error", "max rel error"
+    );
+    println!("{:-<width$}-+-{:-<5}-+-{:-<13}-+-{:-<13}", "", "", "", "");
+    let mut failed = Vec::new();
+    for (name, strategy) in list {
+        let (mut abs, mut rel) = (0.0f64, 0.0f64);
+        for _ in 0..draws {
+            let p = strategy
+                .new_tree(&mut runner)
+                .expect("strategies always draw")
+                .current();
+            for report in [p.gradcheck(), p.gradcheck_fan_out()] {
+                let report = report.unwrap_or_else(|e| panic!("{name}: {e}"));
+                abs = abs.max(report.max_abs_error);
+                rel = rel.max(report.max_rel_error);
+                if !report.passed() {
+                    failed.push(name.clone());
+                }
+            }
+        }
+        println!("{name:<width$} | {draws:>5} | {abs:>13.2e} | {rel:>13.2e}");
+    }
+    println!();
+    println!("tolerance: |analytic - numeric| <= 1e-7 + 1e-6·|numeric|, step 1e-6, f64");
+    assert!(failed.is_empty(), "failed: {failed:?}");
 }
 
 /// A `[2, 4, 5]` operand for the batched product with a broadcast `[3, 4]`.

@@ -157,3 +157,73 @@ fn slices_follow_python_and_pads_surround() {
         })
     ));
 }
+
+/// `concat` and `stack` take any number of inputs (the same one more than once too), send each
+/// its block of the gradient, and refuse what does not fit, leaving the tape as it was.
+#[test]
+fn concat_and_stack_take_any_number_of_inputs() {
+    let mut tape = Tape::<f64>::new();
+    let a = tape.parameter(array![[1.0, 2.0]]).unwrap();
+    let b = tape.parameter(array![[3.0, 4.0], [5.0, 6.0]]).unwrap();
+    let many: Vec<_> = [a, b].into_iter().cycle().take(21).collect();
+    let y = tape.concat(&many, 0).unwrap();
+    assert_eq!(tape.shape(y).unwrap().dims(), &[31, 2]);
+    let weights = tape
+        .input(ndarray::Array2::from_elem((31, 2), 1.0))
+        .unwrap();
+    let scaled = tape.mul(y, weights).unwrap();
+    let loss = tape.sum(scaled).unwrap();
+    let grads = tape.backward(loss).unwrap();
+    // `a` is 11 of the 21 inputs (positions 0, 2, ..., 20: past the shared gradient bit too).
+    assert_eq!(grads.data(a).unwrap(), &[11.0, 11.0]);
+    assert_eq!(grads.data(b).unwrap(), &[10.0; 4]);
+
+    let s = tape.stack([b, b, b], 1).unwrap();
+    assert_eq!(tape.shape(s).unwrap().dims(), &[2, 3, 2]);
+    assert_eq!(
+        tape.data(s).unwrap(),
+        &[3.0, 4.0, 3.0, 4.0, 3.0, 4.0, 5.0, 6.0, 5.0, 6.0, 5.0, 6.0]
+    );
+
+    let len = tape.len();
+    let none: [wengert_tape::NodeId; 0] = [];
+    assert!(matches!(
+        tape.concat(none, 0),
+        Err(Error::WrongArity { .. })
+    ));
+    assert!(matches!(
+        tape.stack([a, b], 0),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        tape.concat([a, b], 1),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        tape.concat([a, b], 2),
+        Err(Error::AxisOutOfRange { .. })
+    ));
+    assert_eq!(tape.len(), len, "nothing recorded");
+}
+
+/// `where_cond` broadcasts its three operands, sends `a` the gradient where the mask holds
+/// and `b` elsewhere (summed over broadcast axes), and the mask none.
+#[test]
+fn where_cond_broadcasts_and_splits_the_gradient() {
+    let mut tape = Tape::<f64>::new();
+    let cond = tape.parameter(array![[1.0], [0.0]]).unwrap();
+    let a = tape.parameter(array![10.0, 20.0, 30.0]).unwrap();
+    let b = tape.parameter(array![-1.0]).unwrap();
+    let y = tape.where_cond(cond, a, b).unwrap();
+    assert_eq!(tape.data(y).unwrap(), &[10.0, 20.0, 30.0, -1.0, -1.0, -1.0]);
+    let loss = tape.sum(y).unwrap();
+    let grads = tape.backward(loss).unwrap();
+    assert_eq!(grads.data(a).unwrap(), &[1.0, 1.0, 1.0]);
+    assert_eq!(grads.data(b).unwrap(), &[3.0]);
+    assert_eq!(grads.data(cond).unwrap(), &[0.0, 0.0]);
+    let wide = tape.input(array![1.0, 2.0]).unwrap();
+    assert!(matches!(
+        tape.where_cond(cond, a, wide),
+        Err(Error::ShapeMismatch { .. })
+    ));
+}

@@ -484,6 +484,54 @@ pub fn gather() -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// `index_add` of a rank 1..=3 source along a drawn axis into a length of 1..=8, at drawn
+/// positions (one per slice of the source, repeats included).
+pub fn index_add() -> BoxedStrategy<Problem> {
+    dims(1..=3)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (Just(d), 0..r, 1..=MAX_DIM)
+        })
+        .prop_flat_map(|(d, axis, len)| {
+            let k = d[axis];
+            (
+                array(d, general()),
+                Just(axis),
+                Just(len),
+                prop::collection::vec(0..len, k),
+            )
+        })
+        .prop_map(|(src, axis, len, indices)| {
+            Problem::new(Case::IndexAdd { axis, len, indices }, vec![src])
+        })
+        .boxed()
+}
+
+/// `scatter_add` of a rank 1..=3 source along a drawn axis into a length of 1..=8, with a
+/// position drawn for every element (repeats included).
+pub fn scatter_add() -> BoxedStrategy<Problem> {
+    dims(1..=3)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            let n: usize = d.iter().product();
+            (Just(d), 0..r, 1..=MAX_DIM, Just(n))
+        })
+        .prop_flat_map(|(d, axis, len, n)| {
+            (
+                array(d.clone(), general()),
+                Just(axis),
+                Just(len),
+                prop::collection::vec(0..len, n),
+            )
+        })
+        .prop_map(|(src, axis, len, positions)| {
+            let data = positions.iter().map(|&p| p as f64).collect();
+            let index = ArrayD::from_shape_vec(src.raw_dim(), data).expect("sized");
+            Problem::new(Case::ScatterAdd { axis, len, index }, vec![src])
+        })
+        .boxed()
+}
+
 /// `[..., m, k]·[..., k, n]` with batch axes (rank 1..=2 on one side at least, lengths 1..=3)
 /// that broadcast: each operand drops some leading batch axes and has length 1 on others.
 pub fn batched_matmul() -> BoxedStrategy<Problem> {
@@ -626,6 +674,129 @@ pub fn reduction(op: ReduceOp, max_rank: usize) -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// `concat` of 1..=4 arrays of rank 1..=3 along a drawn axis, each with its own length 1..=4
+/// there.
+pub fn concat() -> BoxedStrategy<Problem> {
+    dims(1..=3)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (Just(d), 0..r, prop::collection::vec(1..=4usize, 1..=4))
+        })
+        .prop_flat_map(|(d, axis, lengths)| {
+            let arrays: Vec<_> = lengths
+                .into_iter()
+                .map(|n| {
+                    let mut d = d.clone();
+                    d[axis] = n;
+                    array(d, general())
+                })
+                .collect();
+            (arrays, Just(axis))
+        })
+        .prop_map(|(arrays, axis)| Problem::new(Case::Concat(axis), arrays))
+        .boxed()
+}
+
+/// `stack` of 1..=4 arrays of one shape of rank 0..=3 along a new axis drawn in `0..=rank`.
+pub fn stack() -> BoxedStrategy<Problem> {
+    (dims(0..=3), 1..=4usize)
+        .prop_flat_map(|(d, count)| {
+            let r = d.len();
+            let arrays = prop::collection::vec(array(d, general()), count);
+            (arrays, 0..=r)
+        })
+        .prop_map(|(arrays, axis)| Problem::new(Case::Stack(axis), arrays))
+        .boxed()
+}
+
+/// `where_cond` on a broadcasting pair, the condition (zeros and non-zeros) of either
+/// operand's shape, of none (a scalar) or of a shape that broadcasts both.
+pub fn where_cond() -> BoxedStrategy<Problem> {
+    (broadcast_pair(), 0..4usize)
+        .prop_flat_map(|((a, b), which)| {
+            let rank = a.len().max(b.len());
+            let wide: Vec<usize> = (0..rank)
+                .map(|i| {
+                    let at = |d: &[usize]| (i + d.len()).checked_sub(rank).map_or(1, |j| d[j]);
+                    at(&a).max(at(&b))
+                })
+                .collect();
+            let c = [a.clone(), b.clone(), vec![], wide][which].clone();
+            let mask = prop_oneof![Just(0.0), Just(1.0), Just(-2.5)].boxed();
+            (array(c, mask), array(a, general()), array(b, general()))
+        })
+        .prop_map(|(c, a, b)| Problem::new(Case::Where(c), vec![a, b]))
+        .boxed()
+}
+
+/// Binary cross-entropy with a positive `pos_weight` of the last axis's length.
+pub fn weighted_bce() -> BoxedStrategy<Problem> {
+    (dims(0..=3), reduction_kind())
+        .prop_flat_map(|(d, r)| {
+            let unit = (0.0..1.0f64).prop_map(f32_exact).boxed();
+            let columns = d.last().copied().unwrap_or(1);
+            (
+                array(d.clone(), general()),
+                array(d, unit),
+                array(vec![columns], positive()),
+                Just(r),
+            )
+        })
+        .prop_map(|(x, t, weight, reduction)| {
+            let case = Case::WeightedLoss {
+                loss: LossOp::BceWithLogits { reduction },
+                targets: None,
+                weight,
+            };
+            Problem::new(case, vec![x, t])
+        })
+        .boxed()
+}
+
+/// [`class_loss`] with positive class weights.
+pub fn weighted_class_loss(cross_entropy: bool) -> BoxedStrategy<Problem> {
+    class_loss(cross_entropy)
+        .prop_flat_map(|p| {
+            let d = p.inputs[0].shape().to_vec();
+            let classes = d[usize::from(d.len() >= 2)];
+            (Just(p), array(vec![classes], positive()))
+        })
+        .prop_map(|(p, weight)| {
+            let Case::ClassLoss(loss, targets) = p.case else {
+                unreachable!("class_loss draws class losses")
+            };
+            let case = Case::WeightedLoss {
+                loss,
+                targets: Some(targets),
+                weight,
+            };
+            Problem::new(case, p.inputs)
+        })
+        .boxed()
+}
+
+/// [`soft_cross_entropy`] with positive class weights.
+pub fn weighted_soft_cross_entropy() -> BoxedStrategy<Problem> {
+    soft_cross_entropy()
+        .prop_flat_map(|p| {
+            let d = p.inputs[0].shape().to_vec();
+            let classes = d[usize::from(d.len() >= 2)];
+            (Just(p), array(vec![classes], positive()))
+        })
+        .prop_map(|(p, weight)| {
+            let Case::Loss(loss) = p.case else {
+                unreachable!("soft_cross_entropy draws a loss")
+            };
+            let case = Case::WeightedLoss {
+                loss,
+                targets: None,
+                weight,
+            };
+            Problem::new(case, p.inputs)
+        })
+        .boxed()
+}
+
 /// Calls `$then! { name => strategy, ... }` with every op's strategy apart from the elementwise
 /// ones (each harness runs those over `UnaryOp::ALL` and `BinaryOp::ALL`), so that the gradient
 /// checks and the f32 comparison share one list and one test per op. The strategies are written
@@ -677,6 +848,15 @@ macro_rules! for_each_op {
             dropout => s::dropout(),
             slice => s::slice(),
             pad => s::pad(),
+            concat => s::concat(),
+            stack => s::stack(),
+            where_cond => s::where_cond(),
+            binary_cross_entropy_with_logits_weighted => s::weighted_bce(),
+            nll_loss_weighted => s::weighted_class_loss(false),
+            cross_entropy_weighted => s::weighted_class_loss(true),
+            cross_entropy_weighted_probabilities => s::weighted_soft_cross_entropy(),
+            index_add => s::index_add(),
+            scatter_add => s::scatter_add(),
         }
     };
 }

@@ -1,33 +1,27 @@
-//! Helpers shared by the tests: a seeded generator for fixed "random" inputs and a naive
-//! matrix product to check the fast one against.
+//! Helpers shared by the tests: a seeded generator for fixed "random" inputs, and (from
+//! `wengert-testkit`) the naive matrix product to check the fast one against.
 
-use ndarray::{Array2, ArrayD, IxDyn};
+use ndarray::{ArrayD, IxDyn};
+use wengert_testkit::SplitMix64;
 
-/// SplitMix64: a few lines, seeded, the same numbers on every machine.
-pub struct Rng(u64);
+pub use wengert_testkit::naive_matmul;
+
+/// The draws the tests make, from the workspace's one SplitMix64.
+pub struct Rng(SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        Rng(SplitMix64::new(seed))
     }
 
     /// Uniform in [lo, hi).
     pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        lo + (hi - lo) * unit
+        lo + (hi - lo) * self.0.unit_f64()
     }
 
     /// An integer in 0..n.
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
+        self.0.below(n)
     }
 
     /// An array of values uniform in [-scale, scale).
@@ -40,21 +34,4 @@ impl Rng {
     pub fn integers(&mut self, dims: &[usize]) -> ArrayD<f64> {
         ArrayD::from_shape_simple_fn(IxDyn(dims), || self.below(9) as f64 - 4.0)
     }
-}
-
-/// `a·b` by the textbook triple loop, over row-major copies (fast enough unoptimised).
-pub fn naive_matmul(a: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
-    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
-    let a: Vec<f64> = a.iter().copied().collect();
-    let b: Vec<f64> = b.iter().copied().collect();
-    let mut c = vec![0.0; m * n];
-    for i in 0..m {
-        for p in 0..k {
-            let aip = a[i * k + p];
-            for j in 0..n {
-                c[i * n + j] += aip * b[p * n + j];
-            }
-        }
-    }
-    Array2::from_shape_vec((m, n), c).expect("sized m·n")
 }

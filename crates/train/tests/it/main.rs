@@ -1,6 +1,7 @@
 //! Integration tests of wengert-train: what a user does, end to end.
 
 mod accumulate;
+mod architecture;
 mod data;
 mod loaders;
 mod modules;

@@ -3,7 +3,7 @@
 
 use wengert_io::{Checkpoint, LoadOptions};
 use wengert_train::{
-    Activation, Adam, AdamW, Control, Dataset, Error, Every, History, Mlp, Module, Optimizer, Sgd,
+    Activation, Adam, Control, Dataset, Error, Every, History, Mlp, Module, Optimizer, Sgd,
     StopReason, TrainConfig, TrainState, Trainer,
 };
 
@@ -122,7 +122,7 @@ const OPTIMIZERS: [(&str, MakeOptimizer); 5] = [
         )
     }),
     ("sgd", || Box::new(Sgd::new(0.1).unwrap())),
-    ("adamw", || Box::new(AdamW::new(0.02).unwrap())),
+    ("adamw", || Box::new(Adam::adamw(0.02).unwrap())),
 ];
 
 #[test]
@@ -349,4 +349,61 @@ fn a_fit_that_fails_in_a_checkpoint_hook_keeps_the_base_learning_rate() {
     let err = trainer.fit(&mut m, &data, None).unwrap_err();
     assert!(err.to_string().contains("disk full"), "{err}");
     assert_eq!(trainer.optimizer().learning_rate(), 0.1);
+}
+
+/// A checkpoint written by the `AdamW` type that `Adam`'s decoupled decay replaced (its state's
+/// kind `adamw`, settings beta1, beta2, eps and weight_decay): paused after step 4 of a 6-step
+/// run of `disc(24, 9)` in batches of 8, seed 5, on a 2-3-2 network of seed 4, AdamW at 0.02
+/// with decay 0.05.
+const ADAMW_CHECKPOINT: &[u8] = include_bytes!("data/adamw_step4.ckpt");
+
+/// The weights that run ended with, bit for bit, as the `AdamW` type computed them.
+const ADAMW_FINAL_BITS: [u32; 17] = [
+    3210645919, 3214717090, 1059037519, 3201566970, 1042732160, 3198906164, 3182864451, 3157171071,
+    1028012931, 1058536647, 1043020944, 3202339108, 3215216165, 1060471140, 3209747243, 1033832642,
+    3181316288,
+];
+
+#[test]
+fn an_adamw_checkpoint_saved_before_adam_took_its_decay_resumes_bit_for_bit() {
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: 8,
+        seed: 5,
+        ..TrainConfig::default()
+    };
+    let data = disc(24, 9);
+    let adamw = || {
+        Adam::builder(0.02)
+            .decoupled_weight_decay(0.05)
+            .build()
+            .unwrap()
+    };
+    let ckpt = Checkpoint::from_bytes(ADAMW_CHECKPOINT, &LoadOptions::default()).unwrap();
+    let state = TrainState::<f32>::from_checkpoint(&ckpt).unwrap();
+    assert_eq!(
+        (state.optimizer.kind.as_str(), state.optimizer.step),
+        ("adamw", 4)
+    );
+
+    let mut model = Mlp::builder(&[2, 3, 2]).seed(40).build().unwrap();
+    let history = Trainer::new(config.clone(), adamw())
+        .resume(&mut model, &data, None, state.clone())
+        .unwrap();
+    assert_eq!(history.steps, 6);
+    assert_eq!(bits(&model), ADAMW_FINAL_BITS);
+
+    // Straight through, today's Adam with decoupled decay ends in the same place.
+    let mut straight = Mlp::builder(&[2, 3, 2]).seed(4).build().unwrap();
+    Trainer::new(config.clone(), adamw())
+        .fit(&mut straight, &data, None)
+        .unwrap();
+    assert_eq!(bits(&straight), ADAMW_FINAL_BITS);
+
+    // The state names its decay: Adam with L2 decay refuses it.
+    let l2 = Adam::builder(0.02).weight_decay(0.05).build().unwrap();
+    let err = Trainer::new(config, l2)
+        .resume(&mut model, &data, None, state)
+        .unwrap_err();
+    assert!(err.to_string().contains("adamw's, not adam's"), "{err}");
 }

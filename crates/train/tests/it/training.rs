@@ -6,8 +6,8 @@ use std::cell::RefCell;
 use ndarray::{ArrayViewD, ArrayViewMutD, array};
 use wengert_tape::{NodeId, Tape};
 use wengert_train::{
-    Activation, Adam, AdamW, Callback, Control, EpochRecord, Error, Linear, Loss, Mlp, Module,
-    OnEpoch, OnStep, ParameterIds, Schedule, Sgd, StopReason, TrainConfig, Trainer, datasets,
+    Activation, Adam, Callback, Control, EpochRecord, Error, Linear, Loss, Mlp, Module, OnEpoch,
+    OnStep, ParameterIds, Schedule, Sgd, StopReason, TrainConfig, Trainer, datasets,
 };
 
 use crate::{disc, plane};
@@ -73,7 +73,7 @@ fn momentum_and_adamw_train_too() {
             .unwrap(),
     );
     assert!(acc >= 0.95, "nesterov accuracy {acc}");
-    let acc = disc_accuracy(20, 200, AdamW::new(0.02).unwrap());
+    let acc = disc_accuracy(20, 200, Adam::adamw(0.02).unwrap());
     assert!(acc >= 0.95, "adamw accuracy {acc}");
 }
 

@@ -1,0 +1,114 @@
+//! Heap allocations per step of a loop that records the ops of more than two inputs (concat,
+//! stack, where, a weighted loss), counted by a global allocator: once the first steps have
+//! sized every buffer, rewinding and recording again allocates nothing, through the plain
+//! methods and through handles. A test binary of its own, so that no other test allocates
+//! while it counts; one test function, for the same reason.
+
+#![allow(
+    unsafe_code,
+    reason = "GlobalAlloc is an unsafe trait; every method forwards to the system allocator"
+)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ndarray::array;
+use wengert_tape::{CrossEntropyOptions, Graph, Reduction, Tape};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: each method forwards its arguments unchanged to `System`, which upholds GlobalAlloc's
+// contract; the counter is an atomic that never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `alloc`'s contract, which we pass on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: `ptr` came from `System` with `layout`; the caller upholds `new_size`'s rules.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from this allocator, that is from `System`, with this `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+#[test]
+fn recording_ops_of_many_inputs_allocates_nothing_in_steady_state() {
+    // Through the plain methods.
+    let mut tape = Tape::<f64>::new();
+    let w = tape.parameter(array![[0.5, -0.25], [0.1, 0.2]]).unwrap();
+    let pos = tape.parameter(array![1.0, 2.0]).unwrap();
+    let labels = tape.labels(&[1, 0]).unwrap();
+    let start = tape.mark();
+    let mut counts = Vec::with_capacity(20);
+    for step in 0..23 {
+        let before = allocations();
+        tape.rewind(start).unwrap();
+        let a = tape.tanh(w).unwrap();
+        let b = tape.exp(w).unwrap();
+        let joined = tape.concat([a, b, a, w, b, a, w, b, a], 1).unwrap();
+        let stacked = tape.stack([a, b, w], 0).unwrap();
+        let mask = tape.gt(a, b).unwrap();
+        let chosen = tape.where_cond(mask, a, pos).unwrap();
+        let s1 = tape.sum(joined).unwrap();
+        let s2 = tape.sum(stacked).unwrap();
+        let ce = tape
+            .cross_entropy_weighted(chosen, labels, pos, CrossEntropyOptions::default())
+            .unwrap();
+        let bce = tape
+            .binary_cross_entropy_with_logits_weighted(a, b, pos, Reduction::Sum)
+            .unwrap();
+        let l = tape.add(s1, s2).unwrap();
+        let l = tape.add(l, ce).unwrap();
+        let loss = tape.add(l, bce).unwrap();
+        tape.backward(loss).unwrap();
+        if step >= 3 {
+            counts.push(allocations() - before);
+        }
+    }
+    assert!(counts.iter().all(|&a| a == 0), "plain methods: {counts:?}");
+
+    // Through handles: the list methods take the handles' ids without collecting them.
+    let g = Graph::<f64>::new();
+    let w = g.parameter(array![[0.5, -0.25], [0.1, 0.2]]).unwrap();
+    let start = g.mark().unwrap();
+    let mut counts = Vec::with_capacity(20);
+    for step in 0..23 {
+        let before = allocations();
+        g.rewind(start).unwrap();
+        let a = w.tanh().unwrap();
+        let b = w.exp().unwrap();
+        let joined = g.concat(&[a, b, a, w], 0).unwrap();
+        let stacked = g.stack(&[a, b, w], 2).unwrap();
+        let mask = a.gt(&b).unwrap();
+        let chosen = mask.where_cond(&a, &b).unwrap();
+        let loss = (joined.sum().unwrap() + stacked.sum().unwrap()).unwrap();
+        let loss = (loss + chosen.sum().unwrap()).unwrap();
+        loss.backward().unwrap();
+        if step >= 3 {
+            counts.push(allocations() - before);
+        }
+    }
+    assert!(counts.iter().all(|&a| a == 0), "handles: {counts:?}");
+}
