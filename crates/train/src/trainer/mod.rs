@@ -16,7 +16,7 @@ use crate::callback::{Callback, Control, EpochRecord};
 use crate::evaluate::{Evaluation, check_targets, evaluate_bound};
 use crate::reduce::{GradientReducer, LocalReducer, TreeSum, check_layout};
 use crate::state::{Batches, EpochProgress, Every, TrainState};
-use crate::{Dataset, Error, Loss, Module, Optimizer, Result, Rng, Schedule};
+use crate::{Dataset, Error, Loss, Mode, Module, Optimizer, Result, Rng, Schedule};
 use bound::{BoundModel, output_view};
 
 /// How to train.
@@ -43,7 +43,8 @@ pub struct TrainConfig {
     /// the last epoch's weights. (With it, the best epoch a run reports is always the one
     /// whose weights it ends with.)
     pub restore_best: bool,
-    /// The seed of the batch order (default 0).
+    /// The seed of the batch order and of the training passes' stochastic layers, such as
+    /// dropout's masks (default 0).
     pub seed: u64,
     /// Examples per forward pass when evaluating (default 1024); does not change results.
     pub eval_batch_size: usize,
@@ -360,7 +361,7 @@ impl<'a, E: Float> Trainer<'a, E> {
         self.bound.tape.no_grad(|tape| -> Result<Array2<E>> {
             tape.rewind(at.mark)?;
             let x = tape.input(Shaped(&[rows, features.ncols()], data))?;
-            let out = at.forward(tape, model, x)?;
+            let out = at.forward(tape, model, x, Mode::Evaluation)?;
             Ok(output_view(tape, out)?.to_owned())
         })
     }

@@ -1,16 +1,18 @@
-//! Modules as a user builds them: a `Sequential` with dropout trained by the `Trainer`,
+//! Modules as a user builds them: a `Sequential` with dropout trained by the `Trainer` (its
+//! masks drawn from the run's seed, the same when resumed or shared between processes),
 //! evaluated without dropout, its state saved in both file formats and loaded back, and the
 //! errors of a state that does not fit.
 
 use ndarray::{Array1, ArrayViewD, ArrayViewMutD, array};
-use wengert_io::{Weights, export_safetensors, save_weights};
+use wengert_io::{Checkpoint, LoadOptions, Weights, export_safetensors, save_weights};
 use wengert_tape::{NodeId, Tape};
 use wengert_train::{
-    Activation, Adam, Dropout, Init, Linear, Module, ParameterIds, Rng, Sequential, TrainConfig,
-    Trainer, load_safetensors, load_state, load_state_dict, prefixed, save_safetensors, save_state,
-    state_dict,
+    Activation, Adam, Control, Dropout, Every, History, Init, Linear, Module, ParameterIds, Rng,
+    Sequential, StopReason, TrainConfig, TrainState, Trainer, load_safetensors, load_state,
+    load_state_dict, prefixed, save_safetensors, save_state, state_dict,
 };
 
+use crate::accumulate::SharedReducer;
 use crate::disc;
 
 /// `x - centre`, with `centre` a buffer: state that is saved but not trained.
@@ -247,5 +249,130 @@ fn a_state_that_does_not_fit_is_refused_naming_the_first_tensor_and_changing_not
         export_safetensors(&st, &state).unwrap();
         let err = load_safetensors(&mut target, &st).unwrap_err().to_string();
         assert!(err.contains(expected), "{err}");
+    }
+}
+
+/// A model's parameters, as bits.
+fn bits(model: &impl Module<f32>) -> Vec<u32> {
+    model
+        .parameters()
+        .iter()
+        .flatten()
+        .map(|x| x.to_bits())
+        .collect()
+}
+
+/// The history with the clock taken out.
+fn timeless(mut h: History) -> History {
+    for r in &mut h.epochs {
+        r.seconds = 0.0;
+    }
+    h
+}
+
+#[test]
+fn fit_trains_with_dropout_on_and_validates_with_it_off() {
+    let (train, valid) = (disc(60, 1), disc(40, 2));
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: 10,
+        seed: 4,
+        ..TrainConfig::default()
+    };
+    let run = |p| {
+        let mut model = network(3, p, 16);
+        let mut trainer = Trainer::new(config.clone(), Adam::new(0.02).unwrap());
+        let history = trainer.fit(&mut model, &train, Some(&valid)).unwrap();
+        // The last validation is the model's evaluation: no dropout in it.
+        let evaluated = trainer.evaluate(&model, &valid).unwrap();
+        assert_eq!(history.last().unwrap().val_loss, Some(evaluated.loss));
+        bits(&model)
+    };
+    let dropped = run(0.5);
+    assert_eq!(dropped, run(0.5), "the same seed, the same masks");
+    assert_ne!(dropped, run(0.0), "dropout changed no step");
+}
+
+#[test]
+fn a_run_with_dropout_resumes_bit_for_bit() {
+    let (train, valid) = (disc(45, 5), disc(30, 6));
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 7,
+        seed: 11,
+        ..TrainConfig::default()
+    };
+    let adam = || Adam::new(0.02).unwrap();
+    let mut straight = network(3, 0.3, 8);
+    let expected = Trainer::new(config.clone(), adam())
+        .fit(&mut straight, &train, Some(&valid))
+        .unwrap();
+    let mut saved: Option<Vec<u8>> = None;
+    let mut pauses = 0;
+    let (model, history) = loop {
+        // A resumed piece starts from other weights: resuming must overwrite them all.
+        let mut model = network(if saved.is_none() { 3 } else { 100 + pauses }, 0.3, 8);
+        let mut slot = None;
+        let mut trainer = Trainer::new(config.clone(), adam());
+        trainer.checkpoint_every(Every::Steps(5), |s: &TrainState<f32>| {
+            slot = Some(s.to_checkpoint().to_bytes());
+            Ok(Control::Stop)
+        });
+        let history = match saved.take() {
+            None => trainer.fit(&mut model, &train, Some(&valid)),
+            Some(bytes) => {
+                let checkpoint = Checkpoint::from_bytes(&bytes, &LoadOptions::default()).unwrap();
+                let state = TrainState::from_checkpoint(&checkpoint).unwrap();
+                trainer.resume(&mut model, &train, Some(&valid), state)
+            }
+        }
+        .unwrap();
+        drop(trainer);
+        if history.stop_reason != StopReason::Paused {
+            break (model, history);
+        }
+        saved = slot;
+        pauses += 1;
+    };
+    assert_eq!(pauses, 4);
+    assert_eq!(bits(&model), bits(&straight));
+    assert_eq!(timeless(history), timeless(expected));
+}
+
+#[test]
+fn ranks_sharing_micro_batches_with_dropout_match_one_process_bit_for_bit() {
+    let (train, valid) = (disc(60, 2), disc(20, 3));
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: 12,
+        accumulate: 4,
+        ..TrainConfig::default()
+    };
+    let mut reference = network(9, 0.4, 16);
+    Trainer::new(config.clone(), Adam::new(0.01).unwrap())
+        .fit(&mut reference, &train, Some(&valid))
+        .unwrap();
+    for ranks in [2, 4] {
+        let models: Vec<Sequential<f32>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = SharedReducer::group(ranks)
+                .into_iter()
+                .map(|reducer| {
+                    let config = config.clone();
+                    let (train, valid) = (&train, &valid);
+                    scope.spawn(move || {
+                        let mut model = network(9, 0.4, 16);
+                        Trainer::new(config, Adam::new(0.01).unwrap())
+                            .with_reducer(reducer)
+                            .fit(&mut model, train, Some(valid))
+                            .unwrap();
+                        model
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (rank, model) in models.iter().enumerate() {
+            assert_eq!(bits(model), bits(&reference), "rank {rank} of {ranks}");
+        }
     }
 }
