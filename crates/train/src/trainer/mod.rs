@@ -221,7 +221,9 @@ impl<'a, E: Float> Trainer<'a, E> {
         self.bound.tape.len()
     }
 
-    /// Trains `model` on `train`, validating on `validation` after every epoch.
+    /// Trains `model` on `train`, validating on `validation` after every epoch. The steps'
+    /// forward passes run in training mode ([`Mode::training_step`]: dropout on, its masks
+    /// from the configuration's seed), the validation in [`Mode::Evaluation`].
     ///
     /// Errors before the first step on a configuration that cannot work (a zero batch size, a
     /// loss that does not fit the targets, a validation set with other features), and
@@ -333,7 +335,8 @@ impl<'a, E: Float> Trainer<'a, E> {
     }
 
     /// The model's loss on `data` (and, for a classifier, its accuracy and confusion matrix),
-    /// computed under [`Tape::no_grad`](wengert_tape::Tape::no_grad) in chunks of `eval_batch_size`.
+    /// computed in [`Mode::Evaluation`] under [`Tape::no_grad`](wengert_tape::Tape::no_grad) in
+    /// chunks of `eval_batch_size`.
     pub fn evaluate<M: Module<E>>(&mut self, model: &M, data: &Dataset<E>) -> Result<Evaluation> {
         check_targets(self.config.loss, data, "evaluation")?;
         self.bound.bind(model)?;
@@ -346,8 +349,9 @@ impl<'a, E: Float> Trainer<'a, E> {
         evaluate_bound(&mut self.bound, model, data, loss, chunk)
     }
 
-    /// The model's outputs for `features` (`[examples, features]`), computed under
-    /// [`Tape::no_grad`](wengert_tape::Tape::no_grad): logits for a classifier, predictions for a regression.
+    /// The model's outputs for `features` (`[examples, features]`), computed in
+    /// [`Mode::Evaluation`] under [`Tape::no_grad`](wengert_tape::Tape::no_grad): logits for a
+    /// classifier, predictions for a regression.
     pub fn predict<M: Module<E>>(
         &mut self,
         model: &M,
