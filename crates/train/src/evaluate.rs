@@ -9,7 +9,7 @@ use wengert_tape::Tape;
 
 use crate::metrics::argmax;
 use crate::trainer::bound::{BoundModel, output_view};
-use crate::{ConfusionMatrix, Dataset, Error, Loss, Module, Result, Targets};
+use crate::{ConfusionMatrix, Dataset, Error, Loss, Mode, Module, Result, Targets};
 
 /// A model's loss (and, for a classifier, accuracy and confusion matrix) on a data set.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,7 +63,8 @@ pub(crate) fn evaluate_bound<E: Float, M: Module<E>>(
     for part in indices.chunks(chunk.max(1)) {
         let at = &mut bound.at;
         bound.tape.no_grad(|tape| -> Result<()> {
-            let recorded = at.record_batch(tape, model, sum.chunk_loss(), data, part)?;
+            let recorded =
+                at.record_batch(tape, model, sum.chunk_loss(), data, part, Mode::Evaluation)?;
             let mean = Float::to_f64(tape.item(recorded.loss)?);
             sum.add(mean, output_view(tape, recorded.output)?, &at.labels)
         })?;

@@ -13,11 +13,64 @@ pub enum Init {
     GlorotUniform,
     /// He (Kaiming) normal for ReLU layers: `N(0, 2 / fan_in)`.
     HeNormal,
+    /// He (Kaiming) uniform for a leaky ReLU of negative slope `a`, over the fan-in
+    /// (PyTorch's `kaiming_uniform_(w, a)`): `U(-b, b)` with `b = √(6 / ((1 + a²) fan_in))`.
+    /// With `a = √5` ([`Init::pytorch_conv`]) it is PyTorch's default for convolution and
+    /// linear weights, `b = 1/√fan_in`.
+    KaimingUniform {
+        /// The negative slope of the leaky ReLU the gain is computed for (0 for a ReLU).
+        a: f64,
+    },
+    /// `U(-1/√fan_in, 1/√fan_in)`: PyTorch's default for the bias of a convolution or a
+    /// linear layer.
+    FanInUniform,
     /// All zeros (the usual start for biases).
     Zeros,
 }
 
 impl Init {
+    /// PyTorch's default for a convolution's (and a linear layer's) weight:
+    /// `kaiming_uniform_(w, a=√5)`, that is `U(-1/√fan_in, 1/√fan_in)`; its bias takes
+    /// [`Init::FanInUniform`]. The fans of a convolution's weight come from
+    /// [`Init::conv_fans`].
+    ///
+    /// ```
+    /// use wengert_train::{Init, Rng};
+    /// let dims = [16, 3, 5, 5]; // out channels, in channels / groups, kernel height, width
+    /// let (fan_in, fan_out) = Init::conv_fans(&dims)?;
+    /// assert_eq!((fan_in, fan_out), (75, 400));
+    /// let mut rng = Rng::seed_from_u64(0);
+    /// let w = Init::pytorch_conv().sample::<f32>(&dims, fan_in, fan_out, &mut rng)?;
+    /// let b = Init::FanInUniform.sample::<f32>(&[16], fan_in, fan_out, &mut rng)?;
+    /// let bound = 1.0 / (75f32).sqrt();
+    /// assert!(w.iter().chain(&b).all(|x| x.abs() <= bound));
+    /// # Ok::<(), wengert_train::Error>(())
+    /// ```
+    pub fn pytorch_conv() -> Init {
+        Init::KaimingUniform { a: 5f64.sqrt() }
+    }
+
+    /// The fan-in and fan-out of a weight of `dims` as PyTorch computes them
+    /// (`_calculate_fan_in_and_fan_out`): for `[out, in, k...]` (a convolution's weight,
+    /// `in` per group), `fan_in = in · ∏k` and `fan_out = out · ∏k`. A weight needs two
+    /// axes at least; an error too if the product overflows.
+    pub fn conv_fans(dims: &[usize]) -> Result<(usize, usize)> {
+        let [out, inp, kernel @ ..] = dims else {
+            return Err(Error::InvalidConfig(format!(
+                "a weight needs at least two axes to have fans, got {dims:?}"
+            )));
+        };
+        let overflow = || Error::InvalidConfig(format!("the fans of {dims:?} overflow"));
+        let field = kernel
+            .iter()
+            .try_fold(1usize, |acc, &k| acc.checked_mul(k))
+            .ok_or_else(overflow)?;
+        Ok((
+            inp.checked_mul(field).ok_or_else(overflow)?,
+            out.checked_mul(field).ok_or_else(overflow)?,
+        ))
+    }
+
     /// An array of `dims` drawn from this initialiser for a layer with `fan_in` inputs and
     /// `fan_out` outputs.
     ///
@@ -63,6 +116,14 @@ impl Init {
                 let std = (2.0 / fan_in.max(1) as f64).sqrt();
                 data.extend((0..n).map(|_| E::from_f64(std * rng.normal())));
             }
+            Init::KaimingUniform { a } => {
+                let b = (6.0 / ((1.0 + a * a) * fan_in.max(1) as f64)).sqrt();
+                data.extend((0..n).map(|_| E::from_f64(rng.uniform_in(-b, b))));
+            }
+            Init::FanInUniform => {
+                let b = 1.0 / (fan_in.max(1) as f64).sqrt();
+                data.extend((0..n).map(|_| E::from_f64(rng.uniform_in(-b, b))));
+            }
             Init::Zeros => data.resize(n, E::zero()),
         }
         Ok(ArrayD::from_shape_vec(IxDyn(dims), data).expect("sized to the product of dims"))
@@ -91,6 +152,46 @@ mod tests {
         assert!((var - 2.0 / 300.0).abs() < 0.0005, "variance {var}");
         let z = Init::Zeros.sample::<f32>(&[4], 1, 4, &mut rng).unwrap();
         assert!(z.iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn kaiming_uniform_matches_pytorchs_bounds_and_spread() {
+        // PyTorch: gain = √(2 / (1 + a²)), bound = gain · √(3 / fan_in).
+        let mut rng = Rng::seed_from_u64(4);
+        let cases = [
+            (0.0, (6.0f64 / 288.0).sqrt()),
+            (5f64.sqrt(), 1.0 / 288f64.sqrt()),
+        ];
+        for (a, bound) in cases {
+            let w = Init::KaimingUniform { a }
+                .sample::<f64>(&[64, 32, 3, 3], 288, 576, &mut rng)
+                .unwrap();
+            assert!(w.iter().all(|x| x.abs() < bound), "a = {a}");
+            // The variance of U(-b, b) is b²/3.
+            let var = w.iter().map(|x| x * x).sum::<f64>() / w.len() as f64;
+            assert!(
+                (var / (bound * bound / 3.0) - 1.0).abs() < 0.03,
+                "a = {a}: {var}"
+            );
+        }
+        assert_eq!(
+            Init::pytorch_conv(),
+            Init::KaimingUniform { a: 5f64.sqrt() }
+        );
+        let b = Init::FanInUniform
+            .sample::<f64>(&[1000], 9, 1, &mut rng)
+            .unwrap();
+        assert!(b.iter().all(|x| x.abs() < 1.0 / 3.0));
+        assert!(b.iter().any(|x| x.abs() > 0.3));
+    }
+
+    #[test]
+    fn conv_fans_follow_pytorch() {
+        assert_eq!(Init::conv_fans(&[32, 1, 3, 3]).unwrap(), (9, 288));
+        assert_eq!(Init::conv_fans(&[8, 4, 5]).unwrap(), (20, 40));
+        assert_eq!(Init::conv_fans(&[10, 3]).unwrap(), (3, 10));
+        assert!(Init::conv_fans(&[3]).is_err());
+        assert!(Init::conv_fans(&[2, 2, usize::MAX, 2]).is_err());
     }
 
     #[test]

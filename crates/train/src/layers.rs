@@ -1,4 +1,5 @@
-//! Layers: [`Linear`], the [`Activation`]s, and the [`Mlp`] built from them.
+//! Layers: [`Linear`], the [`Activation`]s (each a module of its own too), and the [`Mlp`]
+//! built from them.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -69,9 +70,15 @@ impl<E: Float> Module<E> for Linear<E> {
             self.bias.view_mut().into_dyn(),
         ]
     }
+
+    fn parameter_names(&self) -> Vec<String> {
+        vec!["weight".into(), "bias".into()]
+    }
 }
 
-/// An elementwise non-linearity between layers.
+/// An elementwise non-linearity between layers; a [`Module`] of its own too, with no
+/// parameters (PyTorch's `nn.ReLU()`, `nn.Tanh()`, ...), to put in a
+/// [`Sequential`](crate::Sequential).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
     /// `max(x, 0)`.
@@ -80,6 +87,11 @@ pub enum Activation {
     Tanh,
     /// `1 / (1 + e^-x)`.
     Sigmoid,
+    /// `x · Φ(x)`, with `Φ` the standard normal distribution function (PyTorch's `nn.GELU()`,
+    /// exact).
+    Gelu,
+    /// `x · σ(x)` (PyTorch's `nn.SiLU()`, also called swish).
+    Silu,
 }
 
 impl Activation {
@@ -89,25 +101,49 @@ impl Activation {
             Activation::Relu => tape.relu(x),
             Activation::Tanh => tape.tanh(x),
             Activation::Sigmoid => tape.sigmoid(x),
+            Activation::Gelu => tape.gelu(x),
+            Activation::Silu => tape.silu(x),
         }
     }
 
     /// The initialiser that keeps activations' variance steady through this non-linearity:
-    /// He for ReLU, Glorot for the saturating ones.
+    /// He for ReLU and its smooth kin, Glorot for the saturating ones.
     pub fn suggested_init(self) -> Init {
         match self {
-            Activation::Relu => Init::HeNormal,
+            Activation::Relu | Activation::Gelu | Activation::Silu => Init::HeNormal,
             Activation::Tanh | Activation::Sigmoid => Init::GlorotUniform,
         }
     }
 
-    /// The lower-case name (`relu`, `tanh`, `sigmoid`).
+    /// The lower-case name (`relu`, `tanh`, `sigmoid`, `gelu`, `silu`).
     pub fn name(self) -> &'static str {
         match self {
             Activation::Relu => "relu",
             Activation::Tanh => "tanh",
             Activation::Sigmoid => "sigmoid",
+            Activation::Gelu => "gelu",
+            Activation::Silu => "silu",
         }
+    }
+
+    /// Every activation, in declaration order.
+    pub const ALL: [Activation; 5] = [
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Gelu,
+        Activation::Silu,
+    ];
+}
+
+impl<E: Float> Module<E> for Activation {
+    fn forward(
+        &self,
+        tape: &mut Tape<E>,
+        _params: &mut ParameterIds<'_>,
+        x: NodeId,
+    ) -> Result<NodeId> {
+        Ok(self.record(tape, x)?)
     }
 }
 
@@ -121,14 +157,15 @@ impl FromStr for Activation {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "relu" => Ok(Activation::Relu),
-            "tanh" => Ok(Activation::Tanh),
-            "sigmoid" => Ok(Activation::Sigmoid),
-            _ => Err(Error::InvalidConfig(format!(
-                "unknown activation `{s}` (expected relu, tanh or sigmoid)"
-            ))),
-        }
+        let lower = s.to_ascii_lowercase();
+        Activation::ALL
+            .into_iter()
+            .find(|a| a.name() == lower)
+            .ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "unknown activation `{s}` (expected relu, tanh, sigmoid, gelu or silu)"
+                ))
+            })
     }
 }
 
@@ -212,6 +249,10 @@ impl<E: Float> Module<E> for Mlp<E> {
             .iter_mut()
             .flat_map(Linear::parameters_mut)
             .collect()
+    }
+
+    fn parameter_names(&self) -> Vec<String> {
+        Mlp::parameter_names(self)
     }
 }
 
@@ -352,6 +393,60 @@ mod tests {
         }
         assert!("swish".parse::<Activation>().is_err());
         assert_eq!("ReLU".parse::<Activation>().unwrap(), Activation::Relu);
+        for a in Activation::ALL {
+            assert_eq!(a.name().parse::<Activation>().unwrap(), a);
+        }
+    }
+
+    #[test]
+    fn activations_are_modules_without_parameters() {
+        let x = array![[-1.0, 0.0, 2.0]];
+        let cases: [(Activation, [f64; 3]); 5] = [
+            (Activation::Relu, [0.0, 0.0, 2.0]),
+            (Activation::Tanh, [-(1.0f64.tanh()), 0.0, 2.0f64.tanh()]),
+            (
+                Activation::Sigmoid,
+                [0.268_941_421_369_995_1, 0.5, 0.880_797_077_977_882_3],
+            ),
+            // x·Φ(x): Φ(-1) = 0.158655..., Φ(2) = 0.977249...
+            (
+                Activation::Gelu,
+                [-0.158_655_253_931_457_05, 0.0, 1.954_499_736_103_642],
+            ),
+            (
+                Activation::Silu,
+                [-0.268_941_421_369_995_1, 0.0, 1.761_594_155_955_764_9],
+            ),
+        ];
+        for (a, expected) in cases {
+            assert!(Module::<f64>::parameters(&a).is_empty());
+            let y = a.predict(&x).unwrap();
+            for (got, want) in y.iter().zip(expected) {
+                assert!((got - want).abs() < 1e-12, "{a}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn linear_and_mlp_name_their_parameters() {
+        let mlp = Mlp::<f32>::builder(&[3, 2, 1]).build().unwrap();
+        let named: Vec<(String, Vec<usize>)> = mlp
+            .named_parameters()
+            .unwrap()
+            .into_iter()
+            .map(|(n, p)| (n, p.shape().to_vec()))
+            .collect();
+        let expected = [
+            ("layers.0.weight", vec![3, 2]),
+            ("layers.0.bias", vec![2]),
+            ("layers.1.weight", vec![2, 1]),
+            ("layers.1.bias", vec![1]),
+        ];
+        assert_eq!(named.len(), expected.len());
+        for ((n, s), (en, es)) in named.iter().zip(&expected) {
+            assert_eq!((n.as_str(), s), (*en, es));
+        }
+        assert_eq!(Module::parameter_names(&mlp.layers[0]), ["weight", "bias"]);
     }
 
     #[test]

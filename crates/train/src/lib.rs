@@ -1,7 +1,10 @@
 //! Training for wengert: layers, losses, optimisers, data and the loop that drives them.
 //!
-//! - Models: [`Linear`], [`Mlp`] (built with [`Mlp::builder`]), or any type implementing
-//!   [`Module`]; weights start from an [`Init`] drawn from a seeded [`Rng`].
+//! - Models: [`Linear`], [`Mlp`] (built with [`Mlp::builder`]), [`Sequential`] of layers
+//!   ([`Linear`], [`Activation`], [`Dropout`], [`Flatten`]), or any type implementing
+//!   [`Module`]; weights start from an [`Init`] drawn from a seeded [`Rng`]. A forward pass
+//!   trains or evaluates ([`Mode`]); [`Module::predict`] runs a model without a trainer;
+//!   [`save_state`] / [`load_state`] (and safetensors) keep its named parameters and buffers.
 //! - Objectives and measures: [`Loss`] (MSE, RMSE, softmax cross-entropy), [`accuracy`],
 //!   [`ConfusionMatrix`].
 //! - Optimisers with PyTorch's update rules: [`Sgd`] (momentum, Nesterov), [`Adam`] (L2 or
@@ -43,8 +46,11 @@ mod callback;
 mod checkpoint;
 mod data;
 pub mod datasets;
+mod dropout;
 mod error;
 mod evaluate;
+mod flatten;
+mod forward;
 mod init;
 mod layers;
 pub mod loaders;
@@ -53,31 +59,41 @@ mod metrics;
 mod module;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+mod names;
 mod optim;
 pub mod recipe;
 pub mod reduce;
 mod rng;
 mod save;
 mod schedule;
+mod sequential;
 mod state;
 mod trainer;
 
 pub use callback::{Callback, Control, EpochRecord, OnEpoch, OnStep, StepInfo};
 pub use data::{Dataset, MAX_CLASSES, Standardizer, Targets};
+pub use dropout::Dropout;
 pub use error::{Error, Result};
 pub use evaluate::{Evaluation, EvaluationSum, evaluate};
+pub use flatten::Flatten;
+pub use forward::{Mode, ParameterIds};
 pub use init::Init;
 pub use layers::{Activation, Linear, Mlp, MlpBuilder};
 pub use loss::Loss;
 pub use metrics::{ConfusionMatrix, MAX_TABLE_CLASSES, accuracy, argmax_rows};
-pub use module::{Module, ParameterIds};
+pub use module::Module;
+pub use names::prefixed;
 pub use optim::{
     Adam, AdamBuilder, GradientSet, Optimizer, OptimizerState, Sgd, SgdBuilder, clip_grad_norm,
 };
 pub use reduce::{GradientReducer, LocalReducer};
 pub use rng::{Rng, RngState};
-pub use save::{load_parameters, save_parameters};
+pub use save::{
+    load_parameters, load_safetensors, load_state, load_state_dict, save_parameters,
+    save_safetensors, save_state, state_dict,
+};
 pub use schedule::Schedule;
+pub use sequential::{BoxedModule, Sequential};
 pub use state::{EpochProgress, Every, TrainState};
 pub use trainer::{History, StopReason, TrainConfig, Trainer};
 
@@ -89,4 +105,8 @@ pub(crate) mod rng_streams {
     pub const SPLIT: u64 = 2;
     /// The order of examples in each epoch.
     pub const SHUFFLE: u64 = 3;
+    /// The seeds a forward pass hands its stochastic layers, from the pass's own seed.
+    pub const LAYERS: u64 = 4;
+    /// The seeds of a run's training passes ([`Mode::training_step`](crate::Mode::training_step)).
+    pub const STEPS: u64 = 5;
 }

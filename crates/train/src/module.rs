@@ -1,14 +1,15 @@
-//! [`Module`]: what the trainer needs of a model, and [`ParameterIds`], the parameters' nodes
-//! it hands to the forward pass.
+//! [`Module`]: what the trainer needs of a model (a forward pass and its parameters), and what
+//! a model offers besides: names, buffers, evaluation without a trainer.
 
-use ndarray::{ArrayViewD, ArrayViewMutD};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD};
 use wengert_ops::Float;
-use wengert_tape::{NodeId, Tape};
+use wengert_tape::{IntoValue, NodeId, Tape};
 
-use crate::{Error, Result};
+use crate::names::zip_named;
+use crate::{Mode, ParameterIds, Result};
 
 /// A model the [`Trainer`](crate::Trainer) can train: a forward pass recorded on a tape, and
-/// the parameters it owns.
+/// the parameters it owns (PyTorch's `nn.Module`).
 ///
 /// The parameters live on the tape while a model trains: the trainer records each one once
 /// (in the order [`parameters`](Module::parameters) lists them), and every step hands
@@ -17,6 +18,13 @@ use crate::{Error, Result};
 /// writes them back into the model when an epoch ends and when training stops. So `forward`
 /// records no parameter of its own, and takes every id it is given: the trainer refuses a
 /// model that does otherwise.
+///
+/// The same [`ParameterIds`] tells `forward` whether the pass trains or evaluates
+/// ([`ParameterIds::is_training`]) and gives stochastic layers their seeds
+/// ([`ParameterIds::next_seed`]). Besides its parameters, a model may hold buffers: arrays
+/// that are part of its state but not trained (running statistics), saved with it. Names
+/// ([`parameter_names`](Module::parameter_names), [`buffer_names`](Module::buffer_names))
+/// are dotted paths such as `layers.0.weight`; by default `param.<i>` and `buffer.<i>`.
 ///
 /// ```
 /// use ndarray::{array, Array2, ArrayViewD, ArrayViewMutD};
@@ -48,13 +56,16 @@ use crate::{Error, Result};
 /// let x = tape.input(array![[1.0, 1.0]])?;
 /// let y = model.apply(&mut tape, x)?;
 /// assert_eq!(tape.data(y)?, &[5.0]);
+/// // Or, for the outputs alone, `predict` (a pass in evaluation mode on a tape of its own).
+/// assert_eq!(model.predict(&array![[1.0, 1.0], [1.0, 0.0]])?, array![[5.0], [2.0]].into_dyn());
 /// # Ok::<(), wengert_train::Error>(())
 /// ```
 pub trait Module<E: Float> {
-    /// Records the forward pass of the batch `x` (`[batch, features]`) and returns the output
-    /// node (`[batch, outputs]`: logits for a classifier, predictions for a regression),
-    /// taking each parameter's node from `params`, in [`parameters`](Module::parameters)
-    /// order.
+    /// Records the forward pass of the batch `x` (`[batch, features]` for the trainer's
+    /// data; any shape a model accepts) and returns the output node (`[batch, outputs]`:
+    /// logits for a classifier, predictions for a regression), taking each parameter's node
+    /// from `params`, in [`parameters`](Module::parameters) order, in the mode `params`
+    /// gives.
     fn forward(
         &self,
         tape: &mut Tape<E>,
@@ -62,27 +73,93 @@ pub trait Module<E: Float> {
         x: NodeId,
     ) -> Result<NodeId>;
 
-    /// The parameters, in the order `forward` takes them.
-    fn parameters(&self) -> Vec<ArrayViewD<'_, E>>;
+    /// The parameters, in the order `forward` takes them (none by default: a layer such as
+    /// an activation needs only `forward`).
+    fn parameters(&self) -> Vec<ArrayViewD<'_, E>> {
+        Vec::new()
+    }
 
     /// The parameters, mutably, in the same order.
-    fn parameters_mut(&mut self) -> Vec<ArrayViewMutD<'_, E>>;
+    fn parameters_mut(&mut self) -> Vec<ArrayViewMutD<'_, E>> {
+        Vec::new()
+    }
+
+    /// The parameters' names, in the same order (default `param.0`, `param.1`, ...). A
+    /// module holding others gives theirs under its own names for them, with
+    /// [`prefixed`](crate::prefixed): `layers.0.weight`.
+    fn parameter_names(&self) -> Vec<String> {
+        numbered("param", self.parameters().len())
+    }
+
+    /// The buffers: arrays of the model's state that are not trained, such as running
+    /// statistics (none by default).
+    fn buffers(&self) -> Vec<ArrayViewD<'_, E>> {
+        Vec::new()
+    }
+
+    /// The buffers, mutably, in the same order.
+    fn buffers_mut(&mut self) -> Vec<ArrayViewMutD<'_, E>> {
+        Vec::new()
+    }
+
+    /// The buffers' names, in the same order (default `buffer.0`, `buffer.1`, ...).
+    fn buffer_names(&self) -> Vec<String> {
+        numbered("buffer", self.buffers().len())
+    }
 
     /// The number of scalar parameters.
     fn parameter_count(&self) -> usize {
         self.parameters().iter().map(|p| p.len()).sum()
     }
 
+    /// The parameters with their names, in order; an error if the model names a different
+    /// number of parameters than it lists, or gives two the same name.
+    fn named_parameters(&self) -> Result<Vec<(String, ArrayViewD<'_, E>)>> {
+        zip_named("parameter", self.parameter_names(), self.parameters())
+    }
+
+    /// The buffers with their names, in order, checked as in
+    /// [`named_parameters`](Module::named_parameters).
+    fn named_buffers(&self) -> Result<Vec<(String, ArrayViewD<'_, E>)>> {
+        zip_named("buffer", self.buffer_names(), self.buffers())
+    }
+
     /// Records the parameters on `tape` (copying them in, after whatever the tape holds),
-    /// then the forward pass of `x`: for a one-off pass outside a [`Trainer`](crate::Trainer),
-    /// or to record the model into a larger graph.
+    /// then the forward pass of `x` in [`Mode::Evaluation`]: for a one-off pass outside a
+    /// [`Trainer`](crate::Trainer), or to record the model into a larger graph.
     fn apply(&self, tape: &mut Tape<E>, x: NodeId) -> Result<NodeId> {
+        self.apply_with(tape, x, Mode::Evaluation)
+    }
+
+    /// [`apply`](Module::apply) in `mode`: [`Mode::Training`] with a seed for a training
+    /// pass of a loop of one's own.
+    fn apply_with(&self, tape: &mut Tape<E>, x: NodeId, mode: Mode) -> Result<NodeId> {
         let ids = record_parameters(self, tape)?;
-        let mut params = ParameterIds::new(&ids);
+        let mut params = ParameterIds::with_mode(&ids, mode);
         let y = self.forward(tape, &mut params, x)?;
         params.finish()?;
         Ok(y)
     }
+
+    /// The model's output for the batch `x` (any array or view, copied in), computed in
+    /// [`Mode::Evaluation`] without recording gradients, on a tape of its own: inference
+    /// without a [`Trainer`](crate::Trainer).
+    fn predict(&self, x: impl IntoValue<E>) -> Result<ArrayD<E>>
+    where
+        Self: Sized,
+    {
+        let mut tape = Tape::new();
+        tape.no_grad(|tape| {
+            let x = tape.input(x)?;
+            let y = self.apply(tape, x)?;
+            Ok(tape.value_owned(y)?)
+        })
+    }
+}
+
+/// `prefix.0`, `prefix.1`, ... : the names of tensors a model does not name itself.
+fn numbered(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}.{i}")).collect()
 }
 
 /// Records `model`'s parameters on `tape`, in order, and returns their ids.
@@ -95,53 +172,4 @@ pub(crate) fn record_parameters<E: Float, M: Module<E> + ?Sized>(
         ids.push(tape.parameter(p)?);
     }
     Ok(ids)
-}
-
-/// The nodes of a model's parameters, handed to [`Module::forward`] to take one by one, in
-/// [`Module::parameters`] order. A model built from others hands the same `ParameterIds` to
-/// each part in turn.
-#[derive(Debug)]
-pub struct ParameterIds<'a> {
-    ids: &'a [NodeId],
-    taken: usize,
-}
-
-impl<'a> ParameterIds<'a> {
-    /// The parameters at `ids`, none taken yet.
-    pub fn new(ids: &'a [NodeId]) -> Self {
-        ParameterIds { ids, taken: 0 }
-    }
-
-    /// The next parameter's node, or an error if the model has taken them all.
-    #[allow(
-        clippy::should_implement_trait,
-        reason = "a model takes its parameters with `?`: running out is an error, not the end"
-    )]
-    pub fn next(&mut self) -> Result<NodeId> {
-        let id = self.ids.get(self.taken).copied().ok_or_else(|| {
-            Error::Model(format!(
-                "forward took more parameters than the {} its model lists",
-                self.ids.len()
-            ))
-        })?;
-        self.taken += 1;
-        Ok(id)
-    }
-
-    /// How many have been taken.
-    pub fn taken(&self) -> usize {
-        self.taken
-    }
-
-    /// Checks that every parameter was taken.
-    pub fn finish(&self) -> Result<()> {
-        if self.taken != self.ids.len() {
-            return Err(Error::Model(format!(
-                "forward took {} parameters but the model lists {}",
-                self.taken,
-                self.ids.len()
-            )));
-        }
-        Ok(())
-    }
 }

@@ -7,7 +7,7 @@ use wengert_tape::{Mark, NodeId, Tape};
 
 use crate::metrics::argmax;
 use crate::module::record_parameters;
-use crate::{Dataset, Error, Loss, Module, ParameterIds, Result};
+use crate::{Dataset, Error, Loss, Mode, Module, ParameterIds, Result};
 
 /// A tape holding a model's parameters: recorded first on a cleared tape (so that parameter `i`
 /// is node `i`), then a mark every batch rewinds to. The buffers a batch needs are kept here
@@ -102,9 +102,10 @@ impl<E: Float> BoundModel<E> {
         loss: Loss,
         data: &Dataset<E>,
         indices: &[usize],
+        mode: Mode,
     ) -> Result<Recorded> {
         self.at
-            .record_batch(&mut self.tape, model, loss, data, indices)
+            .record_batch(&mut self.tape, model, loss, data, indices, mode)
     }
 
     /// A recorded batch's loss, as `f64`.
@@ -129,8 +130,9 @@ impl<E: Float> BoundModel<E> {
 }
 
 impl Binding {
-    /// Rewinds `tape` to the mark and records the forward pass and `loss` of the examples of
-    /// `data` at `indices` (their labels gathered into [`labels`](Binding::labels)).
+    /// Rewinds `tape` to the mark and records the forward pass in `mode` and `loss` of the
+    /// examples of `data` at `indices` (their labels gathered into
+    /// [`labels`](Binding::labels)).
     pub(crate) fn record_batch<E: Float, M: Module<E>>(
         &mut self,
         tape: &mut Tape<E>,
@@ -138,11 +140,12 @@ impl Binding {
         loss: Loss,
         data: &Dataset<E>,
         indices: &[usize],
+        mode: Mode,
     ) -> Result<Recorded> {
         data.gather_labels(indices, &mut self.labels);
         tape.rewind(self.mark)?;
         let x = tape.input(data.feature_rows(indices))?;
-        let output = self.forward(tape, model, x)?;
+        let output = self.forward(tape, model, x, mode)?;
         let target = if loss.is_classification() {
             tape.labels(&self.labels)?
         } else {
@@ -155,15 +158,16 @@ impl Binding {
         Ok(Recorded { output, loss })
     }
 
-    /// Records `model`'s forward pass of `x`, and checks that it took every one of its
-    /// parameters from the tape and recorded none of its own.
+    /// Records `model`'s forward pass of `x` in `mode`, and checks that it took every one of
+    /// its parameters from the tape and recorded none of its own.
     pub(crate) fn forward<E: Float, M: Module<E>>(
         &self,
         tape: &mut Tape<E>,
         model: &M,
         x: NodeId,
+        mode: Mode,
     ) -> Result<NodeId> {
-        let mut params = ParameterIds::new(&self.ids);
+        let mut params = ParameterIds::with_mode(&self.ids, mode);
         let output = model.forward(tape, &mut params, x)?;
         params.finish()?;
         let recorded = tape.parameters().count();
@@ -234,11 +238,11 @@ mod tests {
         bound.bind(&model).unwrap();
         assert_eq!(bound.parameter_count(), 3);
         let first = bound
-            .record_batch(&model, Loss::Mse, &data, &[0, 1])
+            .record_batch(&model, Loss::Mse, &data, &[0, 1], Mode::Evaluation)
             .unwrap();
         let len = bound.tape.len();
         let again = bound
-            .record_batch(&model, Loss::Mse, &data, &[1, 0])
+            .record_batch(&model, Loss::Mse, &data, &[1, 0], Mode::Evaluation)
             .unwrap();
         assert_eq!(bound.tape.len(), len, "a batch re-records from the mark");
         // The same positions (a rewind makes new ids for them).
@@ -254,7 +258,7 @@ mod tests {
         let mut bound = BoundModel::new();
         bound.bind(&model).unwrap();
         let err = bound
-            .record_batch(&model, Loss::Mse, &data, &[0])
+            .record_batch(&model, Loss::Mse, &data, &[0], Mode::Evaluation)
             .unwrap_err();
         assert!(err.to_string().contains("not record its own"), "{err}");
 

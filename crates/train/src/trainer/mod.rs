@@ -16,7 +16,7 @@ use crate::callback::{Callback, Control, EpochRecord};
 use crate::evaluate::{Evaluation, check_targets, evaluate_bound};
 use crate::reduce::{GradientReducer, LocalReducer, TreeSum, check_layout};
 use crate::state::{Batches, EpochProgress, Every, TrainState};
-use crate::{Dataset, Error, Loss, Module, Optimizer, Result, Rng, Schedule};
+use crate::{Dataset, Error, Loss, Mode, Module, Optimizer, Result, Rng, Schedule};
 use bound::{BoundModel, output_view};
 
 /// How to train.
@@ -43,7 +43,8 @@ pub struct TrainConfig {
     /// the last epoch's weights. (With it, the best epoch a run reports is always the one
     /// whose weights it ends with.)
     pub restore_best: bool,
-    /// The seed of the batch order (default 0).
+    /// The seed of the batch order and of the training passes' stochastic layers, such as
+    /// dropout's masks (default 0).
     pub seed: u64,
     /// Examples per forward pass when evaluating (default 1024); does not change results.
     pub eval_batch_size: usize,
@@ -220,7 +221,9 @@ impl<'a, E: Float> Trainer<'a, E> {
         self.bound.tape.len()
     }
 
-    /// Trains `model` on `train`, validating on `validation` after every epoch.
+    /// Trains `model` on `train`, validating on `validation` after every epoch. The steps'
+    /// forward passes run in training mode ([`Mode::training_step`]: dropout on, its masks
+    /// from the configuration's seed), the validation in [`Mode::Evaluation`].
     ///
     /// Errors before the first step on a configuration that cannot work (a zero batch size, a
     /// loss that does not fit the targets, a validation set with other features), and
@@ -332,7 +335,8 @@ impl<'a, E: Float> Trainer<'a, E> {
     }
 
     /// The model's loss on `data` (and, for a classifier, its accuracy and confusion matrix),
-    /// computed under [`Tape::no_grad`](wengert_tape::Tape::no_grad) in chunks of `eval_batch_size`.
+    /// computed in [`Mode::Evaluation`] under [`Tape::no_grad`](wengert_tape::Tape::no_grad) in
+    /// chunks of `eval_batch_size`.
     pub fn evaluate<M: Module<E>>(&mut self, model: &M, data: &Dataset<E>) -> Result<Evaluation> {
         check_targets(self.config.loss, data, "evaluation")?;
         self.bound.bind(model)?;
@@ -345,8 +349,9 @@ impl<'a, E: Float> Trainer<'a, E> {
         evaluate_bound(&mut self.bound, model, data, loss, chunk)
     }
 
-    /// The model's outputs for `features` (`[examples, features]`), computed under
-    /// [`Tape::no_grad`](wengert_tape::Tape::no_grad): logits for a classifier, predictions for a regression.
+    /// The model's outputs for `features` (`[examples, features]`), computed in
+    /// [`Mode::Evaluation`] under [`Tape::no_grad`](wengert_tape::Tape::no_grad): logits for a
+    /// classifier, predictions for a regression.
     pub fn predict<M: Module<E>>(
         &mut self,
         model: &M,
@@ -360,7 +365,7 @@ impl<'a, E: Float> Trainer<'a, E> {
         self.bound.tape.no_grad(|tape| -> Result<Array2<E>> {
             tape.rewind(at.mark)?;
             let x = tape.input(Shaped(&[rows, features.ncols()], data))?;
-            let out = at.forward(tape, model, x)?;
+            let out = at.forward(tape, model, x, Mode::Evaluation)?;
             Ok(output_view(tape, out)?.to_owned())
         })
     }

@@ -124,7 +124,7 @@ impl<E: Float> Trainer<'_, E> {
         let (epoch, batch) = (s.epoch, s.batch);
         let lr = (self.config.schedule).learning_rate(s.base_learning_rate, epoch, s.history.steps);
         let indices = &s.order[run.batches.range(batch)];
-        let (loss, hits) = self.step(model, run.train, indices, lr)?;
+        let (loss, hits) = self.step(model, run.train, indices, lr, s.history.steps)?;
         let size = indices.len();
         s.history.steps += 1;
         s.batch += 1;

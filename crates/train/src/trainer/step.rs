@@ -5,26 +5,30 @@ use wengert_ops::Float;
 use super::Trainer;
 use crate::optim::{add_squares, clip_factor};
 use crate::reduce::STATS;
-use crate::{Dataset, Module, Result};
+use crate::{Dataset, Error, Mode, Module, Result};
 
 /// What a step reports: the batch's mean loss (before the update) and, for a classifier, how
 /// many of its examples the model classified right.
 pub(super) type StepResult = (f64, usize);
 
 impl<E: Float> Trainer<'_, E> {
-    /// One optimiser step at rate `lr` on the examples of `data` at `indices`: in one piece,
-    /// or in micro-batches when accumulating or sharing the work with other processes.
+    /// Optimiser step `step` (counted from 0 over the run) at rate `lr` on the examples of
+    /// `data` at `indices`: in one piece, or in micro-batches when accumulating or sharing
+    /// the work with other processes. Each forward pass is in training mode, its seed a
+    /// function of the run's seed, the step and the micro-batch ([`Mode::training_step`]).
     pub(super) fn step<M: Module<E>>(
         &mut self,
         model: &M,
         data: &Dataset<E>,
         indices: &[usize],
         lr: f64,
+        step: usize,
     ) -> Result<StepResult> {
         if self.config.accumulate == 1 && self.reducer.ranks() == 1 {
-            self.step_whole(model, data, indices, lr)
+            let mode = Mode::training_step(self.config.seed, step as u64, 0);
+            self.step_whole(model, data, indices, lr, mode)
         } else {
-            self.step_accumulated(model, data, indices, lr)
+            self.step_accumulated(model, data, indices, lr, step)
         }
     }
 
@@ -35,10 +39,11 @@ impl<E: Float> Trainer<'_, E> {
         data: &Dataset<E>,
         indices: &[usize],
         lr: f64,
+        mode: Mode,
     ) -> Result<StepResult> {
         let loss_kind = self.config.loss;
         let bound = &mut self.bound;
-        let recorded = bound.record_batch(model, loss_kind, data, indices)?;
+        let recorded = bound.record_batch(model, loss_kind, data, indices, mode)?;
         let loss = bound.loss_value(recorded)?;
         let hits = bound.hits(loss_kind, recorded)?;
         if !loss.is_finite() {
@@ -70,7 +75,9 @@ impl<E: Float> Trainer<'_, E> {
         data: &Dataset<E>,
         indices: &[usize],
         lr: f64,
+        step: usize,
     ) -> Result<StepResult> {
+        let seed = self.config.seed;
         let accumulate = self.config.accumulate;
         let micro = self.config.batch_size / accumulate;
         let owned = accumulate / self.reducer.ranks();
@@ -86,7 +93,13 @@ impl<E: Float> Trainer<'_, E> {
             if part.is_empty() {
                 return Ok(());
             }
-            let recorded = bound.record_batch(model, loss_kind, data, part)?;
+            // The micro-batch's place in the step, not in this process's share: the same
+            // seed whatever the number of processes.
+            let micro_batch = u32::try_from(j).map_err(|_| {
+                Error::InvalidConfig(format!("micro-batch {j} is past the 2^32 a step can hold"))
+            })?;
+            let mode = Mode::training_step(seed, step as u64, micro_batch);
+            let recorded = bound.record_batch(model, loss_kind, data, part, mode)?;
             let loss = bound.loss_value(recorded)?;
             let hits = bound.hits(loss_kind, recorded)?;
             // The micro-batch's share of the batch's mean loss.
@@ -203,7 +216,7 @@ mod tests {
         let mut trainer = Trainer::new(config, optimizer());
         trainer.bound.bind(&model).unwrap();
         let order: Vec<usize> = (0..6).collect();
-        trainer.step(&model, &data, &order, 0.05).unwrap();
+        trainer.step(&model, &data, &order, 0.05, 0).unwrap();
         trainer.bound.write_back(&mut model).unwrap();
 
         let mut tape = wengert_tape::Tape::new();

@@ -76,7 +76,7 @@ type Partial = (Vec<f32>, Vec<f64>);
 
 /// Ranks in threads of one process, reducing by recursive doubling through shared memory: the
 /// contract of [`GradientReducer`] as an embedder would implement it on another transport.
-struct SharedReducer {
+pub(crate) struct SharedReducer {
     rank: usize,
     ranks: usize,
     /// Each rank's partial sums, posted for its partner.
@@ -85,7 +85,7 @@ struct SharedReducer {
 }
 
 impl SharedReducer {
-    fn group(ranks: usize) -> Vec<SharedReducer> {
+    pub(crate) fn group(ranks: usize) -> Vec<SharedReducer> {
         let posted = Arc::new(Mutex::new(vec![(Vec::new(), Vec::new()); ranks]));
         let barrier = Arc::new(Barrier::new(ranks));
         (0..ranks)

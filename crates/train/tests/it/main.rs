@@ -4,6 +4,7 @@ mod accumulate;
 mod architecture;
 mod data;
 mod loaders;
+mod modules;
 mod resume;
 mod training;
 
