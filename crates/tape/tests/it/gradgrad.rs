@@ -307,3 +307,59 @@ fn a_custom_op_is_refused_by_name_when_differentiated_twice() {
         "mul_square: its VJP cannot be recorded as tape ops, so its gradient cannot be differentiated again (use backward for first-order gradients)"
     );
 }
+
+/// A kink op at points where it is off (`x = -1`) under `Σ ln f(x)`: there `f = 0`, so the
+/// gradient reaching `f` is infinite on the branch its rule does not take. Recorded as a 0/1
+/// blend, the select gave `0·∞ = NaN` in the gradient and in the second derivative; as
+/// `where_cond` it gives `backward`'s 0, and `-1/x²` where `f(x) = x`.
+#[test]
+fn an_infinite_branch_not_taken_stays_out_of_recorded_derivatives() -> Result<()> {
+    type Kink = fn(&mut Tape<f64>, NodeId) -> Result<NodeId>;
+    let kinks: [(&str, Kink); 3] = [
+        ("relu", |t, x| t.relu(x)),
+        ("clamp", |t, x| t.clamp(x, Some(0.0), None)),
+        ("maximum", |t, x| {
+            let zero = t.input(ndarray::array![0.0, 0.0, 0.0])?;
+            t.maximum(x, zero)
+        }),
+    ];
+    for (name, kink) in kinks {
+        let mut tape = Tape::<f64>::new();
+        let x = tape.parameter(ndarray::array![-1.0, 2.0, 0.5])?;
+        let y = kink(&mut tape, x)?;
+        let logs = tape.log(y)?;
+        let loss = tape.sum(logs)?;
+        let dx = tape.record_grad(loss, &[x])?[0];
+        let first = tape.data(dx)?.to_vec();
+        let dx_sum = tape.sum(dx)?;
+        let ddx = tape.record_grad(dx_sum, &[x])?[0];
+        let second = tape.data(ddx)?.to_vec();
+        let backward = tape.backward(loss)?.data(x).expect("a parameter").to_vec();
+        assert_eq!(first, [0.0, 0.5, 2.0], "{name}: first derivative");
+        assert_eq!(
+            first, backward,
+            "{name}: the recorded gradient is backward's"
+        );
+        assert_eq!(second, [0.0, -0.25, -4.0], "{name}: second derivative");
+    }
+    Ok(())
+}
+
+/// `elu` and `softplus` past `exp`'s overflow (`x = 800`): the branch not taken is `∞·g` (or
+/// `∞/∞`), which a blend turned into a NaN gradient; the recorded gradient is now `g`, as
+/// `backward`'s.
+#[test]
+fn elu_and_softplus_past_exp_overflow_have_a_finite_recorded_gradient() -> Result<()> {
+    let mut tape = Tape::<f64>::new();
+    let x = tape.parameter(ndarray::array![800.0, -1.0])?;
+    let e = tape.elu(x, 1.0)?;
+    let s = tape.softplus(x)?;
+    let both = tape.add(e, s)?;
+    let loss = tape.sum(both)?;
+    let dx = tape.record_grad(loss, &[x])?[0];
+    let recorded = tape.data(dx)?.to_vec();
+    let backward = tape.backward(loss)?.data(x).expect("a parameter").to_vec();
+    assert_eq!(recorded, backward);
+    assert_eq!(recorded[0], 2.0);
+    Ok(())
+}
