@@ -323,12 +323,13 @@ impl<E: Float> Tape<E> {
                 };
                 self.sum_to(d, x)?
             }
-            // Not yet recorded: differentiating a weighted loss twice is refused by name (its
-            // first-order gradient is `backward`'s).
-            Op::WeightedLoss(_) => {
-                return Err(Error::NotTwiceDifferentiable {
-                    op: op.name().to_string(),
-                });
+            // The losses' rules with the weights (input 2) as constants, in `grad_rules.rs`.
+            Op::WeightedLoss(loss) => {
+                let w = self.inputs_of(&node)[2];
+                match self.weighted_loss_vjp(loss, (a, b, w), k, g)? {
+                    Some(share) => share,
+                    None => return Ok(None),
+                }
             }
             // The rules below are in `grad_rules.rs`, each beside its formula.
             Op::Reduce { op, axis, keep_dim } => {

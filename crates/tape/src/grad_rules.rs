@@ -346,9 +346,7 @@ impl<E: Float> Tape<E> {
         let size = self.abs(d)?;
         let bound = self.fill_like(d, bound)?;
         let inside = self.lt(size, bound)?;
-        let step = self.sub(inner, outer)?;
-        let step = self.mul(inside, step)?;
-        self.add(outer, step)
+        self.where_cond(inside, inner, outer)
     }
 
     /// The one-hot rows of class-index targets `t` of a class loss's input `x`, zero in lanes
@@ -604,4 +602,171 @@ impl<E: Float> Tape<E> {
             self.sum_to(d, b)
         }
     }
+}
+
+/// The recorded VJPs of the weighted losses (`Op::WeightedLoss`): the rules of [`LossOp`] with
+/// the weights as constants. They are detached, so that they get no gradient at any order, as
+/// at the first (and in PyTorch).
+impl<E: Float> Tape<E> {
+    /// The recorded VJP of a weighted loss through input `k` (0 the prediction, 1 the target);
+    /// `w` is the weights input. `None` for class targets, which have no gradient.
+    pub(crate) fn weighted_loss_vjp(
+        &mut self,
+        loss: LossOp,
+        (x, t, w): (NodeId, NodeId, NodeId),
+        k: usize,
+        g: NodeId,
+    ) -> Result<Option<NodeId>> {
+        match loss {
+            // Refused when recorded (a distance takes no weights); its rule has none to use.
+            LossOp::Distance { .. } => self.loss_vjp(loss, (x, t), k, g),
+            // L = (1 - t)x + (p·t + 1 - t)·softplus(-x):
+            // dx = dL·((1 - t) - (p·t + 1 - t)·σ(-x)), dt = dL·((p - 1)·softplus(-x) - x)
+            LossOp::BceWithLogits { reduction } => {
+                let p = self.weights_along(w, x, last_axis(self.node_shape(x).rank()))?;
+                let dl = self.term_grads(g, reduction, x)?;
+                let p1 = self.add_scalar(p, -E::one())?;
+                let nx = self.neg(x)?;
+                let d = if k == 0 {
+                    let s = self.sigmoid(nx)?;
+                    let q = self.mul(p1, t)?;
+                    let q = self.add_scalar(q, E::one())?;
+                    let qs = self.mul(q, s)?;
+                    let nt = self.neg(t)?;
+                    let keep = self.add_scalar(nt, E::one())?;
+                    self.sub(keep, qs)?
+                } else {
+                    // Past the threshold `softplus(z) = z` is exact to the last bit of `E`.
+                    let exact = -E::epsilon().ln() + E::from_f64(4.0);
+                    let sp = self.softplus_with(nx, E::one(), exact)?;
+                    let d = self.mul(p1, sp)?;
+                    self.sub(d, x)?
+                };
+                Ok(Some(self.mul(dl, d)?))
+            }
+            // L = -w[t]·x[t] per lane, a mean over Σ w[t] of the lanes kept:
+            // dx = -dL·w[t] at the target; none to the targets
+            LossOp::Nll {
+                ignore_index,
+                reduction,
+            } => {
+                if k != 0 {
+                    return Ok(None);
+                }
+                let axis = class_axis(self.node_shape(x).rank());
+                let w = self.weights_along(w, x, Some(axis))?;
+                let (hot, _) = self.class_one_hot(x, t, ignore_index)?;
+                let picked = self.mul(hot, w)?;
+                let dl = self.weighted_class_term_grads(g, reduction, x, picked)?;
+                let d = self.mul(picked, dl)?;
+                Ok(Some(self.neg(d)?))
+            }
+            LossOp::CrossEntropy(options) => {
+                let axis = class_axis(self.node_shape(x).rank());
+                let w = self.weights_along(w, x, Some(axis))?;
+                self.weighted_cross_entropy_vjp(options, (x, t, w), k, g)
+            }
+        }
+    }
+
+    /// The weights `w` (a vector) detached and shaped to broadcast against `x` along `axis`
+    /// (ones elsewhere; a scalar `x` takes its one weight as a scalar).
+    fn weights_along(&mut self, w: NodeId, x: NodeId, axis: Option<usize>) -> Result<NodeId> {
+        let w = self.detach(w)?;
+        let dims = self.node_shape(x).dims().to_vec();
+        let mut shape = vec![1; dims.len()];
+        if let Some(a) = axis {
+            shape[a] = dims[a];
+        }
+        self.reshape(w, &shape)
+    }
+
+    /// The gradient of each term of a weighted class loss, broadcastable against its input
+    /// `x`: a mean divides by the total weight of the targets kept (`Σ picked`, `picked` the
+    /// one-hot targets times their weights); a total of 0 (every lane ignored) gives zero
+    /// shares, as the first-order rule does, not 0/0.
+    fn weighted_class_term_grads(
+        &mut self,
+        g: NodeId,
+        reduction: Reduction,
+        x: NodeId,
+        picked: NodeId,
+    ) -> Result<NodeId> {
+        match reduction {
+            Reduction::Mean => {
+                let total = self.sum(picked)?;
+                let total = self.zeros_to_ones(total)?;
+                self.div(g, total)
+            }
+            Reduction::Sum => Ok(g),
+            Reduction::None => {
+                let axis = class_axis(self.node_shape(x).rank());
+                self.unsqueeze(g, axis)
+            }
+        }
+    }
+
+    /// L = reduce(-Σ_c w_c·t'_c·log_softmax(z)_c), t' = (1 - ε)t + ε/C, `w` shaped along the
+    /// class axis: dz = dL·(p·Σ a - a), a = w·t'; probability targets
+    /// dt = -dL·(1 - ε)·w·log_softmax(z). Class targets' mean divides by Σ w[t] over the lanes
+    /// kept, probability targets' by the lane count.
+    fn weighted_cross_entropy_vjp(
+        &mut self,
+        options: CrossEntropyOptions,
+        (z, t, w): (NodeId, NodeId, NodeId),
+        k: usize,
+        g: NodeId,
+    ) -> Result<Option<NodeId>> {
+        let axis = class_axis(self.node_shape(z).rank());
+        let classes = self.node_shape(z).dims()[axis] as f64;
+        let eps = options.label_smoothing;
+        let (smoothed, dl) = match options.targets {
+            Targets::Classes => {
+                if k != 0 {
+                    return Ok(None);
+                }
+                let (hot, valid) = self.class_one_hot(z, t, options.ignore_index)?;
+                let picked = self.mul(hot, w)?;
+                let dl = self.weighted_class_term_grads(g, options.reduction, z, picked)?;
+                let kept = self.mul_scalar(hot, E::from_f64(1.0 - eps))?;
+                // Lanes kept: t' sums to 1; ignored ones: t' = 0.
+                let smoothed = match valid {
+                    Some(v) => {
+                        let v = self.unsqueeze(v, axis)?;
+                        let spread = self.mul_scalar(v, E::from_f64(eps / classes))?;
+                        self.add(kept, spread)?
+                    }
+                    None => self.add_scalar(kept, E::from_f64(eps / classes))?,
+                };
+                (smoothed, dl)
+            }
+            Targets::Probabilities => {
+                let kept = self.mul_scalar(t, E::from_f64(1.0 - eps))?;
+                let smoothed = self.add_scalar(kept, E::from_f64(eps / classes))?;
+                (
+                    smoothed,
+                    self.class_term_grads(g, options.reduction, z, None)?,
+                )
+            }
+        };
+        let share = if k == 0 {
+            let a = self.mul(smoothed, w)?;
+            let total = self.sum_axis_keepdim(a, axis)?;
+            let p = self.softmax_axis(z, axis)?;
+            let pt = self.mul(p, total)?;
+            let d = self.sub(pt, a)?;
+            self.mul(dl, d)?
+        } else {
+            let lp = self.log_softmax_axis(z, axis)?;
+            let wl = self.mul(w, lp)?;
+            let d = self.mul(dl, wl)?;
+            self.mul_scalar(d, E::from_f64(eps - 1.0))?
+        };
+        Ok(Some(share))
+    }
+}
+
+/// The last axis of an array of rank `rank`, none for a scalar: where `pos_weight` lies.
+fn last_axis(rank: usize) -> Option<usize> {
+    rank.checked_sub(1)
 }

@@ -7,10 +7,11 @@
 //!
 //! A mask is the comparison op's node (`gt`, `ge`, `eq`), 1 where it holds and 0 elsewhere
 //! (false for a NaN operand), with no gradient; a literal compared with a node is a node of
-//! that value in the node's shape, built from the node (so that a replay rebuilds it). The
-//! tape has no select op yet, so a select is a blend, `o + m·(t - o)` (`m·t` when `o` is a
-//! literal 0): a branch that is infinite where it is not selected spoils the blend (`0 · ∞`),
-//! which a true select would not; the rules meet this only past `exp`'s overflow.
+//! that value in the node's shape, built from the node (so that a replay rebuilds it). A
+//! select is the `where_cond` op, so a branch that is infinite or NaN where it is not taken
+//! does not reach the value (a blend `o + m·(t - o)` would give `0 · ∞ = NaN` there), and
+//! its gradient there is 0. A literal branch is a node built from the mask, `m·0 + c` (the
+//! mask holds only 0 and 1, so this is `c` exactly), made once per mask and value.
 
 use std::cell::RefCell;
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -24,6 +25,8 @@ use crate::{NodeId, Tape};
 pub(crate) struct Recorder<'a, E: Float> {
     tape: RefCell<&'a mut Tape<E>>,
     error: RefCell<Option<Error>>,
+    /// The literal branches of selects made nodes so far: (mask, value's bits, node).
+    filled: RefCell<Vec<(NodeId, u64, NodeId)>>,
 }
 
 /// A recorded value: a node, or a constant not yet on the tape.
@@ -48,6 +51,7 @@ impl<'a, E: Float> Recorder<'a, E> {
         Recorder {
             tape: RefCell::new(tape),
             error: RefCell::new(None),
+            filled: RefCell::new(Vec::new()),
         }
     }
 
@@ -65,6 +69,43 @@ impl<'a, E: Float> Recorder<'a, E> {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// `then` where the mask node `mask` holds, else `otherwise`: a `where_cond` node, a
+    /// literal branch made a node of the mask's shape.
+    fn select(&self, mask: NodeId, then: Val, otherwise: Val) -> Val {
+        self.run(|t| {
+            let then = self.branch(t, mask, then)?;
+            let otherwise = self.branch(t, mask, otherwise)?;
+            t.where_cond(mask, then, otherwise)
+        })
+    }
+
+    /// A select's branch as a node: a literal `c` becomes `mask·0 + c` (exactly `c`: a mask
+    /// holds 0 and 1 only), once per mask and value.
+    fn branch(&self, t: &mut Tape<E>, mask: NodeId, v: Val) -> Result<NodeId> {
+        let c = match v {
+            Val::Node(id) => return Ok(id),
+            Val::Lit(c) => c,
+        };
+        let key = (mask, c.to_bits());
+        let made = self
+            .filled
+            .borrow()
+            .iter()
+            .find(|f| (f.0, f.1) == key)
+            .map(|f| f.2);
+        if let Some(id) = made {
+            return Ok(id);
+        }
+        let zero = t.mul_scalar(mask, E::zero())?;
+        let id = if c == 0.0 {
+            zero
+        } else {
+            t.add_scalar(zero, E::from_f64(c))?
+        };
+        self.filled.borrow_mut().push((mask, c.to_bits(), id));
+        Ok(id)
     }
 
     /// Runs `f` on the tape, unless an earlier op failed: then, as after a failure of its own,
@@ -97,14 +138,6 @@ impl<'r, 'a, E: Float> Rec<'r, 'a, E> {
         match self.val {
             Val::Lit(c) => self.with(Val::Lit(num(c))),
             Val::Node(x) => self.with(self.cx.run(|t| op(t, x))),
-        }
-    }
-
-    /// A node holding this value where it is a node; a literal's caller must give it a shape.
-    fn lit_value(self) -> Option<f64> {
-        match self.val {
-            Val::Lit(c) => Some(c),
-            Val::Node(_) => None,
         }
     }
 
@@ -252,17 +285,17 @@ impl<E: Float> Arith for Rec<'_, '_, E> {
         self.compare(other, |a, b| a == b, |t, a, b| t.eq(a, b))
     }
     fn select(mask: Self, then: Self, otherwise: Self) -> Self {
-        match (mask.lit_value(), otherwise.lit_value(), then.lit_value()) {
-            (Some(m), _, _) => {
+        match mask.val {
+            Val::Lit(m) => {
                 if m != 0.0 {
                     then
                 } else {
                     otherwise
                 }
             }
-            (None, Some(0.0), _) => mask * then,
-            (None, _, Some(0.0)) => otherwise - mask * otherwise,
-            _ => otherwise + mask * (then - otherwise),
+            // Both branches one value: no select to record.
+            Val::Node(_) if then.val == otherwise.val => then,
+            Val::Node(m) => mask.with(mask.cx.select(m, then.val, otherwise.val)),
         }
     }
     fn exp(self) -> Self {
@@ -305,8 +338,11 @@ impl<E: Float> Arith for Rec<'_, '_, E> {
         match (self.val, other.val) {
             (Val::Lit(a), Val::Lit(b)) => self.with(Val::Lit(a.powf(b))),
             (Val::Node(_), Val::Lit(p)) => self.powf(p),
-            // cˣ = e^(x ln c): the rules raise a literal to a node nowhere, but it costs nothing.
-            (Val::Lit(c), Val::Node(_)) => (other * other.lit(c.ln())).exp(),
+            // The rules raise a literal to a node nowhere, but it costs nothing.
+            (Val::Lit(c), Val::Node(b)) => self.with(self.cx.run(|t| {
+                let c = t.fill_like(b, c)?;
+                t.pow(c, b)
+            })),
             _ => self.binary(other, |t, a, b| t.pow(a, b)),
         }
     }
@@ -328,8 +364,10 @@ impl<E: Float> Arith for Rec<'_, '_, E> {
     fn maximum(self, other: Self) -> Self {
         match (self.val, other.val) {
             (Val::Lit(a), Val::Lit(b)) => self.with(Val::Lit(a.max(b))),
-            // max(x, c) = relu(x - c) + c
-            (Val::Node(_), Val::Lit(c)) => (self - other).relu() + self.lit(c),
+            (Val::Node(a), Val::Lit(c)) => self.with(self.cx.run(|t| {
+                let c = t.fill_like(a, c)?;
+                t.maximum(a, c)
+            })),
             (Val::Lit(_), Val::Node(_)) => other.maximum(self),
             _ => self.binary(other, |t, a, b| t.maximum(a, b)),
         }
@@ -337,8 +375,10 @@ impl<E: Float> Arith for Rec<'_, '_, E> {
     fn minimum(self, other: Self) -> Self {
         match (self.val, other.val) {
             (Val::Lit(a), Val::Lit(b)) => self.with(Val::Lit(a.min(b))),
-            // min(x, c) = c - relu(c - x)
-            (Val::Node(_), Val::Lit(c)) => self.lit(c) - (other - self).relu(),
+            (Val::Node(a), Val::Lit(c)) => self.with(self.cx.run(|t| {
+                let c = t.fill_like(a, c)?;
+                t.minimum(a, c)
+            })),
             (Val::Lit(_), Val::Node(_)) => other.minimum(self),
             _ => self.binary(other, |t, a, b| t.minimum(a, b)),
         }
