@@ -15,8 +15,8 @@
 //!   dimension in blocks of a fixed size in a fixed order; how the rows and columns are shared
 //!   among threads changes who computes an element, never how. The results are bit-identical for
 //!   any rayon pool size.
-//! - **Fast.** A register-blocked micro-kernel on AVX2 and FMA when the CPU has them (detected at
-//!   run time), a portable one otherwise. A large product is split once into one task per
+//! - **Fast.** A register-blocked micro-kernel on AVX-512 or AVX2 and FMA when the CPU has them
+//!   (detected at run time: [`Kernel`]), a portable one otherwise. A large product is split once into one task per
 //!   thread with `rayon::join`, by blocks of output columns or rows (along the longer side),
 //!   never along the inner dimension; the tasks pack their own panels and never wait for each
 //!   other. "Large" is 2M multiply-adds (128×128×128) or more, or 64K elements of `c` (whose
@@ -27,10 +27,10 @@
 //!   narrow `c` (fewer columns than a tile, such as a layer of 10 outputs) is computed as its
 //!   transpose, whose few rows fill the kernel's tiles better.
 //!
-//! `unsafe` is confined to `src/avx2.rs` (the micro-kernels' loads and stores through the packed
-//! panels, `b` in place and the tile of `c`, a prefetch hint, the loads and stores of the
-//! transposing pack of `f32` panels) and the calls that enter those AVX2 functions (`src/tile.rs`,
-//! `src/scalar.rs`); each block states why it is sound. Packing, blocking and threading
+//! `unsafe` is confined to `src/avx2.rs` and `src/avx512.rs` (the micro-kernels' loads and stores
+//! through the packed panels, `b` in place and the tile of `c`, a prefetch hint, the loads and
+//! stores of the transposing pack of `f32` panels) and the calls that enter those SIMD functions
+//! (`src/tile.rs`, `src/scalar.rs`); each block states why it is sound. Packing, blocking and threading
 //! are safe code on ndarray views. `examples/gemm_bench.rs` times the crate against
 //! matrixmultiply.
 //!
