@@ -3,9 +3,9 @@
 //! Partial tiles (at the bottom and right edges of `c`) are written with masked loads and
 //! stores, which touch only the elements inside the tile.
 //!
-//! The only `unsafe` of the crate is here and at the calls in `tile.rs`: the intrinsics that read
-//! and write memory take raw pointers, and the functions need the CPU features that the caller
-//! detects at run time.
+//! The `unsafe` of the crate is here, in `avx512.rs` and at the calls in `tile.rs` and
+//! `scalar.rs`: the intrinsics that read and write memory take raw pointers, and the functions
+//! need the CPU features that the caller detects at run time.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
