@@ -4,7 +4,8 @@
 //!
 //! - `wengert`: `wengert_gemm::gemm`, the kernel behind wengert-ops' matmul, in a rayon pool of
 //!   that many threads: `C = A·B`, and with a transposed operand as the VJPs call it (`A·Bᵀ`,
-//!   `Aᵀ·B`);
+//!   `Aᵀ·B`); on a CPU with more than one SIMD kernel (AVX-512 and AVX2), the plain product on
+//!   each kernel besides the default one too, as the figure `gflops_<kernel>` (`gflops_avx2`);
 //! - `matrixmultiply` (1 thread) or `matrixmultiply-threaded`: matrixmultiply's sgemm (reached
 //!   through ndarray's `general_mat_mul`, which calls it directly for contiguous f32) with its
 //!   own `threading` feature, on the threads of `MATMUL_NUM_THREADS`. matrixmultiply reads that
@@ -23,6 +24,7 @@ mod fma;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2};
+use wengert_gemm::Kernel;
 
 use shared::{Effort, Rng, SEED, W1_SIZES, interleaved_medians, normal_vec, record_json};
 
@@ -68,6 +70,12 @@ fn main() {
         println!("W1: this CPU has no FMA instructions: the FMA peak is not measured");
     }
 
+    // wengert's SIMD kernels besides the default one, each measured on the plain product.
+    let other_kernels: Vec<Kernel> = Kernel::available()
+        .into_iter()
+        .filter(|&k| k != Kernel::default() && k.name() != "portable")
+        .collect();
+
     let mut rng = Rng::new(SEED);
     for n in W1_SIZES {
         let a = Array2::from_shape_vec((n, n), normal_vec(&mut rng, n * n)).expect("n·n");
@@ -82,6 +90,16 @@ fn main() {
         let mut matrixmultiply = || general_mat_mul(1.0, &a, &b, 0.0, &mut c_mm);
         let mut gemm = || pool.install(|| gemm_crate(&a, &b, &mut c_gemm, parallelism));
         let mut peak = || fma::run_on(&pool);
+        let mut c_others: Vec<Array2<f32>> = other_kernels.iter().map(|_| zeros()).collect();
+        let (a, b, pool) = (&a, &b, &pool);
+        let mut others: Vec<Box<dyn FnMut() + '_>> = other_kernels
+            .iter()
+            .zip(&mut c_others)
+            .map(|(&kernel, c)| {
+                Box::new(move || pool.install(|| wengert_on(kernel, a.view(), b.view(), c)))
+                    as Box<dyn FnMut()>
+            })
+            .collect();
         let mut calls: Vec<&mut dyn FnMut()> = vec![
             &mut plain,
             &mut a_bt,
@@ -89,6 +107,10 @@ fn main() {
             &mut matrixmultiply,
             &mut gemm,
         ];
+        for other in &mut others {
+            calls.push(other.as_mut());
+        }
+        let peak_at = calls.len();
         if has_fma {
             calls.push(&mut peak);
         }
@@ -99,23 +121,35 @@ fn main() {
         let flops = 2.0 * (n as f64).powi(3);
         let gflops = |i: usize| flops / seconds[i] / 1e9;
         let peak_gflops =
-            has_fma.then(|| threads as f64 * fma::block_flops(fma::ITERS) / seconds[5] / 1e9);
+            has_fma.then(|| threads as f64 * fma::block_flops(fma::ITERS) / seconds[peak_at] / 1e9);
         println!(
             "W1 n={n} threads={threads}: wengert {:.1} GFLOP/s (A·Bᵀ {:.1}, Aᵀ·B {:.1}), \
-             {mm} {:.1}, gemm {:.1}, FMA peak {}",
+             {mm} {:.1}, gemm {:.1}, FMA peak {}{}",
             gflops(0),
             gflops(1),
             gflops(2),
             gflops(3),
             gflops(4),
             peak_gflops.map_or("-".to_string(), |p| format!("{p:.1}")),
+            other_kernels
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!(", wengert on {k} {:.1}", gflops(5 + i)))
+                .collect::<String>(),
         );
         let params = [("n", n as u64)];
-        let wengert_figures = [
+        let other_names: Vec<String> = other_kernels
+            .iter()
+            .map(|k| format!("gflops_{k}"))
+            .collect();
+        let mut wengert_figures = vec![
             ("gflops", gflops(0)),
             ("gflops_a_bt", gflops(1)),
             ("gflops_at_b", gflops(2)),
         ];
+        for (i, name) in other_names.iter().enumerate() {
+            wengert_figures.push((name.as_str(), gflops(5 + i)));
+        }
         let mut records = vec![
             record_json("W1", "wengert", threads, &params, &wengert_figures),
             record_json("W1", mm, threads, &params, &[("gflops", gflops(3))]),
@@ -134,6 +168,12 @@ fn main() {
             println!("{record}");
         }
     }
+}
+
+/// `c = a·b` on the given kernel of wengert's, on the current rayon pool.
+fn wengert_on(kernel: Kernel, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: &mut Array2<f32>) {
+    wengert_gemm::gemm_with(kernel, 1.0, a, b, 0.0, c.view_mut())
+        .expect("square operands of one size fit");
 }
 
 /// `c = a·b` on wengert's kernel, on the current rayon pool, any operand a (transposed) view.

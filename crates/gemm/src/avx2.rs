@@ -3,9 +3,9 @@
 //! Partial tiles (at the bottom and right edges of `c`) are written with masked loads and
 //! stores, which touch only the elements inside the tile.
 //!
-//! The only `unsafe` of the crate is here and at the calls in `tile.rs`: the intrinsics that read
-//! and write memory take raw pointers, and the functions need the CPU features that the caller
-//! detects at run time.
+//! The `unsafe` of the crate is here, in `avx512.rs` and at the calls in `tile.rs` and
+//! `scalar.rs`: the intrinsics that read and write memory take raw pointers, and the functions
+//! need the CPU features that the caller detects at run time.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
@@ -76,7 +76,7 @@ pub(crate) unsafe fn kernel_f32<const PACKED_B: bool, const ROWS: usize>(
 ) {
     const NR: usize = 16;
     debug_assert!(c.rows <= ROWS && ROWS <= MR && c.cols <= NR);
-    prefetch(kc, c.ptr.cast(), c.rsc * 4, c.rows, c.cols * 4);
+    prefetch_tile(kc, c.ptr.cast(), c.rsc * 4, c.rows, c.cols * 4);
     let b_rs = if PACKED_B { NR as isize } else { b.rs };
     let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
     let step = |acc: &mut [[__m256; 2]; ROWS], p: usize| {
@@ -153,7 +153,7 @@ pub(crate) unsafe fn kernel_f64<const PACKED_B: bool, const ROWS: usize>(
 ) {
     const NR: usize = 8;
     debug_assert!(c.rows <= ROWS && ROWS <= MR && c.cols <= NR);
-    prefetch(kc, c.ptr.cast(), c.rsc * 8, c.rows, c.cols * 8);
+    prefetch_tile(kc, c.ptr.cast(), c.rsc * 8, c.rows, c.cols * 8);
     let b_rs = if PACKED_B { NR as isize } else { b.rs };
     let mut acc = [[_mm256_setzero_pd(); 2]; ROWS];
     let step = |acc: &mut [[__m256d; 2]; ROWS], p: usize| {
@@ -231,7 +231,7 @@ fn lanes_below_64(n: usize) -> __m256i {
 /// brought into L1 while the kernel computes `kc` steps, so that its write-back does not wait
 /// for memory. A short kernel would not hide the wait anyway: it goes without.
 #[inline(always)]
-fn prefetch(kc: usize, c: *const i8, stride: isize, rows: usize, row_bytes: usize) {
+pub(crate) fn prefetch_tile(kc: usize, c: *const i8, stride: isize, rows: usize, row_bytes: usize) {
     if kc < 32 || row_bytes == 0 {
         return;
     }

@@ -39,10 +39,14 @@ const B_IN_PLACE_MAX_ROWS: usize = 64;
 /// Packed panels start on a cache line, so that no vector load of the kernel straddles two.
 const ALIGN_BYTES: usize = 64;
 
-/// Which micro-kernel runs: chosen once per call from the CPU's features. (Public only to
-/// appear in the sealed trait's signatures; the module is private.)
+/// Which micro-kernel runs: chosen once per process from the CPU's features (see
+/// [`Path::detect`]), or by the caller through [`crate::Kernel`]. (Public only to appear in the
+/// sealed trait's signatures; the module is private.)
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Path {
+    /// 512-bit vectors (AVX-512F), on a CPU that also has AVX2 and FMA (the packing uses them).
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
     /// 256-bit vectors and fused multiply-adds.
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
@@ -50,14 +54,49 @@ pub enum Path {
     Portable,
 }
 
+/// The environment variable that overrides the default kernel: `avx512`, `avx2` or `portable`.
+pub(crate) const KERNEL_VAR: &str = "WENGERT_GEMM_KERNEL";
+
 impl Path {
-    /// The fastest kernel this CPU runs.
+    /// The default kernel: the widest this CPU runs, unless [`KERNEL_VAR`] names a narrower
+    /// one (a wider one than the CPU has, or an unknown name, is ignored). Read once.
     pub(crate) fn detect() -> Path {
+        static DEFAULT: std::sync::OnceLock<Path> = std::sync::OnceLock::new();
+        *DEFAULT.get_or_init(|| {
+            let widest = Path::widest();
+            match std::env::var(KERNEL_VAR).as_deref() {
+                Ok("portable") => Path::Portable,
+                #[cfg(target_arch = "x86_64")]
+                Ok("avx2") if widest != Path::Portable => Path::Avx2Fma,
+                _ => widest,
+            }
+        })
+    }
+
+    /// The widest kernel this CPU runs.
+    pub(crate) fn widest() -> Path {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            if is_x86_feature_detected!("avx512f") {
+                return Path::Avx512;
+            }
             return Path::Avx2Fma;
         }
         Path::Portable
+    }
+
+    /// Every kernel this CPU runs, the widest first.
+    pub(crate) fn available() -> Vec<Path> {
+        let all = [
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512,
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2Fma,
+            Path::Portable,
+        ];
+        let widest = Path::widest();
+        let from = all.iter().position(|&p| p == widest).unwrap_or(0);
+        all[from..].to_vec()
     }
 }
 

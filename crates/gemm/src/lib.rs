@@ -15,8 +15,8 @@
 //!   dimension in blocks of a fixed size in a fixed order; how the rows and columns are shared
 //!   among threads changes who computes an element, never how. The results are bit-identical for
 //!   any rayon pool size.
-//! - **Fast.** A register-blocked micro-kernel on AVX2 and FMA when the CPU has them (detected at
-//!   run time), a portable one otherwise. A large product is split once into one task per
+//! - **Fast.** A register-blocked micro-kernel on AVX-512 or AVX2 and FMA when the CPU has them
+//!   (detected at run time: [`Kernel`]), a portable one otherwise. A large product is split once into one task per
 //!   thread with `rayon::join`, by blocks of output columns or rows (along the longer side),
 //!   never along the inner dimension; the tasks pack their own panels and never wait for each
 //!   other. "Large" is 2M multiply-adds (128×128×128) or more, or 64K elements of `c` (whose
@@ -27,10 +27,10 @@
 //!   narrow `c` (fewer columns than a tile, such as a layer of 10 outputs) is computed as its
 //!   transpose, whose few rows fill the kernel's tiles better.
 //!
-//! `unsafe` is confined to `src/avx2.rs` (the micro-kernels' loads and stores through the packed
-//! panels, `b` in place and the tile of `c`, a prefetch hint, the loads and stores of the
-//! transposing pack of `f32` panels) and the calls that enter those AVX2 functions (`src/tile.rs`,
-//! `src/scalar.rs`); each block states why it is sound. Packing, blocking and threading
+//! `unsafe` is confined to `src/avx2.rs` and `src/avx512.rs` (the micro-kernels' loads and stores
+//! through the packed panels, `b` in place and the tile of `c`, a prefetch hint, the loads and
+//! stores of the transposing pack of `f32` panels) and the calls that enter those SIMD functions
+//! (`src/tile.rs`, `src/scalar.rs`); each block states why it is sound. Packing, blocking and threading
 //! are safe code on ndarray views. `examples/gemm_bench.rs` times the crate against
 //! matrixmultiply.
 //!
@@ -49,6 +49,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod driver;
 mod error;
 mod pack;
@@ -94,9 +96,86 @@ pub fn gemm<E: GemmScalar>(
     beta: E,
     c: ArrayViewMut2<'_, E>,
 ) -> Result<(), GemmError> {
+    gemm_with(Kernel::default(), alpha, a, b, beta, c)
+}
+
+/// [`gemm`] on the given micro-kernel rather than the default one: to compare the kernels, or
+/// to test each of them, on one machine.
+///
+/// Every kernel gives the same bits for the same product (each element sums the same products
+/// in the same order, with fused multiply-adds on the SIMD kernels); only the portable kernel,
+/// which does not fuse, may differ from them in the last bits.
+///
+/// ```
+/// use ndarray::Array2;
+/// use wengert_gemm::{Kernel, gemm_with};
+///
+/// let a = Array2::<f32>::ones((20, 30));
+/// let b = Array2::<f32>::ones((30, 40));
+/// for kernel in Kernel::available() {
+///     let mut c = Array2::<f32>::zeros((20, 40));
+///     gemm_with(kernel, 1.0, a.view(), b.view(), 0.0, c.view_mut()).unwrap();
+///     assert!(c.iter().all(|&x| x == 30.0), "{kernel}");
+/// }
+/// ```
+///
+/// # Errors
+/// As [`gemm`].
+pub fn gemm_with<E: GemmScalar>(
+    kernel: Kernel,
+    alpha: E,
+    a: ArrayView2<'_, E>,
+    b: ArrayView2<'_, E>,
+    beta: E,
+    c: ArrayViewMut2<'_, E>,
+) -> Result<(), GemmError> {
     GemmError::check(a.dim(), b.dim(), c.dim())?;
-    driver::gemm(driver::Path::detect(), alpha, a, b, beta, c);
+    driver::gemm(kernel.0, alpha, a, b, beta, c);
     Ok(())
+}
+
+/// A micro-kernel that the running CPU supports: only [`Kernel::default`] and
+/// [`Kernel::available`] make one, so holding a `Kernel` means it can run here.
+///
+/// - `avx512`: 512-bit vectors, when the CPU has AVX-512F (besides AVX2 and FMA).
+/// - `avx2`: 256-bit vectors and fused multiply-adds, when the CPU has AVX2 and FMA.
+/// - `portable`: plain Rust, on any CPU.
+///
+/// The default is the widest the CPU runs; the environment variable `WENGERT_GEMM_KERNEL`
+/// (`avx2` or `portable`, read once per process) can ask for a narrower one.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Kernel(driver::Path);
+
+impl Kernel {
+    /// Every kernel this CPU runs, the widest first (`portable` always, last).
+    pub fn available() -> Vec<Kernel> {
+        driver::Path::available().into_iter().map(Kernel).collect()
+    }
+
+    /// The kernel's short name: `avx512`, `avx2` or `portable`.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            driver::Path::Avx512 => "avx512",
+            #[cfg(target_arch = "x86_64")]
+            driver::Path::Avx2Fma => "avx2",
+            driver::Path::Portable => "portable",
+        }
+    }
+}
+
+impl Default for Kernel {
+    /// The kernel [`gemm`] uses: the widest this CPU runs, or the narrower one that
+    /// `WENGERT_GEMM_KERNEL` names.
+    fn default() -> Kernel {
+        Kernel(driver::Path::detect())
+    }
+}
+
+impl std::fmt::Display for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Allocates the calling thread's packing buffers for `E` (about 2.1 MiB), so that no product

@@ -97,10 +97,11 @@ fn prefetch_step<E: Sealed>(x: &ArrayView2<'_, E>, p: usize) {
     {
         let bytes = x.ncols() * size_of::<E>();
         // A contiguous run of at least 4 cache lines: shorter ones are not worth a hint each.
-        if x.strides()[1] == 1 && bytes >= 256 {
-            if let Some(row) = x.get_ptr((p, 0)) {
-                crate::avx2::prefetch_bytes(row.cast(), bytes);
-            }
+        if x.strides()[1] == 1
+            && bytes >= 256
+            && let Some(row) = x.get_ptr((p, 0))
+        {
+            crate::avx2::prefetch_bytes(row.cast(), bytes);
         }
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -65,6 +65,21 @@ pub(crate) mod private {
             beta: Self,
         );
 
+        /// The AVX-512 micro-kernel, as [`Sealed::kernel_avx2`].
+        ///
+        /// # Safety
+        /// As [`crate::avx512::kernel_f32`].
+        #[cfg(target_arch = "x86_64")]
+        #[allow(unsafe_code)]
+        unsafe fn kernel_avx512<const PACKED_B: bool>(
+            kc: usize,
+            a: *const Self,
+            b: crate::avx2::SrcB<Self>,
+            c: crate::avx2::Dst<Self>,
+            alpha: Self,
+            beta: Self,
+        );
+
         /// Packs a full panel of `NR` contiguous lanes with SIMD shuffles if this type and
         /// `path` have a way to (`f32` on AVX2); `false` if not, with `out` untouched.
         fn interleave_fast(path: crate::driver::Path, lanes: &[&[Self]], out: &mut [Self]) -> bool;
@@ -77,7 +92,7 @@ pub(crate) mod private {
 }
 
 macro_rules! sealed {
-    ($t:ty, nr: $nr:expr, mc: $mc:expr, nc: $nc:expr, avx2: $avx2:ident, fast: $fast:expr) => {
+    ($t:ty, nr: $nr:expr, mc: $mc:expr, nc: $nc:expr, kernel: $avx2:ident, fast: $fast:expr) => {
         impl private::Sealed for $t {
             const MR: usize = 6;
             const NR: usize = $nr;
@@ -125,6 +140,32 @@ macro_rules! sealed {
                 }
             }
 
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            #[inline(always)]
+            unsafe fn kernel_avx512<const PACKED_B: bool>(
+                kc: usize,
+                a: *const Self,
+                b: crate::avx2::SrcB<Self>,
+                c: crate::avx2::Dst<Self>,
+                alpha: Self,
+                beta: Self,
+            ) {
+                use crate::avx512::$avx2 as kernel;
+                // SAFETY: as in `kernel_avx2`.
+                unsafe {
+                    match c.rows {
+                        6 => kernel::<PACKED_B, 6>(kc, a, b, c, alpha, beta),
+                        5 => kernel::<PACKED_B, 5>(kc, a, b, c, alpha, beta),
+                        4 => kernel::<PACKED_B, 4>(kc, a, b, c, alpha, beta),
+                        3 => kernel::<PACKED_B, 3>(kc, a, b, c, alpha, beta),
+                        2 => kernel::<PACKED_B, 2>(kc, a, b, c, alpha, beta),
+                        1 => kernel::<PACKED_B, 1>(kc, a, b, c, alpha, beta),
+                        rows => unreachable!("a tile of {rows} rows"),
+                    }
+                }
+            }
+
             fn interleave_fast(
                 path: crate::driver::Path,
                 lanes: &[&[Self]],
@@ -147,15 +188,15 @@ macro_rules! sealed {
     };
 }
 
-sealed!(f32, nr: 16, mc: 144, nc: 2048, avx2: kernel_f32, fast: interleave16_f32);
-sealed!(f64, nr: 8, mc: 72, nc: 1024, avx2: kernel_f64, fast: |_, _, _| false);
+sealed!(f32, nr: 16, mc: 144, nc: 2048, kernel: kernel_f32, fast: interleave16_f32);
+sealed!(f64, nr: 8, mc: 72, nc: 1024, kernel: kernel_f64, fast: |_, _, _| false);
 
 /// Packs a panel of sixteen `f32` lanes with AVX2 shuffles when the CPU has them.
 fn interleave16_f32(path: crate::driver::Path, lanes: &[&[f32]], out: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if path == crate::driver::Path::Avx2Fma {
+    if path != crate::driver::Path::Portable {
         #[allow(unsafe_code)]
-        // SAFETY: the path is chosen only when the CPU has AVX2 (and FMA).
+        // SAFETY: both SIMD paths are chosen only when the CPU has AVX2 (and FMA).
         return unsafe { crate::avx2::interleave16_f32(lanes, out) };
     }
     let _ = (path, lanes, out);

@@ -49,7 +49,7 @@ pub(crate) fn tile<E: Sealed>(
     let kc = job.kc;
     assert!(a.len() >= kc * E::MR);
     #[cfg(target_arch = "x86_64")]
-    if job.path == Path::Avx2Fma {
+    if job.path != Path::Portable {
         // Where the kernel reads `b`, checked here for the SAFETY comment below.
         let (src, packed) = match b {
             PanelB::Packed(b) => {
@@ -73,16 +73,19 @@ pub(crate) fn tile<E: Sealed>(
         };
         let kernel = |dst: Dst<E>| {
             #[allow(unsafe_code)]
-            // SAFETY: the path is chosen only when the CPU has AVX2 and FMA; `a` holds kc·MR
+            // SAFETY: the AVX2 path is chosen only when the CPU has AVX2 and FMA, the AVX-512
+            // one only when it has AVX-512F besides (`Path::widest`); `a` holds kc·MR
             // elements (asserted above); for p < kc the NR elements of step p of `b` are those
             // of a packed panel of kc·NR elements (asserted), or b[at.0 + p, at.1 + j] for
             // j < NR, inside `b` (asserted) and contiguous (its column stride is 1, asserted).
             // `dst` is a dst.rows × dst.cols tile the kernel may write (see the callers).
             unsafe {
-                if packed {
-                    E::kernel_avx2::<true>(kc, a.as_ptr(), src, dst, job.alpha, job.beta)
-                } else {
-                    E::kernel_avx2::<false>(kc, a.as_ptr(), src, dst, job.alpha, job.beta)
+                let (a, alpha, beta) = (a.as_ptr(), job.alpha, job.beta);
+                match (job.path == Path::Avx512, packed) {
+                    (true, true) => E::kernel_avx512::<true>(kc, a, src, dst, alpha, beta),
+                    (true, false) => E::kernel_avx512::<false>(kc, a, src, dst, alpha, beta),
+                    (false, true) => E::kernel_avx2::<true>(kc, a, src, dst, alpha, beta),
+                    (false, false) => E::kernel_avx2::<false>(kc, a, src, dst, alpha, beta),
                 }
             }
         };

@@ -2,7 +2,45 @@
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 use proptest::prelude::*;
-use wengert_gemm::GemmScalar;
+use std::cell::Cell;
+
+use wengert_gemm::{GemmError, GemmScalar, Kernel, gemm_with};
+
+thread_local! {
+    /// The kernel [`gemm`] calls on this thread: set by [`each_kernel`].
+    static KERNEL: Cell<Option<Kernel>> = const { Cell::new(None) };
+}
+
+/// `wengert_gemm::gemm` on the kernel [`each_kernel`] is running on this thread (the default
+/// kernel outside it).
+pub fn gemm<E: GemmScalar>(
+    alpha: E,
+    a: ArrayView2<'_, E>,
+    b: ArrayView2<'_, E>,
+    beta: E,
+    c: ArrayViewMut2<'_, E>,
+) -> Result<(), GemmError> {
+    gemm_with(current_kernel(), alpha, a, b, beta, c)
+}
+
+/// The kernel [`gemm`] calls on this thread.
+pub fn current_kernel() -> Kernel {
+    KERNEL.get().unwrap_or_default()
+}
+
+/// Runs `test` once on every kernel this CPU has (AVX-512, AVX2 and portable on a CPU with
+/// AVX-512), with [`gemm`] calling that kernel; a failure names it.
+pub fn each_kernel(test: impl Fn()) {
+    for kernel in Kernel::available() {
+        KERNEL.set(Some(kernel));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&test));
+        KERNEL.set(None);
+        if let Err(panic) = outcome {
+            eprintln!("failed on the {kernel} kernel");
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
 
 /// How an operand is stored and viewed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,11 +1,12 @@
 //! The same product on rayon pools of 1, 2 and 4 threads gives bit-identical results.
 
 use ndarray::Array2;
-use wengert_gemm::{GemmScalar, gemm};
+use wengert_gemm::{GemmScalar, Kernel, gemm_with};
 
 use crate::common::{Layout, Stored, noise};
 
 fn on_pool<E: GemmScalar + From<f32>>(
+    kernel: Kernel,
     threads: usize,
     (m, k, n): (usize, usize, usize),
     layouts: [Layout; 2],
@@ -18,7 +19,8 @@ fn on_pool<E: GemmScalar + From<f32>>(
         .build()
         .expect("a rayon pool");
     pool.install(|| {
-        gemm(
+        gemm_with(
+            kernel,
             E::from(0.75),
             a.view(),
             b.view(),
@@ -31,16 +33,30 @@ fn on_pool<E: GemmScalar + From<f32>>(
 }
 
 fn same_bits<E: GemmScalar + From<f32>>(shape: (usize, usize, usize), layouts: [Layout; 2]) {
-    let one = on_pool::<E>(1, shape, layouts);
+    // The pools' threads do not see `common::each_kernel`'s choice: the kernel goes by hand.
+    for kernel in Kernel::available() {
+        same_bits_on::<E>(kernel, shape, layouts);
+    }
+}
+
+fn same_bits_on<E: GemmScalar + From<f32>>(
+    kernel: Kernel,
+    shape: (usize, usize, usize),
+    layouts: [Layout; 2],
+) {
+    let one = on_pool::<E>(kernel, 1, shape, layouts);
     for threads in [2, 4] {
-        let many = on_pool::<E>(threads, shape, layouts);
+        let many = on_pool::<E>(kernel, threads, shape, layouts);
         // `==` on floats would accept 0.0 for -0.0; the bits must match.
         let differ = one
             .iter()
             .zip(&many)
             .filter(|(x, y)| format!("{x:?}") != format!("{y:?}"))
             .count();
-        assert_eq!(differ, 0, "{shape:?} {layouts:?} on {threads} threads");
+        assert_eq!(
+            differ, 0,
+            "{kernel}: {shape:?} {layouts:?} on {threads} threads"
+        );
     }
 }
 

@@ -4,9 +4,9 @@
 //! has more rows or a `b` of another layout.
 
 use ndarray::{Array2, ArrayView2, s};
-use wengert_gemm::{GemmScalar, gemm};
+use wengert_gemm::GemmScalar;
 
-use crate::common::{Layout, Stored, assert_close, noise, wide};
+use crate::common::{Layout, Stored, assert_close, each_kernel, gemm, noise, wide};
 
 /// `b` (`k × n`) with contiguous columns in three ways: row-major, rows reversed (a negative
 /// row stride), and a block of columns of a wider matrix (a row stride larger than `n`).
@@ -78,12 +78,16 @@ fn sweep<E: GemmScalar + From<f32> + Into<f64>>(unit_roundoff: f64) {
 
 #[test]
 fn f32_products_reading_b_in_place_match_the_reference() {
-    sweep::<f32>(f32::EPSILON as f64 / 2.0);
+    each_kernel(|| {
+        sweep::<f32>(f32::EPSILON as f64 / 2.0);
+    });
 }
 
 #[test]
 fn f64_products_reading_b_in_place_match_the_reference() {
-    sweep::<f64>(f64::EPSILON / 2.0);
+    each_kernel(|| {
+        sweep::<f64>(f64::EPSILON / 2.0);
+    });
 }
 
 /// The bits of every element, for comparing results exactly (`==` takes -0.0 for 0.0).
@@ -113,8 +117,10 @@ fn same_bits_as_packed<E: GemmScalar + From<f32>>() {
 
 #[test]
 fn reading_b_in_place_gives_the_bits_of_the_packed_path() {
-    same_bits_as_packed::<f32>();
-    same_bits_as_packed::<f64>();
+    each_kernel(|| {
+        same_bits_as_packed::<f32>();
+        same_bits_as_packed::<f64>();
+    });
 }
 
 /// A `b` whose rows all alias one row (row stride 0, as a broadcast view has): read in place for
@@ -144,6 +150,8 @@ fn broadcast_rows_of_b<E: GemmScalar + From<f32> + Into<f64>>(unit_roundoff: f64
 
 #[test]
 fn a_b_of_aliased_rows_is_read_as_its_values() {
-    broadcast_rows_of_b::<f32>(f32::EPSILON as f64 / 2.0);
-    broadcast_rows_of_b::<f64>(f64::EPSILON / 2.0);
+    each_kernel(|| {
+        broadcast_rows_of_b::<f32>(f32::EPSILON as f64 / 2.0);
+        broadcast_rows_of_b::<f64>(f64::EPSILON / 2.0);
+    });
 }

@@ -3,9 +3,9 @@
 //! parallel.
 
 use ndarray::Array2;
-use wengert_gemm::{GemmScalar, gemm};
+use wengert_gemm::GemmScalar;
 
-use crate::common::{Layout, Stored, assert_close, noise, wide};
+use crate::common::{Layout, Stored, assert_close, each_kernel, gemm, noise, wide};
 
 fn check<E: GemmScalar + From<f32> + Into<f64>>(
     (m, k, n): (usize, usize, usize),
@@ -22,47 +22,51 @@ fn check<E: GemmScalar + From<f32> + Into<f64>>(
 
 #[test]
 fn f32_across_every_block_boundary() {
-    use Layout::*;
-    // Three blocks of k (the last partial), three of rows, two of columns (the last partial).
-    check::<f32>(
-        (245, 530, 2070),
-        [RowMajor, RowMajor, RowMajor],
-        f32::EPSILON as f64 / 2.0,
-    );
-    // The VJP's layouts: a transposed a, a transposed b, and a column-major c.
-    check::<f32>(
-        (130, 300, 530),
-        [Transposed, RowMajor, RowMajor],
-        f32::EPSILON as f64 / 2.0,
-    );
-    check::<f32>(
-        (130, 300, 530),
-        [RowMajor, Transposed, Transposed],
-        f32::EPSILON as f64 / 2.0,
-    );
-    check::<f32>(
-        (7, 260, 700),
-        [Step2, Reversed, Step2],
-        f32::EPSILON as f64 / 2.0,
-    );
+    each_kernel(|| {
+        use Layout::*;
+        // Three blocks of k (the last partial), three of rows, two of columns (the last partial).
+        check::<f32>(
+            (245, 530, 2070),
+            [RowMajor, RowMajor, RowMajor],
+            f32::EPSILON as f64 / 2.0,
+        );
+        // The VJP's layouts: a transposed a, a transposed b, and a column-major c.
+        check::<f32>(
+            (130, 300, 530),
+            [Transposed, RowMajor, RowMajor],
+            f32::EPSILON as f64 / 2.0,
+        );
+        check::<f32>(
+            (130, 300, 530),
+            [RowMajor, Transposed, Transposed],
+            f32::EPSILON as f64 / 2.0,
+        );
+        check::<f32>(
+            (7, 260, 700),
+            [Step2, Reversed, Step2],
+            f32::EPSILON as f64 / 2.0,
+        );
+    });
 }
 
 #[test]
 fn f64_across_every_block_boundary() {
-    use Layout::*;
-    check::<f64>(
-        (125, 520, 1050),
-        [RowMajor, RowMajor, RowMajor],
-        f64::EPSILON / 2.0,
-    );
-    check::<f64>(
-        (200, 270, 90),
-        [Transposed, Transposed, Reversed],
-        f64::EPSILON / 2.0,
-    );
-    check::<f64>(
-        (70, 300, 50),
-        [RowsReversed, Step2, RowsReversed],
-        f64::EPSILON / 2.0,
-    );
+    each_kernel(|| {
+        use Layout::*;
+        check::<f64>(
+            (125, 520, 1050),
+            [RowMajor, RowMajor, RowMajor],
+            f64::EPSILON / 2.0,
+        );
+        check::<f64>(
+            (200, 270, 90),
+            [Transposed, Transposed, Reversed],
+            f64::EPSILON / 2.0,
+        );
+        check::<f64>(
+            (70, 300, 50),
+            [RowsReversed, Step2, RowsReversed],
+            f64::EPSILON / 2.0,
+        );
+    });
 }

@@ -7,6 +7,7 @@ mod common;
 mod determinism;
 mod edges;
 mod in_place;
+mod kernels;
 mod large;
 mod narrow;
 mod reference;

@@ -3,9 +3,9 @@
 //! bit-identical to the same columns of a wider product, which it computes the usual way round.
 
 use ndarray::{Array2, s};
-use wengert_gemm::{GemmScalar, gemm};
+use wengert_gemm::GemmScalar;
 
-use crate::common::{LAYOUTS, Layout, Stored, noise};
+use crate::common::{LAYOUTS, Layout, Stored, each_kernel, gemm, noise};
 
 /// Small integers: every product and sum is exact, in any order.
 fn int(seed: usize) -> impl Fn(usize, usize) -> f32 {
@@ -33,25 +33,27 @@ fn exact<E: GemmScalar + From<f32>>((m, k, n): (usize, usize, usize), layouts: [
 
 #[test]
 fn narrow_and_short_products_are_exact_in_every_layout() {
-    // Narrow (n < 16 ≤ m / 2) for f32, for f64 (n < 8), and their transposes (short and wide).
-    let shapes = [
-        (32, 7, 1),
-        (37, 5, 15),
-        (130, 300, 10),
-        (16, 3, 7),
-        (1, 7, 32),
-        (10, 300, 130),
-    ];
-    for shape in shapes {
-        for la in LAYOUTS {
-            for lb in LAYOUTS {
-                for lc in [Layout::RowMajor, Layout::Transposed, Layout::Step2] {
-                    exact::<f32>(shape, [la, lb, lc]);
-                    exact::<f64>(shape, [la, lb, lc]);
+    each_kernel(|| {
+        // Narrow (n < 16 ≤ m / 2) for f32, for f64 (n < 8), and their transposes (short and wide).
+        let shapes = [
+            (32, 7, 1),
+            (37, 5, 15),
+            (130, 300, 10),
+            (16, 3, 7),
+            (1, 7, 32),
+            (10, 300, 130),
+        ];
+        for shape in shapes {
+            for la in LAYOUTS {
+                for lb in LAYOUTS {
+                    for lc in [Layout::RowMajor, Layout::Transposed, Layout::Step2] {
+                        exact::<f32>(shape, [la, lb, lc]);
+                        exact::<f64>(shape, [la, lb, lc]);
+                    }
                 }
             }
         }
-    }
+    });
 }
 
 /// `c = a·b` for `b` of `n` columns: the first `n` columns of `wide`'s product.
@@ -86,25 +88,27 @@ fn first_columns<E: GemmScalar + From<f32>>(
 
 #[test]
 fn a_narrow_product_is_bit_identical_to_the_same_columns_of_a_wide_one() {
-    use Layout::{RowMajor, Transposed};
-    // W2's output layer forward (h·W) and its weight's gradient (hᵀ·d), and a k of several
-    // blocks.
-    for (shape, layouts) in [
-        ((128, 512, 10), [RowMajor, RowMajor]),
-        ((512, 128, 10), [Transposed, RowMajor]),
-        ((200, 700, 3), [RowMajor, Transposed]),
-    ] {
-        let (narrow, wide) = first_columns::<f32>(shape, 64, layouts);
-        let differ = narrow
-            .iter()
-            .zip(&wide)
-            .filter(|(x, y)| x.to_bits() != y.to_bits());
-        assert_eq!(differ.count(), 0, "{shape:?} {layouts:?}");
-        let (narrow, wide) = first_columns::<f64>(shape, 64, layouts);
-        let differ = narrow
-            .iter()
-            .zip(&wide)
-            .filter(|(x, y)| x.to_bits() != y.to_bits());
-        assert_eq!(differ.count(), 0, "{shape:?} {layouts:?} f64");
-    }
+    each_kernel(|| {
+        use Layout::{RowMajor, Transposed};
+        // W2's output layer forward (h·W) and its weight's gradient (hᵀ·d), and a k of several
+        // blocks.
+        for (shape, layouts) in [
+            ((128, 512, 10), [RowMajor, RowMajor]),
+            ((512, 128, 10), [Transposed, RowMajor]),
+            ((200, 700, 3), [RowMajor, Transposed]),
+        ] {
+            let (narrow, wide) = first_columns::<f32>(shape, 64, layouts);
+            let differ = narrow
+                .iter()
+                .zip(&wide)
+                .filter(|(x, y)| x.to_bits() != y.to_bits());
+            assert_eq!(differ.count(), 0, "{shape:?} {layouts:?}");
+            let (narrow, wide) = first_columns::<f64>(shape, 64, layouts);
+            let differ = narrow
+                .iter()
+                .zip(&wide)
+                .filter(|(x, y)| x.to_bits() != y.to_bits());
+            assert_eq!(differ.count(), 0, "{shape:?} {layouts:?} f64");
+        }
+    });
 }

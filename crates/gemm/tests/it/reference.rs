@@ -2,9 +2,9 @@
 
 use ndarray::Array2;
 use proptest::prelude::*;
-use wengert_gemm::{GemmScalar, gemm};
+use wengert_gemm::GemmScalar;
 
-use crate::common::{Layout, Stored, assert_close, layout, noise, wide};
+use crate::common::{Layout, Stored, assert_close, each_kernel, gemm, layout, noise, wide};
 
 #[derive(Debug, Clone)]
 struct Problem {
@@ -39,7 +39,12 @@ fn problem() -> impl Strategy<Value = Problem> {
         })
 }
 
+/// The problem on every kernel this CPU has.
 fn check<E: GemmScalar + From<f32> + Into<f64>>(p: &Problem, unit_roundoff: f64) {
+    each_kernel(|| check_on_kernel::<E>(p, unit_roundoff));
+}
+
+fn check_on_kernel<E: GemmScalar + From<f32> + Into<f64>>(p: &Problem, unit_roundoff: f64) {
     let a = Stored::<E>::new(p.m, p.k, p.layouts[0], noise(p.seed));
     let b = Stored::<E>::new(p.k, p.n, p.layouts[1], noise(p.seed + 1));
     let mut c = Stored::<E>::new(p.m, p.n, p.layouts[2], noise(p.seed + 2));
