@@ -74,7 +74,7 @@ pub use module::{Module, ParameterIds};
 pub use optim::{
     Adam, AdamBuilder, GradientSet, Optimizer, OptimizerState, Sgd, SgdBuilder, clip_grad_norm,
 };
-pub use reduce::{GradientReducer, LocalReducer};
+pub use reduce::{BucketSink, GradientReducer, LocalReducer, Sweep};
 pub use rng::{Rng, RngState};
 pub use save::{load_parameters, save_parameters};
 pub use schedule::Schedule;
