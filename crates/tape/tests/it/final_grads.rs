@@ -36,7 +36,7 @@ fn every_parameter_is_told_once_with_the_bits_of_backward() {
 }
 
 #[test]
-fn a_parameter_is_told_before_the_sweep_reaches_the_layers_below() {
+fn a_parameter_used_late_is_told_first() {
     // w1 feeds the first layer, w2 only the last op: w2 is final after that op, before the
     // sweep passes through the first layer's tanh.
     let mut tape = Tape::<f64>::new();
