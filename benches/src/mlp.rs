@@ -197,6 +197,23 @@ impl TapeMlp {
         Ok(loss_value)
     }
 
+    /// [`gradients`](TapeMlp::gradients), telling `on_final` each parameter's index and
+    /// gradient as soon as the sweep has finished it (for W7's overlapped reduction).
+    pub fn gradients_with(
+        &mut self,
+        x: &[f32],
+        labels: &[usize],
+        on_final: impl FnMut(usize, &[f32]),
+    ) -> Result<f32> {
+        let logits = forward_on(&mut self.tape, &self.layers, self.mark, self.inputs, x)?;
+        let y = self.tape.labels(labels)?;
+        let loss = self.tape.cross_entropy(logits, y)?;
+        let loss_value = self.tape.item(loss)?;
+        let mut on_final = on_final;
+        self.tape.backward_with(loss, |k, _, g| on_final(k, g))?;
+        Ok(loss_value)
+    }
+
     /// Every parameter's gradient from the last sweep, flattened in parameter order into
     /// `flat` (whose length is [`Mlp::parameter_count`]).
     pub fn copy_gradients(&mut self, flat: &mut [f32]) {

@@ -10,6 +10,11 @@
 //! spread out, compute imbalance included. `exchange_ms` is the transport alone: the same
 //! reduction run back to back after the steps, with no compute between to wait for.
 //!
+//! With more than one process each run measures the step twice, as two records: reducing
+//! once after the sweep (`overlap=0`), and overlapped (`overlap=1`), in buckets of
+//! [`W7_BUCKET_MIB`] handed to the reducer as the sweep finishes them (PyTorch DDP's scheme);
+//! there `reduce_ms` is what is left of the reduction after the sweep ends.
+//!
 //! [`MpiReducer`]: wengert_train::mpi::MpiReducer
 
 #[cfg(feature = "mpi")]
@@ -17,6 +22,10 @@ pub use rank::w7_rank;
 
 /// W7's global batch, split evenly across the processes.
 pub const W7_BATCH: usize = 1024;
+
+/// The buckets of W7's overlapped reduction, in MiB: W2's 2.6 MiB gradient in two (the last
+/// two layers, then the first).
+pub const W7_BUCKET_MIB: usize = 1;
 
 /// The `(processes, threads per process)` configurations W7 measures on a machine with `cores`
 /// cores: one process on one thread and on all of them, and as many one-thread processes as
@@ -42,8 +51,9 @@ mod rank {
 
     use wengert_train::GradientReducer;
     use wengert_train::mpi::Mpi;
+    use wengert_train::reduce::plan_buckets;
 
-    use super::W7_BATCH;
+    use super::{W7_BATCH, W7_BUCKET_MIB};
     use crate::mlp::{Mlp, Sgd, TapeMlp};
     use crate::record::Record;
     use crate::shared::{Effort, Rng, SEED, W2_LAYERS, W2_LR, label_vec, median, normal_vec};
@@ -53,8 +63,9 @@ mod rank {
     }
 
     /// Runs W7 in this process as one rank of an MPI job whose kernels use `threads` workers.
-    /// Returns rank 0's record (`None` on the other ranks).
-    pub fn w7_rank(threads: usize, effort: Effort) -> Result<Option<Record>, String> {
+    /// Returns rank 0's records (none on the other ranks): reducing after the sweep, and with
+    /// more than one process overlapped too.
+    pub fn w7_rank(threads: usize, effort: Effort) -> Result<Vec<Record>, String> {
         let mpi = Mpi::init().map_err(err)?;
         let (rank, ranks) = (mpi.rank(), mpi.ranks());
         if !ranks.is_power_of_two() || !W7_BATCH.is_multiple_of(ranks) {
@@ -82,21 +93,69 @@ mod rank {
         // the ranks' (equal shares).
         let scale = 1.0 / ranks as f32;
         let (warmup, steps) = (effort.w2_warmup(), effort.w2_steps());
-        let (mut step_ms, mut reduce_ms) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
         // The kernels' pool is the process's global one (the reducer borrows MPI's communicator,
         // which may not cross into a pool's closure); each rank is a process of its own.
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build_global()
             .map_err(|e| format!("could not start {threads} threads: {e}"))?;
-        (|| -> Result<(), String> {
+        let sizes: Vec<usize> = (init.params.iter())
+            .flat_map(|(w, b)| [w.len(), b.len()])
+            .collect();
+        let offsets: Vec<usize> = (sizes.iter())
+            .scan(0, |at, &n| {
+                *at += n;
+                Some(*at - n)
+            })
+            .collect();
+        let (ranges, of_param) = plan_buckets(&sizes, W7_BUCKET_MIB << 20 >> 2);
+        let mut local = vec![0.0f32; flat.len()];
+        let modes: &[bool] = if ranks > 1 { &[false, true] } else { &[false] };
+        let mut measured = Vec::new();
+        for &overlap in modes {
+            let (mut step_ms, mut reduce_ms) =
+                (Vec::with_capacity(steps), Vec::with_capacity(steps));
             for i in 0..warmup + steps {
                 let start = Instant::now();
-                let loss = net.gradients(x, labels).map_err(err)?;
-                let reduce_start = Instant::now();
-                net.copy_gradients(&mut flat);
-                stats[0] = f64::from(loss);
-                reducer.all_reduce(&mut flat, &mut stats).map_err(err)?;
+                let reduce_start;
+                if overlap {
+                    let mut swept = start;
+                    let mut left = vec![0usize; ranges.len()];
+                    for &b in &of_param {
+                        left[b] += 1;
+                    }
+                    reducer
+                        .all_reduce_overlapped(&ranges, &mut flat, &mut stats, &mut |sink, st| {
+                            let mut failure = None;
+                            let loss = net
+                                .gradients_with(x, labels, |k, g| {
+                                    let at = offsets[k];
+                                    local[at..at + g.len()].copy_from_slice(g);
+                                    let b = of_param[k];
+                                    left[b] -= 1;
+                                    let handed = if left[b] == 0 {
+                                        sink.ready(b, &local[ranges[b].clone()])
+                                    } else {
+                                        sink.progress()
+                                    };
+                                    if let Err(e) = handed {
+                                        failure.get_or_insert(e);
+                                    }
+                                })
+                                .map_err(wengert_train::Error::from)?;
+                            st[0] = f64::from(loss);
+                            swept = Instant::now();
+                            failure.map_or(Ok(()), Err)
+                        })
+                        .map_err(err)?;
+                    reduce_start = swept;
+                } else {
+                    let loss = net.gradients(x, labels).map_err(err)?;
+                    reduce_start = Instant::now();
+                    net.copy_gradients(&mut flat);
+                    stats[0] = f64::from(loss);
+                    reducer.all_reduce(&mut flat, &mut stats).map_err(err)?;
+                }
                 for g in &mut flat {
                     *g *= scale;
                 }
@@ -107,8 +166,8 @@ mod rank {
                     reduce_ms.push((reduce_end - reduce_start).as_secs_f64() * 1e3);
                 }
             }
-            Ok(())
-        })()?;
+            measured.push((overlap, step_ms, reduce_ms));
+        }
 
         // The exchange alone: back-to-back reductions of the whole gradient, which keep the
         // ranks in step with each other, so no rank waits for another's compute. The cost
@@ -127,25 +186,33 @@ mod rank {
             .map_err(err)?;
 
         if rank != 0 {
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        let (step, reduce) = (median(&mut step_ms), median(&mut reduce_ms));
         let exchange = median(&mut exchange_ms);
         let gradient_mib = (flat.len() * std::mem::size_of::<f32>()) as f64 / (1024.0 * 1024.0);
-        Ok(Some(Record::new(
-            "W7",
-            "wengert",
-            threads,
-            &[("batch", W7_BATCH as u64), ("processes", ranks as u64)],
-            &[
-                ("ms_per_step", step),
-                ("samples_per_s", W7_BATCH as f64 / step * 1e3),
-                ("reduce_ms", reduce),
-                ("reduce_share", reduce / step),
-                ("exchange_ms", exchange),
-                ("gradient_mib", gradient_mib),
-            ],
-        )))
+        let mut records = Vec::new();
+        for (overlap, mut step_ms, mut reduce_ms) in measured {
+            let (step, reduce) = (median(&mut step_ms), median(&mut reduce_ms));
+            let mut params = vec![("batch", W7_BATCH as u64), ("processes", ranks as u64)];
+            if ranks > 1 {
+                params.push(("overlap", u64::from(overlap)));
+            }
+            records.push(Record::new(
+                "W7",
+                "wengert",
+                threads,
+                &params,
+                &[
+                    ("ms_per_step", step),
+                    ("samples_per_s", W7_BATCH as f64 / step * 1e3),
+                    ("reduce_ms", reduce),
+                    ("reduce_share", reduce / step),
+                    ("exchange_ms", exchange),
+                    ("gradient_mib", gradient_mib),
+                ],
+            ));
+        }
+        Ok(records)
     }
 
     /// FNV-1a over every weight's bits.

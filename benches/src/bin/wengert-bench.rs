@@ -385,8 +385,14 @@ fn w7(effort: Effort, cores: usize, progress: &mut dyn FnMut(&str)) -> Result<Ve
             Err(e) => return Err(e),
         };
         for r in &got {
+            let overlapped = if r.params.get("overlap") == Some(&1) {
+                ", overlapped"
+            } else {
+                ""
+            };
             progress(&format!(
-                "W7 {processes} process(es) x {threads} thread(s): {:.2} ms/step, {:.0}% reducing",
+                "W7 {processes} process(es) x {threads} thread(s){overlapped}: {:.2} ms/step, \
+                 {:.0}% reducing",
                 r.figures["ms_per_step"],
                 100.0 * r.figures["reduce_share"]
             ));
@@ -398,7 +404,11 @@ fn w7(effort: Effort, cores: usize, progress: &mut dyn FnMut(&str)) -> Result<Ve
     let rate = |processes: u64, threads: u64| {
         records
             .iter()
-            .find(|r| r.params.get("processes") == Some(&processes) && r.threads == threads)
+            .find(|r| {
+                r.params.get("processes") == Some(&processes)
+                    && r.threads == threads
+                    && r.params.get("overlap") != Some(&1)
+            })
             .map(|r| r.figures["samples_per_s"])
     };
     let cores = cores as u64;
@@ -417,7 +427,7 @@ fn w7_rank(args: &[String]) -> Result<(), String> {
         .first()
         .and_then(|t| t.parse().ok())
         .ok_or("w7-rank needs a thread count")?;
-    if let Some(record) = w7::w7_rank(threads, Effort::from_args(args))? {
+    for record in w7::w7_rank(threads, Effort::from_args(args))? {
         println!("{}", record.to_json());
     }
     Ok(())

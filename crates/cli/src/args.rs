@@ -122,6 +122,13 @@ pub struct TrainArgs {
     #[arg(long, value_name = "K", default_value_t = 1, hide_default_value = true)]
     pub accumulate: usize,
 
+    /// When the step is in micro-batches (under MPI, or with --accumulate), reduce the
+    /// gradient in buckets of about MIB mebibytes as the backward sweep of the last
+    /// micro-batch finishes them, overlapping the exchanges with the rest of the sweep; 0
+    /// reduces once after the sweep. The weights are the same bits either way.
+    #[arg(long, value_name = "MIB", default_value_t = 0.0)]
+    pub bucket_mib: f64,
+
     /// The most passes over the training set (early stopping may end sooner).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub epochs: usize,

@@ -80,8 +80,25 @@ impl World {
         self.rank() == 0
     }
 
-    /// `trainer`, sharing its steps with the other ranks.
-    pub fn attach<'a>(&'a self, trainer: Trainer<'a, E>) -> Trainer<'a, E> {
+    /// `trainer`, sharing its steps with the other ranks, reducing in buckets of
+    /// `bucket_mib` mebibytes during the sweep (0: once after it); errors on a size that is
+    /// negative, not a number or above 1 GiB.
+    pub fn attach<'a>(
+        &'a self,
+        trainer: Trainer<'a, E>,
+        bucket_mib: f64,
+    ) -> Result<Trainer<'a, E>, String> {
+        if !(0.0..=1024.0).contains(&bucket_mib) {
+            return Err(format!(
+                "--bucket-mib must be between 0 and 1024 (MiB), got {bucket_mib}"
+            ));
+        }
+        // Rounded to whole bytes: the bucket planner counts elements.
+        let trainer = trainer.overlap_reduction((bucket_mib * 1024.0 * 1024.0).round() as usize);
+        Ok(self.share(trainer))
+    }
+
+    fn share<'a>(&'a self, trainer: Trainer<'a, E>) -> Trainer<'a, E> {
         #[cfg(feature = "mpi")]
         if let Some(mpi) = &self.mpi {
             return trainer.with_reducer(mpi.reducer::<E>());

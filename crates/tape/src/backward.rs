@@ -26,7 +26,30 @@ impl<E: Float> Tape<E> {
             return Err(Error::LossNotScalar { shape });
         }
         self.check_differentiable(loss)?;
-        self.sweep(loss, |seed| seed.fill(E::one()));
+        self.sweep(loss, |seed| seed.fill(E::one()), &mut ());
+        Ok(Gradients { tape: self })
+    }
+
+    /// [`backward`](Tape::backward), telling `on_final` each parameter's gradient as soon as
+    /// it is final, during the sweep: right after the parameter's last consumer (the one
+    /// recorded first) has passed its share on, so that a caller can start using it (sending
+    /// it to other processes, say) while the rest of the sweep runs. `on_final` gets the
+    /// parameter's position in [`parameters`](Tape::parameters), its id and its gradient;
+    /// every parameter is told exactly once, a parameter the loss does not depend on with
+    /// zeros. The gradients are the bits `backward` gives.
+    pub fn backward_with(
+        &mut self,
+        loss: NodeId,
+        on_final: impl FnMut(usize, NodeId, &[E]),
+    ) -> Result<Gradients<'_, E>> {
+        self.check_ids(&[loss])?;
+        let shape = self.nodes[loss.index()].shape;
+        if shape.numel() != 1 {
+            return Err(Error::LossNotScalar { shape });
+        }
+        self.check_differentiable(loss)?;
+        let mut watch = FinalWatch::new(self, loss.index(), on_final);
+        self.sweep(loss, |seed| seed.fill(E::one()), &mut watch);
         Ok(Gradients { tape: self })
     }
 
@@ -50,11 +73,15 @@ impl<E: Float> Tape<E> {
             });
         }
         self.check_differentiable(output)?;
-        self.sweep(output, |buf| {
-            for (d, &s) in buf.iter_mut().zip(seed.iter()) {
-                *d = s;
-            }
-        });
+        self.sweep(
+            output,
+            |buf| {
+                for (d, &s) in buf.iter_mut().zip(seed.iter()) {
+                    *d = s;
+                }
+            },
+            &mut (),
+        );
         Ok(Gradients { tape: self })
     }
 
@@ -108,7 +135,7 @@ impl<E: Float> Tape<E> {
         };
     }
 
-    fn sweep(&mut self, output: NodeId, seed: impl FnOnce(&mut [E])) {
+    fn sweep(&mut self, output: NodeId, seed: impl FnOnce(&mut [E]), watch: &mut impl Watch<E>) {
         self.invalidate_grads();
         let stamp = self.sweep;
         let len = self.nodes.len();
@@ -137,6 +164,7 @@ impl<E: Float> Tape<E> {
         // Inputs have smaller ids than their users, so by the time the loop reaches a node every
         // path from the output has already added its share to the node's gradient.
         for i in (0..=out).rev() {
+            watch.before(i, grads, grad_stamps, stamp);
             if grad_stamps[i] != stamp {
                 continue;
             }
@@ -267,6 +295,84 @@ impl<E: Float> Tape<E> {
                 zero(&mut self.grads[i], self.nodes[i].shape.numel());
                 self.grad_stamps[i] = stamp;
             }
+        }
+    }
+}
+
+/// What the sweep tells about its progress: nothing for a plain sweep (`()`, compiled away).
+trait Watch<E> {
+    /// Called as the sweep reaches node `i`, every node above it processed.
+    fn before(&mut self, i: usize, grads: &mut [Vec<E>], stamps: &mut [u32], stamp: u32);
+}
+
+impl<E> Watch<E> for () {
+    #[inline(always)]
+    fn before(&mut self, _: usize, _: &mut [Vec<E>], _: &mut [u32], _: u32) {}
+}
+
+/// Tells a caller each parameter's gradient once every consumer of the parameter is processed.
+struct FinalWatch<F> {
+    /// `(lowest consumer, position, parameter)`, the lowest consumer descending: a parameter's
+    /// gradient is final once the sweep is below it. A parameter with no consumer up to the
+    /// output has `output + 1`, so it is told (with zeros) before the first node.
+    pending: Vec<(usize, usize, NodeId)>,
+    /// Sizes of the parameters' gradients, by position.
+    sizes: Vec<usize>,
+    on_final: F,
+}
+
+impl<F> FinalWatch<F> {
+    fn new<E: Float>(tape: &Tape<E>, out: usize, on_final: F) -> Self {
+        let mut lowest = vec![usize::MAX; out + 1];
+        for (c, node) in tape.nodes[..=out].iter().enumerate().rev() {
+            for &j in inputs_of(&tape.listed_inputs, node) {
+                lowest[j.index()] = c;
+            }
+        }
+        let mut pending: Vec<(usize, usize, NodeId)> = tape
+            .params
+            .iter()
+            .enumerate()
+            .filter(|&(_, p)| p.index() <= out)
+            .map(|(k, &p)| (lowest[p.index()].min(out + 1), k, p))
+            .collect();
+        // Parameters recorded after the output are not on its path: told first, with zeros.
+        pending.extend(
+            (tape.params.iter().enumerate())
+                .filter(|&(_, p)| p.index() > out)
+                .map(|(k, &p)| (usize::MAX, k, p)),
+        );
+        pending.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let sizes = (tape.params.iter())
+            .map(|p| tape.nodes[p.index()].shape.numel())
+            .collect();
+        FinalWatch {
+            pending,
+            sizes,
+            on_final,
+        }
+    }
+}
+
+impl<E: Float, F: FnMut(usize, NodeId, &[E])> Watch<E> for FinalWatch<F> {
+    fn before(&mut self, i: usize, grads: &mut [Vec<E>], stamps: &mut [u32], stamp: u32) {
+        while let Some(&(consumer, k, p)) = self.pending.last() {
+            if consumer <= i {
+                return;
+            }
+            self.pending.pop();
+            let n = self.sizes[k];
+            let Some(buf) = grads.get_mut(p.index()) else {
+                // Above the output: the sweep never touches it.
+                (self.on_final)(k, p, &vec![E::zero(); n]);
+                continue;
+            };
+            if stamps[p.index()] != stamp {
+                // No gradient reached it: zero, as the sweep's end would make it.
+                zero(buf, n);
+                stamps[p.index()] = stamp;
+            }
+            (self.on_final)(k, p, buf);
         }
     }
 }

@@ -86,7 +86,7 @@ pub use names::prefixed;
 pub use optim::{
     Adam, AdamBuilder, GradientSet, Optimizer, OptimizerState, Sgd, SgdBuilder, clip_grad_norm,
 };
-pub use reduce::{GradientReducer, LocalReducer};
+pub use reduce::{BucketSink, GradientReducer, LocalReducer, Sweep};
 pub use rng::{Rng, RngState};
 pub use save::{
     load_parameters, load_safetensors, load_state, load_state_dict, save_parameters,

@@ -14,9 +14,28 @@
 //! reducer combines the `N` subtree sums over the top `log₂ N` levels of the same tree. Every
 //! addition is then the same, in the same order, whatever `N`: the weights are bit-identical.
 
+use std::ops::Range;
+
 use wengert_ops::Float;
 
 use crate::{Error, Result};
+
+/// What an overlapped step's sweep calls as the gradient's buckets become final on this
+/// process (see [`GradientReducer::all_reduce_overlapped`]).
+pub trait BucketSink<E> {
+    /// Bucket `index` is final: `sums` holds this process's partial sums over its range.
+    fn ready(&mut self, index: usize, sums: &[E]) -> Result<()>;
+
+    /// Lets the exchanges under way progress; the sweep calls it often (after every
+    /// parameter), so a transport that only moves data inside its own calls keeps moving.
+    fn progress(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The sweep of an overlapped step: runs the backward sweeps of this process's micro-batches,
+/// hands every bucket to the sink exactly once, and fills the `f64` totals.
+pub type Sweep<'s, E> = dyn FnMut(&mut dyn BucketSink<E>, &mut [f64]) -> Result<()> + 's;
 
 /// Carries the gradient sums of a step between the processes that train one model together.
 ///
@@ -41,6 +60,112 @@ pub trait GradientReducer<E: Float> {
     /// trainer keeps beside them: the batch loss and the examples classified right). Called
     /// with slices of the same lengths on every process.
     fn all_reduce(&mut self, grads: &mut [E], stats: &mut [f64]) -> Result<()>;
+
+    /// The same reduction, started bucket by bucket while `sweep` runs (PyTorch DDP's
+    /// overlap): `buckets` cut the flattened gradient into contiguous ranges, `sweep` hands
+    /// each one's partial sums to the sink as soon as they are final and fills `stats`; on
+    /// return `grads` holds the sums over all processes, `stats` the totals. Every element must
+    /// be summed exactly as [`all_reduce`](GradientReducer::all_reduce) sums it, so the bits do
+    /// not depend on the buckets.
+    ///
+    /// The default collects the buckets, then calls `all_reduce` once after the sweep: right
+    /// for a transport without non-blocking exchanges.
+    fn all_reduce_overlapped(
+        &mut self,
+        buckets: &[Range<usize>],
+        grads: &mut [E],
+        stats: &mut [f64],
+        sweep: &mut Sweep<'_, E>,
+    ) -> Result<()> {
+        let mut collect = Collect {
+            buckets,
+            grads: &mut *grads,
+            seen: vec![false; buckets.len()],
+        };
+        sweep(&mut collect, stats)?;
+        collect.check()?;
+        self.all_reduce(grads, stats)
+    }
+}
+
+/// The sink of the default overlapped reduction: copies each bucket into place.
+struct Collect<'c, E> {
+    buckets: &'c [Range<usize>],
+    grads: &'c mut [E],
+    seen: Vec<bool>,
+}
+
+impl<E: Copy> Collect<'_, E> {
+    fn check(&self) -> Result<()> {
+        match self.seen.iter().position(|&s| !s) {
+            Some(b) => Err(unfinished(b)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<E: Copy> BucketSink<E> for Collect<'_, E> {
+    fn ready(&mut self, index: usize, sums: &[E]) -> Result<()> {
+        let range = check_bucket(self.buckets, &mut self.seen, index, sums.len())?;
+        self.grads[range].copy_from_slice(sums);
+        Ok(())
+    }
+}
+
+/// Checks that bucket `index` exists, has `len` elements and is handed over once; its range.
+pub(crate) fn check_bucket(
+    buckets: &[Range<usize>],
+    seen: &mut [bool],
+    index: usize,
+    len: usize,
+) -> Result<Range<usize>> {
+    let Some(range) = buckets.get(index) else {
+        return Err(Error::Distributed(format!(
+            "bucket {index} handed over, of {}",
+            buckets.len()
+        )));
+    };
+    if range.len() != len || seen[index] {
+        return Err(Error::Distributed(format!(
+            "bucket {index} handed over twice or with {len} elements, not {}",
+            range.len()
+        )));
+    }
+    seen[index] = true;
+    Ok(range.clone())
+}
+
+/// The error of a sweep that returned without handing over bucket `index`.
+pub(crate) fn unfinished(index: usize) -> Error {
+    Error::Distributed(format!(
+        "the sweep ended without handing over bucket {index}"
+    ))
+}
+
+/// Cuts the gradients of parameters of `sizes` elements (flattened in this order) into
+/// buckets of at least `bucket_elements` elements each (the last parameters' bucket may be
+/// smaller), from the last parameter down: the order in which a reverse sweep over a network
+/// recorded layer by layer finishes them. Each bucket is a whole number of parameters;
+/// returns the buckets' ranges and, for each parameter, its bucket.
+pub fn plan_buckets(sizes: &[usize], bucket_elements: usize) -> (Vec<Range<usize>>, Vec<usize>) {
+    let total: usize = sizes.iter().sum();
+    let mut buckets = Vec::new();
+    let mut of_param = vec![0; sizes.len()];
+    let mut end = total;
+    let mut start = total;
+    for (k, &n) in sizes.iter().enumerate().rev() {
+        start -= n;
+        of_param[k] = buckets.len();
+        if end - start >= bucket_elements.max(1) {
+            buckets.push(start..end);
+            end = start;
+        }
+    }
+    if end > 0 {
+        // The first parameters' remainder.
+        buckets.push(0..end);
+    }
+    (buckets, of_param)
 }
 
 /// The reducer of a process training on its own: one rank, nothing to exchange.
@@ -105,8 +230,43 @@ pub(crate) struct TreeSum<E> {
     stats: Vec<[f64; STATS]>,
 }
 
-/// Computes micro-batch `j`'s weighted gradient and totals into the buffers it is given.
-pub(crate) type Leaf<'l, E> = dyn FnMut(usize, &mut [E], &mut [f64; STATS]) -> Result<()> + 'l;
+/// Computes micro-batch `j`'s weighted gradient into [`Spine::leaf`] and its totals.
+pub(crate) type Leaf<'l, E> =
+    dyn FnMut(usize, &mut Spine<'_, E>, &mut [f64; STATS]) -> Result<()> + 'l;
+
+/// The buffers a leaf of the tree writes: its own, and for the last leaf of a
+/// [deferred](TreeSum::sum_deferring_last) sum the levels above it, which the leaf folds in
+/// itself, range by range, as its gradient becomes final.
+pub(crate) struct Spine<'s, E> {
+    /// Levels `0..=d` of the tree, the leaf's buffer last.
+    levels: &'s mut [Vec<E>],
+    deferred: bool,
+}
+
+impl<E: Float> Spine<'_, E> {
+    /// The leaf's gradient buffer.
+    pub(crate) fn leaf(&mut self) -> &mut [E] {
+        let last = self.levels.len() - 1;
+        &mut self.levels[last]
+    }
+
+    /// Whether this is the last leaf of a deferred sum: then the leaf must
+    /// [`finish`](Spine::finish) every element itself.
+    pub(crate) fn deferred(&self) -> bool {
+        self.deferred
+    }
+
+    /// Adds up `range` of the leaf's gradient along the tree's right spine, with the very
+    /// additions the tree would make after the leaf, deepest first; returns the sums over the
+    /// whole tree for that range.
+    pub(crate) fn finish(&mut self, range: Range<usize>) -> &[E] {
+        for d in (1..self.levels.len()).rev() {
+            let (lower, upper) = self.levels.split_at_mut(d);
+            add_into(&mut lower[d - 1][range.clone()], &upper[0][range.clone()]);
+        }
+        &self.levels[0][range]
+    }
+}
 
 /// The totals carried beside the gradients: the weighted batch loss and the hits.
 pub(crate) const STATS: usize = 2;
@@ -121,6 +281,29 @@ impl<E: Float> TreeSum<E> {
         hi: usize,
         leaf: &mut Leaf<'_, E>,
     ) -> Result<()> {
+        self.sum_with(len, lo, hi, false, leaf)
+    }
+
+    /// [`sum`](TreeSum::sum), leaving the gradient additions after the last leaf to that leaf
+    /// ([`Spine::finish`]), so that it can finish part of the gradient while computing the rest.
+    pub(crate) fn sum_deferring_last(
+        &mut self,
+        len: usize,
+        lo: usize,
+        hi: usize,
+        leaf: &mut Leaf<'_, E>,
+    ) -> Result<()> {
+        self.sum_with(len, lo, hi, true, leaf)
+    }
+
+    fn sum_with(
+        &mut self,
+        len: usize,
+        lo: usize,
+        hi: usize,
+        defer: bool,
+        leaf: &mut Leaf<'_, E>,
+    ) -> Result<()> {
         let depth = depth(hi - lo);
         if self.levels.len() < depth {
             self.levels.resize_with(depth, Vec::new);
@@ -132,18 +315,37 @@ impl<E: Float> TreeSum<E> {
                 level.resize(len, E::zero());
             }
         }
-        self.node(lo, hi, 0, leaf)
+        self.node(lo, hi, 0, defer, leaf)
     }
 
-    fn node(&mut self, lo: usize, hi: usize, level: usize, leaf: &mut Leaf<'_, E>) -> Result<()> {
+    /// Sums `[lo, hi)` into level `level`; `spine`: the node is on the right spine of a
+    /// deferred sum, whose gradient additions its last leaf makes.
+    fn node(
+        &mut self,
+        lo: usize,
+        hi: usize,
+        level: usize,
+        spine: bool,
+        leaf: &mut Leaf<'_, E>,
+    ) -> Result<()> {
         if hi - lo == 1 {
-            return leaf(lo, &mut self.levels[level], &mut self.stats[level]);
+            let mut target = Spine {
+                levels: if spine {
+                    &mut self.levels[..=level]
+                } else {
+                    &mut self.levels[level..=level]
+                },
+                deferred: spine,
+            };
+            return leaf(lo, &mut target, &mut self.stats[level]);
         }
         let mid = lo + (hi - lo) / 2;
-        self.node(lo, mid, level, leaf)?;
-        self.node(mid, hi, level + 1, leaf)?;
-        let (lower, upper) = self.levels.split_at_mut(level + 1);
-        add_into(&mut lower[level], &upper[0]);
+        self.node(lo, mid, level, false, leaf)?;
+        self.node(mid, hi, level + 1, spine, leaf)?;
+        if !spine {
+            let (lower, upper) = self.levels.split_at_mut(level + 1);
+            add_into(&mut lower[level], &upper[0]);
+        }
         let (lower, upper) = self.stats.split_at_mut(level + 1);
         add_into(&mut lower[level], &upper[0]);
         Ok(())
@@ -182,7 +384,7 @@ mod tests {
     fn tree(values: &[f32], lo: usize, hi: usize) -> f32 {
         let mut sum = TreeSum::<f32>::default();
         sum.sum(1, lo, hi, &mut |j, g, s| {
-            g[0] = values[j];
+            g.leaf()[0] = values[j];
             *s = [1.0, 0.0];
             Ok(())
         })
@@ -237,6 +439,103 @@ mod tests {
                     "k {k}, {ranks} ranks"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn buckets_hold_whole_parameters_from_the_last_one_down() {
+        // Sizes 6, 2, 4, 3: from the end, 3+4 ≥ 5, then 2+6.
+        let (ranges, of) = plan_buckets(&[6, 2, 4, 3], 5);
+        assert_eq!(ranges, [8..15, 0..8]);
+        assert_eq!(of, [1, 1, 0, 0]);
+        // One element each: every parameter its own bucket.
+        let (ranges, of) = plan_buckets(&[6, 2, 4, 3], 1);
+        assert_eq!(ranges, [12..15, 8..12, 6..8, 0..6]);
+        assert_eq!(of, [3, 2, 1, 0]);
+        // Larger than everything: one bucket.
+        let (ranges, of) = plan_buckets(&[6, 2, 4, 3], 1 << 20);
+        assert_eq!(ranges.len(), 1);
+        assert_eq!(ranges[0], 0..15);
+        assert_eq!(of, [0; 4]);
+    }
+
+    #[test]
+    fn a_deferred_sum_finished_range_by_range_is_the_plain_sum() {
+        let value =
+            |j: usize, i: usize| 1.0 + ((j * 7 + i) as f32).sin() * 1e-3 * 3f32.powi(i as i32 % 5);
+        for (lo, hi) in [(0, 1), (0, 5), (3, 7), (4, 8)] {
+            let mut plain = TreeSum::<f32>::default();
+            plain
+                .sum(6, lo, hi, &mut |j, g, s| {
+                    assert!(!g.deferred());
+                    for (i, x) in g.leaf().iter_mut().enumerate() {
+                        *x = value(j, i);
+                    }
+                    *s = [j as f64, 1.0];
+                    Ok(())
+                })
+                .unwrap();
+            let mut deferred = TreeSum::<f32>::default();
+            let mut finished = vec![0.0; 6];
+            deferred
+                .sum_deferring_last(6, lo, hi, &mut |j, g, s| {
+                    assert_eq!(g.deferred(), j == hi - 1);
+                    for (i, x) in g.leaf().iter_mut().enumerate() {
+                        *x = value(j, i);
+                    }
+                    *s = [j as f64, 1.0];
+                    if g.deferred() {
+                        for r in [4..6, 0..1, 1..4] {
+                            finished[r.clone()].copy_from_slice(g.finish(r));
+                        }
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            let (want, want_stats) = plain.result();
+            let want_stats = *want_stats;
+            assert_eq!(deferred.result().0, &*want);
+            assert_eq!(finished, want);
+            assert_eq!(*deferred.result().1, want_stats);
+        }
+    }
+
+    #[test]
+    fn the_default_overlapped_reduction_collects_every_bucket_once() {
+        let buckets = [3..5, 0..3];
+        let mut grads = [0.0f32; 5];
+        let mut stats = [0.0; 2];
+        GradientReducer::<f32>::all_reduce_overlapped(
+            &mut LocalReducer,
+            &buckets,
+            &mut grads,
+            &mut stats,
+            &mut |sink, stats| {
+                sink.ready(0, &[4.0, 5.0])?;
+                sink.progress()?;
+                sink.ready(1, &[1.0, 2.0, 3.0])?;
+                stats[0] = 7.0;
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(grads, [1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(stats, [7.0, 0.0]);
+        // A bucket twice, of the wrong size, or missing: refused.
+        for deliver in [&[0, 0][..], &[2], &[0]] {
+            let result = GradientReducer::<f32>::all_reduce_overlapped(
+                &mut LocalReducer,
+                &buckets,
+                &mut grads,
+                &mut stats,
+                &mut |sink, _| {
+                    for &b in deliver {
+                        sink.ready(b, &[0.0; 2])?;
+                    }
+                    Ok(())
+                },
+            );
+            assert!(result.is_err(), "{deliver:?}");
         }
     }
 

@@ -211,7 +211,8 @@ fn train_in_pool(
     let saved = RefCell::new(Vec::new());
     let mut trainer = world.attach(
         Trainer::new(config, optimizer).with_callback(Progress::new(bar.clone(), args.epochs)),
-    );
+        args.bucket_mib,
+    )?;
     // A resumed run keeps its identity, and with it its checkpoints already in `out_dir`. Only
     // the rank that writes has a directory; the others never save.
     let mut checkpoints = match resume.as_ref().and_then(|r| r.run.as_deref()) {

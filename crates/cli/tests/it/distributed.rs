@@ -68,6 +68,22 @@ fn an_accumulating_run_keeps_its_setting_when_resumed() {
     );
 }
 
+#[test]
+fn a_bucket_size_out_of_range_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for size in ["-1", "2048", "NaN"] {
+        let mut args = RUN.to_vec();
+        args.extend(["--epochs", "1", "--bucket-mib", size]);
+        let out = wengert(dir.path(), &args);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("--bucket-mib must be between 0 and 1024"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
 #[cfg(not(feature = "mpi"))]
 #[test]
 fn mpi_tests_need_the_mpi_feature() {
@@ -151,6 +167,32 @@ mod mpi {
             read(&dir.path().join("one/model.tape")),
             read(&dir.path().join("stop/model.tape"))
         );
+    }
+
+    #[test]
+    fn reducing_in_buckets_during_the_sweep_keeps_the_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        fn run<'a>(out: &'a str, bucket_mib: &'a str) -> Vec<&'a str> {
+            let mut args = RUN.to_vec();
+            args.extend(["--epochs", "2", "--out", out, "--bucket-mib", bucket_mib]);
+            args
+        }
+        // The reference: one process, reducing (trivially) after the sweep.
+        check_ok(&wengert(dir.path(), &run("once", "0")));
+        // The 64-16-10 network's parameters hold 1024, 16, 160 and 10 elements: 105 bytes
+        // make 2 buckets (the last two parameters, then the first two), 10 bytes 4.
+        check_ok(&wengert(dir.path(), &run("local", "0.0001")));
+        check_ok(&on_ranks(dir.path(), 2, &run("n2", "0.0001")));
+        check_ok(&on_ranks(dir.path(), 4, &run("n4", "0.00001")));
+        check_ok(&on_ranks(dir.path(), 4, &run("n4once", "0")));
+        let reference = read(&dir.path().join("once/model.tape"));
+        for out in ["local", "n2", "n4", "n4once"] {
+            assert_eq!(
+                reference,
+                read(&dir.path().join(format!("{out}/model.tape"))),
+                "{out}"
+            );
+        }
     }
 
     #[test]

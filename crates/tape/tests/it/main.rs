@@ -9,6 +9,7 @@ mod strategies;
 mod cases;
 mod edge_cases;
 mod errors;
+mod final_grads;
 mod gradcheck_ops;
 mod gradgrad;
 mod handles;

@@ -150,6 +150,10 @@ pub struct Trainer<'a, E: Float> {
     reducer: Box<dyn GradientReducer<E> + 'a>,
     /// The micro-batches' gradient sums, when accumulating or sharing the work.
     tree: TreeSum<E>,
+    /// The size of the buckets reduced during the sweep, in bytes; 0: once after it.
+    bucket_bytes: usize,
+    /// The reduced gradient of an overlapped step.
+    reduced: Vec<E>,
 }
 
 /// What [`Trainer::checkpoint_every`] calls.
@@ -180,7 +184,19 @@ impl<'a, E: Float> Trainer<'a, E> {
             checkpoint: None,
             reducer: Box::new(LocalReducer),
             tree: TreeSum::default(),
+            bucket_bytes: 0,
+            reduced: Vec::new(),
         }
+    }
+
+    /// Reduces the gradient in buckets of about `bucket_bytes` bytes as the backward sweep of
+    /// this process's last micro-batch finishes them, so that the exchanges overlap the rest
+    /// of the sweep (as PyTorch DDP does), rather than once after it (`0`, the default).
+    /// The weights are the same bits either way: each element is summed in the same order.
+    /// Used when the step is in micro-batches (accumulating or sharing the work).
+    pub fn overlap_reduction(mut self, bucket_bytes: usize) -> Self {
+        self.bucket_bytes = bucket_bytes;
+        self
     }
 
     /// Shares every step with other processes through `reducer` (builder style): this process

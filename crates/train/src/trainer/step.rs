@@ -4,7 +4,7 @@ use wengert_ops::Float;
 
 use super::Trainer;
 use crate::optim::{add_squares, clip_factor};
-use crate::reduce::STATS;
+use crate::reduce::{BucketSink, STATS, Spine, plan_buckets};
 use crate::{Dataset, Error, Mode, Module, Result};
 
 /// What a step reports: the batch's mean loss (before the update) and, for a classifier, how
@@ -85,46 +85,122 @@ impl<E: Float> Trainer<'_, E> {
         let batch = indices.len();
         let total = self.bound.parameter_count();
         let loss_kind = self.config.loss;
+        let bucket_elements = self.bucket_bytes / std::mem::size_of::<E>().max(1);
+        let sizes = bound_sizes(&self.bound.at.shapes);
+        let offsets: Vec<usize> = (sizes.iter())
+            .scan(0, |at, &n| {
+                *at += n;
+                Some(*at - n)
+            })
+            .collect();
+        let buckets = (bucket_elements > 0).then(|| Buckets::plan(&sizes, bucket_elements));
         let bound = &mut self.bound;
-        let mut leaf = |j: usize, grads: &mut [E], stats: &mut [f64; STATS]| -> Result<()> {
-            grads.fill(E::zero());
+        // Micro-batch `j`: its weighted gradient into the spine's leaf, its totals into
+        // `stats`; `sink`: on the last leaf of an overlapped step, where each bucket goes as
+        // soon as the sweep has finished it.
+        let mut micro_batch = |j: usize,
+                               spine: &mut Spine<'_, E>,
+                               stats: &mut [f64; STATS],
+                               buckets: Option<(&Buckets, &mut Sink<'_, E>)>|
+         -> Result<()> {
+            spine.leaf().fill(E::zero());
             *stats = [0.0; STATS];
             let part = &indices[(j * micro).min(batch)..((j + 1) * micro).min(batch)];
-            if part.is_empty() {
-                return Ok(());
-            }
-            // The micro-batch's place in the step, not in this process's share: the same
-            // seed whatever the number of processes.
-            let micro_batch = u32::try_from(j).map_err(|_| {
-                Error::InvalidConfig(format!("micro-batch {j} is past the 2^32 a step can hold"))
-            })?;
-            let mode = Mode::training_step(seed, step as u64, micro_batch);
-            let recorded = bound.record_batch(model, loss_kind, data, part, mode)?;
-            let loss = bound.loss_value(recorded)?;
-            let hits = bound.hits(loss_kind, recorded)?;
-            // The micro-batch's share of the batch's mean loss.
-            let weight = part.len() as f64 / batch as f64;
-            *stats = [loss * weight, hits as f64];
-            if !loss.is_finite() {
-                return Ok(());
-            }
-            bound.tape.backward(recorded.loss)?;
-            let w = E::from_f64(weight);
-            let mut at = 0;
-            for (&id, shape) in bound.at.ids.iter().zip(&bound.at.shapes) {
-                let n = shape.numel();
-                if let Some(g) = bound.tape.grad(id) {
-                    for (d, &x) in grads[at..at + n].iter_mut().zip(g.iter()) {
-                        *d = x * w;
+            let recorded = if part.is_empty() {
+                None
+            } else {
+                // The micro-batch's place in the step, not in this process's share: the same
+                // seed whatever the number of processes.
+                let micro_batch = u32::try_from(j).map_err(|_| {
+                    Error::InvalidConfig(format!(
+                        "micro-batch {j} is past the 2^32 a step can hold"
+                    ))
+                })?;
+                let mode = Mode::training_step(seed, step as u64, micro_batch);
+                let recorded = bound.record_batch(model, loss_kind, data, part, mode)?;
+                let loss = bound.loss_value(recorded)?;
+                let hits = bound.hits(loss_kind, recorded)?;
+                // The micro-batch's share of the batch's mean loss.
+                let weight = part.len() as f64 / batch as f64;
+                *stats = [loss * weight, hits as f64];
+                loss.is_finite().then_some((recorded, E::from_f64(weight)))
+            };
+            let Some((recorded, w)) = recorded else {
+                // No gradient (nothing to do, or a non-finite loss): zeros, every bucket final.
+                if let Some((buckets, sink)) = buckets {
+                    for (b, range) in buckets.ranges.iter().enumerate() {
+                        sink.ready(b, spine.finish(range.clone()))?;
                     }
                 }
-                at += n;
-            }
-            Ok(())
+                return Ok(());
+            };
+            let offsets = &offsets;
+            let Some((buckets, sink)) = buckets else {
+                bound.tape.backward(recorded.loss)?;
+                let grads = spine.leaf();
+                for (&id, &at) in bound.at.ids.iter().zip(offsets) {
+                    if let Some(g) = bound.tape.grad(id) {
+                        for (d, &x) in grads[at..].iter_mut().zip(g.iter()) {
+                            *d = x * w;
+                        }
+                    }
+                }
+                return Ok(());
+            };
+            let mut left = buckets.sizes.clone();
+            let mut failure = None;
+            bound.tape.backward_with(recorded.loss, |k, _, g| {
+                if failure.is_some() {
+                    return;
+                }
+                let at = offsets[k];
+                for (d, &x) in spine.leaf()[at..at + g.len()].iter_mut().zip(g) {
+                    *d = x * w;
+                }
+                let b = buckets.of_param[k];
+                left[b] -= 1;
+                let handed = if left[b] == 0 {
+                    sink.ready(b, spine.finish(buckets.ranges[b].clone()))
+                } else {
+                    sink.progress()
+                };
+                if let Err(e) = handed {
+                    failure = Some(e);
+                }
+            })?;
+            failure.map_or(Ok(()), Err)
         };
-        self.tree.sum(total, first, first + owned, &mut leaf)?;
-        let (grads, stats) = self.tree.result();
-        self.reducer.all_reduce(grads, &mut stats[..])?;
+        let (grads, stats) = if let Some(buckets) = buckets {
+            self.reduced.resize(total, E::zero());
+            let mut stats = [0.0; STATS];
+            let tree = &mut self.tree;
+            self.reducer.all_reduce_overlapped(
+                &buckets.ranges,
+                &mut self.reduced,
+                &mut stats,
+                &mut |sink, out| {
+                    let last = first + owned - 1;
+                    tree.sum_deferring_last(total, first, first + owned, &mut |j, spine, s| {
+                        if j == last && spine.deferred() {
+                            micro_batch(j, spine, s, Some((&buckets, &mut *sink)))
+                        } else {
+                            micro_batch(j, spine, s, None)
+                        }
+                    })?;
+                    out.copy_from_slice(&tree.result().1[..]);
+                    Ok(())
+                },
+            )?;
+            (&mut self.reduced[..], stats)
+        } else {
+            self.tree
+                .sum(total, first, first + owned, &mut |j, spine, stats| {
+                    micro_batch(j, spine, stats, None)
+                })?;
+            let (grads, stats) = self.tree.result();
+            self.reducer.all_reduce(grads, &mut stats[..])?;
+            (grads, *stats)
+        };
         let (loss, hits) = (stats[0], stats[1] as usize);
         if !loss.is_finite() {
             return Ok((loss, hits));
@@ -151,6 +227,39 @@ impl<E: Float> Trainer<'_, E> {
         });
         failure.map_or(Ok((loss, hits)), Err)
     }
+}
+
+/// Where an overlapped step's buckets go.
+type Sink<'s, E> = dyn BucketSink<E> + 's;
+
+/// The buckets of an overlapped step.
+struct Buckets {
+    /// Their ranges in the flattened gradient.
+    ranges: Vec<std::ops::Range<usize>>,
+    /// Each parameter's bucket.
+    of_param: Vec<usize>,
+    /// How many parameters each holds.
+    sizes: Vec<usize>,
+}
+
+impl Buckets {
+    fn plan(param_sizes: &[usize], bucket_elements: usize) -> Buckets {
+        let (ranges, of_param) = plan_buckets(param_sizes, bucket_elements);
+        let mut sizes = vec![0; ranges.len()];
+        for &b in &of_param {
+            sizes[b] += 1;
+        }
+        Buckets {
+            ranges,
+            of_param,
+            sizes,
+        }
+    }
+}
+
+/// The element counts of parameters of these shapes.
+fn bound_sizes(shapes: &[wengert_ops::Shape]) -> Vec<usize> {
+    shapes.iter().map(|s| s.numel()).collect()
 }
 
 /// The factor the gradients are scaled by to bring their global norm (the root of
@@ -243,6 +352,40 @@ mod tests {
             model.parameters().iter().map(|p| p.to_owned()).collect(),
             by_hand.parameters().iter().map(|p| p.to_owned()).collect(),
         )
+    }
+
+    #[test]
+    fn an_overlapped_step_gives_the_bits_of_a_reduction_after_the_sweep() {
+        let data = data();
+        let config = TrainConfig {
+            epochs: 1,
+            batch_size: 6,
+            loss: Loss::Mse,
+            accumulate: 3,
+            ..TrainConfig::default()
+        };
+        let trained = |bucket_bytes: usize| {
+            let mut model = Mlp::<f64>::builder(&[3, 5, 4, 1]).seed(4).build().unwrap();
+            let mut trainer = Trainer::new(config.clone(), Adam::new(0.01).unwrap())
+                .overlap_reduction(bucket_bytes);
+            trainer.bound.bind(&model).unwrap();
+            for step in 0..3 {
+                let order: Vec<usize> = (0..6).map(|i| (i + step) % 6).collect();
+                trainer.step(&model, &data, &order, 0.05, 0).unwrap();
+            }
+            // A short batch: the last micro-batch is empty.
+            trainer.step(&model, &data, &[0, 1, 2], 0.05, 0).unwrap();
+            trainer.bound.write_back(&mut model).unwrap();
+            model
+                .parameters()
+                .iter()
+                .map(|p| p.to_owned())
+                .collect::<Vec<_>>()
+        };
+        let once = trained(0);
+        for bucket_bytes in [1, 40, 200, 1 << 20] {
+            assert_eq!(trained(bucket_bytes), once, "{bucket_bytes} bytes");
+        }
     }
 
     #[test]

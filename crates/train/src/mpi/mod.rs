@@ -26,6 +26,10 @@
 //! # }
 //! ```
 
+mod buckets;
+
+use std::ops::Range;
+
 use mpi::Threading;
 use mpi::datatype::Equivalence;
 use mpi::environment::Universe;
@@ -35,7 +39,8 @@ use mpi::traits::{Communicator, CommunicatorCollectives};
 use wengert_ops::Float;
 
 use crate::reduce::add_into;
-use crate::{Error, GradientReducer, Result};
+use crate::{Error, GradientReducer, Result, Sweep};
+use buckets::Exchange;
 
 /// The MPI library, started by [`Mpi::init`] and finalised when this is dropped.
 pub struct Mpi {
@@ -92,6 +97,7 @@ impl Mpi {
             ranks: self.ranks(),
             partner: Vec::new(),
             partner_stats: Vec::new(),
+            staging: Vec::new(),
         }
     }
 
@@ -134,7 +140,12 @@ impl Mpi {
 
 /// The [`GradientReducer`] over MPI: recursive doubling with `MPI_Sendrecv`, `log₂ N`
 /// exchanges of the whole gradient per step, every rank ending with the same bits. (MPI's own
-/// `MPI_Allreduce` is not used: it sums in an order of its choosing.)
+/// `MPI_Allreduce` is not used: it sums in an order of its choosing.) Overlapped
+/// ([`Trainer::overlap_reduction`](crate::Trainer::overlap_reduction)), each bucket runs the
+/// same recursive doubling on its own with `MPI_Isend`/`MPI_Irecv`, posted as the sweep hands
+/// it over and tested whenever the sweep calls back; the step waits for what is left after
+/// the sweep. A sweep that fails waits for the exchanges under way before returning its
+/// error (MPI cannot take buffers back): the others' must end too, as `MPI_Abort` does.
 pub struct MpiReducer<'w, E> {
     world: &'w SimpleCommunicator,
     rank: usize,
@@ -142,6 +153,8 @@ pub struct MpiReducer<'w, E> {
     /// The partner's partial sums, received in place each step.
     partner: Vec<E>,
     partner_stats: Vec<f64>,
+    /// The buffers of an overlapped step's exchanges, every bucket's own.
+    staging: Vec<E>,
 }
 
 impl<E> std::fmt::Debug for MpiReducer<'_, E> {
@@ -192,5 +205,31 @@ impl<E: Float + Equivalence> GradientReducer<E> for MpiReducer<'_, E> {
             step *= 2;
         }
         Ok(())
+    }
+
+    fn all_reduce_overlapped(
+        &mut self,
+        buckets: &[Range<usize>],
+        grads: &mut [E],
+        stats: &mut [f64],
+        sweep: &mut Sweep<'_, E>,
+    ) -> Result<()> {
+        let levels = self.ranks.trailing_zeros() as usize;
+        let len = buckets.iter().map(|r| r.len()).sum::<usize>();
+        let staging_len = len
+            .checked_mul(2 * levels + 1)
+            .ok_or_else(|| Error::Distributed("the exchange buffers overflow".into()))?;
+        self.staging.resize(staging_len, E::zero());
+        let (world, rank, ranks) = (self.world, self.rank, self.ranks);
+        let staging = &mut self.staging[..];
+        mpi::request::scope(|scope| {
+            let mut exchange = Exchange::new(world, scope, rank, ranks, buckets, staging)?;
+            let swept = sweep(&mut exchange, stats);
+            // Every exchange under way completes before the buffers are let go.
+            let finished = exchange.finish(grads);
+            swept.and(finished)
+        })?;
+        // The totals are a few numbers: exchanged once, after the sweep.
+        self.all_reduce(&mut [], stats)
     }
 }
