@@ -61,6 +61,7 @@ pub use elementwise::{BinaryOp, UnaryOp};
 pub use error::{Error, Result};
 pub use float::Float;
 pub use kernels::class_loss::{CrossEntropyOptions, Targets};
+pub use kernels::conv::{Conv1dArgs, Conv2dArgs};
 pub use kernels::matmul::{gemm, try_gemm};
 pub use kernels::pointwise_loss::Distance;
 pub use kernels::reduction::Reduction;

@@ -364,6 +364,13 @@ impl<E: Float> Tape<E> {
                 None => return Ok(None),
             },
             Op::Pad { pads, axes, .. } => self.pad_vjp((a, g), &pads[..axes as usize])?,
+            // Not recorded: a convolution's VJPs are convolutions of their own (a transposed
+            // one for the input), which the tape lacks; `backward` gives the first order.
+            Op::Conv2d(_) | Op::Conv1d(_) => {
+                return Err(Error::NotTwiceDifferentiable {
+                    op: op.name().to_string(),
+                });
+            }
         };
         Ok(Some(share))
     }

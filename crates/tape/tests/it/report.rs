@@ -280,6 +280,28 @@ fn problems() -> Vec<Problem> {
         },
         vec![x234.clone()],
     ));
+    // The convolutions: padding, a stride and a dilation, two groups, with a bias and without.
+    let mut rng = Rng::new(12);
+    let mut conv = |dims: &[usize]| rng.array(dims, 1.0);
+    let (image, kernel, bias) = (conv(&[2, 4, 5, 6]), conv(&[3 * 2, 2, 3, 2]), conv(&[6]));
+    problems.push(Problem::new(
+        Case::Conv2d(wengert_tape::Conv2dArgs {
+            stride: [1, 2],
+            padding: [1, 0],
+            dilation: [2, 1],
+            groups: 2,
+        }),
+        vec![image, kernel, bias],
+    ));
+    let (signal, taps) = (conv(&[2, 3, 7]), conv(&[4, 3, 3]));
+    problems.push(Problem::new(
+        Case::Conv1d(wengert_tape::Conv1dArgs {
+            stride: 2,
+            padding: 1,
+            ..Default::default()
+        }),
+        vec![signal, taps],
+    ));
     problems
 }
 
