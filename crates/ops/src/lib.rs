@@ -64,6 +64,7 @@ pub use kernels::class_loss::{CrossEntropyOptions, Targets};
 pub use kernels::conv::{Conv1dArgs, Conv2dArgs};
 pub use kernels::matmul::{gemm, try_gemm};
 pub use kernels::pointwise_loss::Distance;
+pub use kernels::pool::Pool2dArgs;
 pub use kernels::reduction::Reduction;
 pub use kernels::slice::SliceAxis;
 pub use loss_op::LossOp;

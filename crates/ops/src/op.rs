@@ -5,6 +5,7 @@
 //! arms carry the formula they implement as a one-line comment.
 
 use crate::kernels::conv::{self, Conv1dArgs, Conv2dArgs};
+use crate::kernels::pool::{self, Pool2dArgs};
 use crate::kernels::slice::SliceAxis;
 use crate::kernels::{
     batched_matmul, binary, broadcast_to, concat, dropout, indexing, layout, loss, matmul, pad,
@@ -186,6 +187,15 @@ pub enum Op {
     /// 1-D convolution (`F.conv1d`): x `[N, C, L]` ⋆ w `[O, C/groups, k]`, plus an optional
     /// bias `[O]`, as [`Conv2d`](Op::Conv2d) on a height of 1.
     Conv1d(Conv1dArgs),
+    /// 2-D max pooling (`F.max_pool2d`) of x `[N, C, H, W]` or `[C, H, W]`: each window's
+    /// largest element (padding reads as -∞; the first of equal maxima, a NaN wins).
+    MaxPool2d(Pool2dArgs),
+    /// 2-D average pooling (`F.avg_pool2d`): each window's mean, divided by the whole window
+    /// with `count_include_pad`, else by the input elements it covers.
+    AvgPool2d(Pool2dArgs),
+    /// Adaptive 2-D average pooling (`F.adaptive_avg_pool2d`) to `[out_h, out_w]`; `[1, 1]`
+    /// is global average pooling.
+    AdaptiveAvgPool2d([usize; 2]),
 }
 
 impl Op {
@@ -225,6 +235,9 @@ impl Op {
             Op::ScatterAdd { .. } => "scatter_add",
             Op::Conv2d(_) => "conv2d",
             Op::Conv1d(_) => "conv1d",
+            Op::MaxPool2d(_) => "max_pool2d",
+            Op::AvgPool2d(_) => "avg_pool2d",
+            Op::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d",
         }
     }
 
@@ -264,7 +277,10 @@ impl Op {
             | Op::Slice { .. }
             | Op::Pad { .. }
             | Op::Concat { .. }
-            | Op::Stack { .. } => 1,
+            | Op::Stack { .. }
+            | Op::MaxPool2d(_)
+            | Op::AvgPool2d(_)
+            | Op::AdaptiveAvgPool2d(_) => 1,
         }
     }
 
@@ -472,6 +488,9 @@ impl Op {
                 let bias = (inputs.count() > 2).then(|| inputs.shape(2));
                 conv::conv1d_shape(x, inputs.shape(1), bias, args)
             }
+            Op::MaxPool2d(args) => pool::max_pool2d_shape(x, args),
+            Op::AvgPool2d(args) => pool::avg_pool2d_shape(x, args),
+            Op::AdaptiveAvgPool2d(size) => pool::adaptive_avg_pool2d_shape(x, size),
         }
     }
 
@@ -565,6 +584,9 @@ impl Op {
             Op::Conv2d(_) | Op::Conv1d(_) => {
                 self.forward_with_scratch(inputs, shape, out, &mut Vec::new())?
             }
+            Op::MaxPool2d(args) => pool::max_pool2d(inputs.get(0), args, out),
+            Op::AvgPool2d(args) => pool::avg_pool2d(inputs.get(0), args, out),
+            Op::AdaptiveAvgPool2d(size) => pool::adaptive_avg_pool2d(inputs.get(0), size, out),
         }
         Ok(())
     }
@@ -885,6 +907,16 @@ impl Op {
             // The rules are in `vjp_with_scratch`; here the scratch lives for this call only.
             Op::Conv2d(_) | Op::Conv1d(_) => {
                 self.vjp_with_scratch::<E, ACC>(inputs, output, g, index, gi, &mut Vec::new())
+            }
+            // y = max of each window: dx[argmax] += dy, the argmax found again from x
+            Op::MaxPool2d(args) => pool::max_pool2d_vjp::<E, ACC>(inputs.get(0), args, g, gi),
+            // y = window sum / divisor: dy / divisor added over each window
+            Op::AvgPool2d(args) => {
+                pool::avg_pool2d_vjp::<E, ACC>(inputs.get(0).shape(), args, g, gi)
+            }
+            // y = mean of each adaptive window: dy / window size added over each window
+            Op::AdaptiveAvgPool2d(size) => {
+                pool::adaptive_avg_pool2d_vjp::<E, ACC>(inputs.get(0).shape(), size, g, gi)
             }
         }
     }

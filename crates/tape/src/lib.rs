@@ -60,6 +60,6 @@ pub use tape::{Mark, Tape};
 pub use var::{Grads, Graph, Var};
 pub use wengert_ops::{
     BinaryOp, Conv1dArgs, Conv2dArgs, CrossEntropyOptions, CustomOp, Distance, Error, Float,
-    LossOp, Op, RecordedNode, ReduceOp, Reduction, Result, Shape, SliceAxis, Targets, UnaryOp,
-    VjpRecorder,
+    LossOp, Op, Pool2dArgs, RecordedNode, ReduceOp, Reduction, Result, Shape, SliceAxis, Targets,
+    UnaryOp, VjpRecorder,
 };

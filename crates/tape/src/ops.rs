@@ -1,8 +1,8 @@
 //! The named recording methods: one per built-in op, so that a forward pass reads like the math.
 
 use wengert_ops::{
-    BinaryOp, Conv1dArgs, Conv2dArgs, CrossEntropyOptions, Distance, Float, LossOp, Op, ReduceOp,
-    Reduction, Result, Shape, SliceAxis, UnaryOp,
+    BinaryOp, Conv1dArgs, Conv2dArgs, CrossEntropyOptions, Distance, Float, LossOp, Op, Pool2dArgs,
+    ReduceOp, Reduction, Result, Shape, SliceAxis, UnaryOp,
 };
 
 use std::borrow::Borrow;
@@ -1319,5 +1319,72 @@ impl<E: Float> Tape<E> {
         args: Conv1dArgs,
     ) -> Result<NodeId> {
         self.record_listed(Op::Conv1d(args), [x, weight].into_iter().chain(bias))
+    }
+
+    /// 2-D max pooling of `x` `[N, C, H, W]` (or `[C, H, W]`): each window's largest element
+    /// (PyTorch's `F.max_pool2d` with `ceil_mode=False`, dilation 1; `Pool2dArgs::new(k)` is
+    /// its defaults). Padding reads as -∞; of equal maxima the first in row order takes the
+    /// gradient, and a NaN is the maximum.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{Pool2dArgs, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[[1.0, 5.0], [3.0, 2.0]]])?;
+    /// let y = tape.max_pool2d(x, Pool2dArgs::new([2, 2]))?;
+    /// assert_eq!(tape.data(y)?, &[5.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, 1.0, 0.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn max_pool2d(&mut self, x: NodeId, args: Pool2dArgs) -> Result<NodeId> {
+        self.record_unary(Op::MaxPool2d(args), x)
+    }
+
+    /// 2-D average pooling of `x` `[N, C, H, W]` (or `[C, H, W]`): each window's sum divided by
+    /// the window's size with `count_include_pad` (PyTorch's default), else by the input
+    /// elements it covers (`F.avg_pool2d`, without `divisor_override`).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{Pool2dArgs, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.input(array![[[1.0, 5.0], [3.0, 2.0]]])?;
+    /// let y = tape.avg_pool2d(x, Pool2dArgs::new([2, 2]))?;
+    /// assert_eq!(tape.data(y)?, &[2.75]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn avg_pool2d(&mut self, x: NodeId, args: Pool2dArgs) -> Result<NodeId> {
+        self.record_unary(Op::AvgPool2d(args), x)
+    }
+
+    /// Adaptive 2-D average pooling of `x` `[N, C, H, W]` (or `[C, H, W]`) to `size`
+    /// (`F.adaptive_avg_pool2d`): window `i` of an axis of length `L` pooled to `S` covers
+    /// `⌊i·L/S⌋..⌈(i+1)·L/S⌉`; `[1, 1]` is global average pooling.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.input(array![[[1.0, 5.0], [3.0, 2.0]]])?;
+    /// let y = tape.adaptive_avg_pool2d(x, [1, 1])?;
+    /// assert_eq!(tape.data(y)?, &[2.75]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn adaptive_avg_pool2d(&mut self, x: NodeId, size: [usize; 2]) -> Result<NodeId> {
+        self.record_unary(Op::AdaptiveAvgPool2d(size), x)
     }
 }

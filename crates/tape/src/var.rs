@@ -30,8 +30,8 @@ use std::ops::{Add, Div, Index, Mul, Neg, Sub};
 
 use ndarray::{ArrayD, ArrayViewD};
 use wengert_ops::{
-    Conv1dArgs, Conv2dArgs, CrossEntropyOptions, CustomOp, Error, Float, Reduction, Result, Shape,
-    SliceAxis,
+    Conv1dArgs, Conv2dArgs, CrossEntropyOptions, CustomOp, Error, Float, Pool2dArgs, Reduction,
+    Result, Shape, SliceAxis,
 };
 
 use crate::{CustomOpId, IntoValue, Mark, NodeId, Tape};
@@ -413,6 +413,9 @@ var_methods! {
         flatten(start: usize, end: usize) "Axes `start..=end` merged into one.";
         broadcast_to(dims: &[usize]) "Repeated to the shape `dims`, as NumPy broadcasts.";
         narrow(axis: usize, start: i64, length: usize) "`length` elements along `axis` from `start`.";
+        max_pool2d(args: Pool2dArgs) "2-D max pooling (`F.max_pool2d`).";
+        avg_pool2d(args: Pool2dArgs) "2-D average pooling (`F.avg_pool2d`).";
+        adaptive_avg_pool2d(size: [usize; 2]) "Adaptive 2-D average pooling to `size`.";
     }
     binary {
         matmul "Matrix product of `[m, k]` and `[k, n]`.";

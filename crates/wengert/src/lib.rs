@@ -45,8 +45,8 @@
 
 pub use wengert_ops::{
     Arith, BinaryOp, Conv1dArgs, Conv2dArgs, CrossEntropyOptions, CustomOp, Distance, Error, Float,
-    LossOp, MAX_RANK, Num, Op, Operands, ReduceOp, Reduction, Result, Shape, Shapes, SliceAxis,
-    Targets, TensorRef, UnaryOp, kernels, select,
+    LossOp, MAX_RANK, Num, Op, Operands, Pool2dArgs, ReduceOp, Reduction, Result, Shape, Shapes,
+    SliceAxis, Targets, TensorRef, UnaryOp, kernels, select,
 };
 pub use wengert_tape::gradcheck::{GradcheckMethod, Mismatch};
 pub use wengert_tape::{

@@ -164,6 +164,23 @@ pub enum OpV2 {
         dilation: u64,
         groups: u64,
     },
+    /// `max_pool2d`: (height, width) pairs of kernel, stride and padding.
+    MaxPool2d {
+        kernel: [u64; 2],
+        stride: [u64; 2],
+        padding: [u64; 2],
+    },
+    /// `avg_pool2d`: as `MaxPool2d`, and whether the padding counts in the divisor.
+    AvgPool2d {
+        kernel: [u64; 2],
+        stride: [u64; 2],
+        padding: [u64; 2],
+        count_include_pad: bool,
+    },
+    /// `adaptive_avg_pool2d`: the output's (height, width).
+    AdaptiveAvgPool2d {
+        size: [u64; 2],
+    },
 }
 
 /// What a [`OpV2::Reduce`] reduces each lane to (`wengert_ops::ReduceOp`'s of the same name).

@@ -435,13 +435,13 @@ fn a_file_whose_op_from_tag_50_has_a_bad_parameter_is_a_typed_error_naming_the_n
     }
 }
 
-/// The layers' ops from tag 68 (`conv2d`, `conv1d`): a small network fed an image (or a
+/// The layers' ops from tag 68 (`conv2d`, `conv1d`, the three poolings): a small network fed an image (or a
 /// signal) batch, saved, loaded and replayed at another batch size, gives the same outputs
 /// and gradients, bit for bit, as recording it afresh; replayed twice on one tape (rewound),
 /// the second run reuses the first's buffers and agrees too.
 mod layers {
     use super::*;
-    use wengert_ops::{Conv1dArgs, Conv2dArgs};
+    use wengert_ops::{Conv1dArgs, Conv2dArgs, Pool2dArgs};
 
     /// The network of one case for a batch of `n`: its fed input, trained values and output.
     type Build<E> = fn(&mut Tape<E>, usize) -> (NodeId, Vec<NodeId>, NodeId);
@@ -492,6 +492,25 @@ mod layers {
         let h = tape.narrow(x, 1, 1, 2).unwrap();
         let y = tape.conv1d(h, w, Some(b), args).unwrap();
         (x, vec![w, b], y)
+    }
+
+    /// A convolution, then each pooling (tags 70 to 72) on its output.
+    fn pools<E: Element>(tape: &mut Tape<E>, n: usize) -> (NodeId, Vec<NodeId>, NodeId) {
+        let x = tape.input(image::<E>(n)).unwrap();
+        let w = tape.parameter(values::<E>(&[3, 2, 2, 2], 8)).unwrap();
+        let h = tape.conv2d(x, w, None, Conv2dArgs::default()).unwrap();
+        let max = tape.max_pool2d(h, Pool2dArgs::new([2, 2])).unwrap();
+        let window = Pool2dArgs {
+            kernel: [3, 3],
+            stride: [1, 2],
+            padding: [1, 1],
+            count_include_pad: false,
+        };
+        let avg = tape.avg_pool2d(h, window).unwrap();
+        let global = tape.adaptive_avg_pool2d(avg, [1, 1]).unwrap();
+        let a = tape.sum(max).unwrap();
+        let y = tape.add(global, a).unwrap();
+        (x, vec![w], y)
     }
 
     fn outcome<E: Element>(tape: &mut Tape<E>, params: &[NodeId], y: NodeId) -> Vec<Vec<u64>> {
@@ -548,8 +567,9 @@ mod layers {
         }
     }
 
-    fn every_case<E: Element>() -> [(&'static str, Build<E>, Feed<E>); 2] {
+    fn every_case<E: Element>() -> [(&'static str, Build<E>, Feed<E>); 3] {
         [
+            ("pools", pools::<E>, image::<E>),
             ("two conv2d", two_convolutions::<E>, image::<E>),
             ("conv1d", a_1d_convolution::<E>, signal::<E>),
         ]

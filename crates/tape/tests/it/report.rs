@@ -302,6 +302,24 @@ fn problems() -> Vec<Problem> {
         }),
         vec![signal, taps],
     ));
+    // The pools, on distinct values (a max pool's tie is a kink).
+    let distinct = ArrayD::from_shape_fn(ndarray::IxDyn(&[2, 2, 5, 4]), |i| {
+        ((i[0] * 40 + i[1] * 20 + i[2] * 4 + i[3]) * 37 % 80) as f64 / 32.0 - 1.25
+    });
+    let window = wengert_tape::Pool2dArgs {
+        kernel: [3, 2],
+        stride: [2, 1],
+        padding: [1, 1],
+        count_include_pad: false,
+    };
+    problems.push(one(Case::MaxPool2d(window), &distinct));
+    problems.push(one(Case::AvgPool2d(window), &distinct));
+    problems.push(one(
+        Case::AvgPool2d(wengert_tape::Pool2dArgs::new([2, 2])),
+        &distinct,
+    ));
+    problems.push(one(Case::AdaptiveAvgPool2d([3, 3]), &distinct));
+    problems.push(one(Case::AdaptiveAvgPool2d([1, 1]), &distinct));
     problems
 }
 

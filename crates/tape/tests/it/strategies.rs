@@ -732,6 +732,71 @@ pub fn conv(one_d: bool) -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// Which pooling [`pool`] draws.
+#[derive(Debug, Clone, Copy)]
+pub enum PoolKind {
+    Max,
+    Avg,
+    Adaptive,
+}
+
+/// One pooled axis: its length and (kernel, stride, padding), padding at most half the kernel
+/// and the input at least the kernel once padded.
+fn pool_axis() -> BoxedStrategy<(usize, [usize; 3])> {
+    (1..=3usize, 1..=2usize, 0..=1usize, 0..=3usize)
+        .prop_map(|(k, stride, pad, extra)| {
+            let pad = pad.min(k / 2);
+            ((k + extra).saturating_sub(2 * pad).max(1), [k, stride, pad])
+        })
+        .boxed()
+}
+
+/// A pooling of a `[C, H, W]` or `[N, C, H, W]` input (1..=2 of each of N and C), its values
+/// distinct and at least 1/64 apart (a max pool's tie is a kink), with windows from
+/// [`pool_axis`] or an adaptive size of 1..=4 per axis.
+pub fn pool(kind: PoolKind) -> BoxedStrategy<Problem> {
+    (
+        (1..=2usize, 1..=2usize, any::<bool>()),
+        pool_axis(),
+        pool_axis(),
+        (any::<bool>(), 1..=4usize, 1..=4usize),
+    )
+        .prop_flat_map(
+            move |((n, c, batched), (h, hk), (w, wk), (counted, sh, sw))| {
+                let dims = if batched {
+                    vec![n, c, h, w]
+                } else {
+                    vec![c, h, w]
+                };
+                let len: usize = dims.iter().product();
+                let distinct: Vec<f64> = (0..len)
+                    .map(|i| (i as f64 - len as f64 / 2.0) / 64.0)
+                    .collect();
+                (
+                    Just(dims),
+                    Just(distinct).prop_shuffle(),
+                    Just((hk, wk, counted, [sh, sw])),
+                )
+            },
+        )
+        .prop_map(move |(dims, values, (hk, wk, counted, size))| {
+            let x = ArrayD::from_shape_vec(IxDyn(&dims), values).expect("sized");
+            let args = wengert_tape::Pool2dArgs {
+                kernel: [hk[0], wk[0]],
+                stride: [hk[1], wk[1]],
+                padding: [hk[2], wk[2]],
+                count_include_pad: counted,
+            };
+            let case = match kind {
+                PoolKind::Max => Case::MaxPool2d(args),
+                PoolKind::Avg => Case::AvgPool2d(args),
+                PoolKind::Adaptive => Case::AdaptiveAvgPool2d(size),
+            };
+            Problem::new(case, vec![x])
+        })
+        .boxed()
+}
+
 /// `concat` of 1..=4 arrays of rank 1..=3 along a drawn axis, each with its own length 1..=4
 /// there.
 pub fn concat() -> BoxedStrategy<Problem> {
@@ -917,6 +982,9 @@ macro_rules! for_each_op {
             scatter_add => s::scatter_add(),
             conv2d => s::conv(false),
             conv1d => s::conv(true),
+            max_pool2d => s::pool(s::PoolKind::Max),
+            avg_pool2d => s::pool(s::PoolKind::Avg),
+            adaptive_avg_pool2d => s::pool(s::PoolKind::Adaptive),
         }
     };
 }
