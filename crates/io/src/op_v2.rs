@@ -2,8 +2,8 @@
 //! ops are converted to version 2's first, by `From<OpV1> for OpV2`).
 
 use wengert_ops::{
-    BinaryOp, CrossEntropyOptions, Distance, LossOp, MAX_RANK, Op, ReduceOp, Reduction, SliceAxis,
-    Targets, UnaryOp,
+    BinaryOp, Conv1dArgs, Conv2dArgs, CrossEntropyOptions, Distance, LossOp, MAX_RANK, Op,
+    Pool2dArgs, ReduceOp, Reduction, SliceAxis, Targets, UnaryOp,
 };
 
 use crate::element::{dims_to_file, shape_from_file};
@@ -129,6 +129,32 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
         Op::ScatterAdd { axis: a, len } => OpV2::ScatterAdd {
             axis: axis(a)?,
             len: len as u64,
+        },
+        Op::Conv2d(args) => OpV2::Conv2d {
+            stride: args.stride.map(|v| v as u64),
+            padding: args.padding.map(|v| v as u64),
+            dilation: args.dilation.map(|v| v as u64),
+            groups: args.groups as u64,
+        },
+        Op::Conv1d(args) => OpV2::Conv1d {
+            stride: args.stride as u64,
+            padding: args.padding as u64,
+            dilation: args.dilation as u64,
+            groups: args.groups as u64,
+        },
+        Op::MaxPool2d(args) => OpV2::MaxPool2d {
+            kernel: args.kernel.map(|v| v as u64),
+            stride: args.stride.map(|v| v as u64),
+            padding: args.padding.map(|v| v as u64),
+        },
+        Op::AvgPool2d(args) => OpV2::AvgPool2d {
+            kernel: args.kernel.map(|v| v as u64),
+            stride: args.stride.map(|v| v as u64),
+            padding: args.padding.map(|v| v as u64),
+            count_include_pad: args.count_include_pad,
+        },
+        Op::AdaptiveAvgPool2d(size) => OpV2::AdaptiveAvgPool2d {
+            size: size.map(|v| v as u64),
         },
     })
 }
@@ -293,6 +319,60 @@ pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
             axis: axis as usize,
             len: file_len(node, "scatter_add", len)?,
         },
+        OpV2::Conv2d {
+            stride,
+            padding,
+            dilation,
+            groups,
+        } => {
+            let pair = |argument, [h, w]: [u64; 2]| {
+                Ok::<_, Error>([
+                    file_size(node, "conv2d", argument, h)?,
+                    file_size(node, "conv2d", argument, w)?,
+                ])
+            };
+            Op::Conv2d(Conv2dArgs {
+                stride: pair("stride", stride)?,
+                padding: pair("padding", padding)?,
+                dilation: pair("dilation", dilation)?,
+                groups: file_size(node, "conv2d", "groups", groups)?,
+            })
+        }
+        OpV2::Conv1d {
+            stride,
+            padding,
+            dilation,
+            groups,
+        } => Op::Conv1d(Conv1dArgs {
+            stride: file_size(node, "conv1d", "stride", stride)?,
+            padding: file_size(node, "conv1d", "padding", padding)?,
+            dilation: file_size(node, "conv1d", "dilation", dilation)?,
+            groups: file_size(node, "conv1d", "groups", groups)?,
+        }),
+        OpV2::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        } => Op::MaxPool2d(Pool2dArgs {
+            kernel: file_pair(node, "max_pool2d", "kernel", kernel)?,
+            stride: file_pair(node, "max_pool2d", "stride", stride)?,
+            padding: file_pair(node, "max_pool2d", "padding", padding)?,
+            count_include_pad: true,
+        }),
+        OpV2::AvgPool2d {
+            kernel,
+            stride,
+            padding,
+            count_include_pad,
+        } => Op::AvgPool2d(Pool2dArgs {
+            kernel: file_pair(node, "avg_pool2d", "kernel", kernel)?,
+            stride: file_pair(node, "avg_pool2d", "stride", stride)?,
+            padding: file_pair(node, "avg_pool2d", "padding", padding)?,
+            count_include_pad,
+        }),
+        OpV2::AdaptiveAvgPool2d { size } => {
+            Op::AdaptiveAvgPool2d(file_pair(node, "adaptive_avg_pool2d", "size", size)?)
+        }
         OpV2::WeightedLoss(loss) => {
             let loss = loss_from_file(loss);
             if !loss.takes_weight() {
@@ -376,7 +456,26 @@ fn check_loaded_parameters(node: u32, op: &Op) -> Result<()> {
 
 /// A length from the file as a `usize`, or the error naming the op it belongs to.
 fn file_len(node: u32, op: &'static str, len: u64) -> Result<usize> {
-    usize::try_from(len).map_err(|_| invalid(node, op, "len", len as f64, "it must fit in memory"))
+    file_size(node, op, "len", len)
+}
+
+/// A (height, width) pair of sizes read from a file, as `usize`s.
+fn file_pair(
+    node: u32,
+    op: &'static str,
+    argument: &'static str,
+    [h, w]: [u64; 2],
+) -> Result<[usize; 2]> {
+    Ok([
+        file_size(node, op, argument, h)?,
+        file_size(node, op, argument, w)?,
+    ])
+}
+
+/// A size or count parameter read from a file, as a `usize`.
+fn file_size(node: u32, op: &'static str, argument: &'static str, value: u64) -> Result<usize> {
+    usize::try_from(value)
+        .map_err(|_| invalid(node, op, argument, value as f64, "it must fit in memory"))
 }
 
 fn invalid(
@@ -746,6 +845,29 @@ mod tests {
                 len: 1 << 40,
             },
             Op::ScatterAdd { axis: 1, len: 7 },
+            Op::Conv2d(Conv2dArgs::default()),
+            Op::Conv2d(Conv2dArgs {
+                stride: [2, 3],
+                padding: [1, 0],
+                dilation: [1, 2],
+                groups: 4,
+            }),
+            Op::Conv1d(Conv1dArgs::default()),
+            Op::Conv1d(Conv1dArgs {
+                stride: 2,
+                padding: 3,
+                dilation: 4,
+                groups: 5,
+            }),
+            Op::MaxPool2d(Pool2dArgs::new([2, 3])),
+            Op::AvgPool2d(Pool2dArgs {
+                kernel: [3, 3],
+                stride: [1, 2],
+                padding: [1, 0],
+                count_include_pad: false,
+            }),
+            Op::AdaptiveAvgPool2d([1, 1]),
+            Op::AdaptiveAvgPool2d([3, 7]),
         ]);
         ops
     }
@@ -939,6 +1061,15 @@ mod tests {
         }
         assert_eq!(tag(OpV2::IndexAdd { axis: 0, len: 0 }), 66);
         assert_eq!(tag(OpV2::ScatterAdd { axis: 0, len: 0 }), 67);
+        let conv2d = op_to_file(0, &Op::Conv2d(Conv2dArgs::default())).unwrap();
+        assert_eq!(tag(conv2d), 68);
+        let conv1d = op_to_file(0, &Op::Conv1d(Conv1dArgs::default())).unwrap();
+        assert_eq!(tag(conv1d), 69);
+        let pool = Pool2dArgs::new([2, 2]);
+        assert_eq!(tag(op_to_file(0, &Op::MaxPool2d(pool)).unwrap()), 70);
+        assert_eq!(tag(op_to_file(0, &Op::AvgPool2d(pool)).unwrap()), 71);
+        let adaptive = op_to_file(0, &Op::AdaptiveAvgPool2d([1, 1])).unwrap();
+        assert_eq!(tag(adaptive), 72);
     }
 
     #[test]

@@ -81,7 +81,8 @@ impl ReplayPlan {
     /// The peak bytes the replay holds: every recorded node's value (a tape keeps them all
     /// until it is cleared; an empty value as though its empty axes had length 1, since it
     /// stores nothing but the kernels still walk its other axes: a `[2^40, 0]` value would
-    /// cost 2^40 steps of a softmax), [`NODE_OVERHEAD_BYTES`] per node (and
+    /// cost 2^40 steps of a softmax) and a convolution's patch buffer,
+    /// [`NODE_OVERHEAD_BYTES`] per node (and
     /// [`LISTED_INPUT_BYTES`] per input of a node of more than two), its names twice (the
     /// [`Replay`](crate::Replay) indexes them) and [`REPLAY_FIXED_BYTES`]. The inputs' values
     /// count too, though the caller made them. A later `backward` needs about as much again
@@ -90,8 +91,9 @@ impl ReplayPlan {
         self.bytes
     }
 
-    /// The elements of every recorded node's value, summed; an empty value counts as though
-    /// its empty axes had length 1 (see [`ReplayPlan::bytes`]).
+    /// The elements of every recorded node's value (and convolution's patch buffer), summed;
+    /// an empty value counts as though its empty axes had length 1 (see
+    /// [`ReplayPlan::bytes`]).
     pub fn elements(&self) -> u128 {
         self.elements
     }
@@ -308,11 +310,15 @@ impl<E: Element> TapeModel<E> {
                         inputs,
                     };
                     let op = self.adapt(op, inputs, now.shape(0));
-                    op.output_shape(&now)
-                        .map_err(|source| Error::ShapeInference {
-                            node: i as u32,
-                            source,
-                        })?
+                    let infer = |source| Error::ShapeInference {
+                        node: i as u32,
+                        source,
+                    };
+                    let shape = op.output_shape(&now).map_err(infer)?;
+                    // A convolution's patch buffer, kept beside its value.
+                    let scratch = op.scratch_len(&now).map_err(infer)?;
+                    elements = elements.saturating_add(scratch as u128);
+                    shape
                 }
             };
             nodes += 1;

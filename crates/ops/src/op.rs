@@ -4,6 +4,8 @@
 //! op's rule is one arm of a `match` here, with the arithmetic in [`crate::kernels`]. The VJP
 //! arms carry the formula they implement as a one-line comment.
 
+use crate::kernels::conv::{self, Conv1dArgs, Conv2dArgs};
+use crate::kernels::pool::{self, Pool2dArgs};
 use crate::kernels::slice::SliceAxis;
 use crate::kernels::{
     batched_matmul, binary, broadcast_to, concat, dropout, indexing, layout, loss, matmul, pad,
@@ -178,6 +180,22 @@ pub enum Op {
         /// The output's length along it.
         len: usize,
     },
+    /// 2-D convolution (`F.conv2d`): x `[N, C, H, W]` (input 0) ⋆ w `[O, C/groups, kh, kw]`
+    /// (input 1), plus an optional bias `[O]` (input 2). Needs a
+    /// [scratch buffer](Op::needs_scratch) for its patch matrices.
+    Conv2d(Conv2dArgs),
+    /// 1-D convolution (`F.conv1d`): x `[N, C, L]` ⋆ w `[O, C/groups, k]`, plus an optional
+    /// bias `[O]`, as [`Conv2d`](Op::Conv2d) on a height of 1.
+    Conv1d(Conv1dArgs),
+    /// 2-D max pooling (`F.max_pool2d`) of x `[N, C, H, W]` or `[C, H, W]`: each window's
+    /// largest element (padding reads as -∞; the first of equal maxima, a NaN wins).
+    MaxPool2d(Pool2dArgs),
+    /// 2-D average pooling (`F.avg_pool2d`): each window's mean, divided by the whole window
+    /// with `count_include_pad`, else by the input elements it covers.
+    AvgPool2d(Pool2dArgs),
+    /// Adaptive 2-D average pooling (`F.adaptive_avg_pool2d`) to `[out_h, out_w]`; `[1, 1]`
+    /// is global average pooling.
+    AdaptiveAvgPool2d([usize; 2]),
 }
 
 impl Op {
@@ -215,6 +233,11 @@ impl Op {
             Op::WeightedLoss(loss) => loss.name(),
             Op::IndexAdd { .. } => "index_add",
             Op::ScatterAdd { .. } => "scatter_add",
+            Op::Conv2d(_) => "conv2d",
+            Op::Conv1d(_) => "conv1d",
+            Op::MaxPool2d(_) => "max_pool2d",
+            Op::AvgPool2d(_) => "avg_pool2d",
+            Op::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d",
         }
     }
 
@@ -233,7 +256,9 @@ impl Op {
             | Op::Gather { .. }
             | Op::BatchedMatMul
             | Op::IndexAdd { .. }
-            | Op::ScatterAdd { .. } => 2,
+            | Op::ScatterAdd { .. }
+            | Op::Conv2d(_)
+            | Op::Conv1d(_) => 2,
             Op::Unary(_)
             | Op::Sum
             | Op::Mean
@@ -252,7 +277,10 @@ impl Op {
             | Op::Slice { .. }
             | Op::Pad { .. }
             | Op::Concat { .. }
-            | Op::Stack { .. } => 1,
+            | Op::Stack { .. }
+            | Op::MaxPool2d(_)
+            | Op::AvgPool2d(_)
+            | Op::AdaptiveAvgPool2d(_) => 1,
         }
     }
 
@@ -263,10 +291,39 @@ impl Op {
         matches!(self, Op::Concat { .. } | Op::Stack { .. })
     }
 
+    /// Whether the op takes one more input than its [`arity`](Op::arity) optionally (a
+    /// convolution's bias).
+    #[inline]
+    pub fn takes_optional_input(&self) -> bool {
+        matches!(self, Op::Conv2d(_) | Op::Conv1d(_))
+    }
+
+    /// Whether the op's forward and VJP use a buffer of their own beside the output (a
+    /// convolution's patch matrices), which a caller that runs the op repeatedly keeps per
+    /// node and passes to [`forward_with_scratch`](Op::forward_with_scratch) and
+    /// [`vjp_with_scratch`](Op::vjp_with_scratch), so that a warm step allocates nothing.
+    #[inline]
+    pub fn needs_scratch(&self) -> bool {
+        matches!(self, Op::Conv2d(_) | Op::Conv1d(_))
+    }
+
+    /// How many elements the op's [scratch buffer](Op::needs_scratch) grows to for these input
+    /// shapes (0 for an op without one), for a caller bounding memory before it runs the op.
+    /// The shapes must have passed [`output_shape`](Op::output_shape).
+    pub fn scratch_len<'s>(&self, inputs: &(impl Shapes<'s> + ?Sized)) -> Result<usize> {
+        match *self {
+            Op::Conv2d(args) => conv::conv2d_scratch_len(inputs.shape(0), inputs.shape(1), args),
+            Op::Conv1d(args) => conv::conv1d_scratch_len(inputs.shape(0), inputs.shape(1), args),
+            _ => Ok(0),
+        }
+    }
+
     /// Whether the op can be applied to `count` inputs.
     #[inline]
     pub fn accepts(&self, count: usize) -> bool {
-        if self.takes_any_number() {
+        if self.takes_optional_input() {
+            count == self.arity() || count == self.arity() + 1
+        } else if self.takes_any_number() {
             count >= self.arity()
         } else {
             count == self.arity()
@@ -423,6 +480,17 @@ impl Op {
             Op::Concat { axis } => concat::concat_shape(inputs, axis),
             Op::Stack { axis } => concat::stack_shape(inputs, axis),
             Op::Where => select::where_shape(x, inputs.shape(1), inputs.shape(2)),
+            Op::Conv2d(args) => {
+                let bias = (inputs.count() > 2).then(|| inputs.shape(2));
+                conv::conv2d_shape(x, inputs.shape(1), bias, args)
+            }
+            Op::Conv1d(args) => {
+                let bias = (inputs.count() > 2).then(|| inputs.shape(2));
+                conv::conv1d_shape(x, inputs.shape(1), bias, args)
+            }
+            Op::MaxPool2d(args) => pool::max_pool2d_shape(x, args),
+            Op::AvgPool2d(args) => pool::avg_pool2d_shape(x, args),
+            Op::AdaptiveAvgPool2d(size) => pool::adaptive_avg_pool2d_shape(x, size),
         }
     }
 
@@ -512,8 +580,77 @@ impl Op {
             Op::Concat { axis } => concat::concat(inputs, axis, out),
             Op::Stack { axis } => concat::stack(inputs, axis, out),
             Op::Where => select::select(inputs.get(0), inputs.get(1), inputs.get(2), shape, out),
+            // A caller without a buffer to keep: the patch matrices live for this call only.
+            Op::Conv2d(_) | Op::Conv1d(_) => {
+                self.forward_with_scratch(inputs, shape, out, &mut Vec::new())?
+            }
+            Op::MaxPool2d(args) => pool::max_pool2d(inputs.get(0), args, out),
+            Op::AvgPool2d(args) => pool::avg_pool2d(inputs.get(0), args, out),
+            Op::AdaptiveAvgPool2d(size) => pool::adaptive_avg_pool2d(inputs.get(0), size, out),
         }
         Ok(())
+    }
+
+    /// [`forward_shaped`](Op::forward_shaped) with the op's [scratch buffer](Op::needs_scratch),
+    /// grown as needed and never shrunk: kept by the caller, it makes repeated runs allocation
+    /// free. An op that needs none ignores it.
+    #[inline]
+    pub fn forward_with_scratch<'a, E: Float>(
+        &self,
+        inputs: &(impl Operands<'a, E> + ?Sized),
+        shape: &Shape,
+        out: &mut [E],
+        scratch: &mut Vec<E>,
+    ) -> Result<()> {
+        let bias = (inputs.count() > 2).then(|| inputs.get(2).data());
+        match *self {
+            Op::Conv2d(args) => {
+                conv::conv2d(inputs.get(0), inputs.get(1), bias, args, scratch, out)
+            }
+            Op::Conv1d(args) => {
+                conv::conv1d(inputs.get(0), inputs.get(1), bias, args, scratch, out)
+            }
+            _ => return self.forward_shaped(inputs, shape, out),
+        }
+        Ok(())
+    }
+
+    /// [`vjp`](Op::vjp) (`ACC`) or [`vjp_overwrite`](Op::vjp_overwrite) with the op's
+    /// [scratch buffer](Op::needs_scratch) (see
+    /// [`forward_with_scratch`](Op::forward_with_scratch)).
+    #[inline]
+    pub fn vjp_with_scratch<'a, E: Float, const ACC: bool>(
+        &self,
+        inputs: &(impl Operands<'a, E> + ?Sized),
+        output: TensorRef<'_, E>,
+        grad_output: &[E],
+        index: usize,
+        grad_input: &mut [E],
+        scratch: &mut Vec<E>,
+    ) {
+        let (g, gi) = (grad_output, grad_input);
+        let (x, w) = (inputs.get(0), inputs.get(1));
+        match (*self, index) {
+            // y = x ⋆ w: dx = col2im(wᵀ·dy)
+            (Op::Conv2d(args), 0) => {
+                conv::conv2d_vjp_input::<E, ACC>(x.shape(), w, args, g, scratch, gi)
+            }
+            (Op::Conv1d(args), 0) => {
+                conv::conv1d_vjp_input::<E, ACC>(x.shape(), w, args, g, scratch, gi)
+            }
+            // dw = Σₙ dy·im2col(x)ᵀ
+            (Op::Conv2d(args), 1) => {
+                conv::conv2d_vjp_weight::<E, ACC>(x, w.shape(), args, g, scratch, gi)
+            }
+            (Op::Conv1d(args), 1) => {
+                conv::conv1d_vjp_weight::<E, ACC>(x, w.shape(), args, g, scratch, gi)
+            }
+            // y = … + bias: dbias = Σ dy over the batch and the positions
+            (Op::Conv2d(_) | Op::Conv1d(_), _) => {
+                conv::conv_vjp_bias::<E, ACC>(output.shape(), g, gi)
+            }
+            _ => self.pull_back::<E, ACC>(inputs, output, g, index, gi),
+        }
     }
 
     /// Writes the pull-back of `grad_output` through input `index` into `grad_input`, ignoring
@@ -766,6 +903,20 @@ impl Op {
             Op::Where => {
                 let input = inputs.get(index).shape();
                 select::select_vjp::<E, ACC>(inputs.get(0), input, output.shape(), g, index, gi)
+            }
+            // The rules are in `vjp_with_scratch`; here the scratch lives for this call only.
+            Op::Conv2d(_) | Op::Conv1d(_) => {
+                self.vjp_with_scratch::<E, ACC>(inputs, output, g, index, gi, &mut Vec::new())
+            }
+            // y = max of each window: dx[argmax] += dy, the argmax found again from x
+            Op::MaxPool2d(args) => pool::max_pool2d_vjp::<E, ACC>(inputs.get(0), args, g, gi),
+            // y = window sum / divisor: dy / divisor added over each window
+            Op::AvgPool2d(args) => {
+                pool::avg_pool2d_vjp::<E, ACC>(inputs.get(0).shape(), args, g, gi)
+            }
+            // y = mean of each adaptive window: dy / window size added over each window
+            Op::AdaptiveAvgPool2d(size) => {
+                pool::adaptive_avg_pool2d_vjp::<E, ACC>(inputs.get(0).shape(), size, g, gi)
             }
         }
     }

@@ -156,6 +156,7 @@ impl<E: Float> Tape<E> {
             grads,
             grad_stamps,
             custom_ops,
+            scratch,
             ..
         } = self;
         // Sliced to the output once, so that the loop indexes node `i`'s own entries unchecked.
@@ -193,11 +194,16 @@ impl<E: Float> Tape<E> {
                             op.vjp_pointwise::<E, true>(k, a, b, &values[i], g, gi);
                         }
                     }
-                } else if node.lists_inputs() {
-                    // More than two inputs, listed: each that takes a gradient gets its share.
-                    let start = node.list_start as usize;
-                    let ids = &listed_inputs[start..start + node.inputs_len as usize];
+                } else if node.lists_inputs() || op.needs_scratch() {
+                    // More than two inputs, listed, or an op with a scratch buffer of its own:
+                    // each input that takes a gradient gets its share.
+                    let ids = inputs_of(listed_inputs, node);
                     let operands = NodeOperands { nodes, values, ids };
+                    let mut none = Vec::new();
+                    let scratch = match scratch.get_mut(i) {
+                        Some(buf) if op.needs_scratch() => buf,
+                        _ => &mut none,
+                    };
                     let output = tensor_of(nodes, values, i);
                     for (k, j) in ids.iter().enumerate() {
                         if !takes_grad(nodes, listed_inputs, node, k) {
@@ -206,9 +212,9 @@ impl<E: Float> Tape<E> {
                         let n = nodes[j.index()].shape.numel();
                         let (gi, fresh) = grad_slot(below, grad_stamps, stamp, j.index(), n);
                         if fresh {
-                            op.vjp_overwrite(&operands, output, g, k, gi);
+                            op.vjp_with_scratch::<E, false>(&operands, output, g, k, gi, scratch);
                         } else {
-                            op.vjp(&operands, output, g, k, gi);
+                            op.vjp_with_scratch::<E, true>(&operands, output, g, k, gi, scratch);
                         }
                     }
                 } else {

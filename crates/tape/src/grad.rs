@@ -365,6 +365,19 @@ impl<E: Float> Tape<E> {
                 None => return Ok(None),
             },
             Op::Pad { pads, axes, .. } => self.pad_vjp((a, g), &pads[..axes as usize])?,
+            // Not recorded: a convolution's VJPs are convolutions of their own (a transposed
+            // one for the input), which the tape lacks; `backward` gives the first order.
+            // Pooling's VJPs (a scatter to each window's argmax, a spread over each window)
+            // are not tape ops yet either.
+            Op::Conv2d(_)
+            | Op::Conv1d(_)
+            | Op::MaxPool2d(_)
+            | Op::AvgPool2d(_)
+            | Op::AdaptiveAvgPool2d(_) => {
+                return Err(Error::NotTwiceDifferentiable {
+                    op: op.name().to_string(),
+                });
+            }
         };
         Ok(Some(share))
     }

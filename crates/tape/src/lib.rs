@@ -59,6 +59,7 @@ pub use source::{IntoValue, Shaped};
 pub use tape::{Mark, Tape};
 pub use var::{Grads, Graph, Var};
 pub use wengert_ops::{
-    BinaryOp, CrossEntropyOptions, CustomOp, Distance, Error, Float, LossOp, Op, RecordedNode,
-    ReduceOp, Reduction, Result, Shape, SliceAxis, Targets, UnaryOp, VjpRecorder,
+    BinaryOp, Conv1dArgs, Conv2dArgs, CrossEntropyOptions, CustomOp, Distance, Error, Float,
+    LossOp, Op, Pool2dArgs, RecordedNode, ReduceOp, Reduction, Result, Shape, SliceAxis, Targets,
+    UnaryOp, VjpRecorder,
 };

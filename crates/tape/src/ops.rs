@@ -1,8 +1,8 @@
 //! The named recording methods: one per built-in op, so that a forward pass reads like the math.
 
 use wengert_ops::{
-    BinaryOp, CrossEntropyOptions, Distance, Float, LossOp, Op, ReduceOp, Reduction, Result, Shape,
-    SliceAxis, UnaryOp,
+    BinaryOp, Conv1dArgs, Conv2dArgs, CrossEntropyOptions, Distance, Float, LossOp, Op, Pool2dArgs,
+    ReduceOp, Reduction, Result, Shape, SliceAxis, UnaryOp,
 };
 
 use std::borrow::Borrow;
@@ -1254,5 +1254,137 @@ impl<E: Float> Tape<E> {
     #[inline]
     pub fn where_cond(&mut self, cond: NodeId, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_listed(Op::Where, [cond, a, b])
+    }
+
+    /// 2-D convolution of `x` `[N, C, H, W]` with `weight` `[O, C/groups, kh, kw]`, plus an
+    /// optional `bias` `[O]`, giving `[N, O, OH, OW]` (PyTorch's `F.conv2d`; `args` holds
+    /// stride, padding and dilation as (height, width) pairs, and groups). Runs im2col and one
+    /// product per image and group on the gemm kernel, bit-identical for any thread count; the
+    /// node keeps its patch buffer across [`clear`](Tape::clear) and [`rewind`](Tape::rewind),
+    /// so a warm training step allocates nothing.
+    ///
+    /// ```
+    /// use ndarray::Array4;
+    /// use wengert_tape::{Conv2dArgs, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.input(Array4::from_elem((1, 1, 3, 3), 1.0))?;
+    /// let w = tape.parameter(Array4::from_elem((2, 1, 2, 2), 0.5))?;
+    /// let b = tape.parameter(ndarray::array![0.0, 1.0])?;
+    /// let y = tape.conv2d(x, w, Some(b), Conv2dArgs::default())?;
+    /// assert_eq!(tape.shape(y)?.dims(), &[1, 2, 2, 2]);
+    /// assert_eq!(tape.data(y)?[..5], [2.0, 2.0, 2.0, 2.0, 3.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(b).unwrap(), &[4.0, 4.0]); // four positions each
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn conv2d(
+        &mut self,
+        x: NodeId,
+        weight: NodeId,
+        bias: Option<NodeId>,
+        args: Conv2dArgs,
+    ) -> Result<NodeId> {
+        self.record_listed(Op::Conv2d(args), [x, weight].into_iter().chain(bias))
+    }
+
+    /// 1-D convolution of `x` `[N, C, L]` with `weight` `[O, C/groups, k]`, plus an optional
+    /// `bias` `[O]`, giving `[N, O, OL]` (PyTorch's `F.conv1d`): [`conv2d`](Tape::conv2d) on a
+    /// height of 1, with the same buffer reuse.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{Conv1dArgs, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.input(array![[[1.0, 2.0, 3.0, 4.0]]])?;
+    /// let w = tape.parameter(array![[[1.0, -1.0]]])?;
+    /// let args = Conv1dArgs { padding: 1, ..Conv1dArgs::default() };
+    /// let y = tape.conv1d(x, w, None, args)?;
+    /// assert_eq!(tape.data(y)?, &[-1.0, -1.0, -1.0, -1.0, 4.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn conv1d(
+        &mut self,
+        x: NodeId,
+        weight: NodeId,
+        bias: Option<NodeId>,
+        args: Conv1dArgs,
+    ) -> Result<NodeId> {
+        self.record_listed(Op::Conv1d(args), [x, weight].into_iter().chain(bias))
+    }
+
+    /// 2-D max pooling of `x` `[N, C, H, W]` (or `[C, H, W]`): each window's largest element
+    /// (PyTorch's `F.max_pool2d` with `ceil_mode=False`, dilation 1; `Pool2dArgs::new(k)` is
+    /// its defaults). Padding reads as -∞; of equal maxima the first in row order takes the
+    /// gradient, and a NaN is the maximum.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{Pool2dArgs, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[[1.0, 5.0], [3.0, 2.0]]])?;
+    /// let y = tape.max_pool2d(x, Pool2dArgs::new([2, 2]))?;
+    /// assert_eq!(tape.data(y)?, &[5.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, 1.0, 0.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn max_pool2d(&mut self, x: NodeId, args: Pool2dArgs) -> Result<NodeId> {
+        self.record_unary(Op::MaxPool2d(args), x)
+    }
+
+    /// 2-D average pooling of `x` `[N, C, H, W]` (or `[C, H, W]`): each window's sum divided by
+    /// the window's size with `count_include_pad` (PyTorch's default), else by the input
+    /// elements it covers (`F.avg_pool2d`, without `divisor_override`).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{Pool2dArgs, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.input(array![[[1.0, 5.0], [3.0, 2.0]]])?;
+    /// let y = tape.avg_pool2d(x, Pool2dArgs::new([2, 2]))?;
+    /// assert_eq!(tape.data(y)?, &[2.75]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn avg_pool2d(&mut self, x: NodeId, args: Pool2dArgs) -> Result<NodeId> {
+        self.record_unary(Op::AvgPool2d(args), x)
+    }
+
+    /// Adaptive 2-D average pooling of `x` `[N, C, H, W]` (or `[C, H, W]`) to `size`
+    /// (`F.adaptive_avg_pool2d`): window `i` of an axis of length `L` pooled to `S` covers
+    /// `⌊i·L/S⌋..⌈(i+1)·L/S⌉`; `[1, 1]` is global average pooling.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.input(array![[[1.0, 5.0], [3.0, 2.0]]])?;
+    /// let y = tape.adaptive_avg_pool2d(x, [1, 1])?;
+    /// assert_eq!(tape.data(y)?, &[2.75]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn adaptive_avg_pool2d(&mut self, x: NodeId, size: [usize; 2]) -> Result<NodeId> {
+        self.record_unary(Op::AdaptiveAvgPool2d(size), x)
     }
 }

@@ -42,6 +42,11 @@ pub struct Tape<E: Float> {
     pub(crate) values: Vec<Vec<E>>,
     /// One gradient buffer per slot, kept across sweeps and clears for reuse.
     pub(crate) grads: Vec<Vec<E>>,
+    /// Per slot, the buffer of an op that [needs one](Op::needs_scratch) beside its value (a
+    /// convolution's patch matrices), kept across clears and rewinds so that a warm step
+    /// allocates nothing. Grown only to the last slot such an op took: the other ops never
+    /// touch it.
+    pub(crate) scratch: Vec<Vec<E>>,
     /// Per slot, the sweep whose gradient the buffer holds; it is live only while this equals
     /// `sweep`. A stamp rather than an `Option` lets a sweep start without touching every slot.
     pub(crate) grad_stamps: Vec<u32>,
@@ -84,6 +89,7 @@ impl<E: Float> Tape<E> {
             listed_inputs: Vec::new(),
             values: Vec::new(),
             grads: Vec::new(),
+            scratch: Vec::new(),
             grad_stamps: Vec::new(),
             sweep: 0,
             params: Vec::new(),
@@ -304,7 +310,10 @@ impl<E: Float> Tape<E> {
     /// [`relu`](Tape::relu), ...) call this.
     pub fn record(&mut self, op: Op, inputs: &[NodeId]) -> Result<NodeId> {
         match (inputs, op.arity()) {
-            _ if op.takes_any_number() || (op.arity() > 2 && op.accepts(inputs.len())) => {
+            _ if op.takes_any_number()
+                || op.needs_scratch()
+                || (op.arity() > 2 && op.accepts(inputs.len())) =>
+            {
                 self.record_listed(op, inputs.iter().copied())
             }
             (&[x], 1) => self.record_unary(op, x),
@@ -463,7 +472,15 @@ impl<E: Float> Tape<E> {
             values: below,
             ids,
         };
-        match op.forward_shaped(&operands, &shape, out) {
+        let ran = if op.needs_scratch() {
+            if self.scratch.len() <= slot {
+                self.scratch.resize_with(slot + 1, Vec::new);
+            }
+            op.forward_with_scratch(&operands, &shape, out, &mut self.scratch[slot])
+        } else {
+            op.forward_shaped(&operands, &shape, out)
+        };
+        match ran {
             Ok(()) => Ok(id),
             Err(err) => {
                 self.nodes.pop();

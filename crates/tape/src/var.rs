@@ -30,7 +30,8 @@ use std::ops::{Add, Div, Index, Mul, Neg, Sub};
 
 use ndarray::{ArrayD, ArrayViewD};
 use wengert_ops::{
-    CrossEntropyOptions, CustomOp, Error, Float, Reduction, Result, Shape, SliceAxis,
+    Conv1dArgs, Conv2dArgs, CrossEntropyOptions, CustomOp, Error, Float, Pool2dArgs, Reduction,
+    Result, Shape, SliceAxis,
 };
 
 use crate::{CustomOpId, IntoValue, Mark, NodeId, Tape};
@@ -259,7 +260,8 @@ impl<'g, E: Float> Var<'g, E> {
 }
 
 /// Generates the handle methods, one line per op: `name(extra args) "doc";` for an op on one
-/// node, `name(&other) "doc";` for an op on two, on three (`ternary`), or on a list of handles
+/// node, `name(&other) "doc";` for an op on two, on three (`ternary`), on two and an optional
+/// third (`optional`), or on a list of handles
 /// (`list`, a method of [`Graph`]). Each calls the [`Tape`] method of that name.
 macro_rules! var_methods {
     (
@@ -268,6 +270,7 @@ macro_rules! var_methods {
         binary_with { $( $wname:ident ( $($warg:ident : $wty:ty),* ) $wdoc:literal; )* }
         pair { $( $pname:ident ( $($parg:ident : $pty:ty),* ) $pdoc:literal; )* }
         ternary { $( $tname:ident ( $($targ:ident : $tty:ty),* ) $tdoc:literal; )* }
+        optional { $( $oname:ident ( $($oarg:ident : $oty:ty),* ) $odoc:literal; )* }
         list { $( $lname:ident ( $($larg:ident : $lty:ty),* ) $ldoc:literal; )* }
     ) => {
         impl<'g, E: Float> Var<'g, E> {
@@ -316,6 +319,20 @@ macro_rules! var_methods {
                 ) -> Result<Self> {
                     let (a, b, c) = (self.id, second.id, third.id);
                     self.graph.with(|t| t.$tname(a, b, c $(, $targ)*))
+                }
+            )*
+            $(
+                #[doc = $odoc]
+                #[doc = concat!("\n\nRecords [`Tape::", stringify!($oname), "`].")]
+                #[inline(always)]
+                pub fn $oname(
+                    &self,
+                    second: &Var<'g, E>,
+                    third: Option<&Var<'g, E>>
+                    $(, $oarg: $oty)*
+                ) -> Result<Self> {
+                    let (a, b, c) = (self.id, second.id, third.map(|v| v.id));
+                    self.graph.with(|t| t.$oname(a, b, c $(, $oarg)*))
                 }
             )*
         }
@@ -396,6 +413,9 @@ var_methods! {
         flatten(start: usize, end: usize) "Axes `start..=end` merged into one.";
         broadcast_to(dims: &[usize]) "Repeated to the shape `dims`, as NumPy broadcasts.";
         narrow(axis: usize, start: i64, length: usize) "`length` elements along `axis` from `start`.";
+        max_pool2d(args: Pool2dArgs) "2-D max pooling (`F.max_pool2d`).";
+        avg_pool2d(args: Pool2dArgs) "2-D average pooling (`F.avg_pool2d`).";
+        adaptive_avg_pool2d(size: [usize; 2]) "Adaptive 2-D average pooling to `size`.";
     }
     binary {
         matmul "Matrix product of `[m, k]` and `[k, n]`.";
@@ -438,6 +458,10 @@ var_methods! {
             "Negative log-likelihood against targets, with a class-weight handle.";
         cross_entropy_weighted(options: CrossEntropyOptions)
             "Cross-entropy against targets, with a class-weight handle.";
+    }
+    optional {
+        conv2d(args: Conv2dArgs) "2-D convolution with a weight handle and an optional bias.";
+        conv1d(args: Conv1dArgs) "1-D convolution with a weight handle and an optional bias.";
     }
     list {
         concat(axis: usize) "The handles joined along `axis` (`torch.cat`).";

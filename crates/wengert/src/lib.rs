@@ -44,9 +44,9 @@
 #![deny(missing_docs)]
 
 pub use wengert_ops::{
-    Arith, BinaryOp, CrossEntropyOptions, CustomOp, Distance, Error, Float, LossOp, MAX_RANK, Num,
-    Op, Operands, ReduceOp, Reduction, Result, Shape, Shapes, SliceAxis, Targets, TensorRef,
-    UnaryOp, kernels, select,
+    Arith, BinaryOp, Conv1dArgs, Conv2dArgs, CrossEntropyOptions, CustomOp, Distance, Error, Float,
+    LossOp, MAX_RANK, Num, Op, Operands, Pool2dArgs, ReduceOp, Reduction, Result, Shape, Shapes,
+    SliceAxis, Targets, TensorRef, UnaryOp, kernels, select,
 };
 pub use wengert_tape::gradcheck::{GradcheckMethod, Mismatch};
 pub use wengert_tape::{

@@ -148,6 +148,39 @@ pub enum OpV2 {
         axis: u32,
         len: u64,
     },
+    // From tag 68: the layers' ops (issue 12).
+    /// `conv2d`: (height, width) pairs of stride, padding and dilation, and the groups; two
+    /// inputs, or three with a bias.
+    Conv2d {
+        stride: [u64; 2],
+        padding: [u64; 2],
+        dilation: [u64; 2],
+        groups: u64,
+    },
+    /// `conv1d`: stride, padding, dilation and groups.
+    Conv1d {
+        stride: u64,
+        padding: u64,
+        dilation: u64,
+        groups: u64,
+    },
+    /// `max_pool2d`: (height, width) pairs of kernel, stride and padding.
+    MaxPool2d {
+        kernel: [u64; 2],
+        stride: [u64; 2],
+        padding: [u64; 2],
+    },
+    /// `avg_pool2d`: as `MaxPool2d`, and whether the padding counts in the divisor.
+    AvgPool2d {
+        kernel: [u64; 2],
+        stride: [u64; 2],
+        padding: [u64; 2],
+        count_include_pad: bool,
+    },
+    /// `adaptive_avg_pool2d`: the output's (height, width).
+    AdaptiveAvgPool2d {
+        size: [u64; 2],
+    },
 }
 
 /// What a [`OpV2::Reduce`] reduces each lane to (`wengert_ops::ReduceOp`'s of the same name).

@@ -434,3 +434,206 @@ fn a_file_whose_op_from_tag_50_has_a_bad_parameter_is_a_typed_error_naming_the_n
         }
     }
 }
+
+/// The layers' ops from tag 68 (`conv2d`, `conv1d`, the three poolings): a small network fed an image (or a
+/// signal) batch, saved, loaded and replayed at another batch size, gives the same outputs
+/// and gradients, bit for bit, as recording it afresh; replayed twice on one tape (rewound),
+/// the second run reuses the first's buffers and agrees too.
+mod layers {
+    use super::*;
+    use wengert_ops::{Conv1dArgs, Conv2dArgs, Pool2dArgs};
+
+    /// The network of one case for a batch of `n`: its fed input, trained values and output.
+    type Build<E> = fn(&mut Tape<E>, usize) -> (NodeId, Vec<NodeId>, NodeId);
+
+    /// The value fed as `x` for a batch of `n`.
+    type Feed<E> = fn(usize) -> ArrayD<E>;
+
+    fn image<E: Element>(n: usize) -> ArrayD<E> {
+        values::<E>(&[n, 2, 5, 6], n as u64)
+    }
+
+    fn signal<E: Element>(n: usize) -> ArrayD<E> {
+        values::<E>(&[n, 4, 9], n as u64 + 1)
+    }
+
+    /// conv2d with a bias, padding and a stride, then one without a bias in two groups.
+    fn two_convolutions<E: Element>(tape: &mut Tape<E>, n: usize) -> (NodeId, Vec<NodeId>, NodeId) {
+        let x = tape.input(image::<E>(n)).unwrap();
+        let w1 = tape.parameter(values::<E>(&[4, 2, 3, 3], 3)).unwrap();
+        let b1 = tape.parameter(values::<E>(&[4], 4)).unwrap();
+        let w2 = tape.parameter(values::<E>(&[6, 2, 2, 1], 5)).unwrap();
+        let first = Conv2dArgs {
+            stride: [1, 2],
+            padding: [1, 1],
+            ..Conv2dArgs::default()
+        };
+        let h = tape.conv2d(x, w1, Some(b1), first).unwrap();
+        let h = tape.tanh(h).unwrap();
+        let second = Conv2dArgs {
+            dilation: [2, 1],
+            groups: 2,
+            ..Conv2dArgs::default()
+        };
+        let y = tape.conv2d(h, w2, None, second).unwrap();
+        (x, vec![w1, b1, w2], y)
+    }
+
+    fn a_1d_convolution<E: Element>(tape: &mut Tape<E>, n: usize) -> (NodeId, Vec<NodeId>, NodeId) {
+        let x = tape.input(signal::<E>(n)).unwrap();
+        let w = tape.parameter(values::<E>(&[3, 2, 3], 6)).unwrap();
+        let b = tape.parameter(values::<E>(&[3], 7)).unwrap();
+        let args = Conv1dArgs {
+            stride: 2,
+            padding: 2,
+            dilation: 2,
+            groups: 1,
+        };
+        let h = tape.narrow(x, 1, 1, 2).unwrap();
+        let y = tape.conv1d(h, w, Some(b), args).unwrap();
+        (x, vec![w, b], y)
+    }
+
+    /// A convolution, then each pooling (tags 70 to 72) on its output.
+    fn pools<E: Element>(tape: &mut Tape<E>, n: usize) -> (NodeId, Vec<NodeId>, NodeId) {
+        let x = tape.input(image::<E>(n)).unwrap();
+        let w = tape.parameter(values::<E>(&[3, 2, 2, 2], 8)).unwrap();
+        let h = tape.conv2d(x, w, None, Conv2dArgs::default()).unwrap();
+        let max = tape.max_pool2d(h, Pool2dArgs::new([2, 2])).unwrap();
+        let window = Pool2dArgs {
+            kernel: [3, 3],
+            stride: [1, 2],
+            padding: [1, 1],
+            count_include_pad: false,
+        };
+        let avg = tape.avg_pool2d(h, window).unwrap();
+        let global = tape.adaptive_avg_pool2d(avg, [1, 1]).unwrap();
+        let a = tape.sum(max).unwrap();
+        let y = tape.add(global, a).unwrap();
+        (x, vec![w], y)
+    }
+
+    fn outcome<E: Element>(tape: &mut Tape<E>, params: &[NodeId], y: NodeId) -> Vec<Vec<u64>> {
+        let mut out = vec![bits(tape.data(y).unwrap())];
+        let loss = tape.sum(y).unwrap();
+        let grads = tape.backward(loss).unwrap();
+        for &p in params {
+            out.push(bits(grads.data(p).unwrap()));
+        }
+        out
+    }
+
+    fn saved_and_replayed<E: Element>(name: &str, build: Build<E>, feed: Feed<E>) {
+        let dir = scratch();
+        let path = dir.path().join("model.tape");
+        {
+            let mut tape = Tape::<E>::new();
+            let (x, params, y) = build(&mut tape, 2);
+            let mut saver = TapeSaver::new(&tape).input("x", x).output("y", y);
+            let names = ["p0", "p1", "p2"];
+            for (name, &p) in names.iter().zip(&params) {
+                saver = saver.parameter(*name, p);
+            }
+            saver.save(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let model = TapeModel::<E>::load(&path, &LoadOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(model.to_bytes(), std::fs::read(&path).unwrap(), "{name}");
+
+        let batch = 3;
+        let mut fresh_tape = Tape::<E>::new();
+        let (_, params, y) = build(&mut fresh_tape, batch);
+        let expected = outcome(&mut fresh_tape, &params, y);
+
+        let mut tape = Tape::<E>::new();
+        let start = tape.mark();
+        for run in 0..2 {
+            tape.rewind(start).unwrap();
+            let feeds = vec![("x", feed(batch))];
+            let replay = model
+                .replay(&mut tape, feeds, &ReplayOptions::default())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let params: Vec<NodeId> = ["p0", "p1", "p2"]
+                .iter()
+                .take(params.len())
+                .map(|n| replay.node(n).unwrap())
+                .collect();
+            let y = replay.node("y").unwrap();
+            assert_eq!(
+                outcome(&mut tape, &params, y),
+                expected,
+                "{name}, run {run}"
+            );
+        }
+    }
+
+    fn every_case<E: Element>() -> [(&'static str, Build<E>, Feed<E>); 3] {
+        [
+            ("pools", pools::<E>, image::<E>),
+            ("two conv2d", two_convolutions::<E>, image::<E>),
+            ("conv1d", a_1d_convolution::<E>, signal::<E>),
+        ]
+    }
+
+    #[test]
+    fn convolutions_saved_load_and_replay_to_the_same_values_f32() {
+        for (name, build, feed) in every_case::<f32>() {
+            saved_and_replayed::<f32>(name, build, feed);
+        }
+    }
+
+    #[test]
+    fn convolutions_saved_load_and_replay_to_the_same_values_f64() {
+        for (name, build, feed) in every_case::<f64>() {
+            saved_and_replayed::<f64>(name, build, feed);
+        }
+    }
+
+    #[test]
+    fn a_file_with_a_convolution_the_engine_refuses_is_a_typed_error_naming_the_node() {
+        use wengert_io::Error;
+        use wengert_io::format::v2::{NodeV2, OpV2};
+        let mut tape = Tape::<f64>::new();
+        let (x, _, y) = two_convolutions(&mut tape, 2);
+        let good = TapeSaver::new(&tape).input("x", x).output("y", y);
+        let good = good.model().unwrap().to_file();
+        let node = 4; // the first convolution: x, w1, b1, w2, then it
+        let load = |op: OpV2, inputs: Option<Vec<u32>>| {
+            let mut file = good.clone();
+            let NodeV2::Op {
+                op: slot,
+                inputs: listed,
+                ..
+            } = &mut file.nodes[node]
+            else {
+                panic!("node {node} is the convolution");
+            };
+            *slot = op;
+            if let Some(inputs) = inputs {
+                *listed = inputs;
+            }
+            TapeModel::<f64>::from_bytes(&file.to_bytes(), &LoadOptions::default())
+        };
+        let conv = |stride: u64, groups: u64| OpV2::Conv2d {
+            stride: [stride, 2],
+            padding: [1, 1],
+            dilation: [1, 1],
+            groups,
+        };
+        if let Err(e) = load(conv(1, 1), None) {
+            panic!("{e}");
+        }
+        for op in [conv(0, 1), conv(1, 0), conv(1, 3)] {
+            match load(op.clone(), None) {
+                Err(Error::ShapeInference { node: 4, .. }) => {}
+                other => panic!("{op:?}: {other:?}"),
+            }
+        }
+        for inputs in [vec![0], vec![0, 1, 2, 2]] {
+            match load(conv(1, 1), Some(inputs.clone())) {
+                Err(Error::WrongArity { node: 4, .. }) => {}
+                other => panic!("{inputs:?}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Heap allocations per step of a loop that records the ops of more than two inputs (concat,
-//! stack, where, a weighted loss), counted by a global allocator: once the first steps have
+//! stack, where, a weighted loss) and the layers' ops that keep a buffer per node (the
+//! convolutions, on one thread and across rayon's), counted by a global allocator: once the first steps have
 //! sized every buffer, rewinding and recording again allocates nothing, through the plain
 //! methods and through handles. A test binary of its own, so that no other test allocates
 //! while it counts; one test function, for the same reason.
@@ -12,8 +13,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ndarray::array;
-use wengert_tape::{CrossEntropyOptions, Graph, Reduction, Tape};
+use ndarray::{Array, array};
+use wengert_tape::{Conv1dArgs, Conv2dArgs, CrossEntropyOptions, Graph, Reduction, Tape};
 
 struct Counting;
 
@@ -88,6 +89,73 @@ fn recording_ops_of_many_inputs_allocates_nothing_in_steady_state() {
         }
     }
     assert!(counts.iter().all(|&a| a == 0), "plain methods: {counts:?}");
+
+    // The convolutions: a small one (run on the calling thread) with a bias, a 1-D one without,
+    // and one past the kernel's threshold for rayon's threads; each node's patch buffer is
+    // kept across rewinds.
+    let mut tape = Tape::<f32>::new();
+    let ramp = |n: usize| (0..n).map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0);
+    let x = tape
+        .input(
+            Array::from_iter(ramp(2 * 3 * 6 * 5))
+                .into_shape_with_order((2, 3, 6, 5))
+                .unwrap(),
+        )
+        .unwrap();
+    let w = tape
+        .parameter(
+            Array::from_iter(ramp(4 * 3 * 3 * 3))
+                .into_shape_with_order((4, 3, 3, 3))
+                .unwrap(),
+        )
+        .unwrap();
+    let b = tape.parameter(array![0.1f32, -0.2, 0.3, 0.0]).unwrap();
+    let taps = tape
+        .parameter(
+            Array::from_iter(ramp(2 * 4 * 2))
+                .into_shape_with_order((2, 4, 2))
+                .unwrap(),
+        )
+        .unwrap();
+    let big_x = tape
+        .input(
+            Array::from_iter(ramp(8 * 8 * 16 * 16))
+                .into_shape_with_order((8, 8, 16, 16))
+                .unwrap(),
+        )
+        .unwrap();
+    let big_w = tape
+        .parameter(
+            Array::from_iter(ramp(16 * 8 * 3 * 3))
+                .into_shape_with_order((16, 8, 3, 3))
+                .unwrap(),
+        )
+        .unwrap();
+    let padded = Conv2dArgs {
+        padding: [1, 1],
+        ..Conv2dArgs::default()
+    };
+    let start = tape.mark();
+    let mut counts = Vec::with_capacity(20);
+    for step in 0..23 {
+        let before = allocations();
+        tape.rewind(start).unwrap();
+        let y = tape.conv2d(x, w, Some(b), padded).unwrap();
+        let y = tape.relu(y).unwrap();
+        let rows = tape.reshape(y, &[2, 4, 30]).unwrap();
+        let z = tape
+            .conv1d(rows, taps, None, Conv1dArgs::default())
+            .unwrap();
+        let big = tape.conv2d(big_x, big_w, None, padded).unwrap();
+        let l1 = tape.sum(z).unwrap();
+        let l2 = tape.mean(big).unwrap();
+        let loss = tape.add(l1, l2).unwrap();
+        tape.backward(loss).unwrap();
+        if step >= 3 {
+            counts.push(allocations() - before);
+        }
+    }
+    assert!(counts.iter().all(|&a| a == 0), "convolutions: {counts:?}");
 
     // Through handles: the list methods take the handles' ids without collecting them.
     let g = Graph::<f64>::new();

@@ -105,6 +105,13 @@ pub enum Case {
         len: usize,
         index: ArrayD<f64>,
     },
+    /// `conv2d` of the first operand with the second, the third the bias if there is one.
+    Conv2d(wengert_tape::Conv2dArgs),
+    /// `conv1d` of the first operand with the second, the third the bias if there is one.
+    Conv1d(wengert_tape::Conv1dArgs),
+    MaxPool2d(wengert_tape::Pool2dArgs),
+    AvgPool2d(wengert_tape::Pool2dArgs),
+    AdaptiveAvgPool2d([usize; 2]),
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -267,6 +274,11 @@ impl Case {
                 format!("index_add({axis}, len {len}, {indices:?})")
             }
             Case::ScatterAdd { axis, len, .. } => format!("scatter_add({axis}, len {len})"),
+            Case::Conv2d(args) => format!("conv2d({args:?})"),
+            Case::Conv1d(args) => format!("conv1d({args:?})"),
+            Case::MaxPool2d(args) => format!("max_pool2d({args:?})"),
+            Case::AvgPool2d(args) => format!("avg_pool2d({args:?})"),
+            Case::AdaptiveAvgPool2d(size) => format!("adaptive_avg_pool2d({size:?})"),
         }
     }
 
@@ -358,6 +370,11 @@ impl Case {
                 let index = tape.input(index.mapv(E::from_f64))?;
                 tape.scatter_add(p[0], index, *axis, *len)
             }
+            Case::Conv2d(args) => tape.conv2d(p[0], p[1], p.get(2).copied(), *args),
+            Case::Conv1d(args) => tape.conv1d(p[0], p[1], p.get(2).copied(), *args),
+            Case::MaxPool2d(args) => tape.max_pool2d(p[0], *args),
+            Case::AvgPool2d(args) => tape.avg_pool2d(p[0], *args),
+            Case::AdaptiveAvgPool2d(size) => tape.adaptive_avg_pool2d(p[0], *size),
         }
     }
 }

@@ -16,6 +16,7 @@ mod handles;
 mod higher_order;
 mod higher_order_rules;
 mod ids;
+mod layers;
 mod leaves;
 mod losses;
 mod matmul;

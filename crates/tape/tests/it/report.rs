@@ -280,6 +280,46 @@ fn problems() -> Vec<Problem> {
         },
         vec![x234.clone()],
     ));
+    // The convolutions: padding, a stride and a dilation, two groups, with a bias and without.
+    let mut rng = Rng::new(12);
+    let mut conv = |dims: &[usize]| rng.array(dims, 1.0);
+    let (image, kernel, bias) = (conv(&[2, 4, 5, 6]), conv(&[3 * 2, 2, 3, 2]), conv(&[6]));
+    problems.push(Problem::new(
+        Case::Conv2d(wengert_tape::Conv2dArgs {
+            stride: [1, 2],
+            padding: [1, 0],
+            dilation: [2, 1],
+            groups: 2,
+        }),
+        vec![image, kernel, bias],
+    ));
+    let (signal, taps) = (conv(&[2, 3, 7]), conv(&[4, 3, 3]));
+    problems.push(Problem::new(
+        Case::Conv1d(wengert_tape::Conv1dArgs {
+            stride: 2,
+            padding: 1,
+            ..Default::default()
+        }),
+        vec![signal, taps],
+    ));
+    // The pools, on distinct values (a max pool's tie is a kink).
+    let distinct = ArrayD::from_shape_fn(ndarray::IxDyn(&[2, 2, 5, 4]), |i| {
+        ((i[0] * 40 + i[1] * 20 + i[2] * 4 + i[3]) * 37 % 80) as f64 / 32.0 - 1.25
+    });
+    let window = wengert_tape::Pool2dArgs {
+        kernel: [3, 2],
+        stride: [2, 1],
+        padding: [1, 1],
+        count_include_pad: false,
+    };
+    problems.push(one(Case::MaxPool2d(window), &distinct));
+    problems.push(one(Case::AvgPool2d(window), &distinct));
+    problems.push(one(
+        Case::AvgPool2d(wengert_tape::Pool2dArgs::new([2, 2])),
+        &distinct,
+    ));
+    problems.push(one(Case::AdaptiveAvgPool2d([3, 3]), &distinct));
+    problems.push(one(Case::AdaptiveAvgPool2d([1, 1]), &distinct));
     problems
 }
 

@@ -674,6 +674,129 @@ pub fn reduction(op: ReduceOp, max_rank: usize) -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// One spatial axis of a convolution: its input length and (kernel, stride, padding,
+/// dilation), the input long enough for the dilated kernel once padded.
+fn conv_axis() -> BoxedStrategy<(usize, [usize; 4])> {
+    (1..=3usize, 1..=2usize, 0..=1usize, 1..=2usize, 0..=2usize)
+        .prop_map(|(k, stride, pad, dilation, extra)| {
+            let reach = (k - 1) * dilation + 1;
+            let len = (reach + extra).saturating_sub(2 * pad).max(1);
+            (len, [k, stride, pad, dilation])
+        })
+        .boxed()
+}
+
+/// `conv2d` (or `conv1d`) of a batch of 1..=2, 1..=2 groups of 1..=2 input and output
+/// channels each, spatial axes of up to 6 with kernels of 1..=3, strides and dilations of
+/// 1..=2 and padding of 0..=1, with a bias or not.
+pub fn conv(one_d: bool) -> BoxedStrategy<Problem> {
+    (
+        (1..=2usize, 1..=2usize, 1..=2usize, 1..=2usize),
+        conv_axis(),
+        conv_axis(),
+        any::<bool>(),
+    )
+        .prop_flat_map(move |((n, groups, cg, og), (h, hk), (w, wk), bias)| {
+            let (c, o) = (groups * cg, groups * og);
+            let (x, k) = if one_d {
+                (vec![n, c, w], vec![o, cg, wk[0]])
+            } else {
+                (vec![n, c, h, w], vec![o, cg, hk[0], wk[0]])
+            };
+            let bias = if bias { 1 } else { 0 };
+            (
+                array(x, general()),
+                array(k, general()),
+                prop::collection::vec(array(vec![o], general()), bias),
+                Just((groups, hk, wk)),
+            )
+        })
+        .prop_map(move |(x, k, bias, (groups, hk, wk))| {
+            let case = if one_d {
+                Case::Conv1d(wengert_tape::Conv1dArgs {
+                    stride: wk[1],
+                    padding: wk[2],
+                    dilation: wk[3],
+                    groups,
+                })
+            } else {
+                Case::Conv2d(wengert_tape::Conv2dArgs {
+                    stride: [hk[1], wk[1]],
+                    padding: [hk[2], wk[2]],
+                    dilation: [hk[3], wk[3]],
+                    groups,
+                })
+            };
+            Problem::new(case, [x, k].into_iter().chain(bias).collect())
+        })
+        .boxed()
+}
+
+/// Which pooling [`pool`] draws.
+#[derive(Debug, Clone, Copy)]
+pub enum PoolKind {
+    Max,
+    Avg,
+    Adaptive,
+}
+
+/// One pooled axis: its length and (kernel, stride, padding), padding at most half the kernel
+/// and the input at least the kernel once padded.
+fn pool_axis() -> BoxedStrategy<(usize, [usize; 3])> {
+    (1..=3usize, 1..=2usize, 0..=1usize, 0..=3usize)
+        .prop_map(|(k, stride, pad, extra)| {
+            let pad = pad.min(k / 2);
+            ((k + extra).saturating_sub(2 * pad).max(1), [k, stride, pad])
+        })
+        .boxed()
+}
+
+/// A pooling of a `[C, H, W]` or `[N, C, H, W]` input (1..=2 of each of N and C), its values
+/// distinct and at least 1/64 apart (a max pool's tie is a kink), with windows from
+/// [`pool_axis`] or an adaptive size of 1..=4 per axis.
+pub fn pool(kind: PoolKind) -> BoxedStrategy<Problem> {
+    (
+        (1..=2usize, 1..=2usize, any::<bool>()),
+        pool_axis(),
+        pool_axis(),
+        (any::<bool>(), 1..=4usize, 1..=4usize),
+    )
+        .prop_flat_map(
+            move |((n, c, batched), (h, hk), (w, wk), (counted, sh, sw))| {
+                let dims = if batched {
+                    vec![n, c, h, w]
+                } else {
+                    vec![c, h, w]
+                };
+                let len: usize = dims.iter().product();
+                let distinct: Vec<f64> = (0..len)
+                    .map(|i| (i as f64 - len as f64 / 2.0) / 64.0)
+                    .collect();
+                (
+                    Just(dims),
+                    Just(distinct).prop_shuffle(),
+                    Just((hk, wk, counted, [sh, sw])),
+                )
+            },
+        )
+        .prop_map(move |(dims, values, (hk, wk, counted, size))| {
+            let x = ArrayD::from_shape_vec(IxDyn(&dims), values).expect("sized");
+            let args = wengert_tape::Pool2dArgs {
+                kernel: [hk[0], wk[0]],
+                stride: [hk[1], wk[1]],
+                padding: [hk[2], wk[2]],
+                count_include_pad: counted,
+            };
+            let case = match kind {
+                PoolKind::Max => Case::MaxPool2d(args),
+                PoolKind::Avg => Case::AvgPool2d(args),
+                PoolKind::Adaptive => Case::AdaptiveAvgPool2d(size),
+            };
+            Problem::new(case, vec![x])
+        })
+        .boxed()
+}
+
 /// `concat` of 1..=4 arrays of rank 1..=3 along a drawn axis, each with its own length 1..=4
 /// there.
 pub fn concat() -> BoxedStrategy<Problem> {
@@ -857,6 +980,11 @@ macro_rules! for_each_op {
             cross_entropy_weighted_probabilities => s::weighted_soft_cross_entropy(),
             index_add => s::index_add(),
             scatter_add => s::scatter_add(),
+            conv2d => s::conv(false),
+            conv1d => s::conv(true),
+            max_pool2d => s::pool(s::PoolKind::Max),
+            avg_pool2d => s::pool(s::PoolKind::Avg),
+            adaptive_avg_pool2d => s::pool(s::PoolKind::Adaptive),
         }
     };
 }
