@@ -39,24 +39,84 @@ impl<E: Float> Tape<E> {
     }
 
     /// `a + b`, broadcasting as NumPy does (a bias add is `add(xw, b)`).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.parameter(array![[1.0, 2.0], [3.0, 4.0]])?;
+    /// let b = tape.parameter(array![10.0, 20.0])?; // a bias, broadcast down the rows
+    /// let c = tape.add(a, b)?;
+    /// assert_eq!(tape.data(c)?, &[11.0, 22.0, 13.0, 24.0]);
+    /// let loss = tape.sum(c)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(b).unwrap(), &[2.0, 2.0]); // summed over the broadcast rows
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Add), a, b)
     }
 
     /// `a - b`, broadcasting.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.parameter(array![5.0, 3.0])?;
+    /// let b = tape.parameter(array![1.0, 4.0])?;
+    /// let c = tape.sub(a, b)?;
+    /// assert_eq!(tape.data(c)?, &[4.0, -1.0]);
+    /// let loss = tape.sum(c)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(b).unwrap(), &[-1.0, -1.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn sub(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Sub), a, b)
     }
 
     /// `a * b` elementwise, broadcasting.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.parameter(array![2.0, 3.0])?;
+    /// let b = tape.parameter(array![4.0, 5.0])?;
+    /// let c = tape.mul(a, b)?;
+    /// assert_eq!(tape.data(c)?, &[8.0, 15.0]);
+    /// let loss = tape.sum(c)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(a).unwrap(), &[4.0, 5.0]); // d(ab)/da = b
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn mul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Mul), a, b)
     }
 
     /// `a / b` elementwise, broadcasting.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.parameter(array![1.0, 6.0])?;
+    /// let b = tape.parameter(array![2.0, 4.0])?;
+    /// let c = tape.div(a, b)?;
+    /// assert_eq!(tape.data(c)?, &[0.5, 1.5]);
+    /// let loss = tape.sum(c)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(b).unwrap(), &[-0.25, -0.375]); // -a / b²
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn div(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Div), a, b)
@@ -89,12 +149,42 @@ impl<E: Float> Tape<E> {
 
     /// The smaller of `a` and `b` elementwise, broadcasting; NaN if either is. On a tie each
     /// input gets half the gradient, as in PyTorch.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.parameter(array![[1.0, 5.0], [2.0, 0.0]])?;
+    /// let b = tape.parameter(array![2.0, 0.0])?; // broadcast down the rows
+    /// let c = tape.minimum(a, b)?;
+    /// assert_eq!(tape.data(c)?, &[1.0, 0.0, 2.0, 0.0]);
+    /// let loss = tape.sum(c)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(a).unwrap(), &[1.0, 0.0, 0.5, 0.5]); // a tie splits the gradient
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn minimum(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Minimum), a, b)
     }
 
     /// `a^b` elementwise, broadcasting.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.parameter(array![2.0, 3.0])?;
+    /// let b = tape.parameter(array![3.0, 2.0])?;
+    /// let c = tape.pow(a, b)?;
+    /// assert_eq!(tape.data(c)?, &[8.0, 9.0]);
+    /// let loss = tape.sum(c)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(a).unwrap(), &[12.0, 6.0]); // b·a^(b-1)
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn pow(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Pow), a, b)
@@ -125,96 +215,312 @@ impl<E: Float> Tape<E> {
     }
 
     /// 1.0 where `a < b`, else 0.0 (0.0 if either is NaN), broadcasting; no gradient flows.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.input(array![1.0, 2.0, 3.0, f64::NAN])?;
+    /// let b = tape.input(array![2.0])?; // broadcast
+    /// let mask = tape.lt(a, b)?;
+    /// assert_eq!(tape.data(mask)?, &[1.0, 0.0, 0.0, 0.0]); // NaN compares false
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn lt(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Lt), a, b)
     }
 
     /// 1.0 where `a <= b`, else 0.0 (0.0 if either is NaN), broadcasting; no gradient flows.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.input(array![1.0, 2.0, 3.0, f64::NAN])?;
+    /// let b = tape.input(array![2.0])?; // broadcast
+    /// let mask = tape.le(a, b)?;
+    /// assert_eq!(tape.data(mask)?, &[1.0, 1.0, 0.0, 0.0]); // NaN compares false
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn le(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Le), a, b)
     }
 
     /// 1.0 where `a > b`, else 0.0 (0.0 if either is NaN), broadcasting; no gradient flows.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.input(array![1.0, 2.0, 3.0, f64::NAN])?;
+    /// let b = tape.input(array![2.0])?; // broadcast
+    /// let mask = tape.gt(a, b)?;
+    /// assert_eq!(tape.data(mask)?, &[0.0, 0.0, 1.0, 0.0]); // NaN compares false
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn gt(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Gt), a, b)
     }
 
     /// 1.0 where `a >= b`, else 0.0 (0.0 if either is NaN), broadcasting; no gradient flows.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let a = tape.input(array![1.0, 2.0, 3.0, f64::NAN])?;
+    /// let b = tape.input(array![2.0])?; // broadcast
+    /// let mask = tape.ge(a, b)?;
+    /// assert_eq!(tape.data(mask)?, &[0.0, 1.0, 1.0, 0.0]); // NaN compares false
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn ge(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Binary(BinaryOp::Ge), a, b)
     }
 
     /// `x + c` for a constant `c`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![1.0, 2.0])?;
+    /// let y = tape.add_scalar(x, 0.5)?;
+    /// assert_eq!(tape.data(y)?, &[1.5, 2.5]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[1.0, 1.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn add_scalar(&mut self, x: NodeId, c: E) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::AddScalar(c.to_f64())), x)
     }
 
     /// `x * c` for a constant `c`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![1.0, -2.0])?;
+    /// let y = tape.mul_scalar(x, 3.0)?;
+    /// assert_eq!(tape.data(y)?, &[3.0, -6.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[3.0, 3.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn mul_scalar(&mut self, x: NodeId, c: E) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::MulScalar(c.to_f64())), x)
     }
 
     /// `-x`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![1.0, -2.0])?;
+    /// let y = tape.neg(x)?;
+    /// assert_eq!(tape.data(y)?, &[-1.0, 2.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[-1.0, -1.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn neg(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Neg), x)
     }
 
     /// `max(x, 0)`; its derivative at 0 is 0, as in PyTorch.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![-1.0, 0.0, 2.0])?;
+    /// let y = tape.relu(x)?;
+    /// assert_eq!(tape.data(y)?, &[0.0, 0.0, 2.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, 0.0, 1.0]); // relu'(0) = 0
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn relu(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Relu), x)
     }
 
     /// `tanh x`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![0.0, 1.0])?;
+    /// let y = tape.tanh(x)?;
+    /// assert!((tape.data(y)?[1] - 0.761_594_155_955_764_9).abs() < 1e-12);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap()[0], 1.0); // 1 - tanh²(0)
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn tanh(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Tanh), x)
     }
 
     /// The logistic function `1 / (1 + e^-x)`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![0.0])?;
+    /// let y = tape.sigmoid(x)?;
+    /// assert_eq!(tape.data(y)?, &[0.5]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.25]); // σ(1 - σ)
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn sigmoid(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Sigmoid), x)
     }
 
     /// `e^x`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![0.0, 1.0])?;
+    /// let y = tape.exp(x)?;
+    /// assert!((tape.data(y)?[1] - std::f64::consts::E).abs() < 1e-12);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap()[0], 1.0); // eˣ again
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn exp(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Exp), x)
     }
 
     /// `ln x`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![1.0, 4.0])?;
+    /// let y = tape.log(x)?;
+    /// assert_eq!(tape.data(y)?[0], 0.0);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[1.0, 0.25]); // 1 / x
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn log(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Log), x)
     }
 
     /// `√x`; its derivative at 0 is infinite, as in PyTorch.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![4.0, 0.0])?;
+    /// let y = tape.sqrt(x)?;
+    /// assert_eq!(tape.data(y)?, &[2.0, 0.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.25, f64::INFINITY]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn sqrt(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Sqrt), x)
     }
 
     /// `1 / √x`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![4.0])?;
+    /// let y = tape.rsqrt(x)?;
+    /// assert_eq!(tape.data(y)?, &[0.5]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[-0.0625]); // -x^(-3/2) / 2
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn rsqrt(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Rsqrt), x)
     }
 
     /// `|x|`; its derivative at 0 is 0, as in PyTorch.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![-2.0, 0.0, 3.0])?;
+    /// let y = tape.abs(x)?;
+    /// assert_eq!(tape.data(y)?, &[2.0, 0.0, 3.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[-1.0, 0.0, 1.0]); // abs'(0) = 0
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn abs(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Abs), x)
     }
 
     /// `x²`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![3.0, -1.0])?;
+    /// let y = tape.square(x)?;
+    /// assert_eq!(tape.data(y)?, &[9.0, 1.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[6.0, -2.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn square(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Square), x)
@@ -222,36 +528,121 @@ impl<E: Float> Tape<E> {
 
     /// `xᵖ` for a constant exponent `p` (PyTorch's `x.pow(p)` with a number); `p` must not
     /// be NaN.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![2.0, 4.0])?;
+    /// let y = tape.powf(x, 3.0)?;
+    /// assert_eq!(tape.data(y)?, &[8.0, 64.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[12.0, 48.0]); // 3x²
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn powf(&mut self, x: NodeId, p: E) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Powf(p.to_f64())), x)
     }
 
     /// The sine.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![0.0, std::f64::consts::FRAC_PI_2])?;
+    /// let y = tape.sin(x)?;
+    /// assert_eq!(tape.data(y)?, &[0.0, 1.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap()[0], 1.0); // cos 0
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn sin(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Sin), x)
     }
 
     /// The cosine.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![0.0, std::f64::consts::FRAC_PI_2])?;
+    /// let y = tape.cos(x)?;
+    /// assert_eq!(tape.data(y)?[0], 1.0);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert!((grads.data(x).unwrap()[1] + 1.0).abs() < 1e-12); // -sin(π/2)
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn cos(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Cos), x)
     }
 
     /// `ln(1 + x)`, accurate near 0.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![0.0, 1e-20])?;
+    /// let y = tape.log1p(x)?;
+    /// assert_eq!(tape.data(y)?, &[0.0, 1e-20]); // ln(1.0 + 1e-20) would be 0
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[1.0, 1.0]); // 1 / (1 + x)
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn log1p(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Log1p), x)
     }
 
     /// `eˣ - 1`, accurate near 0.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![0.0, 1e-20])?;
+    /// let y = tape.expm1(x)?;
+    /// assert_eq!(tape.data(y)?, &[0.0, 1e-20]); // e^1e-20 - 1.0 would be 0
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[1.0, 1.0]); // eˣ
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn expm1(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Expm1), x)
     }
 
     /// `ln(1 + eˣ)` with PyTorch's defaults (`β = 1`, and `x` itself above 20).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![0.0, 30.0])?;
+    /// let y = tape.softplus(x)?;
+    /// assert!((tape.data(y)?[0] - std::f64::consts::LN_2).abs() < 1e-12);
+    /// assert_eq!(tape.data(y)?[1], 30.0); // above the threshold, x itself
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.5, 1.0]); // σ(x), and 1 past the threshold
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn softplus(&mut self, x: NodeId) -> Result<NodeId> {
         self.softplus_with(x, E::one(), E::from_f64(20.0))
@@ -259,6 +650,21 @@ impl<E: Float> Tape<E> {
 
     /// `ln(1 + e^(βx)) / β`, and `x` itself where `βx > threshold` (gradient 1 there), as
     /// PyTorch's `softplus(x, beta, threshold)`. `beta` must be finite and positive.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![0.0, 1.0])?;
+    /// let y = tape.softplus_with(x, 2.0, 1.0)?; // βx = 2 > 1: x itself
+    /// assert!((tape.data(y)?[0] - std::f64::consts::LN_2 / 2.0).abs() < 1e-12);
+    /// assert_eq!(tape.data(y)?[1], 1.0);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.5, 1.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn softplus_with(&mut self, x: NodeId, beta: E, threshold: E) -> Result<NodeId> {
         let op = UnaryOp::Softplus(beta.to_f64(), threshold.to_f64());
@@ -267,18 +673,61 @@ impl<E: Float> Tape<E> {
 
     /// `x` where `x > 0`, else `slope · x`; the derivative at 0 is the slope, as in PyTorch.
     /// `slope` must be finite.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![-2.0, 0.0, 3.0])?;
+    /// let y = tape.leaky_relu(x, 0.25)?;
+    /// assert_eq!(tape.data(y)?, &[-0.5, 0.0, 3.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.25, 0.25, 1.0]); // the slope at 0
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn leaky_relu(&mut self, x: NodeId, slope: E) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::LeakyRelu(slope.to_f64())), x)
     }
 
     /// `x` where `x > 0`, else `α(eˣ - 1)`. `alpha` must be finite.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![-1.0, 2.0])?;
+    /// let y = tape.elu(x, 1.0)?;
+    /// assert!((tape.data(y)?[0] - ((-1.0f64).exp() - 1.0)).abs() < 1e-12);
+    /// assert_eq!(tape.data(y)?[1], 2.0);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap()[1], 1.0);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn elu(&mut self, x: NodeId, alpha: E) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Elu(alpha.to_f64())), x)
     }
 
     /// `x · σ(x)` (swish).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![0.0, 1.0])?;
+    /// let y = tape.silu(x)?;
+    /// assert!((tape.data(y)?[1] - 1.0 / (1.0 + (-1.0f64).exp())).abs() < 1e-12);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap()[0], 0.5); // σ(0) + 0·σ'(0)
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn silu(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Silu), x)
@@ -316,12 +765,37 @@ impl<E: Float> Tape<E> {
     }
 
     /// -1, 0 or 1 as `x` is negative, zero or positive; no gradient flows through it.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.input(array![-3.0, 0.0, 2.0])?;
+    /// let y = tape.sign(x)?;
+    /// assert_eq!(tape.data(y)?, &[-1.0, 0.0, 1.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn sign(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Sign), x)
     }
 
     /// The error function `(2/√π) ∫₀ˣ e^(-t²) dt`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![0.0, f64::INFINITY])?;
+    /// let y = tape.erf(x)?;
+    /// assert_eq!(tape.data(y)?, &[0.0, 1.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert!((grads.data(x).unwrap()[0] - std::f64::consts::FRAC_2_SQRT_PI).abs() < 1e-12);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn erf(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Erf), x)
@@ -351,24 +825,77 @@ impl<E: Float> Tape<E> {
 
     /// gelu's tanh approximation, `x · (1 + tanh(√(2/π) (x + 0.044715 x³))) / 2` (PyTorch's
     /// `gelu` with `approximate='tanh'`).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![0.0, 1.0])?;
+    /// let y = tape.gelu_tanh(x)?;
+    /// assert!((tape.data(y)?[1] - 0.841_191_990_607_477).abs() < 1e-12);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert!((grads.data(x).unwrap()[0] - 0.5).abs() < 1e-12);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn gelu_tanh(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::GeluTanh), x)
     }
 
     /// The sum of all elements, a scalar.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 2.0], [3.0, 4.0]])?;
+    /// let s = tape.sum(x)?;
+    /// assert_eq!(tape.data(s)?, &[10.0]);
+    /// assert_eq!(tape.shape(s)?.rank(), 0);
+    /// let grads = tape.backward(s)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[1.0; 4]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn sum(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Sum, x)
     }
 
     /// The mean of all elements, a scalar.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 2.0], [3.0, 4.0]])?;
+    /// let m = tape.mean(x)?;
+    /// assert_eq!(tape.data(m)?, &[2.5]);
+    /// let grads = tape.backward(m)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.25; 4]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn mean(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Mean, x)
     }
 
     /// The sum along `axis`, which is removed.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 2.0], [3.0, 4.0]])?;
+    /// let s = tape.sum_axis(x, 0)?;
+    /// assert_eq!(tape.data(s)?, &[4.0, 6.0]);
+    /// assert_eq!(tape.shape(s)?.dims(), &[2]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn sum_axis(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
         self.record_unary(
@@ -381,6 +908,18 @@ impl<E: Float> Tape<E> {
     }
 
     /// The sum along `axis`, kept with length 1.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 2.0], [3.0, 4.0]])?;
+    /// let s = tape.sum_axis_keepdim(x, 1)?;
+    /// assert_eq!(tape.data(s)?, &[3.0, 7.0]);
+    /// assert_eq!(tape.shape(s)?.dims(), &[2, 1]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn sum_axis_keepdim(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
         self.record_unary(
@@ -393,6 +932,20 @@ impl<E: Float> Tape<E> {
     }
 
     /// The mean along `axis`, which is removed.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 2.0], [3.0, 4.0]])?;
+    /// let m = tape.mean_axis(x, 1)?;
+    /// assert_eq!(tape.data(m)?, &[1.5, 3.5]);
+    /// let loss = tape.sum(m)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.5; 4]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn mean_axis(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
         self.record_unary(
@@ -405,6 +958,18 @@ impl<E: Float> Tape<E> {
     }
 
     /// The mean along `axis`, kept with length 1.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 2.0], [3.0, 4.0]])?;
+    /// let m = tape.mean_axis_keepdim(x, 0)?;
+    /// assert_eq!(tape.data(m)?, &[2.0, 3.0]);
+    /// assert_eq!(tape.shape(m)?.dims(), &[1, 2]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn mean_axis_keepdim(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
         self.record_unary(
@@ -417,12 +982,36 @@ impl<E: Float> Tape<E> {
     }
 
     /// The same elements in the shape `dims` (row-major order is kept).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])?;
+    /// let y = tape.reshape(x, &[2, 3])?;
+    /// assert_eq!(tape.shape(y)?.dims(), &[2, 3]);
+    /// assert_eq!(tape.data(y)?, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn reshape(&mut self, x: NodeId, dims: &[usize]) -> Result<NodeId> {
         self.record_unary(Op::Reshape(Shape::new(dims)?), x)
     }
 
     /// The transpose of a matrix; for more axes, the last two are exchanged.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])?;
+    /// let y = tape.transpose(x)?;
+    /// assert_eq!(tape.shape(y)?.dims(), &[3, 2]);
+    /// assert_eq!(tape.data(y)?, &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn transpose(&mut self, x: NodeId) -> Result<NodeId> {
         let rank = self.shape(x)?.rank();
@@ -443,18 +1032,58 @@ impl<E: Float> Tape<E> {
     }
 
     /// `x` with axes `axis0` and `axis1` exchanged.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[[1.0, 2.0]], [[3.0, 4.0]]])?; // [2, 1, 2]
+    /// let y = tape.transpose_axes(x, 0, 2)?;
+    /// assert_eq!(tape.shape(y)?.dims(), &[2, 1, 2]);
+    /// assert_eq!(tape.data(y)?, &[1.0, 3.0, 2.0, 4.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn transpose_axes(&mut self, x: NodeId, axis0: usize, axis1: usize) -> Result<NodeId> {
         self.record_unary(Op::Transpose { axis0, axis1 }, x)
     }
 
     /// Softmax along the last axis.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 1.0], [0.0, 1000.0]])?;
+    /// let y = tape.softmax(x)?;
+    /// assert_eq!(tape.data(y)?, &[0.5, 0.5, 0.0, 1.0]); // no overflow
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0; 4]); // each row always sums to 1
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn softmax(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Softmax, x)
     }
 
     /// Log-softmax along the last axis.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[0.0, 0.0]])?;
+    /// let y = tape.log_softmax(x)?;
+    /// assert!(tape.data(y)?.iter().all(|v| (v + std::f64::consts::LN_2).abs() < 1e-12));
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, 0.0]); // 1 - 2·softmax
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn log_softmax(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::LogSoftmax, x)
@@ -482,12 +1111,37 @@ impl<E: Float> Tape<E> {
     }
 
     /// Log-softmax along `axis` (`torch.log_softmax(x, dim)`).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[0.0, 5.0], [0.0, 5.0]])?;
+    /// let y = tape.log_softmax_axis(x, 0)?; // down the columns
+    /// assert!(tape.data(y)?.iter().all(|v| (v + std::f64::consts::LN_2).abs() < 1e-12));
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn log_softmax_axis(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
         self.record_unary(Op::LogSoftmaxAxis { axis }, x)
     }
 
     /// Mean squared error of `prediction` and `target` (same shape), a scalar.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let p = tape.parameter(array![1.0, 3.0])?;
+    /// let t = tape.input(array![0.0, 0.0])?;
+    /// let loss = tape.mse(p, t)?;
+    /// assert_eq!(tape.data(loss)?, &[5.0]);
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(p).unwrap(), &[1.0, 3.0]); // 2(p - t) / N
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn mse(&mut self, prediction: NodeId, target: NodeId) -> Result<NodeId> {
         self.record_binary(Op::Mse, prediction, target)
@@ -495,12 +1149,40 @@ impl<E: Float> Tape<E> {
 
     /// Softmax cross-entropy of `logits` `[batch, classes]` against `labels` `[batch]` (see
     /// [`Tape::labels`]), averaged over the batch. Finite for any finite logits.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let logits = tape.parameter(array![[0.0, 0.0]])?;
+    /// let labels = tape.labels(&[1])?;
+    /// let loss = tape.cross_entropy(logits, labels)?;
+    /// assert!((tape.data(loss)?[0] - std::f64::consts::LN_2).abs() < 1e-12);
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(logits).unwrap(), &[0.5, -0.5]); // softmax - one-hot
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn cross_entropy(&mut self, logits: NodeId, labels: NodeId) -> Result<NodeId> {
         self.record_binary(Op::CrossEntropy, logits, labels)
     }
 
     /// `x`'s value, through which no gradient flows.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![3.0])?;
+    /// let fixed = tape.detach(x)?;
+    /// let y = tape.mul(fixed, x)?;
+    /// assert_eq!(tape.data(y)?, &[9.0]);
+    /// let grads = tape.backward(y)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[3.0]); // not 2x: one factor is a constant
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn detach(&mut self, x: NodeId) -> Result<NodeId> {
         self.record_unary(Op::Unary(UnaryOp::Detach), x)
@@ -542,6 +1224,20 @@ impl<E: Float> Tape<E> {
     }
 
     /// The smallest element along `axis` (all elements for `None`), as [`amax`](Tape::amax).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 3.0], [0.0, 0.0]])?;
+    /// let y = tape.amin(x, Some(1), false)?;
+    /// assert_eq!(tape.data(y)?, &[1.0, 0.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[1.0, 0.0, 0.5, 0.5]); // a tie shares it
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn amin(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
         self.reduce(ReduceOp::Amin, x, axis, keep_dim)
@@ -576,6 +1272,21 @@ impl<E: Float> Tape<E> {
 
     /// The smallest element along `axis` and its position (`torch.min(x, dim)`), as
     /// [`max_dim`](Tape::max_dim).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 3.0, 1.0], [4.0, 0.0, 2.0]])?;
+    /// let (values, indices) = tape.min_dim(x, 1, false)?;
+    /// assert_eq!(tape.data(values)?, &[1.0, 0.0]);
+    /// assert_eq!(tape.data(indices)?, &[0.0, 1.0]);
+    /// let loss = tape.sum(values)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]); // the first smallest
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn min_dim(&mut self, x: NodeId, axis: usize, keep_dim: bool) -> Result<(NodeId, NodeId)> {
         let values = self.reduce(ReduceOp::MinAt, x, Some(axis), keep_dim)?;
@@ -585,12 +1296,38 @@ impl<E: Float> Tape<E> {
 
     /// The position of the first largest element along `axis` as a float (over all elements,
     /// the flat index), PyTorch's `argmax`; no gradient flows through it.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.input(array![[1.0, 3.0, 3.0], [4.0, 0.0, 2.0]])?;
+    /// let rows = tape.argmax(x, Some(1), false)?;
+    /// assert_eq!(tape.data(rows)?, &[1.0, 0.0]); // the first of a tie
+    /// let flat = tape.argmax(x, None, false)?;
+    /// assert_eq!(tape.data(flat)?, &[3.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn argmax(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
         self.reduce(ReduceOp::ArgMax, x, axis, keep_dim)
     }
 
     /// The position of the first smallest element, as [`argmax`](Tape::argmax).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.input(array![[1.0, 3.0, 1.0], [4.0, 0.0, 2.0]])?;
+    /// let rows = tape.argmin(x, Some(1), false)?;
+    /// assert_eq!(tape.data(rows)?, &[0.0, 1.0]);
+    /// let flat = tape.argmin(x, None, true)?;
+    /// assert_eq!(tape.data(flat)?, &[4.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn argmin(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
         self.reduce(ReduceOp::ArgMin, x, axis, keep_dim)
@@ -598,6 +1335,19 @@ impl<E: Float> Tape<E> {
 
     /// `ln Σ eˣ` along `axis` (all elements for `None`), without overflow; an empty lane gives
     /// `-inf`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![1000.0, 1000.0])?;
+    /// let y = tape.logsumexp(x, None, false)?;
+    /// assert!((tape.data(y)?[0] - (1000.0 + std::f64::consts::LN_2)).abs() < 1e-9);
+    /// let grads = tape.backward(y)?;
+    /// assert!(grads.data(x).unwrap().iter().all(|g| (g - 0.5).abs() < 1e-12)); // the softmax
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn logsumexp(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
         self.reduce(ReduceOp::LogSumExp, x, axis, keep_dim)
@@ -605,6 +1355,19 @@ impl<E: Float> Tape<E> {
 
     /// The product along `axis` (all elements for `None`); an empty lane gives 1, and the
     /// gradient is right with zeros in the lane (no division).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![2.0, 0.0, 3.0])?;
+    /// let p = tape.prod(x, None, false)?;
+    /// assert_eq!(tape.data(p)?, &[0.0]);
+    /// let grads = tape.backward(p)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, 6.0, 0.0]); // the product of the others
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn prod(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
         self.reduce(ReduceOp::Prod, x, axis, keep_dim)
@@ -613,6 +1376,21 @@ impl<E: Float> Tape<E> {
     /// The variance along `axis`, `Σ (x - mean)² / (N - correction)` (PyTorch's
     /// `var(correction=)`: 1 is the unbiased estimate). `correction` must be finite, at least
     /// 0 and below the lane's length.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![1.0, 3.0])?;
+    /// let unbiased = tape.var(x, None, 1.0, false)?;
+    /// assert_eq!(tape.data(unbiased)?, &[2.0]);
+    /// let biased = tape.var(x, Some(0), 0.0, false)?;
+    /// assert_eq!(tape.data(biased)?, &[1.0]);
+    /// let grads = tape.backward(unbiased)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[-2.0, 2.0]); // 2(x - mean) / (N - 1)
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn var(
         &mut self,
@@ -626,6 +1404,20 @@ impl<E: Float> Tape<E> {
 
     /// The standard deviation, `√var` (see [`var`](Tape::var)); its gradient where it is 0 is
     /// 0, as PyTorch.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 3.0], [2.0, 2.0]])?;
+    /// let s = tape.std(x, Some(1), 0.0, false)?;
+    /// assert_eq!(tape.data(s)?, &[1.0, 0.0]);
+    /// let loss = tape.sum(s)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[-0.5, 0.5, 0.0, 0.0]); // 0 where std is 0
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn std(
         &mut self,
@@ -639,6 +1431,21 @@ impl<E: Float> Tape<E> {
 
     /// The Euclidean norm `√Σ x²` along `axis` (all elements for `None`), without overflow or
     /// underflow; its gradient at 0 is 0.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[3.0, 4.0], [0.0, 0.0]])?;
+    /// let n = tape.norm(x, Some(1), false)?;
+    /// assert_eq!(tape.data(n)?, &[5.0, 0.0]);
+    /// let loss = tape.sum(n)?;
+    /// let grads = tape.backward(loss)?;
+    /// let g = grads.data(x).unwrap();
+    /// assert!((g[1] - 0.8).abs() < 1e-12 && g[3] == 0.0); // x / ‖x‖, and 0 at 0
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn norm(&mut self, x: NodeId, axis: Option<usize>, keep_dim: bool) -> Result<NodeId> {
         self.reduce(ReduceOp::Norm, x, axis, keep_dim)
@@ -685,6 +1492,20 @@ impl<E: Float> Tape<E> {
 
     /// `0.5 d²/β` where `|d| < β`, else `|d| - 0.5β`, `d = x - t` (PyTorch's
     /// `smooth_l1_loss(beta=)`); `beta = 0` is L1, a negative or NaN one an error.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{Reduction, Tape};
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![0.5, 3.0])?;
+    /// let t = tape.input(array![0.0, 0.0])?;
+    /// let loss = tape.smooth_l1_loss(x, t, 1.0, Reduction::Sum)?;
+    /// assert_eq!(tape.data(loss)?, &[0.125 + 2.5]); // quadratic inside β, linear outside
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.5, 1.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn smooth_l1_loss(
         &mut self,
@@ -706,6 +1527,20 @@ impl<E: Float> Tape<E> {
 
     /// `0.5 d²` where `|d| < δ`, else `δ(|d| - 0.5δ)`, `d = x - t` (PyTorch's
     /// `huber_loss(delta=)`); `delta` must be above 0.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{Reduction, Tape};
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![0.5, 3.0])?;
+    /// let t = tape.input(array![0.0, 0.0])?;
+    /// let loss = tape.huber_loss(x, t, 2.0, Reduction::Sum)?;
+    /// assert_eq!(tape.data(loss)?, &[0.125 + 4.0]); // 0.5·0.5², then 2·(3 - 1)
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.5, 2.0]); // the slope is capped at δ
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn huber_loss(
         &mut self,
@@ -728,6 +1563,22 @@ impl<E: Float> Tape<E> {
     /// `-[t·ln σ(x) + (1 - t)·ln(1 - σ(x))]` per element of logits `x` and targets in
     /// `[0, 1]` of the same shape, reduced (PyTorch's `binary_cross_entropy_with_logits`);
     /// no overflow at any logit. Both get a gradient.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use std::f64::consts::LN_2;
+    /// use wengert_tape::{Reduction, Tape};
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![0.0, 1000.0])?;
+    /// let t = tape.input(array![1.0, 1.0])?;
+    /// let each = tape.binary_cross_entropy_with_logits(x, t, Reduction::None)?;
+    /// assert!((tape.data(each)?[0] - LN_2).abs() < 1e-12 && tape.data(each)?[1] == 0.0);
+    /// let loss = tape.binary_cross_entropy_with_logits(x, t, Reduction::Sum)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[-0.5, 0.0]); // σ(x) - t, finite at 1000 too
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn binary_cross_entropy_with_logits(
         &mut self,
@@ -742,6 +1593,21 @@ impl<E: Float> Tape<E> {
     /// classes on axis 1) and class indices (see [`Tape::labels`]) without the class axis,
     /// reduced (PyTorch's `nll_loss`). A target equal to `ignore_index` adds 0 and leaves a
     /// mean's divisor; a target naming no class is an error. The targets get no gradient.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{Reduction, Tape};
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[-1.0, -2.0], [-3.0, -4.0]])?;
+    /// let t = tape.labels(&[1, 0])?;
+    /// let all = tape.nll_loss(x, t, None, Reduction::Mean)?;
+    /// assert_eq!(tape.data(all)?, &[2.5]); // (2 + 3) / 2
+    /// let kept = tape.nll_loss(x, t, Some(0), Reduction::Mean)?; // 2 / 1: lane 2 ignored
+    /// let grads = tape.backward(kept)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, -1.0, 0.0, 0.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn nll_loss(
         &mut self,
@@ -839,6 +1705,21 @@ impl<E: Float> Tape<E> {
     /// [`nll_loss`](Tape::nll_loss) with class weights `weight` (`[C]`): each lane's term is
     /// `-w[t]·x[t]`, and a mean divides by the sum of the weights of the targets not ignored
     /// (PyTorch's `weight`). `x` gets a gradient, the targets and the weights none.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{Reduction, Tape};
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[-1.0, -2.0], [-3.0, -4.0]])?;
+    /// let t = tape.labels(&[1, 0])?;
+    /// let w = tape.input(array![1.0, 3.0])?;
+    /// let loss = tape.nll_loss_weighted(x, t, w, None, Reduction::Mean)?;
+    /// assert_eq!(tape.data(loss)?, &[2.25]); // (3·2 + 1·3) / (3 + 1)
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, -0.75, -0.25, 0.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn nll_loss_weighted(
         &mut self,
@@ -888,6 +1769,19 @@ impl<E: Float> Tape<E> {
 
     /// `x` without its axis `axis`, which must exist; if its length is not 1, `x` is
     /// returned unchanged, as PyTorch's `squeeze(dim)` (recorded as a reshape).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0], [2.0]])?;
+    /// let y = tape.squeeze(x, 1)?;
+    /// assert_eq!(tape.shape(y)?.dims(), &[2]);
+    /// let same = tape.squeeze(x, 0)?; // length 2: unchanged
+    /// assert_eq!(tape.shape(same)?.dims(), &[2, 1]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn squeeze(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
         let shape = self.shape(x)?;
@@ -914,6 +1808,19 @@ impl<E: Float> Tape<E> {
 
     /// `x` with a new axis of length 1 at `axis` (`0..=rank`), as PyTorch's `unsqueeze`
     /// (recorded as a reshape).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![1.0, 2.0])?;
+    /// let row = tape.unsqueeze(x, 0)?;
+    /// assert_eq!(tape.shape(row)?.dims(), &[1, 2]);
+    /// let column = tape.unsqueeze(x, 1)?;
+    /// assert_eq!(tape.shape(column)?.dims(), &[2, 1]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn unsqueeze(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
         let shape = self.shape(x)?;
@@ -979,6 +1886,20 @@ impl<E: Float> Tape<E> {
 
     /// `x` repeated along its length-1 axes and new leading axes to the shape `dims`, as
     /// NumPy broadcasts (PyTorch's `broadcast_to`); the gradient is summed back.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![1.0, 2.0])?;
+    /// let y = tape.broadcast_to(x, &[3, 2])?;
+    /// assert_eq!(tape.data(y)?, &[1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[3.0, 3.0]); // summed back
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn broadcast_to(&mut self, x: NodeId, dims: &[usize]) -> Result<NodeId> {
         self.record_unary(Op::BroadcastTo(Shape::new(dims)?), x)
@@ -986,6 +1907,21 @@ impl<E: Float> Tape<E> {
 
     /// `length` elements of `x` along `axis` from `start` (negative counts from the end), as
     /// PyTorch's `narrow`; a range that does not fit is an error.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![1.0, 2.0, 3.0, 4.0, 5.0])?;
+    /// let y = tape.narrow(x, 0, -2, 2)?; // the last two
+    /// assert_eq!(tape.data(y)?, &[4.0, 5.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, 0.0, 0.0, 1.0, 1.0]);
+    /// assert!(tape.narrow(x, 0, 4, 2).is_err());
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn narrow(&mut self, x: NodeId, axis: usize, start: i64, length: usize) -> Result<NodeId> {
         let op = Op::Narrow {
@@ -1026,6 +1962,21 @@ impl<E: Float> Tape<E> {
     /// `gather(x, axis, index)`: `index` has `x`'s rank and no larger length off `axis`, its
     /// values whole numbers in range (as floats); the gradient is scattered back (added), none
     /// flows to the index.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 2.0], [3.0, 4.0]])?;
+    /// let index = tape.input(array![[1.0, 1.0], [0.0, 1.0]])?;
+    /// let y = tape.gather(x, index, 1)?;
+    /// assert_eq!(tape.data(y)?, &[2.0, 2.0, 3.0, 4.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[0.0, 2.0, 1.0, 1.0]); // repeats add up
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn gather(&mut self, x: NodeId, index: NodeId, axis: usize) -> Result<NodeId> {
         self.record_binary(Op::Gather { axis }, x, index)
@@ -1097,6 +2048,21 @@ impl<E: Float> Tape<E> {
     /// `mask_seed` and the element's position (SplitMix64), the same for f32 and f64, so a
     /// replayed step or a resumed run draws it again; give each layer and step its own seed.
     /// `p = 1` gives zeros (gradient 0); `p` outside `[0, 1]` is `InvalidArgument`.
+    ///
+    /// ```
+    /// use ndarray::Array1;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(Array1::from_elem(64, 1.0))?;
+    /// let y = tape.dropout(x, 0.5, 7)?; // the same seed, the same mask
+    /// let mask = tape.data(y)?.to_vec();
+    /// assert!(mask.contains(&0.0) && mask.iter().all(|&v| v == 0.0 || v == 2.0)); // kept: ×2
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &mask[..]); // the mask, scaled
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn dropout(&mut self, x: NodeId, p: f64, mask_seed: u64) -> Result<NodeId> {
         self.record_unary(Op::Dropout { p, seed: mask_seed }, x)
@@ -1142,6 +2108,21 @@ impl<E: Float> Tape<E> {
     /// `x` surrounded by `value`: `pads[a] = (before, after)` elements on each axis `a`, in
     /// axis order, one pair for every axis (PyTorch's `F.pad(mode="constant")`, whose list
     /// runs from the last axis). Counts are not negative: crop with [`slice`](Tape::slice).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 2.0]])?;
+    /// let y = tape.pad(x, &[(1, 0), (0, 1)], 0.0)?; // a row before, a column after
+    /// assert_eq!(tape.shape(y)?.dims(), &[2, 3]);
+    /// assert_eq!(tape.data(y)?, &[0.0, 0.0, 0.0, 1.0, 2.0, 0.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(x).unwrap(), &[1.0, 1.0]);
+    /// # Ok::<(), wengert_tape::Error>(())
+    /// ```
     #[inline]
     pub fn pad(&mut self, x: NodeId, pads: &[(usize, usize)], value: E) -> Result<NodeId> {
         let too_many = |v: usize| wengert_ops::Error::InvalidArgument {
