@@ -10,7 +10,7 @@
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 use wengert_ops::Shape;
 use wengert_ops::gemm;
-use wengert_tape::{Mark, NodeId, Result, Shaped, Tape};
+use wengert_tape::{Graph, Mark, NodeId, Result, Shaped, Tape};
 use wengert_train::Optimizer as _;
 
 use crate::shared::{Rng, mlp_init};
@@ -277,6 +277,63 @@ pub(crate) fn forward_on(
         h = if l < last { tape.relu(z)? } else { z };
     }
     Ok(h)
+}
+
+/// The network through the handle API, as a user writes it: a [`Graph`] holding the
+/// parameters before a mark, and every step `x.matmul(&w)?.add(&b)?.relu()?`, `backward`, and
+/// the update through the graph's tape. Measured beside [`TapeMlp`] to show what the handles
+/// cost on W2 (issue 14's target: the same figures as the plain tape methods).
+#[derive(Debug)]
+pub struct GraphMlp {
+    graph: Graph<f32>,
+    layers: Vec<(NodeId, NodeId)>,
+    mark: Mark,
+    inputs: usize,
+}
+
+impl GraphMlp {
+    /// Records `mlp`'s parameters on a new graph.
+    pub fn new(mlp: &Mlp) -> Result<Self> {
+        let graph = Graph::new();
+        let mut layers = Vec::with_capacity(mlp.params.len());
+        for (l, (w, b)) in mlp.params.iter().enumerate() {
+            let (fan_in, fan_out) = (mlp.layers[l], mlp.layers[l + 1]);
+            let w = graph.parameter(Shaped(&[fan_in, fan_out], w))?.id();
+            let b = graph.parameter(Shaped(&[fan_out], b))?.id();
+            layers.push((w, b));
+        }
+        let mark = graph.mark()?;
+        Ok(GraphMlp {
+            graph,
+            layers,
+            mark,
+            inputs: mlp.inputs(),
+        })
+    }
+
+    /// One training step through the handles; returns the loss.
+    pub fn step(&mut self, x: &[f32], labels: &[usize], opt: &mut impl Optimizer) -> Result<f32> {
+        let g = &self.graph;
+        g.rewind(self.mark)?;
+        let batch = x.len() / self.inputs;
+        let mut h = g.input(Shaped(&[batch, self.inputs], x))?;
+        let last = self.layers.len() - 1;
+        for (l, &(w, b)) in self.layers.iter().enumerate() {
+            let z = h.matmul(&g.var(w)?)?.add(&g.var(b)?)?;
+            h = if l < last { z.relu()? } else { z };
+        }
+        let loss = h.cross_entropy(&g.labels(labels)?)?;
+        let value = loss.item()?;
+        drop(loss.backward()?);
+        opt.begin_step();
+        g.tape_mut()?
+            .update_parameters(|i, _, value, grad| {
+                opt.update(i, value, grad);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap_or_else(|never| match never {});
+        Ok(value)
+    }
 }
 
 /// The same network by hand: the products on wengert's `gemm`, bias, ReLU and softmax

@@ -10,7 +10,7 @@ use wengert_train::{TrainConfig, Trainer};
 
 use crate::chain::{graph_chain, plain_chain, tape_chain};
 use crate::hvp::HvpMlp;
-use crate::mlp::{LibraryAdam, Mlp, NoTape, Sgd, TapeMlp, library_mlp};
+use crate::mlp::{GraphMlp, LibraryAdam, Mlp, NoTape, Sgd, TapeMlp, library_mlp};
 use crate::record::Record;
 use crate::shared::{
     Effort, Rng, SEED, Split, W2_BATCHES, W2_LAYERS, W2_LR, W3_OPS, W4_BATCH, W4_BETA1, W4_BETA2,
@@ -148,6 +148,37 @@ pub fn w2(
             } else {
                 None
             };
+            // The same step through the handle API, beside the plain tape methods' (issue 14:
+            // the handles keep the figures), their steps interleaved.
+            let (graph_ms, methods_ms) = {
+                let mut graph = GraphMlp::new(&init).map_err(err)?;
+                let mut methods = TapeMlp::new(&init).map_err(err)?;
+                let (mut sgd_g, mut sgd_m) = (Sgd { lr: W2_LR }, Sgd { lr: W2_LR });
+                let mut graph_failure = None;
+                let timed = pool.install(|| {
+                    ms_per_call_pair(
+                        warmup,
+                        steps,
+                        || {
+                            if let Err(e) = graph.step(&x, &labels, &mut sgd_g) {
+                                graph_failure = Some(err(e));
+                            }
+                        },
+                        || {
+                            if let Err(e) = methods.step(&x, &labels, &mut sgd_m) {
+                                failure = Some(err(e));
+                            }
+                        },
+                    )
+                });
+                failure = failure.or(graph_failure);
+                timed
+            };
+            progress(&format!(
+                "W2 wengert batch={batch} threads={t}: handles {graph_ms:.2} ms/step, \
+                 tape methods {methods_ms:.2} ({:.3}×)",
+                graph_ms / methods_ms
+            ));
             if let Some(e) = failure {
                 return Err(e);
             }
@@ -155,6 +186,15 @@ pub fn w2(
                 [("wengert", train_a, infer_a), ("no-tape", train_b, infer_b)]
             {
                 let mut record = w2_record(engine, t, batch, train, infer, flops);
+                if engine == "wengert" {
+                    record
+                        .figures
+                        .insert("handles_ms_per_step".to_string(), graph_ms);
+                    record.figures.insert(
+                        "handles_over_tape_methods".to_string(),
+                        graph_ms / methods_ms,
+                    );
+                }
                 if let (Some((hvp_ms, ratio)), "wengert") = (hvp, engine) {
                     record.figures.insert("hvp_ms".to_string(), hvp_ms);
                     record.figures.insert("hvp_over_step".to_string(), ratio);
