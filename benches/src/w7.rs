@@ -1,6 +1,6 @@
 //! W7: W2's training step at batch 1024, data-parallel over MPI. Each of `N` processes (ranks)
 //! holds the whole network, takes `1024 / N` rows of the global batch, sweeps back on its own
-//! tape, then the ranks combine their gradients with wengert-train's [`MpiReducer`] (recursive
+//! tape, then the ranks combine their gradients with wengert-train's `MpiReducer` (recursive
 //! doubling, the trainer's bit-identical order) and every rank applies the same SGD step.
 //!
 //! The runner starts this under `mpirun` once per configuration (1 process × 1 thread,
@@ -15,7 +15,6 @@
 //! [`W7_BUCKET_MIB`] handed to the reducer as the sweep finishes them (PyTorch DDP's scheme);
 //! there `reduce_ms` is what is left of the reduction after the sweep ends.
 //!
-//! [`MpiReducer`]: wengert_train::mpi::MpiReducer
 
 #[cfg(feature = "mpi")]
 pub use rank::w7_rank;

@@ -1,7 +1,7 @@
 //! A trained classifier as a self-contained saved model, and the fingerprint of a data set.
 //!
 //! [`Classifier`] records raw features `x` → standardisation → the network → softmax on a
-//! tape and saves it as a [`TapeModel`](wengert_io::TapeModel) file: input [`INPUT`] (raw
+//! tape and saves it as a [`TapeModel`] file: input [`INPUT`] (raw
 //! features, `[batch, features]`), outputs [`LOGITS`] and [`PROBS`] (`[batch, classes]`),
 //! parameters `input.mean`, `input.std` and the network's own. The file needs no model code to
 //! run: any process replays it by name, as `wengert eval` and `wengert predict` do.
