@@ -154,6 +154,10 @@ pub struct Trainer<'a, E: Float> {
     bucket_bytes: usize,
     /// The reduced gradient of an overlapped step.
     reduced: Vec<E>,
+    /// Each parameter's element count and its offset in the flattened gradient, kept from one
+    /// accumulated step to the next so that a step allocates nothing.
+    param_sizes: Vec<usize>,
+    param_offsets: Vec<usize>,
 }
 
 /// What [`Trainer::checkpoint_every`] calls.
@@ -186,6 +190,8 @@ impl<'a, E: Float> Trainer<'a, E> {
             tree: TreeSum::default(),
             bucket_bytes: 0,
             reduced: Vec::new(),
+            param_sizes: Vec::new(),
+            param_offsets: Vec::new(),
         }
     }
 

@@ -86,14 +86,13 @@ impl<E: Float> Trainer<'_, E> {
         let total = self.bound.parameter_count();
         let loss_kind = self.config.loss;
         let bucket_elements = self.bucket_bytes / std::mem::size_of::<E>().max(1);
-        let sizes = bound_sizes(&self.bound.at.shapes);
-        let offsets: Vec<usize> = (sizes.iter())
-            .scan(0, |at, &n| {
-                *at += n;
-                Some(*at - n)
-            })
-            .collect();
-        let buckets = (bucket_elements > 0).then(|| Buckets::plan(&sizes, bucket_elements));
+        fill_layout(
+            &self.bound.at.shapes,
+            &mut self.param_sizes,
+            &mut self.param_offsets,
+        );
+        let (sizes, offsets) = (&self.param_sizes, &self.param_offsets);
+        let buckets = (bucket_elements > 0).then(|| Buckets::plan(sizes, bucket_elements));
         let bound = &mut self.bound;
         // Micro-batch `j`: its weighted gradient into the spine's leaf, its totals into
         // `stats`; `sink`: on the last leaf of an overlapped step, where each bucket goes as
@@ -134,7 +133,6 @@ impl<E: Float> Trainer<'_, E> {
                 }
                 return Ok(());
             };
-            let offsets = &offsets;
             let Some((buckets, sink)) = buckets else {
                 bound.tape.backward(recorded.loss)?;
                 let grads = spine.leaf();
@@ -258,8 +256,17 @@ impl Buckets {
 }
 
 /// The element counts of parameters of these shapes.
-fn bound_sizes(shapes: &[wengert_ops::Shape]) -> Vec<usize> {
-    shapes.iter().map(|s| s.numel()).collect()
+/// Each parameter's element count into `sizes` and its offset in the flattened gradient into
+/// `offsets`, reusing both buffers.
+fn fill_layout(shapes: &[wengert_ops::Shape], sizes: &mut Vec<usize>, offsets: &mut Vec<usize>) {
+    sizes.clear();
+    sizes.extend(shapes.iter().map(|s| s.numel()));
+    offsets.clear();
+    let mut at = 0;
+    offsets.extend(sizes.iter().map(|&n| {
+        at += n;
+        at - n
+    }));
 }
 
 /// The factor the gradients are scaled by to bring their global norm (the root of
