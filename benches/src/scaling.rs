@@ -101,9 +101,9 @@ impl Job {
     }
 }
 
-/// The transport a W7 run measured: latency and bandwidth fitted to its `exchange_ms` (one
-/// exchange of the whole gradient per `log₂ N` round, recursive doubling), given two records
-/// of different gradient sizes or, with one, a latency assumed.
+/// The transport a W7 run measured: bandwidth fitted to its `exchange_ms` (one exchange of the
+/// whole gradient per `log₂ N` round, recursive doubling), the latency taken as given (one run
+/// measures one message size, so it cannot separate the two).
 pub fn fit_link(exchange_s: f64, ranks: usize, bytes: f64, assumed_latency_s: f64) -> Link {
     let rounds = (ranks as f64).log2().max(1.0);
     let per_round = exchange_s / rounds;
@@ -200,9 +200,11 @@ pub fn report(records: &[Record], step_flops: impl Fn(usize) -> f64) -> Result<S
             r.figures["exchange_ms"],
         );
     }
-    let jobs: [(&str, JobOf<'_>); 2] = [
+    // (name, strong scaling: one global batch split over the ranks, job of the rank count)
+    let jobs: [(&str, bool, JobOf<'_>); 2] = [
         (
             "W2, global batch 1024 split over the ranks",
+            true,
             Box::new(|ranks| Job {
                 gradient_bytes: bytes,
                 flops_per_rank: step_flops((batch / ranks).max(1)),
@@ -211,6 +213,7 @@ pub fn report(records: &[Record], step_flops: impl Fn(usize) -> f64) -> Result<S
         ),
         (
             "100M parameters, 32 examples per rank (6 FLOPs per parameter and example)",
+            false,
             Box::new(|_| Job {
                 gradient_bytes: 4e8,
                 flops_per_rank: 6.0 * 1e8 * 32.0,
@@ -218,7 +221,7 @@ pub fn report(records: &[Record], step_flops: impl Fn(usize) -> f64) -> Result<S
             }),
         ),
     ];
-    for (name, job) in &jobs {
+    for (name, strong, job) in &jobs {
         let _ = writeln!(
             out,
             "\n{name}: efficiency (compute ÷ step; for W2, the one-rank step ÷ N steps)\n\n\
@@ -231,7 +234,7 @@ pub fn report(records: &[Record], step_flops: impl Fn(usize) -> f64) -> Result<S
                 let j = job(ranks);
                 // Strong scaling divides one rank's whole-batch compute among N; weak scaling
                 // keeps each rank's compute, so its ideal step is its own compute.
-                let ideal = if name.starts_with("W2") {
+                let ideal = if *strong {
                     job(1).flops_per_rank / rate / ranks as f64
                 } else {
                     j.flops_per_rank / rate
