@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <task>` (matklad's cargo-xtask convention).
 //!
-//! - `cargo xtask ci`: what CI runs: the format check, clippy with warnings denied, the tests.
+//! - `cargo xtask ci`: the core of CI (`.ci/run` adds the rest): the format check, clippy with
+//!   warnings denied, the tests.
 //! - `cargo xtask bench`: the reference workloads W1..W5 on wengert beside its baselines
 //!   (see `docs/BENCHMARKS.md`); `cargo xtask bench-check PATH` checks a file it wrote.
 //! - `cargo xtask msrv`: builds with the oldest Rust each package declares.
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  ci           format check, clippy (-D warnings), and the test suite, as CI runs them
+  ci           format check, clippy (-D warnings) and the test suite: the core of .ci/run
   bench        the reference workloads W1..W5, wengert beside its baselines (release build)
                [--quick] [--peers] [--json PATH] [--only W1,W2,...]
   bench-check  PATH: checks the records a `bench --json PATH` run wrote
