@@ -5,6 +5,7 @@
 //! arms carry the formula they implement as a one-line comment.
 
 use crate::kernels::conv::{self, Conv1dArgs, Conv2dArgs};
+use crate::kernels::embedding;
 use crate::kernels::pool::{self, Pool2dArgs};
 use crate::kernels::slice::SliceAxis;
 use crate::kernels::{
@@ -196,6 +197,14 @@ pub enum Op {
     /// Adaptive 2-D average pooling (`F.adaptive_avg_pool2d`) to `[out_h, out_w]`; `[1, 1]`
     /// is global average pooling.
     AdaptiveAvgPool2d([usize; 2]),
+    // The embedding and layer-norm ops (issue 12).
+    /// Rows of a table `[num, dim]` (input 0) picked by indices (input 1, whole numbers as
+    /// floats, no gradient), shape `[...indices, dim]` (`F.embedding`); the row `padding_idx`
+    /// names, if any, gets no gradient.
+    Embedding {
+        /// The table row that receives no gradient (PyTorch's `padding_idx`).
+        padding_idx: Option<usize>,
+    },
 }
 
 impl Op {
@@ -238,6 +247,7 @@ impl Op {
             Op::MaxPool2d(_) => "max_pool2d",
             Op::AvgPool2d(_) => "avg_pool2d",
             Op::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d",
+            Op::Embedding { .. } => "embedding",
         }
     }
 
@@ -258,7 +268,8 @@ impl Op {
             | Op::IndexAdd { .. }
             | Op::ScatterAdd { .. }
             | Op::Conv2d(_)
-            | Op::Conv1d(_) => 2,
+            | Op::Conv1d(_)
+            | Op::Embedding { .. } => 2,
             Op::Unary(_)
             | Op::Sum
             | Op::Mean
@@ -373,6 +384,7 @@ impl Op {
                 1,
             ) => false,
             (Op::Where, 0) => false,
+            (Op::Embedding { .. }, 1) => false,
             (Op::WeightedLoss(loss), k) => k < 2 && loss.differentiable_in(k),
             _ => true,
         }
@@ -491,6 +503,9 @@ impl Op {
             Op::MaxPool2d(args) => pool::max_pool2d_shape(x, args),
             Op::AvgPool2d(args) => pool::avg_pool2d_shape(x, args),
             Op::AdaptiveAvgPool2d(size) => pool::adaptive_avg_pool2d_shape(x, size),
+            Op::Embedding { padding_idx } => {
+                embedding::embedding_shape(inputs.shape(1), x, padding_idx)
+            }
         }
     }
 
@@ -587,6 +602,7 @@ impl Op {
             Op::MaxPool2d(args) => pool::max_pool2d(inputs.get(0), args, out),
             Op::AvgPool2d(args) => pool::avg_pool2d(inputs.get(0), args, out),
             Op::AdaptiveAvgPool2d(size) => pool::adaptive_avg_pool2d(inputs.get(0), size, out),
+            Op::Embedding { .. } => embedding::embedding(inputs.get(0), inputs.get(1).data(), out)?,
         }
         Ok(())
     }
@@ -918,6 +934,13 @@ impl Op {
             Op::AdaptiveAvgPool2d(size) => {
                 pool::adaptive_avg_pool2d_vjp::<E, ACC>(inputs.get(0).shape(), size, g, gi)
             }
+            // y[p] = table[idx[p]]: dtable[idx[p]] += dy[p], padding_idx's row skipped; none
+            // to idx
+            Op::Embedding { padding_idx } if index == 0 => {
+                let (table, idx) = (inputs.get(0).shape(), inputs.get(1).data());
+                embedding::embedding_vjp::<E, ACC>(table, idx, padding_idx, g, gi)
+            }
+            Op::Embedding { .. } => zero_unless::<E, ACC>(gi),
         }
     }
 }

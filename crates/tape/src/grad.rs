@@ -378,6 +378,7 @@ impl<E: Float> Tape<E> {
                     op: op.name().to_string(),
                 });
             }
+            Op::Embedding { padding_idx } => self.embedding_vjp((a, b, g), padding_idx)?,
         };
         Ok(Some(share))
     }

@@ -558,6 +558,29 @@ impl<E: Float> Tape<E> {
         self.index_add(g, idx, axis, len)
     }
 
+    /// y[p] = table[idx[p]]: dtable = index_add(dy as `[P, dim]`, idx as `[P]`) along the
+    /// rows, the positions naming `padding_idx` masked out of dy first
+    pub(crate) fn embedding_vjp(
+        &mut self,
+        (table, idx, g): (NodeId, NodeId, NodeId),
+        padding_idx: Option<usize>,
+    ) -> Result<NodeId> {
+        let t = self.node_shape(table);
+        let (num, dim) = (t.dims()[0], t.dims()[1]);
+        let positions = self.node_shape(idx).numel();
+        let idx = self.reshape(idx, &[positions])?;
+        let mut g = self.reshape(g, &[positions, dim])?;
+        if let Some(p) = padding_idx {
+            let pad = self.fill_like(idx, p as f64)?;
+            let hit = self.eq(idx, pad)?;
+            let miss = self.neg(hit)?;
+            let keep = self.add_scalar(miss, E::one())?;
+            let keep = self.reshape(keep, &[positions, 1])?;
+            g = self.mul(g, keep)?;
+        }
+        self.index_add(g, idx, 0, num)
+    }
+
     /// y[i] = x[i at index[i]]: dx = scatter_add(dy, index), padded with zeros where the index
     /// is shorter than x off the axis
     pub(crate) fn gather_vjp(

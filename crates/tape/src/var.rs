@@ -445,6 +445,7 @@ var_methods! {
         gather(axis: usize) "The elements along `axis` at the positions `other` holds.";
         index_add(axis: usize, len: usize) "Zeros of length `len` along `axis` with these slices added at `other`'s positions.";
         scatter_add(axis: usize, len: usize) "Zeros of length `len` along `axis` with these elements added at `other`'s positions.";
+        embedding(padding_idx: Option<usize>) "The rows of this table `[num, dim]` that `other`'s indices name.";
     }
     pair {
         max_dim(axis: usize, keep_dim: bool) "The largest element along `axis` and its position.";

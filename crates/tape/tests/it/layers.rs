@@ -128,3 +128,73 @@ fn differentiating_a_convolution_twice_is_refused_by_name() {
         }
     );
 }
+
+/// The embedding as a model uses it: a padding row picked by some positions gets no gradient
+/// (first order and recorded), the others add up over repeats, and a bad index is a typed
+/// error naming its position, the tape left usable.
+mod embedding {
+    use super::*;
+
+    #[test]
+    fn a_picked_padding_row_gets_no_gradient_from_backward_nor_the_recorded_vjp() {
+        let mut tape = Tape::<f64>::new();
+        let table = tape
+            .parameter(Rng::new(5).array(&[4, 3], 1.0))
+            .expect("a table");
+        let idx = tape
+            .input(ndarray::array![[1.0, 3.0, 1.0], [0.0, 1.0, 3.0]])
+            .expect("indices");
+        let y = tape.embedding(table, idx, Some(3)).expect("recorded");
+        let sq = tape.square(y).expect("squared");
+        let loss = tape.sum(sq).expect("summed");
+        let grads = tape.backward(loss).expect("swept");
+        let first = grads.data(table).expect("a gradient").to_vec();
+        let values = tape.data(table).expect("the table").to_vec();
+        // Row 1 is picked three times, row 0 once, row 2 never, row 3 is padding.
+        let expected: Vec<f64> = (0..12)
+            .map(|i| match i / 3 {
+                0 => 2.0 * values[i],
+                1 => 6.0 * values[i],
+                _ => 0.0,
+            })
+            .collect();
+        assert_eq!(first, expected);
+        let recorded = tape.record_grad(loss, &[table]).expect("recorded");
+        assert_eq!(tape.data(recorded[0]).expect("its values"), &expected[..]);
+    }
+
+    #[test]
+    fn a_bad_index_is_a_typed_error_naming_its_position() {
+        let mut tape = Tape::<f64>::new();
+        let table = tape
+            .parameter(ndarray::Array2::<f64>::zeros((3, 2)))
+            .unwrap();
+        for (bad, at) in [
+            (vec![0.0, 3.0], 1),
+            (vec![-1.0, 0.0], 0),
+            (vec![0.5, 1.0], 0),
+        ] {
+            let idx = tape.input(Array1::from(bad.clone())).unwrap();
+            match tape.embedding(table, idx, None) {
+                Err(Error::IndexOutOfRange { op, position, .. }) => {
+                    assert_eq!((op, position), ("embedding", at), "{bad:?}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        let nan = tape.input(Array1::from(vec![f64::NAN])).unwrap();
+        assert!(matches!(
+            tape.embedding(table, nan, None),
+            Err(Error::IndexOutOfRange { .. })
+        ));
+        let idx = tape.input(Array1::from(vec![2.0])).unwrap();
+        assert!(matches!(
+            tape.embedding(table, idx, Some(3)),
+            Err(Error::InvalidArgument { .. })
+        ));
+        let y = tape
+            .embedding(table, idx, Some(2))
+            .expect("the tape is still usable");
+        assert_eq!(tape.shape(y).unwrap().dims(), &[1, 2]);
+    }
+}

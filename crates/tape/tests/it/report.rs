@@ -320,6 +320,19 @@ fn problems() -> Vec<Problem> {
     ));
     problems.push(one(Case::AdaptiveAvgPool2d([3, 3]), &distinct));
     problems.push(one(Case::AdaptiveAvgPool2d([1, 1]), &distinct));
+    // The embedding: repeated rows, with a padding row no index picks (a picked one's
+    // gradient is 0 by definition, not the finite differences').
+    let table = Rng::new(73).array(&[5, 3], 1.0);
+    let indices =
+        ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![4.0, 0.0, 4.0, 2.0, 1.0, 2.0])
+            .expect("sized");
+    for padding_idx in [None, Some(3)] {
+        let case = Case::Embedding {
+            padding_idx,
+            indices: indices.clone(),
+        };
+        problems.push(Problem::new(case, vec![table.clone()]));
+    }
     problems
 }
 
