@@ -159,6 +159,17 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
         Op::Embedding { padding_idx } => OpV2::Embedding {
             padding_idx: padding_idx.map(|p| p as u64),
         },
+        Op::LayerNorm {
+            axes,
+            eps,
+            gamma,
+            beta,
+        } => OpV2::LayerNorm {
+            axes: axis(axes)?,
+            eps,
+            gamma,
+            beta,
+        },
     })
 }
 
@@ -380,6 +391,17 @@ pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
             padding_idx: padding_idx
                 .map(|p| file_size(node, "embedding", "padding_idx", p))
                 .transpose()?,
+        },
+        OpV2::LayerNorm {
+            axes,
+            eps,
+            gamma,
+            beta,
+        } => Op::LayerNorm {
+            axes: axes as usize,
+            eps,
+            gamma,
+            beta,
         },
         OpV2::WeightedLoss(loss) => {
             let loss = loss_from_file(loss);
@@ -880,6 +902,24 @@ mod tests {
             Op::Embedding {
                 padding_idx: Some(3),
             },
+            Op::LayerNorm {
+                axes: 1,
+                eps: 1e-5,
+                gamma: false,
+                beta: false,
+            },
+            Op::LayerNorm {
+                axes: 3,
+                eps: 0.25,
+                gamma: true,
+                beta: true,
+            },
+            Op::LayerNorm {
+                axes: 2,
+                eps: 0.0,
+                gamma: false,
+                beta: true,
+            },
         ]);
         ops
     }
@@ -1084,6 +1124,13 @@ mod tests {
         assert_eq!(tag(adaptive), 72);
         let embedding = op_to_file(0, &Op::Embedding { padding_idx: None }).unwrap();
         assert_eq!(tag(embedding), 73);
+        let layer_norm = Op::LayerNorm {
+            axes: 1,
+            eps: 1e-5,
+            gamma: true,
+            beta: true,
+        };
+        assert_eq!(tag(op_to_file(0, &layer_norm).unwrap()), 74);
     }
 
     #[test]

@@ -379,6 +379,13 @@ impl<E: Float> Tape<E> {
                 });
             }
             Op::Embedding { padding_idx } => self.embedding_vjp((a, b, g), padding_idx)?,
+            // Not recorded yet: layer norm's fused VJP has no tape-op form here; `backward`
+            // gives the first order.
+            Op::LayerNorm { .. } => {
+                return Err(Error::NotTwiceDifferentiable {
+                    op: op.name().to_string(),
+                });
+            }
         };
         Ok(Some(share))
     }

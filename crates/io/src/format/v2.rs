@@ -187,6 +187,14 @@ pub enum OpV2 {
     Embedding {
         padding_idx: Option<u64>,
     },
+    /// `layer_norm`: the trailing axes a row spans, eps, and whether a scale and a shift
+    /// follow x among the inputs.
+    LayerNorm {
+        axes: u32,
+        eps: f64,
+        gamma: bool,
+        beta: bool,
+    },
 }
 
 /// What a [`OpV2::Reduce`] reduces each lane to (`wengert_ops::ReduceOp`'s of the same name).

@@ -435,8 +435,8 @@ fn a_file_whose_op_from_tag_50_has_a_bad_parameter_is_a_typed_error_naming_the_n
     }
 }
 
-/// The layers' ops from tag 68 (`conv2d`, `conv1d`, the three poolings, `embedding`): a small
-/// network fed an image (a signal, token indices) batch, saved, loaded and replayed at another batch size, gives the same outputs
+/// The layers' ops from tag 68 (`conv2d`, `conv1d`, the three poolings, `embedding`,
+/// `layer_norm`): a small network fed an image (a signal, token indices) batch, saved, loaded and replayed at another batch size, gives the same outputs
 /// and gradients, bit for bit, as recording it afresh; replayed twice on one tape (rewound),
 /// the second run reuses the first's buffers and agrees too.
 mod layers {
@@ -530,6 +530,23 @@ mod layers {
         (x, vec![table, w], y)
     }
 
+    /// An embedding, then layer norm (tag 74) with its scale and shift, and one over both
+    /// trailing axes without them: a sequence model's first layers.
+    fn a_layer_norm<E: Element>(tape: &mut Tape<E>, n: usize) -> (NodeId, Vec<NodeId>, NodeId) {
+        let x = tape.input(tokens::<E>(n)).unwrap();
+        let table = tape.parameter(values::<E>(&[5, 3], 11)).unwrap();
+        let gamma = tape.parameter(positive::<E>(&[3], 12)).unwrap();
+        let beta = tape.parameter(values::<E>(&[3], 13)).unwrap();
+        let h = tape.embedding(table, x, None).unwrap();
+        let h = tape
+            .layer_norm(h, Some(gamma), Some(beta), 1, 1e-5)
+            .unwrap();
+        let h = tape.tanh(h).unwrap();
+        let y = tape.layer_norm(h, None, None, 2, 0.01).unwrap();
+        let y = tape.mul(y, h).unwrap();
+        (x, vec![table, gamma, beta], y)
+    }
+
     fn outcome<E: Element>(tape: &mut Tape<E>, params: &[NodeId], y: NodeId) -> Vec<Vec<u64>> {
         let mut out = vec![bits(tape.data(y).unwrap())];
         let loss = tape.sum(y).unwrap();
@@ -584,8 +601,9 @@ mod layers {
         }
     }
 
-    fn every_case<E: Element>() -> [(&'static str, Build<E>, Feed<E>); 4] {
+    fn every_case<E: Element>() -> [(&'static str, Build<E>, Feed<E>); 5] {
         [
+            ("layer_norm", a_layer_norm::<E>, tokens::<E>),
             ("embedding", an_embedding::<E>, tokens::<E>),
             ("pools", pools::<E>, image::<E>),
             ("two conv2d", two_convolutions::<E>, image::<E>),

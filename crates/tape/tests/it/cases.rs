@@ -117,6 +117,14 @@ pub enum Case {
         padding_idx: Option<usize>,
         indices: ArrayD<f64>,
     },
+    /// `layer_norm` of the first operand over its trailing `axes`, then `gamma` and `beta`
+    /// among the operands, in that order, when set.
+    LayerNorm {
+        axes: usize,
+        eps: f64,
+        gamma: bool,
+        beta: bool,
+    },
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -288,6 +296,12 @@ impl Case {
                 padding_idx,
                 indices,
             } => format!("embedding(padding_idx {padding_idx:?}, {indices:?})"),
+            Case::LayerNorm {
+                axes,
+                eps,
+                gamma,
+                beta,
+            } => format!("layer_norm(axes {axes}, eps {eps}, gamma {gamma}, beta {beta})"),
         }
     }
 
@@ -390,6 +404,16 @@ impl Case {
             } => {
                 let indices = tape.input(indices.mapv(E::from_f64))?;
                 tape.embedding(p[0], indices, *padding_idx)
+            }
+            Case::LayerNorm {
+                axes,
+                eps,
+                gamma,
+                beta,
+            } => {
+                let gamma_id = gamma.then(|| p[1]);
+                let beta_id = beta.then(|| p[1 + usize::from(*gamma)]);
+                tape.layer_norm(p[0], gamma_id, beta_id, *axes, *eps)
             }
         }
     }

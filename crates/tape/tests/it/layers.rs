@@ -198,3 +198,111 @@ mod embedding {
         assert_eq!(tape.shape(y).unwrap().dims(), &[1, 2]);
     }
 }
+
+/// Layer norm as a model uses it: its statistics are kept per node, so two layer norms on one
+/// tape, recorded again after rewinds, give the same values and gradients every time, equal
+/// to the generic `record` path's; its refusals are typed.
+mod layer_norm {
+    use super::*;
+    use wengert_tape::NodeId;
+
+    /// Two layer norms in a row (the second over two axes, shift only), the first's scale
+    /// and shift trained: the values and gradients of one step, as bits.
+    fn step(tape: &mut Tape<f64>, x: NodeId, gamma: NodeId, beta: NodeId) -> Vec<Vec<u64>> {
+        let h = tape
+            .layer_norm(x, Some(gamma), Some(beta), 1, 1e-5)
+            .unwrap();
+        let h = tape.tanh(h).unwrap();
+        let y = tape.layer_norm(h, None, Some(beta), 1, 1e-5).unwrap();
+        let z = tape.reshape(y, &[2, 15]).unwrap();
+        let z = tape.layer_norm(z, None, None, 2, 0.1).unwrap();
+        let sq = tape.square(z).unwrap();
+        let w = tape.mul(sq, z).unwrap();
+        let loss = tape.sum(w).unwrap();
+        let bits = |d: &[f64]| d.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let values = bits(tape.data(z).unwrap());
+        let grads = tape.backward(loss).unwrap();
+        vec![
+            values,
+            bits(grads.data(x).unwrap()),
+            bits(grads.data(gamma).unwrap()),
+            bits(grads.data(beta).unwrap()),
+        ]
+    }
+
+    #[test]
+    fn layer_norms_recorded_again_after_rewinds_keep_their_own_statistics() {
+        let mut rng = Rng::new(21);
+        let (x, gamma, beta) = (
+            rng.array(&[2, 3, 5], 1.0),
+            rng.array(&[5], 1.0),
+            rng.array(&[5], 1.0),
+        );
+        let mut tape = Tape::<f64>::new();
+        let x = tape.parameter(x).unwrap();
+        let (gamma, beta) = (
+            tape.parameter(gamma).unwrap(),
+            tape.parameter(beta).unwrap(),
+        );
+        let start = tape.mark();
+        let first = step(&mut tape, x, gamma, beta);
+        for _ in 0..3 {
+            tape.rewind(start).unwrap();
+            assert_eq!(step(&mut tape, x, gamma, beta), first);
+        }
+        // The generic path records the same node.
+        let op = Op::LayerNorm {
+            axes: 1,
+            eps: 1e-5,
+            gamma: true,
+            beta: true,
+        };
+        let generic = tape.record(op, &[x, gamma, beta]).unwrap();
+        let named = tape
+            .layer_norm(x, Some(gamma), Some(beta), 1, 1e-5)
+            .unwrap();
+        assert_eq!(tape.data(generic).unwrap(), tape.data(named).unwrap());
+    }
+
+    #[test]
+    fn a_bad_layer_norm_is_a_typed_error_and_twice_differentiation_is_refused_by_name() {
+        let mut tape = Tape::<f64>::new();
+        let x = tape.parameter(Rng::new(2).array(&[2, 3], 1.0)).unwrap();
+        let three = tape.parameter(Array1::from(vec![1.0, 2.0, 3.0])).unwrap();
+        let two = tape.parameter(Array1::from(vec![1.0, 2.0])).unwrap();
+        for axes in [0, 3] {
+            assert!(matches!(
+                tape.layer_norm(x, None, None, axes, 1e-5),
+                Err(Error::InvalidArgument { .. })
+            ));
+        }
+        for eps in [-1.0, f64::NAN, f64::INFINITY] {
+            assert!(matches!(
+                tape.layer_norm(x, None, None, 1, eps),
+                Err(Error::InvalidArgument { .. })
+            ));
+        }
+        assert!(matches!(
+            tape.layer_norm(x, Some(two), None, 1, 1e-5),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            tape.layer_norm(x, Some(three), Some(two), 1, 1e-5),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        let empty = tape.input(ndarray::Array2::<f64>::zeros((2, 0))).unwrap();
+        assert!(matches!(
+            tape.layer_norm(empty, None, None, 1, 1e-5),
+            Err(Error::EmptyBatch { .. })
+        ));
+        let y = tape
+            .layer_norm(x, Some(three), Some(three), 1, 1e-5)
+            .unwrap();
+        let sq = tape.square(y).unwrap();
+        let loss = tape.sum(sq).unwrap();
+        match tape.record_grad(loss, &[x]) {
+            Err(Error::NotTwiceDifferentiable { op }) => assert_eq!(op, "layer_norm"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -333,6 +333,22 @@ fn problems() -> Vec<Problem> {
         };
         problems.push(Problem::new(case, vec![table.clone()]));
     }
+    // Layer norm over one and two trailing axes, with and without its scale and shift.
+    let mut rng = Rng::new(74);
+    let x = rng.array(&[3, 4, 5], 1.0);
+    let (gamma, beta) = (rng.array(&[4, 5], 1.0), rng.array(&[4, 5], 1.0));
+    let norm = |axes, gamma, beta| Case::LayerNorm {
+        axes,
+        eps: 1e-5,
+        gamma,
+        beta,
+    };
+    problems.push(Problem::new(norm(1, false, false), vec![x.clone()]));
+    problems.push(Problem::new(
+        norm(2, true, true),
+        vec![x.clone(), gamma, beta.clone()],
+    ));
+    problems.push(Problem::new(norm(2, false, true), vec![x, beta]));
     problems
 }
 
