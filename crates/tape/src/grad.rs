@@ -379,12 +379,12 @@ impl<E: Float> Tape<E> {
                 });
             }
             Op::Embedding { padding_idx } => self.embedding_vjp((a, b, g), padding_idx)?,
-            // Not recorded yet: layer norm's fused VJP has no tape-op form here; `backward`
-            // gives the first order.
-            Op::LayerNorm { .. } => {
-                return Err(Error::NotTwiceDifferentiable {
-                    op: op.name().to_string(),
-                });
+            // The fused rule composed from tape ops, in `grad_rules.rs`.
+            Op::LayerNorm {
+                axes, eps, gamma, ..
+            } => {
+                let w = gamma.then(|| self.inputs_of(&node)[1]);
+                self.layer_norm_vjp((a, w, g), axes, eps, k)?
             }
         };
         Ok(Some(share))
