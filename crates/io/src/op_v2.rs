@@ -156,6 +156,20 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
         Op::AdaptiveAvgPool2d(size) => OpV2::AdaptiveAvgPool2d {
             size: size.map(|v| v as u64),
         },
+        Op::Embedding { padding_idx } => OpV2::Embedding {
+            padding_idx: padding_idx.map(|p| p as u64),
+        },
+        Op::LayerNorm {
+            axes,
+            eps,
+            gamma,
+            beta,
+        } => OpV2::LayerNorm {
+            axes: axis(axes)?,
+            eps,
+            gamma,
+            beta,
+        },
     })
 }
 
@@ -373,6 +387,22 @@ pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
         OpV2::AdaptiveAvgPool2d { size } => {
             Op::AdaptiveAvgPool2d(file_pair(node, "adaptive_avg_pool2d", "size", size)?)
         }
+        OpV2::Embedding { padding_idx } => Op::Embedding {
+            padding_idx: padding_idx
+                .map(|p| file_size(node, "embedding", "padding_idx", p))
+                .transpose()?,
+        },
+        OpV2::LayerNorm {
+            axes,
+            eps,
+            gamma,
+            beta,
+        } => Op::LayerNorm {
+            axes: axes as usize,
+            eps,
+            gamma,
+            beta,
+        },
         OpV2::WeightedLoss(loss) => {
             let loss = loss_from_file(loss);
             if !loss.takes_weight() {
@@ -868,6 +898,28 @@ mod tests {
             }),
             Op::AdaptiveAvgPool2d([1, 1]),
             Op::AdaptiveAvgPool2d([3, 7]),
+            Op::Embedding { padding_idx: None },
+            Op::Embedding {
+                padding_idx: Some(3),
+            },
+            Op::LayerNorm {
+                axes: 1,
+                eps: 1e-5,
+                gamma: false,
+                beta: false,
+            },
+            Op::LayerNorm {
+                axes: 3,
+                eps: 0.25,
+                gamma: true,
+                beta: true,
+            },
+            Op::LayerNorm {
+                axes: 2,
+                eps: 0.0,
+                gamma: false,
+                beta: true,
+            },
         ]);
         ops
     }
@@ -1070,6 +1122,15 @@ mod tests {
         assert_eq!(tag(op_to_file(0, &Op::AvgPool2d(pool)).unwrap()), 71);
         let adaptive = op_to_file(0, &Op::AdaptiveAvgPool2d([1, 1])).unwrap();
         assert_eq!(tag(adaptive), 72);
+        let embedding = op_to_file(0, &Op::Embedding { padding_idx: None }).unwrap();
+        assert_eq!(tag(embedding), 73);
+        let layer_norm = Op::LayerNorm {
+            axes: 1,
+            eps: 1e-5,
+            gamma: true,
+            beta: true,
+        };
+        assert_eq!(tag(op_to_file(0, &layer_norm).unwrap()), 74);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! arms carry the formula they implement as a one-line comment.
 
 use crate::kernels::conv::{self, Conv1dArgs, Conv2dArgs};
+use crate::kernels::embedding;
+use crate::kernels::norm::{self, NormGrads};
 use crate::kernels::pool::{self, Pool2dArgs};
 use crate::kernels::slice::SliceAxis;
 use crate::kernels::{
@@ -196,6 +198,28 @@ pub enum Op {
     /// Adaptive 2-D average pooling (`F.adaptive_avg_pool2d`) to `[out_h, out_w]`; `[1, 1]`
     /// is global average pooling.
     AdaptiveAvgPool2d([usize; 2]),
+    // The embedding and layer-norm ops (issue 12).
+    /// Rows of a table `[num, dim]` (input 0) picked by indices (input 1, whole numbers as
+    /// floats, no gradient), shape `[...indices, dim]` (`F.embedding`); the row `padding_idx`
+    /// names, if any, gets no gradient.
+    Embedding {
+        /// The table row that receives no gradient (PyTorch's `padding_idx`).
+        padding_idx: Option<usize>,
+    },
+    /// Layer norm (`F.layer_norm`) of x (input 0) over its trailing `axes` axes, each row
+    /// normalised by its mean and biased variance, then scaled by `gamma` and shifted by
+    /// `beta` (the next inputs, each of the trailing shape, when present). Needs a
+    /// [scratch buffer](Op::needs_scratch): the rows' statistics, kept for the VJP.
+    LayerNorm {
+        /// How many trailing axes make a row (`normalized_shape`'s length).
+        axes: usize,
+        /// Added to the variance before the square root.
+        eps: f64,
+        /// Whether a scale `gamma` follows x among the inputs.
+        gamma: bool,
+        /// Whether a shift `beta` follows (x and `gamma`, if present).
+        beta: bool,
+    },
 }
 
 impl Op {
@@ -238,6 +262,8 @@ impl Op {
             Op::MaxPool2d(_) => "max_pool2d",
             Op::AvgPool2d(_) => "avg_pool2d",
             Op::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d",
+            Op::Embedding { .. } => "embedding",
+            Op::LayerNorm { .. } => "layer_norm",
         }
     }
 
@@ -247,6 +273,7 @@ impl Op {
     pub fn arity(&self) -> usize {
         match self {
             Op::Where | Op::WeightedLoss(_) => 3,
+            Op::LayerNorm { gamma, beta, .. } => 1 + usize::from(*gamma) + usize::from(*beta),
             Op::Binary(_)
             | Op::MatMul
             | Op::Mse
@@ -258,7 +285,8 @@ impl Op {
             | Op::IndexAdd { .. }
             | Op::ScatterAdd { .. }
             | Op::Conv2d(_)
-            | Op::Conv1d(_) => 2,
+            | Op::Conv1d(_)
+            | Op::Embedding { .. } => 2,
             Op::Unary(_)
             | Op::Sum
             | Op::Mean
@@ -304,7 +332,7 @@ impl Op {
     /// [`vjp_with_scratch`](Op::vjp_with_scratch), so that a warm step allocates nothing.
     #[inline]
     pub fn needs_scratch(&self) -> bool {
-        matches!(self, Op::Conv2d(_) | Op::Conv1d(_))
+        matches!(self, Op::Conv2d(_) | Op::Conv1d(_) | Op::LayerNorm { .. })
     }
 
     /// How many elements the op's [scratch buffer](Op::needs_scratch) grows to for these input
@@ -314,6 +342,7 @@ impl Op {
         match *self {
             Op::Conv2d(args) => conv::conv2d_scratch_len(inputs.shape(0), inputs.shape(1), args),
             Op::Conv1d(args) => conv::conv1d_scratch_len(inputs.shape(0), inputs.shape(1), args),
+            Op::LayerNorm { axes, .. } => Ok(norm::layer_norm_saved_len(inputs.shape(0), axes)),
             _ => Ok(0),
         }
     }
@@ -373,6 +402,7 @@ impl Op {
                 1,
             ) => false,
             (Op::Where, 0) => false,
+            (Op::Embedding { .. }, 1) => false,
             (Op::WeightedLoss(loss), k) => k < 2 && loss.differentiable_in(k),
             _ => true,
         }
@@ -491,6 +521,19 @@ impl Op {
             Op::MaxPool2d(args) => pool::max_pool2d_shape(x, args),
             Op::AvgPool2d(args) => pool::avg_pool2d_shape(x, args),
             Op::AdaptiveAvgPool2d(size) => pool::adaptive_avg_pool2d_shape(x, size),
+            Op::Embedding { padding_idx } => {
+                embedding::embedding_shape(inputs.shape(1), x, padding_idx)
+            }
+            Op::LayerNorm {
+                axes,
+                eps,
+                gamma,
+                beta,
+            } => {
+                let gamma_shape = gamma.then(|| inputs.shape(1));
+                let beta_shape = beta.then(|| inputs.shape(1 + usize::from(gamma)));
+                norm::layer_norm_shape(x, axes, gamma_shape, beta_shape, eps)
+            }
         }
     }
 
@@ -581,12 +624,13 @@ impl Op {
             Op::Stack { axis } => concat::stack(inputs, axis, out),
             Op::Where => select::select(inputs.get(0), inputs.get(1), inputs.get(2), shape, out),
             // A caller without a buffer to keep: the patch matrices live for this call only.
-            Op::Conv2d(_) | Op::Conv1d(_) => {
+            Op::Conv2d(_) | Op::Conv1d(_) | Op::LayerNorm { .. } => {
                 self.forward_with_scratch(inputs, shape, out, &mut Vec::new())?
             }
             Op::MaxPool2d(args) => pool::max_pool2d(inputs.get(0), args, out),
             Op::AvgPool2d(args) => pool::avg_pool2d(inputs.get(0), args, out),
             Op::AdaptiveAvgPool2d(size) => pool::adaptive_avg_pool2d(inputs.get(0), size, out),
+            Op::Embedding { .. } => embedding::embedding(inputs.get(0), inputs.get(1).data(), out)?,
         }
         Ok(())
     }
@@ -610,6 +654,14 @@ impl Op {
             Op::Conv1d(args) => {
                 conv::conv1d(inputs.get(0), inputs.get(1), bias, args, scratch, out)
             }
+            Op::LayerNorm {
+                axes, eps, gamma, ..
+            } => {
+                let x = inputs.get(0);
+                let saved = layer_norm_saved(scratch, x.shape(), axes);
+                let (gamma, beta) = layer_norm_affine(inputs, gamma);
+                norm::layer_norm(x, axes, gamma, beta, eps, saved, out)
+            }
             _ => return self.forward_shaped(inputs, shape, out),
         }
         Ok(())
@@ -629,25 +681,46 @@ impl Op {
         scratch: &mut Vec<E>,
     ) {
         let (g, gi) = (grad_output, grad_input);
-        let (x, w) = (inputs.get(0), inputs.get(1));
+        let x = inputs.get(0);
         match (*self, index) {
             // y = x ⋆ w: dx = col2im(wᵀ·dy)
             (Op::Conv2d(args), 0) => {
-                conv::conv2d_vjp_input::<E, ACC>(x.shape(), w, args, g, scratch, gi)
+                conv::conv2d_vjp_input::<E, ACC>(x.shape(), inputs.get(1), args, g, scratch, gi)
             }
             (Op::Conv1d(args), 0) => {
-                conv::conv1d_vjp_input::<E, ACC>(x.shape(), w, args, g, scratch, gi)
+                conv::conv1d_vjp_input::<E, ACC>(x.shape(), inputs.get(1), args, g, scratch, gi)
             }
             // dw = Σₙ dy·im2col(x)ᵀ
             (Op::Conv2d(args), 1) => {
-                conv::conv2d_vjp_weight::<E, ACC>(x, w.shape(), args, g, scratch, gi)
+                conv::conv2d_vjp_weight::<E, ACC>(x, inputs.get(1).shape(), args, g, scratch, gi)
             }
             (Op::Conv1d(args), 1) => {
-                conv::conv1d_vjp_weight::<E, ACC>(x, w.shape(), args, g, scratch, gi)
+                conv::conv1d_vjp_weight::<E, ACC>(x, inputs.get(1).shape(), args, g, scratch, gi)
             }
             // y = … + bias: dbias = Σ dy over the batch and the positions
             (Op::Conv2d(_) | Op::Conv1d(_), _) => {
                 conv::conv_vjp_bias::<E, ACC>(output.shape(), g, gi)
+            }
+            // x̂ = (x - mean)·invstd, ĝ = dy·γ: dx = invstd·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)),
+            // dγ = Σ_rows dy·x̂, dβ = Σ_rows dy, from the statistics the forward kept
+            (Op::LayerNorm { axes, gamma, .. }, _) => {
+                let saved = &scratch[..norm::layer_norm_saved_len(x.shape(), axes)];
+                let (gamma_data, _) = layer_norm_affine(inputs, gamma);
+                let grads = match (index, gamma) {
+                    (0, _) => NormGrads {
+                        x: Some(gi),
+                        ..NormGrads::default()
+                    },
+                    (1, true) => NormGrads {
+                        gamma: Some(gi),
+                        ..NormGrads::default()
+                    },
+                    _ => NormGrads {
+                        beta: Some(gi),
+                        ..NormGrads::default()
+                    },
+                };
+                norm::layer_norm_vjp::<E, ACC>(x, axes, gamma_data, saved, g, grads)
             }
             _ => self.pull_back::<E, ACC>(inputs, output, g, index, gi),
         }
@@ -908,6 +981,14 @@ impl Op {
             Op::Conv2d(_) | Op::Conv1d(_) => {
                 self.vjp_with_scratch::<E, ACC>(inputs, output, g, index, gi, &mut Vec::new())
             }
+            // Without the node's kept statistics: the forward runs again to find them.
+            Op::LayerNorm { .. } => {
+                let mut saved = Vec::new();
+                let mut again = vec![E::zero(); output.data().len()];
+                let ran = self.forward_with_scratch(inputs, output.shape(), &mut again, &mut saved);
+                debug_assert!(ran.is_ok(), "the shapes passed when the node was recorded");
+                self.vjp_with_scratch::<E, ACC>(inputs, output, g, index, gi, &mut saved)
+            }
             // y = max of each window: dx[argmax] += dy, the argmax found again from x
             Op::MaxPool2d(args) => pool::max_pool2d_vjp::<E, ACC>(inputs.get(0), args, g, gi),
             // y = window sum / divisor: dy / divisor added over each window
@@ -918,6 +999,13 @@ impl Op {
             Op::AdaptiveAvgPool2d(size) => {
                 pool::adaptive_avg_pool2d_vjp::<E, ACC>(inputs.get(0).shape(), size, g, gi)
             }
+            // y[p] = table[idx[p]]: dtable[idx[p]] += dy[p], padding_idx's row skipped; none
+            // to idx
+            Op::Embedding { padding_idx } if index == 0 => {
+                let (table, idx) = (inputs.get(0).shape(), inputs.get(1).data());
+                embedding::embedding_vjp::<E, ACC>(table, idx, padding_idx, g, gi)
+            }
+            Op::Embedding { .. } => zero_unless::<E, ACC>(gi),
         }
     }
 }
@@ -944,6 +1032,27 @@ fn pad_pairs(pads: &[[u32; 2]; crate::MAX_RANK], axes: u8) -> [(usize, usize); c
 
 /// Zeroes `gi` when a rule that can only add is asked to overwrite.
 #[inline]
+/// The first `saved_len` elements of a layer norm's scratch buffer, grown to them if short
+/// (never shrunk, so a warm step allocates nothing).
+fn layer_norm_saved<'s, E: Float>(scratch: &'s mut Vec<E>, x: &Shape, axes: usize) -> &'s mut [E] {
+    let len = norm::layer_norm_saved_len(x, axes);
+    if scratch.len() < len {
+        scratch.resize(len, E::zero());
+    }
+    &mut scratch[..len]
+}
+
+/// A layer norm's `gamma` and `beta` data, each when among its inputs.
+fn layer_norm_affine<'a, E: Float>(
+    inputs: &(impl Operands<'a, E> + ?Sized),
+    gamma: bool,
+) -> (Option<&'a [E]>, Option<&'a [E]>) {
+    let at_beta = 1 + usize::from(gamma);
+    let gamma = gamma.then(|| inputs.get(1).data());
+    let beta = (inputs.count() > at_beta).then(|| inputs.get(at_beta).data());
+    (gamma, beta)
+}
+
 fn zero_unless<E: Float, const ACC: bool>(gi: &mut [E]) {
     if !ACC {
         gi.fill(E::zero());

@@ -378,6 +378,14 @@ impl<E: Float> Tape<E> {
                     op: op.name().to_string(),
                 });
             }
+            Op::Embedding { padding_idx } => self.embedding_vjp((a, b, g), padding_idx)?,
+            // The fused rule composed from tape ops, in `grad_rules.rs`.
+            Op::LayerNorm {
+                axes, eps, gamma, ..
+            } => {
+                let w = gamma.then(|| self.inputs_of(&node)[1]);
+                self.layer_norm_vjp((a, w, g), axes, eps, k)?
+            }
         };
         Ok(Some(share))
     }

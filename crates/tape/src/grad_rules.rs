@@ -558,6 +558,83 @@ impl<E: Float> Tape<E> {
         self.index_add(g, idx, axis, len)
     }
 
+    /// y[p] = table[idx[p]]: dtable = index_add(dy as `[P, dim]`, idx as `[P]`) along the
+    /// rows, the positions naming `padding_idx` masked out of dy first
+    pub(crate) fn embedding_vjp(
+        &mut self,
+        (table, idx, g): (NodeId, NodeId, NodeId),
+        padding_idx: Option<usize>,
+    ) -> Result<NodeId> {
+        let t = self.node_shape(table);
+        let (num, dim) = (t.dims()[0], t.dims()[1]);
+        let positions = self.node_shape(idx).numel();
+        let idx = self.reshape(idx, &[positions])?;
+        let mut g = self.reshape(g, &[positions, dim])?;
+        if let Some(p) = padding_idx {
+            let pad = self.fill_like(idx, p as f64)?;
+            let hit = self.eq(idx, pad)?;
+            let miss = self.neg(hit)?;
+            let keep = self.add_scalar(miss, E::one())?;
+            let keep = self.reshape(keep, &[positions, 1])?;
+            g = self.mul(g, keep)?;
+        }
+        self.index_add(g, idx, 0, num)
+    }
+
+    /// y = x̂·γ + β over rows of the trailing `axes` axes, x̂ = (x - mean)·invstd, ĝ = dy·γ:
+    /// dx = invstd·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)), dγ = Σ_rows dy·x̂, dβ = Σ_rows dy (input `k`:
+    /// x, then γ when present, then β)
+    pub(crate) fn layer_norm_vjp(
+        &mut self,
+        (x, gamma, g): (NodeId, Option<NodeId>, NodeId),
+        axes: usize,
+        eps: f64,
+        k: usize,
+    ) -> Result<NodeId> {
+        let shape = self.node_shape(x);
+        let dims = shape.dims();
+        let split = dims.len() - axes;
+        let rows: usize = dims[..split].iter().product();
+        let d: usize = dims[split..].iter().product();
+        let xs = self.reshape(x, &[rows, d])?;
+        let mean = self.mean_axis_keepdim(xs, 1)?;
+        let centred = self.sub(xs, mean)?;
+        let sq = self.square(centred)?;
+        let var = self.mean_axis_keepdim(sq, 1)?;
+        let shifted = self.add_scalar(var, E::from_f64(eps))?;
+        let invstd = self.rsqrt(shifted)?;
+        let xhat = self.mul(centred, invstd)?;
+        let g2 = self.reshape(g, &[rows, d])?;
+        match (k, gamma) {
+            (0, _) => {
+                let gh = match gamma {
+                    Some(w) => {
+                        let w = self.reshape(w, &[1, d])?;
+                        self.mul(g2, w)?
+                    }
+                    None => g2,
+                };
+                let mean_gh = self.mean_axis_keepdim(gh, 1)?;
+                let ghx = self.mul(gh, xhat)?;
+                let mean_ghx = self.mean_axis_keepdim(ghx, 1)?;
+                let along = self.mul(xhat, mean_ghx)?;
+                let c = self.sub(gh, mean_gh)?;
+                let c = self.sub(c, along)?;
+                let dx = self.mul(c, invstd)?;
+                self.reshape(dx, shape.dims())
+            }
+            (1, Some(_)) => {
+                let p = self.mul(g2, xhat)?;
+                let s = self.sum_axis(p, 0)?;
+                self.reshape(s, &shape.dims()[split..])
+            }
+            _ => {
+                let s = self.sum_axis(g2, 0)?;
+                self.reshape(s, &shape.dims()[split..])
+            }
+        }
+    }
+
     /// y[i] = x[i at index[i]]: dx = scatter_add(dy, index), padded with zeros where the index
     /// is shorter than x off the axis
     pub(crate) fn gather_vjp(

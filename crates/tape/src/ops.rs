@@ -2368,4 +2368,88 @@ impl<E: Float> Tape<E> {
     pub fn adaptive_avg_pool2d(&mut self, x: NodeId, size: [usize; 2]) -> Result<NodeId> {
         self.record_unary(Op::AdaptiveAvgPool2d(size), x)
     }
+
+    /// The rows of `table` `[num, dim]` that `indices` names (whole numbers as floats, any
+    /// shape, from [`Tape::labels`] or [`Tape::input`]), giving `[...indices, dim]`, as
+    /// PyTorch's `F.embedding(indices, table, padding_idx)` (without `max_norm`). Repeated
+    /// rows add their gradients; the row `padding_idx` names gets none, nor do the indices.
+    /// An index that is not a whole number in `0..num` is `IndexOutOfRange` naming its
+    /// position; a `padding_idx` past the table is `InvalidArgument`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let table = tape.parameter(array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])?;
+    /// let idx = tape.input(array![[2.0, 0.0], [2.0, 1.0]])?;
+    /// let y = tape.embedding(table, idx, Some(1))?;
+    /// assert_eq!(tape.shape(y)?.dims(), &[2, 2, 2]);
+    /// assert_eq!(tape.data(y)?, &[5.0, 6.0, 1.0, 2.0, 5.0, 6.0, 3.0, 4.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// // Row 2 was picked twice; row 1 is the padding row.
+    /// assert_eq!(grads.data(table).unwrap(), &[1.0, 1.0, 0.0, 0.0, 2.0, 2.0]);
+    /// let bad = tape.input(array![3.0])?;
+    /// assert!(tape.embedding(table, bad, None).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn embedding(
+        &mut self,
+        table: NodeId,
+        indices: NodeId,
+        padding_idx: Option<usize>,
+    ) -> Result<NodeId> {
+        self.record_binary(Op::Embedding { padding_idx }, table, indices)
+    }
+
+    /// Layer norm of `x` over its trailing `axes` axes (PyTorch's
+    /// `F.layer_norm(x, x.shape[-axes:], gamma, beta, eps)`): each row normalised by its mean
+    /// and biased variance, `(x - mean)/sqrt(var + eps)`, then multiplied by `gamma` and
+    /// shifted by `beta` elementwise when given (each of the trailing shape). One node with a
+    /// fused VJP that reads back the rows' statistics the forward kept (in the node's scratch
+    /// buffer, reused across rewinds). `axes` outside `1..=rank` or a negative or non-finite
+    /// `eps` is `InvalidArgument`, a `gamma` or `beta` of another shape `ShapeMismatch`, an
+    /// empty row `EmptyBatch`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 3.0], [2.0, 2.0]])?;
+    /// let gamma = tape.parameter(array![2.0, 1.0])?;
+    /// let beta = tape.parameter(array![0.5, 0.0])?;
+    /// let y = tape.layer_norm(x, Some(gamma), Some(beta), 1, 0.0)?;
+    /// // Row 0 is (-1, 1) normalised; row 1 has no spread: (0, 0) with eps 0 gives NaN.
+    /// assert_eq!(&tape.data(y)?[..2], &[-1.5, 1.0]);
+    /// let y = tape.layer_norm(x, None, None, 2, 1e-5)?;
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// // A normalised sum is constant: no gradient to x.
+    /// assert!(grads.data(x).unwrap().iter().all(|g| g.abs() < 1e-9));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn layer_norm(
+        &mut self,
+        x: NodeId,
+        gamma: Option<NodeId>,
+        beta: Option<NodeId>,
+        axes: usize,
+        eps: f64,
+    ) -> Result<NodeId> {
+        let op = Op::LayerNorm {
+            axes,
+            eps,
+            gamma: gamma.is_some(),
+            beta: beta.is_some(),
+        };
+        self.record_listed(op, [x].into_iter().chain(gamma).chain(beta))
+    }
 }

@@ -261,7 +261,8 @@ impl<'g, E: Float> Var<'g, E> {
 
 /// Generates the handle methods, one line per op: `name(extra args) "doc";` for an op on one
 /// node, `name(&other) "doc";` for an op on two, on three (`ternary`), on two and an optional
-/// third (`optional`), or on a list of handles
+/// third (`optional`), on one with an optional scale and shift (`affine`), or on a list of
+/// handles
 /// (`list`, a method of [`Graph`]). Each calls the [`Tape`] method of that name.
 macro_rules! var_methods {
     (
@@ -271,6 +272,7 @@ macro_rules! var_methods {
         pair { $( $pname:ident ( $($parg:ident : $pty:ty),* ) $pdoc:literal; )* }
         ternary { $( $tname:ident ( $($targ:ident : $tty:ty),* ) $tdoc:literal; )* }
         optional { $( $oname:ident ( $($oarg:ident : $oty:ty),* ) $odoc:literal; )* }
+        affine { $( $aname:ident ( $($aarg:ident : $aty:ty),* ) $adoc:literal; )* }
         list { $( $lname:ident ( $($larg:ident : $lty:ty),* ) $ldoc:literal; )* }
     ) => {
         impl<'g, E: Float> Var<'g, E> {
@@ -333,6 +335,20 @@ macro_rules! var_methods {
                 ) -> Result<Self> {
                     let (a, b, c) = (self.id, second.id, third.map(|v| v.id));
                     self.graph.with(|t| t.$oname(a, b, c $(, $oarg)*))
+                }
+            )*
+            $(
+                #[doc = $adoc]
+                #[doc = concat!("\n\nRecords [`Tape::", stringify!($aname), "`].")]
+                #[inline(always)]
+                pub fn $aname(
+                    &self,
+                    gamma: Option<&Var<'g, E>>,
+                    beta: Option<&Var<'g, E>>
+                    $(, $aarg: $aty)*
+                ) -> Result<Self> {
+                    let (x, g, b) = (self.id, gamma.map(|v| v.id), beta.map(|v| v.id));
+                    self.graph.with(|t| t.$aname(x, g, b $(, $aarg)*))
                 }
             )*
         }
@@ -445,6 +461,7 @@ var_methods! {
         gather(axis: usize) "The elements along `axis` at the positions `other` holds.";
         index_add(axis: usize, len: usize) "Zeros of length `len` along `axis` with these slices added at `other`'s positions.";
         scatter_add(axis: usize, len: usize) "Zeros of length `len` along `axis` with these elements added at `other`'s positions.";
+        embedding(padding_idx: Option<usize>) "The rows of this table `[num, dim]` that `other`'s indices name.";
     }
     pair {
         max_dim(axis: usize, keep_dim: bool) "The largest element along `axis` and its position.";
@@ -462,6 +479,9 @@ var_methods! {
     optional {
         conv2d(args: Conv2dArgs) "2-D convolution with a weight handle and an optional bias.";
         conv1d(args: Conv1dArgs) "1-D convolution with a weight handle and an optional bias.";
+    }
+    affine {
+        layer_norm(axes: usize, eps: f64) "Layer norm over the trailing `axes` axes, with an optional scale and shift.";
     }
     list {
         concat(axis: usize) "The handles joined along `axis` (`torch.cat`).";

@@ -181,6 +181,20 @@ pub enum OpV2 {
     AdaptiveAvgPool2d {
         size: [u64; 2],
     },
+    // From tag 73: the embedding and layer-norm ops (issue 12).
+    /// `embedding`: the table row that receives no gradient, if any; two inputs, the table
+    /// and the indices.
+    Embedding {
+        padding_idx: Option<u64>,
+    },
+    /// `layer_norm`: the trailing axes a row spans, eps, and whether a scale and a shift
+    /// follow x among the inputs.
+    LayerNorm {
+        axes: u32,
+        eps: f64,
+        gamma: bool,
+        beta: bool,
+    },
 }
 
 /// What a [`OpV2::Reduce`] reduces each lane to (`wengert_ops::ReduceOp`'s of the same name).

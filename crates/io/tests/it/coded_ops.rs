@@ -435,8 +435,8 @@ fn a_file_whose_op_from_tag_50_has_a_bad_parameter_is_a_typed_error_naming_the_n
     }
 }
 
-/// The layers' ops from tag 68 (`conv2d`, `conv1d`, the three poolings): a small network fed an image (or a
-/// signal) batch, saved, loaded and replayed at another batch size, gives the same outputs
+/// The layers' ops from tag 68 (`conv2d`, `conv1d`, the three poolings, `embedding`,
+/// `layer_norm`): a small network fed an image (a signal, token indices) batch, saved, loaded and replayed at another batch size, gives the same outputs
 /// and gradients, bit for bit, as recording it afresh; replayed twice on one tape (rewound),
 /// the second run reuses the first's buffers and agrees too.
 mod layers {
@@ -513,6 +513,40 @@ mod layers {
         (x, vec![w], y)
     }
 
+    /// Token indices `[n, 4]` into a table of 5 rows, repeats and the padding row 2 among them.
+    fn tokens<E: Element>(n: usize) -> ArrayD<E> {
+        let data = (0..n * 4).map(|i| E::from_usize((i * 3 + n) % 5)).collect();
+        ArrayD::from_shape_vec(ndarray::IxDyn(&[n, 4]), data).unwrap()
+    }
+
+    /// An embedding (tag 73) with a padding row, then a product with a weight.
+    fn an_embedding<E: Element>(tape: &mut Tape<E>, n: usize) -> (NodeId, Vec<NodeId>, NodeId) {
+        let x = tape.input(tokens::<E>(n)).unwrap();
+        let table = tape.parameter(values::<E>(&[5, 3], 9)).unwrap();
+        let w = tape.parameter(values::<E>(&[3, 2], 10)).unwrap();
+        let h = tape.embedding(table, x, Some(2)).unwrap();
+        let h = tape.tanh(h).unwrap();
+        let y = tape.matmul(h, w).unwrap();
+        (x, vec![table, w], y)
+    }
+
+    /// An embedding, then layer norm (tag 74) with its scale and shift, and one over both
+    /// trailing axes without them: a sequence model's first layers.
+    fn a_layer_norm<E: Element>(tape: &mut Tape<E>, n: usize) -> (NodeId, Vec<NodeId>, NodeId) {
+        let x = tape.input(tokens::<E>(n)).unwrap();
+        let table = tape.parameter(values::<E>(&[5, 3], 11)).unwrap();
+        let gamma = tape.parameter(positive::<E>(&[3], 12)).unwrap();
+        let beta = tape.parameter(values::<E>(&[3], 13)).unwrap();
+        let h = tape.embedding(table, x, None).unwrap();
+        let h = tape
+            .layer_norm(h, Some(gamma), Some(beta), 1, 1e-5)
+            .unwrap();
+        let h = tape.tanh(h).unwrap();
+        let y = tape.layer_norm(h, None, None, 2, 0.01).unwrap();
+        let y = tape.mul(y, h).unwrap();
+        (x, vec![table, gamma, beta], y)
+    }
+
     fn outcome<E: Element>(tape: &mut Tape<E>, params: &[NodeId], y: NodeId) -> Vec<Vec<u64>> {
         let mut out = vec![bits(tape.data(y).unwrap())];
         let loss = tape.sum(y).unwrap();
@@ -567,8 +601,10 @@ mod layers {
         }
     }
 
-    fn every_case<E: Element>() -> [(&'static str, Build<E>, Feed<E>); 3] {
+    fn every_case<E: Element>() -> [(&'static str, Build<E>, Feed<E>); 5] {
         [
+            ("layer_norm", a_layer_norm::<E>, tokens::<E>),
+            ("embedding", an_embedding::<E>, tokens::<E>),
             ("pools", pools::<E>, image::<E>),
             ("two conv2d", two_convolutions::<E>, image::<E>),
             ("conv1d", a_1d_convolution::<E>, signal::<E>),

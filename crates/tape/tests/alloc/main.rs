@@ -157,6 +157,43 @@ fn recording_ops_of_many_inputs_allocates_nothing_in_steady_state() {
     }
     assert!(counts.iter().all(|&a| a == 0), "convolutions: {counts:?}");
 
+    // The embedding (a padding row among repeated tokens) and layer norms after it, as a
+    // sequence model starts: each layer norm's statistics are kept in its node's buffer.
+    let mut tape = Tape::<f32>::new();
+    let table = tape
+        .parameter(
+            Array::from_iter((0..6 * 4).map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0))
+                .into_shape_with_order((6, 4))
+                .unwrap(),
+        )
+        .unwrap();
+    let tokens = tape
+        .input(array![[1.0f32, 5.0, 1.0], [0.0, 3.0, 5.0]])
+        .unwrap();
+    let gamma = tape.parameter(array![1.0f32, 0.5, -0.5, 2.0]).unwrap();
+    let beta = tape.parameter(array![0.0f32, 0.1, 0.2, -0.3]).unwrap();
+    let start = tape.mark();
+    let mut counts = Vec::with_capacity(20);
+    for step in 0..23 {
+        let before = allocations();
+        tape.rewind(start).unwrap();
+        let e = tape.embedding(table, tokens, Some(5)).unwrap();
+        let h = tape
+            .layer_norm(e, Some(gamma), Some(beta), 1, 1e-5)
+            .unwrap();
+        let h = tape.tanh(h).unwrap();
+        let h = tape.layer_norm(h, None, None, 2, 1e-5).unwrap();
+        let loss = tape.sum(h).unwrap();
+        tape.backward(loss).unwrap();
+        if step >= 3 {
+            counts.push(allocations() - before);
+        }
+    }
+    assert!(
+        counts.iter().all(|&a| a == 0),
+        "embedding and layer norm: {counts:?}"
+    );
+
     // Through handles: the list methods take the handles' ids without collecting them.
     let g = Graph::<f64>::new();
     let w = g.parameter(array![[0.5, -0.25], [0.1, 0.2]]).unwrap();

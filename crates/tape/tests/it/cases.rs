@@ -112,6 +112,19 @@ pub enum Case {
     MaxPool2d(wengert_tape::Pool2dArgs),
     AvgPool2d(wengert_tape::Pool2dArgs),
     AdaptiveAvgPool2d([usize; 2]),
+    /// `embedding` of the operand (the table) at the indices held here (fed as an input).
+    Embedding {
+        padding_idx: Option<usize>,
+        indices: ArrayD<f64>,
+    },
+    /// `layer_norm` of the first operand over its trailing `axes`, then `gamma` and `beta`
+    /// among the operands, in that order, when set.
+    LayerNorm {
+        axes: usize,
+        eps: f64,
+        gamma: bool,
+        beta: bool,
+    },
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -279,6 +292,16 @@ impl Case {
             Case::MaxPool2d(args) => format!("max_pool2d({args:?})"),
             Case::AvgPool2d(args) => format!("avg_pool2d({args:?})"),
             Case::AdaptiveAvgPool2d(size) => format!("adaptive_avg_pool2d({size:?})"),
+            Case::Embedding {
+                padding_idx,
+                indices,
+            } => format!("embedding(padding_idx {padding_idx:?}, {indices:?})"),
+            Case::LayerNorm {
+                axes,
+                eps,
+                gamma,
+                beta,
+            } => format!("layer_norm(axes {axes}, eps {eps}, gamma {gamma}, beta {beta})"),
         }
     }
 
@@ -375,6 +398,23 @@ impl Case {
             Case::MaxPool2d(args) => tape.max_pool2d(p[0], *args),
             Case::AvgPool2d(args) => tape.avg_pool2d(p[0], *args),
             Case::AdaptiveAvgPool2d(size) => tape.adaptive_avg_pool2d(p[0], *size),
+            Case::Embedding {
+                padding_idx,
+                indices,
+            } => {
+                let indices = tape.input(indices.mapv(E::from_f64))?;
+                tape.embedding(p[0], indices, *padding_idx)
+            }
+            Case::LayerNorm {
+                axes,
+                eps,
+                gamma,
+                beta,
+            } => {
+                let gamma_id = gamma.then(|| p[1]);
+                let beta_id = beta.then(|| p[1 + usize::from(*gamma)]);
+                tape.layer_norm(p[0], gamma_id, beta_id, *axes, *eps)
+            }
         }
     }
 }

@@ -257,6 +257,8 @@ gradgrad_tests! {
     pad => s::pad(),
     index_add => s::index_add(),
     scatter_add => s::scatter_add(),
+    embedding => s::embedding(true),
+    layer_norm => s::layer_norm(),
     binary_cross_entropy_with_logits_weighted => s::weighted_bce(),
     nll_loss_weighted => s::weighted_class_loss(false),
     cross_entropy_weighted => s::weighted_class_loss(true),

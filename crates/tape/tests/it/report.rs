@@ -320,6 +320,35 @@ fn problems() -> Vec<Problem> {
     ));
     problems.push(one(Case::AdaptiveAvgPool2d([3, 3]), &distinct));
     problems.push(one(Case::AdaptiveAvgPool2d([1, 1]), &distinct));
+    // The embedding: repeated rows, with a padding row no index picks (a picked one's
+    // gradient is 0 by definition, not the finite differences').
+    let table = Rng::new(73).array(&[5, 3], 1.0);
+    let indices =
+        ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![4.0, 0.0, 4.0, 2.0, 1.0, 2.0])
+            .expect("sized");
+    for padding_idx in [None, Some(3)] {
+        let case = Case::Embedding {
+            padding_idx,
+            indices: indices.clone(),
+        };
+        problems.push(Problem::new(case, vec![table.clone()]));
+    }
+    // Layer norm over one and two trailing axes, with and without its scale and shift.
+    let mut rng = Rng::new(74);
+    let x = rng.array(&[3, 4, 5], 1.0);
+    let (gamma, beta) = (rng.array(&[4, 5], 1.0), rng.array(&[4, 5], 1.0));
+    let norm = |axes, gamma, beta| Case::LayerNorm {
+        axes,
+        eps: 1e-5,
+        gamma,
+        beta,
+    };
+    problems.push(Problem::new(norm(1, false, false), vec![x.clone()]));
+    problems.push(Problem::new(
+        norm(2, true, true),
+        vec![x.clone(), gamma, beta.clone()],
+    ));
+    problems.push(Problem::new(norm(2, false, true), vec![x, beta]));
     problems
 }
 

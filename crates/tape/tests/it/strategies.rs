@@ -797,6 +797,75 @@ pub fn pool(kind: PoolKind) -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// `embedding` of a table of 1..=6 rows of 1..=4 columns at indices of rank 0..=2 (axes of
+/// 1..=4; repeats likely). With `padding_picked`, `padding_idx` is a row the indices pick (its
+/// gradient is 0 by definition, not the finite differences': for the checks of the recorded
+/// VJP); without, a row they do not pick, or none.
+pub fn embedding(padding_picked: bool) -> BoxedStrategy<Problem> {
+    (
+        1..=6usize,
+        1..=4usize,
+        prop::collection::vec(1..=4usize, 0..=2),
+    )
+        .prop_flat_map(|(num, dim, idx_dims)| {
+            let positions: usize = idx_dims.iter().product();
+            (
+                array(vec![num, dim], general()),
+                prop::collection::vec(0..num, positions),
+                Just(idx_dims),
+                0..num,
+            )
+        })
+        .prop_map(move |(table, rows, idx_dims, drawn)| {
+            let padding_idx = if padding_picked {
+                Some(rows[drawn % rows.len()])
+            } else {
+                (drawn..table.shape()[0]).find(|r| !rows.contains(r))
+            };
+            let data = rows.iter().map(|&r| r as f64).collect();
+            let indices = ArrayD::from_shape_vec(idx_dims, data).expect("sized");
+            Problem::new(
+                Case::Embedding {
+                    padding_idx,
+                    indices,
+                },
+                vec![table],
+            )
+        })
+        .boxed()
+}
+
+/// `layer_norm` of an array of rank 1..=3 (axes of 1..=4) over 1..=rank trailing axes, with
+/// or without `gamma` and `beta` of the trailing shape, eps 0.1 or 1 (a drawn row of nearly
+/// equal values is ill-conditioned at PyTorch's 1e-5, for finite differences and for f32
+/// against f64 alike; the report's fixed, spread rows use 1e-5).
+pub fn layer_norm() -> BoxedStrategy<Problem> {
+    prop::collection::vec(1..=4usize, 1..=3)
+        .prop_flat_map(|d| {
+            let r = d.len();
+            (Just(d), 1..=r, any::<bool>(), any::<bool>(), any::<bool>())
+        })
+        .prop_flat_map(|(d, axes, gamma, beta, small_eps)| {
+            let trailing = d[d.len() - axes..].to_vec();
+            let count = usize::from(gamma) + usize::from(beta);
+            (
+                array(d, general()),
+                prop::collection::vec(array(trailing, general()), count),
+                Just((axes, gamma, beta, if small_eps { 0.1 } else { 1.0 })),
+            )
+        })
+        .prop_map(|(x, affine, (axes, gamma, beta, eps))| {
+            let case = Case::LayerNorm {
+                axes,
+                eps,
+                gamma,
+                beta,
+            };
+            Problem::new(case, [x].into_iter().chain(affine).collect())
+        })
+        .boxed()
+}
+
 /// `concat` of 1..=4 arrays of rank 1..=3 along a drawn axis, each with its own length 1..=4
 /// there.
 pub fn concat() -> BoxedStrategy<Problem> {
@@ -985,6 +1054,8 @@ macro_rules! for_each_op {
             max_pool2d => s::pool(s::PoolKind::Max),
             avg_pool2d => s::pool(s::PoolKind::Avg),
             adaptive_avg_pool2d => s::pool(s::PoolKind::Adaptive),
+            embedding => s::embedding(false),
+            layer_norm => s::layer_norm(),
         }
     };
 }
