@@ -156,6 +156,43 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
         Op::AdaptiveAvgPool2d(size) => OpV2::AdaptiveAvgPool2d {
             size: size.map(|v| v as u64),
         },
+        Op::Conv2dInputGrad { args, input } => OpV2::Conv2dInputGrad {
+            stride: args.stride.map(|v| v as u64),
+            padding: args.padding.map(|v| v as u64),
+            dilation: args.dilation.map(|v| v as u64),
+            groups: args.groups as u64,
+            input: dims_to_file(input.dims()),
+        },
+        Op::Conv2dWeightGrad { args, weight } => OpV2::Conv2dWeightGrad {
+            stride: args.stride.map(|v| v as u64),
+            padding: args.padding.map(|v| v as u64),
+            dilation: args.dilation.map(|v| v as u64),
+            groups: args.groups as u64,
+            weight: dims_to_file(weight.dims()),
+        },
+    })
+}
+
+/// A convolution's parameters from a file, each checked to fit `usize`.
+fn conv2d_args_from_file(
+    node: u32,
+    op: &'static str,
+    stride: [u64; 2],
+    padding: [u64; 2],
+    dilation: [u64; 2],
+    groups: u64,
+) -> Result<Conv2dArgs> {
+    let pair = |argument, [h, w]: [u64; 2]| {
+        Ok::<_, Error>([
+            file_size(node, op, argument, h)?,
+            file_size(node, op, argument, w)?,
+        ])
+    };
+    Ok(Conv2dArgs {
+        stride: pair("stride", stride)?,
+        padding: pair("padding", padding)?,
+        dilation: pair("dilation", dilation)?,
+        groups: file_size(node, op, "groups", groups)?,
     })
 }
 
@@ -373,6 +410,45 @@ pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
         OpV2::AdaptiveAvgPool2d { size } => {
             Op::AdaptiveAvgPool2d(file_pair(node, "adaptive_avg_pool2d", "size", size)?)
         }
+        OpV2::Reserved73 | OpV2::Reserved74 => {
+            return Err(Error::Decode {
+                reason: format!("node {node} has an op code (73 or 74) this version does not know"),
+            });
+        }
+        OpV2::Conv2dInputGrad {
+            stride,
+            padding,
+            dilation,
+            groups,
+            ref input,
+        } => Op::Conv2dInputGrad {
+            args: conv2d_args_from_file(
+                node,
+                "conv2d_input_grad",
+                stride,
+                padding,
+                dilation,
+                groups,
+            )?,
+            input: shape_from_file(|| format!("the input shape of node {node}"), input)?,
+        },
+        OpV2::Conv2dWeightGrad {
+            stride,
+            padding,
+            dilation,
+            groups,
+            ref weight,
+        } => Op::Conv2dWeightGrad {
+            args: conv2d_args_from_file(
+                node,
+                "conv2d_weight_grad",
+                stride,
+                padding,
+                dilation,
+                groups,
+            )?,
+            weight: shape_from_file(|| format!("the weight shape of node {node}"), weight)?,
+        },
         OpV2::WeightedLoss(loss) => {
             let loss = loss_from_file(loss);
             if !loss.takes_weight() {
@@ -859,6 +935,19 @@ mod tests {
                 dilation: 4,
                 groups: 5,
             }),
+            Op::Conv2dInputGrad {
+                args: Conv2dArgs {
+                    stride: [2, 1],
+                    padding: [0, 3],
+                    dilation: [2, 2],
+                    groups: 3,
+                },
+                input: Shape::new(&[2, 6, 7, 5]).unwrap(),
+            },
+            Op::Conv2dWeightGrad {
+                args: Conv2dArgs::default(),
+                weight: Shape::new(&[4, 1, 3, 3]).unwrap(),
+            },
             Op::MaxPool2d(Pool2dArgs::new([2, 3])),
             Op::AvgPool2d(Pool2dArgs {
                 kernel: [3, 3],
@@ -1070,6 +1159,28 @@ mod tests {
         assert_eq!(tag(op_to_file(0, &Op::AvgPool2d(pool)).unwrap()), 71);
         let adaptive = op_to_file(0, &Op::AdaptiveAvgPool2d([1, 1])).unwrap();
         assert_eq!(tag(adaptive), 72);
+        assert_eq!(tag(OpV2::Reserved73), 73);
+        assert_eq!(tag(OpV2::Reserved74), 74);
+        let shape = Shape::new(&[1, 2, 3, 4]).unwrap();
+        let args = Conv2dArgs::default();
+        let input_grad = Op::Conv2dInputGrad { args, input: shape };
+        assert_eq!(tag(op_to_file(0, &input_grad).unwrap()), 75);
+        let weight_grad = Op::Conv2dWeightGrad {
+            args,
+            weight: shape,
+        };
+        assert_eq!(tag(op_to_file(0, &weight_grad).unwrap()), 76);
+    }
+
+    #[test]
+    fn a_reserved_op_code_73_or_74_is_refused_on_load_with_the_node() {
+        for op in [OpV2::Reserved73, OpV2::Reserved74] {
+            let err = op_from_file(3, &op).unwrap_err();
+            assert!(
+                matches!(&err, Error::Decode { reason } if reason.starts_with("node 3 ")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -196,6 +196,26 @@ pub enum Op {
     /// Adaptive 2-D average pooling (`F.adaptive_avg_pool2d`) to `[out_h, out_w]`; `[1, 1]`
     /// is global average pooling.
     AdaptiveAvgPool2d([usize; 2]),
+    // The convolution's VJPs as ops of their own, so that its recorded VJP can be
+    // differentiated again (issue 16).
+    /// `conv2d`'s VJP for its input: the gradient of x (of the shape `input`) from the
+    /// output's gradient g `[N, O, OH, OW]` (input 0) and the weight w (input 1), a transposed
+    /// convolution (`torch.nn.grad.conv2d_input`).
+    Conv2dInputGrad {
+        /// The convolution's stride, padding, dilation and groups.
+        args: Conv2dArgs,
+        /// The shape of the convolution's input x, the output's shape.
+        input: Shape,
+    },
+    /// `conv2d`'s VJP for its weight: the gradient of w (of the shape `weight`) from the
+    /// input x (input 0) and the output's gradient g (input 1)
+    /// (`torch.nn.grad.conv2d_weight`).
+    Conv2dWeightGrad {
+        /// The convolution's stride, padding, dilation and groups.
+        args: Conv2dArgs,
+        /// The shape of the convolution's weight, the output's shape.
+        weight: Shape,
+    },
 }
 
 impl Op {
@@ -238,6 +258,8 @@ impl Op {
             Op::MaxPool2d(_) => "max_pool2d",
             Op::AvgPool2d(_) => "avg_pool2d",
             Op::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d",
+            Op::Conv2dInputGrad { .. } => "conv2d_input_grad",
+            Op::Conv2dWeightGrad { .. } => "conv2d_weight_grad",
         }
     }
 
@@ -258,7 +280,9 @@ impl Op {
             | Op::IndexAdd { .. }
             | Op::ScatterAdd { .. }
             | Op::Conv2d(_)
-            | Op::Conv1d(_) => 2,
+            | Op::Conv1d(_)
+            | Op::Conv2dInputGrad { .. }
+            | Op::Conv2dWeightGrad { .. } => 2,
             Op::Unary(_)
             | Op::Sum
             | Op::Mean
@@ -304,7 +328,13 @@ impl Op {
     /// [`vjp_with_scratch`](Op::vjp_with_scratch), so that a warm step allocates nothing.
     #[inline]
     pub fn needs_scratch(&self) -> bool {
-        matches!(self, Op::Conv2d(_) | Op::Conv1d(_))
+        matches!(
+            self,
+            Op::Conv2d(_)
+                | Op::Conv1d(_)
+                | Op::Conv2dInputGrad { .. }
+                | Op::Conv2dWeightGrad { .. }
+        )
     }
 
     /// How many elements the op's [scratch buffer](Op::needs_scratch) grows to for these input
@@ -314,6 +344,12 @@ impl Op {
         match *self {
             Op::Conv2d(args) => conv::conv2d_scratch_len(inputs.shape(0), inputs.shape(1), args),
             Op::Conv1d(args) => conv::conv1d_scratch_len(inputs.shape(0), inputs.shape(1), args),
+            Op::Conv2dInputGrad { args, input } => {
+                conv::conv2d_scratch_len(&input, inputs.shape(1), args)
+            }
+            Op::Conv2dWeightGrad { args, weight } => {
+                conv::conv2d_scratch_len(inputs.shape(0), &weight, args)
+            }
             _ => Ok(0),
         }
     }
@@ -491,6 +527,17 @@ impl Op {
             Op::MaxPool2d(args) => pool::max_pool2d_shape(x, args),
             Op::AvgPool2d(args) => pool::avg_pool2d_shape(x, args),
             Op::AdaptiveAvgPool2d(size) => pool::adaptive_avg_pool2d_shape(x, size),
+            // The gradient g must be what the convolution of the given shapes gives.
+            Op::Conv2dInputGrad { args, input } => {
+                let w = inputs.shape(1);
+                conv_grad_shape(self.name(), conv::conv2d_shape(&input, w, None, args)?, x)?;
+                Ok(input)
+            }
+            Op::Conv2dWeightGrad { args, weight } => {
+                let g = inputs.shape(1);
+                conv_grad_shape(self.name(), conv::conv2d_shape(x, &weight, None, args)?, g)?;
+                Ok(weight)
+            }
         }
     }
 
@@ -581,7 +628,10 @@ impl Op {
             Op::Stack { axis } => concat::stack(inputs, axis, out),
             Op::Where => select::select(inputs.get(0), inputs.get(1), inputs.get(2), shape, out),
             // A caller without a buffer to keep: the patch matrices live for this call only.
-            Op::Conv2d(_) | Op::Conv1d(_) => {
+            Op::Conv2d(_)
+            | Op::Conv1d(_)
+            | Op::Conv2dInputGrad { .. }
+            | Op::Conv2dWeightGrad { .. } => {
                 self.forward_with_scratch(inputs, shape, out, &mut Vec::new())?
             }
             Op::MaxPool2d(args) => pool::max_pool2d(inputs.get(0), args, out),
@@ -609,6 +659,14 @@ impl Op {
             }
             Op::Conv1d(args) => {
                 conv::conv1d(inputs.get(0), inputs.get(1), bias, args, scratch, out)
+            }
+            Op::Conv2dInputGrad { args, input } => {
+                let (g, w) = (inputs.get(0).data(), inputs.get(1));
+                conv::conv2d_vjp_input::<E, false>(&input, w, args, g, scratch, out)
+            }
+            Op::Conv2dWeightGrad { args, weight } => {
+                let (x, g) = (inputs.get(0), inputs.get(1).data());
+                conv::conv2d_vjp_weight::<E, false>(x, &weight, args, g, scratch, out)
             }
             _ => return self.forward_shaped(inputs, shape, out),
         }
@@ -648,6 +706,32 @@ impl Op {
             // y = … + bias: dbias = Σ dy over the batch and the positions
             (Op::Conv2d(_) | Op::Conv1d(_), _) => {
                 conv::conv_vjp_bias::<E, ACC>(output.shape(), g, gi)
+            }
+            // y = input_grad(g, w) = Jₓᵀg, bilinear: dg = conv2d(dy, w), dw = weight_grad(dy, g)
+            (Op::Conv2dInputGrad { args, .. }, 0) => {
+                let Ok(dy) = TensorRef::new(output.shape(), g) else {
+                    return;
+                };
+                conv_into::<E, ACC>(dy, w, args, scratch, gi)
+            }
+            (Op::Conv2dInputGrad { args, .. }, _) => {
+                let Ok(dy) = TensorRef::new(output.shape(), g) else {
+                    return;
+                };
+                conv::conv2d_vjp_weight::<E, ACC>(dy, w.shape(), args, x.data(), scratch, gi)
+            }
+            // y = weight_grad(x, g) = J_wᵀg: dx = input_grad(g, dy), dg = conv2d(x, dy)
+            (Op::Conv2dWeightGrad { args, .. }, 0) => {
+                let Ok(dy) = TensorRef::new(output.shape(), g) else {
+                    return;
+                };
+                conv::conv2d_vjp_input::<E, ACC>(x.shape(), dy, args, w.data(), scratch, gi)
+            }
+            (Op::Conv2dWeightGrad { args, .. }, _) => {
+                let Ok(dy) = TensorRef::new(output.shape(), g) else {
+                    return;
+                };
+                conv_into::<E, ACC>(x, dy, args, scratch, gi)
             }
             _ => self.pull_back::<E, ACC>(inputs, output, g, index, gi),
         }
@@ -905,7 +989,10 @@ impl Op {
                 select::select_vjp::<E, ACC>(inputs.get(0), input, output.shape(), g, index, gi)
             }
             // The rules are in `vjp_with_scratch`; here the scratch lives for this call only.
-            Op::Conv2d(_) | Op::Conv1d(_) => {
+            Op::Conv2d(_)
+            | Op::Conv1d(_)
+            | Op::Conv2dInputGrad { .. }
+            | Op::Conv2dWeightGrad { .. } => {
                 self.vjp_with_scratch::<E, ACC>(inputs, output, g, index, gi, &mut Vec::new())
             }
             // y = max of each window: dx[argmax] += dy, the argmax found again from x
@@ -919,6 +1006,39 @@ impl Op {
                 pool::adaptive_avg_pool2d_vjp::<E, ACC>(inputs.get(0).shape(), size, g, gi)
             }
         }
+    }
+}
+
+/// Checks that a convolution's VJP op is given the gradient `have` of the convolution's output
+/// `want`.
+fn conv_grad_shape(op: &'static str, want: Shape, have: &Shape) -> Result<()> {
+    if want == *have {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            op,
+            lhs: want,
+            rhs: *have,
+        })
+    }
+}
+
+/// `gi = conv2d(x, w)` without a bias, or `gi += conv2d(x, w)` when `ACC`.
+fn conv_into<E: Float, const ACC: bool>(
+    x: TensorRef<'_, E>,
+    w: TensorRef<'_, E>,
+    args: Conv2dArgs,
+    scratch: &mut Vec<E>,
+    gi: &mut [E],
+) {
+    if ACC {
+        let mut y = vec![E::zero(); gi.len()];
+        conv::conv2d(x, w, None, args, scratch, &mut y);
+        for (acc, v) in gi.iter_mut().zip(y) {
+            *acc += v;
+        }
+    } else {
+        conv::conv2d(x, w, None, args, scratch, gi);
     }
 }
 

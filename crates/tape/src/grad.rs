@@ -365,15 +365,34 @@ impl<E: Float> Tape<E> {
                 None => return Ok(None),
             },
             Op::Pad { pads, axes, .. } => self.pad_vjp((a, g), &pads[..axes as usize])?,
-            // Not recorded: a convolution's VJPs are convolutions of their own (a transposed
-            // one for the input), which the tape lacks; `backward` gives the first order.
-            // Pooling's VJPs (a scatter to each window's argmax, a spread over each window)
-            // are not tape ops yet either.
-            Op::Conv2d(_)
-            | Op::Conv1d(_)
-            | Op::MaxPool2d(_)
-            | Op::AvgPool2d(_)
-            | Op::AdaptiveAvgPool2d(_) => {
+            // y = conv2d(x, w) + b, bilinear: dx = input_grad(dy, w), dw = weight_grad(x, dy),
+            // db = Σ dy over the batch and the positions
+            Op::Conv2d(args) => match k {
+                0 => self.conv2d_input_grad(g, b, args, x_shape.dims())?,
+                1 => self.conv2d_weight_grad(a, g, args, x_shape.dims())?,
+                _ => self.conv_bias_grad(g)?,
+            },
+            // conv1d is conv2d on a height of 1: the same rules through reshapes, which are exact
+            Op::Conv1d(args) => self.conv1d_vjp(args, (a, b, g), k)?,
+            // y = input_grad(g, w) = Jₓᵀg, bilinear: dg = conv2d(dy, w), dw = weight_grad(dy, g)
+            Op::Conv2dInputGrad { args, .. } => {
+                if k == 0 {
+                    self.conv2d(g, b, None, args)?
+                } else {
+                    self.conv2d_weight_grad(g, a, args, x_shape.dims())?
+                }
+            }
+            // y = weight_grad(x, g) = J_wᵀg: dx = input_grad(g, dy), dg = conv2d(x, dy)
+            Op::Conv2dWeightGrad { args, .. } => {
+                if k == 0 {
+                    self.conv2d_input_grad(b, g, args, x_shape.dims())?
+                } else {
+                    self.conv2d(a, g, None, args)?
+                }
+            }
+            // Not recorded yet: pooling's VJPs (a scatter to each window's argmax, a spread over
+            // each window) are not tape ops; `backward` gives the first order.
+            Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d(_) => {
                 return Err(Error::NotTwiceDifferentiable {
                     op: op.name().to_string(),
                 });

@@ -2368,4 +2368,65 @@ impl<E: Float> Tape<E> {
     pub fn adaptive_avg_pool2d(&mut self, x: NodeId, size: [usize; 2]) -> Result<NodeId> {
         self.record_unary(Op::AdaptiveAvgPool2d(size), x)
     }
+
+    /// [`conv2d`](Tape::conv2d)'s VJP for its input, as an op: the gradient of an input of
+    /// shape `input` from the output's gradient `grad` and the `weight` (a transposed
+    /// convolution, `torch.nn.grad.conv2d_input`). The recorded sweep records it, so that an
+    /// input gradient can be differentiated again.
+    ///
+    /// ```
+    /// use ndarray::{Array4, array};
+    /// use wengert_tape::{Conv2dArgs, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let g = tape.input(Array4::from_elem((1, 1, 2, 2), 1.0))?;
+    /// let w = tape.parameter(array![[[[1.0, 2.0], [3.0, 4.0]]]])?;
+    /// let dx = tape.conv2d_input_grad(g, w, Conv2dArgs::default(), &[1, 1, 3, 3])?;
+    /// // Each input element gets the weights of the windows it lies in.
+    /// assert_eq!(tape.data(dx)?, &[1.0, 3.0, 2.0, 4.0, 10.0, 6.0, 3.0, 7.0, 4.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn conv2d_input_grad(
+        &mut self,
+        grad: NodeId,
+        weight: NodeId,
+        args: Conv2dArgs,
+        input: &[usize],
+    ) -> Result<NodeId> {
+        let input = Shape::new(input)?;
+        self.record_binary(Op::Conv2dInputGrad { args, input }, grad, weight)
+    }
+
+    /// [`conv2d`](Tape::conv2d)'s VJP for its weight, as an op: the gradient of a weight of
+    /// shape `weight` from the input `x` and the output's gradient `grad`
+    /// (`torch.nn.grad.conv2d_weight`), recorded by the recorded sweep.
+    ///
+    /// ```
+    /// use ndarray::{Array4, array};
+    /// use wengert_tape::{Conv2dArgs, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]]])?;
+    /// let g = tape.input(Array4::from_elem((1, 1, 2, 2), 1.0))?;
+    /// let dw = tape.conv2d_weight_grad(x, g, Conv2dArgs::default(), &[1, 1, 2, 2])?;
+    /// // Each weight gets the sum of the inputs it meets.
+    /// assert_eq!(tape.data(dw)?, &[12.0, 16.0, 24.0, 28.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn conv2d_weight_grad(
+        &mut self,
+        x: NodeId,
+        grad: NodeId,
+        args: Conv2dArgs,
+        weight: &[usize],
+    ) -> Result<NodeId> {
+        let weight = Shape::new(weight)?;
+        self.record_binary(Op::Conv2dWeightGrad { args, weight }, x, grad)
+    }
 }

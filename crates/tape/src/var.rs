@@ -445,6 +445,8 @@ var_methods! {
         gather(axis: usize) "The elements along `axis` at the positions `other` holds.";
         index_add(axis: usize, len: usize) "Zeros of length `len` along `axis` with these slices added at `other`'s positions.";
         scatter_add(axis: usize, len: usize) "Zeros of length `len` along `axis` with these elements added at `other`'s positions.";
+        conv2d_input_grad(args: Conv2dArgs, input: &[usize]) "`conv2d`'s input gradient of shape `input` from this output gradient and the weight `other`.";
+        conv2d_weight_grad(args: Conv2dArgs, weight: &[usize]) "`conv2d`'s weight gradient of shape `weight` from this input and the output gradient `other`.";
     }
     pair {
         max_dim(axis: usize, keep_dim: bool) "The largest element along `axis` and its position.";

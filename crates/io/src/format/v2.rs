@@ -181,6 +181,28 @@ pub enum OpV2 {
     AdaptiveAvgPool2d {
         size: [u64; 2],
     },
+    // Tags 73 and 74: held for ops merged from another branch; refused on load meanwhile.
+    Reserved73,
+    Reserved74,
+    // From tag 75: the convolution's VJPs as ops, which its recorded VJP records (issue 16).
+    /// `conv2d_input_grad`: `conv2d`'s parameters and the shape of its input, the output's.
+    Conv2dInputGrad {
+        stride: [u64; 2],
+        padding: [u64; 2],
+        dilation: [u64; 2],
+        groups: u64,
+        #[serde(deserialize_with = "bounded_vec")]
+        input: Vec<u64>,
+    },
+    /// `conv2d_weight_grad`: `conv2d`'s parameters and the shape of its weight, the output's.
+    Conv2dWeightGrad {
+        stride: [u64; 2],
+        padding: [u64; 2],
+        dilation: [u64; 2],
+        groups: u64,
+        #[serde(deserialize_with = "bounded_vec")]
+        weight: Vec<u64>,
+    },
 }
 
 /// What a [`OpV2::Reduce`] reduces each lane to (`wengert_ops::ReduceOp`'s of the same name).

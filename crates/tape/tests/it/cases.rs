@@ -112,6 +112,12 @@ pub enum Case {
     MaxPool2d(wengert_tape::Pool2dArgs),
     AvgPool2d(wengert_tape::Pool2dArgs),
     AdaptiveAvgPool2d([usize; 2]),
+    /// `conv2d_input_grad` of the first operand (a gradient of the output) with the second
+    /// (the weight), giving an input of the shape held here.
+    Conv2dInputGrad(wengert_tape::Conv2dArgs, Vec<usize>),
+    /// `conv2d_weight_grad` of the first operand (the input) with the second (a gradient of
+    /// the output), giving a weight of the shape held here.
+    Conv2dWeightGrad(wengert_tape::Conv2dArgs, Vec<usize>),
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -279,6 +285,10 @@ impl Case {
             Case::MaxPool2d(args) => format!("max_pool2d({args:?})"),
             Case::AvgPool2d(args) => format!("avg_pool2d({args:?})"),
             Case::AdaptiveAvgPool2d(size) => format!("adaptive_avg_pool2d({size:?})"),
+            Case::Conv2dInputGrad(args, input) => format!("conv2d_input_grad({args:?}, {input:?})"),
+            Case::Conv2dWeightGrad(args, weight) => {
+                format!("conv2d_weight_grad({args:?}, {weight:?})")
+            }
         }
     }
 
@@ -375,6 +385,10 @@ impl Case {
             Case::MaxPool2d(args) => tape.max_pool2d(p[0], *args),
             Case::AvgPool2d(args) => tape.avg_pool2d(p[0], *args),
             Case::AdaptiveAvgPool2d(size) => tape.adaptive_avg_pool2d(p[0], *size),
+            Case::Conv2dInputGrad(args, input) => tape.conv2d_input_grad(p[0], p[1], *args, input),
+            Case::Conv2dWeightGrad(args, weight) => {
+                tape.conv2d_weight_grad(p[0], p[1], *args, weight)
+            }
         }
     }
 }

@@ -261,6 +261,10 @@ gradgrad_tests! {
     nll_loss_weighted => s::weighted_class_loss(false),
     cross_entropy_weighted => s::weighted_class_loss(true),
     cross_entropy_weighted_probabilities => s::weighted_soft_cross_entropy(),
+    conv2d => s::conv(false),
+    conv1d => s::conv(true),
+    conv2d_input_grad => s::conv_grad(false),
+    conv2d_weight_grad => s::conv_grad(true),
 }
 
 #[test]

@@ -732,6 +732,34 @@ pub fn conv(one_d: bool) -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// A drawn `conv2d` turned into one of its VJP ops: `conv2d_input_grad(g, w)` or (with
+/// `weight`) `conv2d_weight_grad(x, g)`, `g` drawn in the convolution's output shape.
+pub fn conv_grad(weight: bool) -> BoxedStrategy<Problem> {
+    conv(false)
+        .prop_flat_map(move |p| {
+            let Case::Conv2d(args) = p.case else {
+                unreachable!("conv(false) draws conv2d")
+            };
+            let (x, w) = (p.inputs[0].shape().to_vec(), p.inputs[1].shape().to_vec());
+            let spatial = |axis: usize| {
+                let reach = args.dilation[axis] * (w[axis + 2] - 1) + 1;
+                (x[axis + 2] + 2 * args.padding[axis] - reach) / args.stride[axis] + 1
+            };
+            let out = vec![x[0], w[0], spatial(0), spatial(1)];
+            let (xa, wa) = (p.inputs[0].clone(), p.inputs[1].clone());
+            array(out, general()).prop_map(move |g| {
+                if weight {
+                    let case = Case::Conv2dWeightGrad(args, w.clone());
+                    Problem::new(case, vec![xa.clone(), g])
+                } else {
+                    let case = Case::Conv2dInputGrad(args, x.clone());
+                    Problem::new(case, vec![g, wa.clone()])
+                }
+            })
+        })
+        .boxed()
+}
+
 /// Which pooling [`pool`] draws.
 #[derive(Debug, Clone, Copy)]
 pub enum PoolKind {
@@ -985,6 +1013,8 @@ macro_rules! for_each_op {
             max_pool2d => s::pool(s::PoolKind::Max),
             avg_pool2d => s::pool(s::PoolKind::Avg),
             adaptive_avg_pool2d => s::pool(s::PoolKind::Adaptive),
+            conv2d_input_grad => s::conv_grad(false),
+            conv2d_weight_grad => s::conv_grad(true),
         }
     };
 }
