@@ -156,19 +156,36 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
         Op::AdaptiveAvgPool2d(size) => OpV2::AdaptiveAvgPool2d {
             size: size.map(|v| v as u64),
         },
-        Op::Conv2dInputGrad { args, input } => OpV2::Conv2dInputGrad {
+        Op::Conv2dInputGrad(args) => OpV2::Conv2dInputGrad {
             stride: args.stride.map(|v| v as u64),
             padding: args.padding.map(|v| v as u64),
             dilation: args.dilation.map(|v| v as u64),
             groups: args.groups as u64,
-            input: dims_to_file(input.dims()),
         },
-        Op::Conv2dWeightGrad { args, weight } => OpV2::Conv2dWeightGrad {
+        Op::Conv2dWeightGrad(args) => OpV2::Conv2dWeightGrad {
             stride: args.stride.map(|v| v as u64),
             padding: args.padding.map(|v| v as u64),
             dilation: args.dilation.map(|v| v as u64),
             groups: args.groups as u64,
-            weight: dims_to_file(weight.dims()),
+        },
+        Op::MaxPool2dGrad(args) => OpV2::MaxPool2dGrad {
+            kernel: args.kernel.map(|v| v as u64),
+            stride: args.stride.map(|v| v as u64),
+            padding: args.padding.map(|v| v as u64),
+        },
+        Op::MaxPool2dSelect(args) => OpV2::MaxPool2dSelect {
+            kernel: args.kernel.map(|v| v as u64),
+            stride: args.stride.map(|v| v as u64),
+            padding: args.padding.map(|v| v as u64),
+        },
+        Op::AvgPool2dGrad(args) => OpV2::AvgPool2dGrad {
+            kernel: args.kernel.map(|v| v as u64),
+            stride: args.stride.map(|v| v as u64),
+            padding: args.padding.map(|v| v as u64),
+            count_include_pad: args.count_include_pad,
+        },
+        Op::AdaptiveAvgPool2dGrad(size) => OpV2::AdaptiveAvgPool2dGrad {
+            size: size.map(|v| v as u64),
         },
     })
 }
@@ -177,9 +194,7 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
 fn conv2d_args_from_file(
     node: u32,
     op: &'static str,
-    stride: [u64; 2],
-    padding: [u64; 2],
-    dilation: [u64; 2],
+    [stride, padding, dilation]: [[u64; 2]; 3],
     groups: u64,
 ) -> Result<Conv2dArgs> {
     let pair = |argument, [h, w]: [u64; 2]| {
@@ -420,35 +435,57 @@ pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
             padding,
             dilation,
             groups,
-            ref input,
-        } => Op::Conv2dInputGrad {
-            args: conv2d_args_from_file(
-                node,
-                "conv2d_input_grad",
-                stride,
-                padding,
-                dilation,
-                groups,
-            )?,
-            input: shape_from_file(|| format!("the input shape of node {node}"), input)?,
-        },
+        } => Op::Conv2dInputGrad(conv2d_args_from_file(
+            node,
+            "conv2d_input_grad",
+            [stride, padding, dilation],
+            groups,
+        )?),
         OpV2::Conv2dWeightGrad {
             stride,
             padding,
             dilation,
             groups,
-            ref weight,
-        } => Op::Conv2dWeightGrad {
-            args: conv2d_args_from_file(
-                node,
-                "conv2d_weight_grad",
-                stride,
-                padding,
-                dilation,
-                groups,
-            )?,
-            weight: shape_from_file(|| format!("the weight shape of node {node}"), weight)?,
-        },
+        } => Op::Conv2dWeightGrad(conv2d_args_from_file(
+            node,
+            "conv2d_weight_grad",
+            [stride, padding, dilation],
+            groups,
+        )?),
+        OpV2::MaxPool2dGrad {
+            kernel,
+            stride,
+            padding,
+        } => Op::MaxPool2dGrad(Pool2dArgs {
+            kernel: file_pair(node, "max_pool2d_grad", "kernel", kernel)?,
+            stride: file_pair(node, "max_pool2d_grad", "stride", stride)?,
+            padding: file_pair(node, "max_pool2d_grad", "padding", padding)?,
+            count_include_pad: true,
+        }),
+        OpV2::MaxPool2dSelect {
+            kernel,
+            stride,
+            padding,
+        } => Op::MaxPool2dSelect(Pool2dArgs {
+            kernel: file_pair(node, "max_pool2d_select", "kernel", kernel)?,
+            stride: file_pair(node, "max_pool2d_select", "stride", stride)?,
+            padding: file_pair(node, "max_pool2d_select", "padding", padding)?,
+            count_include_pad: true,
+        }),
+        OpV2::AvgPool2dGrad {
+            kernel,
+            stride,
+            padding,
+            count_include_pad,
+        } => Op::AvgPool2dGrad(Pool2dArgs {
+            kernel: file_pair(node, "avg_pool2d_grad", "kernel", kernel)?,
+            stride: file_pair(node, "avg_pool2d_grad", "stride", stride)?,
+            padding: file_pair(node, "avg_pool2d_grad", "padding", padding)?,
+            count_include_pad,
+        }),
+        OpV2::AdaptiveAvgPool2dGrad { size } => {
+            Op::AdaptiveAvgPool2dGrad(file_pair(node, "adaptive_avg_pool2d_grad", "size", size)?)
+        }
         OpV2::WeightedLoss(loss) => {
             let loss = loss_from_file(loss);
             if !loss.takes_weight() {
@@ -935,19 +972,27 @@ mod tests {
                 dilation: 4,
                 groups: 5,
             }),
-            Op::Conv2dInputGrad {
-                args: Conv2dArgs {
-                    stride: [2, 1],
-                    padding: [0, 3],
-                    dilation: [2, 2],
-                    groups: 3,
-                },
-                input: Shape::new(&[2, 6, 7, 5]).unwrap(),
-            },
-            Op::Conv2dWeightGrad {
-                args: Conv2dArgs::default(),
-                weight: Shape::new(&[4, 1, 3, 3]).unwrap(),
-            },
+            Op::Conv2dInputGrad(Conv2dArgs {
+                stride: [2, 1],
+                padding: [0, 3],
+                dilation: [2, 2],
+                groups: 3,
+            }),
+            Op::Conv2dWeightGrad(Conv2dArgs::default()),
+            Op::MaxPool2dGrad(Pool2dArgs::new([3, 1])),
+            Op::MaxPool2dSelect(Pool2dArgs {
+                kernel: [2, 2],
+                stride: [1, 3],
+                padding: [1, 0],
+                count_include_pad: true,
+            }),
+            Op::AvgPool2dGrad(Pool2dArgs {
+                kernel: [3, 2],
+                stride: [2, 1],
+                padding: [1, 1],
+                count_include_pad: false,
+            }),
+            Op::AdaptiveAvgPool2dGrad([2, 3]),
             Op::MaxPool2d(Pool2dArgs::new([2, 3])),
             Op::AvgPool2d(Pool2dArgs {
                 kernel: [3, 3],
@@ -1161,15 +1206,14 @@ mod tests {
         assert_eq!(tag(adaptive), 72);
         assert_eq!(tag(OpV2::Reserved73), 73);
         assert_eq!(tag(OpV2::Reserved74), 74);
-        let shape = Shape::new(&[1, 2, 3, 4]).unwrap();
         let args = Conv2dArgs::default();
-        let input_grad = Op::Conv2dInputGrad { args, input: shape };
-        assert_eq!(tag(op_to_file(0, &input_grad).unwrap()), 75);
-        let weight_grad = Op::Conv2dWeightGrad {
-            args,
-            weight: shape,
-        };
-        assert_eq!(tag(op_to_file(0, &weight_grad).unwrap()), 76);
+        assert_eq!(tag(op_to_file(0, &Op::Conv2dInputGrad(args)).unwrap()), 75);
+        assert_eq!(tag(op_to_file(0, &Op::Conv2dWeightGrad(args)).unwrap()), 76);
+        assert_eq!(tag(op_to_file(0, &Op::MaxPool2dGrad(pool)).unwrap()), 77);
+        assert_eq!(tag(op_to_file(0, &Op::MaxPool2dSelect(pool)).unwrap()), 78);
+        assert_eq!(tag(op_to_file(0, &Op::AvgPool2dGrad(pool)).unwrap()), 79);
+        let adaptive_grad = Op::AdaptiveAvgPool2dGrad([2, 1]);
+        assert_eq!(tag(op_to_file(0, &adaptive_grad).unwrap()), 80);
     }
 
     #[test]

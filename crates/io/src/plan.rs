@@ -379,9 +379,6 @@ impl<E: Element> TapeModel<E> {
     /// axis has changed and the reshape kept that axis, the target follows the new batch.
     /// `now` is the shape this replay feeds the node's (first) input.
     fn adapt(&self, op: &Op, inputs: &[u32], now: &Shape) -> Op {
-        if let Op::Conv2dInputGrad { .. } = op {
-            return self.adapt_conv_input_grad(op, inputs, now);
-        }
         let Op::Reshape(to) = op else {
             return *op;
         };
@@ -399,26 +396,6 @@ impl<E: Element> TapeModel<E> {
         dims[0] = now.dims()[0];
         // A target whose count overflows keeps the recorded one, which output_shape refuses.
         Shape::new(&dims).map_or(*op, Op::Reshape)
-    }
-
-    /// A convolution's input gradient is stored with the recorded input's shape, whose batch
-    /// is its gradient's (input 0): it follows that batch as a reshape does.
-    fn adapt_conv_input_grad(&self, op: &Op, inputs: &[u32], now: &Shape) -> Op {
-        let Op::Conv2dInputGrad { args, input } = *op else {
-            return *op;
-        };
-        let recorded = self.nodes[inputs[0] as usize].shape();
-        let follows = recorded.rank() >= 1
-            && input.rank() >= 1
-            && now.rank() == recorded.rank()
-            && recorded.dims()[0] == input.dims()[0]
-            && now.dims()[1..] == recorded.dims()[1..];
-        if *now == recorded || !follows {
-            return *op;
-        }
-        let mut dims = input.dims().to_vec();
-        dims[0] = now.dims()[0];
-        Shape::new(&dims).map_or(*op, |input| Op::Conv2dInputGrad { args, input })
     }
 }
 

@@ -155,14 +155,9 @@ impl<E: Element> TapeModel<E> {
                     let recorded = |j: &u32| ids[*j as usize].expect("inputs are recorded first");
                     new_inputs.clear();
                     new_inputs.extend(inputs.iter().map(recorded));
-                    // A reshape (and a convolution's input gradient) takes the shape the plan adapted
-                    // to this batch.
+                    // A reshape takes the target the plan adapted to this batch.
                     let op = match op {
                         Op::Reshape(_) => Op::Reshape(planned),
-                        Op::Conv2dInputGrad { args, .. } => Op::Conv2dInputGrad {
-                            args: *args,
-                            input: planned,
-                        },
                         other => *other,
                     };
                     tape.record(op, &new_inputs)?

@@ -197,25 +197,30 @@ pub enum Op {
     /// is global average pooling.
     AdaptiveAvgPool2d([usize; 2]),
     // The convolution's VJPs as ops of their own, so that its recorded VJP can be
-    // differentiated again (issue 16).
-    /// `conv2d`'s VJP for its input: the gradient of x (of the shape `input`) from the
-    /// output's gradient g `[N, O, OH, OW]` (input 0) and the weight w (input 1), a transposed
-    /// convolution (`torch.nn.grad.conv2d_input`).
-    Conv2dInputGrad {
-        /// The convolution's stride, padding, dilation and groups.
-        args: Conv2dArgs,
-        /// The shape of the convolution's input x, the output's shape.
-        input: Shape,
-    },
-    /// `conv2d`'s VJP for its weight: the gradient of w (of the shape `weight`) from the
-    /// input x (input 0) and the output's gradient g (input 1)
-    /// (`torch.nn.grad.conv2d_weight`).
-    Conv2dWeightGrad {
-        /// The convolution's stride, padding, dilation and groups.
-        args: Conv2dArgs,
-        /// The shape of the convolution's weight, the output's shape.
-        weight: Shape,
-    },
+    // differentiated again (issue 16). The shape of the gradient is that of a third input,
+    // whose values are not read: an `Op` holds no shape beside other parameters, and a replay
+    // at another batch follows it.
+    /// `conv2d`'s VJP for its input: the gradient of x from the output's gradient g
+    /// `[N, O, OH, OW]` (input 0) and the weight w (input 1), in the shape of input 2 (x, or
+    /// any node of its shape); a transposed convolution (`torch.nn.grad.conv2d_input`).
+    Conv2dInputGrad(Conv2dArgs),
+    /// `conv2d`'s VJP for its weight: the gradient of w from the input x (input 0) and the
+    /// output's gradient g (input 1), in the shape of input 2 (`torch.nn.grad.conv2d_weight`).
+    Conv2dWeightGrad(Conv2dArgs),
+    // The pools' VJPs as ops of their own, for their recorded VJPs (issue 16).
+    /// `max_pool2d`'s VJP: x (input 0) and the pooled output's gradient g (input 1) → each
+    /// window's g added at the element the pool took from x, in x's shape. No gradient to x
+    /// (the positions are piecewise constant in it).
+    MaxPool2dGrad(Pool2dArgs),
+    /// [`MaxPool2dGrad`](Op::MaxPool2dGrad)'s adjoint: u (input 1, of x's shape) at the
+    /// element each window of x (input 0) takes, in the pooled shape. No gradient to x.
+    MaxPool2dSelect(Pool2dArgs),
+    /// `avg_pool2d`'s VJP: the pooled output's gradient g (input 0) → each window's share
+    /// spread over the elements it covers, in the shape of input 1 (x, whose values are not
+    /// read).
+    AvgPool2dGrad(Pool2dArgs),
+    /// `adaptive_avg_pool2d`'s VJP, as [`AvgPool2dGrad`](Op::AvgPool2dGrad) for its windows.
+    AdaptiveAvgPool2dGrad([usize; 2]),
 }
 
 impl Op {
@@ -258,8 +263,12 @@ impl Op {
             Op::MaxPool2d(_) => "max_pool2d",
             Op::AvgPool2d(_) => "avg_pool2d",
             Op::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d",
-            Op::Conv2dInputGrad { .. } => "conv2d_input_grad",
-            Op::Conv2dWeightGrad { .. } => "conv2d_weight_grad",
+            Op::Conv2dInputGrad(_) => "conv2d_input_grad",
+            Op::Conv2dWeightGrad(_) => "conv2d_weight_grad",
+            Op::MaxPool2dGrad(_) => "max_pool2d_grad",
+            Op::MaxPool2dSelect(_) => "max_pool2d_select",
+            Op::AvgPool2dGrad(_) => "avg_pool2d_grad",
+            Op::AdaptiveAvgPool2dGrad(_) => "adaptive_avg_pool2d_grad",
         }
     }
 
@@ -281,8 +290,11 @@ impl Op {
             | Op::ScatterAdd { .. }
             | Op::Conv2d(_)
             | Op::Conv1d(_)
-            | Op::Conv2dInputGrad { .. }
-            | Op::Conv2dWeightGrad { .. } => 2,
+            | Op::MaxPool2dGrad(_)
+            | Op::MaxPool2dSelect(_)
+            | Op::AvgPool2dGrad(_)
+            | Op::AdaptiveAvgPool2dGrad(_) => 2,
+            Op::Conv2dInputGrad(_) | Op::Conv2dWeightGrad(_) => 3,
             Op::Unary(_)
             | Op::Sum
             | Op::Mean
@@ -330,10 +342,7 @@ impl Op {
     pub fn needs_scratch(&self) -> bool {
         matches!(
             self,
-            Op::Conv2d(_)
-                | Op::Conv1d(_)
-                | Op::Conv2dInputGrad { .. }
-                | Op::Conv2dWeightGrad { .. }
+            Op::Conv2d(_) | Op::Conv1d(_) | Op::Conv2dInputGrad(_) | Op::Conv2dWeightGrad(_)
         )
     }
 
@@ -344,11 +353,11 @@ impl Op {
         match *self {
             Op::Conv2d(args) => conv::conv2d_scratch_len(inputs.shape(0), inputs.shape(1), args),
             Op::Conv1d(args) => conv::conv1d_scratch_len(inputs.shape(0), inputs.shape(1), args),
-            Op::Conv2dInputGrad { args, input } => {
-                conv::conv2d_scratch_len(&input, inputs.shape(1), args)
+            Op::Conv2dInputGrad(args) => {
+                conv::conv2d_scratch_len(inputs.shape(2), inputs.shape(1), args)
             }
-            Op::Conv2dWeightGrad { args, weight } => {
-                conv::conv2d_scratch_len(inputs.shape(0), &weight, args)
+            Op::Conv2dWeightGrad(args) => {
+                conv::conv2d_scratch_len(inputs.shape(0), inputs.shape(2), args)
             }
             _ => Ok(0),
         }
@@ -409,6 +418,10 @@ impl Op {
                 1,
             ) => false,
             (Op::Where, 0) => false,
+            (Op::MaxPool2dGrad(_) | Op::MaxPool2dSelect(_), 0) => false,
+            // The inputs that give a VJP op its output's shape only.
+            (Op::Conv2dInputGrad(_) | Op::Conv2dWeightGrad(_), 2) => false,
+            (Op::AvgPool2dGrad(_) | Op::AdaptiveAvgPool2dGrad(_), 1) => false,
             (Op::WeightedLoss(loss), k) => k < 2 && loss.differentiable_in(k),
             _ => true,
         }
@@ -528,15 +541,37 @@ impl Op {
             Op::AvgPool2d(args) => pool::avg_pool2d_shape(x, args),
             Op::AdaptiveAvgPool2d(size) => pool::adaptive_avg_pool2d_shape(x, size),
             // The gradient g must be what the convolution of the given shapes gives.
-            Op::Conv2dInputGrad { args, input } => {
-                let w = inputs.shape(1);
+            Op::Conv2dInputGrad(args) => {
+                let (w, input) = (inputs.shape(1), *inputs.shape(2));
                 conv_grad_shape(self.name(), conv::conv2d_shape(&input, w, None, args)?, x)?;
                 Ok(input)
             }
-            Op::Conv2dWeightGrad { args, weight } => {
-                let g = inputs.shape(1);
+            Op::Conv2dWeightGrad(args) => {
+                let (g, weight) = (inputs.shape(1), *inputs.shape(2));
                 conv_grad_shape(self.name(), conv::conv2d_shape(x, &weight, None, args)?, g)?;
                 Ok(weight)
+            }
+            // g must be the pooled shape of x (or of `input`); u must be x's shape.
+            Op::MaxPool2dGrad(args) => {
+                let pooled = pool::max_pool2d_shape(x, args)?;
+                conv_grad_shape(self.name(), pooled, inputs.shape(1))?;
+                Ok(*x)
+            }
+            Op::MaxPool2dSelect(args) => {
+                let pooled = pool::max_pool2d_shape(x, args)?;
+                conv_grad_shape(self.name(), *x, inputs.shape(1))?;
+                Ok(pooled)
+            }
+            Op::AvgPool2dGrad(args) => {
+                let input = *inputs.shape(1);
+                conv_grad_shape(self.name(), pool::avg_pool2d_shape(&input, args)?, x)?;
+                Ok(input)
+            }
+            Op::AdaptiveAvgPool2dGrad(size) => {
+                let input = *inputs.shape(1);
+                let pooled = pool::adaptive_avg_pool2d_shape(&input, size)?;
+                conv_grad_shape(self.name(), pooled, x)?;
+                Ok(input)
             }
         }
     }
@@ -628,15 +663,26 @@ impl Op {
             Op::Stack { axis } => concat::stack(inputs, axis, out),
             Op::Where => select::select(inputs.get(0), inputs.get(1), inputs.get(2), shape, out),
             // A caller without a buffer to keep: the patch matrices live for this call only.
-            Op::Conv2d(_)
-            | Op::Conv1d(_)
-            | Op::Conv2dInputGrad { .. }
-            | Op::Conv2dWeightGrad { .. } => {
+            Op::Conv2d(_) | Op::Conv1d(_) | Op::Conv2dInputGrad(_) | Op::Conv2dWeightGrad(_) => {
                 self.forward_with_scratch(inputs, shape, out, &mut Vec::new())?
             }
             Op::MaxPool2d(args) => pool::max_pool2d(inputs.get(0), args, out),
             Op::AvgPool2d(args) => pool::avg_pool2d(inputs.get(0), args, out),
             Op::AdaptiveAvgPool2d(size) => pool::adaptive_avg_pool2d(inputs.get(0), size, out),
+            Op::MaxPool2dGrad(args) => {
+                pool::max_pool2d_vjp::<E, false>(inputs.get(0), args, inputs.get(1).data(), out)
+            }
+            Op::MaxPool2dSelect(args) => {
+                pool::max_pool2d_select::<E, false>(inputs.get(0), args, inputs.get(1).data(), out)
+            }
+            Op::AvgPool2dGrad(args) => {
+                let (g, input) = (inputs.get(0).data(), inputs.get(1).shape());
+                pool::avg_pool2d_vjp::<E, false>(input, args, g, out)
+            }
+            Op::AdaptiveAvgPool2dGrad(size) => {
+                let (g, input) = (inputs.get(0).data(), inputs.get(1).shape());
+                pool::adaptive_avg_pool2d_vjp::<E, false>(input, size, g, out)
+            }
         }
         Ok(())
     }
@@ -660,13 +706,13 @@ impl Op {
             Op::Conv1d(args) => {
                 conv::conv1d(inputs.get(0), inputs.get(1), bias, args, scratch, out)
             }
-            Op::Conv2dInputGrad { args, input } => {
-                let (g, w) = (inputs.get(0).data(), inputs.get(1));
-                conv::conv2d_vjp_input::<E, false>(&input, w, args, g, scratch, out)
+            Op::Conv2dInputGrad(args) => {
+                let (g, w, input) = (inputs.get(0).data(), inputs.get(1), inputs.get(2).shape());
+                conv::conv2d_vjp_input::<E, false>(input, w, args, g, scratch, out)
             }
-            Op::Conv2dWeightGrad { args, weight } => {
-                let (x, g) = (inputs.get(0), inputs.get(1).data());
-                conv::conv2d_vjp_weight::<E, false>(x, &weight, args, g, scratch, out)
+            Op::Conv2dWeightGrad(args) => {
+                let (x, g, weight) = (inputs.get(0), inputs.get(1).data(), inputs.get(2).shape());
+                conv::conv2d_vjp_weight::<E, false>(x, weight, args, g, scratch, out)
             }
             _ => return self.forward_shaped(inputs, shape, out),
         }
@@ -707,27 +753,33 @@ impl Op {
             (Op::Conv2d(_) | Op::Conv1d(_), _) => {
                 conv::conv_vjp_bias::<E, ACC>(output.shape(), g, gi)
             }
+            // None to the input that gives the shape (`differentiable_in`).
+            (Op::Conv2dInputGrad(_) | Op::Conv2dWeightGrad(_), 2) => {
+                if !ACC {
+                    gi.fill(E::zero());
+                }
+            }
             // y = input_grad(g, w) = Jₓᵀg, bilinear: dg = conv2d(dy, w), dw = weight_grad(dy, g)
-            (Op::Conv2dInputGrad { args, .. }, 0) => {
+            (Op::Conv2dInputGrad(args), 0) => {
                 let Ok(dy) = TensorRef::new(output.shape(), g) else {
                     return;
                 };
                 conv_into::<E, ACC>(dy, w, args, scratch, gi)
             }
-            (Op::Conv2dInputGrad { args, .. }, _) => {
+            (Op::Conv2dInputGrad(args), _) => {
                 let Ok(dy) = TensorRef::new(output.shape(), g) else {
                     return;
                 };
                 conv::conv2d_vjp_weight::<E, ACC>(dy, w.shape(), args, x.data(), scratch, gi)
             }
             // y = weight_grad(x, g) = J_wᵀg: dx = input_grad(g, dy), dg = conv2d(x, dy)
-            (Op::Conv2dWeightGrad { args, .. }, 0) => {
+            (Op::Conv2dWeightGrad(args), 0) => {
                 let Ok(dy) = TensorRef::new(output.shape(), g) else {
                     return;
                 };
                 conv::conv2d_vjp_input::<E, ACC>(x.shape(), dy, args, w.data(), scratch, gi)
             }
-            (Op::Conv2dWeightGrad { args, .. }, _) => {
+            (Op::Conv2dWeightGrad(args), _) => {
                 let Ok(dy) = TensorRef::new(output.shape(), g) else {
                     return;
                 };
@@ -989,10 +1041,7 @@ impl Op {
                 select::select_vjp::<E, ACC>(inputs.get(0), input, output.shape(), g, index, gi)
             }
             // The rules are in `vjp_with_scratch`; here the scratch lives for this call only.
-            Op::Conv2d(_)
-            | Op::Conv1d(_)
-            | Op::Conv2dInputGrad { .. }
-            | Op::Conv2dWeightGrad { .. } => {
+            Op::Conv2d(_) | Op::Conv1d(_) | Op::Conv2dInputGrad(_) | Op::Conv2dWeightGrad(_) => {
                 self.vjp_with_scratch::<E, ACC>(inputs, output, g, index, gi, &mut Vec::new())
             }
             // y = max of each window: dx[argmax] += dy, the argmax found again from x
@@ -1004,6 +1053,36 @@ impl Op {
             // y = mean of each adaptive window: dy / window size added over each window
             Op::AdaptiveAvgPool2d(size) => {
                 pool::adaptive_avg_pool2d_vjp::<E, ACC>(inputs.get(0).shape(), size, g, gi)
+            }
+            // None to x (`differentiable_in`): the positions are piecewise constant in it.
+            Op::MaxPool2dGrad(_) | Op::MaxPool2dSelect(_) if index == 0 => {
+                if !ACC {
+                    gi.fill(E::zero());
+                }
+            }
+            Op::AvgPool2dGrad(_) | Op::AdaptiveAvgPool2dGrad(_) if index == 1 => {
+                if !ACC {
+                    gi.fill(E::zero());
+                }
+            }
+            // y = grad(x, g), linear in g: dg = select(x, dy)
+            Op::MaxPool2dGrad(args) => {
+                pool::max_pool2d_select::<E, ACC>(inputs.get(0), args, g, gi)
+            }
+            // y = select(x, u), linear in u: du = grad(x, dy), its adjoint
+            Op::MaxPool2dSelect(args) => pool::max_pool2d_vjp::<E, ACC>(inputs.get(0), args, g, gi),
+            // y = avg_pool2d's VJP of g, linear: dg = avg_pool2d(dy)
+            Op::AvgPool2dGrad(args) => {
+                let Ok(dy) = TensorRef::new(output.shape(), g) else {
+                    return;
+                };
+                add_or_write::<E, ACC>(gi, |out| pool::avg_pool2d(dy, args, out))
+            }
+            Op::AdaptiveAvgPool2dGrad(size) => {
+                let Ok(dy) = TensorRef::new(output.shape(), g) else {
+                    return;
+                };
+                add_or_write::<E, ACC>(gi, |out| pool::adaptive_avg_pool2d(dy, size, out))
             }
         }
     }
@@ -1020,6 +1099,19 @@ fn conv_grad_shape(op: &'static str, want: Shape, have: &Shape) -> Result<()> {
             lhs: want,
             rhs: *have,
         })
+    }
+}
+
+/// `gi = f()` or, when `ACC`, `gi += f()`, for a kernel `f` that overwrites its output.
+fn add_or_write<E: Float, const ACC: bool>(gi: &mut [E], f: impl FnOnce(&mut [E])) {
+    if ACC {
+        let mut y = vec![E::zero(); gi.len()];
+        f(&mut y);
+        for (acc, v) in gi.iter_mut().zip(y) {
+            *acc += v;
+        }
+    } else {
+        f(gi);
     }
 }
 

@@ -368,35 +368,39 @@ impl<E: Float> Tape<E> {
             // y = conv2d(x, w) + b, bilinear: dx = input_grad(dy, w), dw = weight_grad(x, dy),
             // db = Σ dy over the batch and the positions
             Op::Conv2d(args) => match k {
-                0 => self.conv2d_input_grad(g, b, args, x_shape.dims())?,
-                1 => self.conv2d_weight_grad(a, g, args, x_shape.dims())?,
+                0 => self.conv2d_input_grad(g, b, a, args)?,
+                1 => self.conv2d_weight_grad(a, g, b, args)?,
                 _ => self.conv_bias_grad(g)?,
             },
             // conv1d is conv2d on a height of 1: the same rules through reshapes, which are exact
             Op::Conv1d(args) => self.conv1d_vjp(args, (a, b, g), k)?,
             // y = input_grad(g, w) = Jₓᵀg, bilinear: dg = conv2d(dy, w), dw = weight_grad(dy, g)
-            Op::Conv2dInputGrad { args, .. } => {
+            Op::Conv2dInputGrad(args) => {
                 if k == 0 {
                     self.conv2d(g, b, None, args)?
                 } else {
-                    self.conv2d_weight_grad(g, a, args, x_shape.dims())?
+                    self.conv2d_weight_grad(g, a, b, args)?
                 }
             }
             // y = weight_grad(x, g) = J_wᵀg: dx = input_grad(g, dy), dg = conv2d(x, dy)
-            Op::Conv2dWeightGrad { args, .. } => {
+            Op::Conv2dWeightGrad(args) => {
                 if k == 0 {
-                    self.conv2d_input_grad(b, g, args, x_shape.dims())?
+                    self.conv2d_input_grad(b, g, a, args)?
                 } else {
                     self.conv2d(a, g, None, args)?
                 }
             }
-            // Not recorded yet: pooling's VJPs (a scatter to each window's argmax, a spread over
-            // each window) are not tape ops; `backward` gives the first order.
-            Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d(_) => {
-                return Err(Error::NotTwiceDifferentiable {
-                    op: op.name().to_string(),
-                });
-            }
+            // y = max_pool2d(x): dx = g scattered to each window's argmax of x
+            Op::MaxPool2d(args) => self.max_pool2d_grad(a, g, args)?,
+            // y = grad(x, g), linear in g: dg = select(x, dy); none to x (`differentiable_in`)
+            Op::MaxPool2dGrad(args) => self.max_pool2d_select(a, g, args)?,
+            // y = select(x, u), linear in u: du = grad(x, dy); none to x
+            Op::MaxPool2dSelect(args) => self.max_pool2d_grad(a, g, args)?,
+            // The average pools are linear: dx = their VJP op of g, whose VJP is the pool
+            Op::AvgPool2d(args) => self.avg_pool2d_grad(g, a, args)?,
+            Op::AdaptiveAvgPool2d(size) => self.adaptive_avg_pool2d_grad(g, a, size)?,
+            Op::AvgPool2dGrad(args) => self.avg_pool2d(g, args)?,
+            Op::AdaptiveAvgPool2dGrad(size) => self.adaptive_avg_pool2d(g, size)?,
         };
         Ok(Some(share))
     }

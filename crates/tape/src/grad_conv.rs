@@ -38,29 +38,20 @@ impl<E: Float> Tape<E> {
             groups: args.groups,
         };
         let g4 = self.with_unit_height(g)?;
-        if k == 0 {
-            let w4 = self.with_unit_height(w)?;
-            let x4 = with_unit_height_dims(self.node_shape(x).dims());
-            let d = self.conv2d_input_grad(g4, w4, args, &x4)?;
-            self.reshape(d, self.node_shape(x).dims())
+        let x4 = self.with_unit_height(x)?;
+        let w4 = self.with_unit_height(w)?;
+        let (d, like) = if k == 0 {
+            (self.conv2d_input_grad(g4, w4, x4, args)?, x)
         } else {
-            let x4 = self.with_unit_height(x)?;
-            let w4 = with_unit_height_dims(self.node_shape(w).dims());
-            let d = self.conv2d_weight_grad(x4, g4, args, &w4)?;
-            self.reshape(d, self.node_shape(w).dims())
-        }
+            (self.conv2d_weight_grad(x4, g4, w4, args)?, w)
+        };
+        self.reshape(d, self.node_shape(like).dims())
     }
 
     /// A 1-D convolution's operand `[A, B, L]` as `[A, B, 1, L]`.
     fn with_unit_height(&mut self, x: NodeId) -> Result<NodeId> {
-        let dims = with_unit_height_dims(self.node_shape(x).dims());
+        let mut dims = self.node_shape(x).dims().to_vec();
+        dims.insert(dims.len() - 1, 1);
         self.reshape(x, &dims)
     }
-}
-
-/// `[A, B, L]` as `[A, B, 1, L]`.
-fn with_unit_height_dims(dims: &[usize]) -> Vec<usize> {
-    let mut d = dims.to_vec();
-    d.insert(d.len() - 1, 1);
-    d
 }

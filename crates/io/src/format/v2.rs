@@ -185,23 +185,45 @@ pub enum OpV2 {
     Reserved73,
     Reserved74,
     // From tag 75: the convolution's VJPs as ops, which its recorded VJP records (issue 16).
-    /// `conv2d_input_grad`: `conv2d`'s parameters and the shape of its input, the output's.
+    /// `conv2d_input_grad`: as `Conv2d` (three inputs: the output's gradient, w, and a node
+    /// of x's shape).
     Conv2dInputGrad {
         stride: [u64; 2],
         padding: [u64; 2],
         dilation: [u64; 2],
         groups: u64,
-        #[serde(deserialize_with = "bounded_vec")]
-        input: Vec<u64>,
     },
-    /// `conv2d_weight_grad`: `conv2d`'s parameters and the shape of its weight, the output's.
+    /// `conv2d_weight_grad`: as `Conv2d` (three inputs: x, the output's gradient, and a node
+    /// of w's shape).
     Conv2dWeightGrad {
         stride: [u64; 2],
         padding: [u64; 2],
         dilation: [u64; 2],
         groups: u64,
-        #[serde(deserialize_with = "bounded_vec")]
-        weight: Vec<u64>,
+    },
+    /// `max_pool2d_grad`: as `MaxPool2d` (two inputs, x and the pooled gradient).
+    MaxPool2dGrad {
+        kernel: [u64; 2],
+        stride: [u64; 2],
+        padding: [u64; 2],
+    },
+    /// `max_pool2d_select`: as `MaxPool2d` (two inputs, x and a value of x's shape).
+    MaxPool2dSelect {
+        kernel: [u64; 2],
+        stride: [u64; 2],
+        padding: [u64; 2],
+    },
+    /// `avg_pool2d_grad`: as `AvgPool2d` (two inputs: the pooled gradient, a node of x's
+    /// shape).
+    AvgPool2dGrad {
+        kernel: [u64; 2],
+        stride: [u64; 2],
+        padding: [u64; 2],
+        count_include_pad: bool,
+    },
+    /// `adaptive_avg_pool2d_grad`: the pool's size (two inputs, as `AvgPool2dGrad`).
+    AdaptiveAvgPool2dGrad {
+        size: [u64; 2],
     },
 }
 

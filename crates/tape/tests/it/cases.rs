@@ -118,6 +118,15 @@ pub enum Case {
     /// `conv2d_weight_grad` of the first operand (the input) with the second (a gradient of
     /// the output), giving a weight of the shape held here.
     Conv2dWeightGrad(wengert_tape::Conv2dArgs, Vec<usize>),
+    /// `max_pool2d_grad` of the x held here (fed as an input) and the operand, a gradient of
+    /// the pooled output.
+    MaxPool2dGrad(wengert_tape::Pool2dArgs, ArrayD<f64>),
+    /// `max_pool2d_select` of the x held here (fed as an input) and the operand, of x's shape.
+    MaxPool2dSelect(wengert_tape::Pool2dArgs, ArrayD<f64>),
+    /// `avg_pool2d_grad` of the operand, giving the input shape held here.
+    AvgPool2dGrad(wengert_tape::Pool2dArgs, Vec<usize>),
+    /// `adaptive_avg_pool2d_grad` of the operand, giving the input shape held here.
+    AdaptiveAvgPool2dGrad([usize; 2], Vec<usize>),
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -289,6 +298,12 @@ impl Case {
             Case::Conv2dWeightGrad(args, weight) => {
                 format!("conv2d_weight_grad({args:?}, {weight:?})")
             }
+            Case::MaxPool2dGrad(args, _) => format!("max_pool2d_grad({args:?})"),
+            Case::MaxPool2dSelect(args, _) => format!("max_pool2d_select({args:?})"),
+            Case::AvgPool2dGrad(args, input) => format!("avg_pool2d_grad({args:?}, {input:?})"),
+            Case::AdaptiveAvgPool2dGrad(size, input) => {
+                format!("adaptive_avg_pool2d_grad({size:?}, {input:?})")
+            }
         }
     }
 
@@ -385,9 +400,29 @@ impl Case {
             Case::MaxPool2d(args) => tape.max_pool2d(p[0], *args),
             Case::AvgPool2d(args) => tape.avg_pool2d(p[0], *args),
             Case::AdaptiveAvgPool2d(size) => tape.adaptive_avg_pool2d(p[0], *size),
-            Case::Conv2dInputGrad(args, input) => tape.conv2d_input_grad(p[0], p[1], *args, input),
+            Case::Conv2dInputGrad(args, input) => {
+                let like = tape.input(ArrayD::<E>::zeros(IxDyn(input)))?;
+                tape.conv2d_input_grad(p[0], p[1], like, *args)
+            }
             Case::Conv2dWeightGrad(args, weight) => {
-                tape.conv2d_weight_grad(p[0], p[1], *args, weight)
+                let like = tape.input(ArrayD::<E>::zeros(IxDyn(weight)))?;
+                tape.conv2d_weight_grad(p[0], p[1], like, *args)
+            }
+            Case::MaxPool2dGrad(args, x) => {
+                let x = tape.input(x.mapv(E::from_f64))?;
+                tape.max_pool2d_grad(x, p[0], *args)
+            }
+            Case::MaxPool2dSelect(args, x) => {
+                let x = tape.input(x.mapv(E::from_f64))?;
+                tape.max_pool2d_select(x, p[0], *args)
+            }
+            Case::AvgPool2dGrad(args, input) => {
+                let like = tape.input(ArrayD::<E>::zeros(IxDyn(input)))?;
+                tape.avg_pool2d_grad(p[0], like, *args)
+            }
+            Case::AdaptiveAvgPool2dGrad(size, input) => {
+                let like = tape.input(ArrayD::<E>::zeros(IxDyn(input)))?;
+                tape.adaptive_avg_pool2d_grad(p[0], like, *size)
             }
         }
     }

@@ -265,6 +265,13 @@ gradgrad_tests! {
     conv1d => s::conv(true),
     conv2d_input_grad => s::conv_grad(false),
     conv2d_weight_grad => s::conv_grad(true),
+    max_pool2d => s::pool(s::PoolKind::Max),
+    avg_pool2d => s::pool(s::PoolKind::Avg),
+    adaptive_avg_pool2d => s::pool(s::PoolKind::Adaptive),
+    max_pool2d_grad => s::pool_grad(s::PoolKind::Max, false),
+    max_pool2d_select => s::pool_grad(s::PoolKind::Max, true),
+    avg_pool2d_grad => s::pool_grad(s::PoolKind::Avg, false),
+    adaptive_avg_pool2d_grad => s::pool_grad(s::PoolKind::Adaptive, false),
 }
 
 #[test]

@@ -109,29 +109,6 @@ fn a_convolution_through_handles_matches_the_tape() {
     assert_eq!(via_handles, tape.value_owned(y).unwrap());
 }
 
-#[test]
-fn differentiating_a_pooling_twice_is_refused_by_name() {
-    let (x, w, b) = conv_inputs(&mut Rng::new(7));
-    let mut tape = Tape::<f64>::new();
-    let (x, w, b) = (
-        tape.input(x).unwrap(),
-        tape.parameter(w).unwrap(),
-        tape.parameter(b).unwrap(),
-    );
-    let y = tape.conv2d(x, w, Some(b), PADDED).unwrap();
-    let y = tape
-        .max_pool2d(y, wengert_tape::Pool2dArgs::new([2, 2]))
-        .unwrap();
-    let loss = tape.sum(y).unwrap();
-    let err = tape.record_grad(loss, &[w]).unwrap_err();
-    assert_eq!(
-        err,
-        Error::NotTwiceDifferentiable {
-            op: "max_pool2d".into()
-        }
-    );
-}
-
 /// The weight's recorded gradient of a convolution network is the first-order one, and its
 /// Hessian-vector product is `backward`'s gradient of `⟨∇L, v⟩` (the sweep recorded twice).
 #[test]

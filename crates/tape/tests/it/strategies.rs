@@ -825,6 +825,38 @@ pub fn pool(kind: PoolKind) -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// A drawn pooling turned into one of the pools' VJP ops, its operand drawn in the shape
+/// the op takes (the pooled one, or x's for `max_pool2d_select`); a max pool's x is held.
+pub fn pool_grad(kind: PoolKind, select: bool) -> BoxedStrategy<Problem> {
+    pool(kind)
+        .prop_flat_map(move |p| {
+            let x = p.inputs[0].clone();
+            let dims = x.shape().to_vec();
+            let rank = dims.len();
+            let pooled = |args: &wengert_tape::Pool2dArgs| {
+                let mut out = dims.clone();
+                for axis in 0..2 {
+                    let len = dims[rank - 2 + axis] + 2 * args.padding[axis];
+                    out[rank - 2 + axis] = (len - args.kernel[axis]) / args.stride[axis] + 1;
+                }
+                out
+            };
+            let (case, operand) = match p.case {
+                Case::MaxPool2d(args) if select => (Case::MaxPool2dSelect(args, x), dims.clone()),
+                Case::MaxPool2d(args) => (Case::MaxPool2dGrad(args, x), pooled(&args)),
+                Case::AvgPool2d(args) => (Case::AvgPool2dGrad(args, dims.clone()), pooled(&args)),
+                Case::AdaptiveAvgPool2d(size) => {
+                    let mut out = dims.clone();
+                    out[rank - 2..].copy_from_slice(&size);
+                    (Case::AdaptiveAvgPool2dGrad(size, dims.clone()), out)
+                }
+                _ => unreachable!("pool draws pools"),
+            };
+            array(operand, general()).prop_map(move |g| Problem::new(case.clone(), vec![g]))
+        })
+        .boxed()
+}
+
 /// `concat` of 1..=4 arrays of rank 1..=3 along a drawn axis, each with its own length 1..=4
 /// there.
 pub fn concat() -> BoxedStrategy<Problem> {
@@ -1015,6 +1047,10 @@ macro_rules! for_each_op {
             adaptive_avg_pool2d => s::pool(s::PoolKind::Adaptive),
             conv2d_input_grad => s::conv_grad(false),
             conv2d_weight_grad => s::conv_grad(true),
+            max_pool2d_grad => s::pool_grad(s::PoolKind::Max, false),
+            max_pool2d_select => s::pool_grad(s::PoolKind::Max, true),
+            avg_pool2d_grad => s::pool_grad(s::PoolKind::Avg, false),
+            adaptive_avg_pool2d_grad => s::pool_grad(s::PoolKind::Adaptive, false),
         }
     };
 }
