@@ -170,6 +170,58 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
             gamma,
             beta,
         },
+        Op::Conv2dInputGrad(args) => OpV2::Conv2dInputGrad {
+            stride: args.stride.map(|v| v as u64),
+            padding: args.padding.map(|v| v as u64),
+            dilation: args.dilation.map(|v| v as u64),
+            groups: args.groups as u64,
+        },
+        Op::Conv2dWeightGrad(args) => OpV2::Conv2dWeightGrad {
+            stride: args.stride.map(|v| v as u64),
+            padding: args.padding.map(|v| v as u64),
+            dilation: args.dilation.map(|v| v as u64),
+            groups: args.groups as u64,
+        },
+        Op::MaxPool2dGrad(args) => OpV2::MaxPool2dGrad {
+            kernel: args.kernel.map(|v| v as u64),
+            stride: args.stride.map(|v| v as u64),
+            padding: args.padding.map(|v| v as u64),
+        },
+        Op::MaxPool2dSelect(args) => OpV2::MaxPool2dSelect {
+            kernel: args.kernel.map(|v| v as u64),
+            stride: args.stride.map(|v| v as u64),
+            padding: args.padding.map(|v| v as u64),
+        },
+        Op::AvgPool2dGrad(args) => OpV2::AvgPool2dGrad {
+            kernel: args.kernel.map(|v| v as u64),
+            stride: args.stride.map(|v| v as u64),
+            padding: args.padding.map(|v| v as u64),
+            count_include_pad: args.count_include_pad,
+        },
+        Op::AdaptiveAvgPool2dGrad(size) => OpV2::AdaptiveAvgPool2dGrad {
+            size: size.map(|v| v as u64),
+        },
+    })
+}
+
+/// A convolution's parameters from a file, each checked to fit `usize`.
+fn conv2d_args_from_file(
+    node: u32,
+    op: &'static str,
+    [stride, padding, dilation]: [[u64; 2]; 3],
+    groups: u64,
+) -> Result<Conv2dArgs> {
+    let pair = |argument, [h, w]: [u64; 2]| {
+        Ok::<_, Error>([
+            file_size(node, op, argument, h)?,
+            file_size(node, op, argument, w)?,
+        ])
+    };
+    Ok(Conv2dArgs {
+        stride: pair("stride", stride)?,
+        padding: pair("padding", padding)?,
+        dilation: pair("dilation", dilation)?,
+        groups: file_size(node, op, "groups", groups)?,
     })
 }
 
@@ -403,6 +455,62 @@ pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
             gamma,
             beta,
         },
+        OpV2::Conv2dInputGrad {
+            stride,
+            padding,
+            dilation,
+            groups,
+        } => Op::Conv2dInputGrad(conv2d_args_from_file(
+            node,
+            "conv2d_input_grad",
+            [stride, padding, dilation],
+            groups,
+        )?),
+        OpV2::Conv2dWeightGrad {
+            stride,
+            padding,
+            dilation,
+            groups,
+        } => Op::Conv2dWeightGrad(conv2d_args_from_file(
+            node,
+            "conv2d_weight_grad",
+            [stride, padding, dilation],
+            groups,
+        )?),
+        OpV2::MaxPool2dGrad {
+            kernel,
+            stride,
+            padding,
+        } => Op::MaxPool2dGrad(Pool2dArgs {
+            kernel: file_pair(node, "max_pool2d_grad", "kernel", kernel)?,
+            stride: file_pair(node, "max_pool2d_grad", "stride", stride)?,
+            padding: file_pair(node, "max_pool2d_grad", "padding", padding)?,
+            count_include_pad: true,
+        }),
+        OpV2::MaxPool2dSelect {
+            kernel,
+            stride,
+            padding,
+        } => Op::MaxPool2dSelect(Pool2dArgs {
+            kernel: file_pair(node, "max_pool2d_select", "kernel", kernel)?,
+            stride: file_pair(node, "max_pool2d_select", "stride", stride)?,
+            padding: file_pair(node, "max_pool2d_select", "padding", padding)?,
+            count_include_pad: true,
+        }),
+        OpV2::AvgPool2dGrad {
+            kernel,
+            stride,
+            padding,
+            count_include_pad,
+        } => Op::AvgPool2dGrad(Pool2dArgs {
+            kernel: file_pair(node, "avg_pool2d_grad", "kernel", kernel)?,
+            stride: file_pair(node, "avg_pool2d_grad", "stride", stride)?,
+            padding: file_pair(node, "avg_pool2d_grad", "padding", padding)?,
+            count_include_pad,
+        }),
+        OpV2::AdaptiveAvgPool2dGrad { size } => {
+            Op::AdaptiveAvgPool2dGrad(file_pair(node, "adaptive_avg_pool2d_grad", "size", size)?)
+        }
         OpV2::WeightedLoss(loss) => {
             let loss = loss_from_file(loss);
             if !loss.takes_weight() {
@@ -889,6 +997,27 @@ mod tests {
                 dilation: 4,
                 groups: 5,
             }),
+            Op::Conv2dInputGrad(Conv2dArgs {
+                stride: [2, 1],
+                padding: [0, 3],
+                dilation: [2, 2],
+                groups: 3,
+            }),
+            Op::Conv2dWeightGrad(Conv2dArgs::default()),
+            Op::MaxPool2dGrad(Pool2dArgs::new([3, 1])),
+            Op::MaxPool2dSelect(Pool2dArgs {
+                kernel: [2, 2],
+                stride: [1, 3],
+                padding: [1, 0],
+                count_include_pad: true,
+            }),
+            Op::AvgPool2dGrad(Pool2dArgs {
+                kernel: [3, 2],
+                stride: [2, 1],
+                padding: [1, 1],
+                count_include_pad: false,
+            }),
+            Op::AdaptiveAvgPool2dGrad([2, 3]),
             Op::MaxPool2d(Pool2dArgs::new([2, 3])),
             Op::AvgPool2d(Pool2dArgs {
                 kernel: [3, 3],
@@ -1131,6 +1260,14 @@ mod tests {
             beta: true,
         };
         assert_eq!(tag(op_to_file(0, &layer_norm).unwrap()), 74);
+        let args = Conv2dArgs::default();
+        assert_eq!(tag(op_to_file(0, &Op::Conv2dInputGrad(args)).unwrap()), 75);
+        assert_eq!(tag(op_to_file(0, &Op::Conv2dWeightGrad(args)).unwrap()), 76);
+        assert_eq!(tag(op_to_file(0, &Op::MaxPool2dGrad(pool)).unwrap()), 77);
+        assert_eq!(tag(op_to_file(0, &Op::MaxPool2dSelect(pool)).unwrap()), 78);
+        assert_eq!(tag(op_to_file(0, &Op::AvgPool2dGrad(pool)).unwrap()), 79);
+        let adaptive_grad = Op::AdaptiveAvgPool2dGrad([2, 1]);
+        assert_eq!(tag(op_to_file(0, &adaptive_grad).unwrap()), 80);
     }
 
     #[test]

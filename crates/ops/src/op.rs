@@ -220,6 +220,31 @@ pub enum Op {
         /// Whether a shift `beta` follows (x and `gamma`, if present).
         beta: bool,
     },
+    // The convolution's VJPs as ops of their own, so that its recorded VJP can be
+    // differentiated again (issue 16). The shape of the gradient is that of a third input,
+    // whose values are not read: an `Op` holds no shape beside other parameters, and a replay
+    // at another batch follows it.
+    /// `conv2d`'s VJP for its input: the gradient of x from the output's gradient g
+    /// `[N, O, OH, OW]` (input 0) and the weight w (input 1), in the shape of input 2 (x, or
+    /// any node of its shape); a transposed convolution (`torch.nn.grad.conv2d_input`).
+    Conv2dInputGrad(Conv2dArgs),
+    /// `conv2d`'s VJP for its weight: the gradient of w from the input x (input 0) and the
+    /// output's gradient g (input 1), in the shape of input 2 (`torch.nn.grad.conv2d_weight`).
+    Conv2dWeightGrad(Conv2dArgs),
+    // The pools' VJPs as ops of their own, for their recorded VJPs (issue 16).
+    /// `max_pool2d`'s VJP: x (input 0) and the pooled output's gradient g (input 1) → each
+    /// window's g added at the element the pool took from x, in x's shape. No gradient to x
+    /// (the positions are piecewise constant in it).
+    MaxPool2dGrad(Pool2dArgs),
+    /// [`MaxPool2dGrad`](Op::MaxPool2dGrad)'s adjoint: u (input 1, of x's shape) at the
+    /// element each window of x (input 0) takes, in the pooled shape. No gradient to x.
+    MaxPool2dSelect(Pool2dArgs),
+    /// `avg_pool2d`'s VJP: the pooled output's gradient g (input 0) → each window's share
+    /// spread over the elements it covers, in the shape of input 1 (x, whose values are not
+    /// read).
+    AvgPool2dGrad(Pool2dArgs),
+    /// `adaptive_avg_pool2d`'s VJP, as [`AvgPool2dGrad`](Op::AvgPool2dGrad) for its windows.
+    AdaptiveAvgPool2dGrad([usize; 2]),
 }
 
 impl Op {
@@ -264,6 +289,12 @@ impl Op {
             Op::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d",
             Op::Embedding { .. } => "embedding",
             Op::LayerNorm { .. } => "layer_norm",
+            Op::Conv2dInputGrad(_) => "conv2d_input_grad",
+            Op::Conv2dWeightGrad(_) => "conv2d_weight_grad",
+            Op::MaxPool2dGrad(_) => "max_pool2d_grad",
+            Op::MaxPool2dSelect(_) => "max_pool2d_select",
+            Op::AvgPool2dGrad(_) => "avg_pool2d_grad",
+            Op::AdaptiveAvgPool2dGrad(_) => "adaptive_avg_pool2d_grad",
         }
     }
 
@@ -286,7 +317,12 @@ impl Op {
             | Op::ScatterAdd { .. }
             | Op::Conv2d(_)
             | Op::Conv1d(_)
-            | Op::Embedding { .. } => 2,
+            | Op::Embedding { .. }
+            | Op::MaxPool2dGrad(_)
+            | Op::MaxPool2dSelect(_)
+            | Op::AvgPool2dGrad(_)
+            | Op::AdaptiveAvgPool2dGrad(_) => 2,
+            Op::Conv2dInputGrad(_) | Op::Conv2dWeightGrad(_) => 3,
             Op::Unary(_)
             | Op::Sum
             | Op::Mean
@@ -332,7 +368,14 @@ impl Op {
     /// [`vjp_with_scratch`](Op::vjp_with_scratch), so that a warm step allocates nothing.
     #[inline]
     pub fn needs_scratch(&self) -> bool {
-        matches!(self, Op::Conv2d(_) | Op::Conv1d(_) | Op::LayerNorm { .. })
+        matches!(
+            self,
+            Op::Conv2d(_)
+                | Op::Conv1d(_)
+                | Op::Conv2dInputGrad(_)
+                | Op::Conv2dWeightGrad(_)
+                | Op::LayerNorm { .. }
+        )
     }
 
     /// How many elements the op's [scratch buffer](Op::needs_scratch) grows to for these input
@@ -343,6 +386,12 @@ impl Op {
             Op::Conv2d(args) => conv::conv2d_scratch_len(inputs.shape(0), inputs.shape(1), args),
             Op::Conv1d(args) => conv::conv1d_scratch_len(inputs.shape(0), inputs.shape(1), args),
             Op::LayerNorm { axes, .. } => Ok(norm::layer_norm_saved_len(inputs.shape(0), axes)),
+            Op::Conv2dInputGrad(args) => {
+                conv::conv2d_scratch_len(inputs.shape(2), inputs.shape(1), args)
+            }
+            Op::Conv2dWeightGrad(args) => {
+                conv::conv2d_scratch_len(inputs.shape(0), inputs.shape(2), args)
+            }
             _ => Ok(0),
         }
     }
@@ -403,6 +452,10 @@ impl Op {
             ) => false,
             (Op::Where, 0) => false,
             (Op::Embedding { .. }, 1) => false,
+            (Op::MaxPool2dGrad(_) | Op::MaxPool2dSelect(_), 0) => false,
+            // The inputs that give a VJP op its output's shape only.
+            (Op::Conv2dInputGrad(_) | Op::Conv2dWeightGrad(_), 2) => false,
+            (Op::AvgPool2dGrad(_) | Op::AdaptiveAvgPool2dGrad(_), 1) => false,
             (Op::WeightedLoss(loss), k) => k < 2 && loss.differentiable_in(k),
             _ => true,
         }
@@ -534,6 +587,39 @@ impl Op {
                 let beta_shape = beta.then(|| inputs.shape(1 + usize::from(gamma)));
                 norm::layer_norm_shape(x, axes, gamma_shape, beta_shape, eps)
             }
+            // The gradient g must be what the convolution of the given shapes gives.
+            Op::Conv2dInputGrad(args) => {
+                let (w, input) = (inputs.shape(1), *inputs.shape(2));
+                conv_grad_shape(self.name(), conv::conv2d_shape(&input, w, None, args)?, x)?;
+                Ok(input)
+            }
+            Op::Conv2dWeightGrad(args) => {
+                let (g, weight) = (inputs.shape(1), *inputs.shape(2));
+                conv_grad_shape(self.name(), conv::conv2d_shape(x, &weight, None, args)?, g)?;
+                Ok(weight)
+            }
+            // g must be the pooled shape of x (or of `input`); u must be x's shape.
+            Op::MaxPool2dGrad(args) => {
+                let pooled = pool::max_pool2d_shape(x, args)?;
+                conv_grad_shape(self.name(), pooled, inputs.shape(1))?;
+                Ok(*x)
+            }
+            Op::MaxPool2dSelect(args) => {
+                let pooled = pool::max_pool2d_shape(x, args)?;
+                conv_grad_shape(self.name(), *x, inputs.shape(1))?;
+                Ok(pooled)
+            }
+            Op::AvgPool2dGrad(args) => {
+                let input = *inputs.shape(1);
+                conv_grad_shape(self.name(), pool::avg_pool2d_shape(&input, args)?, x)?;
+                Ok(input)
+            }
+            Op::AdaptiveAvgPool2dGrad(size) => {
+                let input = *inputs.shape(1);
+                let pooled = pool::adaptive_avg_pool2d_shape(&input, size)?;
+                conv_grad_shape(self.name(), pooled, x)?;
+                Ok(input)
+            }
         }
     }
 
@@ -624,13 +710,31 @@ impl Op {
             Op::Stack { axis } => concat::stack(inputs, axis, out),
             Op::Where => select::select(inputs.get(0), inputs.get(1), inputs.get(2), shape, out),
             // A caller without a buffer to keep: the patch matrices live for this call only.
-            Op::Conv2d(_) | Op::Conv1d(_) | Op::LayerNorm { .. } => {
+            Op::Conv2d(_)
+            | Op::Conv1d(_)
+            | Op::Conv2dInputGrad(_)
+            | Op::Conv2dWeightGrad(_)
+            | Op::LayerNorm { .. } => {
                 self.forward_with_scratch(inputs, shape, out, &mut Vec::new())?
             }
             Op::MaxPool2d(args) => pool::max_pool2d(inputs.get(0), args, out),
             Op::AvgPool2d(args) => pool::avg_pool2d(inputs.get(0), args, out),
             Op::AdaptiveAvgPool2d(size) => pool::adaptive_avg_pool2d(inputs.get(0), size, out),
             Op::Embedding { .. } => embedding::embedding(inputs.get(0), inputs.get(1).data(), out)?,
+            Op::MaxPool2dGrad(args) => {
+                pool::max_pool2d_vjp::<E, false>(inputs.get(0), args, inputs.get(1).data(), out)
+            }
+            Op::MaxPool2dSelect(args) => {
+                pool::max_pool2d_select::<E, false>(inputs.get(0), args, inputs.get(1).data(), out)
+            }
+            Op::AvgPool2dGrad(args) => {
+                let (g, input) = (inputs.get(0).data(), inputs.get(1).shape());
+                pool::avg_pool2d_vjp::<E, false>(input, args, g, out)
+            }
+            Op::AdaptiveAvgPool2dGrad(size) => {
+                let (g, input) = (inputs.get(0).data(), inputs.get(1).shape());
+                pool::adaptive_avg_pool2d_vjp::<E, false>(input, size, g, out)
+            }
         }
         Ok(())
     }
@@ -661,6 +765,14 @@ impl Op {
                 let saved = layer_norm_saved(scratch, x.shape(), axes);
                 let (gamma, beta) = layer_norm_affine(inputs, gamma);
                 norm::layer_norm(x, axes, gamma, beta, eps, saved, out)
+            }
+            Op::Conv2dInputGrad(args) => {
+                let (g, w, input) = (inputs.get(0).data(), inputs.get(1), inputs.get(2).shape());
+                conv::conv2d_vjp_input::<E, false>(input, w, args, g, scratch, out)
+            }
+            Op::Conv2dWeightGrad(args) => {
+                let (x, g, weight) = (inputs.get(0), inputs.get(1).data(), inputs.get(2).shape());
+                conv::conv2d_vjp_weight::<E, false>(x, weight, args, g, scratch, out)
             }
             _ => return self.forward_shaped(inputs, shape, out),
         }
@@ -721,6 +833,52 @@ impl Op {
                     },
                 };
                 norm::layer_norm_vjp::<E, ACC>(x, axes, gamma_data, saved, g, grads)
+            }
+            // None to the input that gives the shape (`differentiable_in`).
+            (Op::Conv2dInputGrad(_) | Op::Conv2dWeightGrad(_), 2) => {
+                if !ACC {
+                    gi.fill(E::zero());
+                }
+            }
+            // y = input_grad(g, w) = Jₓᵀg, bilinear: dg = conv2d(dy, w), dw = weight_grad(dy, g)
+            (Op::Conv2dInputGrad(args), 0) => {
+                let Ok(dy) = TensorRef::new(output.shape(), g) else {
+                    return;
+                };
+                conv_into::<E, ACC>(dy, inputs.get(1), args, scratch, gi)
+            }
+            (Op::Conv2dInputGrad(args), _) => {
+                let Ok(dy) = TensorRef::new(output.shape(), g) else {
+                    return;
+                };
+                conv::conv2d_vjp_weight::<E, ACC>(
+                    dy,
+                    inputs.get(1).shape(),
+                    args,
+                    x.data(),
+                    scratch,
+                    gi,
+                )
+            }
+            // y = weight_grad(x, g) = J_wᵀg: dx = input_grad(g, dy), dg = conv2d(x, dy)
+            (Op::Conv2dWeightGrad(args), 0) => {
+                let Ok(dy) = TensorRef::new(output.shape(), g) else {
+                    return;
+                };
+                conv::conv2d_vjp_input::<E, ACC>(
+                    x.shape(),
+                    dy,
+                    args,
+                    inputs.get(1).data(),
+                    scratch,
+                    gi,
+                )
+            }
+            (Op::Conv2dWeightGrad(args), _) => {
+                let Ok(dy) = TensorRef::new(output.shape(), g) else {
+                    return;
+                };
+                conv_into::<E, ACC>(x, dy, args, scratch, gi)
             }
             _ => self.pull_back::<E, ACC>(inputs, output, g, index, gi),
         }
@@ -978,7 +1136,7 @@ impl Op {
                 select::select_vjp::<E, ACC>(inputs.get(0), input, output.shape(), g, index, gi)
             }
             // The rules are in `vjp_with_scratch`; here the scratch lives for this call only.
-            Op::Conv2d(_) | Op::Conv1d(_) => {
+            Op::Conv2d(_) | Op::Conv1d(_) | Op::Conv2dInputGrad(_) | Op::Conv2dWeightGrad(_) => {
                 self.vjp_with_scratch::<E, ACC>(inputs, output, g, index, gi, &mut Vec::new())
             }
             // Without the node's kept statistics: the forward runs again to find them.
@@ -1006,7 +1164,83 @@ impl Op {
                 embedding::embedding_vjp::<E, ACC>(table, idx, padding_idx, g, gi)
             }
             Op::Embedding { .. } => zero_unless::<E, ACC>(gi),
+            // None to x (`differentiable_in`): the positions are piecewise constant in it.
+            Op::MaxPool2dGrad(_) | Op::MaxPool2dSelect(_) if index == 0 => {
+                if !ACC {
+                    gi.fill(E::zero());
+                }
+            }
+            Op::AvgPool2dGrad(_) | Op::AdaptiveAvgPool2dGrad(_) if index == 1 => {
+                if !ACC {
+                    gi.fill(E::zero());
+                }
+            }
+            // y = grad(x, g), linear in g: dg = select(x, dy)
+            Op::MaxPool2dGrad(args) => {
+                pool::max_pool2d_select::<E, ACC>(inputs.get(0), args, g, gi)
+            }
+            // y = select(x, u), linear in u: du = grad(x, dy), its adjoint
+            Op::MaxPool2dSelect(args) => pool::max_pool2d_vjp::<E, ACC>(inputs.get(0), args, g, gi),
+            // y = avg_pool2d's VJP of g, linear: dg = avg_pool2d(dy)
+            Op::AvgPool2dGrad(args) => {
+                let Ok(dy) = TensorRef::new(output.shape(), g) else {
+                    return;
+                };
+                add_or_write::<E, ACC>(gi, |out| pool::avg_pool2d(dy, args, out))
+            }
+            Op::AdaptiveAvgPool2dGrad(size) => {
+                let Ok(dy) = TensorRef::new(output.shape(), g) else {
+                    return;
+                };
+                add_or_write::<E, ACC>(gi, |out| pool::adaptive_avg_pool2d(dy, size, out))
+            }
         }
+    }
+}
+
+/// Checks that a convolution's VJP op is given the gradient `have` of the convolution's output
+/// `want`.
+fn conv_grad_shape(op: &'static str, want: Shape, have: &Shape) -> Result<()> {
+    if want == *have {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            op,
+            lhs: want,
+            rhs: *have,
+        })
+    }
+}
+
+/// `gi = f()` or, when `ACC`, `gi += f()`, for a kernel `f` that overwrites its output.
+fn add_or_write<E: Float, const ACC: bool>(gi: &mut [E], f: impl FnOnce(&mut [E])) {
+    if ACC {
+        let mut y = vec![E::zero(); gi.len()];
+        f(&mut y);
+        for (acc, v) in gi.iter_mut().zip(y) {
+            *acc += v;
+        }
+    } else {
+        f(gi);
+    }
+}
+
+/// `gi = conv2d(x, w)` without a bias, or `gi += conv2d(x, w)` when `ACC`.
+fn conv_into<E: Float, const ACC: bool>(
+    x: TensorRef<'_, E>,
+    w: TensorRef<'_, E>,
+    args: Conv2dArgs,
+    scratch: &mut Vec<E>,
+    gi: &mut [E],
+) {
+    if ACC {
+        let mut y = vec![E::zero(); gi.len()];
+        conv::conv2d(x, w, None, args, scratch, &mut y);
+        for (acc, v) in gi.iter_mut().zip(y) {
+            *acc += v;
+        }
+    } else {
+        conv::conv2d(x, w, None, args, scratch, gi);
     }
 }
 

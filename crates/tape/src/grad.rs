@@ -365,18 +365,22 @@ impl<E: Float> Tape<E> {
                 None => return Ok(None),
             },
             Op::Pad { pads, axes, .. } => self.pad_vjp((a, g), &pads[..axes as usize])?,
-            // Not recorded: a convolution's VJPs are convolutions of their own (a transposed
-            // one for the input), which the tape lacks; `backward` gives the first order.
-            // Pooling's VJPs (a scatter to each window's argmax, a spread over each window)
-            // are not tape ops yet either.
-            Op::Conv2d(_)
-            | Op::Conv1d(_)
-            | Op::MaxPool2d(_)
-            | Op::AvgPool2d(_)
-            | Op::AdaptiveAvgPool2d(_) => {
-                return Err(Error::NotTwiceDifferentiable {
-                    op: op.name().to_string(),
-                });
+            // y = conv2d(x, w) + b, bilinear: dx = input_grad(dy, w), dw = weight_grad(x, dy),
+            // db = Σ dy over the batch and the positions
+            Op::Conv2d(args) => match k {
+                0 => self.conv2d_input_grad(g, b, a, args)?,
+                1 => self.conv2d_weight_grad(a, g, b, args)?,
+                _ => self.conv_bias_grad(g)?,
+            },
+            // conv1d is conv2d on a height of 1: the same rules through reshapes, which are exact
+            Op::Conv1d(args) => self.conv1d_vjp(args, (a, b, g), k)?,
+            // y = input_grad(g, w) = Jₓᵀg, bilinear: dg = conv2d(dy, w), dw = weight_grad(dy, g)
+            Op::Conv2dInputGrad(args) => {
+                if k == 0 {
+                    self.conv2d(g, b, None, args)?
+                } else {
+                    self.conv2d_weight_grad(g, a, b, args)?
+                }
             }
             Op::Embedding { padding_idx } => self.embedding_vjp((a, b, g), padding_idx)?,
             // The fused rule composed from tape ops, in `grad_rules.rs`.
@@ -386,6 +390,25 @@ impl<E: Float> Tape<E> {
                 let w = gamma.then(|| self.inputs_of(&node)[1]);
                 self.layer_norm_vjp((a, w, g), axes, eps, k)?
             }
+            // y = weight_grad(x, g) = J_wᵀg: dx = input_grad(g, dy), dg = conv2d(x, dy)
+            Op::Conv2dWeightGrad(args) => {
+                if k == 0 {
+                    self.conv2d_input_grad(b, g, a, args)?
+                } else {
+                    self.conv2d(a, g, None, args)?
+                }
+            }
+            // y = max_pool2d(x): dx = g scattered to each window's argmax of x
+            Op::MaxPool2d(args) => self.max_pool2d_grad(a, g, args)?,
+            // y = grad(x, g), linear in g: dg = select(x, dy); none to x (`differentiable_in`)
+            Op::MaxPool2dGrad(args) => self.max_pool2d_select(a, g, args)?,
+            // y = select(x, u), linear in u: du = grad(x, dy); none to x
+            Op::MaxPool2dSelect(args) => self.max_pool2d_grad(a, g, args)?,
+            // The average pools are linear: dx = their VJP op of g, whose VJP is the pool
+            Op::AvgPool2d(args) => self.avg_pool2d_grad(g, a, args)?,
+            Op::AdaptiveAvgPool2d(size) => self.adaptive_avg_pool2d_grad(g, a, size)?,
+            Op::AvgPool2dGrad(args) => self.avg_pool2d(g, args)?,
+            Op::AdaptiveAvgPool2dGrad(size) => self.adaptive_avg_pool2d(g, size)?,
         };
         Ok(Some(share))
     }

@@ -40,6 +40,7 @@
 
 mod backward;
 mod grad;
+mod grad_conv;
 mod grad_rules;
 pub mod gradcheck;
 mod id;

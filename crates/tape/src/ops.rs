@@ -2452,4 +2452,163 @@ impl<E: Float> Tape<E> {
         };
         self.record_listed(op, [x].into_iter().chain(gamma).chain(beta))
     }
+
+    /// [`conv2d`](Tape::conv2d)'s VJP for its input, as an op: the gradient of an input of
+    /// `like`'s shape (the input itself, say; its values are not read and get no gradient) from
+    /// the output's gradient `grad` and the `weight` (a transposed convolution,
+    /// `torch.nn.grad.conv2d_input`). The recorded sweep records it, so that an input gradient
+    /// can be differentiated again.
+    ///
+    /// ```
+    /// use ndarray::{Array4, array};
+    /// use wengert_tape::{Conv2dArgs, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let g = tape.input(Array4::from_elem((1, 1, 2, 2), 1.0))?;
+    /// let w = tape.parameter(array![[[[1.0, 2.0], [3.0, 4.0]]]])?;
+    /// let x = tape.input(Array4::zeros((1, 1, 3, 3)))?;
+    /// let dx = tape.conv2d_input_grad(g, w, x, Conv2dArgs::default())?;
+    /// // Each input element gets the weights of the windows it lies in.
+    /// assert_eq!(tape.data(dx)?, &[1.0, 3.0, 2.0, 4.0, 10.0, 6.0, 3.0, 7.0, 4.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn conv2d_input_grad(
+        &mut self,
+        grad: NodeId,
+        weight: NodeId,
+        like: NodeId,
+        args: Conv2dArgs,
+    ) -> Result<NodeId> {
+        self.record_listed(Op::Conv2dInputGrad(args), [grad, weight, like])
+    }
+
+    /// [`conv2d`](Tape::conv2d)'s VJP for its weight, as an op: the gradient of a weight of
+    /// `like`'s shape (the weight itself, say; its values are not read) from the input `x` and
+    /// the output's gradient `grad` (`torch.nn.grad.conv2d_weight`), recorded by the recorded
+    /// sweep.
+    ///
+    /// ```
+    /// use ndarray::{Array4, array};
+    /// use wengert_tape::{Conv2dArgs, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]]])?;
+    /// let g = tape.input(Array4::from_elem((1, 1, 2, 2), 1.0))?;
+    /// let w = tape.input(Array4::zeros((1, 1, 2, 2)))?;
+    /// let dw = tape.conv2d_weight_grad(x, g, w, Conv2dArgs::default())?;
+    /// // Each weight gets the sum of the inputs it meets.
+    /// assert_eq!(tape.data(dw)?, &[12.0, 16.0, 24.0, 28.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn conv2d_weight_grad(
+        &mut self,
+        x: NodeId,
+        grad: NodeId,
+        like: NodeId,
+        args: Conv2dArgs,
+    ) -> Result<NodeId> {
+        self.record_listed(Op::Conv2dWeightGrad(args), [x, grad, like])
+    }
+
+    /// [`max_pool2d`](Tape::max_pool2d)'s VJP, as an op: each window's `grad` added at the
+    /// element the pool takes from `x`, in `x`'s shape. The recorded sweep records it; no
+    /// gradient flows to `x`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{Pool2dArgs, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.input(array![[[1.0, 5.0], [3.0, 2.0]]])?;
+    /// let g = tape.parameter(array![[[7.0]]])?;
+    /// let dx = tape.max_pool2d_grad(x, g, Pool2dArgs::new([2, 2]))?;
+    /// assert_eq!(tape.data(dx)?, &[0.0, 7.0, 0.0, 0.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn max_pool2d_grad(&mut self, x: NodeId, grad: NodeId, args: Pool2dArgs) -> Result<NodeId> {
+        self.record_binary(Op::MaxPool2dGrad(args), x, grad)
+    }
+
+    /// [`max_pool2d_grad`](Tape::max_pool2d_grad)'s adjoint, as an op: `u` (of `x`'s shape) at
+    /// the element each window of `x` takes, in the pooled shape. No gradient flows to `x`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{Pool2dArgs, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.input(array![[[1.0, 5.0], [3.0, 2.0]]])?;
+    /// let u = tape.parameter(array![[[10.0, 20.0], [30.0, 40.0]]])?;
+    /// let picked = tape.max_pool2d_select(x, u, Pool2dArgs::new([2, 2]))?;
+    /// assert_eq!(tape.data(picked)?, &[20.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn max_pool2d_select(&mut self, x: NodeId, u: NodeId, args: Pool2dArgs) -> Result<NodeId> {
+        self.record_binary(Op::MaxPool2dSelect(args), x, u)
+    }
+
+    /// [`avg_pool2d`](Tape::avg_pool2d)'s VJP, as an op: each window's `grad` divided as the
+    /// pool divides and spread over the elements it covers, in `like`'s shape (the pool's
+    /// input, say; its values are not read and get no gradient).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{Pool2dArgs, Tape};
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let g = tape.parameter(array![[[8.0]]])?;
+    /// let x = tape.input(ndarray::Array3::zeros((1, 2, 2)))?;
+    /// let dx = tape.avg_pool2d_grad(g, x, Pool2dArgs::new([2, 2]))?;
+    /// assert_eq!(tape.data(dx)?, &[2.0, 2.0, 2.0, 2.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn avg_pool2d_grad(
+        &mut self,
+        grad: NodeId,
+        like: NodeId,
+        args: Pool2dArgs,
+    ) -> Result<NodeId> {
+        self.record_binary(Op::AvgPool2dGrad(args), grad, like)
+    }
+
+    /// [`adaptive_avg_pool2d`](Tape::adaptive_avg_pool2d)'s VJP, as an op: each window's
+    /// `grad` divided by its size and spread over it, in `like`'s shape (its values unread).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let g = tape.parameter(array![[[8.0]]])?;
+    /// let x = tape.input(ndarray::Array3::zeros((1, 2, 2)))?;
+    /// let dx = tape.adaptive_avg_pool2d_grad(g, x, [1, 1])?;
+    /// assert_eq!(tape.data(dx)?, &[2.0, 2.0, 2.0, 2.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn adaptive_avg_pool2d_grad(
+        &mut self,
+        grad: NodeId,
+        like: NodeId,
+        size: [usize; 2],
+    ) -> Result<NodeId> {
+        self.record_binary(Op::AdaptiveAvgPool2dGrad(size), grad, like)
+    }
 }

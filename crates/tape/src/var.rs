@@ -462,6 +462,10 @@ var_methods! {
         index_add(axis: usize, len: usize) "Zeros of length `len` along `axis` with these slices added at `other`'s positions.";
         scatter_add(axis: usize, len: usize) "Zeros of length `len` along `axis` with these elements added at `other`'s positions.";
         embedding(padding_idx: Option<usize>) "The rows of this table `[num, dim]` that `other`'s indices name.";
+        max_pool2d_grad(args: Pool2dArgs) "`max_pool2d`'s gradient of this input from the output gradient `other`.";
+        avg_pool2d_grad(args: Pool2dArgs) "`avg_pool2d`'s input gradient from this output gradient, in `other`'s shape.";
+        adaptive_avg_pool2d_grad(size: [usize; 2]) "`adaptive_avg_pool2d`'s input gradient from this output gradient, in `other`'s shape.";
+        max_pool2d_select(args: Pool2dArgs) "`other` (of this input's shape) at the element each `max_pool2d` window of this input takes.";
     }
     pair {
         max_dim(axis: usize, keep_dim: bool) "The largest element along `axis` and its position.";
@@ -475,6 +479,10 @@ var_methods! {
             "Negative log-likelihood against targets, with a class-weight handle.";
         cross_entropy_weighted(options: CrossEntropyOptions)
             "Cross-entropy against targets, with a class-weight handle.";
+        conv2d_input_grad(args: Conv2dArgs)
+            "`conv2d`'s input gradient from this output gradient and the weight, in the third's shape.";
+        conv2d_weight_grad(args: Conv2dArgs)
+            "`conv2d`'s weight gradient from this input and the output gradient, in the third's shape.";
     }
     optional {
         conv2d(args: Conv2dArgs) "2-D convolution with a weight handle and an optional bias.";

@@ -195,6 +195,47 @@ pub enum OpV2 {
         gamma: bool,
         beta: bool,
     },
+    // From tag 75: the convolution's VJPs as ops, which its recorded VJP records (issue 16).
+    /// `conv2d_input_grad`: as `Conv2d` (three inputs: the output's gradient, w, and a node
+    /// of x's shape).
+    Conv2dInputGrad {
+        stride: [u64; 2],
+        padding: [u64; 2],
+        dilation: [u64; 2],
+        groups: u64,
+    },
+    /// `conv2d_weight_grad`: as `Conv2d` (three inputs: x, the output's gradient, and a node
+    /// of w's shape).
+    Conv2dWeightGrad {
+        stride: [u64; 2],
+        padding: [u64; 2],
+        dilation: [u64; 2],
+        groups: u64,
+    },
+    /// `max_pool2d_grad`: as `MaxPool2d` (two inputs, x and the pooled gradient).
+    MaxPool2dGrad {
+        kernel: [u64; 2],
+        stride: [u64; 2],
+        padding: [u64; 2],
+    },
+    /// `max_pool2d_select`: as `MaxPool2d` (two inputs, x and a value of x's shape).
+    MaxPool2dSelect {
+        kernel: [u64; 2],
+        stride: [u64; 2],
+        padding: [u64; 2],
+    },
+    /// `avg_pool2d_grad`: as `AvgPool2d` (two inputs: the pooled gradient, a node of x's
+    /// shape).
+    AvgPool2dGrad {
+        kernel: [u64; 2],
+        stride: [u64; 2],
+        padding: [u64; 2],
+        count_include_pad: bool,
+    },
+    /// `adaptive_avg_pool2d_grad`: the pool's size (two inputs, as `AvgPool2dGrad`).
+    AdaptiveAvgPool2dGrad {
+        size: [u64; 2],
+    },
 }
 
 /// What a [`OpV2::Reduce`] reduces each lane to (`wengert_ops::ReduceOp`'s of the same name).

@@ -547,6 +547,62 @@ mod layers {
         (x, vec![table, gamma, beta], y)
     }
 
+    /// The recorded gradient of a two-convolution network for its first weight (the ops of
+    /// tags 75 and 76, the input gradient's shape following the batch on replay), whose own
+    /// gradient is then a second derivative.
+    fn a_recorded_gradient<E: Element>(
+        tape: &mut Tape<E>,
+        n: usize,
+    ) -> (NodeId, Vec<NodeId>, NodeId) {
+        let x = tape.input(image::<E>(n)).unwrap();
+        let w1 = tape.parameter(values::<E>(&[3, 2, 2, 2], 9)).unwrap();
+        let b1 = tape.parameter(values::<E>(&[3], 10)).unwrap();
+        let w2 = tape.parameter(values::<E>(&[2, 3, 2, 2], 11)).unwrap();
+        let args = Conv2dArgs {
+            stride: [2, 1],
+            padding: [1, 0],
+            ..Conv2dArgs::default()
+        };
+        let h = tape.conv2d(x, w1, Some(b1), args).unwrap();
+        let h = tape.tanh(h).unwrap();
+        let y = tape.conv2d(h, w2, None, Conv2dArgs::default()).unwrap();
+        let y = tape.tanh(y).unwrap();
+        let loss = tape.sum(y).unwrap();
+        let grads = tape.record_grad(loss, &[w1, b1]).unwrap();
+        let g = tape.square(grads[0]).unwrap();
+        let g = tape.sum(g).unwrap();
+        let y = tape.add(g, grads[1]).unwrap();
+        (x, vec![w1, b1, w2], y)
+    }
+
+    /// The recorded gradient through each pooling (the ops of tags 77, 79 and 80, the average
+    /// pools' input shapes following the batch on replay).
+    fn a_recorded_gradient_through_pools<E: Element>(
+        tape: &mut Tape<E>,
+        n: usize,
+    ) -> (NodeId, Vec<NodeId>, NodeId) {
+        let x = tape.input(image::<E>(n)).unwrap();
+        let w = tape.parameter(values::<E>(&[3, 2, 2, 2], 12)).unwrap();
+        let h = tape.conv2d(x, w, None, Conv2dArgs::default()).unwrap();
+        let h = tape.tanh(h).unwrap();
+        let max = tape.max_pool2d(h, Pool2dArgs::new([2, 2])).unwrap();
+        let window = Pool2dArgs {
+            kernel: [3, 3],
+            stride: [1, 2],
+            padding: [1, 1],
+            count_include_pad: false,
+        };
+        let avg = tape.avg_pool2d(h, window).unwrap();
+        let avg = tape.square(avg).unwrap();
+        let global = tape.adaptive_avg_pool2d(avg, [2, 1]).unwrap();
+        let a = tape.sum(max).unwrap();
+        let b = tape.sum(global).unwrap();
+        let loss = tape.add(a, b).unwrap();
+        let grad = tape.record_grad(loss, &[w]).unwrap()[0];
+        let y = tape.square(grad).unwrap();
+        (x, vec![w], y)
+    }
+
     fn outcome<E: Element>(tape: &mut Tape<E>, params: &[NodeId], y: NodeId) -> Vec<Vec<u64>> {
         let mut out = vec![bits(tape.data(y).unwrap())];
         let loss = tape.sum(y).unwrap();
@@ -601,10 +657,16 @@ mod layers {
         }
     }
 
-    fn every_case<E: Element>() -> [(&'static str, Build<E>, Feed<E>); 5] {
+    fn every_case<E: Element>() -> [(&'static str, Build<E>, Feed<E>); 7] {
         [
             ("layer_norm", a_layer_norm::<E>, tokens::<E>),
             ("embedding", an_embedding::<E>, tokens::<E>),
+            (
+                "recorded gradient through pools",
+                a_recorded_gradient_through_pools::<E>,
+                image::<E>,
+            ),
+            ("recorded gradient", a_recorded_gradient::<E>, image::<E>),
             ("pools", pools::<E>, image::<E>),
             ("two conv2d", two_convolutions::<E>, image::<E>),
             ("conv1d", a_1d_convolution::<E>, signal::<E>),

@@ -292,6 +292,40 @@ pub fn max_pool2d_vjp<E: Float, const ACC: bool>(
     );
 }
 
+/// `out` = `u` at the element of each window [`max_pool2d`] of `x` takes (`u` of `x`'s shape,
+/// the output of the pooled shape): [`max_pool2d_vjp`]'s adjoint, a gather where it scatters.
+/// Adds into `out` when `ACC`, overwrites it otherwise.
+pub fn max_pool2d_select<E: Float, const ACC: bool>(
+    x: TensorRef<'_, E>,
+    args: Pool2dArgs,
+    u: &[E],
+    out: &mut [E],
+) {
+    let Ok(pl) = Planes::windows(MAX_POOL2D, x.shape(), &args) else {
+        return;
+    };
+    let data = x.data();
+    let (plane_in, plane_out) = (pl.h * pl.w, pl.oh * pl.ow);
+    let parallel = pl.parallel(plane_out * args.kernel[0] * args.kernel[1]);
+    each_plane(
+        parallel,
+        &mut out[..pl.count * plane_out],
+        plane_out,
+        |i, dst| {
+            let plane = &data[i * plane_in..(i + 1) * plane_in];
+            let up = &u[i * plane_in..(i + 1) * plane_in];
+            for (j, d) in dst.iter_mut().enumerate() {
+                let v = up[argmax(plane, &pl, &args, j / pl.ow, j % pl.ow)];
+                if ACC {
+                    *d += v;
+                } else {
+                    *d = v;
+                }
+            }
+        },
+    );
+}
+
 /// The divisor of window `(r, c)` of an average pool.
 #[inline]
 fn divisor(args: &Pool2dArgs, rows: (usize, usize, usize), cols: (usize, usize, usize)) -> usize {

@@ -125,6 +125,21 @@ pub enum Case {
         gamma: bool,
         beta: bool,
     },
+    /// `conv2d_input_grad` of the first operand (a gradient of the output) with the second
+    /// (the weight), giving an input of the shape held here.
+    Conv2dInputGrad(wengert_tape::Conv2dArgs, Vec<usize>),
+    /// `conv2d_weight_grad` of the first operand (the input) with the second (a gradient of
+    /// the output), giving a weight of the shape held here.
+    Conv2dWeightGrad(wengert_tape::Conv2dArgs, Vec<usize>),
+    /// `max_pool2d_grad` of the x held here (fed as an input) and the operand, a gradient of
+    /// the pooled output.
+    MaxPool2dGrad(wengert_tape::Pool2dArgs, ArrayD<f64>),
+    /// `max_pool2d_select` of the x held here (fed as an input) and the operand, of x's shape.
+    MaxPool2dSelect(wengert_tape::Pool2dArgs, ArrayD<f64>),
+    /// `avg_pool2d_grad` of the operand, giving the input shape held here.
+    AvgPool2dGrad(wengert_tape::Pool2dArgs, Vec<usize>),
+    /// `adaptive_avg_pool2d_grad` of the operand, giving the input shape held here.
+    AdaptiveAvgPool2dGrad([usize; 2], Vec<usize>),
 }
 
 /// Where an operand's values are drawn: everywhere in [-2, 2], or kept away from an op's kink
@@ -302,6 +317,16 @@ impl Case {
                 gamma,
                 beta,
             } => format!("layer_norm(axes {axes}, eps {eps}, gamma {gamma}, beta {beta})"),
+            Case::Conv2dInputGrad(args, input) => format!("conv2d_input_grad({args:?}, {input:?})"),
+            Case::Conv2dWeightGrad(args, weight) => {
+                format!("conv2d_weight_grad({args:?}, {weight:?})")
+            }
+            Case::MaxPool2dGrad(args, _) => format!("max_pool2d_grad({args:?})"),
+            Case::MaxPool2dSelect(args, _) => format!("max_pool2d_select({args:?})"),
+            Case::AvgPool2dGrad(args, input) => format!("avg_pool2d_grad({args:?}, {input:?})"),
+            Case::AdaptiveAvgPool2dGrad(size, input) => {
+                format!("adaptive_avg_pool2d_grad({size:?}, {input:?})")
+            }
         }
     }
 
@@ -414,6 +439,30 @@ impl Case {
                 let gamma_id = gamma.then(|| p[1]);
                 let beta_id = beta.then(|| p[1 + usize::from(*gamma)]);
                 tape.layer_norm(p[0], gamma_id, beta_id, *axes, *eps)
+            }
+            Case::Conv2dInputGrad(args, input) => {
+                let like = tape.input(ArrayD::<E>::zeros(IxDyn(input)))?;
+                tape.conv2d_input_grad(p[0], p[1], like, *args)
+            }
+            Case::Conv2dWeightGrad(args, weight) => {
+                let like = tape.input(ArrayD::<E>::zeros(IxDyn(weight)))?;
+                tape.conv2d_weight_grad(p[0], p[1], like, *args)
+            }
+            Case::MaxPool2dGrad(args, x) => {
+                let x = tape.input(x.mapv(E::from_f64))?;
+                tape.max_pool2d_grad(x, p[0], *args)
+            }
+            Case::MaxPool2dSelect(args, x) => {
+                let x = tape.input(x.mapv(E::from_f64))?;
+                tape.max_pool2d_select(x, p[0], *args)
+            }
+            Case::AvgPool2dGrad(args, input) => {
+                let like = tape.input(ArrayD::<E>::zeros(IxDyn(input)))?;
+                tape.avg_pool2d_grad(p[0], like, *args)
+            }
+            Case::AdaptiveAvgPool2dGrad(size, input) => {
+                let like = tape.input(ArrayD::<E>::zeros(IxDyn(input)))?;
+                tape.adaptive_avg_pool2d_grad(p[0], like, *size)
             }
         }
     }

@@ -263,6 +263,17 @@ gradgrad_tests! {
     nll_loss_weighted => s::weighted_class_loss(false),
     cross_entropy_weighted => s::weighted_class_loss(true),
     cross_entropy_weighted_probabilities => s::weighted_soft_cross_entropy(),
+    conv2d => s::conv(false),
+    conv1d => s::conv(true),
+    conv2d_input_grad => s::conv_grad(false),
+    conv2d_weight_grad => s::conv_grad(true),
+    max_pool2d => s::pool(s::PoolKind::Max),
+    avg_pool2d => s::pool(s::PoolKind::Avg),
+    adaptive_avg_pool2d => s::pool(s::PoolKind::Adaptive),
+    max_pool2d_grad => s::pool_grad(s::PoolKind::Max, false),
+    max_pool2d_select => s::pool_grad(s::PoolKind::Max, true),
+    avg_pool2d_grad => s::pool_grad(s::PoolKind::Avg, false),
+    adaptive_avg_pool2d_grad => s::pool_grad(s::PoolKind::Adaptive, false),
 }
 
 #[test]

@@ -732,6 +732,34 @@ pub fn conv(one_d: bool) -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// A drawn `conv2d` turned into one of its VJP ops: `conv2d_input_grad(g, w)` or (with
+/// `weight`) `conv2d_weight_grad(x, g)`, `g` drawn in the convolution's output shape.
+pub fn conv_grad(weight: bool) -> BoxedStrategy<Problem> {
+    conv(false)
+        .prop_flat_map(move |p| {
+            let Case::Conv2d(args) = p.case else {
+                unreachable!("conv(false) draws conv2d")
+            };
+            let (x, w) = (p.inputs[0].shape().to_vec(), p.inputs[1].shape().to_vec());
+            let spatial = |axis: usize| {
+                let reach = args.dilation[axis] * (w[axis + 2] - 1) + 1;
+                (x[axis + 2] + 2 * args.padding[axis] - reach) / args.stride[axis] + 1
+            };
+            let out = vec![x[0], w[0], spatial(0), spatial(1)];
+            let (xa, wa) = (p.inputs[0].clone(), p.inputs[1].clone());
+            array(out, general()).prop_map(move |g| {
+                if weight {
+                    let case = Case::Conv2dWeightGrad(args, w.clone());
+                    Problem::new(case, vec![xa.clone(), g])
+                } else {
+                    let case = Case::Conv2dInputGrad(args, x.clone());
+                    Problem::new(case, vec![g, wa.clone()])
+                }
+            })
+        })
+        .boxed()
+}
+
 /// Which pooling [`pool`] draws.
 #[derive(Debug, Clone, Copy)]
 pub enum PoolKind {
@@ -862,6 +890,38 @@ pub fn layer_norm() -> BoxedStrategy<Problem> {
                 beta,
             };
             Problem::new(case, [x].into_iter().chain(affine).collect())
+        })
+        .boxed()
+}
+
+/// A drawn pooling turned into one of the pools' VJP ops, its operand drawn in the shape
+/// the op takes (the pooled one, or x's for `max_pool2d_select`); a max pool's x is held.
+pub fn pool_grad(kind: PoolKind, select: bool) -> BoxedStrategy<Problem> {
+    pool(kind)
+        .prop_flat_map(move |p| {
+            let x = p.inputs[0].clone();
+            let dims = x.shape().to_vec();
+            let rank = dims.len();
+            let pooled = |args: &wengert_tape::Pool2dArgs| {
+                let mut out = dims.clone();
+                for axis in 0..2 {
+                    let len = dims[rank - 2 + axis] + 2 * args.padding[axis];
+                    out[rank - 2 + axis] = (len - args.kernel[axis]) / args.stride[axis] + 1;
+                }
+                out
+            };
+            let (case, operand) = match p.case {
+                Case::MaxPool2d(args) if select => (Case::MaxPool2dSelect(args, x), dims.clone()),
+                Case::MaxPool2d(args) => (Case::MaxPool2dGrad(args, x), pooled(&args)),
+                Case::AvgPool2d(args) => (Case::AvgPool2dGrad(args, dims.clone()), pooled(&args)),
+                Case::AdaptiveAvgPool2d(size) => {
+                    let mut out = dims.clone();
+                    out[rank - 2..].copy_from_slice(&size);
+                    (Case::AdaptiveAvgPool2dGrad(size, dims.clone()), out)
+                }
+                _ => unreachable!("pool draws pools"),
+            };
+            array(operand, general()).prop_map(move |g| Problem::new(case.clone(), vec![g]))
         })
         .boxed()
 }
@@ -1056,6 +1116,12 @@ macro_rules! for_each_op {
             adaptive_avg_pool2d => s::pool(s::PoolKind::Adaptive),
             embedding => s::embedding(false),
             layer_norm => s::layer_norm(),
+            conv2d_input_grad => s::conv_grad(false),
+            conv2d_weight_grad => s::conv_grad(true),
+            max_pool2d_grad => s::pool_grad(s::PoolKind::Max, false),
+            max_pool2d_select => s::pool_grad(s::PoolKind::Max, true),
+            avg_pool2d_grad => s::pool_grad(s::PoolKind::Avg, false),
+            adaptive_avg_pool2d_grad => s::pool_grad(s::PoolKind::Adaptive, false),
         }
     };
 }
