@@ -5,6 +5,7 @@ mod architecture;
 mod data;
 mod loaders;
 mod modules;
+mod objectives;
 mod resume;
 mod training;
 
