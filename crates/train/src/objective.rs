@@ -102,7 +102,8 @@ impl<'f, 'a, E: Float> Objective<'f, 'a, E> {
         }
     }
 
-    /// Records the loss of `output` on `batch`, and checks that it is one number.
+    /// Records the loss of `output` on `batch`, and checks that it is one number and, in a
+    /// training pass, that it depends on the parameters.
     pub(crate) fn record(
         &mut self,
         tape: &mut Tape<E>,
@@ -120,6 +121,13 @@ impl<'f, 'a, E: Float> Objective<'f, 'a, E> {
                  it with `sum` or `mean`)",
                 shape.dims()
             )));
+        }
+        if batch.mode.is_training() && !tape.requires_grad(loss)? {
+            return Err(Error::Model(
+                "the loss function returned a node that depends on no parameter (from the \
+                 targets or inputs alone, or detached): there is nothing to train"
+                    .into(),
+            ));
         }
         Ok(loss)
     }

@@ -555,3 +555,24 @@ fn a_state_of_the_first_layout_reads_with_no_loss_name_and_a_fresh_plateau() {
         "{err}"
     );
 }
+
+#[test]
+fn a_closure_whose_loss_does_not_reach_the_parameters_is_refused() {
+    let data = plane(8, 0);
+    let config = TrainConfig {
+        epochs: 1,
+        batch_size: 4,
+        ..TrainConfig::default()
+    };
+    let mut model = Mlp::<f64>::builder(&[2, 1]).seed(0).build().unwrap();
+    let before = model.clone();
+    let err = Trainer::new(config, Sgd::new(0.1).unwrap())
+        .with_loss_fn(|tape: &mut Tape<f64>, _out: NodeId, batch: &Batch<'_>| {
+            Ok(tape.mean(batch.target())?)
+        })
+        .fit(&mut model, &data, None)
+        .unwrap_err();
+    assert!(matches!(err, Error::Model(_)), "{err}");
+    assert!(err.to_string().contains("depends on no parameter"), "{err}");
+    assert_eq!(model, before);
+}
