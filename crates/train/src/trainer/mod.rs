@@ -441,9 +441,10 @@ impl<'a, E: Float> Trainer<'a, E> {
         self.checkpoint = Some((every, Box::new(save)));
     }
 
-    /// The model's loss on `data` (and, for a classifier, its accuracy and confusion matrix),
-    /// computed in [`Mode::Evaluation`] under [`Tape::no_grad`](wengert_tape::Tape::no_grad) in
-    /// chunks of `eval_batch_size`.
+    /// The model's loss on `data` (the trainer's: its [closure](Trainer::with_loss_fn) if it
+    /// has one) and, for a classification set, its accuracy and confusion matrix, computed in
+    /// [`Mode::Evaluation`] under [`Tape::no_grad`](wengert_tape::Tape::no_grad) in chunks of
+    /// `eval_batch_size`.
     pub fn evaluate<M: Module<E>>(&mut self, model: &M, data: &Dataset<E>) -> Result<Evaluation> {
         if self.loss_fn.is_none() {
             check_targets(self.config.loss, data, "evaluation")?;
