@@ -64,7 +64,7 @@ pub(crate) fn evaluate_bound<E: Float, M: Module<E>>(
         Some(loss) => EvaluationSum::new(loss, data.classes())?,
         None => EvaluationSum::of_means(data.classes()),
     };
-    let (mut per_chunk, _) = objective.per_chunk();
+    let mut per_chunk = objective.per_chunk();
     let indices: Vec<usize> = (0..data.len()).collect();
     for part in indices.chunks(chunk.max(1)) {
         let at = &mut bound.at;

@@ -133,15 +133,12 @@ impl<'f, 'a, E: Float> Objective<'f, 'a, E> {
     }
 
     /// The objective to record per chunk when a data set is evaluated in chunks whose values
-    /// are averaged, and whether the average is then to be rooted (see [`Loss::per_chunk`]);
-    /// a closure's chunks are taken as they are.
-    pub(crate) fn per_chunk(&mut self) -> (Objective<'_, 'a, E>, bool) {
+    /// are averaged: MSE for RMSE (whose root the sum takes of the whole set's mean, see
+    /// [`Loss::per_chunk`]), else this one; a closure's chunks are taken as they are.
+    pub(crate) fn per_chunk(&mut self) -> Objective<'_, 'a, E> {
         match self {
-            Objective::Builtin(loss) => {
-                let (chunk, root) = loss.per_chunk();
-                (Objective::Builtin(chunk), root)
-            }
-            Objective::Custom(f) => (Objective::Custom(&mut **f), false),
+            Objective::Builtin(loss) => Objective::Builtin(loss.per_chunk().0),
+            Objective::Custom(f) => Objective::Custom(&mut **f),
         }
     }
 
@@ -208,10 +205,9 @@ mod tests {
         let by_closure = custom.record(&mut tape, w, &b).unwrap();
         assert_eq!(tape.item(builtin).unwrap(), tape.item(by_closure).unwrap());
         // RMSE's chunks are recorded as MSE and rooted; a closure's as they are.
-        assert!(custom.per_chunk().0.builtin().is_none());
+        assert!(custom.per_chunk().builtin().is_none());
         let mut rmse = Objective::<f64>::Builtin(Loss::Rmse);
-        let (chunk, root) = rmse.per_chunk();
-        assert_eq!((chunk.builtin(), root), (Some(Loss::Mse), true));
+        assert_eq!(rmse.per_chunk().builtin(), Some(Loss::Mse));
         assert_eq!(loss_name(Loss::Mse, true), "custom");
         assert_eq!(loss_name(Loss::Mse, false), "mse");
     }
