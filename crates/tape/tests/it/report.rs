@@ -349,6 +349,30 @@ fn problems() -> Vec<Problem> {
         vec![x.clone(), gamma, beta.clone()],
     ));
     problems.push(Problem::new(norm(2, false, true), vec![x, beta]));
+    // Batch norm of a [N, C, L] batch and a [N, C] one in training, with and without its
+    // scale and shift, and in evaluation by running estimates.
+    let mut rng = Rng::new(81);
+    let (x, flat) = (rng.array(&[4, 3, 5], 1.0), rng.array(&[6, 3], 1.0));
+    let (gamma, beta) = (rng.array(&[3], 1.0), rng.array(&[3], 1.0));
+    let running = Some((
+        rng.array(&[3], 1.0),
+        rng.array(&[3], 1.0).mapv(|v| 0.5 + v.abs()),
+    ));
+    let norm = |gamma, beta, running| Case::BatchNorm {
+        eps: 1e-5,
+        gamma,
+        beta,
+        running,
+    };
+    problems.push(Problem::new(
+        norm(true, true, None),
+        vec![x.clone(), gamma.clone(), beta.clone()],
+    ));
+    problems.push(Problem::new(norm(false, false, None), vec![flat]));
+    problems.push(Problem::new(
+        norm(true, true, running),
+        vec![x, gamma, beta],
+    ));
     problems
 }
 
