@@ -1,7 +1,8 @@
 //! Training for wengert: layers, losses, optimisers, data and the loop that drives them.
 //!
 //! - Models: [`Linear`], [`Mlp`] (built with [`Mlp::builder`]), [`Sequential`] of layers
-//!   ([`Linear`], [`Activation`], [`Dropout`], [`Flatten`]), or any type implementing
+//!   ([`Linear`], [`Activation`], [`Dropout`], [`Flatten`], [`BatchNorm1d`], [`BatchNorm2d`]),
+//!   or any type implementing
 //!   [`Module`]; weights start from an [`Init`] drawn from a seeded [`Rng`]. A forward pass
 //!   trains or evaluates ([`Mode`]); [`Module::predict`] runs a model without a trainer;
 //!   [`save_state`] / [`load_state`] (and safetensors) keep its named parameters and buffers.
@@ -42,6 +43,7 @@
 
 #![deny(missing_docs)]
 
+mod batch_norm;
 mod callback;
 mod checkpoint;
 mod data;
@@ -70,13 +72,14 @@ mod sequential;
 mod state;
 mod trainer;
 
+pub use batch_norm::{BatchNorm1d, BatchNorm2d, BatchNormOptions};
 pub use callback::{Callback, Control, EpochRecord, OnEpoch, OnStep, StepInfo};
 pub use data::{Dataset, MAX_CLASSES, Standardizer, Targets};
 pub use dropout::Dropout;
 pub use error::{Error, Result};
 pub use evaluate::{Evaluation, EvaluationSum, evaluate};
 pub use flatten::Flatten;
-pub use forward::{Mode, ParameterIds};
+pub use forward::{BufferUpdates, Mode, ParameterIds};
 pub use init::Init;
 pub use layers::{Activation, Linear, Mlp, MlpBuilder};
 pub use loss::Loss;
