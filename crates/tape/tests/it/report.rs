@@ -2,7 +2,8 @@
 //! `cargo test -p wengert-tape --test it report:: -- --nocapture`. And each op's largest
 //! error over many drawn problems (the gradient-check harness's strategies, once and with
 //! fan-out), one row per op: `cargo test -p wengert-tape --test it largest_fd_error --
-//! --ignored --nocapture` (`WENGERT_FD_DRAWS` draws per op, 64 by default).
+//! --ignored --nocapture` (`WENGERT_FD_DRAWS` draws per op, 64 by default; `WENGERT_FD_OPS`, a
+//! comma-separated list of ops, checks those alone).
 
 use ndarray::ArrayD;
 use wengert_tape::gradcheck::GradcheckMethod;
@@ -411,7 +412,15 @@ fn largest_fd_error_per_op() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
     let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let list = every_strategy();
+    // `WENGERT_FD_OPS=batch_norm,layer_norm`: those ops alone.
+    let only = std::env::var("WENGERT_FD_OPS").ok();
+    let list: Vec<_> = every_strategy()
+        .into_iter()
+        .filter(|(name, _)| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|n| n == name))
+        })
+        .collect();
     let width = list.iter().map(|(n, _)| n.len()).max().unwrap_or(2);
     println!();
     println!(
