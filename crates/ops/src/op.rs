@@ -322,13 +322,13 @@ impl Op {
     pub fn arity(&self) -> usize {
         match self {
             Op::Where | Op::WeightedLoss(_) => 3,
-            Op::LayerNorm { gamma, beta, .. } => 1 + usize::from(*gamma) + usize::from(*beta),
+            Op::LayerNorm { gamma, beta, .. } => norm_inputs(*gamma, *beta),
             Op::BatchNorm {
                 training,
                 gamma,
                 beta,
                 ..
-            } => 1 + usize::from(*gamma) + usize::from(*beta) + 2 * usize::from(!*training),
+            } => norm_inputs(*gamma, *beta) + 2 * usize::from(!*training),
             Op::Binary(_)
             | Op::MatMul
             | Op::Mse
@@ -487,7 +487,7 @@ impl Op {
                     ..
                 },
                 k,
-            ) => k < 1 + usize::from(*gamma) + usize::from(*beta),
+            ) => k < norm_inputs(*gamma, *beta),
             (Op::MaxPool2dGrad(_) | Op::MaxPool2dSelect(_), 0) => false,
             // The inputs that give a VJP op its output's shape only.
             (Op::Conv2dInputGrad(_) | Op::Conv2dWeightGrad(_), 2) => false,
@@ -835,7 +835,7 @@ impl Op {
                 if training {
                     norm::batch_norm_train(x, gamma_data, beta_data, args, None, saved, out)
                 } else {
-                    let at = 1 + usize::from(gamma) + usize::from(beta);
+                    let at = norm_inputs(gamma, beta);
                     let (mean, var) = (inputs.get(at).data(), inputs.get(at + 1).data());
                     norm::batch_norm_eval(x, gamma_data, beta_data, args, mean, var, saved, out)
                 }
@@ -912,7 +912,7 @@ impl Op {
                 },
                 _,
             ) => {
-                if index >= 1 + usize::from(gamma) + usize::from(beta) {
+                if index >= norm_inputs(gamma, beta) {
                     return zero_unless::<E, ACC>(gi);
                 }
                 let saved = &scratch[..norm::batch_norm_saved_len(x.shape())];
@@ -1357,6 +1357,13 @@ fn grown<E: Float>(scratch: &mut Vec<E>, len: usize) -> &mut [E] {
         scratch.resize(len, E::zero());
     }
     &mut scratch[..len]
+}
+
+/// How many inputs a norm takes before any running estimates: x, then `gamma` and `beta`
+/// when present.
+#[inline]
+pub(crate) fn norm_inputs(gamma: bool, beta: bool) -> usize {
+    1 + usize::from(gamma) + usize::from(beta)
 }
 
 /// A norm's `gamma` and `beta` data, each when among its inputs (after x, in that order).
