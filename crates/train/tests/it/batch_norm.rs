@@ -151,6 +151,23 @@ fn a_resumed_run_with_batch_norm_is_bit_identical_to_a_straight_one() {
     assert!(checkpoint.arrays.contains_key("train.buffers.1"));
     let state = TrainState::<f32>::from_checkpoint(&checkpoint).unwrap();
     assert_eq!(state.buffers.len(), 2);
+    // A checkpoint that lost a buffer names it; a state without the buffers does not fit.
+    let mut damaged = checkpoint.clone();
+    damaged.arrays.remove("train.buffers.1");
+    let err = TrainState::<f32>::from_checkpoint(&damaged).unwrap_err();
+    assert!(
+        err.to_string().contains("train.buffers.1 is missing"),
+        "{err}"
+    );
+    let mut bufferless = state.clone();
+    bufferless.buffers.clear();
+    let err = Trainer::new(config(4), Adam::new(0.01).unwrap())
+        .resume(&mut network(7), &train, None, bufferless)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("saved buffers have shapes []"),
+        "{err}"
+    );
     let mut resumed = network(7);
     let again = Trainer::new(config(4), Adam::new(0.01).unwrap())
         .resume(&mut resumed, &train, None, state)
