@@ -170,6 +170,17 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
             gamma,
             beta,
         },
+        Op::BatchNorm {
+            eps,
+            training,
+            gamma,
+            beta,
+        } => OpV2::BatchNorm {
+            eps,
+            training,
+            gamma,
+            beta,
+        },
         Op::Conv2dInputGrad(args) => OpV2::Conv2dInputGrad {
             stride: args.stride.map(|v| v as u64),
             padding: args.padding.map(|v| v as u64),
@@ -452,6 +463,17 @@ pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
         } => Op::LayerNorm {
             axes: axes as usize,
             eps,
+            gamma,
+            beta,
+        },
+        OpV2::BatchNorm {
+            eps,
+            training,
+            gamma,
+            beta,
+        } => Op::BatchNorm {
+            eps,
+            training,
             gamma,
             beta,
         },
@@ -1049,6 +1071,24 @@ mod tests {
                 gamma: false,
                 beta: true,
             },
+            Op::BatchNorm {
+                eps: 1e-5,
+                training: true,
+                gamma: true,
+                beta: true,
+            },
+            Op::BatchNorm {
+                eps: 0.5,
+                training: false,
+                gamma: false,
+                beta: true,
+            },
+            Op::BatchNorm {
+                eps: 0.0,
+                training: false,
+                gamma: true,
+                beta: false,
+            },
         ]);
         ops
     }
@@ -1268,6 +1308,13 @@ mod tests {
         assert_eq!(tag(op_to_file(0, &Op::AvgPool2dGrad(pool)).unwrap()), 79);
         let adaptive_grad = Op::AdaptiveAvgPool2dGrad([2, 1]);
         assert_eq!(tag(op_to_file(0, &adaptive_grad).unwrap()), 80);
+        let batch_norm = Op::BatchNorm {
+            eps: 1e-5,
+            training: true,
+            gamma: true,
+            beta: true,
+        };
+        assert_eq!(tag(op_to_file(0, &batch_norm).unwrap()), 81);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use crate::kernels::conv::{self, Conv1dArgs, Conv2dArgs};
 use crate::kernels::embedding;
-use crate::kernels::norm::{self, NormGrads};
+use crate::kernels::norm::{self, BatchNormArgs, NormGrads};
 use crate::kernels::pool::{self, Pool2dArgs};
 use crate::kernels::slice::SliceAxis;
 use crate::kernels::{
@@ -220,6 +220,23 @@ pub enum Op {
         /// Whether a shift `beta` follows (x and `gamma`, if present).
         beta: bool,
     },
+    /// Batch norm (`F.batch_norm`) of x `[N, C, ...]` (input 0), each channel (axis 1)
+    /// normalised over every other axis, then scaled by `gamma` and shifted by `beta` (the
+    /// next inputs, `[C]` each, when present). In training by the batch's mean and biased
+    /// variance; in evaluation by the running mean and variance, the last two inputs (`[C]`
+    /// each, no gradient). The op updates nothing: a model computes the running estimates'
+    /// new values from the batch as ordinary nodes. Needs a
+    /// [scratch buffer](Op::needs_scratch): the channels' statistics, kept for the VJP.
+    BatchNorm {
+        /// Added to the variance before the square root.
+        eps: f64,
+        /// Whether the batch's statistics normalise (else the running estimates, inputs).
+        training: bool,
+        /// Whether a scale `gamma` follows x among the inputs.
+        gamma: bool,
+        /// Whether a shift `beta` follows (x and `gamma`, if present).
+        beta: bool,
+    },
     // The convolution's VJPs as ops of their own, so that its recorded VJP can be
     // differentiated again (issue 16). The shape of the gradient is that of a third input,
     // whose values are not read: an `Op` holds no shape beside other parameters, and a replay
@@ -289,6 +306,7 @@ impl Op {
             Op::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d",
             Op::Embedding { .. } => "embedding",
             Op::LayerNorm { .. } => "layer_norm",
+            Op::BatchNorm { .. } => "batch_norm",
             Op::Conv2dInputGrad(_) => "conv2d_input_grad",
             Op::Conv2dWeightGrad(_) => "conv2d_weight_grad",
             Op::MaxPool2dGrad(_) => "max_pool2d_grad",
@@ -304,7 +322,13 @@ impl Op {
     pub fn arity(&self) -> usize {
         match self {
             Op::Where | Op::WeightedLoss(_) => 3,
-            Op::LayerNorm { gamma, beta, .. } => 1 + usize::from(*gamma) + usize::from(*beta),
+            Op::LayerNorm { gamma, beta, .. } => norm_inputs(*gamma, *beta),
+            Op::BatchNorm {
+                training,
+                gamma,
+                beta,
+                ..
+            } => norm_inputs(*gamma, *beta) + 2 * usize::from(!*training),
             Op::Binary(_)
             | Op::MatMul
             | Op::Mse
@@ -375,6 +399,7 @@ impl Op {
                 | Op::Conv2dInputGrad(_)
                 | Op::Conv2dWeightGrad(_)
                 | Op::LayerNorm { .. }
+                | Op::BatchNorm { .. }
         )
     }
 
@@ -386,6 +411,7 @@ impl Op {
             Op::Conv2d(args) => conv::conv2d_scratch_len(inputs.shape(0), inputs.shape(1), args),
             Op::Conv1d(args) => conv::conv1d_scratch_len(inputs.shape(0), inputs.shape(1), args),
             Op::LayerNorm { axes, .. } => Ok(norm::layer_norm_saved_len(inputs.shape(0), axes)),
+            Op::BatchNorm { .. } => Ok(norm::batch_norm_saved_len(inputs.shape(0))),
             Op::Conv2dInputGrad(args) => {
                 conv::conv2d_scratch_len(inputs.shape(2), inputs.shape(1), args)
             }
@@ -452,6 +478,16 @@ impl Op {
             ) => false,
             (Op::Where, 0) => false,
             (Op::Embedding { .. }, 1) => false,
+            // The running estimates (evaluation's last two inputs).
+            (
+                Op::BatchNorm {
+                    training: false,
+                    gamma,
+                    beta,
+                    ..
+                },
+                k,
+            ) => k < norm_inputs(*gamma, *beta),
             (Op::MaxPool2dGrad(_) | Op::MaxPool2dSelect(_), 0) => false,
             // The inputs that give a VJP op its output's shape only.
             (Op::Conv2dInputGrad(_) | Op::Conv2dWeightGrad(_), 2) => false,
@@ -587,6 +623,19 @@ impl Op {
                 let beta_shape = beta.then(|| inputs.shape(1 + usize::from(gamma)));
                 norm::layer_norm_shape(x, axes, gamma_shape, beta_shape, eps)
             }
+            Op::BatchNorm { eps, training, .. } => {
+                // gamma, beta and the running estimates, whichever are present: all `[C]`.
+                let mut per_channel = [x; 4];
+                let count = inputs.count() - 1;
+                for (k, s) in per_channel.iter_mut().enumerate().take(count) {
+                    *s = inputs.shape(1 + k);
+                }
+                let args = BatchNormArgs {
+                    eps,
+                    ..BatchNormArgs::default()
+                };
+                norm::batch_norm_shape(x, &per_channel[..count], args, training)
+            }
             // The gradient g must be what the convolution of the given shapes gives.
             Op::Conv2dInputGrad(args) => {
                 let (w, input) = (inputs.shape(1), *inputs.shape(2));
@@ -714,7 +763,8 @@ impl Op {
             | Op::Conv1d(_)
             | Op::Conv2dInputGrad(_)
             | Op::Conv2dWeightGrad(_)
-            | Op::LayerNorm { .. } => {
+            | Op::LayerNorm { .. }
+            | Op::BatchNorm { .. } => {
                 self.forward_with_scratch(inputs, shape, out, &mut Vec::new())?
             }
             Op::MaxPool2d(args) => pool::max_pool2d(inputs.get(0), args, out),
@@ -759,12 +809,36 @@ impl Op {
                 conv::conv1d(inputs.get(0), inputs.get(1), bias, args, scratch, out)
             }
             Op::LayerNorm {
-                axes, eps, gamma, ..
+                axes,
+                eps,
+                gamma,
+                beta,
             } => {
                 let x = inputs.get(0);
-                let saved = layer_norm_saved(scratch, x.shape(), axes);
-                let (gamma, beta) = layer_norm_affine(inputs, gamma);
+                let saved = grown(scratch, norm::layer_norm_saved_len(x.shape(), axes));
+                let (gamma, beta) = norm_affine(inputs, gamma, beta);
                 norm::layer_norm(x, axes, gamma, beta, eps, saved, out)
+            }
+            Op::BatchNorm {
+                eps,
+                training,
+                gamma,
+                beta,
+            } => {
+                let x = inputs.get(0);
+                let saved = grown(scratch, norm::batch_norm_saved_len(x.shape()));
+                let (gamma_data, beta_data) = norm_affine(inputs, gamma, beta);
+                let args = BatchNormArgs {
+                    eps,
+                    ..BatchNormArgs::default()
+                };
+                if training {
+                    norm::batch_norm_train(x, gamma_data, beta_data, args, None, saved, out)
+                } else {
+                    let at = norm_inputs(gamma, beta);
+                    let (mean, var) = (inputs.get(at).data(), inputs.get(at + 1).data());
+                    norm::batch_norm_eval(x, gamma_data, beta_data, args, mean, var, saved, out)
+                }
             }
             Op::Conv2dInputGrad(args) => {
                 let (g, w, input) = (inputs.get(0).data(), inputs.get(1), inputs.get(2).shape());
@@ -815,24 +889,36 @@ impl Op {
             }
             // x̂ = (x - mean)·invstd, ĝ = dy·γ: dx = invstd·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)),
             // dγ = Σ_rows dy·x̂, dβ = Σ_rows dy, from the statistics the forward kept
-            (Op::LayerNorm { axes, gamma, .. }, _) => {
+            (
+                Op::LayerNorm {
+                    axes, gamma, beta, ..
+                },
+                _,
+            ) => {
                 let saved = &scratch[..norm::layer_norm_saved_len(x.shape(), axes)];
-                let (gamma_data, _) = layer_norm_affine(inputs, gamma);
-                let grads = match (index, gamma) {
-                    (0, _) => NormGrads {
-                        x: Some(gi),
-                        ..NormGrads::default()
-                    },
-                    (1, true) => NormGrads {
-                        gamma: Some(gi),
-                        ..NormGrads::default()
-                    },
-                    _ => NormGrads {
-                        beta: Some(gi),
-                        ..NormGrads::default()
-                    },
-                };
+                let (gamma_data, _) = norm_affine(inputs, gamma, beta);
+                let grads = norm_grads(index, gamma, gi);
                 norm::layer_norm_vjp::<E, ACC>(x, axes, gamma_data, saved, g, grads)
+            }
+            // Per channel, x̂ = (x - mean)·invstd: dβ = Σ dy, dγ = Σ dy·x̂; training
+            // dx = γ·invstd·(dy - mean(dy) - x̂·mean(dy·x̂)), evaluation dx = γ·invstd·dy;
+            // none to the running estimates
+            (
+                Op::BatchNorm {
+                    training,
+                    gamma,
+                    beta,
+                    ..
+                },
+                _,
+            ) => {
+                if index >= norm_inputs(gamma, beta) {
+                    return zero_unless::<E, ACC>(gi);
+                }
+                let saved = &scratch[..norm::batch_norm_saved_len(x.shape())];
+                let (gamma_data, _) = norm_affine(inputs, gamma, beta);
+                let grads = norm_grads(index, gamma, gi);
+                norm::batch_norm_vjp::<E, ACC>(x, gamma_data, saved, training, g, grads)
             }
             // None to the input that gives the shape (`differentiable_in`).
             (Op::Conv2dInputGrad(_) | Op::Conv2dWeightGrad(_), 2) => {
@@ -1140,7 +1226,7 @@ impl Op {
                 self.vjp_with_scratch::<E, ACC>(inputs, output, g, index, gi, &mut Vec::new())
             }
             // Without the node's kept statistics: the forward runs again to find them.
-            Op::LayerNorm { .. } => {
+            Op::LayerNorm { .. } | Op::BatchNorm { .. } => {
                 let mut saved = Vec::new();
                 let mut again = vec![E::zero(); output.data().len()];
                 let ran = self.forward_with_scratch(inputs, output.shape(), &mut again, &mut saved);
@@ -1264,29 +1350,55 @@ fn pad_pairs(pads: &[[u32; 2]; crate::MAX_RANK], axes: u8) -> [(usize, usize); c
     pairs
 }
 
-/// Zeroes `gi` when a rule that can only add is asked to overwrite.
-#[inline]
-/// The first `saved_len` elements of a layer norm's scratch buffer, grown to them if short
-/// (never shrunk, so a warm step allocates nothing).
-fn layer_norm_saved<'s, E: Float>(scratch: &'s mut Vec<E>, x: &Shape, axes: usize) -> &'s mut [E] {
-    let len = norm::layer_norm_saved_len(x, axes);
+/// The first `len` elements of an op's scratch buffer, grown to them if short (never
+/// shrunk, so a warm step allocates nothing).
+fn grown<E: Float>(scratch: &mut Vec<E>, len: usize) -> &mut [E] {
     if scratch.len() < len {
         scratch.resize(len, E::zero());
     }
     &mut scratch[..len]
 }
 
-/// A layer norm's `gamma` and `beta` data, each when among its inputs.
-fn layer_norm_affine<'a, E: Float>(
+/// How many inputs a norm takes before any running estimates: x, then `gamma` and `beta`
+/// when present.
+#[inline]
+pub(crate) fn norm_inputs(gamma: bool, beta: bool) -> usize {
+    1 + usize::from(gamma) + usize::from(beta)
+}
+
+/// A norm's `gamma` and `beta` data, each when among its inputs (after x, in that order).
+fn norm_affine<'a, E: Float>(
     inputs: &(impl Operands<'a, E> + ?Sized),
     gamma: bool,
+    beta: bool,
 ) -> (Option<&'a [E]>, Option<&'a [E]>) {
     let at_beta = 1 + usize::from(gamma);
     let gamma = gamma.then(|| inputs.get(1).data());
-    let beta = (inputs.count() > at_beta).then(|| inputs.get(at_beta).data());
+    let beta = beta.then(|| inputs.get(at_beta).data());
     (gamma, beta)
 }
 
+/// The one gradient a norm's fused VJP is asked for: input `index` is x, then `gamma` when
+/// present, then `beta`.
+fn norm_grads<E: Float>(index: usize, gamma: bool, gi: &mut [E]) -> NormGrads<'_, E> {
+    match (index, gamma) {
+        (0, _) => NormGrads {
+            x: Some(gi),
+            ..NormGrads::default()
+        },
+        (1, true) => NormGrads {
+            gamma: Some(gi),
+            ..NormGrads::default()
+        },
+        _ => NormGrads {
+            beta: Some(gi),
+            ..NormGrads::default()
+        },
+    }
+}
+
+/// Zeroes `gi` when a rule that can only add is asked to overwrite.
+#[inline]
 fn zero_unless<E: Float, const ACC: bool>(gi: &mut [E]) {
     if !ACC {
         gi.fill(E::zero());

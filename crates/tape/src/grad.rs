@@ -390,6 +390,22 @@ impl<E: Float> Tape<E> {
                 let w = gamma.then(|| self.inputs_of(&node)[1]);
                 self.layer_norm_vjp((a, w, g), axes, eps, k)?
             }
+            Op::BatchNorm {
+                eps,
+                training,
+                gamma,
+                beta,
+            } => {
+                let inputs = self.inputs_of(&node);
+                let w = gamma.then(|| inputs[1]);
+                let at = 1 + usize::from(gamma) + usize::from(beta);
+                // The running estimates take no gradient (`differentiable_in`).
+                if k >= at {
+                    return Ok(None);
+                }
+                let running = (!training).then(|| (inputs[at], inputs[at + 1]));
+                self.batch_norm_vjp((a, w, g), running, eps, k)?
+            }
             // y = weight_grad(x, g) = J_wᵀg: dx = input_grad(g, dy), dg = conv2d(x, dy)
             Op::Conv2dWeightGrad(args) => {
                 if k == 0 {

@@ -635,6 +635,84 @@ impl<E: Float> Tape<E> {
         }
     }
 
+    /// y = x̂·γ + β per channel (axis 1 of x `[N, C, ...]`), x̂ = (x - mean)·invstd over the
+    /// channel's m values, ĝ = dy·γ: in training (the batch's mean and biased variance)
+    /// dx = invstd·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)), in evaluation (the `running` estimates,
+    /// constants) dx = ĝ·invstd; dγ = Σ dy·x̂, dβ = Σ dy (input `k`: x, then γ when present,
+    /// then β)
+    pub(crate) fn batch_norm_vjp(
+        &mut self,
+        (x, gamma, g): (NodeId, Option<NodeId>, NodeId),
+        running: Option<(NodeId, NodeId)>,
+        eps: f64,
+        k: usize,
+    ) -> Result<NodeId> {
+        let shape = self.node_shape(x);
+        let dims = shape.dims();
+        let (n, c) = (dims[0], dims[1]);
+        let inner: usize = dims[2..].iter().product();
+        let g3 = self.reshape(g, &[n, c, inner])?;
+        // Σ over the batch and the positions: [N, C, L] to [C].
+        let per_channel_sum = |tape: &mut Self, v: NodeId| -> Result<NodeId> {
+            let s = tape.sum_axis(v, 2)?;
+            tape.sum_axis(s, 0)
+        };
+        if k > 0 && gamma.is_none() || k > 1 {
+            return per_channel_sum(self, g3);
+        }
+        if shape.numel() == 0 {
+            // No value to normalise (C = 0, or evaluation of an empty batch): a zero share.
+            return match k {
+                0 => self.mul_scalar(g, E::zero()),
+                _ => per_channel_sum(self, g3),
+            };
+        }
+        // The mean over the batch and the positions, kept as [1, C, 1].
+        let per_channel_mean = |tape: &mut Self, v: NodeId| -> Result<NodeId> {
+            let m = tape.mean_axis_keepdim(v, 2)?;
+            tape.mean_axis_keepdim(m, 0)
+        };
+        let x3 = self.reshape(x, &[n, c, inner])?;
+        let (centred, var) = match running {
+            None => {
+                let mean = per_channel_mean(self, x3)?;
+                let centred = self.sub(x3, mean)?;
+                let sq = self.square(centred)?;
+                (centred, per_channel_mean(self, sq)?)
+            }
+            Some((mean, var)) => {
+                let mean = self.reshape(mean, &[1, c, 1])?;
+                (self.sub(x3, mean)?, self.reshape(var, &[1, c, 1])?)
+            }
+        };
+        let shifted = self.add_scalar(var, E::from_f64(eps))?;
+        let invstd = self.rsqrt(shifted)?;
+        let xhat = self.mul(centred, invstd)?;
+        if k == 1 {
+            let p = self.mul(g3, xhat)?;
+            return per_channel_sum(self, p);
+        }
+        let gh = match gamma {
+            Some(w) => {
+                let w = self.reshape(w, &[1, c, 1])?;
+                self.mul(g3, w)?
+            }
+            None => g3,
+        };
+        let inside = if running.is_some() {
+            gh
+        } else {
+            let mean_gh = per_channel_mean(self, gh)?;
+            let ghx = self.mul(gh, xhat)?;
+            let mean_ghx = per_channel_mean(self, ghx)?;
+            let along = self.mul(xhat, mean_ghx)?;
+            let d = self.sub(gh, mean_gh)?;
+            self.sub(d, along)?
+        };
+        let dx = self.mul(inside, invstd)?;
+        self.reshape(dx, dims)
+    }
+
     /// y[i] = x[i at index[i]]: dx = scatter_add(dy, index), padded with zeros where the index
     /// is shorter than x off the axis
     pub(crate) fn gather_vjp(

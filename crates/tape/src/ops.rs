@@ -2453,6 +2453,98 @@ impl<E: Float> Tape<E> {
         self.record_listed(op, [x].into_iter().chain(gamma).chain(beta))
     }
 
+    /// Batch norm of `x` `[N, C, ...]` in training (PyTorch's `F.batch_norm(x, None, None,
+    /// gamma, beta, training=True, eps=eps)`): each channel (axis 1) normalised by the batch's
+    /// mean and biased variance over every other axis, `(x - mean)/sqrt(var + eps)`, then
+    /// multiplied by `gamma` and shifted by `beta` (`[C]` each) when given. One node with a
+    /// fused VJP that reads back the channels' statistics the forward kept (in the node's
+    /// scratch buffer, reused across rewinds). It updates no running estimate: a model
+    /// records their new values from the batch as ordinary nodes (see `BatchNorm1d` in
+    /// `wengert-train`), so a replay never updates anything twice. Rank below 2 is
+    /// `WrongRank`, a negative or non-finite `eps` or a channel of at most one value
+    /// `InvalidArgument`, a `gamma` or `beta` not `[C]` `ShapeMismatch`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 2.0], [3.0, 6.0]])?;
+    /// let gamma = tape.parameter(array![2.0, 1.0])?;
+    /// let beta = tape.parameter(array![0.5, 0.0])?;
+    /// // Channel 0: mean 2, variance 1; channel 1: mean 4, variance 4.
+    /// let y = tape.batch_norm(x, Some(gamma), Some(beta), 0.0)?;
+    /// assert_eq!(tape.data(y)?, &[-1.5, -1.0, 2.5, 1.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// // A normalised channel sums to 0 whatever x: no gradient to x; beta's is the count.
+    /// assert!(grads.data(x).unwrap().iter().all(|g| g.abs() < 1e-12));
+    /// assert_eq!(grads.data(beta).unwrap(), &[2.0, 2.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn batch_norm(
+        &mut self,
+        x: NodeId,
+        gamma: Option<NodeId>,
+        beta: Option<NodeId>,
+        eps: f64,
+    ) -> Result<NodeId> {
+        let op = Op::BatchNorm {
+            eps,
+            training: true,
+            gamma: gamma.is_some(),
+            beta: beta.is_some(),
+        };
+        self.record_listed(op, [x].into_iter().chain(gamma).chain(beta))
+    }
+
+    /// Batch norm of `x` `[N, C, ...]` in evaluation (PyTorch's `F.batch_norm(x,
+    /// running_mean, running_var, gamma, beta, training=False, eps=eps)`): each channel
+    /// normalised by the running estimates `running_mean` and `running_var` (`[C]` each, no
+    /// gradient flows to them), then scaled and shifted as [`batch_norm`](Tape::batch_norm).
+    /// Errors as there, a running estimate not `[C]` being `ShapeMismatch` too.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.parameter(array![[1.0, 2.0], [3.0, 6.0]])?;
+    /// let mean = tape.input(array![0.0, 1.0])?;
+    /// let var = tape.input(array![4.0, 0.25])?;
+    /// let y = tape.batch_norm_eval(x, None, None, mean, var, 0.0)?;
+    /// assert_eq!(tape.data(y)?, &[0.5, 2.0, 1.5, 10.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// // An affine map of x: dy/dx = 1/sqrt(var) per channel.
+    /// assert_eq!(grads.data(x).unwrap(), &[0.5, 2.0, 0.5, 2.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn batch_norm_eval(
+        &mut self,
+        x: NodeId,
+        gamma: Option<NodeId>,
+        beta: Option<NodeId>,
+        running_mean: NodeId,
+        running_var: NodeId,
+        eps: f64,
+    ) -> Result<NodeId> {
+        let op = Op::BatchNorm {
+            eps,
+            training: false,
+            gamma: gamma.is_some(),
+            beta: beta.is_some(),
+        };
+        let inputs = [x].into_iter().chain(gamma).chain(beta);
+        self.record_listed(op, inputs.chain([running_mean, running_var]))
+    }
+
     /// [`conv2d`](Tape::conv2d)'s VJP for its input, as an op: the gradient of an input of
     /// `like`'s shape (the input itself, say; its values are not read and get no gradient) from
     /// the output's gradient `grad` and the `weight` (a transposed convolution,

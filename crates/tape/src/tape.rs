@@ -223,6 +223,52 @@ impl<E: Float> Tape<E> {
         Ok(())
     }
 
+    /// Gives the leaf `leaf` the value of the node `source` (of the same shape), copied into
+    /// the leaf's buffer without allocating: a model's running statistics, recorded as
+    /// ordinary nodes during a training pass, moved into the leaves the next pass reads.
+    /// Errors as [`set_value`](Tape::set_value) does.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let running = tape.input(array![1.0, 2.0])?;
+    /// let moved = tape.mul_scalar(running, 0.5)?;
+    /// tape.set_value_from(running, moved)?;
+    /// assert_eq!(tape.data(running)?, &[0.5, 1.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_value_from(&mut self, leaf: NodeId, source: NodeId) -> Result<()> {
+        self.check_ids(&[leaf, source])?;
+        let node = &self.nodes[leaf.index()];
+        if !matches!(node.kind, NodeKind::Input | NodeKind::Parameter) {
+            return Err(Error::NotALeaf { id: leaf.raw() });
+        }
+        let shape = self.nodes[source.index()].shape;
+        if !shape.same_as(&node.shape) {
+            return Err(Error::LeafShape {
+                leaf: node.shape,
+                value: shape,
+            });
+        }
+        let (to, from) = (leaf.index(), source.index());
+        if to == from {
+            return Ok(());
+        }
+        let (low, high) = self.values.split_at_mut(to.max(from));
+        let (to_buf, from_buf) = if to < from {
+            (&mut low[to], &high[0])
+        } else {
+            (&mut high[0], &low[from])
+        };
+        let n = shape.numel();
+        to_buf[..n].copy_from_slice(&from_buf[..n]);
+        Ok(())
+    }
+
     /// Calls `f(index, id, value, grad)` for every parameter that has a gradient from the last
     /// sweep, in recording order, with the parameter's place in [`parameters`](Tape::parameters)
     /// and its value to update in place: the hook an optimiser steps through. Stops at the first

@@ -261,8 +261,8 @@ impl<'g, E: Float> Var<'g, E> {
 
 /// Generates the handle methods, one line per op: `name(extra args) "doc";` for an op on one
 /// node, `name(&other) "doc";` for an op on two, on three (`ternary`), on two and an optional
-/// third (`optional`), on one with an optional scale and shift (`affine`), or on a list of
-/// handles
+/// third (`optional`), on one with an optional scale and shift (`affine`), on one with those
+/// and two running estimates (`running`), or on a list of handles
 /// (`list`, a method of [`Graph`]). Each calls the [`Tape`] method of that name.
 macro_rules! var_methods {
     (
@@ -273,6 +273,7 @@ macro_rules! var_methods {
         ternary { $( $tname:ident ( $($targ:ident : $tty:ty),* ) $tdoc:literal; )* }
         optional { $( $oname:ident ( $($oarg:ident : $oty:ty),* ) $odoc:literal; )* }
         affine { $( $aname:ident ( $($aarg:ident : $aty:ty),* ) $adoc:literal; )* }
+        running { $( $rname:ident ( $($rarg:ident : $rty:ty),* ) $rdoc:literal; )* }
         list { $( $lname:ident ( $($larg:ident : $lty:ty),* ) $ldoc:literal; )* }
     ) => {
         impl<'g, E: Float> Var<'g, E> {
@@ -349,6 +350,23 @@ macro_rules! var_methods {
                 ) -> Result<Self> {
                     let (x, g, b) = (self.id, gamma.map(|v| v.id), beta.map(|v| v.id));
                     self.graph.with(|t| t.$aname(x, g, b $(, $aarg)*))
+                }
+            )*
+            $(
+                #[doc = $rdoc]
+                #[doc = concat!("\n\nRecords [`Tape::", stringify!($rname), "`].")]
+                #[inline(always)]
+                pub fn $rname(
+                    &self,
+                    gamma: Option<&Var<'g, E>>,
+                    beta: Option<&Var<'g, E>>,
+                    running_mean: &Var<'g, E>,
+                    running_var: &Var<'g, E>
+                    $(, $rarg: $rty)*
+                ) -> Result<Self> {
+                    let (x, g, b) = (self.id, gamma.map(|v| v.id), beta.map(|v| v.id));
+                    let (m, v) = (running_mean.id, running_var.id);
+                    self.graph.with(|t| t.$rname(x, g, b, m, v $(, $rarg)*))
                 }
             )*
         }
@@ -490,6 +508,10 @@ var_methods! {
     }
     affine {
         layer_norm(axes: usize, eps: f64) "Layer norm over the trailing `axes` axes, with an optional scale and shift.";
+        batch_norm(eps: f64) "Batch norm over axis 1 by the batch's statistics (training), with an optional scale and shift.";
+    }
+    running {
+        batch_norm_eval(eps: f64) "Batch norm over axis 1 by the running estimates' handles (evaluation; no gradient to them), with an optional scale and shift.";
     }
     list {
         concat(axis: usize) "The handles joined along `axis` (`torch.cat`).";

@@ -2,7 +2,9 @@
 //! in `wengert-io`. Every entry's name starts with `train.`, so that a checkpoint can carry
 //! other entries (a command line's settings) beside it.
 //!
-//! - arrays: `train.parameters.<i>`, `train.best.<i>`, `train.optimizer.<buffer>.<i>`;
+//! - arrays: `train.parameters.<i>`, `train.best.<i>`, `train.optimizer.<buffer>.<i>`, the
+//!   model's buffers `train.buffers.<i>` and `train.best_buffers.<i>` (counted by
+//!   `train.buffers`, absent from checkpoints of models without buffers);
 //! - scalars: the loop's position and sums, early stopping's memory, the learning rate, the
 //!   random stream's stream number and position, the optimiser's kind, step and settings,
 //!   the loss's name and reduce-on-plateau's memory (`train.plateau.…`, from layout 2);
@@ -68,6 +70,10 @@ impl<E: Element> TrainState<E> {
         }
         for (name, buffers) in &self.optimizer.buffers {
             put_list(&format!("train.optimizer.{name}"), buffers);
+        }
+        put_list("train.buffers", &self.buffers);
+        if let Some(best) = &self.best_buffers {
+            put_list("train.best_buffers", best);
         }
 
         let mut scalars: Vec<(String, Scalar)> = vec![
@@ -142,6 +148,9 @@ impl<E: Element> TrainState<E> {
         if let Some(e) = self.history.best_epoch {
             scalars.push(("best_epoch".into(), u(e)));
         }
+        if !self.buffers.is_empty() {
+            scalars.push(("buffers".into(), u(self.buffers.len())));
+        }
         for (name, value) in &self.optimizer.settings {
             scalars.push((format!("optimizer.setting.{name}"), Scalar::F64(*value)));
         }
@@ -188,8 +197,20 @@ impl<E: Element> TrainState<E> {
                 r.list(&format!("train.optimizer.{name}"), count)?,
             ));
         }
+        // The model's buffers: none in a checkpoint of a model without any.
+        let buffer_count = match checkpoint.scalars.get("train.buffers") {
+            None => 0,
+            Some(_) => r.usize("buffers")?,
+        };
+        let model_buffers = r.list("train.buffers", buffer_count)?;
+        let best_buffers = match (&best_parameters, buffer_count) {
+            (Some(_), 1..) => Some(r.list("train.best_buffers", buffer_count)?),
+            (Some(_), 0) => Some(Vec::new()),
+            (None, _) => None,
+        };
         // Every `train.` array must have been claimed by one of the lists above.
-        let claimed = count * (1 + usize::from(best_parameters.is_some()) + buffers.len());
+        let claimed = count * (1 + usize::from(best_parameters.is_some()) + buffers.len())
+            + buffer_count * (1 + usize::from(best_buffers.is_some()));
         let present = checkpoint
             .arrays
             .keys()
@@ -285,11 +306,13 @@ impl<E: Element> TrainState<E> {
             best_loss: r.f64("best_loss")?,
             since_best: r.usize("since_best")?,
             best_parameters,
+            best_buffers,
             base_learning_rate: r.f64("base_learning_rate")?,
             plateau,
             loss,
             elapsed_seconds: r.f64("elapsed_seconds")?,
             parameters,
+            buffers: model_buffers,
             optimizer: OptimizerState {
                 kind: r.text("optimizer.kind")?.to_string(),
                 step: r.u64("optimizer.step")?,

@@ -1,5 +1,6 @@
 //! [`ParameterIds`]: what a forward pass is handed besides its input: the parameters' nodes,
-//! whether it trains or evaluates ([`Mode`]), and the seeds of its random draws.
+//! the buffers' nodes and where their new values go ([`BufferUpdates`]), whether it trains or
+//! evaluates ([`Mode`]), and the seeds of its random draws.
 
 use wengert_tape::NodeId;
 
@@ -79,6 +80,52 @@ pub struct ParameterIds<'a> {
     mode: Mode,
     /// The pass's seed stream, started at the first draw (most passes draw none).
     seeds: Option<Rng>,
+    /// The buffers' nodes (leaves holding their current values), taken in order.
+    buffers: &'a [NodeId],
+    buffers_taken: usize,
+    /// Where a training pass registers its buffers' new values; none without buffers.
+    updates: Option<&'a mut BufferUpdates>,
+}
+
+/// The new values a training pass computed for its model's buffers (batch norm's running
+/// statistics): `(buffer index, node)` pairs, the index in
+/// [`Module::buffers`](crate::Module::buffers) order, the node on the pass's tape. No op
+/// writes a buffer: the pass records the new value as an ordinary node, and whoever runs the
+/// pass copies it into the buffer after the step (the [`Trainer`](crate::Trainer), or
+/// [`Module::apply_training`](crate::Module::apply_training)). So replaying a recorded pass
+/// recomputes the values but never moves the buffers twice. Reused from pass to pass, it
+/// allocates only when it grows.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BufferUpdates {
+    updates: Vec<(usize, NodeId)>,
+}
+
+impl BufferUpdates {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The `(buffer index, node)` pairs, in the order the pass registered them (a buffer
+    /// registered twice: the later value wins when they are applied in order).
+    pub fn iter(&self) -> impl Iterator<Item = (usize, NodeId)> + '_ {
+        self.updates.iter().copied()
+    }
+
+    /// How many were registered.
+    pub fn len(&self) -> usize {
+        self.updates.len()
+    }
+
+    /// Whether none was.
+    pub fn is_empty(&self) -> bool {
+        self.updates.is_empty()
+    }
+
+    /// Forgets them, keeping the memory.
+    pub fn clear(&mut self) {
+        self.updates.clear();
+    }
 }
 
 impl<'a> ParameterIds<'a> {
@@ -94,7 +141,43 @@ impl<'a> ParameterIds<'a> {
             taken: 0,
             mode,
             seeds: None,
+            buffers: &[],
+            buffers_taken: 0,
+            updates: None,
         }
+    }
+
+    /// The pass with the model's buffers at `buffers` (nodes holding their current values,
+    /// in [`Module::buffers`](crate::Module::buffers) order), to take one by one with
+    /// [`next_buffer`](ParameterIds::next_buffer), and `updates` (cleared here) to receive
+    /// the new values a training pass gives them with
+    /// [`update_buffer`](ParameterIds::update_buffer).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    /// use wengert_train::{BufferUpdates, Mode, ParameterIds};
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let count = tape.input(array![3.0])?;
+    /// let mut updates = BufferUpdates::new();
+    /// let buffers = [count];
+    /// let mut params = ParameterIds::with_mode(&[], Mode::Training { seed: 0 })
+    ///     .with_buffers(&buffers, &mut updates);
+    /// // A layer counting its training passes: the new count is an ordinary node.
+    /// let count = params.next_buffer()?;
+    /// let next = tape.add_scalar(count, 1.0)?;
+    /// params.update_buffer(count, next)?;
+    /// params.finish()?;
+    /// assert_eq!(updates.iter().collect::<Vec<_>>(), [(0, next)]);
+    /// # Ok::<(), wengert_train::Error>(())
+    /// ```
+    pub fn with_buffers(mut self, buffers: &'a [NodeId], updates: &'a mut BufferUpdates) -> Self {
+        updates.clear();
+        self.buffers = buffers;
+        self.buffers_taken = 0;
+        self.updates = Some(updates);
+        self
     }
 
     /// The pass's mode.
@@ -143,13 +226,64 @@ impl<'a> ParameterIds<'a> {
         self.taken
     }
 
-    /// Checks that every parameter was taken.
+    /// The next buffer's node (its current value: a leaf the pass reads, such as a running
+    /// mean), in [`Module::buffers`](crate::Module::buffers) order, or an error if the model
+    /// has taken them all or the pass was given none
+    /// ([`with_buffers`](ParameterIds::with_buffers)).
+    pub fn next_buffer(&mut self) -> Result<NodeId> {
+        let id = self
+            .buffers
+            .get(self.buffers_taken)
+            .copied()
+            .ok_or_else(|| {
+                Error::Model(format!(
+                    "forward took more buffers than the {} this pass was given (a model with \
+                 buffers runs through `apply`, the trainer, or `ParameterIds::with_buffers`)",
+                    self.buffers.len()
+                ))
+            })?;
+        self.buffers_taken += 1;
+        Ok(id)
+    }
+
+    /// Registers `value` (a node of the buffer's shape) as the new value of the buffer whose
+    /// node [`next_buffer`](ParameterIds::next_buffer) gave as `buffer`: it is copied into
+    /// the buffer once the training step is done. An error in an evaluation pass (which
+    /// moves no buffer) or for a node that is not one of the pass's buffers.
+    pub fn update_buffer(&mut self, buffer: NodeId, value: NodeId) -> Result<()> {
+        if !self.is_training() {
+            return Err(Error::Model(
+                "an evaluation pass updates no buffer: check `is_training` first".into(),
+            ));
+        }
+        let index = self.buffers[..self.buffers_taken]
+            .iter()
+            .position(|&b| b == buffer)
+            .ok_or_else(|| {
+                Error::Model(format!(
+                    "node {buffer:?} is not a buffer this pass has taken, so it cannot be updated"
+                ))
+            })?;
+        let updates = self.updates.as_deref_mut().expect("given with the buffers");
+        updates.updates.push((index, value));
+        Ok(())
+    }
+
+    /// Checks that every parameter and every buffer was taken.
     pub fn finish(&self) -> Result<()> {
         if self.taken != self.ids.len() {
             return Err(Error::Model(format!(
                 "forward took {} parameters but the model lists {}",
                 self.taken,
                 self.ids.len()
+            )));
+        }
+        if self.buffers_taken != self.buffers.len() {
+            return Err(Error::Model(format!(
+                "forward took {} buffers but the model lists {}: a model takes each of its \
+                 buffers with `next_buffer`",
+                self.buffers_taken,
+                self.buffers.len()
             )));
         }
         Ok(())

@@ -3,9 +3,9 @@
 //! - Models: [`Linear`], [`Mlp`] (built with [`Mlp::builder`]), [`Sequential`] of layers
 //!   ([`Linear`], [`Activation`], [`Dropout`], [`Flatten`], [`Unflatten`], the convolutions
 //!   [`Conv2d`] and [`Conv1d`], the poolings [`MaxPool2d`], [`AvgPool2d`] and
-//!   [`AdaptiveAvgPool2d`], [`LayerNorm`], [`Embedding`]), or any type implementing
-//!   [`Module`]; weights start from an [`Init`] drawn from a seeded [`Rng`] (PyTorch's
-//!   defaults for each layer). A forward pass
+//!   [`AdaptiveAvgPool2d`], the norms [`BatchNorm1d`], [`BatchNorm2d`] and [`LayerNorm`],
+//!   [`Embedding`]), or any type implementing [`Module`]; weights start from an [`Init`]
+//!   drawn from a seeded [`Rng`] (PyTorch's defaults for each layer). A forward pass
 //!   trains or evaluates ([`Mode`]); [`Module::predict`] runs a model without a trainer;
 //!   [`save_state`] / [`load_state`] (and safetensors) keep its named parameters and buffers.
 //! - Objectives and measures: [`Loss`] (MSE, RMSE, softmax cross-entropy), or any tape
@@ -47,6 +47,7 @@
 
 #![deny(missing_docs)]
 
+mod batch_norm;
 mod callback;
 mod checkpoint;
 mod conv;
@@ -83,6 +84,7 @@ mod state;
 mod trainer;
 mod unflatten;
 
+pub use batch_norm::{BatchNorm1d, BatchNorm2d, BatchNormOptions};
 pub use callback::{Callback, Control, EpochRecord, OnEpoch, OnStep, StepInfo};
 pub use conv::{Conv1d, Conv1dBuilder, Conv2d, Conv2dBuilder};
 pub use data::{Dataset, MAX_CLASSES, Standardizer, Targets};
@@ -91,7 +93,7 @@ pub use embedding::Embedding;
 pub use error::{Error, Result};
 pub use evaluate::{Evaluation, EvaluationSum, evaluate};
 pub use flatten::Flatten;
-pub use forward::{Mode, ParameterIds};
+pub use forward::{BufferUpdates, Mode, ParameterIds};
 pub use init::Init;
 pub use layer_norm::{LayerNorm, LayerNormBuilder};
 pub use layers::{Activation, Linear, Mlp, MlpBuilder};

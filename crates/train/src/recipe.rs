@@ -3,7 +3,8 @@
 //! [`Classifier`] records raw features `x` → standardisation → the network → softmax on a
 //! tape and saves it as a [`TapeModel`] file: input [`INPUT`] (raw
 //! features, `[batch, features]`), outputs [`LOGITS`] and [`PROBS`] (`[batch, classes]`),
-//! parameters `input.mean`, `input.std` and the network's own. The file needs no model code to
+//! parameters `input.mean`, `input.std` and the network's own, then its buffers (batch norm's
+//! running statistics) under their names, recorded in evaluation. The file needs no model code to
 //! run: any process replays it by name, as `wengert eval` and `wengert predict` do.
 //!
 //! [`Fingerprint`] names a data set by its size and a CRC-32 of its contents, so that a run
@@ -42,9 +43,10 @@ use std::path::Path;
 
 use ndarray::Array2;
 use wengert_io::{Element, TapeModel, TapeSaver};
-use wengert_tape::{NodeId, Tape};
+use wengert_tape::Tape;
 
-use crate::{Dataset, Module, Result, Standardizer};
+use crate::module::record_parameters;
+use crate::{BufferUpdates, Dataset, Module, ParameterIds, Result, Standardizer};
 
 /// The input's name: raw features, `[batch, features]`.
 pub const INPUT: &str = "x";
@@ -118,10 +120,20 @@ impl<'m, E: Element, M: Module<E> + ?Sized> Classifier<'m, E, M> {
         // values the network was trained on.
         let centred = tape.sub(x, mean)?;
         let scaled = tape.div(centred, std)?;
-        let first = tape.len();
-        let logits = self.model.apply(&mut tape, scaled)?;
+        // The buffers (running statistics) are recorded as parameters: their values travel
+        // with the file, and an evaluation pass gives them no gradient.
+        let network = record_parameters(self.model, &mut tape)?;
+        let buffers = self
+            .model
+            .buffers()
+            .into_iter()
+            .map(|b| tape.parameter(b))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut updates = BufferUpdates::new();
+        let mut params = ParameterIds::new(&network).with_buffers(&buffers, &mut updates);
+        let logits = self.model.forward(&mut tape, &mut params, scaled)?;
+        params.finish()?;
         let probs = tape.softmax(logits)?;
-        let network: Vec<NodeId> = tape.parameters().filter(|id| id.index() >= first).collect();
         let names = match &self.names {
             Some(names) if names.len() != network.len() => {
                 return Err(crate::Error::Model(format!(
@@ -140,6 +152,9 @@ impl<'m, E: Element, M: Module<E> + ?Sized> Classifier<'m, E, M> {
             .parameter(SCALER_PARAMETERS[0], mean)
             .parameter(SCALER_PARAMETERS[1], std);
         for (name, id) in names.into_iter().zip(network) {
+            saver = saver.parameter(name, id);
+        }
+        for (name, id) in self.model.buffer_names().into_iter().zip(buffers) {
             saver = saver.parameter(name, id);
         }
         for (key, value) in &self.metadata {
@@ -259,6 +274,49 @@ mod tests {
         for row in probs.rows() {
             assert!((row.sum() - 1.0).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn a_model_with_batch_norm_saves_its_running_statistics_and_replays_in_evaluation() {
+        use crate::{Activation, BatchNorm1d, Init, Linear, Rng, Sequential};
+        let data = data();
+        let scaler = Standardizer::fit(data.features());
+        let mut rng = Rng::seed_from_u64(2);
+        let mut norm = BatchNorm1d::new(3).unwrap();
+        for mut b in norm.buffers_mut() {
+            b.map_inplace(|v| *v += 0.5);
+        }
+        let model = Sequential::<f32>::new()
+            .push(Linear::new(2, 3, Init::HeNormal, &mut rng).unwrap())
+            .push(norm)
+            .push(Activation::Tanh)
+            .push(Linear::new(3, 2, Init::GlorotUniform, &mut rng).unwrap());
+        let saved = Classifier::new(&model, &scaler)
+            .parameter_names(model.parameter_names())
+            .model()
+            .unwrap();
+        let names: Vec<&str> = saved.parameter_names().skip(2).collect();
+        assert_eq!(
+            names,
+            [
+                "0.weight",
+                "0.bias",
+                "1.weight",
+                "1.bias",
+                "3.weight",
+                "3.bias",
+                "1.running_mean",
+                "1.running_var"
+            ]
+        );
+        let mut replayed = Tape::new();
+        let raw = data.features().to_owned();
+        let replay = saved
+            .replay(&mut replayed, [(INPUT, raw)], &ReplayOptions::default())
+            .unwrap();
+        let logits = replayed.value_owned(replay.node(LOGITS).unwrap()).unwrap();
+        let scaled = data.scaled(&scaler).unwrap();
+        assert_eq!(logits, model.predict(scaled.features()).unwrap());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use wengert_ops::Float;
 
 use crate::{Error, History, OptimizerState, PlateauState, Result, RngState};
 
-/// A training run between two steps: the model's weights, the optimiser's state, where the
+/// A training run between two steps: the model's weights and buffers, the optimiser's state, where the
 /// loop stands (epoch, batch, the data order and the random stream that shuffles it), what
 /// the current epoch has summed so far, early stopping's memory and the history.
 ///
@@ -39,6 +39,8 @@ pub struct TrainState<E: Float> {
     pub since_best: usize,
     /// The weights of the best epoch, kept when early stopping restores them.
     pub best_parameters: Option<Vec<ArrayD<E>>>,
+    /// The model's buffers at the best epoch (running statistics), kept with its weights.
+    pub best_buffers: Option<Vec<ArrayD<E>>>,
     /// The learning rate the schedule scales (the optimiser's, lowered by
     /// [`ReduceOnPlateau`](crate::ReduceOnPlateau) if the run has one).
     pub base_learning_rate: f64,
@@ -52,16 +54,24 @@ pub struct TrainState<E: Float> {
     pub elapsed_seconds: f64,
     /// The model's parameters, in [`Module::parameters`](crate::Module::parameters) order.
     pub parameters: Vec<ArrayD<E>>,
+    /// The model's buffers (state that is not trained, such as batch norm's running
+    /// statistics), in [`Module::buffers`](crate::Module::buffers) order.
+    pub buffers: Vec<ArrayD<E>>,
     /// The optimiser's state.
     pub optimizer: OptimizerState<E>,
 }
 
 impl<E: Float> TrainState<E> {
-    /// Checks that this state can continue on a model whose parameters have `shapes` and on a
-    /// training set cut into `batches`: the order is a permutation of those examples, the
-    /// position is inside an epoch of such batches, and every saved array has the parameters'
-    /// shapes.
-    pub(crate) fn check_fits(&self, shapes: &[Vec<usize>], batches: Batches) -> Result<()> {
+    /// Checks that this state can continue on a model whose parameters have `shapes` and
+    /// buffers `buffer_shapes`, and on a training set cut into `batches`: the order is a
+    /// permutation of those examples, the position is inside an epoch of such batches, and
+    /// every saved array has the parameters' (the buffers') shapes.
+    pub(crate) fn check_fits(
+        &self,
+        shapes: &[Vec<usize>],
+        buffer_shapes: &[Vec<usize>],
+        batches: Batches,
+    ) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidConfig(format!("cannot resume: {m}")));
         let n = batches.examples;
         if self.order.len() != n {
@@ -111,6 +121,19 @@ impl<E: Float> TrainState<E> {
             if saved != shapes {
                 return bad(format!(
                     "the saved {name} have shapes {saved:?}, the model's parameters {shapes:?}"
+                ));
+            }
+        }
+        let model_buffers = [
+            ("buffers", Some(&self.buffers)),
+            ("best buffers", self.best_buffers.as_ref()),
+        ];
+        for (name, saved) in model_buffers {
+            let Some(saved) = saved else { continue };
+            let saved: Vec<&[usize]> = saved.iter().map(ArrayD::shape).collect();
+            if saved != buffer_shapes {
+                return bad(format!(
+                    "the saved {name} have shapes {saved:?}, the model's buffers {buffer_shapes:?}"
                 ));
             }
         }
@@ -237,11 +260,13 @@ mod tests {
             best_loss: 1.0,
             since_best: 0,
             best_parameters: None,
+            best_buffers: None,
             base_learning_rate: 0.1,
             plateau: PlateauState::default(),
             loss: "cross_entropy".into(),
             elapsed_seconds: 0.0,
             parameters: vec![array![[1.0, 2.0]].into_dyn()],
+            buffers: vec![array![3.0].into_dyn()],
             optimizer: OptimizerState {
                 kind: "sgd".into(),
                 step: 5,
@@ -254,10 +279,11 @@ mod tests {
     #[test]
     fn a_state_that_does_not_fit_the_run_is_refused_by_what_differs() {
         let shapes = [vec![1, 2]];
+        let buffers = [vec![1]];
         let batches = Batches::new(5, 2);
-        state().check_fits(&shapes, batches).unwrap();
+        state().check_fits(&shapes, &buffers, batches).unwrap();
         let refused = |s: TrainState<f64>, shapes: &[Vec<usize>], b: Batches, what: &str| {
-            let err = s.check_fits(shapes, b).unwrap_err().to_string();
+            let err = s.check_fits(shapes, &buffers, b).unwrap_err().to_string();
             assert!(err.contains("cannot resume") && err.contains(what), "{err}");
         };
         refused(state(), &shapes, Batches::new(6, 2), "5 examples");
@@ -283,5 +309,11 @@ mod tests {
         let mut s = state();
         s.parameters[0][[0, 1]] = f64::NAN;
         refused(s, &shapes, batches, "not finite");
+        let mut s = state();
+        s.buffers.clear();
+        refused(s, &shapes, batches, "saved buffers have shapes []");
+        let mut s = state();
+        s.best_buffers = Some(vec![array![1.0, 2.0].into_dyn()]);
+        refused(s, &shapes, batches, "best buffers have shapes [[2]]");
     }
 }

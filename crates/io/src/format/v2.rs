@@ -236,6 +236,15 @@ pub enum OpV2 {
     AdaptiveAvgPool2dGrad {
         size: [u64; 2],
     },
+    // From tag 81: batch norm (issue 12).
+    /// `batch_norm`: eps, whether the batch's statistics normalise (training) or the running
+    /// estimates (evaluation: the last two inputs), and whether a scale and a shift follow x.
+    BatchNorm {
+        eps: f64,
+        training: bool,
+        gamma: bool,
+        beta: bool,
+    },
 }
 
 /// What a [`OpV2::Reduce`] reduces each lane to (`wengert_ops::ReduceOp`'s of the same name).

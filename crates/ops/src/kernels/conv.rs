@@ -6,8 +6,8 @@
 //! `[C/groups · kh · kw, OH · OW]` matrix (im2col) in a scratch buffer the caller owns and
 //! reuses, and the weight's `[O/groups, C/groups · kh · kw]` rows multiply it. A 1×1 kernel at
 //! stride 1 without padding reads the input in place. (im2col measured faster than an implicit
-//! gemm made of one small product per output row and kernel tap; see
-//! `docs/KERNELS-PENDING.md`.)
+//! gemm made of one small product per output row and kernel tap; see `docs/OPS.md`,
+//! "Determinism and the convolutions' speed".)
 //!
 //! Parallel and deterministic: the batch is cut into at most [`MAX_PARTS`] runs of whole
 //! images, the cut depending on the batch size alone, and each run is one task with its own

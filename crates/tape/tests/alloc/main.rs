@@ -194,6 +194,45 @@ fn recording_ops_of_many_inputs_allocates_nothing_in_steady_state() {
         "embedding and layer norm: {counts:?}"
     );
 
+    // Batch norm as a CNN uses it: in training over [N, C, H, W] with its scale and shift, the
+    // running estimates' new values recorded beside it (transpose, reshape, mean, var), then
+    // in evaluation by those estimates; each node's statistics kept in its buffer.
+    let mut tape = Tape::<f32>::new();
+    let x = tape
+        .input(
+            Array::from_iter((0..4 * 3 * 2 * 5).map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0))
+                .into_shape_with_order((4, 3, 2, 5))
+                .unwrap(),
+        )
+        .unwrap();
+    let gamma = tape.parameter(array![1.0f32, 0.5, -0.5]).unwrap();
+    let beta = tape.parameter(array![0.0f32, 0.1, 0.2]).unwrap();
+    let running_mean = tape.input(array![0.0f32, 0.5, -0.5]).unwrap();
+    let running_var = tape.input(array![1.0f32, 2.0, 0.5]).unwrap();
+    let start = tape.mark();
+    let mut counts = Vec::with_capacity(20);
+    for step in 0..23 {
+        let before = allocations();
+        tape.rewind(start).unwrap();
+        let y = tape.batch_norm(x, Some(gamma), Some(beta), 1e-5).unwrap();
+        let per_channel = tape.transpose_axes(x, 0, 1).unwrap();
+        let per_channel = tape.reshape(per_channel, &[3, 40]).unwrap();
+        let mean = tape.mean_axis(per_channel, 1).unwrap();
+        let var = tape.var(per_channel, Some(1), 1.0, false).unwrap();
+        let z = tape
+            .batch_norm_eval(y, Some(gamma), None, mean, var, 1e-5)
+            .unwrap();
+        let e = tape
+            .batch_norm_eval(z, None, Some(beta), running_mean, running_var, 1e-5)
+            .unwrap();
+        let loss = tape.sum(e).unwrap();
+        tape.backward(loss).unwrap();
+        if step >= 3 {
+            counts.push(allocations() - before);
+        }
+    }
+    assert!(counts.iter().all(|&a| a == 0), "batch norm: {counts:?}");
+
     // Through handles: the list methods take the handles' ids without collecting them.
     let g = Graph::<f64>::new();
     let w = g.parameter(array![[0.5, -0.25], [0.1, 0.2]]).unwrap();

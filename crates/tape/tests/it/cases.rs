@@ -125,6 +125,15 @@ pub enum Case {
         gamma: bool,
         beta: bool,
     },
+    /// `batch_norm` of the first operand, then `gamma` and `beta` among the operands, in that
+    /// order, when set; in evaluation by the running mean and variance held here (fed as
+    /// inputs: no gradient), in training when there are none.
+    BatchNorm {
+        eps: f64,
+        gamma: bool,
+        beta: bool,
+        running: Option<(ArrayD<f64>, ArrayD<f64>)>,
+    },
     /// `conv2d_input_grad` of the first operand (a gradient of the output) with the second
     /// (the weight), giving an input of the shape held here.
     Conv2dInputGrad(wengert_tape::Conv2dArgs, Vec<usize>),
@@ -317,6 +326,19 @@ impl Case {
                 gamma,
                 beta,
             } => format!("layer_norm(axes {axes}, eps {eps}, gamma {gamma}, beta {beta})"),
+            Case::BatchNorm {
+                eps,
+                gamma,
+                beta,
+                running,
+            } => {
+                let mode = if running.is_some() {
+                    "evaluation"
+                } else {
+                    "training"
+                };
+                format!("batch_norm(eps {eps}, gamma {gamma}, beta {beta}, {mode})")
+            }
             Case::Conv2dInputGrad(args, input) => format!("conv2d_input_grad({args:?}, {input:?})"),
             Case::Conv2dWeightGrad(args, weight) => {
                 format!("conv2d_weight_grad({args:?}, {weight:?})")
@@ -439,6 +461,23 @@ impl Case {
                 let gamma_id = gamma.then(|| p[1]);
                 let beta_id = beta.then(|| p[1 + usize::from(*gamma)]);
                 tape.layer_norm(p[0], gamma_id, beta_id, *axes, *eps)
+            }
+            Case::BatchNorm {
+                eps,
+                gamma,
+                beta,
+                running,
+            } => {
+                let gamma_id = gamma.then(|| p[1]);
+                let beta_id = beta.then(|| p[1 + usize::from(*gamma)]);
+                match running {
+                    None => tape.batch_norm(p[0], gamma_id, beta_id, *eps),
+                    Some((mean, var)) => {
+                        let mean = tape.input(mean.mapv(E::from_f64))?;
+                        let var = tape.input(var.mapv(E::from_f64))?;
+                        tape.batch_norm_eval(p[0], gamma_id, beta_id, mean, var, *eps)
+                    }
+                }
             }
             Case::Conv2dInputGrad(args, input) => {
                 let like = tape.input(ArrayD::<E>::zeros(IxDyn(input)))?;

@@ -259,6 +259,7 @@ gradgrad_tests! {
     scatter_add => s::scatter_add(),
     embedding => s::embedding(true),
     layer_norm => s::layer_norm(),
+    batch_norm => s::batch_norm(),
     binary_cross_entropy_with_logits_weighted => s::weighted_bce(),
     nll_loss_weighted => s::weighted_class_loss(false),
     cross_entropy_weighted => s::weighted_class_loss(true),

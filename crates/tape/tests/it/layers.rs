@@ -331,3 +331,180 @@ mod layer_norm {
         }
     }
 }
+
+/// Batch norm as a model uses it: in training by the batch's statistics, kept per node, so
+/// two batch norms on one tape recorded again after rewinds give the same values and
+/// gradients every time, equal to the generic `record` path's and the handles'; in
+/// evaluation by running estimates that take no gradient; its refusals are typed; its
+/// recorded VJP agrees with `backward`.
+mod batch_norm {
+    use super::*;
+    use wengert_tape::NodeId;
+
+    /// Training over [N, C, L] with a scale and shift, then evaluation by running estimates:
+    /// the values and gradients of one step, as bits.
+    fn step(tape: &mut Tape<f64>, x: NodeId, affine: [NodeId; 4]) -> Vec<Vec<u64>> {
+        let [gamma, beta, mean, var] = affine;
+        let h = tape.batch_norm(x, Some(gamma), Some(beta), 1e-5).unwrap();
+        let h = tape.tanh(h).unwrap();
+        let y = tape
+            .batch_norm_eval(h, None, Some(beta), mean, var, 1e-3)
+            .unwrap();
+        let z = tape.reshape(y, &[6, 5]).unwrap();
+        let z = tape.batch_norm(z, None, None, 0.1).unwrap();
+        let sq = tape.square(z).unwrap();
+        let w = tape.mul(sq, z).unwrap();
+        let loss = tape.sum(w).unwrap();
+        let bits = |d: &[f64]| d.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let values = bits(tape.data(z).unwrap());
+        let grads = tape.backward(loss).unwrap();
+        vec![
+            values,
+            bits(grads.data(x).unwrap()),
+            bits(grads.data(gamma).unwrap()),
+            bits(grads.data(beta).unwrap()),
+        ]
+    }
+
+    #[test]
+    fn batch_norms_recorded_again_after_rewinds_keep_their_own_statistics() {
+        let mut rng = Rng::new(81);
+        let x = rng.array(&[2, 3, 5], 1.0);
+        let (gamma, beta, mean) = (
+            rng.array(&[3], 1.0),
+            rng.array(&[3], 1.0),
+            rng.array(&[3], 1.0),
+        );
+        let var = rng.array(&[3], 1.0).mapv(|v| 0.5 + v.abs());
+        let mut tape = Tape::<f64>::new();
+        let x = tape.parameter(x).unwrap();
+        let affine = [
+            tape.parameter(gamma).unwrap(),
+            tape.parameter(beta).unwrap(),
+            tape.input(mean).unwrap(),
+            tape.input(var).unwrap(),
+        ];
+        let start = tape.mark();
+        let first = step(&mut tape, x, affine);
+        for _ in 0..3 {
+            tape.rewind(start).unwrap();
+            assert_eq!(step(&mut tape, x, affine), first);
+        }
+        // The generic path records the same nodes, in both modes.
+        let [gamma, beta, mean, var] = affine;
+        let op = |training| Op::BatchNorm {
+            eps: 1e-5,
+            training,
+            gamma: true,
+            beta: true,
+        };
+        let generic = tape.record(op(true), &[x, gamma, beta]).unwrap();
+        let named = tape.batch_norm(x, Some(gamma), Some(beta), 1e-5).unwrap();
+        assert_eq!(tape.data(generic).unwrap(), tape.data(named).unwrap());
+        let generic = tape
+            .record(op(false), &[x, gamma, beta, mean, var])
+            .unwrap();
+        let named = tape
+            .batch_norm_eval(x, Some(gamma), Some(beta), mean, var, 1e-5)
+            .unwrap();
+        assert_eq!(tape.data(generic).unwrap(), tape.data(named).unwrap());
+    }
+
+    #[test]
+    fn the_handles_record_the_tapes_batch_norms() {
+        let mut rng = Rng::new(82);
+        let (x, gamma) = (rng.array(&[4, 2], 1.0), rng.array(&[2], 1.0));
+        let (mean, var) = (Array1::from(vec![0.5, -0.5]), Array1::from(vec![2.0, 0.5]));
+        let g = Graph::<f64>::new();
+        let (xv, gv) = (
+            g.parameter(x.clone()).unwrap(),
+            g.parameter(gamma.clone()).unwrap(),
+        );
+        let (mv, vv) = (
+            g.input(mean.clone()).unwrap(),
+            g.input(var.clone()).unwrap(),
+        );
+        let train = xv.batch_norm(Some(&gv), None, 1e-5).unwrap();
+        let eval = xv.batch_norm_eval(None, Some(&gv), &mv, &vv, 1e-5).unwrap();
+        let mut tape = Tape::<f64>::new();
+        let (x, gamma) = (tape.parameter(x).unwrap(), tape.parameter(gamma).unwrap());
+        let (mean, var) = (tape.input(mean).unwrap(), tape.input(var).unwrap());
+        let t = tape.batch_norm(x, Some(gamma), None, 1e-5).unwrap();
+        let e = tape
+            .batch_norm_eval(x, None, Some(gamma), mean, var, 1e-5)
+            .unwrap();
+        assert_eq!(train.value().unwrap(), tape.value_owned(t).unwrap());
+        assert_eq!(eval.value().unwrap(), tape.value_owned(e).unwrap());
+    }
+
+    #[test]
+    fn a_bad_batch_norm_is_a_typed_error_and_its_recorded_gradient_matches_backward() {
+        let mut tape = Tape::<f64>::new();
+        let x = tape.parameter(Rng::new(2).array(&[4, 3], 1.0)).unwrap();
+        let three = tape.parameter(Array1::from(vec![1.0, 2.0, 3.0])).unwrap();
+        let two = tape.parameter(Array1::from(vec![1.0, 2.0])).unwrap();
+        let var = tape.parameter(Array1::from(vec![0.5, 1.0, 2.0])).unwrap();
+        let flat = tape.parameter(Array1::from(vec![1.0, 2.0, 3.0])).unwrap();
+        assert!(matches!(
+            tape.batch_norm(flat, None, None, 1e-5),
+            Err(Error::WrongRank { .. })
+        ));
+        for eps in [-1.0, f64::NAN, f64::INFINITY] {
+            assert!(matches!(
+                tape.batch_norm(x, None, None, eps),
+                Err(Error::InvalidArgument { .. })
+            ));
+        }
+        assert!(matches!(
+            tape.batch_norm(x, Some(two), None, 1e-5),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            tape.batch_norm_eval(x, None, None, three, two, 1e-5),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        // One value per channel: no batch statistics (PyTorch refuses it), but evaluation is
+        // fine.
+        let one = tape.parameter(Rng::new(3).array(&[1, 3], 1.0)).unwrap();
+        match tape.batch_norm(one, None, None, 1e-5) {
+            Err(Error::InvalidArgument { argument, .. }) => {
+                assert_eq!(argument, "values per channel")
+            }
+            other => panic!("{other:?}"),
+        }
+        tape.batch_norm_eval(one, None, None, three, var, 1e-5)
+            .unwrap();
+
+        // Training, then evaluation with running estimates that are parameters: they take no
+        // gradient, recorded or swept.
+        let y = tape.batch_norm(x, Some(three), Some(three), 1e-5).unwrap();
+        let y = tape.tanh(y).unwrap();
+        let y = tape
+            .batch_norm_eval(y, Some(var), Some(three), three, var, 0.01)
+            .unwrap();
+        let sq = tape.square(y).unwrap();
+        let loss = tape.sum(sq).unwrap();
+        let swept: Vec<Vec<f64>> = {
+            let grads = tape.backward(loss).unwrap();
+            [x, three, var]
+                .iter()
+                .map(|&p| grads.data(p).unwrap().to_vec())
+                .collect()
+        };
+        let recorded = tape.record_grad(loss, &[x, three, var]).unwrap();
+        for (r, s) in recorded.iter().zip(&swept) {
+            let r = tape.data(*r).unwrap();
+            assert!(
+                r.iter().zip(s).all(|(a, b)| (a - b).abs() < 1e-12),
+                "{r:?} {s:?}"
+            );
+        }
+        // `var` as a running estimate alone (not as the scale): no gradient at all.
+        let y = tape
+            .batch_norm_eval(x, None, None, three, var, 1e-5)
+            .unwrap();
+        let loss = tape.sum(y).unwrap();
+        let grads = tape.backward(loss).unwrap();
+        assert!(grads.data(var).is_none_or(|g| g.iter().all(|&v| v == 0.0)));
+    }
+}

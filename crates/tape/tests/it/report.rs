@@ -2,7 +2,8 @@
 //! `cargo test -p wengert-tape --test it report:: -- --nocapture`. And each op's largest
 //! error over many drawn problems (the gradient-check harness's strategies, once and with
 //! fan-out), one row per op: `cargo test -p wengert-tape --test it largest_fd_error --
-//! --ignored --nocapture` (`WENGERT_FD_DRAWS` draws per op, 64 by default).
+//! --ignored --nocapture` (`WENGERT_FD_DRAWS` draws per op, 64 by default; `WENGERT_FD_OPS`, a
+//! comma-separated list of ops, checks those alone).
 
 use ndarray::ArrayD;
 use wengert_tape::gradcheck::GradcheckMethod;
@@ -349,6 +350,30 @@ fn problems() -> Vec<Problem> {
         vec![x.clone(), gamma, beta.clone()],
     ));
     problems.push(Problem::new(norm(2, false, true), vec![x, beta]));
+    // Batch norm of a [N, C, L] batch and a [N, C] one in training, with and without its
+    // scale and shift, and in evaluation by running estimates.
+    let mut rng = Rng::new(81);
+    let (x, flat) = (rng.array(&[4, 3, 5], 1.0), rng.array(&[6, 3], 1.0));
+    let (gamma, beta) = (rng.array(&[3], 1.0), rng.array(&[3], 1.0));
+    let running = Some((
+        rng.array(&[3], 1.0),
+        rng.array(&[3], 1.0).mapv(|v| 0.5 + v.abs()),
+    ));
+    let norm = |gamma, beta, running| Case::BatchNorm {
+        eps: 1e-5,
+        gamma,
+        beta,
+        running,
+    };
+    problems.push(Problem::new(
+        norm(true, true, None),
+        vec![x.clone(), gamma.clone(), beta.clone()],
+    ));
+    problems.push(Problem::new(norm(false, false, None), vec![flat]));
+    problems.push(Problem::new(
+        norm(true, true, running),
+        vec![x, gamma, beta],
+    ));
     problems
 }
 
@@ -387,7 +412,15 @@ fn largest_fd_error_per_op() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
     let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let list = every_strategy();
+    // `WENGERT_FD_OPS=batch_norm,layer_norm`: those ops alone.
+    let only = std::env::var("WENGERT_FD_OPS").ok();
+    let list: Vec<_> = every_strategy()
+        .into_iter()
+        .filter(|(name, _)| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|n| n == name))
+        })
+        .collect();
     let width = list.iter().map(|(n, _)| n.len()).max().unwrap_or(2);
     println!();
     println!(

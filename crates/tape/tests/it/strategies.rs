@@ -926,6 +926,50 @@ pub fn pool_grad(kind: PoolKind, select: bool) -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// `batch_norm` of an array `[N, C, ...]` of rank 2..=4 (axes of 1..=3, at least 2 values
+/// per channel in training), with or without `gamma` and `beta` `[C]`, in training or in
+/// evaluation by drawn running estimates (a positive variance), eps 0.1 or 1 (a channel of
+/// nearly equal values is ill-conditioned at PyTorch's 1e-5, as for `layer_norm`).
+pub fn batch_norm() -> BoxedStrategy<Problem> {
+    (prop::collection::vec(1..=3usize, 2..=4), any::<bool>())
+        .prop_map(|(mut d, training)| {
+            if training && d[0] * d[2..].iter().product::<usize>() < 2 {
+                d[0] = 2;
+            }
+            (d, training)
+        })
+        .prop_flat_map(|(d, training)| {
+            let c = d[1];
+            let running = (
+                array(vec![c], general()),
+                array(vec![c], positive()),
+                Just(training),
+            )
+                .prop_map(|(m, v, training)| (!training).then_some((m, v)));
+            let flags = (any::<bool>(), any::<bool>(), any::<bool>());
+            (Just(d), flags, running)
+        })
+        .prop_flat_map(|(d, (gamma, beta, small_eps), running)| {
+            let c = d[1];
+            let count = usize::from(gamma) + usize::from(beta);
+            (
+                array(d, general()),
+                prop::collection::vec(array(vec![c], general()), count),
+                Just((gamma, beta, if small_eps { 0.1 } else { 1.0 }, running)),
+            )
+        })
+        .prop_map(|(x, affine, (gamma, beta, eps, running))| {
+            let case = Case::BatchNorm {
+                eps,
+                gamma,
+                beta,
+                running,
+            };
+            Problem::new(case, [x].into_iter().chain(affine).collect())
+        })
+        .boxed()
+}
+
 /// `concat` of 1..=4 arrays of rank 1..=3 along a drawn axis, each with its own length 1..=4
 /// there.
 pub fn concat() -> BoxedStrategy<Problem> {
@@ -1116,6 +1160,7 @@ macro_rules! for_each_op {
             adaptive_avg_pool2d => s::pool(s::PoolKind::Adaptive),
             embedding => s::embedding(false),
             layer_norm => s::layer_norm(),
+            batch_norm => s::batch_norm(),
             conv2d_input_grad => s::conv_grad(false),
             conv2d_weight_grad => s::conv_grad(true),
             max_pool2d_grad => s::pool_grad(s::PoolKind::Max, false),

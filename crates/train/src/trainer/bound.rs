@@ -5,10 +5,11 @@ use ndarray::ArrayView2;
 use wengert_ops::{Float, Shape};
 use wengert_tape::{Mark, NodeId, Tape};
 
+use super::buffers::BufferBinding;
 use crate::metrics::argmax;
 use crate::module::record_parameters;
 use crate::objective::{Batch, Objective};
-use crate::{Dataset, Error, Mode, Module, ParameterIds, Result};
+use crate::{BufferUpdates, Dataset, Error, Mode, Module, ParameterIds, Result};
 
 /// A tape holding a model's parameters: recorded first on a cleared tape (so that parameter `i`
 /// is node `i`), then a mark every batch rewinds to. The buffers a batch needs are kept here
@@ -29,6 +30,8 @@ pub(crate) struct Binding {
     pub(crate) mark: Mark,
     /// The labels of the batch being recorded.
     pub(crate) labels: Vec<usize>,
+    /// The model's buffers on the tape (`buffers.rs`).
+    pub(crate) buffers: BufferBinding,
 }
 
 /// One batch's forward pass and loss on the tape.
@@ -50,6 +53,7 @@ impl<E: Float> BoundModel<E> {
                 shapes: Vec::new(),
                 mark,
                 labels: Vec::new(),
+                buffers: BufferBinding::default(),
             },
         }
     }
@@ -63,6 +67,7 @@ impl<E: Float> BoundModel<E> {
         for &id in &at.ids {
             at.shapes.push(self.tape.shape(id)?);
         }
+        at.buffers.bind(model, &mut self.tape)?;
         at.mark = self.tape.mark();
         Ok(())
     }
@@ -93,7 +98,7 @@ impl<E: Float> BoundModel<E> {
             }
             p.assign(&value);
         }
-        Ok(())
+        self.at.buffers.write_back(model, &self.tape)
     }
 
     /// [`Binding::record_batch`] on this tape.
@@ -148,7 +153,11 @@ impl Binding {
         data.gather_labels(indices, &mut self.labels);
         tape.rewind(self.mark)?;
         let x = tape.input(data.feature_rows(indices))?;
-        let output = self.forward(tape, model, x, mode)?;
+        // The pass's buffer updates go to the binding, for `BufferBinding::commit`.
+        let mut updates = std::mem::take(&mut self.buffers.updates);
+        let output = self.forward_with(tape, model, x, mode, &mut updates);
+        self.buffers.updates = updates;
+        let output = output?;
         let target = match data.target_rows(indices) {
             Some(values) => tape.input(values)?,
             None => tape.labels(&self.labels)?,
@@ -165,7 +174,7 @@ impl Binding {
     }
 
     /// Records `model`'s forward pass of `x` in `mode`, and checks that it took every one of
-    /// its parameters from the tape and recorded none of its own.
+    /// its parameters and buffers from the tape and recorded no parameter of its own.
     pub(crate) fn forward<E: Float, M: Module<E>>(
         &self,
         tape: &mut Tape<E>,
@@ -173,7 +182,20 @@ impl Binding {
         x: NodeId,
         mode: Mode,
     ) -> Result<NodeId> {
-        let mut params = ParameterIds::with_mode(&self.ids, mode);
+        self.forward_with(tape, model, x, mode, &mut BufferUpdates::new())
+    }
+
+    /// [`forward`](Binding::forward), the pass's buffer updates left in `updates`.
+    fn forward_with<E: Float, M: Module<E>>(
+        &self,
+        tape: &mut Tape<E>,
+        model: &M,
+        x: NodeId,
+        mode: Mode,
+        updates: &mut BufferUpdates,
+    ) -> Result<NodeId> {
+        let mut params =
+            ParameterIds::with_mode(&self.ids, mode).with_buffers(&self.buffers.ids, updates);
         let output = model.forward(tape, &mut params, x)?;
         params.finish()?;
         let recorded = tape.parameters().count();

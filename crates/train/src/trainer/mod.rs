@@ -5,6 +5,7 @@
 //! epochs and batches. Evaluation is [`crate::evaluate`]'s.
 
 pub(crate) mod bound;
+mod buffers;
 mod run;
 mod step;
 
@@ -351,12 +352,14 @@ impl<'a, E: Float> Trainer<'a, E> {
             best_loss: f64::INFINITY,
             since_best: 0,
             best_parameters: None,
+            best_buffers: None,
             base_learning_rate: self.optimizer.learning_rate(),
             plateau: PlateauState::default(),
             loss: self.loss_name().into(),
             elapsed_seconds: 0.0,
             // Filled in when the state is handed out.
             parameters: Vec::new(),
+            buffers: Vec::new(),
             optimizer: self.optimizer.state(),
         };
         self.run(model, train, validation, state)
@@ -386,14 +389,20 @@ impl<'a, E: Float> Trainer<'a, E> {
             .iter()
             .map(|p| p.shape().to_vec())
             .collect();
-        state.check_fits(&shapes, self.batches(train))?;
+        let buffer_shapes: Vec<Vec<usize>> =
+            model.buffers().iter().map(|b| b.shape().to_vec()).collect();
+        state.check_fits(&shapes, &buffer_shapes, self.batches(train))?;
         self.check_loss(&state.loss)?;
         self.optimizer.load_state(&state.optimizer)?;
         for (mut p, saved) in model.parameters_mut().into_iter().zip(&state.parameters) {
             p.assign(saved);
         }
+        for (mut b, saved) in model.buffers_mut().into_iter().zip(&state.buffers) {
+            b.assign(saved);
+        }
         // The state's copy is not needed while the model holds the live one.
         state.parameters = Vec::new();
+        state.buffers = Vec::new();
         if state.history.stop_reason != StopReason::EarlyStopping {
             state.history.stop_reason = StopReason::Completed;
         }

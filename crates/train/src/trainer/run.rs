@@ -223,6 +223,7 @@ impl<E: Float> Trainer<'_, E> {
         if self.config.restore_best {
             self.bound.write_back(model)?;
             s.best_parameters = Some(model.parameters().iter().map(|p| p.to_owned()).collect());
+            s.best_buffers = Some(model.buffers().iter().map(|b| b.to_owned()).collect());
         }
         Ok(())
     }
@@ -245,6 +246,13 @@ impl<E: Float> Trainer<'_, E> {
         {
             for (mut p, b) in model.parameters_mut().into_iter().zip(best) {
                 p.assign(&b);
+            }
+            for (mut b, saved) in model
+                .buffers_mut()
+                .into_iter()
+                .zip(s.best_buffers.iter().flatten())
+            {
+                b.assign(saved);
             }
         }
         Ok(s.history)
@@ -270,12 +278,14 @@ impl<E: Float> Trainer<'_, E> {
         s.rng = rng.state();
         s.elapsed_seconds = seconds;
         s.parameters = model.parameters().iter().map(|p| p.to_owned()).collect();
+        s.buffers = model.buffers().iter().map(|b| b.to_owned()).collect();
         s.optimizer = self.optimizer.state();
         let control = match self.checkpoint.as_mut() {
             Some((_, save)) => save(s),
             None => Ok(Control::Continue),
         };
         s.parameters = Vec::new();
+        s.buffers = Vec::new();
         control
     }
 

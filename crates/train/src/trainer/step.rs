@@ -65,6 +65,7 @@ impl<E: Float> Trainer<'_, E> {
         tape.update_parameters(|index, _, value, grad| {
             optimizer.update(index, value, scaled(grad, scale, clipped))
         })?;
+        bound.at.buffers.commit(tape, 1)?;
         Ok((loss, hits))
     }
 
@@ -86,6 +87,7 @@ impl<E: Float> Trainer<'_, E> {
         let batch = indices.len();
         let total = self.bound.parameter_count();
         let mut objective = Objective::of(self.config.loss, &mut self.loss_fn);
+        let ranks = self.reducer.ranks();
         let bucket_elements = self.bucket_bytes / std::mem::size_of::<E>().max(1);
         fill_layout(
             &self.bound.at.shapes,
@@ -144,7 +146,7 @@ impl<E: Float> Trainer<'_, E> {
                         }
                     }
                 }
-                return Ok(());
+                return bound.at.buffers.commit(&mut bound.tape, ranks);
             };
             let mut left = buckets.sizes.clone();
             let mut failure = None;
@@ -167,7 +169,8 @@ impl<E: Float> Trainer<'_, E> {
                     failure = Some(e);
                 }
             })?;
-            failure.map_or(Ok(()), Err)
+            failure.map_or(Ok(()), Err)?;
+            bound.at.buffers.commit(&mut bound.tape, ranks)
         };
         let (grads, stats) = if let Some(buckets) = buckets {
             self.reduced.resize(total, E::zero());

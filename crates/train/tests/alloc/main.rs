@@ -6,8 +6,9 @@ use ndarray::Array2;
 use wengert_tape::{NodeId, Tape};
 use wengert_testkit::alloc::allocations;
 use wengert_train::{
-    Adam, Batch, Callback, Control, Dataset, Loss, Mlp, Optimizer, ReduceOnPlateau, Rng, Schedule,
-    Sgd, StepInfo, TrainConfig, Trainer, datasets,
+    Activation, Adam, Batch, BatchNorm1d, Callback, Control, Dataset, Init, Linear, Loss, Mlp,
+    Module, Optimizer, ReduceOnPlateau, Rng, Schedule, Sequential, Sgd, StepInfo, TrainConfig,
+    Trainer, datasets,
 };
 
 wengert_testkit::count_allocations!();
@@ -32,23 +33,23 @@ type LossClosure = fn(&mut Tape<f32>, NodeId, &Batch<'_>) -> wengert_train::Resu
 
 /// Trains `model` on `data` inside `pool` and returns the allocations of every step after the
 /// first epoch that follows a step of the same epoch.
-fn steady_steps<O: Optimizer<f32> + Send>(
+fn steady_steps<O: Optimizer<f32> + Send, M: Module<f32> + Send>(
     pool: &rayon::ThreadPool,
     config: TrainConfig,
     optimizer: O,
-    model: &mut Mlp<f32>,
+    model: &mut M,
     data: &Dataset<f32>,
 ) -> Vec<u64> {
     steady_steps_with(pool, config, optimizer, None, model, data)
 }
 
 /// [`steady_steps`] with a loss closure in place of the configured loss.
-fn steady_steps_with<O: Optimizer<f32> + Send>(
+fn steady_steps_with<O: Optimizer<f32> + Send, M: Module<f32> + Send>(
     pool: &rayon::ThreadPool,
     config: TrainConfig,
     optimizer: O,
     loss_fn: Option<LossClosure>,
-    model: &mut Mlp<f32>,
+    model: &mut M,
     data: &Dataset<f32>,
 ) -> Vec<u64> {
     let mut counter = StepAllocations {
@@ -225,6 +226,33 @@ fn a_training_step_allocates_nothing_in_steady_state() {
         assert!(
             steps.iter().all(|&a| a == 0),
             "a loss closure, accumulate {accumulate}: {steps:?}"
+        );
+    }
+
+    // Batch norm: its statistics kept in their nodes' buffers, the running statistics' new
+    // values recorded and moved into their leaves after each step (or micro-batch).
+    for accumulate in [1, 4] {
+        let mut rng = Rng::seed_from_u64(4);
+        let mut model = Sequential::new()
+            .push(Linear::new(64, 32, Init::HeNormal, &mut rng).unwrap())
+            .push(BatchNorm1d::new(32).unwrap())
+            .push(Activation::Relu)
+            .push(Linear::new(32, 10, Init::GlorotUniform, &mut rng).unwrap());
+        let config = TrainConfig {
+            accumulate,
+            ..config.clone()
+        };
+        let steps = steady_steps(
+            &pools[1],
+            config,
+            Adam::new(1e-3).unwrap(),
+            &mut model,
+            &digits,
+        );
+        assert!(steps.len() > 100, "{} steps counted", steps.len());
+        assert!(
+            steps.iter().all(|&a| a == 0),
+            "batch norm, accumulate {accumulate}: {steps:?}"
         );
     }
 

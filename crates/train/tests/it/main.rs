@@ -2,6 +2,7 @@
 
 mod accumulate;
 mod architecture;
+mod batch_norm;
 mod data;
 mod layers;
 mod loaders;

@@ -15,7 +15,8 @@ use wengert_train::{
 use crate::accumulate::SharedReducer;
 use crate::disc;
 
-/// `x - centre`, with `centre` a buffer: state that is saved but not trained.
+/// `x - centre`, with `centre` a buffer: state that is saved but not trained, on the tape
+/// as a node the pass takes like a parameter.
 struct Centre {
     centre: Array1<f32>,
 }
@@ -24,10 +25,10 @@ impl Module<f32> for Centre {
     fn forward(
         &self,
         tape: &mut Tape<f32>,
-        _: &mut ParameterIds<'_>,
+        params: &mut ParameterIds<'_>,
         x: NodeId,
     ) -> wengert_train::Result<NodeId> {
-        let c = tape.input(&self.centre)?;
+        let c = params.next_buffer()?;
         Ok(tape.sub(x, c)?)
     }
     fn buffers(&self) -> Vec<ArrayViewD<'_, f32>> {
