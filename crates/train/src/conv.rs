@@ -106,7 +106,7 @@ impl<E: Float> Module<E> for Conv2d<E> {
         let shape = tape.shape(x)?;
         let channels = self.in_channels();
         let batched = check_channels(self, &shape, 2, channels, "height, width")?;
-        let x = lift(tape, x, &shape, batched)?;
+        let x = lift(tape, x, batched)?;
         let y = tape.conv2d(x, w, b, self.args)?;
         unlift(tape, y, batched)
     }
@@ -313,7 +313,7 @@ impl<E: Float> Module<E> for Conv1d<E> {
         let shape = tape.shape(x)?;
         let channels = self.in_channels();
         let batched = check_channels(self, &shape, 1, channels, "length")?;
-        let x = lift(tape, x, &shape, batched)?;
+        let x = lift(tape, x, batched)?;
         let y = tape.conv1d(x, w, b, self.args)?;
         unlift(tape, y, batched)
     }
@@ -522,13 +522,11 @@ fn check_channels(
 }
 
 /// `x`, given a batch axis of 1 if it has none.
-fn lift<E: Float>(tape: &mut Tape<E>, x: NodeId, shape: &Shape, batched: bool) -> Result<NodeId> {
+fn lift<E: Float>(tape: &mut Tape<E>, x: NodeId, batched: bool) -> Result<NodeId> {
     if batched {
         return Ok(x);
     }
-    let mut dims = vec![1];
-    dims.extend_from_slice(shape.dims());
-    Ok(tape.reshape(x, &dims)?)
+    Ok(tape.unsqueeze(x, 0)?)
 }
 
 /// `y` without the batch axis [`lift`] gave it.
@@ -536,8 +534,7 @@ fn unlift<E: Float>(tape: &mut Tape<E>, y: NodeId, batched: bool) -> Result<Node
     if batched {
         return Ok(y);
     }
-    let dims = tape.shape(y)?.dims()[1..].to_vec();
-    Ok(tape.reshape(y, &dims)?)
+    Ok(tape.squeeze(y, 0)?)
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 use ndarray::Array2;
 use wengert_testkit::alloc::allocations;
 use wengert_train::{
-    Adam, Callback, Control, Dataset, Loss, Mlp, Optimizer, Rng, Sgd, StepInfo, TrainConfig,
-    Trainer, datasets,
+    Activation, Adam, AdaptiveAvgPool2d, AvgPool2d, Callback, Control, Conv1d, Conv2d, Dataset,
+    Embedding, Flatten, Init, LayerNorm, Linear, Loss, MaxPool2d, Mlp, Module, Optimizer, Rng,
+    Sequential, Sgd, StepInfo, TrainConfig, Trainer, Unflatten, datasets,
 };
 
 wengert_testkit::count_allocations!();
@@ -28,11 +29,11 @@ impl Callback for &mut StepAllocations {
 
 /// Trains `model` on `data` inside `pool` and returns the allocations of every step after the
 /// first epoch that follows a step of the same epoch.
-fn steady_steps<O: Optimizer<f32> + Send>(
+fn steady_steps<O: Optimizer<f32> + Send, M: Module<f32> + Send>(
     pool: &rayon::ThreadPool,
     config: TrainConfig,
     optimizer: O,
-    model: &mut Mlp<f32>,
+    model: &mut M,
     data: &Dataset<f32>,
 ) -> Vec<u64> {
     let mut counter = StepAllocations {
@@ -169,6 +170,55 @@ fn a_training_step_allocates_nothing_in_steady_state() {
             );
         }
     }
+
+    // The layers past the MLP: a CNN on the digits as images, with every pooling; a token
+    // model of embedding, layer norm and a 1-D convolution.
+    let mut rng = Rng::seed_from_u64(0);
+    let mut cnn = Sequential::<f32>::new()
+        .push(Unflatten::new(1, &[1, 8, 8]).unwrap())
+        .push(Conv2d::builder(1, 4, 3).padding(1).build(&mut rng).unwrap())
+        .push(Activation::Relu)
+        .push(MaxPool2d::new(2).unwrap())
+        .push(AvgPool2d::with_stride(2, 1).unwrap())
+        .push(AdaptiveAvgPool2d::new(2).unwrap())
+        .push(Flatten)
+        .push(Linear::new(16, 10, Init::GlorotUniform, &mut rng).unwrap());
+    let steps = steady_steps(
+        &pools[1],
+        config.clone(),
+        Adam::new(1e-3).unwrap(),
+        &mut cnn,
+        &digits,
+    );
+    assert!(steps.len() > 100, "{} steps counted", steps.len());
+    assert!(steps.iter().all(|&a| a == 0), "CNN: {steps:?}");
+    let tokens = Dataset::classification(
+        Array2::from_shape_fn((200, 8), |(i, j)| ((i * 7 + j * 3) % 5) as f32),
+        (0..200).map(|i| i % 3).collect(),
+        3,
+    )
+    .unwrap();
+    let mut sequence = Sequential::<f32>::new()
+        .push(Embedding::new(5, 4, Some(0), &mut rng).unwrap())
+        .push(LayerNorm::new(&[4]).unwrap())
+        .push(Flatten)
+        .push(Unflatten::new(1, &[1, 32]).unwrap())
+        .push(Conv1d::builder(1, 2, 3).stride(2).build(&mut rng).unwrap())
+        .push(Flatten)
+        .push(Linear::new(30, 3, Init::GlorotUniform, &mut rng).unwrap());
+    let config = TrainConfig {
+        batch_size: 16,
+        ..config.clone()
+    };
+    let steps = steady_steps(
+        &pools[0],
+        config,
+        Adam::new(1e-3).unwrap(),
+        &mut sequence,
+        &tokens,
+    );
+    assert!(steps.len() > 20, "{} steps counted", steps.len());
+    assert!(steps.iter().all(|&a| a == 0), "token model: {steps:?}");
 
     // A loop by hand through the handle API (the guide's sine regression), with clipping on the
     // tape's own gradients: rewind, forward, backward, clip, step.
