@@ -112,15 +112,15 @@ impl<E: Float> Module<E> for Conv2d<E> {
     }
 
     fn parameters(&self) -> Vec<ArrayViewD<'_, E>> {
-        let mut all = vec![self.weight.view().into_dyn()];
-        all.extend(self.bias.as_ref().map(|b| b.view().into_dyn()));
-        all
+        weight_then_bias(
+            self.weight.view().into_dyn(),
+            self.bias.as_ref().map(|b| b.view()),
+        )
     }
 
     fn parameters_mut(&mut self) -> Vec<ArrayViewMutD<'_, E>> {
-        let mut all = vec![self.weight.view_mut().into_dyn()];
-        all.extend(self.bias.as_mut().map(|b| b.view_mut().into_dyn()));
-        all
+        let bias = self.bias.as_mut().map(|b| b.view_mut());
+        weight_then_bias(self.weight.view_mut().into_dyn(), bias)
     }
 
     fn parameter_names(&self) -> Vec<String> {
@@ -319,15 +319,15 @@ impl<E: Float> Module<E> for Conv1d<E> {
     }
 
     fn parameters(&self) -> Vec<ArrayViewD<'_, E>> {
-        let mut all = vec![self.weight.view().into_dyn()];
-        all.extend(self.bias.as_ref().map(|b| b.view().into_dyn()));
-        all
+        weight_then_bias(
+            self.weight.view().into_dyn(),
+            self.bias.as_ref().map(|b| b.view()),
+        )
     }
 
     fn parameters_mut(&mut self) -> Vec<ArrayViewMutD<'_, E>> {
-        let mut all = vec![self.weight.view_mut().into_dyn()];
-        all.extend(self.bias.as_mut().map(|b| b.view_mut().into_dyn()));
-        all
+        let bias = self.bias.as_mut().map(|b| b.view_mut());
+        weight_then_bias(self.weight.view_mut().into_dyn(), bias)
     }
 
     fn parameter_names(&self) -> Vec<String> {
@@ -431,6 +431,19 @@ impl<E: Float> Conv1dBuilder<E> {
             args: a,
         })
     }
+}
+
+/// The weight's view, then the bias's if there is one: a convolution's parameters.
+fn weight_then_bias<A, D: ndarray::Dimension>(
+    weight: ndarray::ArrayBase<A, ndarray::IxDyn>,
+    bias: Option<ndarray::ArrayBase<A, D>>,
+) -> Vec<ndarray::ArrayBase<A, ndarray::IxDyn>>
+where
+    A: ndarray::RawData,
+{
+    let mut all = vec![weight];
+    all.extend(bias.map(|b| b.into_dyn()));
+    all
 }
 
 /// `weight`, and `bias` if there is one.
