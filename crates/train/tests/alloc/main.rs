@@ -3,11 +3,13 @@
 //! that no other test allocates while it counts; one test function, for the same reason.
 
 use ndarray::Array2;
+use wengert_tape::{NodeId, Tape};
 use wengert_testkit::alloc::allocations;
 use wengert_train::{
-    Activation, Adam, AdaptiveAvgPool2d, AvgPool2d, Callback, Control, Conv1d, Conv2d, Dataset,
-    Embedding, Flatten, Init, LayerNorm, Linear, Loss, MaxPool2d, Mlp, Module, Optimizer, Rng,
-    Sequential, Sgd, StepInfo, TrainConfig, Trainer, Unflatten, datasets,
+    Activation, Adam, AdaptiveAvgPool2d, AvgPool2d, Batch, Callback, Control, Conv1d, Conv2d,
+    Dataset, Embedding, Flatten, Init, LayerNorm, Linear, Loss, MaxPool2d, Mlp, Module, Optimizer,
+    ReduceOnPlateau, Rng, Schedule, Sequential, Sgd, StepInfo, TrainConfig, Trainer, Unflatten,
+    datasets,
 };
 
 wengert_testkit::count_allocations!();
@@ -27,12 +29,27 @@ impl Callback for &mut StepAllocations {
     }
 }
 
+/// A loss closure, as `Trainer::with_loss_fn` takes it.
+type LossClosure = fn(&mut Tape<f32>, NodeId, &Batch<'_>) -> wengert_train::Result<NodeId>;
+
 /// Trains `model` on `data` inside `pool` and returns the allocations of every step after the
 /// first epoch that follows a step of the same epoch.
 fn steady_steps<O: Optimizer<f32> + Send, M: Module<f32> + Send>(
     pool: &rayon::ThreadPool,
     config: TrainConfig,
     optimizer: O,
+    model: &mut M,
+    data: &Dataset<f32>,
+) -> Vec<u64> {
+    steady_steps_with(pool, config, optimizer, None, model, data)
+}
+
+/// [`steady_steps`] with a loss closure in place of the configured loss.
+fn steady_steps_with<O: Optimizer<f32> + Send, M: Module<f32> + Send>(
+    pool: &rayon::ThreadPool,
+    config: TrainConfig,
+    optimizer: O,
+    loss_fn: Option<LossClosure>,
     model: &mut M,
     data: &Dataset<f32>,
 ) -> Vec<u64> {
@@ -43,6 +60,9 @@ fn steady_steps<O: Optimizer<f32> + Send, M: Module<f32> + Send>(
     // global queue, which allocates; a training loop runs inside the pool.
     pool.install(|| {
         let mut trainer = Trainer::new(config, optimizer).with_callback(&mut counter);
+        if let Some(f) = loss_fn {
+            trainer = trainer.with_loss_fn(f);
+        }
         trainer.fit(model, data, None).unwrap();
     });
     counter
@@ -206,19 +226,58 @@ fn a_training_step_allocates_nothing_in_steady_state() {
         .push(Conv1d::builder(1, 2, 3).stride(2).build(&mut rng).unwrap())
         .push(Flatten)
         .push(Linear::new(30, 3, Init::GlorotUniform, &mut rng).unwrap());
-    let config = TrainConfig {
+    let token_config = TrainConfig {
         batch_size: 16,
         ..config.clone()
     };
     let steps = steady_steps(
         &pools[0],
-        config,
+        token_config,
         Adam::new(1e-3).unwrap(),
         &mut sequence,
         &tokens,
     );
     assert!(steps.len() > 20, "{} steps counted", steps.len());
     assert!(steps.iter().all(|&a| a == 0), "token model: {steps:?}");
+
+    // A loss closure: cross-entropy plus an L1 penalty on every parameter, recorded from the
+    // batch's nodes, in one piece and accumulated; with a schedule function and a plateau.
+    fn ce_l1(
+        tape: &mut Tape<f32>,
+        out: NodeId,
+        batch: &Batch<'_>,
+    ) -> wengert_train::Result<NodeId> {
+        let mut loss = tape.cross_entropy(out, batch.target())?;
+        for &p in batch.parameters() {
+            let a = tape.abs(p)?;
+            let s = tape.sum(a)?;
+            let penalty = tape.mul_scalar(s, 1e-4)?;
+            loss = tape.add(loss, penalty)?;
+        }
+        Ok(loss)
+    }
+    for accumulate in [1, 4] {
+        let config = TrainConfig {
+            accumulate,
+            schedule: Schedule::per_step(|step| 1.0 / (1.0 + 1e-3 * step as f64)),
+            plateau: Some(ReduceOnPlateau::default()),
+            ..config.clone()
+        };
+        let mut model = Mlp::builder(&[64, 128, 10]).seed(4).build().unwrap();
+        let steps = steady_steps_with(
+            &pools[1],
+            config,
+            Adam::new(1e-3).unwrap(),
+            Some(ce_l1),
+            &mut model,
+            &digits,
+        );
+        assert!(steps.len() > 100, "{} steps counted", steps.len());
+        assert!(
+            steps.iter().all(|&a| a == 0),
+            "a loss closure, accumulate {accumulate}: {steps:?}"
+        );
+    }
 
     // A loop by hand through the handle API (the guide's sine regression), with clipping on the
     // tape's own gradients: rewind, forward, backward, clip, step.
