@@ -106,21 +106,21 @@ impl<E: Float> Module<E> for Conv2d<E> {
         let shape = tape.shape(x)?;
         let channels = self.in_channels();
         let batched = check_channels(self, &shape, 2, channels, "height, width")?;
-        let x = lift(tape, x, &shape, batched)?;
+        let x = lift(tape, x, batched)?;
         let y = tape.conv2d(x, w, b, self.args)?;
         unlift(tape, y, batched)
     }
 
     fn parameters(&self) -> Vec<ArrayViewD<'_, E>> {
-        let mut all = vec![self.weight.view().into_dyn()];
-        all.extend(self.bias.as_ref().map(|b| b.view().into_dyn()));
-        all
+        weight_then_bias(
+            self.weight.view().into_dyn(),
+            self.bias.as_ref().map(|b| b.view()),
+        )
     }
 
     fn parameters_mut(&mut self) -> Vec<ArrayViewMutD<'_, E>> {
-        let mut all = vec![self.weight.view_mut().into_dyn()];
-        all.extend(self.bias.as_mut().map(|b| b.view_mut().into_dyn()));
-        all
+        let bias = self.bias.as_mut().map(|b| b.view_mut());
+        weight_then_bias(self.weight.view_mut().into_dyn(), bias)
     }
 
     fn parameter_names(&self) -> Vec<String> {
@@ -313,21 +313,21 @@ impl<E: Float> Module<E> for Conv1d<E> {
         let shape = tape.shape(x)?;
         let channels = self.in_channels();
         let batched = check_channels(self, &shape, 1, channels, "length")?;
-        let x = lift(tape, x, &shape, batched)?;
+        let x = lift(tape, x, batched)?;
         let y = tape.conv1d(x, w, b, self.args)?;
         unlift(tape, y, batched)
     }
 
     fn parameters(&self) -> Vec<ArrayViewD<'_, E>> {
-        let mut all = vec![self.weight.view().into_dyn()];
-        all.extend(self.bias.as_ref().map(|b| b.view().into_dyn()));
-        all
+        weight_then_bias(
+            self.weight.view().into_dyn(),
+            self.bias.as_ref().map(|b| b.view()),
+        )
     }
 
     fn parameters_mut(&mut self) -> Vec<ArrayViewMutD<'_, E>> {
-        let mut all = vec![self.weight.view_mut().into_dyn()];
-        all.extend(self.bias.as_mut().map(|b| b.view_mut().into_dyn()));
-        all
+        let bias = self.bias.as_mut().map(|b| b.view_mut());
+        weight_then_bias(self.weight.view_mut().into_dyn(), bias)
     }
 
     fn parameter_names(&self) -> Vec<String> {
@@ -433,6 +433,19 @@ impl<E: Float> Conv1dBuilder<E> {
     }
 }
 
+/// The weight's view, then the bias's if there is one: a convolution's parameters.
+fn weight_then_bias<A, D: ndarray::Dimension>(
+    weight: ndarray::ArrayBase<A, ndarray::IxDyn>,
+    bias: Option<ndarray::ArrayBase<A, D>>,
+) -> Vec<ndarray::ArrayBase<A, ndarray::IxDyn>>
+where
+    A: ndarray::RawData,
+{
+    let mut all = vec![weight];
+    all.extend(bias.map(|b| b.into_dyn()));
+    all
+}
+
 /// `weight`, and `bias` if there is one.
 fn weight_and_bias(bias: bool) -> Vec<String> {
     let mut names = vec!["weight".to_string()];
@@ -522,13 +535,11 @@ fn check_channels(
 }
 
 /// `x`, given a batch axis of 1 if it has none.
-fn lift<E: Float>(tape: &mut Tape<E>, x: NodeId, shape: &Shape, batched: bool) -> Result<NodeId> {
+fn lift<E: Float>(tape: &mut Tape<E>, x: NodeId, batched: bool) -> Result<NodeId> {
     if batched {
         return Ok(x);
     }
-    let mut dims = vec![1];
-    dims.extend_from_slice(shape.dims());
-    Ok(tape.reshape(x, &dims)?)
+    Ok(tape.unsqueeze(x, 0)?)
 }
 
 /// `y` without the batch axis [`lift`] gave it.
@@ -536,8 +547,7 @@ fn unlift<E: Float>(tape: &mut Tape<E>, y: NodeId, batched: bool) -> Result<Node
     if batched {
         return Ok(y);
     }
-    let dims = tape.shape(y)?.dims()[1..].to_vec();
-    Ok(tape.reshape(y, &dims)?)
+    Ok(tape.squeeze(y, 0)?)
 }
 
 #[cfg(test)]

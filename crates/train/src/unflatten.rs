@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use wengert_ops::Float;
+use wengert_ops::{Float, MAX_RANK};
 use wengert_tape::{NodeId, Tape};
 
 use crate::{Error, Module, ParameterIds, Result};
@@ -78,10 +78,21 @@ impl<E: Float> Module<E> for Unflatten {
                     .join(" × ")
             )));
         }
-        let mut to = dims[..self.axis].to_vec();
-        to.extend_from_slice(&self.sizes);
-        to.extend_from_slice(&dims[self.axis + 1..]);
-        Ok(tape.reshape(x, &to)?)
+        // Built in place, not in a `Vec`: a training step allocates nothing.
+        let rank = dims.len() - 1 + self.sizes.len();
+        if rank > MAX_RANK {
+            return Err(wengert_ops::Error::RankTooHigh {
+                rank,
+                max: MAX_RANK,
+            }
+            .into());
+        }
+        let mut to = [0usize; MAX_RANK];
+        let (before, after) = (&dims[..self.axis], &dims[self.axis + 1..]);
+        to[..self.axis].copy_from_slice(before);
+        to[self.axis..self.axis + self.sizes.len()].copy_from_slice(&self.sizes);
+        to[self.axis + self.sizes.len()..rank].copy_from_slice(after);
+        Ok(tape.reshape(x, &to[..rank])?)
     }
 }
 
@@ -137,5 +148,8 @@ mod tests {
         let huge = Unflatten::new(1, &[usize::MAX, 2]).unwrap();
         assert!(huge.predict(Array2::<f32>::zeros((1, 2))).is_err());
         assert!(Unflatten::new(1, &[]).is_err());
+        let deep = Unflatten::new(1, &[1, 1, 1, 1, 1, 2]).unwrap();
+        let err = deep.predict(Array2::<f32>::zeros((1, 2))).unwrap_err();
+        assert!(err.to_string().contains("7 axes"), "{err}");
     }
 }

@@ -6,9 +6,10 @@ use ndarray::Array2;
 use wengert_tape::{NodeId, Tape};
 use wengert_testkit::alloc::allocations;
 use wengert_train::{
-    Activation, Adam, Batch, BatchNorm1d, Callback, Control, Dataset, Init, Linear, Loss, Mlp,
-    Module, Optimizer, ReduceOnPlateau, Rng, Schedule, Sequential, Sgd, StepInfo, TrainConfig,
-    Trainer, datasets,
+    Activation, Adam, AdaptiveAvgPool2d, AvgPool2d, Batch, BatchNorm1d, Callback, Control, Conv1d,
+    Conv2d, Dataset, Embedding, Flatten, Init, LayerNorm, Linear, Loss, MaxPool2d, Mlp, Module,
+    Optimizer, ReduceOnPlateau, Rng, Schedule, Sequential, Sgd, StepInfo, TrainConfig, Trainer,
+    Unflatten, datasets,
 };
 
 wengert_testkit::count_allocations!();
@@ -189,6 +190,55 @@ fn a_training_step_allocates_nothing_in_steady_state() {
             );
         }
     }
+
+    // The layers past the MLP: a CNN on the digits as images, with every pooling; a token
+    // model of embedding, layer norm and a 1-D convolution.
+    let mut rng = Rng::seed_from_u64(0);
+    let mut cnn = Sequential::<f32>::new()
+        .push(Unflatten::new(1, &[1, 8, 8]).unwrap())
+        .push(Conv2d::builder(1, 4, 3).padding(1).build(&mut rng).unwrap())
+        .push(Activation::Relu)
+        .push(MaxPool2d::new(2).unwrap())
+        .push(AvgPool2d::with_stride(2, 1).unwrap())
+        .push(AdaptiveAvgPool2d::new(2).unwrap())
+        .push(Flatten)
+        .push(Linear::new(16, 10, Init::GlorotUniform, &mut rng).unwrap());
+    let steps = steady_steps(
+        &pools[1],
+        config.clone(),
+        Adam::new(1e-3).unwrap(),
+        &mut cnn,
+        &digits,
+    );
+    assert!(steps.len() > 100, "{} steps counted", steps.len());
+    assert!(steps.iter().all(|&a| a == 0), "CNN: {steps:?}");
+    let tokens = Dataset::classification(
+        Array2::from_shape_fn((200, 8), |(i, j)| ((i * 7 + j * 3) % 5) as f32),
+        (0..200).map(|i| i % 3).collect(),
+        3,
+    )
+    .unwrap();
+    let mut sequence = Sequential::<f32>::new()
+        .push(Embedding::new(5, 4, Some(0), &mut rng).unwrap())
+        .push(LayerNorm::new(&[4]).unwrap())
+        .push(Flatten)
+        .push(Unflatten::new(1, &[1, 32]).unwrap())
+        .push(Conv1d::builder(1, 2, 3).stride(2).build(&mut rng).unwrap())
+        .push(Flatten)
+        .push(Linear::new(30, 3, Init::GlorotUniform, &mut rng).unwrap());
+    let token_config = TrainConfig {
+        batch_size: 16,
+        ..config.clone()
+    };
+    let steps = steady_steps(
+        &pools[0],
+        token_config,
+        Adam::new(1e-3).unwrap(),
+        &mut sequence,
+        &tokens,
+    );
+    assert!(steps.len() > 20, "{} steps counted", steps.len());
+    assert!(steps.iter().all(|&a| a == 0), "token model: {steps:?}");
 
     // A loss closure: cross-entropy plus an L1 penalty on every parameter, recorded from the
     // batch's nodes, in one piece and accumulated; with a schedule function and a plateau.

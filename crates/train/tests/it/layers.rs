@@ -280,6 +280,14 @@ fn a_token_model_of_embedding_layer_norm_and_conv1d_trains() {
     assert!(last < first / 3.0, "the loss went from {first} to {last}");
     let evaluation = trainer.evaluate(&model, &test).unwrap();
     assert!(evaluation.accuracy.unwrap() > 0.9, "{evaluation:?}");
+    // The embedding, layer norm and convolution keep their state through a file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.safetensors");
+    save_safetensors(&model, &path).unwrap();
+    let mut fresh = TokenNet::new(1);
+    load_safetensors(&mut fresh, &path).unwrap();
+    let x = test.features();
+    assert_eq!(fresh.predict(x).unwrap(), model.predict(x).unwrap());
 }
 
 /// `model`'s gradients with respect to its parameters, at `x`, checked against central finite
