@@ -24,6 +24,12 @@ pub enum Init {
     /// `U(-1/√fan_in, 1/√fan_in)`: PyTorch's default for the bias of a convolution or a
     /// linear layer.
     FanInUniform,
+    /// `N(0, std²)` whatever the fans (PyTorch's `normal_(w, 0, std)`; `std = 1` is its
+    /// start for an embedding table).
+    Normal {
+        /// The standard deviation.
+        std: f64,
+    },
     /// All zeros (the usual start for biases).
     Zeros,
 }
@@ -124,6 +130,9 @@ impl Init {
                 let b = 1.0 / (fan_in.max(1) as f64).sqrt();
                 data.extend((0..n).map(|_| E::from_f64(rng.uniform_in(-b, b))));
             }
+            Init::Normal { std } => {
+                data.extend((0..n).map(|_| E::from_f64(std * rng.normal())));
+            }
             Init::Zeros => data.resize(n, E::zero()),
         }
         Ok(ArrayD::from_shape_vec(IxDyn(dims), data).expect("sized to the product of dims"))
@@ -135,7 +144,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn he_normal_has_the_right_spread_and_glorot_the_right_bound() {
+    fn normal_initialisers_have_the_right_spread_and_glorot_the_right_bound() {
         let mut rng = Rng::seed_from_u64(3);
         let w = Init::HeNormal
             .sample::<f64>(&[200, 100], 200, 100, &mut rng)
@@ -150,6 +159,15 @@ mod tests {
         // The variance of U(-a, a) is a²/3 = 2 / (fan_in + fan_out).
         let var = g.iter().map(|x| x * x).sum::<f64>() / g.len() as f64;
         assert!((var - 2.0 / 300.0).abs() < 0.0005, "variance {var}");
+        let n = Init::Normal { std: 0.5 }
+            .sample::<f64>(&[100, 100], 1, 1, &mut rng)
+            .unwrap();
+        let mean = n.iter().sum::<f64>() / n.len() as f64;
+        let var = n.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n.len() as f64;
+        assert!(
+            mean.abs() < 0.02 && (var - 0.25).abs() < 0.01,
+            "{mean} {var}"
+        );
         let z = Init::Zeros.sample::<f32>(&[4], 1, 4, &mut rng).unwrap();
         assert!(z.iter().all(|&x| x == 0.0));
     }

@@ -1,8 +1,11 @@
 //! Training for wengert: layers, losses, optimisers, data and the loop that drives them.
 //!
 //! - Models: [`Linear`], [`Mlp`] (built with [`Mlp::builder`]), [`Sequential`] of layers
-//!   ([`Linear`], [`Activation`], [`Dropout`], [`Flatten`]), or any type implementing
-//!   [`Module`]; weights start from an [`Init`] drawn from a seeded [`Rng`]. A forward pass
+//!   ([`Linear`], [`Activation`], [`Dropout`], [`Flatten`], [`Unflatten`], the convolutions
+//!   [`Conv2d`] and [`Conv1d`], the poolings [`MaxPool2d`], [`AvgPool2d`] and
+//!   [`AdaptiveAvgPool2d`], [`LayerNorm`], [`Embedding`]), or any type implementing
+//!   [`Module`]; weights start from an [`Init`] drawn from a seeded [`Rng`] (PyTorch's
+//!   defaults for each layer). A forward pass
 //!   trains or evaluates ([`Mode`]); [`Module::predict`] runs a model without a trainer;
 //!   [`save_state`] / [`load_state`] (and safetensors) keep its named parameters and buffers.
 //! - Objectives and measures: [`Loss`] (MSE, RMSE, softmax cross-entropy), [`accuracy`],
@@ -44,14 +47,17 @@
 
 mod callback;
 mod checkpoint;
+mod conv;
 mod data;
 pub mod datasets;
 mod dropout;
+mod embedding;
 mod error;
 mod evaluate;
 mod flatten;
 mod forward;
 mod init;
+mod layer_norm;
 mod layers;
 pub mod loaders;
 mod loss;
@@ -61,6 +67,8 @@ mod module;
 pub mod mpi;
 mod names;
 mod optim;
+mod pair;
+mod pool;
 pub mod recipe;
 pub mod reduce;
 mod rng;
@@ -69,15 +77,19 @@ mod schedule;
 mod sequential;
 mod state;
 mod trainer;
+mod unflatten;
 
 pub use callback::{Callback, Control, EpochRecord, OnEpoch, OnStep, StepInfo};
+pub use conv::{Conv1d, Conv1dBuilder, Conv2d, Conv2dBuilder};
 pub use data::{Dataset, MAX_CLASSES, Standardizer, Targets};
 pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use error::{Error, Result};
 pub use evaluate::{Evaluation, EvaluationSum, evaluate};
 pub use flatten::Flatten;
 pub use forward::{Mode, ParameterIds};
 pub use init::Init;
+pub use layer_norm::{LayerNorm, LayerNormBuilder};
 pub use layers::{Activation, Linear, Mlp, MlpBuilder};
 pub use loss::Loss;
 pub use metrics::{ConfusionMatrix, MAX_TABLE_CLASSES, accuracy, argmax_rows};
@@ -86,6 +98,8 @@ pub use names::prefixed;
 pub use optim::{
     Adam, AdamBuilder, GradientSet, Optimizer, OptimizerState, Sgd, SgdBuilder, clip_grad_norm,
 };
+pub use pair::Pair;
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use reduce::{BucketSink, GradientReducer, LocalReducer, Sweep};
 pub use rng::{Rng, RngState};
 pub use save::{
@@ -96,6 +110,7 @@ pub use schedule::Schedule;
 pub use sequential::{BoxedModule, Sequential};
 pub use state::{EpochProgress, Every, TrainState};
 pub use trainer::{History, StopReason, TrainConfig, Trainer};
+pub use unflatten::Unflatten;
 
 /// The stream numbers that keep a run's random draws apart (see [`Rng::with_stream`]).
 pub(crate) mod rng_streams {

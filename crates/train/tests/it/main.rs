@@ -3,6 +3,7 @@
 mod accumulate;
 mod architecture;
 mod data;
+mod layers;
 mod loaders;
 mod modules;
 mod resume;
