@@ -1,9 +1,12 @@
 //! [`Network`]: the model `wengert train` trains, an MLP or a small CNN as its
 //! [`Architecture`] says, with optional dropout before the last layer.
 
-use ndarray::{Array1, Array4, ArrayViewD, ArrayViewMutD, Ix1, Ix4};
-use wengert_tape::{Conv2dArgs, NodeId, Pool2dArgs, Tape};
-use wengert_train::{Activation, Dropout, Init, Linear, Mlp, Module, ParameterIds, Rng};
+use ndarray::{ArrayViewD, ArrayViewMutD};
+use wengert_tape::{NodeId, Tape};
+use wengert_train::{
+    Activation, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Mlp, Module, ParameterIds, Rng,
+    Unflatten, prefixed,
+};
 
 use super::architecture::{Architecture, KERNEL, POOL};
 use crate::E;
@@ -13,16 +16,6 @@ use crate::E;
 /// was).
 const CONV_INIT_STREAM: u64 = 0x636f_6e76;
 
-/// A convolution of a block: `weight` `[out, in, 3, 3]` (PyTorch's `Conv2d.weight`), `bias`
-/// `[out]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Conv {
-    /// `[out, in, 3, 3]`.
-    pub weight: Array4<E>,
-    /// `[out]`.
-    pub bias: Array1<E>,
-}
-
 /// The network: for a CNN, the flat features read as `[1, height, width]` images and passed
 /// through the convolution blocks (convolution, activation, 2x2 max-pool), then flattened;
 /// then fully connected layers with the activation between them, and dropout (in training
@@ -30,15 +23,27 @@ pub struct Conv {
 ///
 /// Its parameters are named as PyTorch would name them in a module holding the convolutions
 /// as `conv` and the fully connected layers as `layers` (both `nn.ModuleList`s):
-/// `conv.<i>.weight`, `conv.<i>.bias`, `layers.<i>.weight` (`[inputs, outputs]`, PyTorch's
-/// transposed), `layers.<i>.bias`. An MLP's are thus what they were before the CNN existed.
+/// `conv.<i>.weight` (`[out, in, 3, 3]`, as `nn.Conv2d` holds it), `conv.<i>.bias`,
+/// `layers.<i>.weight` (`[inputs, outputs]`, PyTorch's transposed), `layers.<i>.bias`. An
+/// MLP's are thus what they were before the CNN existed.
 #[derive(Debug, Clone)]
 pub struct Network {
-    image: Option<[usize; 2]>,
-    convs: Vec<Conv>,
+    images: Option<Images>,
     layers: Vec<Linear<E>>,
     activation: Activation,
     dropout: Option<Dropout>,
+}
+
+/// A CNN's part before the fully connected layers.
+#[derive(Debug, Clone)]
+struct Images {
+    /// `[batch, height·width]` to `[batch, 1, height, width]`: a reshape that keeps the batch
+    /// axis, so that a saved model replays it on any batch.
+    unflatten: Unflatten,
+    /// Each block's convolution, 3x3 with padding 1.
+    convs: Vec<Conv2d<E>>,
+    /// Each block's pooling, 2x2.
+    pool: MaxPool2d,
 }
 
 impl Network {
@@ -52,64 +57,69 @@ impl Network {
         dropout: f64,
         seed: u64,
     ) -> Result<Self, String> {
-        let message = |e: wengert_train::Error| e.to_string();
         let head = Mlp::<E>::builder(&architecture.linear)
             .activation(activation)
             .seed(seed)
             .build()
-            .map_err(message)?;
-        let mut rng = Rng::with_stream(seed, CONV_INIT_STREAM);
-        let convs = architecture
-            .blocks()
-            .into_iter()
-            .map(|(inputs, outputs, _)| conv(inputs, outputs, &mut rng))
-            .collect::<wengert_train::Result<_>>()
-            .map_err(message)?;
+            .map_err(|e| e.to_string())?;
+        let images = architecture
+            .image
+            .map(|image| images(architecture, image, seed))
+            .transpose()
+            .map_err(|e| e.to_string())?;
         let dropout = (dropout > 0.0)
             .then(|| Dropout::new(dropout))
             .transpose()
-            .map_err(message)?;
+            .map_err(|e| e.to_string())?;
         Ok(Network {
-            image: architecture.image,
-            convs,
+            images,
             layers: head.layers,
             activation,
             dropout,
         })
     }
+}
 
-    /// Records one convolution block on `h`: convolution (padding 1), activation, max-pool.
-    fn block(
+/// The convolution blocks of `architecture` on images of `[height, width]`.
+fn images(
+    architecture: &Architecture,
+    [height, width]: [usize; 2],
+    seed: u64,
+) -> wengert_train::Result<Images> {
+    let mut rng = Rng::with_stream(seed, CONV_INIT_STREAM);
+    let convs = architecture
+        .blocks()
+        .into_iter()
+        .map(|(inputs, outputs, _)| {
+            Conv2d::builder(inputs, outputs, KERNEL)
+                .padding(KERNEL / 2)
+                .build(&mut rng)
+        })
+        .collect::<wengert_train::Result<_>>()?;
+    Ok(Images {
+        unflatten: Unflatten::new(1, &[1, height, width])?,
+        convs,
+        pool: MaxPool2d::new(POOL)?,
+    })
+}
+
+impl Images {
+    /// Records the blocks on the flat rows `x`, returning the flattened feature maps.
+    fn forward(
         &self,
         tape: &mut Tape<E>,
         params: &mut ParameterIds<'_>,
-        h: NodeId,
+        activation: Activation,
+        x: NodeId,
     ) -> wengert_train::Result<NodeId> {
-        let (weight, bias) = (params.next()?, params.next()?);
-        let same = Conv2dArgs {
-            padding: [KERNEL / 2; 2],
-            ..Conv2dArgs::default()
-        };
-        let h = tape.conv2d(h, weight, Some(bias), same)?;
-        let h = self.activation.record(tape, h)?;
-        Ok(tape.max_pool2d(h, Pool2dArgs::new([POOL; 2]))?)
+        let mut h = self.unflatten.forward(tape, params, x)?;
+        for conv in &self.convs {
+            h = conv.forward(tape, params, h)?;
+            h = activation.forward(tape, params, h)?;
+            h = self.pool.forward(tape, params, h)?;
+        }
+        Flatten.forward(tape, params, h)
     }
-}
-
-/// A convolution from `inputs` to `outputs` channels, drawn as PyTorch's `Conv2d` draws its
-/// weight (`kaiming_uniform_(a=√5)`) and bias (uniform within `1/√fan_in`).
-fn conv(inputs: usize, outputs: usize, rng: &mut Rng) -> wengert_train::Result<Conv> {
-    let dims = [outputs, inputs, KERNEL, KERNEL];
-    let (fan_in, fan_out) = Init::conv_fans(&dims)?;
-    let weight = Init::pytorch_conv()
-        .sample::<E>(&dims, fan_in, fan_out, rng)?
-        .into_dimensionality::<Ix4>()
-        .expect("sampled with four axes");
-    let bias = Init::FanInUniform
-        .sample::<E>(&[outputs], fan_in, fan_out, rng)?
-        .into_dimensionality::<Ix1>()
-        .expect("sampled with one axis");
-    Ok(Conv { weight, bias })
 }
 
 impl Module<E> for Network {
@@ -119,21 +129,10 @@ impl Module<E> for Network {
         params: &mut ParameterIds<'_>,
         x: NodeId,
     ) -> wengert_train::Result<NodeId> {
-        let mut h = x;
-        if let Some([height, width]) = self.image {
-            let &[batch, _] = tape.shape(x)?.dims() else {
-                return Err(wengert_train::Error::Model(format!(
-                    "the CNN takes [batch, features], got {}",
-                    tape.shape(x)?
-                )));
-            };
-            // A reshape that keeps the batch axis: a saved model replays it on any batch.
-            h = tape.reshape(h, &[batch, 1, height, width])?;
-            for _ in &self.convs {
-                h = self.block(tape, params, h)?;
-            }
-            h = tape.flatten(h, 1, 3)?;
-        }
+        let mut h = match &self.images {
+            Some(images) => images.forward(tape, params, self.activation, x)?,
+            None => x,
+        };
         let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
             if i == last
@@ -150,33 +149,39 @@ impl Module<E> for Network {
     }
 
     fn parameters(&self) -> Vec<ArrayViewD<'_, E>> {
-        let convs = self
-            .convs
+        self.convs()
             .iter()
-            .flat_map(|c| [c.weight.view().into_dyn(), c.bias.view().into_dyn()]);
-        convs
+            .flat_map(|c| c.parameters())
             .chain(self.layers.iter().flat_map(Linear::parameters))
             .collect()
     }
 
     fn parameters_mut(&mut self) -> Vec<ArrayViewMutD<'_, E>> {
-        let convs = self
-            .convs
-            .iter_mut()
-            .flat_map(|c| [c.weight.view_mut().into_dyn(), c.bias.view_mut().into_dyn()]);
+        let convs = match &mut self.images {
+            Some(images) => &mut images.convs[..],
+            None => &mut [],
+        };
         convs
+            .iter_mut()
+            .flat_map(|c| c.parameters_mut())
             .chain(self.layers.iter_mut().flat_map(Linear::parameters_mut))
             .collect()
     }
 
     fn parameter_names(&self) -> Vec<String> {
-        fn named(part: &'static str, count: usize) -> impl Iterator<Item = String> {
-            (0..count)
-                .flat_map(move |i| ["weight", "bias"].map(|tensor| format!("{part}.{i}.{tensor}")))
-        }
-        named("conv", self.convs.len())
-            .chain(named("layers", self.layers.len()))
+        let convs = self.convs().iter().enumerate();
+        let layers = self.layers.iter().enumerate();
+        convs
+            .flat_map(|(i, c)| prefixed(&format!("conv.{i}"), c.parameter_names()))
+            .chain(layers.flat_map(|(i, l)| prefixed(&format!("layers.{i}"), l.parameter_names())))
             .collect()
+    }
+}
+
+impl Network {
+    /// The convolutions, first to last (none for an MLP).
+    fn convs(&self) -> &[Conv2d<E>] {
+        self.images.as_ref().map_or(&[], |images| &images.convs)
     }
 }
 
@@ -255,9 +260,10 @@ mod tests {
         // pooled 2x2 and passed through an identity, the scores show which pixels were
         // neighbours: only a row-major reading of [height, width] gives 7 and 8.
         let mut net = network(&["--model", "cnn", "--channels", "1"], 8, [2, 4], 0.0);
-        net.convs[0].weight.fill(0.0);
-        net.convs[0].weight[[0, 0, 1, 2]] = 1.0;
-        net.convs[0].bias.fill(0.0);
+        let conv = &mut net.images.as_mut().unwrap().convs[0];
+        conv.weight.fill(0.0);
+        conv.weight[[0, 0, 1, 2]] = 1.0;
+        conv.bias.as_mut().unwrap().fill(0.0);
         net.layers[0].weight = array![[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]];
         net.layers[0].bias.fill(0.0);
         let x = array![[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]];
