@@ -19,9 +19,10 @@ pub struct Cli {
 pub enum Command {
     /// Train a classifier (a multilayer perceptron, or a small CNN) and report its accuracy.
     ///
-    /// With no options it trains on the UCI handwritten digits embedded in the binary
+    /// With no options it trains an MLP on the UCI handwritten digits embedded in the binary
     /// (1797 8x8 images; UCI Machine Learning Repository, E. Alpaydin and C. Kaynak, 1998,
-    /// CC BY 4.0), holding out 20% as a test set.
+    /// CC BY 4.0), holding out 20% as a test set; --model cnn trains a small convolutional
+    /// network on them as images.
     ///
     /// Into its --out directory it writes metrics.csv, metrics.json, curves.svg, the trained
     /// model as model.tape (a self-contained tape: input `x` of raw features, standardised
@@ -48,9 +49,10 @@ pub enum Command {
 
     /// Export a saved model's weights for other frameworks.
     ///
-    /// Each layer's weights are named `layers.<i>.weight` (shape [inputs, outputs], the
-    /// transpose of PyTorch's nn.Linear.weight) and `layers.<i>.bias`; the input
-    /// standardisation is input.mean and input.std.
+    /// Each fully connected layer's weights are named `layers.<i>.weight` (shape [inputs,
+    /// outputs], the transpose of PyTorch's nn.Linear.weight) and `layers.<i>.bias`; a CNN's
+    /// convolutions `conv.<i>.weight` ([out, in, 3, 3], as nn.Conv2d.weight) and
+    /// `conv.<i>.bias`; the input standardisation is input.mean and input.std.
     Export(ExportArgs),
 }
 
@@ -363,6 +365,16 @@ impl TrainArgs {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_CHANNELS.to_vec()),
         }
+    }
+}
+
+/// The options of `wengert train` followed by `line`, for the unit tests.
+#[cfg(test)]
+pub fn parse_train(line: &[&str]) -> TrainArgs {
+    let cli = Cli::try_parse_from([&["wengert", "train"], line].concat()).expect("valid options");
+    match cli.command {
+        Command::Train(args) => args,
+        _ => unreachable!("parsed as train"),
     }
 }
 

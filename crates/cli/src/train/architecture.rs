@@ -147,18 +147,8 @@ impl fmt::Display for Architecture {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-    use crate::args::{Cli, Command};
-
-    fn args(line: &[&str]) -> TrainArgs {
-        let cli = Cli::try_parse_from([&["wengert", "train"], line].concat()).unwrap();
-        match cli.command {
-            Command::Train(args) => args,
-            _ => unreachable!("parsed as train"),
-        }
-    }
+    use crate::args::parse_train as args;
 
     #[test]
     fn an_mlp_is_its_widths_as_before() {

@@ -78,6 +78,11 @@ impl Network {
             dropout,
         })
     }
+
+    /// The convolutions, first to last (none for an MLP).
+    fn convs(&self) -> &[Conv2d<E>] {
+        self.images.as_ref().map_or(&[], |images| &images.convs)
+    }
 }
 
 /// The convolution blocks of `architecture` on images of `[height, width]`.
@@ -178,29 +183,13 @@ impl Module<E> for Network {
     }
 }
 
-impl Network {
-    /// The convolutions, first to last (none for an MLP).
-    fn convs(&self) -> &[Conv2d<E>] {
-        self.images.as_ref().map_or(&[], |images| &images.convs)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
     use ndarray::{Array2, array};
     use wengert_train::Mode;
 
     use super::*;
-    use crate::args::{Cli, Command, TrainArgs};
-
-    fn args(line: &[&str]) -> TrainArgs {
-        let cli = Cli::try_parse_from([&["wengert", "train"], line].concat()).unwrap();
-        match cli.command {
-            Command::Train(args) => args,
-            _ => unreachable!("parsed as train"),
-        }
-    }
+    use crate::args::parse_train as args;
 
     fn network(line: &[&str], features: usize, image: [usize; 2], dropout: f64) -> Network {
         let architecture = Architecture::new(&args(line), features, 3, Some(image)).unwrap();
