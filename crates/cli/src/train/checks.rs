@@ -128,11 +128,7 @@ pub fn check_fits(
             args.hidden_widths(),
             architecture.linear
         ),
-        ModelArg::Cnn => format!(
-            "--channels {:?} --hidden {:?}: {architecture}",
-            architecture.channels,
-            args.hidden_widths()
-        ),
+        ModelArg::Cnn => format!("--channels {:?}: {architecture}", architecture.channels),
     };
     let parameters = architecture
         .parameter_count()

@@ -80,10 +80,16 @@ fn load(args: &TrainArgs) -> Result<(String, Dataset<E>, Dataset<E>), String> {
             let widest = widest_input(args);
             let data = load_labelled_csv(path, &args.label_column, args.header, Labels::Detect, widest)
                 .map_err(|e| match widest {
-                    Some(w) if e.contains(&format!("more than the {w} allowed")) => format!(
-                        "{e}: with --hidden {:?}, a wider first layer would not fit in the memory available",
-                        args.hidden_widths()
-                    ),
+                    Some(w) if e.contains(&format!("more than the {w} allowed")) => match args.model {
+                        ModelArg::Mlp => format!(
+                            "{e}: with --hidden {:?}, a wider first layer would not fit in the memory available",
+                            args.hidden_widths()
+                        ),
+                        ModelArg::Cnn => format!(
+                            "{e}: with --channels {:?}, a larger image would not fit in the memory available",
+                            args.channel_widths()
+                        ),
+                    },
                     _ => e,
                 })?;
             (path.display().to_string(), data)

@@ -164,3 +164,49 @@ pub fn resumed_args(
     }
     Ok(resumed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::parse_train;
+
+    #[test]
+    fn a_checkpoint_saved_before_the_cnn_resumes_as_the_mlp_it_was() {
+        let mlp = RunSettings::of(&parse_train(&[]));
+        let mut saved = serde_json::to_value(&mlp).unwrap();
+        for key in ["model", "channels", "dropout"] {
+            saved.as_object_mut().unwrap().remove(key).unwrap();
+        }
+        let read: RunSettings = serde_json::from_value(saved).unwrap();
+        assert_eq!(read, mlp);
+        let args = read.apply(&parse_train(&["--epochs", "7"]));
+        assert_eq!(
+            (
+                args.model,
+                args.hidden_widths(),
+                args.channels,
+                args.dropout
+            ),
+            (ModelArg::Mlp, vec![128, 64], None, 0.0)
+        );
+        assert_eq!(args.epochs, 7);
+    }
+
+    #[test]
+    fn a_cnn_run_keeps_its_network_in_effect() {
+        let cnn = parse_train(&["--model", "cnn", "--dropout", "0.25"]);
+        let settings = RunSettings::of(&cnn);
+        let text = serde_json::to_string(&settings).unwrap();
+        assert!(
+            text.contains(r#""model":"cnn","hidden":[],"channels":[16,32],"dropout":0.25"#),
+            "{text}"
+        );
+        // Resumed with no option but --epochs, the run is the CNN it was.
+        let args = settings.apply(&parse_train(&["--epochs", "3"]));
+        assert_eq!(
+            (args.model, args.hidden_widths(), args.channel_widths()),
+            (ModelArg::Cnn, vec![], vec![16, 32])
+        );
+        assert_eq!(RunSettings::of(&args), RunSettings::of(&cnn));
+    }
+}

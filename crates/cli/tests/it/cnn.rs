@@ -303,6 +303,32 @@ fn cnn_options_that_cannot_work_are_refused_in_one_line() {
             1,
             "3 columns are not a square",
         ),
+        // 1.7·10¹⁰ parameters: refused before a weight is drawn, naming the memory.
+        (
+            &[
+                "train",
+                "--model",
+                "cnn",
+                "--channels",
+                "100000000",
+                "--quiet",
+            ],
+            1,
+            "--channels [100000000]: a CNN on 1x8x8 images: conv 100000000, pool, then \
+             [1600000000, 10] on the UCI digits (embedded) has 17000000010 parameters and needs \
+             about 262.6 TB to train, more than the",
+        ),
+        (
+            &[
+                "train",
+                "--model",
+                "cnn",
+                "--channels",
+                "1099511627776,1099511627776",
+            ],
+            1,
+            "more parameters than this machine can address",
+        ),
     ];
     for (args, code, needle) in cases {
         let err = fails(d, args, *code);
