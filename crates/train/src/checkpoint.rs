@@ -4,7 +4,8 @@
 //!
 //! - arrays: `train.parameters.<i>`, `train.best.<i>`, `train.optimizer.<buffer>.<i>`;
 //! - scalars: the loop's position and sums, early stopping's memory, the learning rate, the
-//!   random stream's stream number and position, the optimiser's kind, step and settings;
+//!   random stream's stream number and position, the optimiser's kind, step and settings,
+//!   the loss's name and reduce-on-plateau's memory (`train.plateau.…`, from layout 2);
 //! - sections: `train.order` (the data order, `u64` little-endian each), `train.rng.seed`
 //!   (ChaCha's 32-byte key) and `train.history` (the epoch records, see [`encode_history`]).
 
@@ -14,12 +15,14 @@ use ndarray::ArrayD;
 use wengert_io::{Checkpoint, Element, Scalar};
 
 use crate::{
-    EpochProgress, EpochRecord, Error, History, OptimizerState, Result, RngState, StopReason,
-    TrainState,
+    EpochProgress, EpochRecord, Error, History, OptimizerState, PlateauState, Result, RngState,
+    StopReason, TrainState,
 };
 
-/// The layout of the `train.` entries; a reader refuses a newer one.
-const LAYOUT: u64 = 1;
+/// The layout of the `train.` entries; a reader refuses a newer one. Layout 2 added the loss's
+/// name and reduce-on-plateau's memory; a layout 1 state reads with neither (no name to
+/// check, a fresh plateau).
+const LAYOUT: u64 = 2;
 
 impl<E: Element> TrainState<E> {
     /// The state as a [`Checkpoint`], to save with
@@ -124,6 +127,15 @@ impl<E: Element> TrainState<E> {
                 ),
             ),
         ];
+        scalars.extend([
+            ("loss".into(), Scalar::Text(self.loss.clone())),
+            ("plateau.best".into(), Scalar::F64(self.plateau.best)),
+            ("plateau.bad_epochs".into(), u(self.plateau.bad_epochs)),
+            (
+                "plateau.cooldown_left".into(),
+                u(self.plateau.cooldown_left),
+            ),
+        ]);
         if let Some(z) = self.rng.spare_normal {
             scalars.push(("rng.spare_normal".into(), Scalar::F64(z)));
         }
@@ -156,9 +168,9 @@ impl<E: Element> TrainState<E> {
     pub fn from_checkpoint(checkpoint: &Checkpoint<E>) -> Result<Self> {
         let r = Reader(checkpoint);
         let layout = r.u64("layout")?;
-        if layout != LAYOUT {
+        if !(1..=LAYOUT).contains(&layout) {
             return Err(bad(format!(
-                "trainer state layout {layout} is not supported (this build reads {LAYOUT})"
+                "trainer state layout {layout} is not supported (this build reads 1 to {LAYOUT})"
             )));
         }
         let count = r.usize("parameters")?;
@@ -236,6 +248,16 @@ impl<E: Element> TrainState<E> {
         .into_iter()
         .find(|s| stop_name(*s) == stop)
         .ok_or_else(|| bad(format!("train.stop_reason `{stop}` is unknown")))?;
+        let (loss, plateau) = if layout >= 2 {
+            let plateau = PlateauState {
+                best: r.f64("plateau.best")?,
+                bad_epochs: r.usize("plateau.bad_epochs")?,
+                cooldown_left: r.usize("plateau.cooldown_left")?,
+            };
+            (r.text("loss")?.to_string(), plateau)
+        } else {
+            (String::new(), PlateauState::default())
+        };
 
         Ok(TrainState {
             epoch: r.usize("epoch")?,
@@ -264,6 +286,8 @@ impl<E: Element> TrainState<E> {
             since_best: r.usize("since_best")?,
             best_parameters,
             base_learning_rate: r.f64("base_learning_rate")?,
+            plateau,
+            loss,
             elapsed_seconds: r.f64("elapsed_seconds")?,
             parameters,
             optimizer: OptimizerState {

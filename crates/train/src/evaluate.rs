@@ -8,6 +8,7 @@ use wengert_ops::Float;
 use wengert_tape::Tape;
 
 use crate::metrics::argmax;
+use crate::objective::Objective;
 use crate::trainer::bound::{BoundModel, output_view};
 use crate::{ConfusionMatrix, Dataset, Error, Loss, Mode, Module, Result, Targets};
 
@@ -47,24 +48,29 @@ pub fn evaluate<E: Float, M: Module<E>>(
     check_targets(loss, data, "evaluation")?;
     let mut bound = BoundModel::new();
     bound.bind(model)?;
-    evaluate_bound(&mut bound, model, data, loss, chunk)
+    evaluate_bound(&mut bound, model, data, Objective::Builtin(loss), chunk)
 }
 
-/// [`evaluate`] with the model's parameters already on `bound`'s tape.
+/// [`evaluate`] of a built-in loss or a closure, with the model's parameters already on
+/// `bound`'s tape. A closure's chunks are averaged weighted by their examples, as a mean's.
 pub(crate) fn evaluate_bound<E: Float, M: Module<E>>(
     bound: &mut BoundModel<E>,
     model: &M,
     data: &Dataset<E>,
-    loss: Loss,
+    mut objective: Objective<'_, '_, E>,
     chunk: usize,
 ) -> Result<Evaluation> {
-    let mut sum = EvaluationSum::new(loss, data.classes())?;
+    let mut sum = match objective.builtin() {
+        Some(loss) => EvaluationSum::new(loss, data.classes())?,
+        None => EvaluationSum::of_means(data.classes()),
+    };
+    let mut per_chunk = objective.per_chunk();
     let indices: Vec<usize> = (0..data.len()).collect();
     for part in indices.chunks(chunk.max(1)) {
         let at = &mut bound.at;
+        let per_chunk = &mut per_chunk;
         bound.tape.no_grad(|tape| -> Result<()> {
-            let recorded =
-                at.record_batch(tape, model, sum.chunk_loss(), data, part, Mode::Evaluation)?;
+            let recorded = at.record_batch(tape, model, per_chunk, data, part, Mode::Evaluation)?;
             let mean = Float::to_f64(tape.item(recorded.loss)?);
             sum.add(mean, output_view(tape, recorded.output)?, &at.labels)
         })?;
@@ -135,6 +141,24 @@ impl EvaluationSum {
             examples: 0,
             confusion: classes.map(ConfusionMatrix::new),
         })
+    }
+
+    /// An empty sum of chunks whose values are means over their examples, such as a loss
+    /// closure's, over `classes` classes for a classifier. The loss it holds only says how
+    /// the chunks combine (weighted by their examples, no root); its scores are never added
+    /// with [`add_scores`](EvaluationSum::add_scores).
+    pub(crate) fn of_means(classes: Option<usize>) -> Self {
+        let loss = if classes.is_some() {
+            Loss::CrossEntropy
+        } else {
+            Loss::Mse
+        };
+        EvaluationSum {
+            loss,
+            loss_sum: 0.0,
+            examples: 0,
+            confusion: classes.map(ConfusionMatrix::new),
+        }
     }
 
     /// The loss each chunk's mean is to be taken of: the loss itself, but MSE for RMSE, which

@@ -8,11 +8,13 @@
 //!   defaults for each layer). A forward pass
 //!   trains or evaluates ([`Mode`]); [`Module::predict`] runs a model without a trainer;
 //!   [`save_state`] / [`load_state`] (and safetensors) keep its named parameters and buffers.
-//! - Objectives and measures: [`Loss`] (MSE, RMSE, softmax cross-entropy), [`accuracy`],
-//!   [`ConfusionMatrix`].
+//! - Objectives and measures: [`Loss`] (MSE, RMSE, softmax cross-entropy), or any tape
+//!   expression as a closure over the output and the [`Batch`]
+//!   ([`Trainer::with_loss_fn`]); [`accuracy`], [`ConfusionMatrix`].
 //! - Optimisers with PyTorch's update rules: [`Sgd`] (momentum, Nesterov), [`Adam`] (L2 or
 //!   decoupled weight decay, AdamW: [`Adam::adamw`]); [`clip_grad_norm`]; learning-rate
-//!   [`Schedule`]s.
+//!   [`Schedule`]s (built-in or a function of the step, [`Schedule::lambda`]) and
+//!   [`ReduceOnPlateau`].
 //! - Data: [`Dataset`] (features and labels or targets in memory), its seeded
 //!   [`split`](Dataset::split), [`Standardizer`]; [`loaders`] for CSV and MNIST's IDX files;
 //!   [`datasets::digits`], the UCI handwritten digits shipped in the crate.
@@ -66,8 +68,10 @@ mod module;
 #[cfg(feature = "mpi")]
 pub mod mpi;
 mod names;
+mod objective;
 mod optim;
 mod pair;
+mod plateau;
 mod pool;
 pub mod recipe;
 pub mod reduce;
@@ -95,10 +99,12 @@ pub use loss::Loss;
 pub use metrics::{ConfusionMatrix, MAX_TABLE_CLASSES, accuracy, argmax_rows};
 pub use module::Module;
 pub use names::prefixed;
+pub use objective::{Batch, LossFn};
 pub use optim::{
     Adam, AdamBuilder, GradientSet, Optimizer, OptimizerState, Sgd, SgdBuilder, clip_grad_norm,
 };
 pub use pair::Pair;
+pub use plateau::{PlateauState, ReduceOnPlateau, ThresholdMode};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use reduce::{BucketSink, GradientReducer, LocalReducer, Sweep};
 pub use rng::{Rng, RngState};
@@ -106,7 +112,7 @@ pub use save::{
     load_parameters, load_safetensors, load_state, load_state_dict, save_parameters,
     save_safetensors, save_state, state_dict,
 };
-pub use schedule::Schedule;
+pub use schedule::{LrLambda, Schedule};
 pub use sequential::{BoxedModule, Sequential};
 pub use state::{EpochProgress, Every, TrainState};
 pub use trainer::{History, StopReason, TrainConfig, Trainer};

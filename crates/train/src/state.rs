@@ -6,7 +6,7 @@ use std::ops::Range;
 use ndarray::ArrayD;
 use wengert_ops::Float;
 
-use crate::{Error, History, OptimizerState, Result, RngState};
+use crate::{Error, History, OptimizerState, PlateauState, Result, RngState};
 
 /// A training run between two steps: the model's weights, the optimiser's state, where the
 /// loop stands (epoch, batch, the data order and the random stream that shuffles it), what
@@ -39,8 +39,15 @@ pub struct TrainState<E: Float> {
     pub since_best: usize,
     /// The weights of the best epoch, kept when early stopping restores them.
     pub best_parameters: Option<Vec<ArrayD<E>>>,
-    /// The learning rate the schedule scales.
+    /// The learning rate the schedule scales (the optimiser's, lowered by
+    /// [`ReduceOnPlateau`](crate::ReduceOnPlateau) if the run has one).
     pub base_learning_rate: f64,
+    /// Reduce-on-plateau's memory (untouched by a run without one).
+    pub plateau: PlateauState,
+    /// The name of the loss the run minimises ([`Trainer::loss_name`](crate::Trainer::loss_name):
+    /// `custom` for a closure), checked on resume; empty when not recorded (a state saved
+    /// by a build before it was).
+    pub loss: String,
     /// Seconds spent training so far (carried into a resumed run's records).
     pub elapsed_seconds: f64,
     /// The model's parameters, in [`Module::parameters`](crate::Module::parameters) order.
@@ -231,6 +238,8 @@ mod tests {
             since_best: 0,
             best_parameters: None,
             base_learning_rate: 0.1,
+            plateau: PlateauState::default(),
+            loss: "cross_entropy".into(),
             elapsed_seconds: 0.0,
             parameters: vec![array![[1.0, 2.0]].into_dyn()],
             optimizer: OptimizerState {

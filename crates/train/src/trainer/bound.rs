@@ -7,7 +7,8 @@ use wengert_tape::{Mark, NodeId, Tape};
 
 use crate::metrics::argmax;
 use crate::module::record_parameters;
-use crate::{Dataset, Error, Loss, Mode, Module, ParameterIds, Result};
+use crate::objective::{Batch, Objective};
+use crate::{Dataset, Error, Mode, Module, ParameterIds, Result};
 
 /// A tape holding a model's parameters: recorded first on a cleared tape (so that parameter `i`
 /// is node `i`), then a mark every batch rewinds to. The buffers a batch needs are kept here
@@ -99,13 +100,13 @@ impl<E: Float> BoundModel<E> {
     pub(crate) fn record_batch<M: Module<E>>(
         &mut self,
         model: &M,
-        loss: Loss,
+        objective: &mut Objective<'_, '_, E>,
         data: &Dataset<E>,
         indices: &[usize],
         mode: Mode,
     ) -> Result<Recorded> {
         self.at
-            .record_batch(&mut self.tape, model, loss, data, indices, mode)
+            .record_batch(&mut self.tape, model, objective, data, indices, mode)
     }
 
     /// A recorded batch's loss, as `f64`.
@@ -113,10 +114,10 @@ impl<E: Float> BoundModel<E> {
         Ok(Float::to_f64(self.tape.item(recorded.loss)?))
     }
 
-    /// How many rows of the batch's output pick their label (0 for a regression); allocates
-    /// nothing.
-    pub(crate) fn hits(&self, loss: Loss, recorded: Recorded) -> Result<usize> {
-        if !loss.is_classification() {
+    /// How many rows of the batch's output pick their label (0 for a regression, whose
+    /// `data` has no classes); allocates nothing.
+    pub(crate) fn hits(&self, data: &Dataset<E>, recorded: Recorded) -> Result<usize> {
+        if data.classes().is_none() {
             return Ok(0);
         }
         let scores = output_view(&self.tape, recorded.output)?;
@@ -130,14 +131,16 @@ impl<E: Float> BoundModel<E> {
 }
 
 impl Binding {
-    /// Rewinds `tape` to the mark and records the forward pass in `mode` and `loss` of the
-    /// examples of `data` at `indices` (their labels gathered into
-    /// [`labels`](Binding::labels)).
+    /// Rewinds `tape` to the mark and records the forward pass in `mode` and the
+    /// `objective` of the examples of `data` at `indices` (their labels gathered into
+    /// [`labels`](Binding::labels)). The targets go on the tape as `data` holds them: labels
+    /// for a classification set, values for a regression (a built-in loss has been checked
+    /// to fit them).
     pub(crate) fn record_batch<E: Float, M: Module<E>>(
         &mut self,
         tape: &mut Tape<E>,
         model: &M,
-        loss: Loss,
+        objective: &mut Objective<'_, '_, E>,
         data: &Dataset<E>,
         indices: &[usize],
         mode: Mode,
@@ -146,15 +149,18 @@ impl Binding {
         tape.rewind(self.mark)?;
         let x = tape.input(data.feature_rows(indices))?;
         let output = self.forward(tape, model, x, mode)?;
-        let target = if loss.is_classification() {
-            tape.labels(&self.labels)?
-        } else {
-            let values = data.target_rows(indices).ok_or_else(|| {
-                Error::InvalidData("a regression loss needs regression targets".into())
-            })?;
-            tape.input(values)?
+        let target = match data.target_rows(indices) {
+            Some(values) => tape.input(values)?,
+            None => tape.labels(&self.labels)?,
         };
-        let loss = loss.record(tape, output, target)?;
+        let batch = Batch {
+            target,
+            labels: data.classes().map(|_| &self.labels[..]),
+            parameters: &self.ids,
+            indices,
+            mode,
+        };
+        let loss = objective.record(tape, output, &batch)?;
         Ok(Recorded { output, loss })
     }
 
@@ -225,6 +231,10 @@ mod tests {
         }
     }
 
+    fn mse() -> Objective<'static, 'static, f64> {
+        Objective::Builtin(crate::Loss::Mse)
+    }
+
     fn layer() -> Linear<f64> {
         Linear::new(2, 1, Init::GlorotUniform, &mut Rng::seed_from_u64(0)).unwrap()
     }
@@ -238,17 +248,17 @@ mod tests {
         bound.bind(&model).unwrap();
         assert_eq!(bound.parameter_count(), 3);
         let first = bound
-            .record_batch(&model, Loss::Mse, &data, &[0, 1], Mode::Evaluation)
+            .record_batch(&model, &mut mse(), &data, &[0, 1], Mode::Evaluation)
             .unwrap();
         let len = bound.tape.len();
         let again = bound
-            .record_batch(&model, Loss::Mse, &data, &[1, 0], Mode::Evaluation)
+            .record_batch(&model, &mut mse(), &data, &[1, 0], Mode::Evaluation)
             .unwrap();
         assert_eq!(bound.tape.len(), len, "a batch re-records from the mark");
         // The same positions (a rewind makes new ids for them).
         assert_eq!(first.loss.index(), again.loss.index());
         assert_ne!(first.loss, again.loss);
-        assert_eq!(bound.hits(Loss::Mse, again).unwrap(), 0);
+        assert_eq!(bound.hits(&data, again).unwrap(), 0);
     }
 
     #[test]
@@ -258,7 +268,7 @@ mod tests {
         let mut bound = BoundModel::new();
         bound.bind(&model).unwrap();
         let err = bound
-            .record_batch(&model, Loss::Mse, &data, &[0], Mode::Evaluation)
+            .record_batch(&model, &mut mse(), &data, &[0], Mode::Evaluation)
             .unwrap_err();
         assert!(err.to_string().contains("not record its own"), "{err}");
 

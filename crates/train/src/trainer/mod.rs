@@ -10,13 +10,17 @@ mod step;
 
 use ndarray::{Array2, ArrayView2};
 use wengert_ops::Float;
-use wengert_tape::Shaped;
+use wengert_tape::{NodeId, Shaped, Tape};
 
 use crate::callback::{Callback, Control, EpochRecord};
 use crate::evaluate::{Evaluation, check_targets, evaluate_bound};
+use crate::objective::{Batch, LossFn, Objective, loss_name};
 use crate::reduce::{GradientReducer, LocalReducer, TreeSum, check_layout};
 use crate::state::{Batches, EpochProgress, Every, TrainState};
-use crate::{Dataset, Error, Loss, Mode, Module, Optimizer, Result, Rng, Schedule};
+use crate::{
+    Dataset, Error, Loss, Mode, Module, Optimizer, PlateauState, ReduceOnPlateau, Result, Rng,
+    Schedule,
+};
 use bound::{BoundModel, output_view};
 
 /// How to train.
@@ -29,10 +33,15 @@ pub struct TrainConfig {
     /// gradient descent; the examples are reshuffled every epoch and the last batch of an epoch
     /// may be smaller.
     pub batch_size: usize,
-    /// The objective (default cross-entropy).
+    /// The objective (default cross-entropy), unless the trainer is given a closure
+    /// ([`Trainer::with_loss_fn`]).
     pub loss: Loss,
-    /// The learning rate over time (default constant).
+    /// The learning rate over time (default constant), built-in or a function of the step
+    /// ([`Schedule::lambda`]).
     pub schedule: Schedule,
+    /// Lowers the base rate the schedule scales when the validation loss (the training loss,
+    /// without a validation set) stops improving (default none).
+    pub plateau: Option<ReduceOnPlateau>,
     /// Clips the gradients' global L2 norm to this before each update (default none).
     pub clip_grad_norm: Option<f64>,
     /// Stops when the validation loss (the training loss, without a validation set) has not
@@ -64,6 +73,7 @@ impl Default for TrainConfig {
             batch_size: 32,
             loss: Loss::CrossEntropy,
             schedule: Schedule::Constant,
+            plateau: None,
             clip_grad_norm: None,
             patience: None,
             restore_best: true,
@@ -141,6 +151,8 @@ impl History {
 pub struct Trainer<'a, E: Float> {
     config: TrainConfig,
     optimizer: Box<dyn Optimizer<E> + 'a>,
+    /// The loss as a closure, in place of the configuration's.
+    loss_fn: Option<Box<LossFn<'a, E>>>,
     callbacks: Vec<Box<dyn Callback + 'a>>,
     /// The model's parameters on the tape, while it trains, evaluates or predicts.
     bound: BoundModel<E>,
@@ -168,6 +180,7 @@ impl<E: Float> std::fmt::Debug for Trainer<'_, E> {
         f.debug_struct("Trainer")
             .field("config", &self.config)
             .field("optimizer", &self.optimizer.name())
+            .field("loss", &self.loss_name())
             .field("callbacks", &self.callbacks.len())
             .field("rank", &self.reducer.rank())
             .field("ranks", &self.reducer.ranks())
@@ -182,6 +195,7 @@ impl<'a, E: Float> Trainer<'a, E> {
         Trainer {
             config,
             optimizer: Box::new(optimizer),
+            loss_fn: None,
             callbacks: Vec::new(),
             bound: BoundModel::new(),
             clipped: Vec::new(),
@@ -214,6 +228,71 @@ impl<'a, E: Float> Trainer<'a, E> {
     pub fn with_reducer(mut self, reducer: impl GradientReducer<E> + 'a) -> Self {
         self.reducer = Box::new(reducer);
         self
+    }
+
+    /// Minimises `loss_fn` in place of [`TrainConfig::loss`] (builder style): a closure over
+    /// the tape, the model's output node and the [`Batch`] (its targets' node, the
+    /// parameters' nodes, which examples), returning the node of the loss, any tape
+    /// expression of one element. PyTorch's `loss_fn(output, batch)`.
+    ///
+    /// The closure is called once per batch (per micro-batch when accumulating or sharing
+    /// the step with other processes, the micro-batches' losses and gradients then weighted
+    /// by their share of the batch), and once per chunk of
+    /// [`eval_batch_size`](TrainConfig::eval_batch_size) examples when evaluating, the
+    /// chunks' values averaged weighted by their examples: so the validation loss, the
+    /// [`evaluate`](Trainer::evaluate) loss and early stopping use it too. Both weightings are
+    /// exact for a mean over the examples plus terms that do not depend on them (a penalty on
+    /// the weights); for anything else, they are the weighted mean of the pieces. The
+    /// targets are the data set's (labels for a classification set, values for a
+    /// regression), and the accuracy is reported whenever the set has labels. A closure that
+    /// allocates nothing keeps a step free of allocations.
+    ///
+    /// A closure cannot be saved: a [`TrainState`] records the loss as `custom`, and
+    /// [`resume`](Trainer::resume) refuses a state whose loss is not this trainer's (a custom
+    /// run resumed without a closure, or the reverse). Give the resumed trainer the same
+    /// closure: the trainer cannot check what it computes, and the run then continues bit for
+    /// bit.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::{NodeId, Tape};
+    /// use wengert_train::{evaluate, Adam, Batch, Dataset, Loss, Mlp, TrainConfig, Trainer};
+    ///
+    /// // Cross-entropy plus an L1 penalty of 1e-3 on every parameter.
+    /// let l1 = |tape: &mut Tape<f32>, output: NodeId, batch: &Batch<'_>| -> wengert_train::Result<NodeId> {
+    ///     let mut loss = tape.cross_entropy(output, batch.target())?;
+    ///     for &p in batch.parameters() {
+    ///         let a = tape.abs(p)?;
+    ///         let s = tape.sum(a)?;
+    ///         let penalty = tape.mul_scalar(s, 1e-3)?;
+    ///         loss = tape.add(loss, penalty)?;
+    ///     }
+    ///     Ok(loss)
+    /// };
+    /// let x = array![[0.0f32, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]];
+    /// let data = Dataset::classification(x, vec![0, 1, 1, 0], 2)?;
+    /// let mut model = Mlp::builder(&[2, 8, 2]).seed(1).build()?;
+    /// let config = TrainConfig { epochs: 300, batch_size: 4, ..TrainConfig::default() };
+    /// let mut trainer = Trainer::new(config, Adam::new(0.05)?).with_loss_fn(l1);
+    /// let history = trainer.fit(&mut model, &data, None)?;
+    /// assert_eq!(history.last().unwrap().train_accuracy, Some(1.0));
+    /// // The penalty is part of the loss the trainer evaluates.
+    /// let cross_entropy = evaluate(&model, &data, Loss::CrossEntropy, 4)?.loss;
+    /// assert!(trainer.evaluate(&model, &data)?.loss > cross_entropy);
+    /// # Ok::<(), wengert_train::Error>(())
+    /// ```
+    pub fn with_loss_fn(
+        mut self,
+        loss_fn: impl FnMut(&mut Tape<E>, NodeId, &Batch<'_>) -> Result<NodeId> + 'a,
+    ) -> Self {
+        self.loss_fn = Some(Box::new(loss_fn));
+        self
+    }
+
+    /// The name of the loss this trainer minimises: the configuration's
+    /// ([`Loss::name`]), or `custom` for a closure.
+    pub fn loss_name(&self) -> &'static str {
+        loss_name(self.config.loss, self.loss_fn.is_some())
     }
 
     /// Adds a callback, called in the order added.
@@ -273,6 +352,8 @@ impl<'a, E: Float> Trainer<'a, E> {
             since_best: 0,
             best_parameters: None,
             base_learning_rate: self.optimizer.learning_rate(),
+            plateau: PlateauState::default(),
+            loss: self.loss_name().into(),
             elapsed_seconds: 0.0,
             // Filled in when the state is handed out.
             parameters: Vec::new(),
@@ -288,7 +369,10 @@ impl<'a, E: Float> Trainer<'a, E> {
     /// stopped, bit for bit. The state's base learning rate is kept.
     ///
     /// Errors, changing nothing, if the state does not fit: another number of examples or
-    /// batch size, parameters of other shapes, another optimiser or its settings.
+    /// batch size, parameters of other shapes, another optimiser or its settings, another
+    /// loss (a closure's run resumed without one, or the reverse: see
+    /// [`with_loss_fn`](Trainer::with_loss_fn)). The state's [`PlateauState`] carries on
+    /// when the configuration has a [`plateau`](TrainConfig::plateau).
     pub fn resume<M: Module<E>>(
         &mut self,
         model: &mut M,
@@ -303,6 +387,7 @@ impl<'a, E: Float> Trainer<'a, E> {
             .map(|p| p.shape().to_vec())
             .collect();
         state.check_fits(&shapes, self.batches(train))?;
+        self.check_loss(&state.loss)?;
         self.optimizer.load_state(&state.optimizer)?;
         for (mut p, saved) in model.parameters_mut().into_iter().zip(&state.parameters) {
             p.assign(saved);
@@ -356,19 +441,33 @@ impl<'a, E: Float> Trainer<'a, E> {
         self.checkpoint = Some((every, Box::new(save)));
     }
 
-    /// The model's loss on `data` (and, for a classifier, its accuracy and confusion matrix),
-    /// computed in [`Mode::Evaluation`] under [`Tape::no_grad`](wengert_tape::Tape::no_grad) in
-    /// chunks of `eval_batch_size`.
+    /// The model's loss on `data` (the trainer's: its [closure](Trainer::with_loss_fn) if it
+    /// has one) and, for a classification set, its accuracy and confusion matrix, computed in
+    /// [`Mode::Evaluation`] under [`Tape::no_grad`](wengert_tape::Tape::no_grad) in chunks of
+    /// `eval_batch_size`.
     pub fn evaluate<M: Module<E>>(&mut self, model: &M, data: &Dataset<E>) -> Result<Evaluation> {
-        check_targets(self.config.loss, data, "evaluation")?;
+        if self.loss_fn.is_none() {
+            check_targets(self.config.loss, data, "evaluation")?;
+        }
         self.bound.bind(model)?;
         self.evaluate_bound(model, data)
     }
 
     /// [`evaluate`](Trainer::evaluate) with the parameters already on the tape.
     fn evaluate_bound<M: Module<E>>(&mut self, model: &M, data: &Dataset<E>) -> Result<Evaluation> {
-        let (loss, chunk) = (self.config.loss, self.config.eval_batch_size);
-        evaluate_bound(&mut self.bound, model, data, loss, chunk)
+        let objective = Objective::of(self.config.loss, &mut self.loss_fn);
+        evaluate_bound(
+            &mut self.bound,
+            model,
+            data,
+            objective,
+            self.config.eval_batch_size,
+        )
+    }
+
+    /// Whether this trainer's runs report an accuracy on `data`: a classification set.
+    fn classifies(&self, data: &Dataset<E>) -> bool {
+        data.classes().is_some()
     }
 
     /// The model's outputs for `features` (`[examples, features]`), computed in
@@ -413,9 +512,22 @@ impl<'a, E: Float> Trainer<'a, E> {
                 "the gradient clipping norm must be positive, got {max}"
             )));
         }
-        check_targets(self.config.loss, train, "training")?;
+        if let Some(plateau) = &self.config.plateau {
+            plateau.check()?;
+        }
+        if self.loss_fn.is_none() {
+            check_targets(self.config.loss, train, "training")?;
+        }
         if let Some(v) = validation {
-            check_targets(self.config.loss, v, "validation")?;
+            if self.loss_fn.is_none() {
+                check_targets(self.config.loss, v, "validation")?;
+            } else if v.classes().is_some() != train.classes().is_some() {
+                return Err(Error::InvalidData(format!(
+                    "the training set has {}, the validation set {}",
+                    targets_kind(train),
+                    targets_kind(v)
+                )));
+            }
             if v.n_features() != train.n_features() || v.n_outputs() != train.n_outputs() {
                 return Err(Error::InvalidData(format!(
                     "the validation set has {} features and {} outputs, the training set {} and {}",
@@ -429,8 +541,34 @@ impl<'a, E: Float> Trainer<'a, E> {
         Ok(())
     }
 
+    /// Checks that a state saved by a run of the loss named `saved` (empty: not recorded)
+    /// can continue with this trainer's.
+    fn check_loss(&self, saved: &str) -> Result<()> {
+        let ours = self.loss_name();
+        if saved.is_empty() || saved == ours {
+            return Ok(());
+        }
+        let hint = if saved == crate::objective::CUSTOM {
+            ": a loss closure is not saved; give this trainer the same one with `with_loss_fn`"
+        } else {
+            ""
+        };
+        Err(Error::InvalidConfig(format!(
+            "cannot resume: the run minimised the {saved} loss, this trainer the {ours} loss{hint}"
+        )))
+    }
+
     /// How this trainer cuts `train` into batches.
     fn batches(&self, train: &Dataset<E>) -> Batches {
         Batches::new(train.len(), self.config.batch_size)
+    }
+}
+
+/// What a data set's targets are, for messages.
+fn targets_kind<E: Float>(data: &Dataset<E>) -> &'static str {
+    if data.classes().is_some() {
+        "class labels"
+    } else {
+        "regression targets"
     }
 }

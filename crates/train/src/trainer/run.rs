@@ -122,7 +122,7 @@ impl<E: Float> Trainer<'_, E> {
         s: &mut TrainState<E>,
     ) -> Result<StepInfo> {
         let (epoch, batch) = (s.epoch, s.batch);
-        let lr = (self.config.schedule).learning_rate(s.base_learning_rate, epoch, s.history.steps);
+        let lr = self.learning_rate(s)?;
         let indices = &s.order[run.batches.range(batch)];
         let (loss, hits) = self.step(model, run.train, indices, lr, s.history.steps)?;
         let size = indices.len();
@@ -151,8 +151,25 @@ impl<E: Float> Trainer<'_, E> {
         })
     }
 
-    /// Records the epoch just trained, keeps the best weights, asks the callbacks, early
-    /// stopping and the checkpoint hook.
+    /// The rate of the next step: the schedule's value at the state's epoch and step, from its
+    /// base rate; an error naming the step if it is negative or not finite (a schedule
+    /// function can give anything).
+    fn learning_rate(&self, s: &TrainState<E>) -> Result<f64> {
+        let (epoch, step) = (s.epoch, s.history.steps);
+        let lr = (self.config.schedule).learning_rate(s.base_learning_rate, epoch, step);
+        if lr.is_finite() && lr >= 0.0 {
+            return Ok(lr);
+        }
+        Err(Error::InvalidConfig(format!(
+            "the schedule gave the learning rate {lr} for step {} (epoch {}); a rate must be \
+             finite and not negative",
+            step + 1,
+            epoch + 1
+        )))
+    }
+
+    /// Records the epoch just trained, keeps the best weights, lowers the rate on a plateau,
+    /// asks the callbacks, early stopping and the checkpoint hook.
     fn end_epoch<M: Module<E>>(
         &mut self,
         model: &mut M,
@@ -165,6 +182,11 @@ impl<E: Float> Trainer<'_, E> {
         s.epoch += 1;
         s.batch = 0;
         self.track_best(model, s, &record)?;
+        if let Some(plateau) = &self.config.plateau {
+            let monitored = record.val_loss.unwrap_or(record.train_loss);
+            s.base_learning_rate =
+                plateau.end_epoch(&mut s.plateau, monitored, s.base_learning_rate);
+        }
         if self.notify(|c| c.on_epoch(&record)) == Control::Stop {
             s.history.stop_reason = StopReason::Callback;
             return Ok(Flow::Stopped);
@@ -273,7 +295,8 @@ impl<E: Float> Trainer<'_, E> {
         Ok(EpochRecord {
             epoch: epoch + 1,
             train_loss: tally.loss_sum / seen,
-            train_accuracy: (self.config.loss.is_classification())
+            train_accuracy: self
+                .classifies(run.train)
                 .then(|| tally.correct as f64 / seen),
             val_loss: val.as_ref().map(|v| v.loss),
             val_accuracy: val.and_then(|v| v.accuracy),

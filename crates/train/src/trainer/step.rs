@@ -3,6 +3,7 @@
 use wengert_ops::Float;
 
 use super::Trainer;
+use crate::objective::Objective;
 use crate::optim::{add_squares, clip_factor};
 use crate::reduce::{BucketSink, STATS, Spine, plan_buckets};
 use crate::{Dataset, Error, Mode, Module, Result};
@@ -41,11 +42,11 @@ impl<E: Float> Trainer<'_, E> {
         lr: f64,
         mode: Mode,
     ) -> Result<StepResult> {
-        let loss_kind = self.config.loss;
+        let mut objective = Objective::of(self.config.loss, &mut self.loss_fn);
         let bound = &mut self.bound;
-        let recorded = bound.record_batch(model, loss_kind, data, indices, mode)?;
+        let recorded = bound.record_batch(model, &mut objective, data, indices, mode)?;
         let loss = bound.loss_value(recorded)?;
-        let hits = bound.hits(loss_kind, recorded)?;
+        let hits = bound.hits(data, recorded)?;
         if !loss.is_finite() {
             return Ok((loss, hits));
         }
@@ -84,7 +85,7 @@ impl<E: Float> Trainer<'_, E> {
         let first = self.reducer.rank() * owned;
         let batch = indices.len();
         let total = self.bound.parameter_count();
-        let loss_kind = self.config.loss;
+        let mut objective = Objective::of(self.config.loss, &mut self.loss_fn);
         let bucket_elements = self.bucket_bytes / std::mem::size_of::<E>().max(1);
         fill_layout(
             &self.bound.at.shapes,
@@ -116,9 +117,9 @@ impl<E: Float> Trainer<'_, E> {
                     ))
                 })?;
                 let mode = Mode::training_step(seed, step as u64, micro_batch);
-                let recorded = bound.record_batch(model, loss_kind, data, part, mode)?;
+                let recorded = bound.record_batch(model, &mut objective, data, part, mode)?;
                 let loss = bound.loss_value(recorded)?;
-                let hits = bound.hits(loss_kind, recorded)?;
+                let hits = bound.hits(data, recorded)?;
                 // The micro-batch's share of the batch's mean loss.
                 let weight = part.len() as f64 / batch as f64;
                 *stats = [loss * weight, hits as f64];

@@ -3,10 +3,11 @@
 //! that no other test allocates while it counts; one test function, for the same reason.
 
 use ndarray::Array2;
+use wengert_tape::{NodeId, Tape};
 use wengert_testkit::alloc::allocations;
 use wengert_train::{
-    Adam, Callback, Control, Dataset, Loss, Mlp, Optimizer, Rng, Sgd, StepInfo, TrainConfig,
-    Trainer, datasets,
+    Adam, Batch, Callback, Control, Dataset, Loss, Mlp, Optimizer, ReduceOnPlateau, Rng, Schedule,
+    Sgd, StepInfo, TrainConfig, Trainer, datasets,
 };
 
 wengert_testkit::count_allocations!();
@@ -26,12 +27,27 @@ impl Callback for &mut StepAllocations {
     }
 }
 
+/// A loss closure, as `Trainer::with_loss_fn` takes it.
+type LossClosure = fn(&mut Tape<f32>, NodeId, &Batch<'_>) -> wengert_train::Result<NodeId>;
+
 /// Trains `model` on `data` inside `pool` and returns the allocations of every step after the
 /// first epoch that follows a step of the same epoch.
 fn steady_steps<O: Optimizer<f32> + Send>(
     pool: &rayon::ThreadPool,
     config: TrainConfig,
     optimizer: O,
+    model: &mut Mlp<f32>,
+    data: &Dataset<f32>,
+) -> Vec<u64> {
+    steady_steps_with(pool, config, optimizer, None, model, data)
+}
+
+/// [`steady_steps`] with a loss closure in place of the configured loss.
+fn steady_steps_with<O: Optimizer<f32> + Send>(
+    pool: &rayon::ThreadPool,
+    config: TrainConfig,
+    optimizer: O,
+    loss_fn: Option<LossClosure>,
     model: &mut Mlp<f32>,
     data: &Dataset<f32>,
 ) -> Vec<u64> {
@@ -42,6 +58,9 @@ fn steady_steps<O: Optimizer<f32> + Send>(
     // global queue, which allocates; a training loop runs inside the pool.
     pool.install(|| {
         let mut trainer = Trainer::new(config, optimizer).with_callback(&mut counter);
+        if let Some(f) = loss_fn {
+            trainer = trainer.with_loss_fn(f);
+        }
         trainer.fit(model, data, None).unwrap();
     });
     counter
@@ -168,6 +187,45 @@ fn a_training_step_allocates_nothing_in_steady_state() {
                 "{loss} regression, accumulate {accumulate}: {steps:?}"
             );
         }
+    }
+
+    // A loss closure: cross-entropy plus an L1 penalty on every parameter, recorded from the
+    // batch's nodes, in one piece and accumulated; with a schedule function and a plateau.
+    fn ce_l1(
+        tape: &mut Tape<f32>,
+        out: NodeId,
+        batch: &Batch<'_>,
+    ) -> wengert_train::Result<NodeId> {
+        let mut loss = tape.cross_entropy(out, batch.target())?;
+        for &p in batch.parameters() {
+            let a = tape.abs(p)?;
+            let s = tape.sum(a)?;
+            let penalty = tape.mul_scalar(s, 1e-4)?;
+            loss = tape.add(loss, penalty)?;
+        }
+        Ok(loss)
+    }
+    for accumulate in [1, 4] {
+        let config = TrainConfig {
+            accumulate,
+            schedule: Schedule::per_step(|step| 1.0 / (1.0 + 1e-3 * step as f64)),
+            plateau: Some(ReduceOnPlateau::default()),
+            ..config.clone()
+        };
+        let mut model = Mlp::builder(&[64, 128, 10]).seed(4).build().unwrap();
+        let steps = steady_steps_with(
+            &pools[1],
+            config,
+            Adam::new(1e-3).unwrap(),
+            Some(ce_l1),
+            &mut model,
+            &digits,
+        );
+        assert!(steps.len() > 100, "{} steps counted", steps.len());
+        assert!(
+            steps.iter().all(|&a| a == 0),
+            "a loss closure, accumulate {accumulate}: {steps:?}"
+        );
     }
 
     // A loop by hand through the handle API (the guide's sine regression), with clipping on the

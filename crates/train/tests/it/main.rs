@@ -6,6 +6,7 @@ mod data;
 mod layers;
 mod loaders;
 mod modules;
+mod objectives;
 mod resume;
 mod training;
 

@@ -3,8 +3,8 @@
 
 use wengert_io::{Checkpoint, LoadOptions};
 use wengert_train::{
-    Activation, Adam, Control, Dataset, Error, Every, History, Mlp, Module, Optimizer, Sgd,
-    StopReason, TrainConfig, TrainState, Trainer,
+    Activation, Adam, Control, Dataset, Error, Every, History, Mlp, Module, Optimizer,
+    PlateauState, ReduceOnPlateau, Sgd, StopReason, TrainConfig, TrainState, Trainer,
 };
 
 use crate::disc;
@@ -193,6 +193,55 @@ fn a_longer_resumed_run_matches_a_longer_straight_run() {
         .unwrap();
     let (m0, h0) = long.straight(make);
     assert_eq!((bits(&resumed), timeless(h1)), (bits(&m0), h0));
+}
+
+#[test]
+fn resuming_through_reduce_on_plateau_is_bit_identical() {
+    // A 5% improvement to count, patience 1, cooldown 1: the rate falls several times, and
+    // pauses fall between a bad epoch and the one that lowers the rate, and in cooldowns.
+    let mut setup = Setup::new(12, None);
+    setup.config.plateau = Some(ReduceOnPlateau {
+        factor: 0.5,
+        patience: 1,
+        threshold: 0.05,
+        cooldown: 1,
+        ..ReduceOnPlateau::default()
+    });
+    let rates = |h: &History| h.epochs.iter().map(|r| r.learning_rate).collect::<Vec<_>>();
+    for (name, make) in &OPTIMIZERS[..2] {
+        let (m0, h0) = setup.straight(*make);
+        let mut distinct = rates(&h0);
+        distinct.dedup();
+        assert!(distinct.len() >= 3, "{name}: rates {:?}", rates(&h0));
+        for every in [Every::Epochs(1), Every::Steps(5)] {
+            let (m1, h1, pauses) = setup.in_pieces(*make, every);
+            assert!(pauses >= 11, "{name} {every:?}: {pauses}");
+            assert_eq!(bits(&m1), bits(&m0), "{name} {every:?}: weights differ");
+            assert_eq!(h1, h0, "{name} {every:?}");
+        }
+    }
+
+    // The plateau's memory is what makes it so: resumed with it forgotten, the run differs.
+    let make = OPTIMIZERS[0].1;
+    let (_, h0) = setup.straight(make);
+    let mut saved = None;
+    let mut trainer = Trainer::new(setup.config.clone(), make());
+    trainer.checkpoint_every(Every::Epochs(1), |s: &TrainState<f32>| {
+        if s.plateau.bad_epochs > 0 && saved.is_none() {
+            saved = Some(s.clone());
+        }
+        Ok(Control::Continue)
+    });
+    trainer
+        .fit(&mut model(3), &setup.train, Some(&setup.valid))
+        .unwrap();
+    drop(trainer);
+    let mut state = saved.expect("an epoch without improvement");
+    state.plateau = PlateauState::default();
+    let h1 = Trainer::new(setup.config.clone(), make())
+        .resume(&mut model(0), &setup.train, Some(&setup.valid), state)
+        .unwrap();
+    assert_ne!(rates(&h1), rates(&h0));
 }
 
 /// The state after five steps of the usual setup, with Adam.
