@@ -17,11 +17,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Train a multilayer perceptron classifier and report its accuracy.
+    /// Train a classifier (a multilayer perceptron, or a small CNN) and report its accuracy.
     ///
-    /// With no options it trains on the UCI handwritten digits embedded in the binary
+    /// With no options it trains an MLP on the UCI handwritten digits embedded in the binary
     /// (1797 8x8 images; UCI Machine Learning Repository, E. Alpaydin and C. Kaynak, 1998,
-    /// CC BY 4.0), holding out 20% as a test set.
+    /// CC BY 4.0), holding out 20% as a test set; --model cnn trains a small convolutional
+    /// network on them as images.
     ///
     /// Into its --out directory it writes metrics.csv, metrics.json, curves.svg, the trained
     /// model as model.tape (a self-contained tape: input `x` of raw features, standardised
@@ -48,9 +49,10 @@ pub enum Command {
 
     /// Export a saved model's weights for other frameworks.
     ///
-    /// Each layer's weights are named `layers.<i>.weight` (shape [inputs, outputs], the
-    /// transpose of PyTorch's nn.Linear.weight) and `layers.<i>.bias`; the input
-    /// standardisation is input.mean and input.std.
+    /// Each fully connected layer's weights are named `layers.<i>.weight` (shape [inputs,
+    /// outputs], the transpose of PyTorch's nn.Linear.weight) and `layers.<i>.bias`; a CNN's
+    /// convolutions `conv.<i>.weight` ([out, in, 3, 3], as nn.Conv2d.weight) and
+    /// `conv.<i>.bias`; the input standardisation is input.mean and input.std.
     Export(ExportArgs),
 }
 
@@ -84,14 +86,30 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = HeaderArg::Auto)]
     pub header: HeaderArg,
 
-    /// The hidden layers' widths, comma-separated (for example 128,64).
-    #[arg(
-        long,
-        value_name = "WIDTHS",
-        value_delimiter = ',',
-        default_value = "128,64"
-    )]
-    pub hidden: Vec<usize>,
+    /// The network: `mlp`, fully connected layers on the features; or `cnn`, a small
+    /// convolutional network on the features read as one-channel images (the digits as 8x8,
+    /// MNIST as 28x28, a CSV file of N·N pixel columns as NxN): per --channels width C, a 3x3
+    /// convolution to C channels (padding 1), the activation and a 2x2 max-pool; then the
+    /// feature maps flattened into the fully connected layers (--hidden, then the classes).
+    #[arg(long, value_enum, default_value_t = ModelArg::Mlp)]
+    pub model: ModelArg,
+
+    /// The hidden fully connected layers' widths, comma-separated (for example 128,64)
+    /// [default: 128,64 for --model mlp; none for cnn: the feature maps go straight to the
+    /// classes].
+    #[arg(long, value_name = "WIDTHS", value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+
+    /// With --model cnn: the convolutions' output channels, one convolution block each,
+    /// comma-separated; each block halves the image's height and width [default: 16,32].
+    #[arg(long, value_name = "WIDTHS", value_delimiter = ',')]
+    pub channels: Option<Vec<usize>>,
+
+    /// Dropout before the last layer: in training each of its inputs is zeroed with
+    /// probability P (the others scaled by 1/(1-P)); evaluation, prediction and the saved
+    /// model use every input. At least 0 and below 1; 0 is no dropout.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub dropout: f64,
 
     /// The non-linearity between layers.
     #[arg(long, value_enum, default_value_t = ActivationArg::Relu)]
@@ -300,6 +318,64 @@ pub enum HeaderArg {
     Yes,
     /// Every line is data.
     No,
+}
+
+/// `--model`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelArg {
+    /// A multilayer perceptron.
+    Mlp,
+    /// A convolutional network on the features read as one-channel images.
+    Cnn,
+}
+
+impl ModelArg {
+    /// The name used in reports and `metrics.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelArg::Mlp => "mlp",
+            ModelArg::Cnn => "cnn",
+        }
+    }
+}
+
+/// The convolutions' widths when `--channels` is not given.
+pub const DEFAULT_CHANNELS: [usize; 2] = [16, 32];
+
+/// The MLP's hidden widths when `--hidden` is not given.
+pub const DEFAULT_MLP_HIDDEN: [usize; 2] = [128, 64];
+
+impl TrainArgs {
+    /// `--hidden`, or the model's default: `128,64` for an MLP, none for a CNN.
+    pub fn hidden_widths(&self) -> Vec<usize> {
+        match (&self.hidden, self.model) {
+            (Some(widths), _) => widths.clone(),
+            (None, ModelArg::Mlp) => DEFAULT_MLP_HIDDEN.to_vec(),
+            (None, ModelArg::Cnn) => Vec::new(),
+        }
+    }
+
+    /// The convolutions' widths: `--channels` or its default for a CNN, none for an MLP.
+    pub fn channel_widths(&self) -> Vec<usize> {
+        match self.model {
+            ModelArg::Mlp => Vec::new(),
+            ModelArg::Cnn => self
+                .channels
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CHANNELS.to_vec()),
+        }
+    }
+}
+
+/// The options of `wengert train` followed by `line`, for the unit tests.
+#[cfg(test)]
+pub fn parse_train(line: &[&str]) -> TrainArgs {
+    let cli = Cli::try_parse_from([&["wengert", "train"], line].concat()).expect("valid options");
+    match cli.command {
+        Command::Train(args) => args,
+        _ => unreachable!("parsed as train"),
+    }
 }
 
 /// `--activation`.

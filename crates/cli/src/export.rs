@@ -24,15 +24,18 @@ fn safetensors_metadata(layout: LayoutArg) -> BTreeMap<String, String> {
         (
             "layout".to_string(),
             format!(
-                "row-major; {weights}; layers.<i>.bias is [outputs]; input.mean and input.std \
-                 standardise the raw features: (x - mean) / std"
+                "row-major; {weights}; layers.<i>.bias is [outputs]; a CNN's conv.<i>.weight is \
+                 [out_channels, in_channels, kh, kw] and conv.<i>.bias [out_channels], as \
+                 torch.nn.Conv2d holds them; input.mean and input.std standardise the raw \
+                 features: (x - mean) / std"
             ),
         ),
     ])
 }
 
-/// The weights in `layout`: PyTorch's transposes every layer's weight matrix
-/// (`layers.<i>.weight`), and leaves the rest (biases, the standardisation) as they are.
+/// The weights in `layout`: PyTorch's transposes every fully connected layer's weight matrix
+/// (`layers.<i>.weight`), and leaves the rest (biases, a CNN's convolutions, already in
+/// PyTorch's layout, the standardisation) as they are.
 fn laid_out(
     weights: BTreeMap<String, ArrayD<E>>,
     layout: LayoutArg,

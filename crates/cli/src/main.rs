@@ -1,5 +1,5 @@
-//! `wengert`: the command-line trainer. `wengert train` trains an MLP classifier on the
-//! embedded UCI digits, a CSV file or MNIST, and writes its metrics, curves, checkpoints and
+//! `wengert`: the command-line trainer. `wengert train` trains a classifier (an MLP, or a
+//! small CNN with `--model cnn`) on the embedded UCI digits, a CSV file or MNIST, and writes its metrics, curves, checkpoints and
 //! the trained model (`model.tape`); `--resume` continues a run. `wengert eval`, `predict`
 //! and `export` use a saved model in a new process.
 

@@ -1,5 +1,5 @@
-//! The saved model: `model.tape`, recorded from a trained MLP with the input standardisation
-//! inside it, and run again on new examples by `eval` and `predict`.
+//! The saved model: `model.tape`, recorded from a trained network (an MLP or a CNN) with the
+//! input standardisation inside it, and run again on new examples by `eval` and `predict`.
 
 use std::path::Path;
 
@@ -8,7 +8,7 @@ use wengert_io::{LoadOptions, ReplayOptions, TapeModel};
 use wengert_ops::Shape;
 use wengert_tape::Tape;
 use wengert_train::recipe::{Classifier, INPUT, LOGITS, PROBS};
-use wengert_train::{Mlp, Standardizer};
+use wengert_train::{Module, Standardizer};
 
 use crate::E;
 use crate::memory;
@@ -23,7 +23,7 @@ const CHUNK: usize = 1024;
 /// `probs`), with the parameters under PyTorch's names and `run` as metadata.
 pub fn save(
     path: &Path,
-    model: &Mlp<E>,
+    model: &impl Module<E>,
     scaler: &Standardizer<E>,
     run: &RunInfo,
 ) -> Result<(), String> {

@@ -14,8 +14,20 @@ pub struct Summary {
     pub source: String,
     /// The seed.
     pub seed: u64,
-    /// The layer widths, inputs first.
+    /// The network: `mlp` or `cnn`.
+    pub model: String,
+    /// For a CNN, the `[height, width]` of its one-channel input images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<[usize; 2]>,
+    /// For a CNN, its convolutions' output channels (each block a 3x3 convolution with
+    /// padding 1, the activation and a 2x2 max-pool).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<usize>,
+    /// The fully connected layers' widths, inputs first (for a CNN, the flattened feature
+    /// maps).
     pub sizes: Vec<usize>,
+    /// The dropout probability before the last layer (0: none).
+    pub dropout: f64,
     /// The non-linearity.
     pub activation: String,
     /// The optimiser.

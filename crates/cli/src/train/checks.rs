@@ -1,10 +1,9 @@
 //! The checks clap cannot make: options that cannot work, rates the element type cannot hold,
 //! and networks that would not fit in memory, each refused in one line naming the option.
 
-use wengert_train::Mlp;
-
+use super::architecture::Architecture;
 use crate::E;
-use crate::args::{HeaderArg, OptimizerArg, TrainArgs};
+use crate::args::{HeaderArg, ModelArg, OptimizerArg, TrainArgs};
 use crate::memory;
 
 /// The most worker threads `--threads` may ask for: more than any machine this runs on has
@@ -34,10 +33,25 @@ pub fn check(args: &TrainArgs) -> Result<(), String> {
     if args.epochs == 0 {
         return Err("--epochs must be at least 1".into());
     }
-    if args.hidden.contains(&0) {
+    if args.hidden_widths().contains(&0) {
         return Err(format!(
             "--hidden widths must be positive, got {:?}",
-            args.hidden
+            args.hidden_widths()
+        ));
+    }
+    if args.model == ModelArg::Mlp && args.channels.is_some() {
+        return Err("--channels applies to --model cnn, not mlp".into());
+    }
+    if args.channel_widths().contains(&0) {
+        return Err(format!(
+            "--channels widths must be positive, got {:?}",
+            args.channel_widths()
+        ));
+    }
+    if !(0.0..1.0).contains(&args.dropout) {
+        return Err(format!(
+            "--dropout must be at least 0 and below 1, got {}",
+            args.dropout
         ));
     }
     if let Some(lr) = args.lr {
@@ -103,12 +117,23 @@ fn representable(option: &str, x: f64) -> Result<(), String> {
 /// Refuses a network whose parameter count overflows, or whose training would need more
 /// memory than the machine has available, before anything is allocated for it. The same
 /// check applies to a resumed run's saved settings.
-pub fn check_fits(sizes: &[usize], args: &TrainArgs, source: &str) -> Result<(), String> {
-    let layers = format!("--hidden {:?}: the network {sizes:?}", args.hidden);
-    let parameters = Mlp::<E>::builder(sizes)
+pub fn check_fits(
+    architecture: &Architecture,
+    args: &TrainArgs,
+    source: &str,
+) -> Result<(), String> {
+    let layers = match architecture.kind() {
+        ModelArg::Mlp => format!(
+            "--hidden {:?}: the network {:?}",
+            args.hidden_widths(),
+            architecture.linear
+        ),
+        ModelArg::Cnn => format!("--channels {:?}: {architecture}", architecture.channels),
+    };
+    let parameters = architecture
         .parameter_count()
-        .map_err(|_| format!("{layers} has more parameters than this machine can address"))?;
-    let needed = training_bytes(sizes, parameters, args);
+        .ok_or_else(|| format!("{layers} has more parameters than this machine can address"))?;
+    let needed = training_bytes(architecture, parameters, args);
     if let Some(available) = memory::available_memory()
         && needed > u128::from(available)
     {
@@ -122,21 +147,30 @@ pub fn check_fits(sizes: &[usize], args: &TrainArgs, source: &str) -> Result<(),
     Ok(())
 }
 
-/// The most input features a network of `--hidden` (and two classes, the fewest) can take
-/// in the memory available, so that a file too wide is refused at its first row; `None`
-/// where the memory is unknown or the hidden layers alone do not fit.
+/// The most input features a network of `args` (and two classes, the fewest) can take in the
+/// memory available, so that a file too wide is refused at its first row; `None` where the
+/// memory is unknown or the rest of the network alone does not fit. A CNN's features are
+/// costed as the smallest square image holding them.
 pub fn widest_input(args: &TrainArgs) -> Option<usize> {
     let available = u128::from(memory::available_memory()?);
     let fits = |features: usize| {
-        let mut sizes = vec![features];
-        sizes.extend(&args.hidden);
-        sizes.push(2);
-        Mlp::<E>::builder(&sizes)
+        let (features, image) = match args.model {
+            ModelArg::Mlp => (features, None),
+            ModelArg::Cnn => {
+                let side = features.isqrt() + usize::from(features.isqrt().pow(2) < features);
+                (side * side, Some([side, side]))
+            }
+        };
+        let Ok(architecture) = Architecture::new(args, features, 2, image) else {
+            // Too small to pool: refused later, for what it is.
+            return true;
+        };
+        architecture
             .parameter_count()
-            .is_ok_and(|p| training_bytes(&sizes, p, args) <= available)
+            .is_some_and(|p| training_bytes(&architecture, p, args) <= available)
     };
     // A network that does not fit even one feature is refused, by `check_fits`, for its
-    // hidden widths, not for the file's.
+    // other widths, not for the file's.
     if !fits(1) {
         return None;
     }
@@ -158,7 +192,7 @@ pub fn widest_input(args: &TrainArgs) -> Option<usize> {
 /// optimiser's state (none for SGD, one moment for momentum, two for Adam). Per example of a
 /// batch (or of an evaluation chunk of 1024): every layer's output and its gradient, before
 /// and after the activation.
-fn training_bytes(sizes: &[usize], parameters: usize, args: &TrainArgs) -> u128 {
+fn training_bytes(architecture: &Architecture, parameters: usize, args: &TrainArgs) -> u128 {
     let optimiser_state = match args.optimizer {
         OptimizerArg::Sgd => 0,
         OptimizerArg::Momentum => 1,
@@ -166,8 +200,8 @@ fn training_bytes(sizes: &[usize], parameters: usize, args: &TrainArgs) -> u128 
     };
     let per_parameter = 5 + optimiser_state;
     let rows = args.batch_size.max(1024) as u128;
-    let widths: u128 = sizes.iter().map(|&w| w as u128).sum();
-    let elements = parameters as u128 * per_parameter + rows * widths * 4;
+    let elements =
+        parameters as u128 * per_parameter + rows * architecture.activations_per_example() * 4;
     elements * std::mem::size_of::<E>() as u128
 }
 

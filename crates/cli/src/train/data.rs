@@ -7,9 +7,11 @@ use wengert_train::loaders::{Labels, load_mnist};
 use wengert_train::recipe::Fingerprint;
 use wengert_train::{Dataset, Standardizer, datasets};
 
+use super::architecture::Architecture;
 use super::checks::{check_fits, widest_input};
+use super::images::image_shape;
 use crate::E;
-use crate::args::TrainArgs;
+use crate::args::{ModelArg, TrainArgs};
 use crate::data::load_labelled_csv;
 use crate::run_info::{DataSource, RunInfo, file_crc32};
 
@@ -17,8 +19,8 @@ use crate::run_info::{DataSource, RunInfo, file_crc32};
 pub struct Prepared {
     /// What the data are, for a person (`the UCI digits (embedded)`, a path).
     pub source: String,
-    /// The network's widths, inputs first: the data decide the first and the last.
-    pub sizes: Vec<usize>,
+    /// The network: the data decide its inputs, its classes and, for a CNN, its images.
+    pub architecture: Architecture,
     /// The standardisation fitted on the training set (saved inside the model).
     pub scaler: Standardizer<E>,
     /// The standardised training, validation and test sets.
@@ -37,10 +39,12 @@ pub fn prepare(args: &TrainArgs) -> Result<Prepared, String> {
     let (source, rest, test) = load(args)?;
     // The network's widths are known once the data are: refuse one that cannot fit before
     // the data are copied into splits and scaled.
-    let mut sizes = vec![rest.n_features()];
-    sizes.extend(&args.hidden);
-    sizes.push(rest.n_outputs());
-    check_fits(&sizes, args, &source)?;
+    let image = match args.model {
+        ModelArg::Mlp => None,
+        ModelArg::Cnn => Some(image_shape(args, rest.n_features())?),
+    };
+    let architecture = Architecture::new(args, rest.n_features(), rest.n_outputs(), image)?;
+    check_fits(&architecture, args, &source)?;
     let (train, validation) = rest
         .split(args.validation_split, args.seed)
         .map_err(|e| e.to_string())?;
@@ -56,7 +60,7 @@ pub fn prepare(args: &TrainArgs) -> Result<Prepared, String> {
     let fingerprint = Fingerprint::of(&train).to_string();
     Ok(Prepared {
         source,
-        sizes,
+        architecture,
         scaler,
         train,
         validation,
@@ -76,10 +80,16 @@ fn load(args: &TrainArgs) -> Result<(String, Dataset<E>, Dataset<E>), String> {
             let widest = widest_input(args);
             let data = load_labelled_csv(path, &args.label_column, args.header, Labels::Detect, widest)
                 .map_err(|e| match widest {
-                    Some(w) if e.contains(&format!("more than the {w} allowed")) => format!(
-                        "{e}: with --hidden {:?}, a wider first layer would not fit in the memory available",
-                        args.hidden
-                    ),
+                    Some(w) if e.contains(&format!("more than the {w} allowed")) => match args.model {
+                        ModelArg::Mlp => format!(
+                            "{e}: with --hidden {:?}, a wider first layer would not fit in the memory available",
+                            args.hidden_widths()
+                        ),
+                        ModelArg::Cnn => format!(
+                            "{e}: with --channels {:?}, a larger image would not fit in the memory available",
+                            args.channel_widths()
+                        ),
+                    },
                     _ => e,
                 })?;
             (path.display().to_string(), data)

@@ -1,8 +1,11 @@
 //! `wengert train`: load, split, scale, train, evaluate, report. This module runs the steps;
 //! each has a module of its own.
 
+mod architecture;
 mod checks;
 mod data;
+mod images;
+mod net;
 mod network;
 mod progress;
 pub(crate) mod report;
@@ -179,7 +182,7 @@ fn train_in_pool(
         learning_rate,
         weight_decay,
         config,
-    } = network::build(args, &data.sizes)?;
+    } = network::build(args, &data.architecture)?;
 
     let bar = progress::bar(args, train.len());
     if let Some(r) = &resume {
@@ -198,10 +201,15 @@ fn train_in_pool(
         );
     }
     say!(
-        "training an MLP {:?} ({} parameters, {}) on {}: {} train, {} validation, {} test examples",
-        data.sizes,
+        "training {} ({} parameters, {}{}) on {}: {} train, {} validation, {} test examples",
+        data.architecture,
         model.parameter_count(),
         activation,
+        if args.dropout > 0.0 {
+            format!(", dropout {}", args.dropout)
+        } else {
+            String::new()
+        },
         data.source,
         train.len(),
         validation.len(),

@@ -1,15 +1,17 @@
 //! What the options build: the network, its optimiser (with the command's default rates) and
 //! the trainer's settings.
 
-use wengert_train::{Activation, Adam, Mlp, Optimizer, Sgd, TrainConfig};
+use wengert_train::{Activation, Adam, Optimizer, Sgd, TrainConfig};
 
+use super::architecture::Architecture;
+use super::net::Network;
 use crate::E;
 use crate::args::{ActivationArg, OptimizerArg, TrainArgs};
 
 /// A network ready to train, and how.
 pub struct Setup {
     /// The network, its weights drawn from `--seed`.
-    pub model: Mlp<E>,
+    pub model: Network,
     /// Its non-linearity.
     pub activation: Activation,
     /// The optimiser, its settings checked.
@@ -22,18 +24,15 @@ pub struct Setup {
     pub config: TrainConfig,
 }
 
-/// The network of widths `sizes`, its optimiser and the trainer's settings, as `args` say.
-pub fn build(args: &TrainArgs, sizes: &[usize]) -> Result<Setup, String> {
+/// The network `architecture` describes, its optimiser and the trainer's settings, as `args`
+/// say.
+pub fn build(args: &TrainArgs, architecture: &Architecture) -> Result<Setup, String> {
     let activation = match args.activation {
         ActivationArg::Relu => Activation::Relu,
         ActivationArg::Tanh => Activation::Tanh,
         ActivationArg::Sigmoid => Activation::Sigmoid,
     };
-    let model = Mlp::<E>::builder(sizes)
-        .activation(activation)
-        .seed(args.seed)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let model = Network::build(architecture, activation, args.dropout, args.seed)?;
     let learning_rate = args.lr.unwrap_or(match args.optimizer {
         OptimizerArg::Sgd | OptimizerArg::Momentum => 0.05,
         OptimizerArg::Adam | OptimizerArg::Adamw => 1e-3,

@@ -42,7 +42,11 @@ pub fn summary(
     Summary {
         source: data.source.clone(),
         seed: args.seed,
-        sizes: data.sizes.clone(),
+        model: data.architecture.kind().name().to_string(),
+        image: data.architecture.image,
+        channels: data.architecture.channels.clone(),
+        sizes: data.architecture.linear.clone(),
+        dropout: args.dropout,
         activation: setup.activation.to_string(),
         optimizer: args.optimizer.name().to_string(),
         learning_rate: setup.learning_rate,

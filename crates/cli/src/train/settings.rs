@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::resume::Resume;
-use crate::args::{ActivationArg, HeaderArg, OptimizerArg, TrainArgs};
+use crate::args::{ActivationArg, HeaderArg, ModelArg, OptimizerArg, TrainArgs};
 
 /// The options that decide a run, saved in every checkpoint: a resumed run takes them from
 /// there. Field names are the options' clap ids.
@@ -19,7 +19,16 @@ pub struct RunSettings {
     mnist_dir: Option<PathBuf>,
     label_column: String,
     header: HeaderArg,
+    /// Absent from the checkpoints of runs saved before `--model`: an MLP.
+    #[serde(default = "mlp")]
+    model: ModelArg,
+    /// The widths in effect: `--hidden` or the model's default.
     hidden: Vec<usize>,
+    /// The convolutions' widths in effect (none for an MLP).
+    #[serde(default)]
+    channels: Vec<usize>,
+    #[serde(default)]
+    dropout: f64,
     activation: ActivationArg,
     optimizer: OptimizerArg,
     lr: Option<f64>,
@@ -45,7 +54,10 @@ impl RunSettings {
             mnist_dir: absolute(&args.mnist),
             label_column: args.label_column.clone(),
             header: args.header,
-            hidden: args.hidden.clone(),
+            model: args.model,
+            hidden: args.hidden_widths(),
+            channels: args.channel_widths(),
+            dropout: args.dropout,
             activation: args.activation,
             optimizer: args.optimizer,
             lr: args.lr,
@@ -71,7 +83,10 @@ impl RunSettings {
             mnist: here(self.mnist, self.mnist_dir),
             label_column: self.label_column,
             header: self.header,
-            hidden: self.hidden,
+            model: self.model,
+            hidden: Some(self.hidden),
+            channels: (self.model == ModelArg::Cnn).then_some(self.channels),
+            dropout: self.dropout,
             activation: self.activation,
             optimizer: self.optimizer,
             lr: self.lr,
@@ -85,6 +100,11 @@ impl RunSettings {
             ..args.clone()
         }
     }
+}
+
+/// The model of a run saved before `--model` existed.
+fn mlp() -> ModelArg {
+    ModelArg::Mlp
 }
 
 /// One micro-batch per step: the setting of a run saved before `--accumulate` existed.
@@ -143,4 +163,50 @@ pub fn resumed_args(
         resumed.mnist = args.mnist.clone();
     }
     Ok(resumed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::parse_train;
+
+    #[test]
+    fn a_checkpoint_saved_before_the_cnn_resumes_as_the_mlp_it_was() {
+        let mlp = RunSettings::of(&parse_train(&[]));
+        let mut saved = serde_json::to_value(&mlp).unwrap();
+        for key in ["model", "channels", "dropout"] {
+            saved.as_object_mut().unwrap().remove(key).unwrap();
+        }
+        let read: RunSettings = serde_json::from_value(saved).unwrap();
+        assert_eq!(read, mlp);
+        let args = read.apply(&parse_train(&["--epochs", "7"]));
+        assert_eq!(
+            (
+                args.model,
+                args.hidden_widths(),
+                args.channels,
+                args.dropout
+            ),
+            (ModelArg::Mlp, vec![128, 64], None, 0.0)
+        );
+        assert_eq!(args.epochs, 7);
+    }
+
+    #[test]
+    fn a_cnn_run_keeps_its_network_in_effect() {
+        let cnn = parse_train(&["--model", "cnn", "--dropout", "0.25"]);
+        let settings = RunSettings::of(&cnn);
+        let text = serde_json::to_string(&settings).unwrap();
+        assert!(
+            text.contains(r#""model":"cnn","hidden":[],"channels":[16,32],"dropout":0.25"#),
+            "{text}"
+        );
+        // Resumed with no option but --epochs, the run is the CNN it was.
+        let args = settings.apply(&parse_train(&["--epochs", "3"]));
+        assert_eq!(
+            (args.model, args.hidden_widths(), args.channel_widths()),
+            (ModelArg::Cnn, vec![], vec![16, 32])
+        );
+        assert_eq!(RunSettings::of(&args), RunSettings::of(&cnn));
+    }
 }

@@ -466,4 +466,27 @@ fn a_csv_too_wide_for_the_first_layer_is_refused_at_its_first_row() {
         err.contains("with --hidden [100000], a wider first layer would not fit"),
         "{err}"
     );
+    // A CNN's cost grows with the image: 100,000 channels of a 1000x1000 image will not fit.
+    let err = fails(
+        d,
+        &[
+            "train",
+            "--data",
+            "wide.csv",
+            "--model",
+            "cnn",
+            "--channels",
+            "100000",
+            "--quiet",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("wide.csv, line 2: 1000000 feature columns, more than the"),
+        "{err}"
+    );
+    assert!(
+        err.contains("with --channels [100000], a larger image would not fit"),
+        "{err}"
+    );
 }

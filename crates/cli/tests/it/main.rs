@@ -1,6 +1,7 @@
 //! Integration tests of the `wengert` binary: run it as a person would and read what it
 //! prints and writes.
 
+mod cnn;
 mod distributed;
 mod errors;
 mod hostile_models;

@@ -233,7 +233,10 @@ fn help_documents_every_command_and_option() {
                 "--mnist",
                 "--label-column",
                 "--header",
+                "--model",
                 "--hidden",
+                "--channels",
+                "--dropout",
                 "--activation",
                 "--optimizer",
                 "--lr",
@@ -270,7 +273,13 @@ fn help_documents_every_command_and_option() {
         ),
         (
             "export",
-            &["--model", "--safetensors", "--weights", "layers.<i>.weight"],
+            &[
+                "--model",
+                "--safetensors",
+                "--weights",
+                "layers.<i>.weight",
+                "conv.<i>.weight",
+            ],
         ),
     ];
     let top = stdout(&wengert(dir.path(), &["--help"]));
