@@ -171,6 +171,8 @@ def selftest(digits=None):
     v = list(range(10))
     Rng(3).shuffle(v)
     assert v == [2, 8, 7, 4, 5, 6, 0, 1, 9, 3], v
+    r = Rng(SEED)
+    assert abs(r.normal() - 1.8676032) < 1e-6 and abs(r.normal() - 0.7201122) < 1e-6
     assert abs(w6_conv_flops() / 1e9 - 1.445) < 0.001
     assert W6_FLAT == 3136
     print("selftest passed")

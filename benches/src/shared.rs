@@ -486,6 +486,10 @@ mod tests {
         let mut v: Vec<usize> = (0..10).collect();
         Rng::new(3).shuffle(&mut v);
         assert_eq!(v, [2, 8, 7, 4, 5, 6, 0, 1, 9, 3]);
+        // W6's images come from the normal draw (peer_common.py's port checks the same).
+        let mut r = Rng::new(SEED);
+        assert!((r.normal() - 1.867_603_2).abs() < 1e-6);
+        assert!((r.normal() - 0.720_112_2).abs() < 1e-6);
     }
 
     #[test]

@@ -106,6 +106,32 @@ impl Options {
         self.forwarded_only(threads, &self.only)
     }
 
+    /// The argument lists of the Python peers' runs (they measure W1..W4 and W6): one per
+    /// thread count wengert measures a workload on, with those workloads: on all threads (the
+    /// last of `thread_counts`) every one, on fewer W1, and W2 and W6 where `step_threads`
+    /// holds that count (a full run).
+    fn python_runs(&self, thread_counts: &[usize], step_threads: &[usize]) -> Vec<Vec<String>> {
+        let all = thread_counts.last().copied().unwrap_or(1);
+        let mut runs = Vec::new();
+        for &t in thread_counts {
+            let only: Vec<String> = self
+                .only
+                .iter()
+                .filter(|w| ["W1", "W2", "W3", "W4", "W6"].contains(&w.as_str()))
+                .filter(|w| {
+                    t == all
+                        || *w == "W1"
+                        || (matches!(w.as_str(), "W2" | "W6") && step_threads.contains(&t))
+                })
+                .cloned()
+                .collect();
+            if !only.is_empty() {
+                runs.push(self.forwarded_only(t, &only));
+            }
+        }
+        runs
+    }
+
     /// [`forwarded`](Options::forwarded) with the workloads `only`.
     fn forwarded_only(&self, threads: usize, only: &[String]) -> Vec<String> {
         let mut args = vec![
@@ -213,37 +239,16 @@ fn run(o: &Options) -> Result<(), String> {
             Box::new(move |p| optional(external(bin, &args, &[], p), "peers", p)),
         ));
     }
-    // The Python peers on every thread count wengert measures a workload on: all threads for
-    // every workload, and one thread for those measured on one (W1; W2 and W6 in a full run).
-    let python_runs = |measured: &[&str]| -> Vec<Vec<String>> {
-        let mut runs = Vec::new();
-        for &t in &thread_counts {
-            let only: Vec<String> = o
-                .only
-                .iter()
-                .filter(|w| measured.contains(&w.as_str()))
-                .filter(|w| {
-                    t == all
-                        || *w == "W1"
-                        || (matches!(w.as_str(), "W2" | "W6") && step_threads.contains(&t))
-                })
-                .cloned()
-                .collect();
-            if !only.is_empty() {
-                runs.push(o.forwarded_only(t, &only));
-            }
-        }
-        runs
-    };
+    let python_runs = o.python_runs(&thread_counts, &step_threads);
     if let Some(script) = &o.pytorch {
-        let runs = python_runs(&["W1", "W2", "W3", "W4", "W6"]);
+        let runs = python_runs.clone();
         jobs.push((
             "peers: pytorch (eager)".into(),
             Box::new(move |p| python_peer(&PYTORCH, script, &runs, p)),
         ));
     }
     if let Some(script) = &o.jax {
-        let runs = python_runs(&["W1", "W2", "W3", "W4", "W6"]);
+        let runs = python_runs.clone();
         jobs.push((
             "peers: jax (jit; compile time reported apart)".into(),
             Box::new(move |p| python_peer(&JAX, script, &runs, p)),
@@ -568,4 +573,46 @@ fn check(path: Option<&String>) -> Result<(), String> {
         workloads.into_iter().collect::<Vec<_>>().join(", ")
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn only_lists(runs: &[Vec<String>]) -> Vec<(String, String)> {
+        runs.iter()
+            .map(|args| (args[1].clone(), args[3].clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_python_peers_run_on_the_thread_counts_wengert_measures() {
+        let o = Options::parse(&[]).unwrap();
+        let full = o.python_runs(&[1, 2], &[1, 2]);
+        assert_eq!(
+            only_lists(&full),
+            [
+                ("1".into(), "W1,W2,W6".into()),
+                ("2".into(), "W1,W2,W3,W4,W6".into())
+            ]
+        );
+        let quick = o.python_runs(&[1, 2], &[2]);
+        assert_eq!(
+            only_lists(&quick),
+            [
+                ("1".into(), "W1".into()),
+                ("2".into(), "W1,W2,W3,W4,W6".into())
+            ]
+        );
+        let args: Vec<String> = ["--only", "W5,W6"].map(String::from).to_vec();
+        let o = Options::parse(&args).unwrap();
+        assert_eq!(
+            only_lists(&o.python_runs(&[1, 2], &[2])),
+            [("2".into(), "W6".into())]
+        );
+        assert_eq!(
+            only_lists(&o.python_runs(&[1], &[1])),
+            [("1".into(), "W6".into())]
+        );
+    }
 }
