@@ -1,104 +1,41 @@
-"""PyTorch eager on wengert's reference workloads W2, W3 and W4 (see docs/BENCHMARKS.md).
+"""PyTorch eager on wengert's reference workloads W1, W2, W3, W4 and W6 (see docs/BENCHMARKS.md).
 
 Run by `cargo xtask bench --peers` when `python3 -c "import torch"` works; prints one JSON record
 per line on stdout (and progress as plain lines), in the format of `cargo xtask bench --json`.
 
-    python3 pytorch_bench.py --threads N [--quick] [--only W2,W3,W4] --data DIGITS.csv.gz
-    python3 pytorch_bench.py --selftest     # checks the ports below; needs no torch
+    python3 pytorch_bench.py --threads N [--quick] [--only W1,W2,W3,W4,W6] --data DIGITS.csv.gz
+    python3 pytorch_bench.py --selftest [DIGITS.csv.gz]   # checks the ports; needs no torch
 
 The random stream (SplitMix64), the digits split and the per-epoch order are ports of
-benches/src/shared.rs, so PyTorch trains on exactly the batches wengert does.
+benches/src/shared.rs (in peer_common.py), so PyTorch trains on exactly the batches wengert does.
 """
 
-import gzip
-import json
-import math
 import statistics
 import sys
 import time
 
-MASK = (1 << 64) - 1
-SEED = 0x5EED_2026
-W2_LAYERS = [784, 512, 512, 10]
-W2_BATCHES = [32, 128, 1024]
-W2_LR = 0.01
-W3_OPS = 10_000
-W4_TRAIN, W4_BATCH, W4_EPOCHS = 1437, 32, 30
-
-
-class Rng:
-    """SplitMix64, as benches/src/shared.rs has it."""
-
-    def __init__(self, seed):
-        self.state = seed & MASK
-
-    def next_u64(self):
-        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK
-        z = self.state
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-        return z ^ (z >> 31)
-
-    def below(self, n):
-        return self.next_u64() % n
-
-    def shuffle(self, items):
-        for i in range(len(items) - 1, 0, -1):
-            j = self.below(i + 1)
-            items[i], items[j] = items[j], items[i]
-
-
-def digits_split(path):
-    with gzip.open(path, "rt") as f:
-        rows = []
-        for line in f:
-            if line.strip():
-                fields = line.strip().split(",")
-                rows.append(([float(v) / 16.0 for v in fields[:64]], int(float(fields[64]))))
-    Rng(SEED).shuffle(rows)
-    return rows[:W4_TRAIN], rows[W4_TRAIN:]
-
-
-def record(workload, engine, threads, params, figures):
-    return json.dumps(
-        {"workload": workload, "engine": engine, "threads": threads, "params": params, "figures": figures},
-        separators=(",", ":"),
-    )
-
-
-def selftest():
-    r = Rng(SEED)
-    assert (r.next_u64(), r.next_u64(), r.below(1437)) == (3220337691051907759, 18362673279826037020, 722)
-    v = list(range(10))
-    Rng(3).shuffle(v)
-    assert v == [2, 8, 7, 4, 5, 6, 0, 1, 9, 3], v
-    print("selftest passed")
+from peer_common import (
+    SEED, W1_SIZES, W2_BATCHES, W2_LAYERS, W2_LR, W3_OPS, W4_BATCH, W4_EPOCHS, W6_BATCH, W6_CHANNELS,
+    W6_CLASSES, W6_FLAT, W6_HIDDEN, W6_LR, W6_SIDE, Options, Rng, digits_split, ms_per_call,
+    ms_per_call_pair, record, seconds_per_call, selftest, w2_step_flops, w6_conv_flops, w6_data,
+    w6_record,
+)
 
 
 def main(argv):
     if "--selftest" in argv:
-        selftest()
-        if len(argv) > argv.index("--selftest") + 1:
-            train, test = digits_split(argv[argv.index("--selftest") + 1])
-            assert [l for _, l in train[:10]] == [0, 4, 9, 3, 9, 5, 6, 7, 0, 5]
-            assert [l for _, l in test[:10]] == [9, 2, 8, 6, 0, 6, 7, 6, 0, 1]
-            print("digits split matches")
+        at = argv.index("--selftest")
+        selftest(argv[at + 1] if len(argv) > at + 1 else None)
         return
 
     import torch
     import torch.nn.functional as F
 
-    def value(name, default=None):
-        return argv[argv.index(name) + 1] if name in argv else default
-
-    quick = "--quick" in argv
-    threads = int(value("--threads", "1"))
-    only = value("--only", "W2,W3,W4").upper().split(",")
+    o = Options(argv, "W1,W2,W3,W4,W6")
+    threads, only = o.threads, o.only
     torch.set_num_threads(threads)
     torch.manual_seed(SEED)
-    warmup, steps = (2, 10) if quick else (10, 50)
-    chains = 5 if quick else 50
-    runs = 1 if quick else 3
+    warmup, steps, chains, runs = o.warmup, o.steps, o.chains, o.runs
 
     def mlp(layers):
         mods = []
@@ -108,15 +45,13 @@ def main(argv):
                 mods.append(torch.nn.ReLU())
         return torch.nn.Sequential(*mods)
 
-    def ms_per_call(fn):
-        for _ in range(warmup):
-            fn()
-        samples = []
-        for _ in range(steps):
-            t = time.perf_counter()
-            fn()
-            samples.append((time.perf_counter() - t) * 1e3)
-        return statistics.median(samples)
+    if "W1" in only:
+        for n in W1_SIZES:
+            a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+            seconds = seconds_per_call(lambda: torch.mm(a, b, out=c), o.w1_seconds)
+            gflops = 2.0 * n**3 / seconds / 1e9
+            print(f"W1 pytorch n={n} threads={threads}: {gflops:.1f} GFLOP/s")
+            print(record("W1", "pytorch", threads, {"n": n}, {"gflops": gflops}))
 
     if "W2" in only:
         for batch in W2_BATCHES:
@@ -135,9 +70,9 @@ def main(argv):
                 with torch.no_grad():
                     model(x)
 
-            train_ms, forward_ms = ms_per_call(step), ms_per_call(infer)
-            macs = sum(a * b for a, b in zip(W2_LAYERS, W2_LAYERS[1:]))
-            flops = 2.0 * batch * (3 * macs - W2_LAYERS[0] * W2_LAYERS[1])
+            train_ms = ms_per_call(step, warmup, steps)
+            forward_ms = ms_per_call(infer, warmup, steps)
+            flops = w2_step_flops(batch)
             print(f"W2 pytorch batch={batch}: {train_ms:.2f} ms/step, forward {forward_ms:.2f} ms")
             print(record("W2", "pytorch", threads, {"batch": batch}, {
                 "ms_per_step": train_ms,
@@ -168,7 +103,7 @@ def main(argv):
         print(record("W3", "pytorch", threads, {"ops": W3_OPS},
                      {"record_ns_per_op": r, "backward_ns_per_op": bk}))
 
-    data = value("--data")
+    data = o.data
     if "W4" in only and data:
         train, test = digits_split(data)
         tx = torch.tensor([p for p, _ in train])
@@ -196,6 +131,51 @@ def main(argv):
         print(f"W4 pytorch: {seconds:.3f} s, test accuracy {acc * 100:.2f}%")
         print(record("W4", "pytorch", threads, {"batch": W4_BATCH, "epochs": W4_EPOCHS},
                      {"seconds": seconds, "test_accuracy": acc}))
+
+    if "W6" in only:
+        w6(torch, F, o)
+
+
+def w6(torch, F, o):
+    """W6: the CNN's SGD step, its steps taking turns with its convolutions' passes alone
+    (forward, and aten's convolution_backward for the weight and, on the second, the input)."""
+    c0, c1, c2 = W6_CHANNELS
+    x, labels = w6_data()
+    x = torch.tensor(x).reshape(W6_BATCH, c0, W6_SIDE, W6_SIDE)
+    y = torch.tensor(labels)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(c0, c1, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(c1, c2, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(W6_FLAT, W6_HIDDEN), torch.nn.ReLU(),
+        torch.nn.Linear(W6_HIDDEN, W6_CLASSES),
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=W6_LR)
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    half = W6_SIDE // 2
+    layers = [
+        (torch.randn(W6_BATCH, c0, W6_SIDE, W6_SIDE), torch.randn(c1, c0, 3, 3), torch.randn(c1),
+         torch.randn(W6_BATCH, c1, W6_SIDE, W6_SIDE), False),
+        (torch.randn(W6_BATCH, c1, half, half), torch.randn(c2, c1, 3, 3), torch.randn(c2),
+         torch.randn(W6_BATCH, c2, half, half), True),
+    ]
+
+    def conv_passes():
+        with torch.no_grad():
+            for xi, w, b, g, input_grad in layers:
+                F.conv2d(xi, w, b, padding=1)
+                torch.ops.aten.convolution_backward(
+                    g, xi, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [input_grad, True, False])
+
+    step_ms, conv_ms = ms_per_call_pair(step, conv_passes, o.w6_warmup, o.w6_steps)
+    conv_gflops = w6_conv_flops() / (conv_ms / 1e3) / 1e9
+    print(f"W6 pytorch threads={o.threads}: {step_ms:.2f} ms/step, convolutions alone {conv_ms:.2f} ms "
+          f"({conv_gflops:.1f} GFLOP/s)")
+    print(w6_record("pytorch", o.threads, step_ms, {"conv_ms": conv_ms, "conv_gflops": conv_gflops}))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-//! wengert's benchmarks: the reference workloads W1..W5 (`cargo xtask bench`) and the pieces the
+//! wengert's benchmarks: the reference workloads W1..W7 (`cargo xtask bench`) and the pieces the
 //! criterion benchmarks share.
 //!
 //! - [`shared`]: the workloads' constants, seeded data, the digits set, the JSON line format;
 //!   also compiled into the baselines and peers programs, which live outside the workspace.
 //! - [`mlp`]: the W2/W4 network on the tape and by hand on the same kernels (`no-tape`).
 //! - [`chain`]: W3's chain of tiny ops.
-//! - [`workloads`]: W2..W4 for the engines built here; [`memory`]: W5 (W1 runs in the
+//! - [`cnn`]: W6's small CNN on the tape, and its convolutions' products alone.
+//! - [`workloads`]: W2..W4 and W6 for the engines built here; [`memory`]: W5 (W1 runs in the
 //!   baselines program, `benches/baselines`, all its engines in one process).
 //! - [`record`], [`table`]: the records of `--json`, checked, and the printed table.
 //! - [`scaling`]: the cost model of a data-parallel step (docs/SCALING.md), fitted to W7.
@@ -16,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod chain;
+pub mod cnn;
 pub mod hvp;
 pub mod memory;
 pub mod mlp;

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 /// Every engine a record may name, in the order the table shows them. `gemm` (the gemm crate on
 /// rayon) and `fma-peak` (the machine's FMA throughput, measured between W1's products as the
 /// gauge of the load they met) are the two names the list lacks.
-pub const ENGINES: [&str; 9] = [
+pub const ENGINES: [&str; 10] = [
     "wengert",
     "no-tape",
     "matrixmultiply",
@@ -20,6 +20,7 @@ pub const ENGINES: [&str; 9] = [
     "candle",
     "dfdx",
     "pytorch",
+    "jax",
 ];
 
 /// The figures each workload's records must hold (others may be added beside them).
@@ -30,6 +31,7 @@ pub fn required_figures(workload: &str) -> Option<&'static [&'static str]> {
         "W3" => &["record_ns_per_op", "backward_ns_per_op"],
         "W4" => &["seconds", "test_accuracy"],
         "W5" => &["peak_rss_mib", "allocs_per_step"],
+        "W6" => &["ms_per_step"],
         "W7" => &["ms_per_step", "reduce_share"],
         _ => return None,
     })
@@ -38,7 +40,7 @@ pub fn required_figures(workload: &str) -> Option<&'static [&'static str]> {
 /// One measured configuration and its figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
-    /// `W1` .. `W5`.
+    /// `W1` .. `W7`.
     pub workload: String,
     /// One of [`ENGINES`].
     pub engine: String,
@@ -223,7 +225,7 @@ pub fn check_json_text(text: &str) -> Result<Vec<Record>, String> {
         .iter()
         .map(Record::from_json)
         .collect::<Result<Vec<_>, _>>()?;
-    for workload in ["W1", "W2", "W3", "W4", "W5"] {
+    for workload in ["W1", "W2", "W3", "W4", "W5", "W6"] {
         let present = records.iter().any(|r| r.workload == workload);
         let wengert = records
             .iter()

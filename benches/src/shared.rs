@@ -44,6 +44,20 @@ pub const W4_EPS: f32 = 1e-8;
 pub const W5_BATCH: usize = 128;
 /// W5: steps of the measured process; allocations are counted over the second half.
 pub const W5_STEPS: usize = 200;
+/// W6: the small CNN's shape (batch, image side, channels, hidden width, classes).
+pub const W6: CnnSpec = CnnSpec {
+    batch: 64,
+    side: 28,
+    channels: [1, 32, 64],
+    hidden: 128,
+    classes: 10,
+};
+/// W6: plain SGD's learning rate.
+pub const W6_LR: f32 = 0.01;
+/// W6: steps run and thrown away before timing.
+pub const W6_WARMUP: usize = 5;
+/// W6: timed steps in a full run (at least 30, as WORKLOADS.md asks).
+pub const W6_STEPS: usize = 30;
 /// The seed of every random stream.
 pub const SEED: u64 = 0x5EED_2026;
 
@@ -117,6 +131,76 @@ pub fn mlp_init(rng: &mut Rng, layers: &[usize]) -> Vec<(Vec<f32>, Vec<f32>)> {
             let bound = 1.0 / (w[0] as f32).sqrt();
             let weight = (0..w[0] * w[1]).map(|_| rng.symmetric(bound)).collect();
             let bias = (0..w[1]).map(|_| rng.symmetric(bound)).collect();
+            (weight, bias)
+        })
+        .collect()
+}
+
+/// The shape of W6's network: `conv(c0→c1, 3×3, pad 1)`, ReLU, 2×2 max-pool, `conv(c1→c2, 3×3,
+/// pad 1)`, ReLU, 2×2 max-pool, flatten, `linear(→hidden)`, ReLU, `linear(hidden→classes)`, on a
+/// batch of `c0 × side × side` images (`side` a multiple of 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CnnSpec {
+    /// Images per step.
+    pub batch: usize,
+    /// Height and width of an image.
+    pub side: usize,
+    /// Channels of the input and of the two convolutions' outputs.
+    pub channels: [usize; 3],
+    /// Width of the hidden linear layer.
+    pub hidden: usize,
+    /// Classes (outputs of the last layer).
+    pub classes: usize,
+}
+
+impl CnnSpec {
+    /// Elements of one input image.
+    pub fn image_len(&self) -> usize {
+        self.channels[0] * self.side * self.side
+    }
+
+    /// Features after the second pooling, flattened (64·7·7 = 3136 for W6).
+    pub fn flat(&self) -> usize {
+        self.channels[2] * (self.side / 4) * (self.side / 4)
+    }
+
+    /// The parameters' shapes in order: conv weights `[O, C, 3, 3]` and biases, then linear
+    /// weights `[fan_in, fan_out]` and biases.
+    pub fn param_shapes(&self) -> [(Vec<usize>, usize); 4] {
+        let [c0, c1, c2] = self.channels;
+        [
+            (vec![c1, c0, 3, 3], c1),
+            (vec![c2, c1, 3, 3], c2),
+            (vec![self.flat(), self.hidden], self.hidden),
+            (vec![self.hidden, self.classes], self.classes),
+        ]
+    }
+
+    /// Multiply-adds of the convolutions' products in one training step, times two: each
+    /// convolution's forward pass and weight gradient, and the input gradient of the second
+    /// (the first one's input is data, which needs none); a pass is 2 · output elements ·
+    /// kernel volume (input channels · 3 · 3).
+    pub fn conv_step_flops(&self) -> f64 {
+        let [c0, c1, c2] = self.channels;
+        let (s, half) = (self.side, self.side / 2);
+        let pass1 = 2.0 * (self.batch * c1 * s * s) as f64 * (c0 * 9) as f64;
+        let pass2 = 2.0 * (self.batch * c2 * half * half) as f64 * (c1 * 9) as f64;
+        2.0 * pass1 + 3.0 * pass2
+    }
+}
+
+/// The CNN's weights and biases, initialised as PyTorch's `nn.Conv2d` and `nn.Linear` do
+/// (uniform in ±1/√fan_in, fan_in = input channels · 3 · 3 for a convolution), from a seeded
+/// stream, in the order and layouts of [`CnnSpec::param_shapes`].
+pub fn cnn_init(rng: &mut Rng, spec: &CnnSpec) -> Vec<(Vec<f32>, Vec<f32>)> {
+    spec.param_shapes()
+        .into_iter()
+        .map(|(dims, outputs)| {
+            let len: usize = dims.iter().product();
+            let fan_in = len / outputs;
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            let weight = (0..len).map(|_| rng.symmetric(bound)).collect();
+            let bias = (0..outputs).map(|_| rng.symmetric(bound)).collect();
             (weight, bias)
         })
         .collect()
@@ -303,6 +387,22 @@ impl Effort {
         }
     }
 
+    /// Timed W6 steps after the warm-up.
+    pub fn w6_steps(self) -> usize {
+        match self {
+            Effort::Full => W6_STEPS,
+            Effort::Quick => 5,
+        }
+    }
+
+    /// W6 warm-up steps.
+    pub fn w6_warmup(self) -> usize {
+        match self {
+            Effort::Full => W6_WARMUP,
+            Effort::Quick => 2,
+        }
+    }
+
     /// W4 trainings timed (the median is reported).
     pub fn w4_runs(self) -> usize {
         match self {
@@ -386,6 +486,10 @@ mod tests {
         let mut v: Vec<usize> = (0..10).collect();
         Rng::new(3).shuffle(&mut v);
         assert_eq!(v, [2, 8, 7, 4, 5, 6, 0, 1, 9, 3]);
+        // W6's images come from the normal draw (peer_common.py's port checks the same).
+        let mut r = Rng::new(SEED);
+        assert!((r.normal() - 1.867_603_2).abs() < 1e-6);
+        assert!((r.normal() - 0.720_112_2).abs() < 1e-6);
     }
 
     #[test]

@@ -8,7 +8,8 @@ use crate::record::{ENGINES, Record, required_figures};
 
 /// Whether a larger value of `figure` is better.
 pub fn higher_is_better(figure: &str) -> bool {
-    figure.contains("gflops") || matches!(figure, "test_accuracy" | "samples_per_s")
+    figure.contains("gflops")
+        || matches!(figure, "test_accuracy" | "samples_per_s" | "conv_over_w1")
 }
 
 /// Formats a figure with about four significant digits.
@@ -32,10 +33,10 @@ pub fn format_value(v: f64) -> String {
 
 type RowKey = (u64, Vec<(String, u64)>, String);
 
-/// The whole table, every workload present in `records`, in order W1..W5, then W7.
+/// The whole table, every workload present in `records`, in order W1..W7.
 pub fn render(records: &[Record]) -> String {
     let mut out = String::new();
-    for workload in ["W1", "W2", "W3", "W4", "W5", "W7"] {
+    for workload in ["W1", "W2", "W3", "W4", "W5", "W6", "W7"] {
         let rows: Vec<&Record> = records.iter().filter(|r| r.workload == workload).collect();
         if rows.is_empty() {
             continue;

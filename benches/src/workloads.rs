@@ -1,6 +1,6 @@
-//! W2..W4 for the engines built in this workspace: wengert and its hand-written `no-tape` floor
-//! (W1 runs in the baselines program, beside matrixmultiply's threads; W5 in `memory`). Each
-//! function returns its records; `progress` hears a line per measurement.
+//! W2..W4 and W6 for the engines built in this workspace: wengert and (W2..W4) its hand-written
+//! `no-tape` floor (W1 runs in the baselines program, beside matrixmultiply's threads; W5 in
+//! `memory`). Each function returns its records; `progress` hears a line per measurement.
 
 use std::time::Instant;
 
@@ -9,12 +9,13 @@ use wengert_tape::{Graph, Tape};
 use wengert_train::{TrainConfig, Trainer};
 
 use crate::chain::{graph_chain, plain_chain, tape_chain};
+use crate::cnn::{CnnData, ConvPasses, TapeCnn, w6_data};
 use crate::hvp::HvpMlp;
 use crate::mlp::{GraphMlp, LibraryAdam, Mlp, NoTape, Sgd, TapeMlp, library_mlp};
 use crate::record::Record;
 use crate::shared::{
     Effort, Rng, SEED, Split, W2_BATCHES, W2_LAYERS, W2_LR, W3_OPS, W4_BATCH, W4_BETA1, W4_BETA2,
-    W4_EPOCHS, W4_EPS, W4_LAYERS, W4_LR, accuracy, label_vec, median, normal_vec,
+    W4_EPOCHS, W4_EPS, W4_LAYERS, W4_LR, W6, W6_LR, accuracy, label_vec, median, normal_vec,
 };
 use wengert_testkit::alloc::allocations;
 
@@ -407,6 +408,115 @@ fn w4_record(engine: &str, threads: usize, seconds: f64, accuracy: f64) -> Recor
     )
 }
 
+/// W6: the small CNN's training step (SGD) on the tape, for each thread count, its steps taking
+/// turns with the convolutions' products alone (`ConvPasses`, on the same kernels and shapes);
+/// allocations are counted around the timed steps only.
+pub fn w6(
+    effort: Effort,
+    threads: &[usize],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<Record>, String> {
+    let CnnData {
+        x,
+        labels,
+        params: init,
+    } = w6_data(&W6);
+    let flops = W6.conv_step_flops();
+    let mut records = Vec::new();
+    for &t in threads {
+        let pool = pool(t)?;
+        let mut cnn = TapeCnn::new(W6, &init).map_err(err)?;
+        let mut passes = ConvPasses::new(&W6).map_err(err)?;
+        let mut sgd = Sgd { lr: W6_LR };
+        let (warmup, steps) = (effort.w6_warmup(), effort.w6_steps());
+        let (mut step_ms, mut conv_ms) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
+        let mut allocs = 0;
+        pool.install(|| -> Result<(), String> {
+            for i in 0..warmup + steps {
+                let before = allocations();
+                let start = Instant::now();
+                cnn.step(&x, &labels, &mut sgd).map_err(err)?;
+                let elapsed = start.elapsed().as_secs_f64() * 1e3;
+                let after = allocations();
+                let start = Instant::now();
+                passes.run();
+                let passes_elapsed = start.elapsed().as_secs_f64() * 1e3;
+                if i >= warmup {
+                    allocs += after - before;
+                    step_ms.push(elapsed);
+                    conv_ms.push(passes_elapsed);
+                }
+            }
+            Ok(())
+        })?;
+        let (step, conv) = (median(&mut step_ms), median(&mut conv_ms));
+        // Counted only where the binary's allocator is the counting one (the runner's is).
+        let allocs_per_step = allocs as f64 / steps as f64;
+        let conv_gflops = flops / (conv / 1e3) / 1e9;
+        progress(&format!(
+            "W6 wengert threads={t}: {step:.2} ms/step, convolutions alone {conv:.2} ms \
+             ({conv_gflops:.1} GFLOP/s), {allocs_per_step} allocations per step"
+        ));
+        let mut record = w6_record("wengert", t, step, flops);
+        record.figures.insert("conv_ms".to_string(), conv);
+        record
+            .figures
+            .insert("conv_gflops".to_string(), conv_gflops);
+        record
+            .figures
+            .insert("allocs_per_step".to_string(), allocs_per_step);
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// A W6 record with the figures every engine reports: the step's time, images per second, and
+/// the convolutions' FLOPs over the whole step's time.
+fn w6_record(engine: &str, t: usize, step_ms: f64, conv_flops: f64) -> Record {
+    Record::new(
+        "W6",
+        engine,
+        t,
+        &[("batch", W6.batch as u64)],
+        &[
+            ("ms_per_step", step_ms),
+            ("samples_per_s", W6.batch as f64 / (step_ms / 1e3)),
+            ("step_conv_gflops", conv_flops / (step_ms / 1e3) / 1e9),
+        ],
+    )
+}
+
+/// Adds `conv_over_w1` to every wengert W6 record: its convolutions' rate (`conv_gflops`) over
+/// the best rate of wengert's W1 products on as many threads in the same run (the kernel's rate
+/// on square products). Returns the records it could not complete (no W1 in the run).
+pub fn w6_against_w1(records: &mut [Record]) -> usize {
+    let best_w1 = |threads: u64, records: &[Record]| {
+        records
+            .iter()
+            .filter(|r| r.workload == "W1" && r.engine == "wengert" && r.threads == threads)
+            .filter_map(|r| r.figures.get("gflops").copied())
+            .fold(None, |best: Option<f64>, g| {
+                Some(best.map_or(g, |b| b.max(g)))
+            })
+    };
+    let mut missing = 0;
+    for i in 0..records.len() {
+        let r = &records[i];
+        if r.workload != "W6" || r.engine != "wengert" {
+            continue;
+        }
+        match (best_w1(r.threads, records), r.figures.get("conv_gflops")) {
+            (Some(w1), Some(&conv)) if w1 > 0.0 => {
+                records[i]
+                    .figures
+                    .insert("conv_over_w1".to_string(), conv / w1);
+            }
+            _ => missing += 1,
+        }
+    }
+    missing
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +527,28 @@ mod tests {
         assert!((gflop - 0.41).abs() < 0.005, "{gflop}");
         let gflop = w2_step_flops(&W2_LAYERS, 1024) / 1e9;
         assert!((gflop - 3.29).abs() < 0.005, "{gflop}");
+    }
+
+    #[test]
+    fn w6_is_set_against_the_best_w1_rate_on_as_many_threads() {
+        let w1 = |n: u64, t: usize, g: f64| {
+            Record::new("W1", "wengert", t, &[("n", n)], &[("gflops", g)])
+        };
+        let mut w6 = w6_record("wengert", 2, 10.0, W6.conv_step_flops());
+        w6.figures.insert("conv_gflops".to_string(), 80.0);
+        let mut records = vec![
+            w1(128, 2, 60.0),
+            w1(512, 2, 100.0),
+            w1(512, 1, 50.0),
+            Record::new("W1", "gemm", 2, &[("n", 512)], &[("gflops", 400.0)]),
+            w6,
+        ];
+        assert_eq!(w6_against_w1(&mut records), 0);
+        assert_eq!(records[4].figures["conv_over_w1"], 0.8);
+        let mut alone = vec![records[4].clone()];
+        alone[0].figures.remove("conv_over_w1");
+        assert_eq!(w6_against_w1(&mut alone), 1);
+        assert!(!alone[0].figures.contains_key("conv_over_w1"));
     }
 
     #[test]

@@ -3,13 +3,15 @@
 //! xtask itself runs in the dev profile (it only orchestrates). It builds, with `--release` and
 //! the environment's RUSTFLAGS (none, normally: every program is built alike):
 //! 1. `wengert-bench` (package `wengert-benches`, in the workspace, the workspace's release
-//!    profile): W2..W5 on wengert and the hand-written `no-tape` network;
+//!    profile): W2..W6 on wengert, W2..W5 also on the hand-written `no-tape` network;
 //! 2. `wengert-bench-baselines` (`benches/baselines`, its own workspace so that matrixmultiply's
 //!    `threading` feature stays out of the engine's build) into `target/bench-baselines`: W1,
 //!    wengert's kernel beside matrixmultiply, the gemm crate and the FMA peak in one process;
 //! 3. with `--peers`, `wengert-bench-peers` (`benches/peers`: candle and dfdx, its own workspace)
-//!    into `target/bench-peers`; PyTorch runs from `benches/peers/pytorch_bench.py` when
-//!    `python3 -c "import torch"` works;
+//!    into `target/bench-peers`; PyTorch (eager) runs from `benches/peers/pytorch_bench.py`
+//!    when `python3 -c "import torch"` works, and JAX (jit, compile time reported apart) from
+//!    `benches/peers/jax_bench.py` when `python3 -c "import jax"` works; each is skipped with a
+//!    message otherwise;
 //!
 //! 4. with `--only` naming W7, `wengert-bench` again with the `mpi` feature (MPI's library is
 //!    needed to build it, `mpirun` to run W7);
@@ -110,6 +112,8 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             path_str(&peers_target.join("release/wengert-bench-peers")),
             "--pytorch".to_string(),
             path_str(&root.join("benches/peers/pytorch_bench.py")),
+            "--jax".to_string(),
+            path_str(&root.join("benches/peers/jax_bench.py")),
         ]);
     }
     if let Some(json) = &args.json {
@@ -182,5 +186,8 @@ mod tests {
     fn the_root_holds_the_workspace_and_the_bench_data() {
         assert!(root().join("Cargo.toml").is_file());
         assert!(root().join("benches/data/digits.csv.gz").is_file());
+        for script in ["pytorch_bench.py", "jax_bench.py"] {
+            assert!(root().join("benches/peers").join(script).is_file());
+        }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask ci`: the core of CI (`.ci/run` adds the rest): the format check, clippy with
 //!   warnings denied, the tests.
-//! - `cargo xtask bench`: the reference workloads W1..W5 on wengert beside its baselines
+//! - `cargo xtask bench`: the reference workloads W1..W6 (W7 with `--only W7`) on wengert beside
+//!   its baselines, and with `--peers` beside candle, dfdx, PyTorch and JAX
 //!   (see `docs/BENCHMARKS.md`); `cargo xtask bench-check PATH` checks a file it wrote.
 //! - `cargo xtask msrv`: builds with the oldest Rust each package declares.
 //! - `cargo xtask publish-check`: the documentation with broken links denied, and
@@ -43,7 +44,8 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   ci           format check, clippy (-D warnings) and the test suite: the core of .ci/run
-  bench        the reference workloads W1..W5, wengert beside its baselines (release build)
+  bench        the reference workloads W1..W6, wengert beside its baselines (release build);
+               --peers adds candle, dfdx, and PyTorch and JAX when python3 imports them
                [--quick] [--peers] [--json PATH] [--only W1,W2,...]
   bench-check  PATH: checks the records a `bench --json PATH` run wrote
   fuzz         the fuzz targets under fuzz/, for a bounded time each [--seconds N] [TARGET...]

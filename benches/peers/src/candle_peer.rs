@@ -1,10 +1,11 @@
 //! candle: the networks on `Var`s with `matmul`, `broadcast_add` and `relu`, candle-nn's
-//! `cross_entropy`, and its `SGD` and `AdamW` (weight decay 0, which is Adam) optimisers.
+//! `Conv2d` (W6) and `cross_entropy`, candle-core's `max_pool2d`, and candle-nn's `SGD` and
+//! `AdamW` (weight decay 0, which is Adam) optimisers.
 
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, SGD};
+use candle_nn::{AdamW, Conv2d, Conv2dConfig, Module, Optimizer, ParamsAdamW, SGD};
 
 use crate::shared::{self, Rng, SEED, Split};
 use crate::{Peer, W2Times, ms_per_call, w4_epochs};
@@ -58,6 +59,35 @@ fn labels(labels: &[usize], dev: &Device) -> candle_core::Result<Tensor> {
     Tensor::from_vec(l, labels.len(), dev)
 }
 
+/// W6's parameters as variables, from the shared init: two convolutions (OIHW), two linear
+/// layers (`[fan_in, fan_out]`).
+fn cnn(rng: &mut Rng, dev: &Device) -> Result<Vec<(Var, Var)>, String> {
+    let spec = shared::W6;
+    shared::cnn_init(rng, &spec)
+        .into_iter()
+        .zip(spec.param_shapes())
+        .map(|((w, b), (dims, outputs))| {
+            Ok((
+                Var::from_vec(w, dims, dev).map_err(e)?,
+                Var::from_vec(b, outputs, dev).map_err(e)?,
+            ))
+        })
+        .collect()
+}
+
+fn cnn_forward(params: &[(Var, Var)], x: &Tensor) -> candle_core::Result<Tensor> {
+    let config = Conv2dConfig {
+        padding: 1,
+        ..Conv2dConfig::default()
+    };
+    let mut h = x.clone();
+    for (w, b) in &params[..2] {
+        let conv = Conv2d::new(w.as_tensor().clone(), Some(b.as_tensor().clone()), config);
+        h = conv.forward(&h)?.relu()?.max_pool2d(2)?;
+    }
+    forward(&params[2..], &h.flatten_from(1)?, true)
+}
+
 impl Peer for Candle {
     const NAME: &'static str = "candle";
 
@@ -85,6 +115,27 @@ impl Peer for Candle {
         Ok(W2Times {
             train_ms,
             forward_ms,
+        })
+    }
+
+    fn w6(warmup: usize, steps: usize) -> Result<f64, String> {
+        let dev = Device::Cpu;
+        let spec = shared::W6;
+        let mut rng = Rng::new(SEED);
+        let x = Tensor::from_vec(
+            shared::normal_vec(&mut rng, spec.batch * spec.image_len()),
+            (spec.batch, spec.channels[0], spec.side, spec.side),
+            &dev,
+        )
+        .map_err(e)?;
+        let y = labels(&shared::label_vec(&mut rng, spec.batch, spec.classes), &dev).map_err(e)?;
+        // The runner's draws: images, labels, then the parameters.
+        let params = cnn(&mut rng, &dev)?;
+        let mut sgd = SGD::new(vars(&params), f64::from(shared::W6_LR)).map_err(e)?;
+        ms_per_call(warmup, steps, || {
+            let logits = cnn_forward(&params, &x).map_err(e)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &y).map_err(e)?;
+            sgd.backward_step(&loss).map_err(e)
         })
     }
 

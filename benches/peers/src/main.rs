@@ -1,10 +1,11 @@
 //! wengert's Rust peers on the reference workloads: candle (candle-core + candle-nn) and dfdx,
 //! each written the way its documentation shows, on W2 (MLP training step and inference), W3
-//! (tiny ops) and W4 (digits end to end).
+//! (tiny ops) and W4 (digits end to end); candle also on W6 (the small CNN's step: dfdx's
+//! `Conv2D` layer needs its `nightly` feature, so dfdx skips W6).
 //!
 //! Built and run only by `cargo xtask bench --peers`. Prints one JSON record per line on stdout
 //! (and progress as plain lines). Usage:
-//! `wengert-bench-peers --threads N [--quick] [--only W2,W3,W4] --data DIGITS.csv.gz`.
+//! `wengert-bench-peers --threads N [--quick] [--only W2,W3,W4,W6] --data DIGITS.csv.gz`.
 
 #[path = "../../src/shared.rs"]
 mod shared;
@@ -35,6 +36,11 @@ pub trait Peer {
     fn w3(ops: usize) -> Result<(f64, f64), String>;
     /// W4: training seconds and test accuracy.
     fn w4(train: &Split, test: &Split) -> Result<(f64, f64), String>;
+    /// W6: the median milliseconds of the CNN's step over `steps` after `warmup`.
+    fn w6(warmup: usize, steps: usize) -> Result<f64, String> {
+        let _ = (warmup, steps);
+        Err("no convolution layer on a stable compiler".to_string())
+    }
 }
 
 fn main() {
@@ -49,7 +55,7 @@ fn main() {
     let threads: usize = value("--threads")
         .and_then(|t| t.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let only = value("--only").unwrap_or_else(|| "W2,W3,W4".to_string());
+    let only = value("--only").unwrap_or_else(|| "W2,W3,W4,W6".to_string());
     let wants = move |w: &str| only.split(',').any(|x| x.eq_ignore_ascii_case(w));
     let data = match value("--data").map(|p| load_digits(&p)) {
         Some(Ok(d)) => Some(d),
@@ -151,6 +157,29 @@ fn run<P: Peer>(
                 );
             }
             Some(e) => println!("W3 {name} failed: {e}"),
+        }
+    }
+    if wants("W6") {
+        match P::w6(effort.w6_warmup(), effort.w6_steps()) {
+            Ok(ms) => {
+                println!("W6 {name} threads={threads}: {ms:.2} ms/step");
+                let flops = shared::W6.conv_step_flops();
+                println!(
+                    "{}",
+                    record_json(
+                        "W6",
+                        name,
+                        threads,
+                        &[("batch", shared::W6.batch as u64)],
+                        &[
+                            ("ms_per_step", ms),
+                            ("samples_per_s", shared::W6.batch as f64 / (ms / 1e3)),
+                            ("step_conv_gflops", flops / (ms / 1e3) / 1e9),
+                        ],
+                    )
+                );
+            }
+            Err(e) => println!("W6 {name} skipped: {e}"),
         }
     }
     if let (true, Some((train, test))) = (wants("W4"), data) {

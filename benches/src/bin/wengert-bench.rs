@@ -1,9 +1,9 @@
-//! The runner behind `cargo xtask bench`: measures W1..W5 on wengert and its baselines in one
-//! run, prints the table, and writes the records.
+//! The runner behind `cargo xtask bench`: measures W1..W6 (W7 when asked) on wengert and its
+//! baselines in one run, prints the table, and writes the records.
 //!
 //! ```text
 //! wengert-bench run [--quick] [--json PATH] [--only W1,W3] [--data DIGITS.csv.gz]
-//!                   [--baselines BIN] [--peers BIN] [--pytorch SCRIPT]
+//!                   [--baselines BIN] [--peers BIN] [--pytorch SCRIPT] [--jax SCRIPT]
 //! wengert-bench check PATH          # checks a file written by --json
 //! wengert-bench w5-child ENGINE N   # internal: W5 in a fresh process on N threads
 //! wengert-bench w7-rank N [--quick] # internal: one rank of W7 (under mpirun), N threads
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: wengert-bench run [--quick] [--json PATH] [--only W1,W2,...] \
-[--data DIGITS.csv.gz] [--baselines BIN] [--peers BIN] [--pytorch SCRIPT]
+[--data DIGITS.csv.gz] [--baselines BIN] [--peers BIN] [--pytorch SCRIPT] [--jax SCRIPT]
        wengert-bench check PATH";
 
 #[derive(Debug)]
@@ -58,6 +58,7 @@ struct Options {
     baselines: Option<PathBuf>,
     peers: Option<PathBuf>,
     pytorch: Option<PathBuf>,
+    jax: Option<PathBuf>,
 }
 
 impl Options {
@@ -65,11 +66,14 @@ impl Options {
         let mut o = Options {
             effort: Effort::from_args(args),
             json: None,
-            only: ["W1", "W2", "W3", "W4", "W5"].map(String::from).to_vec(),
+            only: ["W1", "W2", "W3", "W4", "W5", "W6"]
+                .map(String::from)
+                .to_vec(),
             data: Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits.csv.gz"),
             baselines: None,
             peers: None,
             pytorch: None,
+            jax: None,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -86,6 +90,7 @@ impl Options {
                 "--baselines" => o.baselines = Some(value()?.into()),
                 "--peers" => o.peers = Some(value()?.into()),
                 "--pytorch" => o.pytorch = Some(value()?.into()),
+                "--jax" => o.jax = Some(value()?.into()),
                 other => return Err(format!("unknown option '{other}'\n{USAGE}")),
             }
         }
@@ -98,11 +103,42 @@ impl Options {
 
     /// Arguments passed on to the baselines and peers programs.
     fn forwarded(&self, threads: usize) -> Vec<String> {
+        self.forwarded_only(threads, &self.only)
+    }
+
+    /// The argument lists of the Python peers' runs (they measure W1..W4 and W6): one per
+    /// thread count wengert measures a workload on, with those workloads: on all threads (the
+    /// last of `thread_counts`) every one, on fewer W1, and W2 and W6 where `step_threads`
+    /// holds that count (a full run).
+    fn python_runs(&self, thread_counts: &[usize], step_threads: &[usize]) -> Vec<Vec<String>> {
+        let all = thread_counts.last().copied().unwrap_or(1);
+        let mut runs = Vec::new();
+        for &t in thread_counts {
+            let only: Vec<String> = self
+                .only
+                .iter()
+                .filter(|w| ["W1", "W2", "W3", "W4", "W6"].contains(&w.as_str()))
+                .filter(|w| {
+                    t == all
+                        || *w == "W1"
+                        || (matches!(w.as_str(), "W2" | "W6") && step_threads.contains(&t))
+                })
+                .cloned()
+                .collect();
+            if !only.is_empty() {
+                runs.push(self.forwarded_only(t, &only));
+            }
+        }
+        runs
+    }
+
+    /// [`forwarded`](Options::forwarded) with the workloads `only`.
+    fn forwarded_only(&self, threads: usize, only: &[String]) -> Vec<String> {
         let mut args = vec![
             "--threads".to_string(),
             threads.to_string(),
             "--only".to_string(),
-            self.only.join(","),
+            only.join(","),
             "--data".to_string(),
             self.data.display().to_string(),
         ];
@@ -130,7 +166,8 @@ fn run(o: &Options) -> Result<(), String> {
     );
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let thread_counts: Vec<usize> = if all > 1 { vec![1, all] } else { vec![1] };
-    let w2_threads: Vec<usize> = match o.effort {
+    // The training steps (W2, W6) on 1 thread and all in a full run, on all with `--quick`.
+    let step_threads: Vec<usize> = match o.effort {
         Effort::Full => thread_counts.clone(),
         Effort::Quick => vec![all],
     };
@@ -162,7 +199,7 @@ fn run(o: &Options) -> Result<(), String> {
     if o.wants("W2") {
         jobs.push((
             "W2 MLP step: wengert, no-tape".into(),
-            Box::new(|p| workloads::w2(effort, &w2_threads, p)),
+            Box::new(|p| workloads::w2(effort, &step_threads, p)),
         ));
     }
     if o.wants("W3") {
@@ -183,6 +220,12 @@ fn run(o: &Options) -> Result<(), String> {
             Box::new(move |p| w5(all, p)),
         ));
     }
+    if o.wants("W6") {
+        jobs.push((
+            "W6 CNN step: wengert, its convolutions alone".into(),
+            Box::new(|p| workloads::w6(effort, &step_threads, p)),
+        ));
+    }
     if o.wants("W7") {
         jobs.push((
             "W7 data-parallel step over MPI: wengert (one mpirun per configuration)".into(),
@@ -196,11 +239,19 @@ fn run(o: &Options) -> Result<(), String> {
             Box::new(move |p| optional(external(bin, &args, &[], p), "peers", p)),
         ));
     }
+    let python_runs = o.python_runs(&thread_counts, &step_threads);
     if let Some(script) = &o.pytorch {
-        let args = o.forwarded(all);
+        let runs = python_runs.clone();
         jobs.push((
             "peers: pytorch (eager)".into(),
-            Box::new(move |p| pytorch(script, &args, p)),
+            Box::new(move |p| python_peer(&PYTORCH, script, &runs, p)),
+        ));
+    }
+    if let Some(script) = &o.jax {
+        let runs = python_runs.clone();
+        jobs.push((
+            "peers: jax (jit; compile time reported apart)".into(),
+            Box::new(move |p| python_peer(&JAX, script, &runs, p)),
         ));
     }
 
@@ -216,6 +267,11 @@ fn run(o: &Options) -> Result<(), String> {
         records.extend(job(&mut progress)?);
     }
 
+    if workloads::w6_against_w1(&mut records) > 0 {
+        eprintln!(
+            "W6: conv_over_w1 left out (W1 was not measured in this run on the same thread count)"
+        );
+    }
     println!("{}", table::render(&records));
     println!(
         "load average (1, 5, 15 min) before the run: {load_before}; after: {}",
@@ -291,33 +347,64 @@ fn optional(
     }
 }
 
-fn pytorch(
+/// A peer written in Python: the module its script needs, and the engine name it reports.
+struct PythonPeer {
+    engine: &'static str,
+    module: &'static str,
+}
+
+const PYTORCH: PythonPeer = PythonPeer {
+    engine: "pytorch",
+    module: "torch",
+};
+
+const JAX: PythonPeer = PythonPeer {
+    engine: "jax",
+    module: "jax",
+};
+
+/// Runs `script` with `python3` once per argument list in `runs`, when `import MODULE` works;
+/// skipped with the reason otherwise, and a failing run is reported and skipped.
+fn python_peer(
+    peer: &PythonPeer,
     script: &Path,
-    args: &[String],
+    runs: &[Vec<String>],
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<Record>, String> {
+    let (engine, module) = (peer.engine, peer.module);
     let probe = Command::new("python3")
-        .args(["-c", "import torch; print(torch.__version__)"])
+        .args([
+            "-c",
+            &format!("import {module}; print({module}.__version__)"),
+        ])
         .output();
     match probe {
         Ok(out) if out.status.success() => {
             let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            progress(&format!("pytorch {version}"));
-            let mut full = vec![script.display().to_string()];
-            full.extend(args.iter().cloned());
-            let python = PathBuf::from("python3");
-            optional(external(&python, &full, &[], progress), "pytorch", progress)
+            progress(&format!("{engine}: {module} {version}"));
+            let mut records = Vec::new();
+            for args in runs {
+                let mut full = vec![script.display().to_string()];
+                full.extend(args.iter().cloned());
+                let python = PathBuf::from("python3");
+                records.extend(optional(
+                    external(&python, &full, &[], progress),
+                    engine,
+                    progress,
+                )?);
+            }
+            Ok(records)
         }
         Ok(out) => {
             let why = String::from_utf8_lossy(&out.stderr);
             let why = why.lines().last().unwrap_or("import failed");
             progress(&format!(
-                "pytorch: skipped (`import torch` failed in python3: {why})"
+                "{engine}: skipped (`import {module}` failed in python3: {why})"
             ));
             Ok(Vec::new())
         }
         Err(e) => {
-            progress(&format!("pytorch: skipped (no python3: {e})"));
+            progress(&format!("{engine}: skipped (no python3: {e})"));
             Ok(Vec::new())
         }
     }
@@ -486,4 +573,46 @@ fn check(path: Option<&String>) -> Result<(), String> {
         workloads.into_iter().collect::<Vec<_>>().join(", ")
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn only_lists(runs: &[Vec<String>]) -> Vec<(String, String)> {
+        runs.iter()
+            .map(|args| (args[1].clone(), args[3].clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_python_peers_run_on_the_thread_counts_wengert_measures() {
+        let o = Options::parse(&[]).unwrap();
+        let full = o.python_runs(&[1, 2], &[1, 2]);
+        assert_eq!(
+            only_lists(&full),
+            [
+                ("1".into(), "W1,W2,W6".into()),
+                ("2".into(), "W1,W2,W3,W4,W6".into())
+            ]
+        );
+        let quick = o.python_runs(&[1, 2], &[2]);
+        assert_eq!(
+            only_lists(&quick),
+            [
+                ("1".into(), "W1".into()),
+                ("2".into(), "W1,W2,W3,W4,W6".into())
+            ]
+        );
+        let args: Vec<String> = ["--only", "W5,W6"].map(String::from).to_vec();
+        let o = Options::parse(&args).unwrap();
+        assert_eq!(
+            only_lists(&o.python_runs(&[1, 2], &[2])),
+            [("2".into(), "W6".into())]
+        );
+        assert_eq!(
+            only_lists(&o.python_runs(&[1], &[1])),
+            [("1".into(), "W6".into())]
+        );
+    }
 }
