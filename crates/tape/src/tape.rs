@@ -361,11 +361,28 @@ impl<E: Float> Tape<E> {
         let id = self.next_id()?;
         self.check_ids(&[a, b])?;
         let (na, nb) = (&self.nodes[a.index()], &self.nodes[b.index()]);
-        if let Op::Binary(binary) = op
-            && na.shape.same_as(&nb.shape)
-        {
-            return Ok(self.record_elementwise_binary(binary, id, a, b));
+        if let Op::Binary(binary) = op {
+            if na.shape.same_as(&nb.shape) {
+                return Ok(self.record_elementwise_binary(binary, id, a, b));
+            }
+            // Broadcast: out of line, so that a named elementwise method stays small enough
+            // to inline into its caller (a `Var` method, W3's chain through handles).
+            return self.record_broadcast(op, id, a, b);
         }
+        self.record_binary_shaped(op, id, a, b)
+    }
+
+    /// [`record_binary`](Tape::record_binary) for an elementwise op whose inputs broadcast.
+    #[inline(never)]
+    fn record_broadcast(&mut self, op: Op, id: NodeId, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.record_binary_shaped(op, id, a, b)
+    }
+
+    /// [`record_binary`](Tape::record_binary) once the ids are checked, for any op: the output
+    /// shape inferred by the op's rule.
+    #[inline(always)]
+    fn record_binary_shaped(&mut self, op: Op, id: NodeId, a: NodeId, b: NodeId) -> Result<NodeId> {
+        let (na, nb) = (&self.nodes[a.index()], &self.nodes[b.index()]);
         let shape = op.output_shape(&[&na.shape, &nb.shape])?;
         let grad_inputs = if self.grad_enabled {
             u8::from(na.requires_grad && op.differentiable_in(0))
