@@ -177,9 +177,31 @@ impl<E: Float> Tape<E> {
                 let NodeKind::Op(op) = &node.kind else {
                     unreachable!("only built-in ops have a gradient mask")
                 };
-                if node.pointwise {
-                    // The common case of a training step and all of a chain of scalar ops: every
-                    // operand has `g.len()` elements, so no shape is read.
+                if node.pointwise && g.len() == 1 {
+                    // A chain of scalar ops (W3): the same rules on slices whose length, 1, the
+                    // compiler sees, so none of the slice loops' set-up (which costs more than
+                    // the arithmetic) is run.
+                    let [a, b] = node.inputs;
+                    let a = std::slice::from_ref(&values[a.index()][0]);
+                    let b = std::slice::from_ref(&values[b.index()][0]);
+                    let y = std::slice::from_ref(&values[i][0]);
+                    let g = std::slice::from_ref(&g[0]);
+                    let mut mask = node.grad_inputs;
+                    while mask != 0 {
+                        let k = mask.trailing_zeros() as usize;
+                        mask &= mask - 1;
+                        let j = node.inputs[k].index();
+                        let (gi, fresh) = grad_slot(below, grad_stamps, stamp, j, 1);
+                        let gi = std::slice::from_mut(&mut gi[0]);
+                        if fresh {
+                            op.vjp_pointwise::<E, false>(k, a, b, y, g, gi);
+                        } else {
+                            op.vjp_pointwise::<E, true>(k, a, b, y, g, gi);
+                        }
+                    }
+                } else if node.pointwise {
+                    // The common case of a training step: every operand has `g.len()`
+                    // elements, so no shape is read.
                     let [a, b] = node.inputs;
                     let (a, b) = (&values[a.index()][..], &values[b.index()][..]);
                     let mut mask = node.grad_inputs;

@@ -1,7 +1,9 @@
 //! [`Tape`]: the arena of recorded nodes and the recording machinery every op goes through.
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
-use wengert_ops::{CustomOp, Error, Float, Op, Operands, Result, Shape, Shapes, TensorRef};
+use wengert_ops::{
+    BinaryOp, CustomOp, Error, Float, Op, Operands, Result, Shape, Shapes, TensorRef, UnaryOp,
+};
 
 use crate::id::Epoch;
 use crate::node::{CustomOpId, Node, NodeKind, SHARED_GRAD_BIT, grad_bit};
@@ -380,6 +382,9 @@ impl<E: Float> Tape<E> {
     /// short because tiny ops cost little more than their bookkeeping.
     #[inline(always)]
     pub(crate) fn record_unary(&mut self, op: Op, x: NodeId) -> Result<NodeId> {
+        if let Op::Unary(unary) = op {
+            return self.record_elementwise_unary(unary, x);
+        }
         let id = self.next_id()?;
         self.check_ids(&[x])?;
         let input = &self.nodes[x.index()];
@@ -402,11 +407,29 @@ impl<E: Float> Tape<E> {
         let id = self.next_id()?;
         self.check_ids(&[a, b])?;
         let (na, nb) = (&self.nodes[a.index()], &self.nodes[b.index()]);
-        let shape = if op.is_elementwise() && na.shape.same_as(&nb.shape) {
-            na.shape
-        } else {
-            op.output_shape(&[&na.shape, &nb.shape])?
-        };
+        if let Op::Binary(binary) = op {
+            if na.shape.same_as(&nb.shape) {
+                return Ok(self.record_elementwise_binary(binary, id, a, b));
+            }
+            // Broadcast: out of line, so that a named elementwise method stays small enough
+            // to inline into its caller (a `Var` method, W3's chain through handles).
+            return self.record_broadcast(op, id, a, b);
+        }
+        self.record_binary_shaped(op, id, a, b)
+    }
+
+    /// [`record_binary`](Tape::record_binary) for an elementwise op whose inputs broadcast.
+    #[inline(never)]
+    fn record_broadcast(&mut self, op: Op, id: NodeId, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.record_binary_shaped(op, id, a, b)
+    }
+
+    /// [`record_binary`](Tape::record_binary) once the ids are checked, for any op: the output
+    /// shape inferred by the op's rule.
+    #[inline(always)]
+    fn record_binary_shaped(&mut self, op: Op, id: NodeId, a: NodeId, b: NodeId) -> Result<NodeId> {
+        let (na, nb) = (&self.nodes[a.index()], &self.nodes[b.index()]);
+        let shape = op.output_shape(&[&na.shape, &nb.shape])?;
         let grad_inputs = if self.grad_enabled {
             u8::from(na.requires_grad && op.differentiable_in(0))
                 | u8::from(nb.requires_grad && op.differentiable_in(1)) << 1
@@ -416,6 +439,54 @@ impl<E: Float> Tape<E> {
         let pointwise = op.runs_pointwise(&[na.shape.numel(), nb.shape.numel()], shape.numel());
         self.push_op(op, [a, b], 2, shape, grad_inputs, pointwise);
         self.run_forward(op, id)
+    }
+
+    /// [`record_unary`](Tape::record_unary) for an elementwise op: the output has the input's
+    /// shape and is computed element by element.
+    ///
+    /// The op arrives as its [`UnaryOp`], taken out of the [`Op`] before anything else reads
+    /// it, and the node's [`Op`] is rebuilt from it: inlined into a named method, the rule is
+    /// then a constant, and only its own loop is compiled in. Matching on the whole `Op` after
+    /// it has been copied around (it is as large as a [`Shape`]) left the optimiser a value in
+    /// memory to dispatch on at run time (20 instructions more per op of W3, `docs/BENCHMARKS.md`).
+    #[inline(always)]
+    fn record_elementwise_unary(&mut self, unary: UnaryOp, x: NodeId) -> Result<NodeId> {
+        let id = self.next_id()?;
+        self.check_ids(&[x])?;
+        unary.check()?;
+        let input = &self.nodes[x.index()];
+        let shape = input.shape;
+        let grad_inputs =
+            u8::from(self.grad_enabled && input.requires_grad && unary.has_gradient());
+        let (below, out) = output_slot(&mut self.values, id.index(), shape.numel());
+        unary.forward(&below[x.index()], out);
+        self.push_op(Op::Unary(unary), [x, x], 1, shape, grad_inputs, true);
+        Ok(id)
+    }
+
+    /// [`record_binary`](Tape::record_binary) for an elementwise op on two inputs of one shape
+    /// (nothing broadcast), which cannot fail once the ids are checked; the op arrives as its
+    /// [`BinaryOp`] for the reason [`record_elementwise_unary`](Tape::record_elementwise_unary)
+    /// gives.
+    #[inline(always)]
+    fn record_elementwise_binary(
+        &mut self,
+        binary: BinaryOp,
+        id: NodeId,
+        a: NodeId,
+        b: NodeId,
+    ) -> NodeId {
+        let (na, nb) = (&self.nodes[a.index()], &self.nodes[b.index()]);
+        let shape = na.shape;
+        let grad_inputs = if self.grad_enabled && binary.has_gradient() {
+            u8::from(na.requires_grad) | u8::from(nb.requires_grad) << 1
+        } else {
+            0
+        };
+        let (below, out) = output_slot(&mut self.values, id.index(), shape.numel());
+        binary.forward_pointwise(&below[a.index()], &below[b.index()], out);
+        self.push_op(Op::Binary(binary), [a, b], 2, shape, grad_inputs, true);
+        id
     }
 
     /// Appends a built-in op's node, before its value is computed: the shape goes straight
@@ -499,15 +570,7 @@ impl<E: Float> Tape<E> {
             epoch: self.epoch,
         });
         let slot = id.index();
-        if self.values.len() == slot {
-            self.values.push(Vec::new());
-        }
-        let (below, rest) = self.values.split_at_mut(slot);
-        let out = &mut rest[0];
-        if out.len() != shape.numel() {
-            out.clear();
-            out.resize(shape.numel(), E::zero());
-        }
+        let (below, out) = output_slot(&mut self.values, slot, shape.numel());
         let ids = if count > 2 {
             &self.listed_inputs[start..]
         } else {
@@ -552,19 +615,7 @@ impl<E: Float> Tape<E> {
     fn run_forward(&mut self, op: Op, id: NodeId) -> Result<NodeId> {
         let slot = id.index();
         let node = &self.nodes[slot];
-        if self.values.len() == slot {
-            self.values.push(Vec::new());
-        }
-        // Inputs sit below the new node: split there to read them while writing its value.
-        let (below, rest) = self.values.split_at_mut(slot);
-        let out = &mut rest[0];
-        let n = node.shape.numel();
-        // Every built-in forward rule writes each element of its output, so a buffer of the
-        // right length needs no zeroing first.
-        if out.len() != n {
-            out.clear();
-            out.resize(n, E::zero());
-        }
+        let (below, out) = output_slot(&mut self.values, slot, node.shape.numel());
         let [a, b] = node.inputs;
         if node.pointwise {
             op.forward_pointwise(&below[a.index()], &below[b.index()], out);
@@ -856,6 +907,28 @@ impl<E: Float> Tape<E> {
         });
         Ok(id)
     }
+}
+
+/// The values below `slot` (a new node's inputs, split off so they can be read while its value
+/// is written) and the slot's own buffer, sized to `n` elements. The buffer keeps its
+/// allocation from the last recording, and every built-in forward rule writes each element of
+/// its output, so one of the right length is not zeroed first.
+#[inline(always)]
+fn output_slot<E: Float>(
+    values: &mut Vec<Vec<E>>,
+    slot: usize,
+    n: usize,
+) -> (&[Vec<E>], &mut Vec<E>) {
+    if values.len() == slot {
+        values.push(Vec::new());
+    }
+    let (below, rest) = values.split_at_mut(slot);
+    let out = &mut rest[0];
+    if out.len() != n {
+        out.clear();
+        out.resize(n, E::zero());
+    }
+    (below, out)
 }
 
 /// Where the list of inputs ends after `node` was recorded.
