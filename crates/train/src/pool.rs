@@ -79,9 +79,9 @@ impl fmt::Display for MaxPool2d {
 
 /// 2-D average pooling (PyTorch's `nn.AvgPool2d`, `ceil_mode=False`): each window's mean.
 /// With padding, a window's sum is divided by its whole size (`count_include_pad`, PyTorch's
-/// default) or by the input elements it covers ([`count_include_pad(false)`]
-/// (AvgPool2d::count_include_pad)). Takes `[batch, channels, height, width]` or
-/// `[channels, height, width]`.
+/// default) or by the input elements it covers
+/// ([`count_include_pad(false)`](AvgPool2d::count_include_pad)). Takes
+/// `[batch, channels, height, width]` or `[channels, height, width]`.
 ///
 /// ```
 /// use ndarray::array;
