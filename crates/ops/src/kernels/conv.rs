@@ -840,12 +840,13 @@ fn shifted_range(geo: &Geometry, i: usize, j: usize) -> (isize, usize, usize) {
 /// kernel column `j`.
 fn zero_padding_columns<E: Float>(geo: &Geometry, j: usize, row: &mut [E]) {
     let (lo, hi) = valid(j * geo.args.dilation[1], geo.args.padding[1], 1, geo.w, geo.ow);
-    if lo == 0 && hi == geo.ow {
-        return;
-    }
-    for seg in row.chunks_exact_mut(geo.ow) {
-        seg[..lo].fill(E::zero());
-        seg[hi..].fill(E::zero());
+    // Column by column down the rows: these are a few entries per row (as many as the
+    // padding), and a fill per row segment would be a call to `memset` each.
+    let ow = geo.ow;
+    for z in (0..lo).chain(hi..ow) {
+        for entry in row.iter_mut().skip(z).step_by(ow) {
+            *entry = E::zero();
+        }
     }
 }
 
