@@ -15,7 +15,10 @@
 //! whatever the cut. The weight gradient sums each run's images into the run's own partial sum,
 //! then adds the partial sums in run order; since the runs depend on the shapes only, so does
 //! every sum. Results are bit-identical for any thread count, and once the scratch has grown to
-//! [`conv2d_scratch_len`] nothing is allocated.
+//! [`conv2d_scratch_len`] nothing is allocated. When the runs share several threads, each run's
+//! products stay on its thread (cut into column blocks that the gemm does not split again), and
+//! the bias gradient sums each channel in its own task. Timings at W6's shapes:
+//! `docs/KERNELS-PENDING.md`.
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, Slice};
 use rayon::prelude::*;
@@ -495,9 +498,13 @@ pub fn conv_vjp_bias<E: Float, const ACC: bool>(out: &Shape, g: &[E], gb: &mut [
     let len = o.min(gb.len());
     let gb = &mut gb[..len];
     if n.saturating_mul(o).saturating_mul(p) >= BIAS_PARALLEL_MIN_READS {
-        gb.par_iter_mut().enumerate().for_each(|(oc, dst)| channel(oc, dst));
+        gb.par_iter_mut()
+            .enumerate()
+            .for_each(|(oc, dst)| channel(oc, dst));
     } else {
-        gb.iter_mut().enumerate().for_each(|(oc, dst)| channel(oc, dst));
+        gb.iter_mut()
+            .enumerate()
+            .for_each(|(oc, dst)| channel(oc, dst));
     }
 }
 
@@ -841,7 +848,8 @@ fn shifted_range(geo: &Geometry, i: usize, j: usize) -> (isize, usize, usize) {
     let [ph, pw] = geo.args.padding;
     let [dh, dw] = geo.args.dilation;
     let w = geo.w as isize;
-    let shift = (i as isize * dh as isize - ph as isize) * w + j as isize * dw as isize - pw as isize;
+    let shift =
+        (i as isize * dh as isize - ph as isize) * w + j as isize * dw as isize - pw as isize;
     let plane = (geo.h * geo.w) as isize;
     let p = geo.p() as isize;
     let lo = (-shift).clamp(0, p);
@@ -852,7 +860,13 @@ fn shifted_range(geo: &Geometry, i: usize, j: usize) -> (isize, usize, usize) {
 /// Zeroes, in each output row of `row`, the entries whose column falls in the padding for
 /// kernel column `j`.
 fn zero_padding_columns<E: Float>(geo: &Geometry, j: usize, row: &mut [E]) {
-    let (lo, hi) = valid(j * geo.args.dilation[1], geo.args.padding[1], 1, geo.w, geo.ow);
+    let (lo, hi) = valid(
+        j * geo.args.dilation[1],
+        geo.args.padding[1],
+        1,
+        geo.w,
+        geo.ow,
+    );
     // Column by column down the rows: these are a few entries per row (as many as the
     // padding), and a fill per row segment would be a call to `memset` each.
     let ow = geo.ow;
@@ -1623,7 +1637,12 @@ mod timing {
         let conv = var("W6_CONV", "1,2");
         let pools: Vec<rayon::ThreadPool> = threads
             .iter()
-            .map(|&t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap())
+            .map(|&t| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .unwrap()
+            })
             .collect();
         for (name, xd, wd) in [
             ("conv1 1->32 on 28x28", [64, 1, 28, 28], [32, 1, 3, 3]),
@@ -1634,10 +1653,16 @@ mod timing {
             }
             let (xs, ws) = (Shape::new(&xd).unwrap(), Shape::new(&wd).unwrap());
             let out = conv2d_shape(&xs, &ws, None, a).unwrap();
-            let x: Vec<f32> = (0..xs.numel()).map(|i| ((i * 7919) % 13) as f32 * 0.1 - 0.6).collect();
-            let w: Vec<f32> = (0..ws.numel()).map(|i| ((i * 104_729) % 17) as f32 * 0.05).collect();
+            let x: Vec<f32> = (0..xs.numel())
+                .map(|i| ((i * 7919) % 13) as f32 * 0.1 - 0.6)
+                .collect();
+            let w: Vec<f32> = (0..ws.numel())
+                .map(|i| ((i * 104_729) % 17) as f32 * 0.05)
+                .collect();
             let b = vec![0.1f32; wd[0]];
-            let g: Vec<f32> = (0..out.numel()).map(|i| ((i * 31) % 7) as f32 * 0.1).collect();
+            let g: Vec<f32> = (0..out.numel())
+                .map(|i| ((i * 31) % 7) as f32 * 0.1)
+                .collect();
             let (xt, wt) = (TensorRef::trusted(&xs, &x), TensorRef::trusted(&ws, &w));
             let mut scratch = [Vec::new(), Vec::new(), Vec::new()];
             let mut y = vec![0.0f32; out.numel()];
@@ -1652,9 +1677,7 @@ mod timing {
                         let [s0, s1, s2] = &mut scratch;
                         let mut passes: [&mut dyn FnMut(); 3] = [
                             &mut || conv2d(xt, wt, Some(&b), a, s0, &mut y),
-                            &mut || {
-                                conv2d_vjp_input::<f32, false>(&xs, wt, a, &g, s1, &mut dx)
-                            },
+                            &mut || conv2d_vjp_input::<f32, false>(&xs, wt, a, &g, s1, &mut dx),
                             &mut || {
                                 conv2d_vjp_weight::<f32, false>(xt, &ws, a, &g, s2, &mut dw);
                                 conv_vjp_bias::<f32, false>(&out, &g, &mut db);
@@ -1674,7 +1697,10 @@ mod timing {
             for (t, threads) in threads.iter().enumerate() {
                 let mut line = format!("{name}, {threads} thread(s):");
                 let mut total = [0.0f64; 2];
-                for (pass, label) in ["forward", "input grad", "weight+bias grad"].iter().enumerate() {
+                for (pass, label) in ["forward", "input grad", "weight+bias grad"]
+                    .iter()
+                    .enumerate()
+                {
                     let v = &mut times[pass][t];
                     v.sort_by(f64::total_cmp);
                     let (median, fastest) = (v[v.len() / 2], v[0]);
