@@ -881,6 +881,11 @@ fn zero_padding_columns<E: Float>(geo: &Geometry, j: usize, row: &mut [E]) {
 /// row `(c·kh + i)·kw + j` holds, at output position `(y, z)`, the input at
 /// `(y·sh + i·dh - ph, z·sw + j·dw - pw)`, or 0 in the padding.
 fn im2col<E: Float>(geo: &Geometry, x: &[E], cols: &mut [E]) {
+    if geo.h * geo.w == 0 {
+        // An empty plane inside its padding: every patch entry is a zero of the padding.
+        cols[..geo.k() * geo.p()].fill(E::zero());
+        return;
+    }
     if shifted_rows(geo) {
         im2col_shifted(geo, x, cols);
         return;
@@ -932,9 +937,11 @@ fn im2col_shifted<E: Float>(geo: &Geometry, x: &[E], cols: &mut [E]) {
                 let (shift, lo, hi) = shifted_range(geo, i, j);
                 row[..lo].fill(E::zero());
                 row[hi..].fill(E::zero());
-                let from = (lo as isize + shift) as usize;
-                row[lo..hi].copy_from_slice(&plane[from..from + hi - lo]);
-                zero_padding_columns(geo, j, row);
+                if lo < hi {
+                    let from = (lo as isize + shift) as usize;
+                    row[lo..hi].copy_from_slice(&plane[from..from + hi - lo]);
+                    zero_padding_columns(geo, j, row);
+                }
             }
         }
     }
@@ -945,6 +952,10 @@ fn im2col_shifted<E: Float>(geo: &Geometry, x: &[E], cols: &mut [E]) {
 /// [`shifted_rows`] geometry its padding entries are zeroed first, so that each row is one
 /// contiguous add (adding a zero leaves every sum as it was, bar the sign of a zero).
 fn col2im_add<E: Float>(geo: &Geometry, cols: &mut [E], dx: &mut [E]) {
+    if geo.h * geo.w == 0 {
+        // Nothing was read: every entry came from the padding.
+        return;
+    }
     if shifted_rows(geo) {
         col2im_add_shifted(geo, cols, dx);
         return;
@@ -994,6 +1005,10 @@ fn col2im_add_shifted<E: Float>(geo: &Geometry, cols: &mut [E], dx: &mut [E]) {
             for j in 0..geo.kw {
                 let Some(row) = rows.next() else { return };
                 let (shift, lo, hi) = shifted_range(geo, i, j);
+                if lo >= hi {
+                    // The tap reads only padding (a tall dilation in a short plane).
+                    continue;
+                }
                 zero_padding_columns(geo, j, row);
                 let from = (lo as isize + shift) as usize;
                 for (d, &s) in plane[from..from + hi - lo].iter_mut().zip(&row[lo..hi]) {
@@ -1276,6 +1291,43 @@ mod tests {
                 stride: [1, 2],
                 padding: [0, 1],
                 dilation: [1, 2],
+                groups: 1,
+            },
+            bias: true,
+        },
+        // An empty plane inside its padding: every patch is padding (a same-width one, whose
+        // patch rows are shifted planes, and a strided one).
+        Case {
+            x: [2, 1, 0, 3],
+            w: [2, 1, 1, 1],
+            args: Conv2dArgs {
+                stride: [1, 1],
+                padding: [1, 0],
+                dilation: [1, 1],
+                groups: 1,
+            },
+            bias: true,
+        },
+        Case {
+            x: [1, 2, 0, 4],
+            w: [1, 2, 1, 2],
+            args: Conv2dArgs {
+                stride: [1, 2],
+                padding: [1, 0],
+                dilation: [1, 1],
+                groups: 1,
+            },
+            bias: false,
+        },
+        // Taps that read only padding on a same-width geometry: a dilated kernel taller than
+        // the plane, its first and last rows beyond it.
+        Case {
+            x: [1, 1, 1, 3],
+            w: [2, 1, 3, 3],
+            args: Conv2dArgs {
+                stride: [1, 1],
+                padding: [2, 1],
+                dilation: [2, 1],
                 groups: 1,
             },
             bias: true,
