@@ -15,9 +15,12 @@
 //! whatever the cut. The weight gradient sums each run's images into the run's own partial sum,
 //! then adds the partial sums in run order; since the runs depend on the shapes only, so does
 //! every sum. Results are bit-identical for any thread count, and once the scratch has grown to
-//! [`conv2d_scratch_len`] nothing is allocated.
+//! [`conv2d_scratch_len`] nothing is allocated. When the runs share several threads, each run's
+//! products stay on its thread (cut into column blocks that the gemm does not split again), and
+//! the bias gradient sums each channel in its own task. Timings at W6's shapes:
+//! `docs/OPS.md`, "Determinism and the convolutions' speed".
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, Slice};
 use rayon::prelude::*;
 
 use super::matmul::gemm;
@@ -483,15 +486,32 @@ pub fn conv_vjp_bias<E: Float, const ACC: bool>(out: &Shape, g: &[E], gb: &mut [
     }
     let (n, o) = (d[0], d[1]);
     let p: usize = d[2..].iter().product();
-    for (oc, dst) in gb.iter_mut().enumerate().take(o) {
+    let channel = |oc: usize, dst: &mut E| {
         let mut sum = 0.0f64;
         for i in 0..n {
             let start = (i * o + oc) * p;
             sum += sum_f64(&g[start..start + p]);
         }
         store::<E, ACC>(dst, E::from_f64(sum));
+    };
+    // Each channel's sum is one task's, in the same order whatever the split.
+    let len = o.min(gb.len());
+    let gb = &mut gb[..len];
+    if n.saturating_mul(o).saturating_mul(p) >= BIAS_PARALLEL_MIN_READS {
+        gb.par_iter_mut()
+            .enumerate()
+            .for_each(|(oc, dst)| channel(oc, dst));
+    } else {
+        gb.iter_mut()
+            .enumerate()
+            .for_each(|(oc, dst)| channel(oc, dst));
     }
 }
+
+/// From this many elements of the output's gradient on, the bias gradient's channels are
+/// summed on rayon's threads (conv2 at W6's shapes reads 800K: 0.2-0.3 ms on one core, a tenth
+/// of the 2-thread weight gradient pass it belongs to).
+const BIAS_PARALLEL_MIN_READS: usize = 1 << 16;
 
 /// The sum of `v` in `f64`, in eight interleaved partial sums added in a fixed order (the
 /// order is the data's length alone, and the lanes vectorise).
@@ -512,6 +532,12 @@ fn ensure<E: Float>(scratch: &mut Vec<E>, len: usize) {
     if scratch.len() < len {
         scratch.resize(len, E::zero());
     }
+}
+
+/// Whether each run's products go on its own thread: when the runs are parallel on more than
+/// one thread (on one, nothing is shared anyway and one call per product is cheaper).
+fn splits_products(geo: &Geometry) -> bool {
+    geo.parallel() && rayon::current_num_threads() > 1
 }
 
 /// Runs `f(run, chunk, slot)` on each `chunk`-sized piece of `out` with its `slot`-sized piece
@@ -543,6 +569,71 @@ fn each_run<E: Float>(
     }
 }
 
+/// `wengert-gemm` shares a product among the pool's threads from 2M multiply-adds or 64K
+/// outputs on. Inside a run that is already one of several parallel tasks that nested split
+/// only adds joins: a core that finishes its runs steals half of another's product, reads the
+/// patches the other core's cache holds, and the owner then waits on it (conv2's products at
+/// W6's shapes are `64×288·288×196`, 3.6M multiply-adds). [`gemm_on_this_thread`] keeps each
+/// piece below these bounds.
+const GEMM_PARALLEL_MIN_MACS: usize = 1 << 21;
+const GEMM_PARALLEL_MIN_OUTPUTS: usize = 1 << 16;
+
+/// The column blocks [`gemm_on_this_thread`] cuts a product's output into: a multiple of the
+/// micro-kernel's widest tile.
+const SERIAL_BLOCK_ALIGN: usize = 16;
+
+/// `c = a·b + beta·c` on the calling thread: the columns of `c` in blocks of equal width, each
+/// a product small enough that `wengert-gemm` does not share it among threads. Every element of
+/// `c` sums the same products in the same order as in one call (the inner dimension is never
+/// cut), so the result is the same bits.
+fn gemm_on_this_thread<E: Float>(
+    a: ArrayView2<'_, E>,
+    b: ArrayView2<'_, E>,
+    beta: E,
+    mut c: ArrayViewMut2<'_, E>,
+) {
+    let (m, n) = c.dim();
+    let per_column = m.saturating_mul(a.ncols()).max(1);
+    let widest = ((GEMM_PARALLEL_MIN_MACS - 1) / per_column)
+        .min((GEMM_PARALLEL_MIN_OUTPUTS - 1) / m.max(1))
+        / SERIAL_BLOCK_ALIGN
+        * SERIAL_BLOCK_ALIGN;
+    if n <= widest || widest == 0 {
+        // One piece, or a product too deep for any block of whole tiles to stay under the
+        // bounds: a nested split then costs little beside the product.
+        gemm(E::one(), a, b, beta, c);
+        return;
+    }
+    let pieces = n.div_ceil(widest);
+    let width = n.div_ceil(pieces).next_multiple_of(SERIAL_BLOCK_ALIGN);
+    for start in (0..n).step_by(width) {
+        let end = (start + width).min(n);
+        gemm(
+            E::one(),
+            a,
+            b.slice_axis(Axis(1), Slice::from(start..end)),
+            beta,
+            c.slice_axis_mut(Axis(1), Slice::from(start..end)),
+        );
+    }
+}
+
+/// `c = a·b + beta·c`: [`gemm_on_this_thread`] when the runs already share the pool's threads
+/// (`split`), one call to [`gemm`] otherwise (the same bits either way).
+fn product<E: Float>(
+    split: bool,
+    a: ArrayView2<'_, E>,
+    b: ArrayView2<'_, E>,
+    beta: E,
+    c: ArrayViewMut2<'_, E>,
+) {
+    if split {
+        gemm_on_this_thread(a, b, beta, c);
+    } else {
+        gemm(E::one(), a, b, beta, c);
+    }
+}
+
 fn matrix<E: Float>(data: &[E], rows: usize, cols: usize) -> ArrayView2<'_, E> {
     ArrayView2::from_shape((rows, cols), &data[..rows * cols]).expect("sizes from the geometry")
 }
@@ -561,6 +652,7 @@ fn forward<E: Float>(
     out: &mut [E],
 ) {
     ensure(scratch, geo.scratch_len());
+    let split = splits_products(geo);
     let (parts, per) = geo.parts();
     let slot = geo.slot();
     let (in_img, out_img) = (geo.in_image(), geo.out_image());
@@ -587,8 +679,8 @@ fn forward<E: Float>(
                     im2col(geo, xg, cols);
                     &*cols
                 };
-                gemm(
-                    E::one(),
+                product(
+                    split,
                     matrix(&w[grp * og * k..], og, k),
                     matrix(patches, k, p),
                     beta,
@@ -615,6 +707,7 @@ fn vjp_input<E: Float, const ACC: bool>(
     gi: &mut [E],
 ) {
     ensure(scratch, geo.scratch_len());
+    let split = splits_products(geo);
     let (parts, per) = geo.parts();
     let slot = geo.slot();
     let (in_img, out_img) = (geo.in_image(), geo.out_image());
@@ -630,9 +723,9 @@ fn vjp_input<E: Float, const ACC: bool>(
                 let dst = &mut gi_img[grp * cg * plane..(grp + 1) * cg * plane];
                 if geo.direct() {
                     let beta = if ACC { E::one() } else { E::zero() };
-                    gemm(E::one(), wg.t(), gg, beta, matrix_mut(dst, k, p));
+                    product(split, wg.t(), gg, beta, matrix_mut(dst, k, p));
                 } else {
-                    gemm(E::one(), wg.t(), gg, E::zero(), matrix_mut(cols, k, p));
+                    product(split, wg.t(), gg, E::zero(), matrix_mut(cols, k, p));
                     if !ACC {
                         dst.fill(E::zero());
                     }
@@ -667,6 +760,7 @@ fn vjp_weight<E: Float, const ACC: bool>(
         return;
     }
     ensure(scratch, geo.scratch_len());
+    let split = splits_products(geo);
     let (parts, per) = geo.parts();
     let slot = geo.slot();
     let (in_img, out_img) = (geo.in_image(), geo.out_image());
@@ -688,8 +782,8 @@ fn vjp_weight<E: Float, const ACC: bool>(
                     im2col(geo, xg, cols);
                     &*cols
                 };
-                gemm(
-                    E::one(),
+                product(
+                    split,
                     matrix(&g_img[grp * og * p..], og, p),
                     matrix(patches, k, p).t(),
                     beta,
@@ -737,10 +831,65 @@ fn valid(offset: usize, pad: usize, stride: usize, len: usize, out_len: usize) -
     (lo.min(hi), hi)
 }
 
+/// Whether every row of the patch matrix is the input plane shifted by a constant: stride 1 on
+/// both axes and an output as wide as the input (a "same" convolution such as 3×3 with padding
+/// 1). Output position `q = y·OW + z` then reads input `q + shift`, so a row is one contiguous
+/// copy (and a row of gradients one contiguous add) once the entries whose column falls in the
+/// padding are dealt with: copying them segment by segment cost about a fifth of W6's passes.
+fn shifted_rows(geo: &Geometry) -> bool {
+    geo.args.stride == [1, 1] && geo.ow == geo.w
+}
+
+/// The shift `(i·dh - ph)·W + j·dw - pw` of tap `(i, j)` on a [`shifted_rows`] geometry, and
+/// the output positions `lo..hi` whose input `q + shift` lies inside the plane. An entry in that
+/// range reads the right element exactly when its column is valid (see [`valid`]): with rows as
+/// wide as the plane's, a valid column and an index inside the plane mean a valid row.
+fn shifted_range(geo: &Geometry, i: usize, j: usize) -> (isize, usize, usize) {
+    let [ph, pw] = geo.args.padding;
+    let [dh, dw] = geo.args.dilation;
+    let w = geo.w as isize;
+    let shift =
+        (i as isize * dh as isize - ph as isize) * w + j as isize * dw as isize - pw as isize;
+    let plane = (geo.h * geo.w) as isize;
+    let p = geo.p() as isize;
+    let lo = (-shift).clamp(0, p);
+    let hi = (plane - shift).clamp(lo, p);
+    (shift, lo as usize, hi as usize)
+}
+
+/// Zeroes, in each output row of `row`, the entries whose column falls in the padding for
+/// kernel column `j`.
+fn zero_padding_columns<E: Float>(geo: &Geometry, j: usize, row: &mut [E]) {
+    let (lo, hi) = valid(
+        j * geo.args.dilation[1],
+        geo.args.padding[1],
+        1,
+        geo.w,
+        geo.ow,
+    );
+    // Column by column down the rows: these are a few entries per row (as many as the
+    // padding), and a fill per row segment would be a call to `memset` each.
+    let ow = geo.ow;
+    for z in (0..lo).chain(hi..ow) {
+        for entry in row.iter_mut().skip(z).step_by(ow) {
+            *entry = E::zero();
+        }
+    }
+}
+
 /// Unrolls one group's input `x` `[C/groups, H, W]` into `cols` `[C/groups·kh·kw, OH·OW]`:
 /// row `(c·kh + i)·kw + j` holds, at output position `(y, z)`, the input at
 /// `(y·sh + i·dh - ph, z·sw + j·dw - pw)`, or 0 in the padding.
 fn im2col<E: Float>(geo: &Geometry, x: &[E], cols: &mut [E]) {
+    if geo.h * geo.w == 0 {
+        // An empty plane inside its padding: every patch entry is a zero of the padding.
+        cols[..geo.k() * geo.p()].fill(E::zero());
+        return;
+    }
+    if shifted_rows(geo) {
+        im2col_shifted(geo, x, cols);
+        return;
+    }
     let [sh, sw] = geo.args.stride;
     let [ph, pw] = geo.args.padding;
     let [dh, dw] = geo.args.dilation;
@@ -777,9 +926,40 @@ fn im2col<E: Float>(geo: &Geometry, x: &[E], cols: &mut [E]) {
     }
 }
 
+/// [`im2col`] on a [`shifted_rows`] geometry: each row one copy of the shifted plane.
+fn im2col_shifted<E: Float>(geo: &Geometry, x: &[E], cols: &mut [E]) {
+    let plane_len = geo.h * geo.w;
+    let mut rows = cols[..geo.k() * geo.p()].chunks_exact_mut(geo.p());
+    for plane in x.chunks_exact(plane_len).take(geo.cg()) {
+        for i in 0..geo.kh {
+            for j in 0..geo.kw {
+                let Some(row) = rows.next() else { return };
+                let (shift, lo, hi) = shifted_range(geo, i, j);
+                row[..lo].fill(E::zero());
+                row[hi..].fill(E::zero());
+                if lo < hi {
+                    let from = (lo as isize + shift) as usize;
+                    row[lo..hi].copy_from_slice(&plane[from..from + hi - lo]);
+                    zero_padding_columns(geo, j, row);
+                }
+            }
+        }
+    }
+}
+
 /// The adjoint of [`im2col`]: adds each entry of `cols` into the input position it was read
-/// from (padding entries go nowhere), rows in order.
-fn col2im_add<E: Float>(geo: &Geometry, cols: &[E], dx: &mut [E]) {
+/// from (padding entries go nowhere), rows in order. `cols` is scratch: on a
+/// [`shifted_rows`] geometry its padding entries are zeroed first, so that each row is one
+/// contiguous add (adding a zero leaves every sum as it was, bar the sign of a zero).
+fn col2im_add<E: Float>(geo: &Geometry, cols: &mut [E], dx: &mut [E]) {
+    if geo.h * geo.w == 0 {
+        // Nothing was read: every entry came from the padding.
+        return;
+    }
+    if shifted_rows(geo) {
+        col2im_add_shifted(geo, cols, dx);
+        return;
+    }
     let [sh, sw] = geo.args.stride;
     let [ph, pw] = geo.args.padding;
     let [dh, dw] = geo.args.dilation;
@@ -810,6 +990,29 @@ fn col2im_add<E: Float>(geo: &Geometry, cols: &[E], dx: &mut [E]) {
                             *d += s;
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// [`col2im_add`] on a [`shifted_rows`] geometry.
+fn col2im_add_shifted<E: Float>(geo: &Geometry, cols: &mut [E], dx: &mut [E]) {
+    let plane_len = geo.h * geo.w;
+    let mut rows = cols[..geo.k() * geo.p()].chunks_exact_mut(geo.p());
+    for plane in dx.chunks_exact_mut(plane_len).take(geo.cg()) {
+        for i in 0..geo.kh {
+            for j in 0..geo.kw {
+                let Some(row) = rows.next() else { return };
+                let (shift, lo, hi) = shifted_range(geo, i, j);
+                if lo >= hi {
+                    // The tap reads only padding (a tall dilation in a short plane).
+                    continue;
+                }
+                zero_padding_columns(geo, j, row);
+                let from = (lo as isize + shift) as usize;
+                for (d, &s) in plane[from..from + hi - lo].iter_mut().zip(&row[lo..hi]) {
+                    *d += s;
                 }
             }
         }
@@ -1092,6 +1295,43 @@ mod tests {
             },
             bias: true,
         },
+        // An empty plane inside its padding: every patch is padding (a same-width one, whose
+        // patch rows are shifted planes, and a strided one).
+        Case {
+            x: [2, 1, 0, 3],
+            w: [2, 1, 1, 1],
+            args: Conv2dArgs {
+                stride: [1, 1],
+                padding: [1, 0],
+                dilation: [1, 1],
+                groups: 1,
+            },
+            bias: true,
+        },
+        Case {
+            x: [1, 2, 0, 4],
+            w: [1, 2, 1, 2],
+            args: Conv2dArgs {
+                stride: [1, 2],
+                padding: [1, 0],
+                dilation: [1, 1],
+                groups: 1,
+            },
+            bias: false,
+        },
+        // Taps that read only padding on a same-width geometry: a dilated kernel taller than
+        // the plane, its first and last rows beyond it.
+        Case {
+            x: [1, 1, 1, 3],
+            w: [2, 1, 3, 3],
+            args: Conv2dArgs {
+                stride: [1, 1],
+                padding: [2, 1],
+                dilation: [2, 1],
+                groups: 1,
+            },
+            bias: true,
+        },
         // More images than runs (9 images in 5 runs of 2 and one short), and none at all.
         Case {
             x: [9, 1, 3, 3],
@@ -1270,11 +1510,12 @@ mod tests {
     }
 
     /// A convolution big enough to run its images in parallel, on `threads` threads.
-    fn threaded(threads: usize) -> [Vec<u64>; 3] {
+    fn threaded(threads: usize) -> [Vec<u64>; 4] {
         let a = args(1, 1, 1, 1);
         let (xs, ws) = (shape(&[16, 16, 12, 12]), shape(&[32, 16, 3, 3]));
         let out2 = conv2d_shape(&xs, &ws, None, a).unwrap();
         assert!(Geometry::conv2d(&xs, &ws, a).unwrap().parallel());
+        assert!(out2.numel() >= BIAS_PARALLEL_MIN_READS);
         let (x, w, g) = (
             values(xs.numel(), 1),
             values(ws.numel(), 2),
@@ -1293,8 +1534,10 @@ mod tests {
             conv2d_vjp_input::<f64, false>(&xs, wt, a, &g, &mut scratch, &mut dx);
             let mut dw = vec![0.0; w.len()];
             conv2d_vjp_weight::<f64, false>(xt, &ws, a, &g, &mut scratch, &mut dw);
+            let mut db = vec![0.0; ws.dims()[0]];
+            conv_vjp_bias::<f64, false>(&out2, &g, &mut db);
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            [bits(&y), bits(&dx), bits(&dw)]
+            [bits(&y), bits(&dx), bits(&dw), bits(&db)]
         })
     }
 
@@ -1421,6 +1664,116 @@ mod timing {
                     }
                 }
             });
+    }
+
+    /// Each pass of W6's two convolutions on a pool of 1 and of 2 threads, the two pools taking
+    /// turns in every round so that they meet the same background load: the median and the
+    /// fastest of 41 rounds (after 3 of warming up), in GFLOP/s (2 × output elements × kernel
+    /// volume per pass). Run by hand in release, pinned to the two cores:
+    /// `taskset -c 0,1 cargo test --release -p wengert-ops --lib w6_threads -- --ignored --nocapture`.
+    /// `W6_ROUNDS` sets the rounds, `W6_THREADS` the pools (`1,2`), `W6_CONV` one convolution
+    /// (`1` or `2`): `perf stat` on one pool and one convolution counts that case alone.
+    #[test]
+    #[ignore = "a measurement, not a check: run by hand in release"]
+    fn w6_threads() {
+        let a = Conv2dArgs {
+            padding: [1, 1],
+            ..Default::default()
+        };
+        let var = |name: &str, default: &str| std::env::var(name).unwrap_or(default.to_string());
+        let rounds: usize = var("W6_ROUNDS", "41").parse().unwrap();
+        let threads: Vec<usize> = var("W6_THREADS", "1,2")
+            .split(',')
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let conv = var("W6_CONV", "1,2");
+        let pools: Vec<rayon::ThreadPool> = threads
+            .iter()
+            .map(|&t| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        for (name, xd, wd) in [
+            ("conv1 1->32 on 28x28", [64, 1, 28, 28], [32, 1, 3, 3]),
+            ("conv2 32->64 on 14x14", [64, 32, 14, 14], [64, 32, 3, 3]),
+        ] {
+            if !conv.contains(&name[4..5]) {
+                continue;
+            }
+            let (xs, ws) = (Shape::new(&xd).unwrap(), Shape::new(&wd).unwrap());
+            let out = conv2d_shape(&xs, &ws, None, a).unwrap();
+            let x: Vec<f32> = (0..xs.numel())
+                .map(|i| ((i * 7919) % 13) as f32 * 0.1 - 0.6)
+                .collect();
+            let w: Vec<f32> = (0..ws.numel())
+                .map(|i| ((i * 104_729) % 17) as f32 * 0.05)
+                .collect();
+            let b = vec![0.1f32; wd[0]];
+            let g: Vec<f32> = (0..out.numel())
+                .map(|i| ((i * 31) % 7) as f32 * 0.1)
+                .collect();
+            let (xt, wt) = (TensorRef::trusted(&xs, &x), TensorRef::trusted(&ws, &w));
+            let mut scratch = [Vec::new(), Vec::new(), Vec::new()];
+            let mut y = vec![0.0f32; out.numel()];
+            let mut dx = vec![0.0f32; x.len()];
+            let mut dw = vec![0.0f32; w.len()];
+            let mut db = vec![0.0f32; b.len()];
+            // times[pass][pool][round]
+            let mut times = vec![vec![Vec::new(); pools.len()]; 3];
+            for round in 0..rounds + 3 {
+                for (t, pool) in pools.iter().enumerate() {
+                    pool.install(|| {
+                        let [s0, s1, s2] = &mut scratch;
+                        let mut passes: [&mut dyn FnMut(); 3] = [
+                            &mut || conv2d(xt, wt, Some(&b), a, s0, &mut y),
+                            &mut || conv2d_vjp_input::<f32, false>(&xs, wt, a, &g, s1, &mut dx),
+                            &mut || {
+                                conv2d_vjp_weight::<f32, false>(xt, &ws, a, &g, s2, &mut dw);
+                                conv_vjp_bias::<f32, false>(&out, &g, &mut db);
+                            },
+                        ];
+                        for (pass, f) in passes.iter_mut().enumerate() {
+                            let start = Instant::now();
+                            f();
+                            if round >= 3 {
+                                times[pass][t].push(start.elapsed().as_secs_f64());
+                            }
+                        }
+                    });
+                }
+            }
+            let flop = 2.0 * out.numel() as f64 * (wd[1] * wd[2] * wd[3]) as f64;
+            for (t, threads) in threads.iter().enumerate() {
+                let mut line = format!("{name}, {threads} thread(s):");
+                let mut total = [0.0f64; 2];
+                for (pass, label) in ["forward", "input grad", "weight+bias grad"]
+                    .iter()
+                    .enumerate()
+                {
+                    let v = &mut times[pass][t];
+                    v.sort_by(f64::total_cmp);
+                    let (median, fastest) = (v[v.len() / 2], v[0]);
+                    total[0] += median;
+                    total[1] += fastest;
+                    line += &format!(
+                        " {label} {:.3} ms {:.1} GFLOP/s (fastest {:.3} ms {:.1});",
+                        median * 1e3,
+                        flop / median / 1e9,
+                        fastest * 1e3,
+                        flop / fastest / 1e9
+                    );
+                }
+                line += &format!(
+                    " 3 passes {:.1} GFLOP/s (fastest {:.1})",
+                    3.0 * flop / total[0] / 1e9,
+                    3.0 * flop / total[1] / 1e9
+                );
+                println!("{line}");
+            }
+        }
     }
 
     #[test]
