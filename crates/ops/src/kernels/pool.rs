@@ -240,6 +240,42 @@ fn argmax<E: Float>(plane: &[E], pl: &Planes, args: &Pool2dArgs, y: usize, z: us
     best.0
 }
 
+/// Calls `f(j, at)` for each window `j` of a plane, in output order, with the position of its
+/// maximum (as [`argmax`]). The 2×2 stride-2 unpadded windows of a CNN's pools take a path of
+/// their own: four fixed reads in the same scan order, without the general window's bounds
+/// arithmetic (which was most of the pool's time at W6's shapes).
+#[inline]
+fn each_argmax<E: Float>(
+    plane: &[E],
+    pl: &Planes,
+    args: &Pool2dArgs,
+    mut f: impl FnMut(usize, usize),
+) {
+    let halving = args.kernel == [2, 2] && args.stride == [2, 2] && args.padding == [0, 0];
+    if halving {
+        let w = pl.w;
+        for y in 0..pl.oh {
+            for z in 0..pl.ow {
+                let first = 2 * y * w + 2 * z;
+                let mut best = (first, E::neg_infinity());
+                for at in [first, first + 1, first + w, first + w + 1] {
+                    let v = plane[at];
+                    if v > best.1 || v.is_nan() {
+                        best = (at, v);
+                    }
+                }
+                f(y * pl.ow + z, best.0);
+            }
+        }
+    } else {
+        for y in 0..pl.oh {
+            for z in 0..pl.ow {
+                f(y * pl.ow + z, argmax(plane, pl, args, y, z));
+            }
+        }
+    }
+}
+
 /// `out` = the maximum of each window (shapes as [`max_pool2d_shape`] checked).
 pub fn max_pool2d<E: Float>(x: TensorRef<'_, E>, args: Pool2dArgs, out: &mut [E]) {
     let Ok(pl) = Planes::windows(MAX_POOL2D, x.shape(), &args) else {
@@ -253,9 +289,7 @@ pub fn max_pool2d<E: Float>(x: TensorRef<'_, E>, args: Pool2dArgs, out: &mut [E]
         pl.oh * pl.ow,
         |i, dst| {
             let plane = &data[i * pl.h * pl.w..(i + 1) * pl.h * pl.w];
-            for (j, d) in dst.iter_mut().enumerate() {
-                *d = plane[argmax(plane, &pl, &args, j / pl.ow, j % pl.ow)];
-            }
+            each_argmax(plane, &pl, &args, |j, at| dst[j] = plane[at]);
         },
     );
 }
@@ -285,9 +319,7 @@ pub fn max_pool2d_vjp<E: Float, const ACC: bool>(
             }
             let plane = &data[i * plane_in..(i + 1) * plane_in];
             let gp = &g[i * plane_out..(i + 1) * plane_out];
-            for (j, &gj) in gp.iter().enumerate() {
-                dst[argmax(plane, &pl, &args, j / pl.ow, j % pl.ow)] += gj;
-            }
+            each_argmax(plane, &pl, &args, |j, at| dst[at] += gp[j]);
         },
     );
 }
@@ -314,14 +346,13 @@ pub fn max_pool2d_select<E: Float, const ACC: bool>(
         |i, dst| {
             let plane = &data[i * plane_in..(i + 1) * plane_in];
             let up = &u[i * plane_in..(i + 1) * plane_in];
-            for (j, d) in dst.iter_mut().enumerate() {
-                let v = up[argmax(plane, &pl, &args, j / pl.ow, j % pl.ow)];
+            each_argmax(plane, &pl, &args, |j, at| {
                 if ACC {
-                    *d += v;
+                    dst[j] += up[at];
                 } else {
-                    *d = v;
+                    dst[j] = up[at];
                 }
-            }
+            });
         },
     );
 }
@@ -502,6 +533,41 @@ mod tests {
             stride: [s, s],
             padding: [p, p],
             count_include_pad,
+        }
+    }
+
+    #[test]
+    fn the_halving_pools_fast_path_takes_the_general_scans_positions() {
+        // Ties, NaNs and infinities, on planes of odd and even sides.
+        let pick = [
+            1.0,
+            1.0,
+            -2.0,
+            f64::NAN,
+            f64::NEG_INFINITY,
+            3.0,
+            3.0,
+            f64::INFINITY,
+            0.0,
+        ];
+        for (h, w) in [(2, 2), (4, 6), (5, 7), (7, 4), (1, 3)] {
+            let dims = [2, h, w];
+            let x: Vec<f64> = (0..2 * h * w)
+                .map(|i| pick[(i * 7 + i / 3) % pick.len()])
+                .collect();
+            let halving = Pool2dArgs::new([2, 2]);
+            let Ok(pl) = Planes::windows(MAX_POOL2D, &shape(&dims), &halving) else {
+                assert!(h < 2, "{h}x{w}");
+                continue;
+            };
+            for plane in x.chunks(h * w) {
+                let mut fast = Vec::new();
+                each_argmax(plane, &pl, &halving, |j, at| fast.push((j, at)));
+                let general: Vec<(usize, usize)> = (0..pl.oh * pl.ow)
+                    .map(|j| (j, argmax(plane, &pl, &halving, j / pl.ow, j % pl.ow)))
+                    .collect();
+                assert_eq!(fast, general, "{h}x{w}");
+            }
         }
     }
 
