@@ -101,8 +101,11 @@ impl Path {
 }
 
 /// `c = alpha·a·b + beta·c` on the given kernel; the shapes are already checked.
+/// `c = alpha·a·b + beta·c` on at most `max_threads` of the pool's threads (1: on the calling
+/// thread alone).
 pub(crate) fn gemm<E: Sealed>(
     path: Path,
+    max_threads: usize,
     alpha: E,
     a: ArrayView2<'_, E>,
     b: ArrayView2<'_, E>,
@@ -136,7 +139,7 @@ pub(crate) fn gemm<E: Sealed>(
     let threads = if macs < PARALLEL_MIN_MACS && m.saturating_mul(n) < PARALLEL_MIN_OUTPUTS {
         1
     } else {
-        rayon::current_num_threads()
+        rayon::current_num_threads().min(max_threads.max(1))
     };
     // The results are the same either way; the choice depends on the shape and layout only.
     let b_in_place = path != Path::Portable && b.strides()[1] == 1 && m <= B_IN_PLACE_MAX_ROWS;
@@ -362,13 +365,22 @@ mod tests {
             let a = Array2::from_shape_fn((m, k), |(i, p)| ((i * 7 + p * 3) % 11) as f64 - 5.0);
             let b = Array2::from_shape_fn((k, n), |(p, j)| ((p * 5 + j * 2) % 13) as f64 - 6.0);
             let mut c = Array2::from_elem((m, n), f64::NAN);
-            gemm(Path::Portable, 1.0, a.view(), b.view(), 0.0, c.view_mut());
+            gemm(
+                Path::Portable,
+                usize::MAX,
+                1.0,
+                a.view(),
+                b.view(),
+                0.0,
+                c.view_mut(),
+            );
             assert_eq!(c, naive_matmul(a.view(), b.view()), "{m}x{k}x{n}");
             let a32 = a.mapv(|x| x as f32);
             let b32 = b.mapv(|x| x as f32);
             let mut c32 = Array2::from_elem((m, n), 1.0f32);
             gemm(
                 Path::Portable,
+                usize::MAX,
                 2.0,
                 b32.t(),
                 a32.t(),

@@ -130,7 +130,40 @@ pub fn gemm_with<E: GemmScalar>(
     c: ArrayViewMut2<'_, E>,
 ) -> Result<(), GemmError> {
     GemmError::check(a.dim(), b.dim(), c.dim())?;
-    driver::gemm(kernel.0, alpha, a, b, beta, c);
+    driver::gemm(kernel.0, usize::MAX, alpha, a, b, beta, c);
+    Ok(())
+}
+
+/// [`gemm`] on the calling thread alone, whatever the product's size: for a caller that already
+/// shares its work among the pool's threads, one product per task (a convolution's images, say),
+/// where splitting each product again would only add joins, and let a thread that finishes
+/// early take over part of a product whose operands another core's cache holds.
+///
+/// The same bits as [`gemm`] on any number of threads.
+///
+/// ```
+/// use ndarray::Array2;
+/// use wengert_gemm::{gemm, gemm_serial};
+///
+/// let a = Array2::from_shape_fn((64, 288), |(i, j)| (i * 7 + j) as f32 / 100.0);
+/// let b = Array2::from_shape_fn((288, 196), |(i, j)| (i + j * 3) as f32 / 100.0);
+/// let (mut c1, mut c2) = (Array2::zeros((64, 196)), Array2::zeros((64, 196)));
+/// gemm(1.0, a.view(), b.view(), 0.0, c1.view_mut()).unwrap();
+/// gemm_serial(1.0, a.view(), b.view(), 0.0, c2.view_mut()).unwrap();
+/// assert_eq!(c1, c2);
+/// ```
+///
+/// # Errors
+/// As [`gemm`].
+pub fn gemm_serial<E: GemmScalar>(
+    alpha: E,
+    a: ArrayView2<'_, E>,
+    b: ArrayView2<'_, E>,
+    beta: E,
+    c: ArrayViewMut2<'_, E>,
+) -> Result<(), GemmError> {
+    GemmError::check(a.dim(), b.dim(), c.dim())?;
+    driver::gemm(Kernel::default().0, 1, alpha, a, b, beta, c);
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The same product on rayon pools of 1, 2 and 4 threads gives bit-identical results.
 
 use ndarray::Array2;
-use wengert_gemm::{GemmScalar, Kernel, gemm_with};
+use wengert_gemm::{GemmScalar, Kernel, gemm_serial, gemm_with};
 
 use crate::common::{Layout, Stored, noise};
 
@@ -87,4 +87,36 @@ fn results_do_not_depend_on_the_thread_count() {
             same_bits::<f64>(shape, layouts);
         }
     }
+}
+
+/// `gemm_serial` inside a pool of 2 threads gives `gemm`'s bits, on products large enough
+/// that `gemm` shares them among the threads (and on one that it does not).
+#[test]
+fn the_serial_entry_gives_the_shared_products_bits() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a rayon pool");
+    for (m, k, n) in [(64, 288, 196), (128, 784, 512), (1024, 512, 10), (5, 7, 3)] {
+        let a = Stored::<f32>::new(m, k, Layout::RowMajor, noise(31));
+        let b = Stored::<f32>::new(k, n, Layout::Transposed, noise(32));
+        let start = Array2::from_shape_fn((m, n), |(i, j)| noise(33)(i, j));
+        let (mut shared, mut serial) = (start.clone(), start);
+        pool.install(|| {
+            wengert_gemm::gemm(0.75, a.view(), b.view(), -0.5, shared.view_mut())?;
+            gemm_serial(0.75, a.view(), b.view(), -0.5, serial.view_mut())
+        })
+        .expect("the shapes fit");
+        let bits = |c: &Array2<f32>| c.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&shared), bits(&serial), "{m}x{k}x{n}");
+    }
+    let wrong = Array2::<f32>::zeros((2, 3));
+    let err = gemm_serial(
+        1.0,
+        wrong.view(),
+        wrong.view(),
+        0.0,
+        Array2::zeros((2, 3)).view_mut(),
+    );
+    assert!(err.is_err());
 }

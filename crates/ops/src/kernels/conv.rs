@@ -20,10 +20,10 @@
 //! the bias gradient sums each channel in its own task. Timings at W6's shapes:
 //! `docs/OPS.md`, "Determinism and the convolutions' speed".
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis, Slice};
+use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
-use super::matmul::gemm;
+use super::matmul::{gemm, gemm_serial};
 use super::unary::store;
 use crate::{Error, Float, Result, Shape, TensorRef};
 
@@ -569,57 +569,10 @@ fn each_run<E: Float>(
     }
 }
 
-/// `wengert-gemm` shares a product among the pool's threads from 2M multiply-adds or 64K
-/// outputs on. Inside a run that is already one of several parallel tasks that nested split
-/// only adds joins: a core that finishes its runs steals half of another's product, reads the
-/// patches the other core's cache holds, and the owner then waits on it (conv2's products at
-/// W6's shapes are `64×288·288×196`, 3.6M multiply-adds). [`gemm_on_this_thread`] keeps each
-/// piece below these bounds.
-const GEMM_PARALLEL_MIN_MACS: usize = 1 << 21;
-const GEMM_PARALLEL_MIN_OUTPUTS: usize = 1 << 16;
-
-/// The column blocks [`gemm_on_this_thread`] cuts a product's output into: a multiple of the
-/// micro-kernel's widest tile.
-const SERIAL_BLOCK_ALIGN: usize = 16;
-
-/// `c = a·b + beta·c` on the calling thread: the columns of `c` in blocks of equal width, each
-/// a product small enough that `wengert-gemm` does not share it among threads. Every element of
-/// `c` sums the same products in the same order as in one call (the inner dimension is never
-/// cut), so the result is the same bits.
-fn gemm_on_this_thread<E: Float>(
-    a: ArrayView2<'_, E>,
-    b: ArrayView2<'_, E>,
-    beta: E,
-    mut c: ArrayViewMut2<'_, E>,
-) {
-    let (m, n) = c.dim();
-    let per_column = m.saturating_mul(a.ncols()).max(1);
-    let widest = ((GEMM_PARALLEL_MIN_MACS - 1) / per_column)
-        .min((GEMM_PARALLEL_MIN_OUTPUTS - 1) / m.max(1))
-        / SERIAL_BLOCK_ALIGN
-        * SERIAL_BLOCK_ALIGN;
-    if n <= widest || widest == 0 {
-        // One piece, or a product too deep for any block of whole tiles to stay under the
-        // bounds: a nested split then costs little beside the product.
-        gemm(E::one(), a, b, beta, c);
-        return;
-    }
-    let pieces = n.div_ceil(widest);
-    let width = n.div_ceil(pieces).next_multiple_of(SERIAL_BLOCK_ALIGN);
-    for start in (0..n).step_by(width) {
-        let end = (start + width).min(n);
-        gemm(
-            E::one(),
-            a,
-            b.slice_axis(Axis(1), Slice::from(start..end)),
-            beta,
-            c.slice_axis_mut(Axis(1), Slice::from(start..end)),
-        );
-    }
-}
-
-/// `c = a·b + beta·c`: [`gemm_on_this_thread`] when the runs already share the pool's threads
-/// (`split`), one call to [`gemm`] otherwise (the same bits either way).
+/// `c = a·b + beta·c`: on the calling thread when the runs already share the pool's threads
+/// (`split`), where splitting each product again would only add joins and let a core that
+/// finishes its runs take over half of another's product, reading patches the other core's
+/// cache holds; one call to [`gemm`] otherwise. The same bits either way.
 fn product<E: Float>(
     split: bool,
     a: ArrayView2<'_, E>,
@@ -628,7 +581,7 @@ fn product<E: Float>(
     c: ArrayViewMut2<'_, E>,
 ) {
     if split {
-        gemm_on_this_thread(a, b, beta, c);
+        gemm_serial(E::one(), a, b, beta, c);
     } else {
         gemm(E::one(), a, b, beta, c);
     }

@@ -110,6 +110,21 @@ pub fn gemm<E: Float>(
     }
 }
 
+/// [`gemm`] on the calling thread alone (`wengert_gemm::gemm_serial`): for kernels whose tasks
+/// are already one product each. Shapes checked by the caller, as for [`gemm`].
+pub(crate) fn gemm_serial<E: Float>(
+    alpha: E,
+    a: ArrayView2<'_, E>,
+    b: ArrayView2<'_, E>,
+    beta: E,
+    c: ArrayViewMut2<'_, E>,
+) {
+    let (a_dims, b_dims) = (a.dim(), b.dim());
+    if wengert_gemm::gemm_serial(alpha, a, b, beta, c).is_err() {
+        panic!("gemm: shapes {a_dims:?} and {b_dims:?} do not fit together");
+    }
+}
+
 /// [`gemm`] that returns a [`ShapeMismatch`](Error::ShapeMismatch) naming the operands' shapes
 /// instead of panicking when they do not fit; `c` is left untouched then.
 ///
