@@ -21,7 +21,8 @@
 //!   never along the inner dimension; the tasks pack their own panels and never wait for each
 //!   other. "Large" is 2M multiply-adds (128×128×128) or more, or 64K elements of `c` (whose
 //!   writing then takes the time): below that, waking a second thread costs more than it
-//!   saves. Products of at most 64 rows (a training step's, at small
+//!   saves. [`gemm_serial`] keeps any product on the calling thread, for callers whose tasks
+//!   are already one product each. Products of at most 64 rows (a training step's, at small
 //!   batch sizes) read `b` in place when its columns are contiguous, packing only `a`: with
 //!   so few rows a packed panel of `b` would be read too few times to repay its copy. A
 //!   narrow `c` (fewer columns than a tile, such as a layer of 10 outputs) is computed as its
