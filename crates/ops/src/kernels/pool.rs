@@ -272,43 +272,50 @@ fn max_of_halving_windows<E: Float>(plane: &[E], w: usize, dst: &mut [E], ow: us
     }
 }
 
+/// Which of a 2×2 window's elements (`top` row, then `bottom` row: 0..4) [`argmax`]'s scan
+/// takes, found without branching on the data (on real data a branch per comparison is
+/// mispredicted about half the time; a chain of selects on the position was no faster: 7.0 ms
+/// against 3.3 for the VJP at W6's first pool, 1 thread). The scan replaces its best only by a
+/// greater element or a NaN, so it ends on the last NaN if there is one, and otherwise on the
+/// first element equal to the maximum.
+#[inline(always)]
+fn halving_window_argmax<E: Float>(top: &[E], bottom: &[E]) -> usize {
+    let window = [top[0], top[1], bottom[0], bottom[1]];
+    let pick = |best: E, v: E| if takes(best, v) { v } else { best };
+    let m = pick(pick(pick(window[0], window[1]), window[2]), window[3]);
+    let (eq, nan) = window
+        .iter()
+        .enumerate()
+        .fold((0u32, 0u32), |(eq, nan), (i, &v)| {
+            (
+                eq | u32::from(v == m) << i,
+                nan | u32::from(v.is_nan()) << i,
+            )
+        });
+    let k = if nan != 0 {
+        31 - nan.leading_zeros()
+    } else {
+        eq.trailing_zeros()
+    };
+    k as usize
+}
+
 /// Adds each 2×2 window's gradient `g` (`oh × ow`, row by row) into `dst` (the plane, `w`
-/// wide) at the element [`argmax`]'s scan takes, found without branching on the data (on real
-/// data a branch per comparison is mispredicted about half the time; a chain of selects on the
-/// position was no faster: 7.0 ms against 3.3 for this at W6's first pool, 1 thread). The
-/// scan replaces its best only by a greater element or a NaN, so it ends on the last NaN if
-/// there is one, and otherwise on the first element equal to the maximum.
+/// wide) at the element [`argmax`]'s scan takes ([`halving_window_argmax`]).
 fn halving_windows_vjp<E: Float>(plane: &[E], w: usize, g: &[E], ow: usize, dst: &mut [E]) {
     for (y, g_row) in g.chunks_exact(ow).enumerate() {
         let top = &plane[2 * y * w..2 * y * w + 2 * ow];
         let bottom = &plane[(2 * y + 1) * w..(2 * y + 1) * w + 2 * ow];
         let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
         for (z, ((t, b), &gz)) in windows.zip(g_row).enumerate() {
-            let pick = |best: E, v: E| if takes(best, v) { v } else { best };
-            let m = pick(pick(pick(t[0], t[1]), b[0]), b[1]);
-            let (eq, nan) = [t[0], t[1], b[0], b[1]].iter().enumerate().fold(
-                (0u32, 0u32),
-                |(eq, nan), (i, &v)| {
-                    (
-                        eq | u32::from(v == m) << i,
-                        nan | u32::from(v.is_nan()) << i,
-                    )
-                },
-            );
-            let k = if nan != 0 {
-                31 - nan.leading_zeros()
-            } else {
-                eq.trailing_zeros()
-            } as usize;
+            let k = halving_window_argmax(t, b);
             dst[2 * y * w + 2 * z + (k >> 1) * w + (k & 1)] += gz;
         }
     }
 }
 
 /// Calls `f(j, at)` for each window `j` of a plane, in output order, with the position of its
-/// maximum (as [`argmax`]). The 2×2 stride-2 unpadded windows of a CNN's pools take a path of
-/// their own: four fixed reads in the same scan order, without the general window's bounds
-/// arithmetic (which was most of the pool's time at W6's shapes).
+/// maximum (as [`argmax`]; 2×2 stride-2 unpadded windows by [`halving_window_argmax`]).
 #[inline]
 fn each_argmax<E: Float>(
     plane: &[E],
@@ -321,18 +328,8 @@ fn each_argmax<E: Float>(
         for y in 0..pl.oh {
             for z in 0..pl.ow {
                 let first = 2 * y * w + 2 * z;
-                let mut best = (first, E::neg_infinity());
-                for at in [first, first + 1, first + w, first + w + 1] {
-                    let v = plane[at];
-                    // Both sides evaluated, so the choice compiles to selects: on real data
-                    // a branch per comparison is mispredicted about half the time.
-                    let take = takes(best.1, v);
-                    best = (
-                        if take { at } else { best.0 },
-                        if take { v } else { best.1 },
-                    );
-                }
-                f(y * pl.ow + z, best.0);
+                let k = halving_window_argmax(&plane[first..first + 2], &plane[first + w..]);
+                f(y * pl.ow + z, first + (k >> 1) * w + (k & 1));
             }
         }
     } else {
