@@ -256,7 +256,6 @@ fn halves(args: &Pool2dArgs) -> bool {
 /// `dst` = the maximum of each 2×2 window of `plane` (`h × w`), by the same scan as
 /// [`argmax`], so the same element's bits: the values alone, without positions, row by row.
 fn max_of_halving_windows<E: Float>(plane: &[E], w: usize, dst: &mut [E], ow: usize) {
-    let pick = |best: E, v: E| if takes(best, v) { v } else { best };
     for (y, out_row) in dst.chunks_exact_mut(ow).enumerate() {
         let top = &plane[2 * y * w..2 * y * w + 2 * ow];
         let bottom = &plane[(2 * y + 1) * w..(2 * y + 1) * w + 2 * ow];
@@ -265,11 +264,18 @@ fn max_of_halving_windows<E: Float>(plane: &[E], w: usize, dst: &mut [E], ow: us
             .zip(top.chunks_exact(2))
             .zip(bottom.chunks_exact(2))
         {
-            // The scan starts from -inf: the first element is taken unless it is -inf, and
-            // then the value is the same.
-            *d = pick(pick(pick(t[0], t[1]), b[0]), b[1]);
+            *d = halving_window_max(t, b);
         }
     }
+}
+
+/// The value [`argmax`]'s scan takes from a 2×2 window (`top` row, then `bottom` row), by
+/// selects. The scan starts from -inf: the first element is taken unless it is -inf, and then
+/// the value is the same.
+#[inline(always)]
+fn halving_window_max<E: Float>(top: &[E], bottom: &[E]) -> E {
+    let pick = |best: E, v: E| if takes(best, v) { v } else { best };
+    pick(pick(pick(top[0], top[1]), bottom[0]), bottom[1])
 }
 
 /// Which of a 2×2 window's elements (`top` row, then `bottom` row: 0..4) [`argmax`]'s scan
@@ -281,8 +287,7 @@ fn max_of_halving_windows<E: Float>(plane: &[E], w: usize, dst: &mut [E], ow: us
 #[inline(always)]
 fn halving_window_argmax<E: Float>(top: &[E], bottom: &[E]) -> usize {
     let window = [top[0], top[1], bottom[0], bottom[1]];
-    let pick = |best: E, v: E| if takes(best, v) { v } else { best };
-    let m = pick(pick(pick(window[0], window[1]), window[2]), window[3]);
+    let m = halving_window_max(top, bottom);
     let (eq, nan) = window
         .iter()
         .enumerate()
