@@ -76,6 +76,8 @@ pub(crate) unsafe fn kernel_f32<const PACKED_B: bool, const ROWS: usize>(
 ) {
     const NR: usize = 16;
     debug_assert!(c.rows <= ROWS && ROWS <= MR && c.cols <= NR);
+    let coefficients = [alpha, beta];
+    let coefficients = out_of_registers(&coefficients);
     prefetch_tile(kc, c.ptr.cast(), c.rsc * 4, c.rows, c.cols * 4);
     let b_rs = if PACKED_B { NR as isize } else { b.rs };
     let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
@@ -108,6 +110,7 @@ pub(crate) unsafe fn kernel_f32<const PACKED_B: bool, const ROWS: usize>(
         step(&mut acc, p);
         p += 1;
     }
+    let [alpha, beta] = *coefficients;
     let alpha = _mm256_set1_ps(alpha);
     let scale = |ab: __m256, old: Option<__m256>| match old {
         None => _mm256_mul_ps(alpha, ab),
@@ -153,6 +156,8 @@ pub(crate) unsafe fn kernel_f64<const PACKED_B: bool, const ROWS: usize>(
 ) {
     const NR: usize = 8;
     debug_assert!(c.rows <= ROWS && ROWS <= MR && c.cols <= NR);
+    let coefficients = [alpha, beta];
+    let coefficients = out_of_registers(&coefficients);
     prefetch_tile(kc, c.ptr.cast(), c.rsc * 8, c.rows, c.cols * 8);
     let b_rs = if PACKED_B { NR as isize } else { b.rs };
     let mut acc = [[_mm256_setzero_pd(); 2]; ROWS];
@@ -184,6 +189,7 @@ pub(crate) unsafe fn kernel_f64<const PACKED_B: bool, const ROWS: usize>(
         step(&mut acc, p);
         p += 1;
     }
+    let [alpha, beta] = *coefficients;
     let alpha = _mm256_set1_pd(alpha);
     let scale = |ab: __m256d, old: Option<__m256d>| match old {
         None => _mm256_mul_pd(alpha, ab),
@@ -211,6 +217,16 @@ pub(crate) unsafe fn kernel_f64<const PACKED_B: bool, const ROWS: usize>(
             }
         }
     }
+}
+
+/// `alpha` and `beta` behind a reference the optimiser cannot see through, so that the kernel
+/// reads them after its loop. Held in a register across the loop, they took one of the sixteen
+/// that the twelve accumulators, two loads of `b` and a broadcast of `a` need, and LLVM spilled
+/// an accumulator to the stack instead: a store and a load in every round of four steps. Out of
+/// the registers, the loop runs without touching the stack: 82 → 88 GFLOP/s on one Zen 3 core
+/// at 512³ and 1024³ (the two binaries alternated).
+fn out_of_registers<T>(coefficients: &[T; 2]) -> &[T; 2] {
+    std::hint::black_box(coefficients)
 }
 
 /// A mask of eight 32-bit lanes, set for the lanes `< n`.
