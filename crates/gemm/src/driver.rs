@@ -10,6 +10,7 @@
 //! whatever the split. The tasks share nothing, so they never wait for one another.
 
 use std::cell::RefCell;
+use std::ops::Range;
 use std::thread::LocalKey;
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
@@ -100,9 +101,72 @@ impl Path {
     }
 }
 
-/// `c = alpha·a·b + beta·c` on the given kernel; the shapes are already checked.
-/// `c = alpha·a·b + beta·c` on at most `max_threads` of the pool's threads (1: on the calling
-/// thread alone).
+/// A vector added to `c` after the product, one element per column of `c` (a dense layer's
+/// bias, added to every row) or, once the product is computed transposed, one per row.
+#[derive(Clone, Copy)]
+pub(crate) struct Bias<'v, E> {
+    values: &'v [E],
+    per_column: bool,
+}
+
+impl<'v, E: Sealed> Bias<'v, E> {
+    /// `values[j]` added to column `j` of `c`.
+    pub(crate) fn per_column(values: &'v [E]) -> Self {
+        Bias {
+            values,
+            per_column: true,
+        }
+    }
+
+    /// The same bias for `cᵀ`: one element per row.
+    fn transposed(self) -> Self {
+        Bias {
+            per_column: !self.per_column,
+            ..self
+        }
+    }
+
+    /// The parts of the bias for the two parts of `c` split at `mid` along `axis`.
+    fn split(self, axis: Axis, mid: usize) -> (Self, Self) {
+        if (axis == Axis(1)) == self.per_column {
+            let (left, right) = self.values.split_at(mid);
+            (
+                Bias {
+                    values: left,
+                    ..self
+                },
+                Bias {
+                    values: right,
+                    ..self
+                },
+            )
+        } else {
+            (self, self)
+        }
+    }
+
+    /// Adds the bias to `c[rows, cols]`, whose product is final: the same rounding as adding it
+    /// to the finished `c` in a pass of its own, while these elements are still in L1.
+    fn add_to(self, c: &mut ArrayViewMut2<'_, E>, rows: Range<usize>, cols: Range<usize>) {
+        let mut block = c.slice_mut(s![rows.clone(), cols.clone()]);
+        if self.per_column {
+            let bias = &self.values[cols];
+            for mut row in block.rows_mut() {
+                for (x, &b) in row.iter_mut().zip(bias) {
+                    *x = *x + b;
+                }
+            }
+        } else {
+            for (mut row, &b) in block.rows_mut().into_iter().zip(&self.values[rows]) {
+                row.map_inplace(|x| *x = *x + b);
+            }
+        }
+    }
+}
+
+/// `c = alpha·a·b + beta·c`, then `+ bias` when there is one, on at most `max_threads` of the
+/// pool's threads (1: on the calling thread alone); the shapes are already checked.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm<E: Sealed>(
     path: Path,
     max_threads: usize,
@@ -110,6 +174,7 @@ pub(crate) fn gemm<E: Sealed>(
     a: ArrayView2<'_, E>,
     b: ArrayView2<'_, E>,
     beta: E,
+    bias: Option<Bias<'_, E>>,
     c: ArrayViewMut2<'_, E>,
 ) {
     let (m, k) = a.dim();
@@ -118,22 +183,27 @@ pub(crate) fn gemm<E: Sealed>(
         return;
     }
     if k == 0 || alpha == E::ZERO {
-        scale(beta, c);
+        let mut c = c;
+        scale(beta, c.view_mut());
+        if let Some(bias) = bias {
+            bias.add_to(&mut c, 0..m, 0..n);
+        }
         return;
     }
     // Which way round to compute: `c = a·b`, or `cᵀ = bᵀ·aᵀ` (every element sums the same
     // products in the same order either way, so the result is the same).
     let column_major_c = c.strides()[1] != 1 && c.strides()[0] == 1;
-    let (a, b, c, m, n) = if wants_transpose::<E>(path, m, n, column_major_c) {
+    let (a, b, c, bias, m, n) = if wants_transpose::<E>(path, m, n, column_major_c) {
         (
             b.reversed_axes(),
             a.reversed_axes(),
             c.reversed_axes(),
+            bias.map(Bias::transposed),
             n,
             m,
         )
     } else {
-        (a, b, c, m, n)
+        (a, b, c, bias, m, n)
     };
     let macs = m.saturating_mul(n).saturating_mul(k);
     let threads = if macs < PARALLEL_MIN_MACS && m.saturating_mul(n) < PARALLEL_MIN_OUTPUTS {
@@ -146,9 +216,9 @@ pub(crate) fn gemm<E: Sealed>(
     if threads > 1 && rayon::current_thread_index().is_none() {
         // From outside the pool every `rayon::join` would inject a job through rayon's global
         // queue, which allocates a block every 63 jobs: enter the pool once instead.
-        return rayon::scope(|_| blocked(path, b_in_place, alpha, a, b, beta, c, threads));
+        return rayon::scope(|_| blocked(path, b_in_place, alpha, a, b, beta, bias, c, threads));
     }
-    blocked(path, b_in_place, alpha, a, b, beta, c, threads);
+    blocked(path, b_in_place, alpha, a, b, beta, bias, c, threads);
 }
 
 /// Whether to compute `cᵀ = bᵀ·aᵀ` rather than `c = a·b` (`c` being `m × n`).
@@ -184,9 +254,17 @@ fn blocked<E: Sealed>(
     a: ArrayView2<'_, E>,
     b: ArrayView2<'_, E>,
     beta: E,
+    bias: Option<Bias<'_, E>>,
     c: ArrayViewMut2<'_, E>,
     threads: usize,
 ) {
+    let split = |axis, mid| match bias {
+        Some(bias) => {
+            let (left, right) = bias.split(axis, mid);
+            (Some(left), Some(right))
+        }
+        None => (None, None),
+    };
     let (m, n) = c.dim();
     let row_panels = m.div_ceil(E::MR);
     let col_panels = n.div_ceil(E::NR);
@@ -197,20 +275,46 @@ fn blocked<E: Sealed>(
         let mid = (col_panels * left / threads).max(1) * E::NR;
         let (b0, b1) = b.split_at(Axis(1), mid);
         let (c0, c1) = c.split_at(Axis(1), mid);
+        let (bias0, bias1) = split(Axis(1), mid);
         rayon::join(
-            || blocked(path, b_in_place, alpha, a, b0, beta, c0, left),
-            || blocked(path, b_in_place, alpha, a, b1, beta, c1, threads - left),
+            || blocked(path, b_in_place, alpha, a, b0, beta, bias0, c0, left),
+            || {
+                blocked(
+                    path,
+                    b_in_place,
+                    alpha,
+                    a,
+                    b1,
+                    beta,
+                    bias1,
+                    c1,
+                    threads - left,
+                )
+            },
         );
     } else if threads > 1 && row_panels >= 2 {
         let mid = (row_panels * left / threads).max(1) * E::MR;
         let (a0, a1) = a.split_at(Axis(0), mid);
         let (c0, c1) = c.split_at(Axis(0), mid);
+        let (bias0, bias1) = split(Axis(0), mid);
         rayon::join(
-            || blocked(path, b_in_place, alpha, a0, b, beta, c0, left),
-            || blocked(path, b_in_place, alpha, a1, b, beta, c1, threads - left),
+            || blocked(path, b_in_place, alpha, a0, b, beta, bias0, c0, left),
+            || {
+                blocked(
+                    path,
+                    b_in_place,
+                    alpha,
+                    a1,
+                    b,
+                    beta,
+                    bias1,
+                    c1,
+                    threads - left,
+                )
+            },
         );
     } else {
-        serial(path, b_in_place, alpha, a, b, beta, c);
+        serial(path, b_in_place, alpha, a, b, beta, bias, c);
     }
 }
 
@@ -221,6 +325,10 @@ fn blocked<E: Sealed>(
 /// packed. Packing pays for itself by reuse: a packed element of `b` is read by `m / MR` tiles,
 /// and for a product of a few rows (a training step at batch 32: 32×64·64×128, 32×128·128×10)
 /// copying it cost as much as those reads saved. The kernel does the same operations either way.
+///
+/// A bias is added panel by panel after the last block of `k`, to the `m_block × NR` elements
+/// the kernel has just finished.
+#[allow(clippy::too_many_arguments)]
 fn serial<E: Sealed>(
     path: Path,
     b_in_place: bool,
@@ -228,6 +336,7 @@ fn serial<E: Sealed>(
     a: ArrayView2<'_, E>,
     b: ArrayView2<'_, E>,
     beta: E,
+    bias: Option<Bias<'_, E>>,
     mut c: ArrayViewMut2<'_, E>,
 ) {
     let (m, k) = a.dim();
@@ -284,6 +393,11 @@ fn serial<E: Sealed>(
                             };
                             for (ir, a_panel) in a_packed.chunks_exact(kc * E::MR).enumerate() {
                                 tile(job, a_panel, b_panel, &mut c, ic + ir * E::MR, j0);
+                            }
+                            if let Some(bias) = bias
+                                && pc + kc == k
+                            {
+                                bias.add_to(&mut c, ic..ic + mc, j0..n.min(j0 + E::NR));
                             }
                         }
                     }
@@ -372,6 +486,7 @@ mod tests {
                 a.view(),
                 b.view(),
                 0.0,
+                None,
                 c.view_mut(),
             );
             assert_eq!(c, naive_matmul(a.view(), b.view()), "{m}x{k}x{n}");
@@ -385,6 +500,7 @@ mod tests {
                 b32.t(),
                 a32.t(),
                 1.0,
+                None,
                 c32.view_mut().reversed_axes(),
             );
             let want = naive_matmul(a.view(), b.view()).mapv(|x| (2.0 * x + 1.0) as f32);

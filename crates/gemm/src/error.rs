@@ -12,6 +12,8 @@ pub struct GemmError {
     pub b: [usize; 2],
     /// The shape of `c`.
     pub c: [usize; 2],
+    /// The length of the bias, for [`gemm_bias`](crate::gemm_bias) (it must be `n`).
+    pub bias: Option<usize>,
 }
 
 impl GemmError {
@@ -21,22 +23,36 @@ impl GemmError {
         b: (usize, usize),
         c: (usize, usize),
     ) -> Result<(), GemmError> {
-        if a.1 == b.0 && c == (a.0, b.1) {
+        Self::check_bias(a, b, c, None)
+    }
+
+    /// [`check`](GemmError::check), and that a bias of `bias` elements has one per column.
+    pub(crate) fn check_bias(
+        a: (usize, usize),
+        b: (usize, usize),
+        c: (usize, usize),
+        bias: Option<usize>,
+    ) -> Result<(), GemmError> {
+        if a.1 == b.0 && c == (a.0, b.1) && bias.is_none_or(|len| len == b.1) {
             Ok(())
         } else {
             Err(GemmError {
                 a: [a.0, a.1],
                 b: [b.0, b.1],
                 c: [c.0, c.1],
+                bias,
             })
         }
     }
 
-    fn reason(&self) -> &'static str {
+    fn reason(&self) -> String {
         if self.a[1] != self.b[0] {
-            "the inner dimensions differ"
+            "the inner dimensions differ".into()
+        } else if self.c != [self.a[0], self.b[1]] {
+            "c does not have the product's shape".into()
         } else {
-            "c does not have the product's shape"
+            let len = self.bias.unwrap_or_default();
+            format!("the bias has {len} elements, not one per column of c")
         }
     }
 }
@@ -45,12 +61,13 @@ impl fmt::Display for GemmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "gemm: cannot multiply a {:?} by b {:?} into c {:?}: {}",
-            self.a,
-            self.b,
-            self.c,
-            self.reason()
-        )
+            "gemm: cannot multiply a {:?} by b {:?} into c {:?}",
+            self.a, self.b, self.c
+        )?;
+        if let Some(len) = self.bias {
+            write!(f, " with a bias [{len}]")?;
+        }
+        write!(f, ": {}", self.reason())
     }
 }
 

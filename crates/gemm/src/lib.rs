@@ -131,7 +131,7 @@ pub fn gemm_with<E: GemmScalar>(
     c: ArrayViewMut2<'_, E>,
 ) -> Result<(), GemmError> {
     GemmError::check(a.dim(), b.dim(), c.dim())?;
-    driver::gemm(kernel.0, usize::MAX, alpha, a, b, beta, c);
+    driver::gemm(kernel.0, usize::MAX, alpha, a, b, beta, None, c);
     Ok(())
 }
 
@@ -164,7 +164,56 @@ pub fn gemm_serial<E: GemmScalar>(
     c: ArrayViewMut2<'_, E>,
 ) -> Result<(), GemmError> {
     GemmError::check(a.dim(), b.dim(), c.dim())?;
-    driver::gemm(Kernel::default().0, 1, alpha, a, b, beta, c);
+    driver::gemm(Kernel::default().0, 1, alpha, a, b, beta, None, c);
+    Ok(())
+}
+
+/// `c = alpha·a·b + beta·c + bias`, `bias[j]` added to every element of column `j` of `c`: a
+/// dense layer's `x·W + b`. The bias is added to each part of `c` as soon as its product is
+/// final, while it is still in the core's cache, rather than in a second pass over `c`, with
+/// the same rounding: the bits of [`gemm`] followed by adding `bias` to every row. In parallel
+/// as [`gemm`], with the same bits on any number of threads.
+///
+/// ```
+/// use ndarray::{Array2, array};
+/// use wengert_gemm::gemm_bias;
+///
+/// let x = array![[1.0f32, 2.0], [3.0, 4.0]];
+/// let w = array![[1.0f32, 0.0, 1.0], [0.0, 1.0, 1.0]];
+/// let mut y = Array2::zeros((2, 3));
+/// gemm_bias(1.0, x.view(), w.view(), 0.0, &[0.5, -0.5, 0.0], y.view_mut()).unwrap();
+/// assert_eq!(y, array![[1.5, 1.5, 3.0], [3.5, 3.5, 7.0]]);
+///
+/// let err = gemm_bias(1.0, x.view(), w.view(), 0.0, &[0.5], y.view_mut()).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "gemm: cannot multiply a [2, 2] by b [2, 3] into c [2, 3] with a bias [1]: \
+///      the bias has 1 elements, not one per column of c"
+/// );
+/// ```
+///
+/// # Errors
+/// As [`gemm`], and when `bias` does not have one element per column of `c`.
+pub fn gemm_bias<E: GemmScalar>(
+    alpha: E,
+    a: ArrayView2<'_, E>,
+    b: ArrayView2<'_, E>,
+    beta: E,
+    bias: &[E],
+    c: ArrayViewMut2<'_, E>,
+) -> Result<(), GemmError> {
+    GemmError::check_bias(a.dim(), b.dim(), c.dim(), Some(bias.len()))?;
+    let bias = driver::Bias::per_column(bias);
+    driver::gemm(
+        Kernel::default().0,
+        usize::MAX,
+        alpha,
+        a,
+        b,
+        beta,
+        Some(bias),
+        c,
+    );
     Ok(())
 }
 

@@ -16,7 +16,8 @@ fn a_mismatched_inner_dimension_is_an_error_naming_the_shapes() {
         GemmError {
             a: [2, 3],
             b: [4, 5],
-            c: [2, 5]
+            c: [2, 5],
+            bias: None,
         }
     );
     assert_eq!(

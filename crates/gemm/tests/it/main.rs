@@ -3,6 +3,7 @@
 //! (The allocation count lives in its own binary, `tests/alloc.rs`: its counting allocator must
 //! not see other tests' threads.)
 
+mod bias;
 mod common;
 mod determinism;
 mod edges;
