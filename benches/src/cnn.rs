@@ -72,12 +72,10 @@ impl TapeCnn {
         }
         h = tape.flatten(h, 1, 3)?;
         let (w, b) = self.layers[2];
-        let z = tape.matmul(h, w)?;
-        let z = tape.add(z, b)?;
+        let z = tape.linear(h, w, b)?;
         h = tape.relu(z)?;
         let (w, b) = self.layers[3];
-        let z = tape.matmul(h, w)?;
-        tape.add(z, b)
+        tape.linear(h, w, b)
     }
 
     /// One training step on `x` (`batch` images, NCHW) and `labels`; returns the loss.

@@ -272,15 +272,14 @@ pub(crate) fn forward_on(
     let mut h = tape.input(Shaped(&[batch, inputs], x))?;
     let last = layers.len() - 1;
     for (l, &(w, b)) in layers.iter().enumerate() {
-        let z = tape.matmul(h, w)?;
-        let z = tape.add(z, b)?;
+        let z = tape.linear(h, w, b)?;
         h = if l < last { tape.relu(z)? } else { z };
     }
     Ok(h)
 }
 
 /// The network through the handle API, as a user writes it: a [`Graph`] holding the
-/// parameters before a mark, and every step `x.matmul(&w)?.add(&b)?.relu()?`, `backward`, and
+/// parameters before a mark, and every step `x.linear(&w, &b)?.relu()?`, `backward`, and
 /// the update through the graph's tape. Measured beside [`TapeMlp`] to show what the handles
 /// cost on W2 (issue 14's target: the same figures as the plain tape methods).
 #[derive(Debug)]
@@ -319,7 +318,7 @@ impl GraphMlp {
         let mut h = g.input(Shaped(&[batch, self.inputs], x))?;
         let last = self.layers.len() - 1;
         for (l, &(w, b)) in self.layers.iter().enumerate() {
-            let z = h.matmul(&g.var(w)?)?.add(&g.var(b)?)?;
+            let z = h.linear(&g.var(w)?, &g.var(b)?)?;
             h = if l < last { z.relu()? } else { z };
         }
         let loss = h.cross_entropy(&g.labels(labels)?)?;

@@ -9,13 +9,13 @@
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m256, __m256d, __m256i, _MM_HINT_T0, _mm_prefetch, _mm256_broadcast_sd, _mm256_broadcast_ss,
-    _mm256_cmpgt_epi32, _mm256_cmpgt_epi64, _mm256_fmadd_pd, _mm256_fmadd_ps, _mm256_loadu_pd,
-    _mm256_loadu_ps, _mm256_maskload_pd, _mm256_maskload_ps, _mm256_maskstore_pd,
-    _mm256_maskstore_ps, _mm256_mul_pd, _mm256_mul_ps, _mm256_permute2f128_ps, _mm256_set1_epi32,
-    _mm256_set1_epi64x, _mm256_set1_pd, _mm256_set1_ps, _mm256_setr_epi32, _mm256_setr_epi64x,
-    _mm256_setzero_pd, _mm256_setzero_ps, _mm256_shuffle_ps, _mm256_storeu_pd, _mm256_storeu_ps,
-    _mm256_unpackhi_ps, _mm256_unpacklo_ps,
+    __m256, __m256d, __m256i, _MM_HINT_T0, _mm_prefetch, _mm256_add_pd, _mm256_add_ps,
+    _mm256_broadcast_sd, _mm256_broadcast_ss, _mm256_cmpgt_epi32, _mm256_cmpgt_epi64,
+    _mm256_fmadd_pd, _mm256_fmadd_ps, _mm256_loadu_pd, _mm256_loadu_ps, _mm256_maskload_pd,
+    _mm256_maskload_ps, _mm256_maskstore_pd, _mm256_maskstore_ps, _mm256_mul_pd, _mm256_mul_ps,
+    _mm256_permute2f128_ps, _mm256_set1_epi32, _mm256_set1_epi64x, _mm256_set1_pd, _mm256_set1_ps,
+    _mm256_setr_epi32, _mm256_setr_epi64x, _mm256_setzero_pd, _mm256_setzero_ps, _mm256_shuffle_ps,
+    _mm256_storeu_pd, _mm256_storeu_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
 };
 
 const MR: usize = 6;
@@ -33,6 +33,21 @@ pub struct Dst<T> {
     pub rows: usize,
     /// Columns in the tile, at most `NR`.
     pub cols: usize,
+    /// Added to the tile after `alpha·ab + beta·c`.
+    pub addend: Addend<T>,
+}
+
+/// What a kernel adds to its tile once `alpha·ab + beta·c` is computed, rounding once more (a
+/// bias): the bits of adding it in a pass over `c` afterwards, without the pass.
+/// (Public only to appear in the sealed trait's signature; the module is private.)
+#[derive(Clone, Copy)]
+pub enum Addend<T> {
+    /// Nothing.
+    Nothing,
+    /// `ptr[j]` to every element of the tile's column `j`.
+    Columns(*const T),
+    /// `ptr[i]` to every element of the tile's row `i`.
+    Rows(*const T),
 }
 
 /// Where a kernel reads `b`: element `(p, j)` (step `p` of `k`, column `j` of the tile) at
@@ -65,6 +80,8 @@ pub struct SrcB<T> {
 ///   reading (`rs = 16` with `PACKED_B`, `b.rs` without).
 /// - `c.rows ≤ ROWS ≤ 6`, `c.cols ≤ 16`, and for every row `i < c.rows` the `c.cols` elements from
 ///   `c.ptr + i·c.rsc` are valid for reading and writing, with no other reference to them alive.
+/// - `c.addend` is `Columns(p)` with `c.cols` elements readable from `p`, `Rows(p)` with
+///   `c.rows` elements readable from `p`, or `Nothing`.
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn kernel_f32<const PACKED_B: bool, const ROWS: usize>(
     kc: usize,
@@ -127,13 +144,28 @@ pub(crate) unsafe fn kernel_f32<const PACKED_B: bool, const ROWS: usize>(
             // the contract makes readable, writable and unaliased.
             unsafe {
                 let ptr = c.ptr.offset(i as isize * c.rsc).add(h * 8);
+                // The addend's lanes for this vector: its columns (the same elements as the
+                // row's, readable by the contract), or row i's element broadcast.
+                let addend = |mask: Option<__m256i>| match c.addend {
+                    Addend::Nothing => None,
+                    Addend::Columns(p) => Some(match mask {
+                        None => _mm256_loadu_ps(p.add(h * 8)),
+                        Some(mask) => _mm256_maskload_ps(p.add(h * 8), mask),
+                    }),
+                    Addend::Rows(p) => Some(_mm256_broadcast_ss(&*p.add(i))),
+                };
+                let plus = |v: __m256, add: Option<__m256>| match add {
+                    None => v,
+                    // `+ 0` would turn a -0 into +0: only an addend is added.
+                    Some(add) => _mm256_add_ps(v, add),
+                };
                 if cols == 8 {
                     let old = (beta != 0.0).then(|| _mm256_loadu_ps(ptr));
-                    _mm256_storeu_ps(ptr, scale(ab, old));
+                    _mm256_storeu_ps(ptr, plus(scale(ab, old), addend(None)));
                 } else {
                     let mask = lanes_below_32(cols);
                     let old = (beta != 0.0).then(|| _mm256_maskload_ps(ptr, mask));
-                    _mm256_maskstore_ps(ptr, mask, scale(ab, old));
+                    _mm256_maskstore_ps(ptr, mask, plus(scale(ab, old), addend(Some(mask))));
                 }
             }
         }
@@ -206,13 +238,25 @@ pub(crate) unsafe fn kernel_f64<const PACKED_B: bool, const ROWS: usize>(
             // the contract makes readable, writable and unaliased.
             unsafe {
                 let ptr = c.ptr.offset(i as isize * c.rsc).add(h * 4);
+                let addend = |mask: Option<__m256i>| match c.addend {
+                    Addend::Nothing => None,
+                    Addend::Columns(p) => Some(match mask {
+                        None => _mm256_loadu_pd(p.add(h * 4)),
+                        Some(mask) => _mm256_maskload_pd(p.add(h * 4), mask),
+                    }),
+                    Addend::Rows(p) => Some(_mm256_broadcast_sd(&*p.add(i))),
+                };
+                let plus = |v: __m256d, add: Option<__m256d>| match add {
+                    None => v,
+                    Some(add) => _mm256_add_pd(v, add),
+                };
                 if cols == 4 {
                     let old = (beta != 0.0).then(|| _mm256_loadu_pd(ptr));
-                    _mm256_storeu_pd(ptr, scale(ab, old));
+                    _mm256_storeu_pd(ptr, plus(scale(ab, old), addend(None)));
                 } else {
                     let mask = lanes_below_64(cols);
                     let old = (beta != 0.0).then(|| _mm256_maskload_pd(ptr, mask));
-                    _mm256_maskstore_pd(ptr, mask, scale(ab, old));
+                    _mm256_maskstore_pd(ptr, mask, plus(scale(ab, old), addend(Some(mask))));
                 }
             }
         }

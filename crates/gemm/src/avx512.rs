@@ -9,13 +9,13 @@
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m512, __m512d, __mmask8, __mmask16, _mm512_fmadd_pd, _mm512_fmadd_ps, _mm512_loadu_pd,
-    _mm512_loadu_ps, _mm512_mask_storeu_pd, _mm512_mask_storeu_ps, _mm512_maskz_loadu_pd,
-    _mm512_maskz_loadu_ps, _mm512_mul_pd, _mm512_mul_ps, _mm512_set1_pd, _mm512_set1_ps,
-    _mm512_setzero_pd, _mm512_setzero_ps,
+    __m512, __m512d, __mmask8, __mmask16, _mm512_add_pd, _mm512_add_ps, _mm512_fmadd_pd,
+    _mm512_fmadd_ps, _mm512_loadu_pd, _mm512_loadu_ps, _mm512_mask_storeu_pd,
+    _mm512_mask_storeu_ps, _mm512_maskz_loadu_pd, _mm512_maskz_loadu_ps, _mm512_mul_pd,
+    _mm512_mul_ps, _mm512_set1_pd, _mm512_set1_ps, _mm512_setzero_pd, _mm512_setzero_ps,
 };
 
-use crate::avx2::{Dst, SrcB, prefetch_tile};
+use crate::avx2::{Addend, Dst, SrcB, prefetch_tile};
 
 const MR: usize = 6;
 
@@ -83,6 +83,13 @@ pub(crate) unsafe fn kernel_f32<const PACKED_B: bool, const ROWS: usize>(
                 };
                 _mm512_fmadd_ps(alpha, ab, _mm512_mul_ps(_mm512_set1_ps(beta), old))
             };
+            // The addend's lanes: its first c.cols elements (readable by the contract), or
+            // row i's element broadcast.
+            let out = match c.addend {
+                Addend::Nothing => out,
+                Addend::Columns(p) => _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask, p)),
+                Addend::Rows(p) => _mm512_add_ps(out, _mm512_set1_ps(*p.add(i))),
+            };
             _mm512_mask_storeu_ps(ptr, mask, out);
         }
     }
@@ -148,6 +155,11 @@ pub(crate) unsafe fn kernel_f64<const PACKED_B: bool, const ROWS: usize>(
                     _mm512_maskz_loadu_pd(mask, ptr)
                 };
                 _mm512_fmadd_pd(alpha, ab, _mm512_mul_pd(_mm512_set1_pd(beta), old))
+            };
+            let out = match c.addend {
+                Addend::Nothing => out,
+                Addend::Columns(p) => _mm512_add_pd(out, _mm512_maskz_loadu_pd(mask, p)),
+                Addend::Rows(p) => _mm512_add_pd(out, _mm512_set1_pd(*p.add(i))),
             };
             _mm512_mask_storeu_pd(ptr, mask, out);
         }

@@ -145,8 +145,15 @@ impl<'v, E: Sealed> Bias<'v, E> {
         }
     }
 
-    /// Adds the bias to `c[rows, cols]`, whose product is final: the same rounding as adding it
-    /// to the finished `c` in a pass of its own, while these elements are still in L1.
+    /// The part of the bias for the tile `c[rows, cols]` (its columns' elements, or its rows'),
+    /// and whether it goes by columns.
+    pub(crate) fn tile(self, rows: Range<usize>, cols: Range<usize>) -> (&'v [E], bool) {
+        let range = if self.per_column { cols } else { rows };
+        (&self.values[range], self.per_column)
+    }
+
+    /// Adds the bias to `c[rows, cols]` in a pass of its own (a product with nothing to
+    /// multiply: the kernel never runs).
     fn add_to(self, c: &mut ArrayViewMut2<'_, E>, rows: Range<usize>, cols: Range<usize>) {
         let mut block = c.slice_mut(s![rows.clone(), cols.clone()]);
         if self.per_column {
@@ -326,8 +333,7 @@ fn blocked<E: Sealed>(
 /// and for a product of a few rows (a training step at batch 32: 32×64·64×128, 32×128·128×10)
 /// copying it cost as much as those reads saved. The kernel does the same operations either way.
 ///
-/// A bias is added panel by panel after the last block of `k`, to the `m_block × NR` elements
-/// the kernel has just finished.
+/// A bias is added by the kernel of the last block of `k`, to each tile before it is stored.
 #[allow(clippy::too_many_arguments)]
 fn serial<E: Sealed>(
     path: Path,
@@ -374,6 +380,7 @@ fn serial<E: Sealed>(
                         kc,
                         alpha,
                         beta: if pc == 0 { beta } else { E::ONE },
+                        bias: if pc + kc == k { bias } else { None },
                     };
                     for ic in (0..m).step_by(m_block) {
                         let mc = m_block.min(m - ic);
@@ -393,11 +400,6 @@ fn serial<E: Sealed>(
                             };
                             for (ir, a_panel) in a_packed.chunks_exact(kc * E::MR).enumerate() {
                                 tile(job, a_panel, b_panel, &mut c, ic + ir * E::MR, j0);
-                            }
-                            if let Some(bias) = bias
-                                && pc + kc == k
-                            {
-                                bias.add_to(&mut c, ic..ic + mc, j0..n.min(j0 + E::NR));
                             }
                         }
                     }

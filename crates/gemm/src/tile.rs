@@ -6,19 +6,21 @@
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder, s};
 
 #[cfg(target_arch = "x86_64")]
-use crate::avx2::{Dst, SrcB};
-use crate::driver::Path;
+use crate::avx2::{Addend, Dst, SrcB};
+use crate::driver::{Bias, Path};
 use crate::scalar::TILE_MAX;
 use crate::scalar::private::Sealed;
 
 /// What every tile of one block shares.
 #[derive(Clone, Copy)]
-pub(crate) struct TileJob<E> {
+pub(crate) struct TileJob<'b, E> {
     pub(crate) path: Path,
     pub(crate) kc: usize,
     pub(crate) alpha: E,
     /// `beta` for the first block of `k`, 1 for the others (they add to what the first wrote).
     pub(crate) beta: E,
+    /// The bias, added by the last block of `k` (the others have none).
+    pub(crate) bias: Option<Bias<'b, E>>,
 }
 
 /// A panel of `b` (`kc × NR`) as one tile reads it.
@@ -37,7 +39,7 @@ pub(crate) enum PanelB<'p, E> {
 /// `c[i0.., j0..] = alpha·(a·b) + beta·c[i0.., j0..]` for the tile of at most `MR × NR` elements
 /// there, with `a` a packed panel of depth `job.kc`.
 pub(crate) fn tile<E: Sealed>(
-    job: TileJob<E>,
+    job: TileJob<'_, E>,
     a: &[E],
     b: PanelB<'_, E>,
     c: &mut ArrayViewMut2<'_, E>,
@@ -48,6 +50,8 @@ pub(crate) fn tile<E: Sealed>(
     let nr = E::NR.min(c.ncols() - j0);
     let kc = job.kc;
     assert!(a.len() >= kc * E::MR);
+    // This tile's part of the bias: `nr` elements for its columns, or `mr` for its rows.
+    let bias = job.bias.map(|bias| bias.tile(i0..i0 + mr, j0..j0 + nr));
     #[cfg(target_arch = "x86_64")]
     if job.path != Path::Portable {
         // Where the kernel reads `b`, checked here for the SAFETY comment below.
@@ -92,7 +96,13 @@ pub(crate) fn tile<E: Sealed>(
         if c.strides()[1] == 1 {
             // Rows i0..i0+mr and columns j0..j0+nr are inside `c` (mr and nr are clipped to its
             // shape), whose columns are contiguous, so each tile row is nr elements from
-            // `ptr + i·rsc`; `c` is borrowed mutably, so nothing else aliases them.
+            // `ptr + i·rsc`; `c` is borrowed mutably, so nothing else aliases them. The
+            // addend's slice holds nr elements for columns, mr for rows (`Bias::tile`).
+            let addend = match bias {
+                None => Addend::Nothing,
+                Some((values, true)) => Addend::Columns(values.as_ptr()),
+                Some((values, false)) => Addend::Rows(values.as_ptr()),
+            };
             kernel(Dst {
                 ptr: c
                     .get_mut_ptr((i0, j0))
@@ -100,16 +110,18 @@ pub(crate) fn tile<E: Sealed>(
                 rsc: c.strides()[0],
                 rows: mr,
                 cols: nr,
+                addend,
             });
         } else {
             // Columns that are not contiguous: through an MR × NR buffer, a local borrowed by
             // no one, each of whose mr ≤ MR rows is NR elements from `buf + i·NR`.
-            through_buffer(job.beta, c, i0, j0, |buf| {
+            through_buffer(job.beta, bias, c, i0, j0, |buf| {
                 kernel(Dst {
                     ptr: buf.as_mut_ptr(),
                     rsc: E::NR as isize,
                     rows: mr,
                     cols: E::NR,
+                    addend: Addend::Nothing,
                 })
             });
         }
@@ -118,15 +130,17 @@ pub(crate) fn tile<E: Sealed>(
     let PanelB::Packed(b) = b else {
         unreachable!("`b` in place goes to the AVX2 kernel only")
     };
-    through_buffer(job.beta, c, i0, j0, |buf| {
+    through_buffer(job.beta, bias, c, i0, j0, |buf| {
         E::kernel_portable(kc, a, b, job.alpha, job.beta, buf)
     });
 }
 
 /// Runs `kernel` on an `MR × NR` row-major buffer holding the tile of `c` at `(i0, j0)` (when
-/// `beta` is not 0: the kernel reads it then), and copies the tile back into `c`.
+/// `beta` is not 0: the kernel reads it then), adds the tile's bias (`(values, per_column)`)
+/// if any, and copies the tile back into `c`.
 fn through_buffer<E: Sealed>(
     beta: E,
+    bias: Option<(&[E], bool)>,
     c: &mut ArrayViewMut2<'_, E>,
     i0: usize,
     j0: usize,
@@ -142,6 +156,13 @@ fn through_buffer<E: Sealed>(
         buf_view.assign(&c_tile);
     }
     kernel(&mut buf);
+    if let Some((values, per_column)) = bias {
+        for (i, row) in buf.chunks_exact_mut(E::NR).take(mr).enumerate() {
+            for (j, x) in row[..nr].iter_mut().enumerate() {
+                *x = *x + if per_column { values[j] } else { values[i] };
+            }
+        }
+    }
     let buf_view = ArrayView2::from_shape((mr, nr).strides((E::NR, 1)), &buf[..])
         .expect("an MR × NR tile fits the buffer");
     c_tile.assign(&buf_view);

@@ -212,6 +212,7 @@ pub(crate) fn op_to_file(node: u32, op: &Op) -> Result<OpV2> {
         Op::AdaptiveAvgPool2dGrad(size) => OpV2::AdaptiveAvgPool2dGrad {
             size: size.map(|v| v as u64),
         },
+        Op::Linear => OpV2::Linear,
     })
 }
 
@@ -533,6 +534,7 @@ pub(crate) fn op_from_file(node: u32, op: &OpV2) -> Result<Op> {
         OpV2::AdaptiveAvgPool2dGrad { size } => {
             Op::AdaptiveAvgPool2dGrad(file_pair(node, "adaptive_avg_pool2d_grad", "size", size)?)
         }
+        OpV2::Linear => Op::Linear,
         OpV2::WeightedLoss(loss) => {
             let loss = loss_from_file(loss);
             if !loss.takes_weight() {
@@ -1089,6 +1091,7 @@ mod tests {
                 gamma: true,
                 beta: false,
             },
+            Op::Linear,
         ]);
         ops
     }
@@ -1315,6 +1318,7 @@ mod tests {
             beta: true,
         };
         assert_eq!(tag(op_to_file(0, &batch_norm).unwrap()), 81);
+        assert_eq!(tag(op_to_file(0, &Op::Linear).unwrap()), 82);
     }
 
     #[test]

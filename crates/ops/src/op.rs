@@ -262,6 +262,12 @@ pub enum Op {
     AvgPool2dGrad(Pool2dArgs),
     /// `adaptive_avg_pool2d`'s VJP, as [`AvgPool2dGrad`](Op::AvgPool2dGrad) for its windows.
     AdaptiveAvgPool2dGrad([usize; 2]),
+    /// A dense layer's affine map `x·W + b` (`F.linear` with the weight stored `[in, out]`):
+    /// x `[m, k]`, W `[k, n]` and b `[n]` (inputs 0-2) give `[m, n]`. The bias is added to
+    /// each part of the product as soon as it is final, while it is in cache (one pass over
+    /// the output instead of two), with the bits of `add(matmul(x, W), b)`, gradients
+    /// included.
+    Linear,
 }
 
 impl Op {
@@ -313,6 +319,7 @@ impl Op {
             Op::MaxPool2dSelect(_) => "max_pool2d_select",
             Op::AvgPool2dGrad(_) => "avg_pool2d_grad",
             Op::AdaptiveAvgPool2dGrad(_) => "adaptive_avg_pool2d_grad",
+            Op::Linear => "linear",
         }
     }
 
@@ -321,7 +328,7 @@ impl Op {
     #[inline]
     pub fn arity(&self) -> usize {
         match self {
-            Op::Where | Op::WeightedLoss(_) => 3,
+            Op::Where | Op::WeightedLoss(_) | Op::Linear => 3,
             Op::LayerNorm { gamma, beta, .. } => norm_inputs(*gamma, *beta),
             Op::BatchNorm {
                 training,
@@ -526,6 +533,7 @@ impl Op {
             }
             Op::Binary(_) => binary::broadcast_shape(op, x, inputs.shape(1)),
             Op::MatMul => matmul::output_shape(x, inputs.shape(1)),
+            Op::Linear => matmul::linear_shape(x, inputs.shape(1), inputs.shape(2)),
             Op::Sum => Ok(Shape::SCALAR),
             Op::Mean => {
                 if x.numel() == 0 {
@@ -706,6 +714,7 @@ impl Op {
             }
             Op::Binary(op) => op.forward_broadcast(inputs.get(0), inputs.get(1), shape, out),
             Op::MatMul => matmul::forward(inputs.get(0), inputs.get(1), out),
+            Op::Linear => matmul::linear(inputs.get(0), inputs.get(1), inputs.get(2), out),
             Op::Sum => out[0] = reduce::sum(x),
             Op::Mean => out[0] = reduce::sum(x) / E::from_usize(x.len()),
             Op::SumAxis { axis, .. } => reduce::sum_axis(inputs.get(0), axis, false, out),
@@ -1105,6 +1114,13 @@ impl Op {
             }
             // C = A·B: dA = dC·Bᵀ, dB = Aᵀ·dC
             Op::MatMul => matmul::vjp(inputs.get(0), inputs.get(1), g, index, gi, ACC),
+            // y = x·W + b: dx = dy·Wᵀ, dW = xᵀ·dy (as matmul), db = Σ_rows dy (as the
+            // broadcast add, which reads only the shapes: the output stands for x·W)
+            Op::Linear if index < 2 => matmul::vjp(inputs.get(0), inputs.get(1), g, index, gi, ACC),
+            Op::Linear => {
+                let pair = [output, inputs.get(2)];
+                BinaryOp::Add.vjp_broadcast::<E, ACC>(&pair, output, g, 1, gi)
+            }
             // y = Σx: dx = dy
             Op::Sum => unary::fill_add::<E, ACC>(gi, g[0]),
             // y = Σx / n: dx = dy / n

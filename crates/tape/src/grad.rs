@@ -250,6 +250,22 @@ impl<E: Float> Tape<E> {
                     self.matmul(at, g)?
                 }
             }
+            // y = x·W + b: dx = dy·Wᵀ, dW = xᵀ·dy, db = Σ_rows dy
+            Op::Linear => {
+                let inputs = self.inputs_of(&node);
+                let (xs, w) = (inputs[0], inputs[1]);
+                match k {
+                    0 => {
+                        let wt = self.transpose(w)?;
+                        self.matmul(g, wt)?
+                    }
+                    1 => {
+                        let xt = self.transpose(xs)?;
+                        self.matmul(xt, g)?
+                    }
+                    _ => self.sum_to(g, x)?,
+                }
+            }
             // y = Σx: dx = dy
             Op::Sum => self.broadcast_like(g, x)?,
             // y = Σx / n: dx = dy / n

@@ -38,6 +38,36 @@ impl<E: Float> Tape<E> {
         self.record_binary(Op::MatMul, a, b)
     }
 
+    /// A dense layer's `x·w + b`: x `[m, k]`, w `[k, n]` and b `[n]` give `[m, n]`, the
+    /// values and gradients of `add(matmul(x, w), b)` bit for bit, in one node. The bias is
+    /// added to each part of the product while the kernel still has it in cache, so the output
+    /// is written once and no `x·w` is kept: one pass over the layer's output fewer than the
+    /// two ops (PyTorch's `addmm`). Shapes that do not fit are `ShapeMismatch` or `WrongRank`,
+    /// naming them.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_tape::Tape;
+    ///
+    /// # fn main() -> wengert_tape::Result<()> {
+    /// let mut tape = Tape::<f64>::new();
+    /// let x = tape.input(array![[1.0, 2.0], [3.0, 4.0]])?;
+    /// let w = tape.parameter(array![[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])?;
+    /// let b = tape.parameter(array![0.5, -0.5, 0.0])?;
+    /// let y = tape.linear(x, w, b)?;
+    /// assert_eq!(tape.data(y)?, &[1.5, 1.5, 3.0, 3.5, 3.5, 7.0]);
+    /// let loss = tape.sum(y)?;
+    /// let grads = tape.backward(loss)?;
+    /// assert_eq!(grads.data(b).unwrap(), &[2.0, 2.0, 2.0]); // one per row
+    /// assert_eq!(grads.data(w).unwrap(), &[4.0, 4.0, 4.0, 6.0, 6.0, 6.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn linear(&mut self, x: NodeId, w: NodeId, b: NodeId) -> Result<NodeId> {
+        self.record_listed(Op::Linear, [x, w, b])
+    }
+
     /// `a + b`, broadcasting as NumPy does (a bias add is `add(xw, b)`).
     ///
     /// ```

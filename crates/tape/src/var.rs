@@ -491,6 +491,7 @@ var_methods! {
     }
     ternary {
         where_cond() "The second handle where this one (a mask) is not 0, else the third.";
+        linear() "This input `[m, k]` times the weight handle `[k, n]` plus the bias handle `[n]`: a dense layer in one node (see `Tape::linear`).";
         binary_cross_entropy_with_logits_weighted(reduction: Reduction)
             "Binary cross-entropy of logits against targets, with a `pos_weight` handle.";
         nll_loss_weighted(ignore_index: Option<i64>, reduction: Reduction)

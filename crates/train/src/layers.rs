@@ -56,8 +56,7 @@ impl<E: Float> Module<E> for Linear<E> {
     ) -> Result<NodeId> {
         let w = params.next()?;
         let b = params.next()?;
-        let xw = tape.matmul(x, w)?;
-        Ok(tape.add(xw, b)?)
+        Ok(tape.linear(x, w, b)?)
     }
 
     fn parameters(&self) -> Vec<ArrayViewD<'_, E>> {

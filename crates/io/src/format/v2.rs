@@ -245,6 +245,9 @@ pub enum OpV2 {
         gamma: bool,
         beta: bool,
     },
+    // From tag 82: the fused dense layer (issue 13).
+    /// `linear`: `x·W + b` (three inputs: x, W and b).
+    Linear,
 }
 
 /// What a [`OpV2::Reduce`] reduces each lane to (`wengert_ops::ReduceOp`'s of the same name).

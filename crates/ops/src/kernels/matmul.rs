@@ -47,6 +47,52 @@ pub fn forward<E: Float>(a: TensorRef<'_, E>, b: TensorRef<'_, E>, out: &mut [E]
     gemm(E::one(), a, b, E::zero(), c);
 }
 
+/// `[m, k]·[k, n] + [n] → [m, n]` (`linear`), or an error naming the shapes that do not fit.
+pub fn linear_shape(x: &Shape, w: &Shape, b: &Shape) -> Result<Shape> {
+    let wrong = |shape: &Shape, expected| Error::WrongRank {
+        op: "linear",
+        expected,
+        shape: *shape,
+    };
+    if x.rank() != 2 {
+        return Err(wrong(x, "2"));
+    }
+    if w.rank() != 2 {
+        return Err(wrong(w, "2"));
+    }
+    if x.dims()[1] != w.dims()[0] {
+        return Err(Error::ShapeMismatch {
+            op: "linear",
+            lhs: *x,
+            rhs: *w,
+        });
+    }
+    let out = Shape::matrix(x.dims()[0], w.dims()[1])?;
+    if b.rank() != 1 || b.dims()[0] != w.dims()[1] {
+        // The bias must have one element per output column.
+        return Err(Error::ShapeMismatch {
+            op: "linear",
+            lhs: out,
+            rhs: *b,
+        });
+    }
+    Ok(out)
+}
+
+/// `out = x·w + b`, `b` added to every row as each part of the product finishes.
+pub fn linear<E: Float>(
+    x: TensorRef<'_, E>,
+    w: TensorRef<'_, E>,
+    b: TensorRef<'_, E>,
+    out: &mut [E],
+) {
+    let (x, w) = (as_matrix(x), as_matrix(w));
+    let c = as_matrix_mut(x.nrows(), w.ncols(), out);
+    if let Err(err) = wengert_gemm::gemm_bias(E::one(), x, w, E::zero(), b.data(), c) {
+        panic!("{err}");
+    }
+}
+
 /// Adds `dC·Bᵀ` (for `index` 0) or `Aᵀ·dC` (for `index` 1) to `gi`, or with `accumulate`
 /// false writes it over whatever `gi` held. Both use transposed views: nothing is copied.
 pub fn vjp<E: Float>(

@@ -17,6 +17,8 @@ pub enum Case {
     /// A two-input elementwise op, through its [`binary_entry`].
     Binary(BinaryOp),
     MatMul,
+    /// `linear(x, w, b)`.
+    Linear,
     Sum,
     Mean,
     SumAxis {
@@ -266,6 +268,7 @@ impl Case {
             }
             Case::Binary(op) => op.name().into(),
             Case::MatMul => "matmul".into(),
+            Case::Linear => "linear".into(),
             Case::Sum => "sum".into(),
             Case::Mean => "mean".into(),
             Case::SumAxis { axis, keep_dim } => format!("sum_axis({axis}, keep_dim={keep_dim})"),
@@ -365,6 +368,7 @@ impl Case {
             Case::Unary(op) => (unary_entry::<E>(*op).1)(tape, p[0]),
             Case::Binary(op) => (binary_entry::<E>(*op).1)(tape, p[0], p[1]),
             Case::MatMul => tape.matmul(p[0], p[1]),
+            Case::Linear => tape.linear(p[0], p[1], p[2]),
             Case::Sum => tape.sum(p[0]),
             Case::Mean => tape.mean(p[0]),
             Case::SumAxis { axis, keep_dim } if *keep_dim => tape.sum_axis_keepdim(p[0], *axis),

@@ -212,6 +212,7 @@ macro_rules! gradgrad_tests {
 
 gradgrad_tests! {
     matmul => s::matmul(),
+    linear => s::linear(),
     sum => s::unary(Case::Sum, s::general()),
     mean => s::unary(Case::Mean, s::general()),
     sum_axis => s::along_axis(false),

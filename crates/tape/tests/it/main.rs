@@ -18,6 +18,7 @@ mod higher_order_rules;
 mod ids;
 mod layers;
 mod leaves;
+mod linear;
 mod losses;
 mod matmul;
 mod network;

@@ -156,6 +156,20 @@ pub fn matmul() -> BoxedStrategy<Problem> {
         .boxed()
 }
 
+/// `[m, k]·[k, n] + [n]`.
+pub fn linear() -> BoxedStrategy<Problem> {
+    (1..=MAX_DIM, 1..=MAX_DIM, 1..=MAX_DIM)
+        .prop_flat_map(|(m, k, n)| {
+            (
+                array(vec![m, k], general()),
+                array(vec![k, n], general()),
+                array(vec![n], general()),
+            )
+        })
+        .prop_map(|(x, w, b)| Problem::new(Case::Linear, vec![x, w, b]))
+        .boxed()
+}
+
 /// A reduction along a drawn axis of a rank 1..=4 array, with `keep_dim` drawn.
 pub fn along_axis(mean: bool) -> BoxedStrategy<Problem> {
     dims(1..=4)
@@ -1102,6 +1116,7 @@ macro_rules! for_each_op {
     ($then:ident) => {
         $then! {
             matmul => s::matmul(),
+            linear => s::linear(),
             sum => s::unary(Case::Sum, s::general()),
             mean => s::unary(Case::Mean, s::general()),
             sum_axis => s::along_axis(false),
