@@ -223,14 +223,17 @@ fn mutate(bytes: &mut Vec<u8>, kind: u8, at: usize, value: u8) {
     }
 }
 
-/// Re-wraps a mutated payload in a valid header, so that mutations get past the CRC and
-/// reach the decoder and the validator.
+/// Re-wraps a mutated payload in a valid header of the file's own version, so that mutations
+/// get past the CRC and reach the decoder and the validator. (Labelled version 1, a version-2
+/// payload cut just before its last field is a valid version-1 file, which saves back as
+/// version 2: a different file, though not a wrong one.)
 fn rewrap(kind: FileKind, file: &[u8], mutations: &[(u8, usize, u8)]) -> Vec<u8> {
+    let (version, _) = container::unwrap(file, kind).expect("the file before mutation is valid");
     let mut payload = file[HEADER_LEN..].to_vec();
     for &(k, at, v) in mutations {
         mutate(&mut payload, k, at, v);
     }
-    container::wrap(kind, 1, &payload)
+    container::wrap(kind, version, &payload)
 }
 
 proptest! {
