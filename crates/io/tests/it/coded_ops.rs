@@ -436,7 +436,7 @@ fn a_file_whose_op_from_tag_50_has_a_bad_parameter_is_a_typed_error_naming_the_n
 }
 
 /// The layers' ops from tag 68 (`conv2d`, `conv1d`, the three poolings, `embedding`,
-/// `layer_norm`, `batch_norm`): a small network fed an image (a signal, token indices) batch, saved, loaded and replayed at another batch size, gives the same outputs
+/// `layer_norm`, `batch_norm`, `linear`): a small network fed an image (a signal, token indices) batch, saved, loaded and replayed at another batch size, gives the same outputs
 /// and gradients, bit for bit, as recording it afresh; replayed twice on one tape (rewound),
 /// the second run reuses the first's buffers and agrees too.
 mod layers {
@@ -566,6 +566,21 @@ mod layers {
         (x, vec![w, gamma, beta, mean, var], y)
     }
 
+    /// Two dense layers (tag 82, `linear`): the batch of the signal flattened, a hidden layer of
+    /// 5 and an output of 3 (narrow: its product runs transposed, the bias by rows).
+    fn dense_layers<E: Element>(tape: &mut Tape<E>, n: usize) -> (NodeId, Vec<NodeId>, NodeId) {
+        let x = tape.input(signal::<E>(n)).unwrap();
+        let w1 = tape.parameter(values::<E>(&[36, 5], 19)).unwrap();
+        let b1 = tape.parameter(values::<E>(&[5], 20)).unwrap();
+        let w2 = tape.parameter(values::<E>(&[5, 3], 21)).unwrap();
+        let b2 = tape.parameter(values::<E>(&[3], 22)).unwrap();
+        let h = tape.reshape(x, &[n, 36]).unwrap();
+        let h = tape.linear(h, w1, b1).unwrap();
+        let h = tape.tanh(h).unwrap();
+        let y = tape.linear(h, w2, b2).unwrap();
+        (x, vec![w1, b1, w2, b2], y)
+    }
+
     /// The recorded gradient of a two-convolution network for its first weight (the ops of
     /// tags 75 and 76, the input gradient's shape following the batch on replay), whose own
     /// gradient is then a second derivative.
@@ -677,8 +692,9 @@ mod layers {
         }
     }
 
-    fn every_case<E: Element>() -> [(&'static str, Build<E>, Feed<E>); 8] {
+    fn every_case<E: Element>() -> [(&'static str, Build<E>, Feed<E>); 9] {
         [
+            ("linear", dense_layers::<E>, signal::<E>),
             ("batch_norm", a_batch_norm::<E>, image::<E>),
             ("layer_norm", a_layer_norm::<E>, tokens::<E>),
             ("embedding", an_embedding::<E>, tokens::<E>),
