@@ -5,7 +5,7 @@ use ndarray::{Array2, ArrayViewMut2};
 use proptest::prelude::*;
 use wengert_gemm::{GemmScalar, gemm, gemm_bias};
 
-use crate::common::{Layout, Stored, layout, noise};
+use crate::common::{Layout, Stored, bits, layout, noise};
 
 /// `c` computed twice: by `gemm_bias` and by `gemm` then a pass adding the bias, on a pool
 /// of `threads`; `c` starts as `start` (column-major when `c_transposed`).
@@ -51,10 +51,6 @@ fn add_rows<E: GemmScalar>(mut c: ArrayViewMut2<'_, E>, bias: &[E]) {
     }
 }
 
-fn bits<E: std::fmt::Debug>(c: &Array2<E>) -> Vec<String> {
-    c.iter().map(|x| format!("{x:?}")).collect()
-}
-
 fn assert_same<E: GemmScalar + From<f32> + std::fmt::Debug>(
     shape: (usize, usize, usize),
     layouts: [Layout; 2],
@@ -64,8 +60,8 @@ fn assert_same<E: GemmScalar + From<f32> + std::fmt::Debug>(
     for threads in [1, 2, 4] {
         let (fused, plain) = both::<E>(threads, shape, layouts, scales, c_transposed);
         assert_eq!(
-            bits(&fused),
-            bits(&plain),
+            bits(fused.view()),
+            bits(plain.view()),
             "{shape:?} {layouts:?} {scales:?} c transposed: {c_transposed}, {threads} threads"
         );
     }
@@ -127,6 +123,6 @@ proptest! {
         c_transposed in any::<bool>(),
     ) {
         let (fused, plain) = both::<f32>(2, (m, k, n), [la, lb], (1.0, 0.0), c_transposed);
-        prop_assert_eq!(bits(&fused), bits(&plain));
+        prop_assert_eq!(bits(fused.view()), bits(plain.view()));
     }
 }

@@ -174,3 +174,8 @@ pub fn assert_close<E: GemmScalar + Into<f64>>(
         );
     }
 }
+
+/// Each element's bits, as text (`==` on floats would take -0.0 for 0.0 and never match NaN).
+pub fn bits<E: std::fmt::Debug>(x: ArrayView2<'_, E>) -> Vec<String> {
+    x.iter().map(|v| format!("{v:?}")).collect()
+}

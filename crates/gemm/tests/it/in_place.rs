@@ -6,7 +6,7 @@
 use ndarray::{Array2, ArrayView2, s};
 use wengert_gemm::GemmScalar;
 
-use crate::common::{Layout, Stored, assert_close, each_kernel, gemm, noise, wide};
+use crate::common::{Layout, Stored, assert_close, bits, each_kernel, gemm, noise, wide};
 
 /// `b` (`k × n`) with contiguous columns in three ways: row-major, rows reversed (a negative
 /// row stride), and a block of columns of a wider matrix (a row stride larger than `n`).
@@ -91,10 +91,6 @@ fn f64_products_reading_b_in_place_match_the_reference() {
 }
 
 /// The bits of every element, for comparing results exactly (`==` takes -0.0 for 0.0).
-fn bits<E: std::fmt::Debug>(x: ArrayView2<'_, E>) -> Vec<String> {
-    x.iter().map(|v| format!("{v:?}")).collect()
-}
-
 fn same_bits_as_packed<E: GemmScalar + From<f32>>() {
     let (k, n) = (300, 37);
     let (alpha, beta) = (E::from(0.75), E::from(-0.5));

@@ -5,7 +5,7 @@ use ndarray::{Array2, s};
 use wengert_gemm::{GemmScalar, Kernel, gemm_with};
 use wengert_testkit::naive_matmul;
 
-use crate::common::{LAYOUTS, Layout, Stored, noise};
+use crate::common::{LAYOUTS, Layout, Stored, bits, noise};
 
 #[test]
 fn the_kernels_on_offer_are_this_cpus() {
@@ -83,10 +83,6 @@ fn every_kernel_is_exact_on_every_edge_shape() {
     }
 }
 
-fn bits<E: std::fmt::Debug>(x: &Array2<E>) -> Vec<String> {
-    x.iter().map(|v| format!("{v:?}")).collect()
-}
-
 /// The SIMD kernels fuse each multiply-add and sum in the same order: the same bits, on random
 /// values, in every layout, with and without `b` read in place.
 fn same_bits_across_simd_kernels<E: GemmScalar + From<f32>>() {
@@ -113,7 +109,7 @@ fn same_bits_across_simd_kernels<E: GemmScalar + From<f32>>() {
                             c.view_mut(),
                         )
                         .expect("the shapes fit");
-                        bits(&c)
+                        bits(c.view())
                     })
                     .collect();
                 for (kernel, r) in simd.iter().zip(&results) {
