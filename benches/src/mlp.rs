@@ -10,7 +10,7 @@
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 use wengert_ops::Shape;
 use wengert_ops::gemm;
-use wengert_tape::{Graph, Mark, NodeId, Result, Shaped, Tape};
+use wengert_tape::{FoldedUpdate, Graph, Mark, NodeId, Result, Shaped, Tape};
 use wengert_train::Optimizer as _;
 
 use crate::shared::{Rng, mlp_init};
@@ -56,6 +56,12 @@ pub trait Optimizer {
     fn begin_step(&mut self) {}
     /// Moves parameter `index` against its gradient.
     fn update(&mut self, index: usize, param: &mut [f32], grad: &[f32]);
+    /// Parameter `index`'s update as `value ← keep·value + step·grad`, if it has that form:
+    /// the engines then fold it into the product that computes the gradient, as
+    /// wengert-train's optimisers let the trainer do.
+    fn folded(&self, _index: usize) -> Option<FoldedUpdate<f32>> {
+        None
+    }
 }
 
 /// Plain stochastic gradient descent.
@@ -70,6 +76,10 @@ impl Optimizer for Sgd {
         for (p, &g) in param.iter_mut().zip(grad) {
             *p -= self.lr * g;
         }
+    }
+
+    fn folded(&self, _index: usize) -> Option<FoldedUpdate<f32>> {
+        Some(FoldedUpdate::sgd(self.lr))
     }
 }
 
@@ -174,9 +184,10 @@ impl TapeMlp {
         let y = self.tape.labels(labels)?;
         let loss = self.tape.cross_entropy(logits, y)?;
         let loss_value = self.tape.item(loss)?;
-        self.tape.backward(loss)?;
         opt.begin_step();
-        // Parameters were recorded first, so a parameter's id is its number.
+        // Parameters were recorded first, so a parameter's position is its number. A weight
+        // whose update folds into its gradient's product is done when the sweep is.
+        self.tape.backward_folding(loss, |i, _| opt.folded(i))?;
         self.tape
             .update_parameters(|i, _, value, grad| {
                 opt.update(i, value, grad);
@@ -323,14 +334,14 @@ impl GraphMlp {
         }
         let loss = h.cross_entropy(&g.labels(labels)?)?;
         let value = loss.item()?;
-        drop(loss.backward()?);
         opt.begin_step();
-        g.tape_mut()?
-            .update_parameters(|i, _, value, grad| {
-                opt.update(i, value, grad);
-                Ok::<(), std::convert::Infallible>(())
-            })
-            .unwrap_or_else(|never| match never {});
+        let mut tape = g.tape_mut()?;
+        tape.backward_folding(loss.id(), |i, _| opt.folded(i))?;
+        tape.update_parameters(|i, _, value, grad| {
+            opt.update(i, value, grad);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|never| match never {});
         Ok(value)
     }
 }
@@ -408,6 +419,7 @@ impl NoTape {
     ) -> f32 {
         let batch = labels.len();
         let layers = mlp.params.len();
+        opt.begin_step();
         self.forward(mlp, x);
         self.deltas.resize_with(layers, Vec::new);
         self.grads.resize_with(layers, Default::default);
@@ -437,16 +449,8 @@ impl NoTape {
             let (fan_in, fan_out) = (mlp.layers[l], mlp.layers[l + 1]);
             let input = if l == 0 { x } else { &self.acts[l - 1][..] };
             let (gw, gb) = &mut self.grads[l];
-            resize(gw, fan_in * fan_out);
             resize(gb, fan_out);
             let delta = &self.deltas[l];
-            gemm(
-                1.0,
-                view(batch, fan_in, input).t(),
-                view(batch, fan_out, delta),
-                0.0,
-                view_mut(fan_in, fan_out, gw),
-            );
             gb.fill(0.0);
             for row in delta.chunks_exact(fan_out) {
                 for (g, &d) in gb.iter_mut().zip(row) {
@@ -455,7 +459,7 @@ impl NoTape {
             }
             if l > 0 {
                 // dh = dz·Wᵀ, then through the ReLU: its output is positive exactly where its
-                // input was (ReLU'(0) = 0).
+                // input was (ReLU'(0) = 0). Before W's update, which may fold in below.
                 let (below, here) = self.deltas.split_at_mut(l);
                 let prev = &mut below[l - 1];
                 resize(prev, batch * fan_in);
@@ -472,11 +476,33 @@ impl NoTape {
                     *d = if h > 0.0 { *d } else { 0.0 };
                 }
             }
+            let delta = view(batch, fan_out, &self.deltas[l]);
+            match opt.folded(2 * l) {
+                // W ← keep·W + step·xᵀ·dz, in the product's own pass.
+                Some(u) => gemm(
+                    u.step,
+                    view(batch, fan_in, input).t(),
+                    delta,
+                    u.keep,
+                    view_mut(fan_in, fan_out, &mut mlp.params[l].0),
+                ),
+                None => {
+                    resize(gw, fan_in * fan_out);
+                    gemm(
+                        1.0,
+                        view(batch, fan_in, input).t(),
+                        delta,
+                        0.0,
+                        view_mut(fan_in, fan_out, gw),
+                    );
+                }
+            }
         }
 
-        opt.begin_step();
         for (l, ((w, b), (gw, gb))) in mlp.params.iter_mut().zip(&self.grads).enumerate() {
-            opt.update(2 * l, w, gw);
+            if opt.folded(2 * l).is_none() {
+                opt.update(2 * l, w, gw);
+            }
             opt.update(2 * l + 1, b, gb);
         }
         (total / batch as f64) as f32

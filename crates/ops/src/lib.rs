@@ -43,6 +43,7 @@ mod custom;
 mod elementwise;
 mod error;
 mod float;
+mod folded;
 // Not part of the API (users reach the arithmetic through `Op`): public only, and hidden, so
 // that this crate's integration tests can test the kernels not yet wired into `Op`
 // (`tests/it/pending_kernels.rs`).
@@ -60,6 +61,7 @@ pub use custom::{CustomOp, RecordedNode, VjpRecorder};
 pub use elementwise::{BinaryOp, UnaryOp};
 pub use error::{Error, Result};
 pub use float::Float;
+pub use folded::FoldedUpdate;
 pub use kernels::class_loss::{CrossEntropyOptions, Targets};
 pub use kernels::conv::{Conv1dArgs, Conv2dArgs};
 pub use kernels::matmul::{gemm, try_gemm};

@@ -15,7 +15,8 @@ use crate::kernels::{
 };
 use crate::operands::ShapesOf;
 use crate::{
-    BinaryOp, Error, Float, LossOp, Operands, ReduceOp, Result, Shape, Shapes, TensorRef, UnaryOp,
+    BinaryOp, Error, Float, FoldedUpdate, LossOp, Operands, ReduceOp, Result, Shape, Shapes,
+    TensorRef, UnaryOp,
 };
 
 /// A built-in operation. The tape stores these as data, so a recorded computation can be
@@ -1008,6 +1009,39 @@ impl Op {
         grad_input: &mut [E],
     ) {
         self.pull_back::<E, true>(inputs, output, grad_output, index, grad_input);
+    }
+
+    /// Whether input `index`'s gradient is one matrix product of the output's gradient and
+    /// the op's other factor (input `1 - index`), which [`vjp_scaled`](Op::vjp_scaled) can
+    /// write as `keep·dest + step·gradient` in the product's own pass: either factor of
+    /// `matmul` and of `linear` (its input and weight).
+    #[inline]
+    pub fn folds_update_of(&self, index: usize) -> bool {
+        matches!(self, Op::MatMul | Op::Linear) && index < 2
+    }
+
+    /// `dest ← keep·dest + step·g_index` ([`FoldedUpdate`]), where `g_index` is the gradient through input
+    /// `index` (for which [`folds_update_of`](Op::folds_update_of) holds) of `grad_output`.
+    /// `other` is the product's other factor (input `1 - index`) and `factor` the shape of
+    /// input `index`, whose value is never read: `dest` may be that input's own value, which is
+    /// how plain SGD's step (`keep = 1`, `step = -lr`) folds into the product computing the
+    /// gradient, with no gradient buffer and no pass over the parameter after.
+    ///
+    /// Does nothing for an op or input that does not fold (a debug build asserts).
+    pub fn vjp_scaled<E: Float>(
+        &self,
+        other: TensorRef<'_, E>,
+        factor: &Shape,
+        grad_output: &[E],
+        index: usize,
+        update: FoldedUpdate<E>,
+        dest: &mut [E],
+    ) {
+        debug_assert!(self.folds_update_of(index), "{} input {index}", self.name());
+        if self.folds_update_of(index) {
+            let FoldedUpdate { keep, step } = update;
+            matmul::factor_grad(other, factor, grad_output, index, step, keep, dest);
+        }
     }
 
     /// Whether the op runs [pointwise](Op::is_pointwise) on inputs of these element counts: it

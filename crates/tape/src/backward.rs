@@ -3,7 +3,8 @@
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IntoDimension, IxDyn};
 use wengert_ops::{Error, Float, Result, Shape, TensorRef};
 
-use crate::node::NodeKind;
+use crate::fold::Folds;
+use crate::node::{NodeKind, grad_bit};
 use crate::tape::{NodeOperands, inputs_of, takes_grad, tensor_of};
 use crate::{NodeId, Tape};
 
@@ -20,14 +21,21 @@ impl<E: Float> Tape<E> {
     /// [`Error::NoGradient`] if no gradient can reach it (recorded under
     /// [`no_grad`](Tape::no_grad), or from inputs only), as PyTorch does.
     pub fn backward(&mut self, loss: NodeId) -> Result<Gradients<'_, E>> {
+        self.check_loss(loss)?;
+        self.sweep(loss, |seed| seed.fill(E::one()), &mut (), &mut ());
+        Ok(Gradients { tape: self })
+    }
+
+    /// The checks [`backward`](Tape::backward) makes before it changes anything: `loss` is on
+    /// this tape, holds exactly one element, and a gradient can reach it. For a caller that
+    /// must know a sweep will run before it starts a step of its own (an optimiser's).
+    pub fn check_loss(&self, loss: NodeId) -> Result<()> {
         self.check_ids(&[loss])?;
         let shape = self.nodes[loss.index()].shape;
         if shape.numel() != 1 {
             return Err(Error::LossNotScalar { shape });
         }
-        self.check_differentiable(loss)?;
-        self.sweep(loss, |seed| seed.fill(E::one()), &mut ());
-        Ok(Gradients { tape: self })
+        self.check_differentiable(loss)
     }
 
     /// [`backward`](Tape::backward), telling `on_final` each parameter's gradient as soon as
@@ -42,14 +50,9 @@ impl<E: Float> Tape<E> {
         loss: NodeId,
         on_final: impl FnMut(usize, NodeId, &[E]),
     ) -> Result<Gradients<'_, E>> {
-        self.check_ids(&[loss])?;
-        let shape = self.nodes[loss.index()].shape;
-        if shape.numel() != 1 {
-            return Err(Error::LossNotScalar { shape });
-        }
-        self.check_differentiable(loss)?;
+        self.check_loss(loss)?;
         let mut watch = FinalWatch::new(self, loss.index(), on_final);
-        self.sweep(loss, |seed| seed.fill(E::one()), &mut watch);
+        self.sweep(loss, |seed| seed.fill(E::one()), &mut watch, &mut ());
         Ok(Gradients { tape: self })
     }
 
@@ -80,6 +83,7 @@ impl<E: Float> Tape<E> {
                     *d = s;
                 }
             },
+            &mut (),
             &mut (),
         );
         Ok(Gradients { tape: self })
@@ -135,7 +139,15 @@ impl<E: Float> Tape<E> {
         };
     }
 
-    fn sweep(&mut self, output: NodeId, seed: impl FnOnce(&mut [E]), watch: &mut impl Watch<E>) {
+    /// The one reverse loop every sweep runs: seeds `output`'s gradient, then pulls back
+    /// through each node reached, telling `watch` its progress and applying `folds`' updates.
+    pub(crate) fn sweep(
+        &mut self,
+        output: NodeId,
+        seed: impl FnOnce(&mut [E]),
+        watch: &mut impl Watch<E>,
+        folds: &mut impl Folds<E>,
+    ) {
         self.invalidate_grads();
         let stamp = self.sweep;
         let len = self.nodes.len();
@@ -160,7 +172,8 @@ impl<E: Float> Tape<E> {
             ..
         } = self;
         // Sliced to the output once, so that the loop indexes node `i`'s own entries unchecked.
-        let (nodes, values) = (&nodes[..=out], &values[..=out]);
+        // Values are written only by a folded update, to a parameter no later node reads.
+        let (nodes, values) = (&nodes[..=out], &mut values[..=out]);
         let (grads, grad_stamps) = (&mut grads[..=out], &mut grad_stamps[..=out]);
         // Inputs have smaller ids than their users, so by the time the loop reaches a node every
         // path from the output has already added its share to the node's gradient.
@@ -171,6 +184,12 @@ impl<E: Float> Tape<E> {
             }
             let node = &nodes[i];
             if node.grad_inputs != 0 {
+                let fold = folds.at(i);
+                // The folded input is served last, after the others have read its old value.
+                let grad_inputs = match fold {
+                    Some(f) => node.grad_inputs & !grad_bit(f.operand),
+                    None => node.grad_inputs,
+                };
                 // Every input is below `i`: split there to read this gradient while writing theirs.
                 let (below, here) = grads.split_at_mut(i);
                 let g = &here[0][..];
@@ -228,7 +247,8 @@ impl<E: Float> Tape<E> {
                     };
                     let output = tensor_of(nodes, values, i);
                     for (k, j) in ids.iter().enumerate() {
-                        if !takes_grad(nodes, listed_inputs, node, k) {
+                        let folded = fold.is_some_and(|f| f.operand == k);
+                        if folded || !takes_grad(nodes, listed_inputs, node, k) {
                             continue;
                         }
                         let n = nodes[j.index()].shape.numel();
@@ -251,9 +271,7 @@ impl<E: Float> Tape<E> {
                     // other input is served, rather than a copy of it: one pass over the
                     // activations fewer per layer. Never for a kept gradient.
                     let mut handoff = None;
-                    for k in
-                        (0..node.inputs_len as usize).filter(|k| node.grad_inputs & 1 << k != 0)
-                    {
+                    for k in (0..node.inputs_len as usize).filter(|k| grad_inputs & 1 << k != 0) {
                         let j = node.inputs[k].index();
                         let n = nodes[j].shape.numel();
                         if handoff.is_none()
@@ -274,9 +292,25 @@ impl<E: Float> Tape<E> {
                     }
                     if let Some(j) = handoff {
                         // A broadcast op's other input has fewer elements, so it is not `j`.
+                        // (Never at a folding node: a product passes no gradient on whole.)
                         std::mem::swap(&mut here[0], &mut below[j]);
                         grad_stamps[j] = stamp;
                     }
+                }
+                if let Some(f) = fold {
+                    let ids = inputs_of(listed_inputs, node);
+                    let other = ids[1 - f.operand].index();
+                    // Moved out and back (no copy), to be written while the other factor is read.
+                    let mut value = std::mem::take(&mut values[f.param]);
+                    op.vjp_scaled(
+                        tensor_of(nodes, values, other),
+                        &nodes[f.param].shape,
+                        &here[0],
+                        f.operand,
+                        f.update,
+                        &mut value,
+                    );
+                    values[f.param] = value;
                 }
             } else if let NodeKind::Custom(id) = node.kind
                 && node.requires_grad
@@ -319,7 +353,7 @@ impl<E: Float> Tape<E> {
         // A parameter the output does not depend on has a zero gradient, not a missing one.
         for &p in &self.params {
             let i = p.index();
-            if self.grad_stamps[i] != stamp {
+            if self.grad_stamps[i] != stamp && !folds.folded(i) {
                 zero(&mut self.grads[i], self.nodes[i].shape.numel());
                 self.grad_stamps[i] = stamp;
             }
@@ -328,7 +362,7 @@ impl<E: Float> Tape<E> {
 }
 
 /// What the sweep tells about its progress: nothing for a plain sweep (`()`, compiled away).
-trait Watch<E> {
+pub(crate) trait Watch<E> {
     /// Called as the sweep reaches node `i`, every node above it processed.
     fn before(&mut self, i: usize, grads: &mut [Vec<E>], stamps: &mut [u32], stamp: u32);
 }
@@ -442,7 +476,7 @@ fn view_of<'a, E: Float>(shape: &'a Shape, data: &'a [E]) -> ArrayViewD<'a, E> {
 /// [`Tape::grad`]) to record again.
 #[derive(Debug)]
 pub struct Gradients<'t, E: Float> {
-    tape: &'t Tape<E>,
+    pub(crate) tape: &'t Tape<E>,
 }
 
 impl<'t, E: Float> Gradients<'t, E> {

@@ -39,6 +39,7 @@
 #![forbid(unsafe_code)]
 
 mod backward;
+mod fold;
 mod grad;
 mod grad_conv;
 mod grad_rules;
@@ -61,6 +62,6 @@ pub use tape::{Mark, Tape};
 pub use var::{Grads, Graph, Var};
 pub use wengert_ops::{
     BinaryOp, Conv1dArgs, Conv2dArgs, CrossEntropyOptions, CustomOp, Distance, Error, Float,
-    LossOp, Op, Pool2dArgs, RecordedNode, ReduceOp, Reduction, Result, Shape, SliceAxis, Targets,
-    UnaryOp, VjpRecorder,
+    FoldedUpdate, LossOp, Op, Pool2dArgs, RecordedNode, ReduceOp, Reduction, Result, Shape,
+    SliceAxis, Targets, UnaryOp, VjpRecorder,
 };

@@ -5,6 +5,7 @@ use wengert_ops::{
     BinaryOp, CustomOp, Error, Float, Op, Operands, Result, Shape, Shapes, TensorRef, UnaryOp,
 };
 
+use crate::fold::FoldPlan;
 use crate::id::Epoch;
 use crate::node::{CustomOpId, Node, NodeKind, SHARED_GRAD_BIT, grad_bit};
 use crate::{IntoValue, NodeId};
@@ -65,6 +66,8 @@ pub struct Tape<E: Float> {
     /// The epoch new nodes are recorded in: fresh at every clear and rewind, so that an id
     /// issued before one cannot name the node that later takes its position.
     pub(crate) epoch: Epoch,
+    /// The plan of [`backward_folding`](Tape::backward_folding)'s sweep, kept for reuse.
+    pub(crate) folds: FoldPlan<E>,
 }
 
 impl<E: Float> Default for Tape<E> {
@@ -99,6 +102,7 @@ impl<E: Float> Tape<E> {
             custom_ops: Vec::new(),
             grad_enabled: true,
             epoch: Epoch::fresh(),
+            folds: FoldPlan::default(),
         }
     }
 

@@ -103,25 +103,36 @@ pub fn vjp<E: Float>(
     gi: &mut [E],
     accumulate: bool,
 ) {
-    let (a, b) = (as_matrix(a), as_matrix(b));
-    let g = ArrayView2::from_shape((a.nrows(), b.ncols()), g).expect("dC has the output's shape");
     let beta = if accumulate { E::one() } else { E::zero() };
+    let (factor, other) = if index == 0 { (a, b) } else { (b, a) };
+    factor_grad(other, factor.shape(), g, index, E::one(), beta, gi);
+}
+
+/// `gi ← alpha·dC·Bᵀ + beta·gi` (for `index` 0, `other` is `B` and `factor` the shape of `A`)
+/// or `gi ← alpha·Aᵀ·dC + beta·gi` (for `index` 1, `other` is `A` and `factor` the shape of
+/// `B`), in the product's own pass. Reads only the other factor, so that the factor whose
+/// gradient this is can be the buffer written: with `alpha = -lr` and `beta = 1` it is plain
+/// SGD's step, folded into the product that computes the gradient.
+pub fn factor_grad<E: Float>(
+    other: TensorRef<'_, E>,
+    factor: &Shape,
+    g: &[E],
+    index: usize,
+    alpha: E,
+    beta: E,
+    gi: &mut [E],
+) {
+    let other = as_matrix(other);
+    let (rows, cols) = (factor.dims()[0], factor.dims()[1]);
+    let gi = as_matrix_mut(rows, cols, gi);
     if index == 0 {
-        gemm(
-            E::one(),
-            g,
-            b.t(),
-            beta,
-            as_matrix_mut(a.nrows(), a.ncols(), gi),
-        );
+        // A is [m, k], B is [k, n]: dC is [m, n].
+        let g = ArrayView2::from_shape((rows, other.ncols()), g).expect("dC is [m, n]");
+        gemm(alpha, g, other.t(), beta, gi);
     } else {
-        gemm(
-            E::one(),
-            a.t(),
-            g,
-            beta,
-            as_matrix_mut(b.nrows(), b.ncols(), gi),
-        );
+        // A is [m, k], B is [k, n].
+        let g = ArrayView2::from_shape((other.nrows(), cols), g).expect("dC is [m, n]");
+        gemm(alpha, other.t(), g, beta, gi);
     }
 }
 
@@ -223,6 +234,30 @@ mod tests {
         gemm(1.0, a.view(), b.view(), 0.0, c.view_mut());
         // Small integers: every product and partial sum is exact.
         assert_eq!(c, wengert_testkit::naive_matmul(a.view(), b.view()));
+    }
+
+    #[test]
+    fn a_factors_scaled_gradient_lands_on_its_buffer_exactly() {
+        // Small integers and power-of-two scales: every step is exact, so the two folds can be
+        // compared with the naive `keep·dest + step·gradient` bit for bit.
+        let (m, k, n) = (9, 5, 7);
+        let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+        let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j * 2) % 13) as f64 - 6.0);
+        let g = Array2::from_shape_fn((m, n), |(i, j)| ((i + j * 3) % 7) as f64 - 3.0);
+        let (keep, step) = (0.5, -0.25);
+        let (sa, sb) = (Shape::matrix(m, k).unwrap(), Shape::matrix(k, n).unwrap());
+        let da = wengert_testkit::naive_matmul(g.view(), b.t());
+        let db = wengert_testkit::naive_matmul(a.t(), g.view());
+        let g = g.as_slice().unwrap();
+        let (mut fa, mut fb) = (a.clone(), b.clone());
+        let (ta, tb) = (
+            TensorRef::new(&sa, a.as_slice().unwrap()).unwrap(),
+            TensorRef::new(&sb, b.as_slice().unwrap()).unwrap(),
+        );
+        factor_grad(tb, &sa, g, 0, step, keep, fa.as_slice_mut().unwrap());
+        factor_grad(ta, &sb, g, 1, step, keep, fb.as_slice_mut().unwrap());
+        assert_eq!(fa, &a * keep + &da * step);
+        assert_eq!(fb, &b * keep + &db * step);
     }
 
     #[test]

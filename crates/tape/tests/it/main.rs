@@ -10,6 +10,7 @@ mod cases;
 mod edge_cases;
 mod errors;
 mod final_grads;
+mod fold;
 mod gradcheck_ops;
 mod gradgrad;
 mod handles;
