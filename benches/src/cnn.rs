@@ -84,8 +84,9 @@ impl TapeCnn {
         let y = self.tape.labels(labels)?;
         let loss = self.tape.cross_entropy(logits, y)?;
         let value = self.tape.item(loss)?;
-        self.tape.backward(loss)?;
         opt.begin_step();
+        // The dense layers' weights take plain SGD's step inside their gradients' products.
+        self.tape.backward_folding(loss, |i, _| opt.folded(i))?;
         self.tape
             .update_parameters(|i, _, value, grad| {
                 opt.update(i, value, grad);

@@ -14,8 +14,8 @@ mod state;
 mod validate;
 
 use ndarray::{ArrayD, ArrayViewMutD};
-use wengert_ops::{Float, Shape};
-use wengert_tape::{Graph, Tape};
+use wengert_ops::{Float, FoldedUpdate, Shape};
+use wengert_tape::{Graph, NodeId, Tape, Var};
 
 pub use adam::{Adam, AdamBuilder};
 pub use clip::{GradientSet, clip_grad_norm};
@@ -151,6 +151,60 @@ pub trait Optimizer<E: Float> {
         self.step_tape(&mut *graph.tape_mut()?)
     }
 
+    /// This step's update of parameter `index` as `value ← keep·value + step·grad`, when the
+    /// optimiser's update has that form (plain SGD, with or without weight decay): then
+    /// [`backward_step`](Optimizer::backward_step) computes it inside the product that makes
+    /// the gradient. Asked after [`begin_step`](Optimizer::begin_step), at this step's rate;
+    /// a parameter whose update is folded gets no [`update`](Optimizer::update) call. The
+    /// default, for optimisers with per-parameter state (momentum, Adam), is `None`.
+    fn folded_update(&self, _index: usize) -> Option<FoldedUpdate<E>> {
+        None
+    }
+
+    /// The sweep and the step in one, from the scalar `loss` recorded on `tape`: a
+    /// [`backward`](Tape::backward) that folds the updates
+    /// [`folded_update`](Optimizer::folded_update) allows into the products that compute
+    /// their gradients ([`Tape::backward_folding`]), then [`update`](Optimizer::update) on
+    /// every other parameter, at the base rate. The same step as `tape.backward(loss)?`
+    /// followed by [`step_tape`](Optimizer::step_tape), to within an ulp per element, and
+    /// for plain SGD without a pass over the weights or their gradients' buffers; a folded
+    /// parameter has no gradient left on the tape. Errors, changing nothing, if `loss`
+    /// cannot be swept or the step cannot begin.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use wengert_train::{Optimizer, Sgd};
+    /// use wengert_tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let w = tape.parameter(array![[1.0], [-2.0]])?;
+    /// let start = tape.mark();
+    /// let mut sgd = Sgd::new(0.1)?;
+    /// for _ in 0..200 {
+    ///     tape.rewind(start)?;
+    ///     let x = tape.input(array![[1.0, 0.0], [0.0, 1.0]])?;
+    ///     let y = tape.matmul(x, w)?;
+    ///     let sq = tape.mul(y, y)?;
+    ///     let loss = tape.sum(sq)?; // Σ w², smallest at 0
+    ///     sgd.backward_step(&mut tape, loss)?;
+    /// }
+    /// assert!(tape.value(w)?.iter().all(|v| v.abs() < 1e-9));
+    /// # Ok::<(), wengert_train::Error>(())
+    /// ```
+    fn backward_step(&mut self, tape: &mut Tape<E>, loss: NodeId) -> Result<()> {
+        tape.check_loss(loss)?;
+        self.begin_step(self.learning_rate(), tape.parameter_shapes())?;
+        tape.backward_folding(loss, |index, _| self.folded_update(index))?;
+        tape.update_parameters(|index, _, value, grad| self.update(index, value, grad))
+    }
+
+    /// [`backward_step`](Optimizer::backward_step) from a loss recorded on a [`Graph`], the
+    /// handle API's training loop: `sgd.backward_step_graph(&loss)?`. Errors if the graph's
+    /// tape is borrowed (gradients of an earlier sweep still held).
+    fn backward_step_graph(&mut self, loss: &Var<'_, E>) -> Result<()> {
+        self.backward_step(&mut *loss.graph().tape_mut()?, loss.id())
+    }
+
     /// The base learning rate, as built: what [`step`](Optimizer::step) and
     /// [`step_tape`](Optimizer::step_tape) use, and what a schedule starts from.
     fn learning_rate(&self) -> f64;
@@ -189,6 +243,18 @@ impl<E: Float, O: Optimizer<E> + ?Sized> Optimizer<E> for Box<O> {
 
     fn step_graph(&mut self, graph: &Graph<E>) -> Result<()> {
         (**self).step_graph(graph)
+    }
+
+    fn folded_update(&self, index: usize) -> Option<FoldedUpdate<E>> {
+        (**self).folded_update(index)
+    }
+
+    fn backward_step(&mut self, tape: &mut Tape<E>, loss: NodeId) -> Result<()> {
+        (**self).backward_step(tape, loss)
+    }
+
+    fn backward_step_graph(&mut self, loss: &Var<'_, E>) -> Result<()> {
+        (**self).backward_step_graph(loss)
     }
 
     fn learning_rate(&self) -> f64 {

@@ -3,7 +3,7 @@
 use std::marker::PhantomData;
 
 use ndarray::ArrayD;
-use wengert_ops::{Float, Shape};
+use wengert_ops::{Float, FoldedUpdate, Shape};
 
 use super::validate::{buffer, check_rate, check_state, non_negative, same_length, zeros_like};
 use super::{Optimizer, OptimizerState};
@@ -153,6 +153,14 @@ impl<E: Float> Optimizer<E> for Sgd<E> {
             }
         }
         Ok(())
+    }
+
+    /// Without momentum the update is `p ← (1 - lr·wd)·p - lr·g`: it folds.
+    fn folded_update(&self, _index: usize) -> Option<FoldedUpdate<E>> {
+        (self.momentum == 0.0).then(|| FoldedUpdate {
+            keep: E::from_f64(1.0 - self.step_lr * self.weight_decay),
+            step: E::from_f64(-self.step_lr),
+        })
     }
 
     fn learning_rate(&self) -> f64 {

@@ -50,16 +50,24 @@ impl<E: Float> Trainer<'_, E> {
         if !loss.is_finite() {
             return Ok((loss, hits));
         }
-        bound.tape.backward(recorded.loss)?;
-
         let tape = &mut bound.tape;
-        let scale = self.config.clip_grad_norm.and_then(|max_norm| {
-            let mut sum = 0.0;
-            for g in bound.at.ids.iter().filter_map(|&id| tape.grad(id)) {
-                add_squares(&mut sum, g.iter());
-            }
-            clip_scale(sum, max_norm)
-        });
+        let Some(max_norm) = self.config.clip_grad_norm else {
+            // No update waits for the others' gradients: those the optimiser can fold into
+            // the products computing them (plain SGD's) are done inside the sweep.
+            tape.check_loss(recorded.loss)?;
+            self.optimizer.begin_step(lr, &bound.at.shapes)?;
+            let optimizer = &mut self.optimizer;
+            tape.backward_folding(recorded.loss, |index, _| optimizer.folded_update(index))?;
+            tape.update_parameters(|index, _, value, grad| optimizer.update(index, value, grad))?;
+            bound.at.buffers.commit(tape, 1)?;
+            return Ok((loss, hits));
+        };
+        tape.backward(recorded.loss)?;
+        let mut sum = 0.0;
+        for g in bound.at.ids.iter().filter_map(|&id| tape.grad(id)) {
+            add_squares(&mut sum, g.iter());
+        }
+        let scale = clip_scale(sum, max_norm);
         self.optimizer.begin_step(lr, &bound.at.shapes)?;
         let (optimizer, clipped) = (&mut self.optimizer, &mut self.clipped);
         tape.update_parameters(|index, _, value, grad| {

@@ -4,6 +4,7 @@ mod accumulate;
 mod architecture;
 mod batch_norm;
 mod data;
+mod folding;
 mod layers;
 mod loaders;
 mod modules;
