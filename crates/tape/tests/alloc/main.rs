@@ -14,7 +14,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ndarray::{Array, array};
-use wengert_tape::{Conv1dArgs, Conv2dArgs, CrossEntropyOptions, Graph, Reduction, Tape};
+use wengert_tape::{
+    Conv1dArgs, Conv2dArgs, CrossEntropyOptions, FoldedUpdate, Graph, Reduction, Tape,
+};
 
 struct Counting;
 
@@ -193,6 +195,50 @@ fn recording_ops_of_many_inputs_allocates_nothing_in_steady_state() {
         counts.iter().all(|&a| a == 0),
         "embedding and layer norm: {counts:?}"
     );
+
+    // A folding sweep (dense layers, plain SGD's step in the weights' products), its plan kept
+    // on the tape; the biases updated after.
+    let mut tape = Tape::<f32>::new();
+    let ramp = |n: usize| (0..n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 16.0);
+    let w1 = tape.parameter(
+        Array::from_iter(ramp(6 * 4))
+            .into_shape_with_order((6, 4))
+            .unwrap(),
+    );
+    let b1 = tape.parameter(Array::from_iter(ramp(4))).unwrap();
+    let w2 = tape.parameter(
+        Array::from_iter(ramp(4 * 3))
+            .into_shape_with_order((4, 3))
+            .unwrap(),
+    );
+    let (w1, w2) = (w1.unwrap(), w2.unwrap());
+    let x = tape.input(
+        Array::from_iter(ramp(5 * 6))
+            .into_shape_with_order((5, 6))
+            .unwrap(),
+    );
+    let (x, labels) = (x.unwrap(), tape.labels(&[0, 1, 2, 0, 1]).unwrap());
+    let start = tape.mark();
+    let mut counts = Vec::with_capacity(20);
+    for step in 0..23 {
+        let before = allocations();
+        tape.rewind(start).unwrap();
+        let h = tape.linear(x, w1, b1).unwrap();
+        let h = tape.relu(h).unwrap();
+        let logits = tape.matmul(h, w2).unwrap();
+        let loss = tape.cross_entropy(logits, labels).unwrap();
+        tape.backward_folding(loss, |_, _| Some(FoldedUpdate::sgd(0.1)))
+            .unwrap();
+        tape.update_parameters(|_, _, value, grad| {
+            value.iter_mut().zip(grad).for_each(|(v, g)| *v -= 0.1 * g);
+            Ok::<(), wengert_tape::Error>(())
+        })
+        .unwrap();
+        if step >= 3 {
+            counts.push(allocations() - before);
+        }
+    }
+    assert!(counts.iter().all(|&a| a == 0), "folding sweep: {counts:?}");
 
     // Batch norm as a CNN uses it: in training over [N, C, H, W] with its scale and shift, the
     // running estimates' new values recorded beside it (transpose, reshape, mean, var), then
