@@ -1,6 +1,9 @@
 //! W1, every engine in one process, their repetitions taking turns (round after round, each
-//! engine once per round: `shared::interleaved_medians`), so that every engine sees the same
-//! background load and the ratios hold on a busy machine. On the one thread count `--threads`:
+//! engine's turn a call and then the timed call: `shared::interleaved_warm_medians`), so that
+//! every engine sees the same background load and the ratios hold on a busy machine, and each
+//! timed call finds its thread pool awake, as back-to-back calls (the Python peers') do. The
+//! rounds run on a thread of the rayon pool, as a training loop does (W2's, the trainer's). On
+//! the one thread count `--threads`:
 //!
 //! - `wengert`: `wengert_gemm::gemm`, the kernel behind wengert-ops' matmul, in a rayon pool of
 //!   that many threads: `C = A·B`, and with a transposed operand as the VJPs call it (`A·Bᵀ`,
@@ -26,7 +29,7 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2};
 use wengert_gemm::Kernel;
 
-use shared::{Effort, Rng, SEED, W1_SIZES, interleaved_medians, normal_vec, record_json};
+use shared::{Effort, Rng, SEED, W1_SIZES, interleaved_warm_medians, normal_vec, record_json};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -92,15 +95,15 @@ fn main() {
         let mut peak = || fma::run_on(&pool);
         let mut c_others: Vec<Array2<f32>> = other_kernels.iter().map(|_| zeros()).collect();
         let (a, b, pool) = (&a, &b, &pool);
-        let mut others: Vec<Box<dyn FnMut() + '_>> = other_kernels
+        let mut others: Vec<Box<dyn FnMut() + Send + '_>> = other_kernels
             .iter()
             .zip(&mut c_others)
             .map(|(&kernel, c)| {
                 Box::new(move || pool.install(|| wengert_on(kernel, a.view(), b.view(), c)))
-                    as Box<dyn FnMut()>
+                    as Box<dyn FnMut() + Send>
             })
             .collect();
-        let mut calls: Vec<&mut dyn FnMut()> = vec![
+        let mut calls: Vec<&mut (dyn FnMut() + Send)> = vec![
             &mut plain,
             &mut a_bt,
             &mut at_b,
@@ -116,7 +119,14 @@ fn main() {
         }
         // As much time per engine as W1's budget gives one configuration.
         let budget = effort.w1_seconds() * calls.len() as f64;
-        let seconds = interleaved_medians(budget, &mut calls);
+        // Timed from a thread of the pool, as a training loop runs (the trainer's, W2's): a
+        // product called from outside would pay for handing itself to the pool and back.
+        let seconds = pool.install(|| {
+            let mut calls: Vec<&mut dyn FnMut()> = (calls.iter_mut())
+                .map(|call| &mut **call as &mut dyn FnMut())
+                .collect();
+            interleaved_warm_medians(budget, &mut calls)
+        });
 
         let flops = 2.0 * (n as f64).powi(3);
         let gflops = |i: usize| flops / seconds[i] / 1e9;

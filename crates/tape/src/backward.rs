@@ -481,7 +481,9 @@ pub struct Gradients<'t, E: Float> {
 
 impl<'t, E: Float> Gradients<'t, E> {
     /// The gradient with respect to `id`: every parameter has one (zeros if the loss does not
-    /// depend on it), as does every node marked with [`Tape::retain_grad`] that the sweep reached.
+    /// depend on it), except those whose update a [`Tape::backward_folding`] sweep folded into
+    /// their product, as does every node marked with [`Tape::retain_grad`] that the sweep
+    /// reached.
     pub fn get(&self, id: NodeId) -> Option<ArrayViewD<'t, E>> {
         self.tape.grad(id)
     }
@@ -491,7 +493,8 @@ impl<'t, E: Float> Gradients<'t, E> {
         self.tape.live_grad(id)
     }
 
-    /// Every parameter with its gradient, in recording order.
+    /// Every parameter with its gradient, in recording order (after a
+    /// [`Tape::backward_folding`] sweep, those whose update it did not fold).
     pub fn parameters(&self) -> impl Iterator<Item = (NodeId, ArrayViewD<'t, E>)> + 't {
         let tape: &'t Tape<E> = self.tape;
         tape.parameters()

@@ -19,15 +19,19 @@ impl<E: Float> Tape<E> {
     /// `fold` is asked, for each parameter whose gradient is one matrix product (a factor of
     /// exactly one `matmul` or `linear` up to `loss`, used once), whether its update is a
     /// [`FoldedUpdate`] (given the parameter's position in [`parameters`](Tape::parameters)
-    /// and its id). For each `Some`, the product that would compute the gradient writes
-    /// `keep·value + step·gradient` into the parameter's value instead, and the tape keeps no
-    /// gradient for it. At most one factor of a product folds (the other needs the old value).
+    /// and its id). For each `Some`, when the sweep reaches that product it writes
+    /// `keep·value + step·gradient` into the parameter's value instead of computing the
+    /// gradient, and the tape keeps no gradient for it. At most one factor of a product folds
+    /// (the other needs the old value).
     ///
     /// Every other parameter's gradient is left as `backward` leaves it, for
-    /// [`update_parameters`](Tape::update_parameters), which visits only those (the folded
-    /// ones have no gradient). The updated values agree with `backward` followed by the same
-    /// update to within an ulp per element (the product adds the step with one rounding per
-    /// block of the inner dimension), and are bit-identical for any number of threads.
+    /// [`update_parameters`](Tape::update_parameters), which visits only those: among them a
+    /// parameter `fold` said `Some` for whose product the sweep never reached (the loss does
+    /// not depend on it), with a zero gradient, so that the same update applied there gives the
+    /// same result. The updated values agree with `backward` followed by the same update to
+    /// rounding: the product adds the step to the value once per block of 256 steps of its
+    /// inner dimension (the batch, for a weight), rounding each time, where the update after
+    /// `backward` rounds once. They are bit-identical for any number of threads.
     ///
     /// ```
     /// use ndarray::array;

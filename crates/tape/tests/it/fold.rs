@@ -235,7 +235,7 @@ fn only_a_factor_used_once_folds_and_one_per_product() {
         t.sum(q).unwrap()
     };
     assert_eq!(compare(both, a.clone(), b.clone()), vec![0]);
-    // w used once by a product and v by a sum: w folds.
+    // w used by a sum and a product, v by the sum alone: neither folds.
     let sum = |t: &mut Tape<f64>, w: NodeId, v: NodeId| {
         let p = t.add(w, v).unwrap();
         let q = t.matmul(p, w).unwrap();
@@ -336,4 +336,47 @@ fn folded_steps_are_bit_identical_for_1_2_and_4_threads() {
     let one = run(1);
     assert!(one == run(2), "2 threads differ from 1");
     assert!(one == run(4), "4 threads differ from 1");
+}
+
+/// A deeper network, folded against `backward` and the same update: two `linear` layers whose
+/// second one's input takes a gradient (it reads the old weight before the fold), a narrow last
+/// layer (3 outputs: its weight's gradient is computed transposed, through a buffer) with a
+/// decaying update, a batch of 600 (three blocks of the inner dimension), and a product whose
+/// consumer the loss does not reach, recorded between those it does.
+#[test]
+fn deep_narrow_and_long_products_fold_to_the_values_of_backward() {
+    let mut rng = Rng::new(29);
+    let (w0, b0) = (rng.array(&[20, 40], 0.3), rng.array(&[40], 0.3));
+    let (w1, b1) = (rng.array(&[40, 3], 0.3), rng.array(&[3], 0.3));
+    let v = rng.array(&[20, 5], 0.3);
+    let x = rng.array(&[600, 20], 1.0);
+    let update = FoldedUpdate {
+        keep: 0.9,
+        step: -0.05,
+    };
+    let run = |folding: bool| {
+        let mut tape = Tape::<f64>::new();
+        let params = [&w0, &b0, &v, &w1, &b1].map(|p| tape.parameter(p).unwrap());
+        let [w0, b0, v, w1, b1] = params;
+        let x = tape.input(&x).unwrap();
+        let z = tape.linear(x, w0, b0).unwrap();
+        let h = tape.tanh(z).unwrap();
+        let _unused = tape.matmul(x, v).unwrap();
+        let y = tape.linear(h, w1, b1).unwrap();
+        let sq = tape.mul(y, y).unwrap();
+        let loss = tape.mean(sq).unwrap();
+        if folding {
+            let (asked, left) = step_folded(&mut tape, loss, Some(update));
+            // w0, v and w1 were asked; v's product was never reached, so v was left with a
+            // zero gradient for the update, with the biases.
+            assert_eq!((asked, left), (vec![0, 2, 3], vec![1, 2, 4]));
+        } else {
+            step_plain(&mut tape, loss, update);
+        }
+        params.map(|p| tape.data(p).unwrap().to_vec()).to_vec()
+    };
+    let (plain, folded) = (run(false), run(true));
+    assert_close(&plain, &folded, "values");
+    let decayed: Vec<f64> = v.iter().map(|&e| 0.9 * e).collect();
+    assert_eq!(folded[2], decayed, "v: the update of a zero gradient");
 }

@@ -137,7 +137,10 @@ pub trait Optimizer<E: Float> {
     fn step_tape(&mut self, tape: &mut Tape<E>) -> Result<()> {
         if !tape.has_parameter_grads() {
             return Err(Error::Model(
-                "no gradients on the tape: call backward before the optimiser's step".into(),
+                "no gradients on the tape: call backward before the optimiser's step (after \
+                 backward_folding or backward_step, the folded parameters have taken their \
+                 step and have none)"
+                    .into(),
             ));
         }
         self.begin_step(self.learning_rate(), tape.parameter_shapes())?;
@@ -166,8 +169,9 @@ pub trait Optimizer<E: Float> {
     /// [`folded_update`](Optimizer::folded_update) allows into the products that compute
     /// their gradients ([`Tape::backward_folding`]), then [`update`](Optimizer::update) on
     /// every other parameter, at the base rate. The same step as `tape.backward(loss)?`
-    /// followed by [`step_tape`](Optimizer::step_tape), to within an ulp per element, and
-    /// for plain SGD without a pass over the weights or their gradients' buffers; a folded
+    /// followed by [`step_tape`](Optimizer::step_tape), to rounding (the product rounds the
+    /// weight once per 256 examples of the batch, see [`Tape::backward_folding`]), and for
+    /// plain SGD without a pass over the weights or their gradients' buffers; a folded
     /// parameter has no gradient left on the tape. Errors, changing nothing, if `loss`
     /// cannot be swept or the step cannot begin.
     ///

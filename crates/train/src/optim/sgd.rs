@@ -155,10 +155,20 @@ impl<E: Float> Optimizer<E> for Sgd<E> {
         Ok(())
     }
 
-    /// Without momentum the update is `p ← (1 - lr·wd)·p - lr·g`: it folds.
+    /// Without momentum the update is `p ← (1 - lr·wd)·p - lr·g`: it folds, unless the
+    /// element type cannot hold `1 - lr·wd` closely enough to keep the decay (in `f32`, the
+    /// steps of `1 - x` near 1 are 6e-8 apart: a decay `lr·wd` under about 6e-5 would be
+    /// rounded by more than 0.1%, and under 3e-8 lost). Such a step is left to
+    /// [`update`](Optimizer::update), which applies `wd·p` to each element.
     fn folded_update(&self, _index: usize) -> Option<FoldedUpdate<E>> {
-        (self.momentum == 0.0).then(|| FoldedUpdate {
-            keep: E::from_f64(1.0 - self.step_lr * self.weight_decay),
+        if self.momentum != 0.0 {
+            return None;
+        }
+        let decay = self.step_lr * self.weight_decay;
+        let keep = E::from_f64(1.0 - decay);
+        let kept_decay = 1.0 - keep.to_f64();
+        ((kept_decay - decay).abs() <= 1e-3 * decay).then(|| FoldedUpdate {
+            keep,
             step: E::from_f64(-self.step_lr),
         })
     }

@@ -134,6 +134,35 @@ fn plain_sgd_folds_the_weights_and_leaves_the_biases() {
 }
 
 #[test]
+fn a_decay_the_element_type_cannot_keep_is_not_folded() {
+    let decayed = |lr: f64, wd: f64| Sgd::<f32>::builder(lr).weight_decay(wd).build().unwrap();
+    // 1 - 1e-3 is an f32 to 3e-5 relative of its decay: folded.
+    let kept = Optimizer::<f32>::folded_update(&decayed(0.1, 0.01), 0).unwrap();
+    assert!(
+        ((1.0 - f64::from(kept.keep)) / 1e-3 - 1.0).abs() < 1e-3,
+        "{kept:?}"
+    );
+    // 1 - 1e-7 is 1 - 1.19e-7 in f32, and 1 - 1e-8 is 1: left to the update.
+    assert_eq!(
+        Optimizer::<f32>::folded_update(&decayed(1e-3, 1e-4), 0),
+        None
+    );
+    assert_eq!(
+        Optimizer::<f32>::folded_update(&decayed(1e-4, 1e-4), 0),
+        None
+    );
+    // f64 holds it: folded.
+    let f64_sgd = Sgd::<f64>::builder(1e-4)
+        .weight_decay(1e-4)
+        .build()
+        .unwrap();
+    assert!(Optimizer::<f64>::folded_update(&f64_sgd, 0).is_some());
+    // No decay: always folded, keep exactly 1.
+    let plain = Optimizer::<f32>::folded_update(&decayed(1e-4, 0.0), 0).unwrap();
+    assert_eq!(plain, FoldedUpdate::sgd(1e-4));
+}
+
+#[test]
 fn a_loss_that_cannot_be_swept_leaves_the_optimiser_and_the_parameters_as_they_were() {
     let mut net = Net::new();
     let before = net.values();
