@@ -1020,8 +1020,9 @@ impl Op {
         matches!(self, Op::MatMul | Op::Linear) && index < 2
     }
 
-    /// `dest ← keep·dest + step·g_index` ([`FoldedUpdate`]), where `g_index` is the gradient through input
-    /// `index` (for which [`folds_update_of`](Op::folds_update_of) holds) of `grad_output`.
+    /// `dest ← keep·dest + step·g_index` ([`FoldedUpdate`]), where `g_index` is the gradient
+    /// through input `index` (for which [`folds_update_of`](Op::folds_update_of) holds) of
+    /// `grad_output`.
     /// `other` is the product's other factor (input `1 - index`) and `factor` the shape of
     /// input `index`, whose value is never read: `dest` may be that input's own value, which is
     /// how plain SGD's step (`keep = 1`, `step = -lr`) folds into the product computing the

@@ -130,13 +130,13 @@ impl<E: Float> FoldPlan<E> {
             }
         }
         for (position, &p) in tape.params.iter().enumerate() {
-            let Some(&used) = self.uses.get(p.index()) else {
+            // A parameter recorded after the output, or used other than once, does not fold.
+            let Some(&used) = self.uses.get(p.index()).filter(|used| used.count == 1) else {
                 continue;
             };
             let (c, k) = (used.consumer as usize, used.operand as usize);
             let consumer = &nodes[c];
-            let foldable = used.count == 1
-                && matches!(consumer.kind, NodeKind::Op(op) if op.folds_update_of(k))
+            let foldable = matches!(consumer.kind, NodeKind::Op(op) if op.folds_update_of(k))
                 && consumer.grad_inputs & grad_bit(k) != 0
                 && !self.uses[c].folds_here;
             if !foldable {

@@ -6,7 +6,7 @@
 use ndarray::ArrayD;
 use wengert_tape::{Error, FoldedUpdate, Mark, NodeId, Tape};
 
-use crate::util::Rng;
+use crate::util::{Rng, on_threads};
 
 /// A small network that uses parameters every way a product can: `w1` as `linear`'s weight,
 /// `w2` as matmul's right factor, `l` as its left one, and `b1`, `b2` as biases (sums). The
@@ -294,44 +294,40 @@ fn a_loss_that_cannot_be_swept_is_refused_before_anything_changes() {
 #[test]
 fn folded_steps_are_bit_identical_for_1_2_and_4_threads() {
     let run = |threads: usize| -> Vec<u64> {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("a thread pool")
-            .install(|| {
-                let mut rng = Rng::new(19);
-                let mut tape = Tape::<f32>::new();
-                let w1 = tape.parameter(rng.array(&[300, 200], 0.1).mapv(|v| v as f32));
-                let b1 = tape.parameter(rng.array(&[200], 0.1).mapv(|v| v as f32));
-                let w2 = tape.parameter(rng.array(&[200, 10], 0.1).mapv(|v| v as f32));
-                let (w1, b1, w2) = (w1.unwrap(), b1.unwrap(), w2.unwrap());
-                let mark = tape.mark();
-                let x = rng.array(&[256, 300], 1.0).mapv(|v| v as f32);
-                for _ in 0..3 {
-                    tape.rewind(mark).unwrap();
-                    let xi = tape.input(&x).unwrap();
-                    let z = tape.linear(xi, w1, b1).unwrap();
-                    let h = tape.relu(z).unwrap();
-                    let y = tape.matmul(h, w2).unwrap();
-                    let sq = tape.mul(y, y).unwrap();
-                    let loss = tape.mean(sq).unwrap();
-                    tape.backward_folding(loss, |_, _| Some(FoldedUpdate::sgd(0.01)))
-                        .unwrap();
-                    tape.update_parameters(|_, _, value, grad| {
-                        for (v, &g) in value.iter_mut().zip(grad) {
-                            *v -= 0.01 * g;
-                        }
-                        Ok::<(), Error>(())
-                    })
+        on_threads(threads, || {
+            let mut rng = Rng::new(19);
+            let mut tape = Tape::<f32>::new();
+            let w1 = tape.parameter(rng.array(&[300, 200], 0.1).mapv(|v| v as f32));
+            let b1 = tape.parameter(rng.array(&[200], 0.1).mapv(|v| v as f32));
+            let w2 = tape.parameter(rng.array(&[200, 10], 0.1).mapv(|v| v as f32));
+            let (w1, b1, w2) = (w1.unwrap(), b1.unwrap(), w2.unwrap());
+            let mark = tape.mark();
+            let x = rng.array(&[256, 300], 1.0).mapv(|v| v as f32);
+            for _ in 0..3 {
+                tape.rewind(mark).unwrap();
+                let xi = tape.input(&x).unwrap();
+                let z = tape.linear(xi, w1, b1).unwrap();
+                let h = tape.relu(z).unwrap();
+                let y = tape.matmul(h, w2).unwrap();
+                let sq = tape.mul(y, y).unwrap();
+                let loss = tape.mean(sq).unwrap();
+                tape.backward_folding(loss, |_, _| Some(FoldedUpdate::sgd(0.01)))
                     .unwrap();
-                }
-                [w1, b1, w2]
-                    .iter()
-                    .flat_map(|&p| tape.data(p).unwrap().to_vec())
-                    .map(f32::to_bits)
-                    .map(u64::from)
-                    .collect()
-            })
+                tape.update_parameters(|_, _, value, grad| {
+                    for (v, &g) in value.iter_mut().zip(grad) {
+                        *v -= 0.01 * g;
+                    }
+                    Ok::<(), Error>(())
+                })
+                .unwrap();
+            }
+            [w1, b1, w2]
+                .iter()
+                .flat_map(|&p| tape.data(p).unwrap().to_vec())
+                .map(f32::to_bits)
+                .map(u64::from)
+                .collect()
+        })
     };
     let one = run(1);
     assert!(one == run(2), "2 threads differ from 1");

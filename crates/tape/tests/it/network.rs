@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayD, IxDyn, array};
 use wengert_tape::gradcheck::GradcheckMethod;
 use wengert_tape::{GradcheckOptions, NodeId, Result, Tape, gradcheck};
 
-use crate::util::Rng;
+use crate::util::{Rng, on_threads};
 
 /// Which loss ends the MLP.
 #[derive(Clone, Copy, Debug)]
@@ -233,15 +233,11 @@ fn results_are_bit_identical_for_1_2_and_4_threads() {
     // 256×300 · 300×200 and its VJPs are well above the size at which matmul goes parallel.
     let mlp = Mlp::new(3, 256, [300, 200, 64, 10]);
     let run = |threads: usize| -> Vec<u64> {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("a thread pool")
-            .install(|| {
-                let mut bits = mlp.loss_and_gradient_bits(Loss::CrossEntropy).unwrap();
-                bits.extend(mlp.loss_and_gradient_bits(Loss::Mse).unwrap());
-                bits
-            })
+        on_threads(threads, || {
+            let mut bits = mlp.loss_and_gradient_bits(Loss::CrossEntropy).unwrap();
+            bits.extend(mlp.loss_and_gradient_bits(Loss::Mse).unwrap());
+            bits
+        })
     };
     let one = run(1);
     assert_eq!(

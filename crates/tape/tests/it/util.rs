@@ -35,3 +35,12 @@ impl Rng {
         ArrayD::from_shape_simple_fn(IxDyn(dims), || self.below(9) as f64 - 4.0)
     }
 }
+
+/// `f` run on a rayon pool of `threads` threads (to compare results across thread counts).
+pub fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool")
+        .install(f)
+}

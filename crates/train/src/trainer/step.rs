@@ -51,24 +51,26 @@ impl<E: Float> Trainer<'_, E> {
             return Ok((loss, hits));
         }
         let tape = &mut bound.tape;
-        let Some(max_norm) = self.config.clip_grad_norm else {
+        let scale = match self.config.clip_grad_norm {
             // No update waits for the others' gradients: those the optimiser can fold into
             // the products computing them (plain SGD's) are done inside the sweep.
-            tape.check_loss(recorded.loss)?;
-            self.optimizer.begin_step(lr, &bound.at.shapes)?;
-            let optimizer = &mut self.optimizer;
-            tape.backward_folding(recorded.loss, |index, _| optimizer.folded_update(index))?;
-            tape.update_parameters(|index, _, value, grad| optimizer.update(index, value, grad))?;
-            bound.at.buffers.commit(tape, 1)?;
-            return Ok((loss, hits));
+            None => {
+                tape.check_loss(recorded.loss)?;
+                self.optimizer.begin_step(lr, &bound.at.shapes)?;
+                let optimizer = &self.optimizer;
+                tape.backward_folding(recorded.loss, |index, _| optimizer.folded_update(index))?;
+                None
+            }
+            Some(max_norm) => {
+                tape.backward(recorded.loss)?;
+                let mut sum = 0.0;
+                for g in bound.at.ids.iter().filter_map(|&id| tape.grad(id)) {
+                    add_squares(&mut sum, g.iter());
+                }
+                self.optimizer.begin_step(lr, &bound.at.shapes)?;
+                clip_scale(sum, max_norm)
+            }
         };
-        tape.backward(recorded.loss)?;
-        let mut sum = 0.0;
-        for g in bound.at.ids.iter().filter_map(|&id| tape.grad(id)) {
-            add_squares(&mut sum, g.iter());
-        }
-        let scale = clip_scale(sum, max_norm);
-        self.optimizer.begin_step(lr, &bound.at.shapes)?;
         let (optimizer, clipped) = (&mut self.optimizer, &mut self.clipped);
         tape.update_parameters(|index, _, value, grad| {
             optimizer.update(index, value, scaled(grad, scale, clipped))
