@@ -82,7 +82,7 @@ pub fn w5_child(engine: &str, threads: usize) -> Result<Record, String> {
     // workers' own queues, while work injected from outside a pool goes through a global queue
     // that allocates a block every 63 jobs (0.13 allocations per step here).
     let pool = crate::workloads::pool(threads)?;
-    pool.install(|| -> Result<(), String> {
+    crate::workloads::in_pool(&pool, || -> Result<(), String> {
         for i in 0..W5_STEPS {
             if i == steady_from {
                 counted_from = allocations();

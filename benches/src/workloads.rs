@@ -27,6 +27,13 @@ pub fn pool(threads: usize) -> Result<rayon::ThreadPool, String> {
         .map_err(|e| format!("could not start {threads} threads: {e}"))
 }
 
+/// Runs `body` as a training loop runs: on a thread of `pool`, its other threads kept awake
+/// between products ([`wengert_ops::stay_awake`], what wengert-train's `Trainer` does; PyTorch's
+/// OpenMP threads spin alike). Every engine's loop runs so, the hand-written floor's included.
+pub fn in_pool<R: Send>(pool: &rayon::ThreadPool, body: impl FnOnce() -> R + Send) -> R {
+    pool.install(|| wengert_ops::stay_awake(body))
+}
+
 fn err(e: wengert_tape::Error) -> String {
     format!("wengert failed: {e}")
 }
@@ -89,7 +96,7 @@ pub fn w2(
             let mut tape = TapeMlp::new(&mlp_a).map_err(err)?;
             let mut hand = NoTape::new();
             let mut failure = None;
-            let (train_a, train_b) = pool.install(|| {
+            let (train_a, train_b) = in_pool(&pool, || {
                 ms_per_call_pair(
                     warmup,
                     steps,
@@ -103,7 +110,7 @@ pub fn w2(
                     },
                 )
             });
-            let (infer_a, infer_b) = pool.install(|| {
+            let (infer_a, infer_b) = in_pool(&pool, || {
                 ms_per_call_pair(
                     warmup,
                     steps,
@@ -124,7 +131,7 @@ pub fn w2(
                 let mut first = TapeMlp::new(&init).map_err(err)?;
                 let mut sgd = Sgd { lr: 0.0 };
                 let mut step_failure = None;
-                let (hvp_ms, step_ms) = pool.install(|| {
+                let (hvp_ms, step_ms) = in_pool(&pool, || {
                     ms_per_call_pair(
                         warmup,
                         steps,
@@ -156,7 +163,7 @@ pub fn w2(
                 let mut methods = TapeMlp::new(&init).map_err(err)?;
                 let (mut sgd_g, mut sgd_m) = (Sgd { lr: W2_LR }, Sgd { lr: W2_LR });
                 let mut graph_failure = None;
-                let timed = pool.install(|| {
+                let timed = in_pool(&pool, || {
                     ms_per_call_pair(
                         warmup,
                         steps,
@@ -358,25 +365,24 @@ pub fn w4(
     let (mut acc, mut hand_acc) = (0.0, 0.0);
     for _ in 0..effort.w4_runs() {
         let mut model = library_mlp(&Mlp::new(&W4_LAYERS, &mut Rng::new(SEED)));
-        let (seconds, logits) = pool
-            .install(|| {
-                // Built inside the pool: a trainer is not `Send` (it may hold any callback).
-                let mut trainer = Trainer::new(config.clone(), wengert_train::Adam::new(lr)?);
-                let start = Instant::now();
-                trainer.fit(&mut model, &dataset, None)?;
-                let seconds = start.elapsed().as_secs_f64();
-                let x = ArrayView2::from_shape((test.len(), W4_LAYERS[0]), &test.features[..])
-                    .expect("rows × features");
-                Ok((seconds, trainer.predict(&model, x)?))
-            })
-            .map_err(fail)?;
+        let (seconds, logits) = in_pool(&pool, || {
+            // Built inside the pool: a trainer is not `Send` (it may hold any callback).
+            let mut trainer = Trainer::new(config.clone(), wengert_train::Adam::new(lr)?);
+            let start = Instant::now();
+            trainer.fit(&mut model, &dataset, None)?;
+            let seconds = start.elapsed().as_secs_f64();
+            let x = ArrayView2::from_shape((test.len(), W4_LAYERS[0]), &test.features[..])
+                .expect("rows × features");
+            Ok((seconds, trainer.predict(&model, x)?))
+        })
+        .map_err(fail)?;
         times.push(seconds);
         acc = accuracy(logits.as_slice().expect("standard layout"), &test.labels);
 
         let mut mlp = Mlp::new(&W4_LAYERS, &mut Rng::new(SEED));
         let mut hand = NoTape::new();
         let mut opt = LibraryAdam::new(lr, &mlp);
-        hand_times.push(pool.install(|| {
+        hand_times.push(in_pool(&pool, || {
             w4_train(train, |x, y| {
                 hand.step(&mut mlp, x, y, &mut opt);
             })
@@ -431,7 +437,7 @@ pub fn w6(
         let (warmup, steps) = (effort.w6_warmup(), effort.w6_steps());
         let (mut step_ms, mut conv_ms) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
         let mut allocs = 0;
-        pool.install(|| -> Result<(), String> {
+        in_pool(&pool, || -> Result<(), String> {
             for i in 0..warmup + steps {
                 let before = allocations();
                 let start = Instant::now();

@@ -52,6 +52,7 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod awake;
 mod driver;
 mod error;
 mod pack;
@@ -60,6 +61,7 @@ mod tile;
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+pub use awake::stay_awake;
 pub use error::GemmError;
 pub use scalar::GemmScalar;
 

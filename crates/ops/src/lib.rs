@@ -75,3 +75,4 @@ pub use operands::{Operands, Shapes};
 pub use reduce_op::ReduceOp;
 pub use shape::{MAX_RANK, Shape};
 pub use tensor::TensorRef;
+pub use wengert_gemm::stay_awake;

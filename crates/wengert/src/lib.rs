@@ -12,6 +12,8 @@
 //! - [`gradcheck()`], [`gradcheck_custom`]: compare any computation's (or custom op's)
 //!   gradients with finite differences.
 //! - [`Error`]: every failure, typed; nothing panics on bad input.
+//! - [`stay_awake`]: a training loop's body run with the thread pool's other threads kept
+//!   awake between matrix products (the [`train::Trainer`] does it itself).
 //! - [`io`]: saving and loading tapes, weights and checkpoints.
 //! - [`train`]: models, optimisers, data and the training loop (the `wengert-train` crate).
 //!
@@ -46,7 +48,7 @@
 pub use wengert_ops::{
     Arith, BinaryOp, Conv1dArgs, Conv2dArgs, CrossEntropyOptions, CustomOp, Distance, Error, Float,
     LossOp, MAX_RANK, Num, Op, Operands, Pool2dArgs, ReduceOp, Reduction, Result, Shape, Shapes,
-    SliceAxis, Targets, TensorRef, UnaryOp, kernels, select,
+    SliceAxis, Targets, TensorRef, UnaryOp, kernels, select, stay_awake,
 };
 pub use wengert_tape::gradcheck::{GradcheckMethod, Mismatch};
 pub use wengert_tape::{

@@ -56,7 +56,11 @@ impl<E: Float> Trainer<'_, E> {
             started: Instant::now(),
             seconds_before: state.elapsed_seconds,
         };
-        let result = self.run_bound(model, &run, state);
+        let result = if self.threads_awake {
+            wengert_ops::stay_awake(|| self.run_bound(model, &run, state))
+        } else {
+            self.run_bound(model, &run, state)
+        };
         if result.is_err() {
             // The steps taken before the error stand, as they would on the model's own arrays.
             let _ = self.bound.write_back(model);

@@ -305,6 +305,35 @@ fn the_same_seed_gives_the_same_run() {
 }
 
 #[test]
+fn threads_kept_awake_or_left_to_sleep_give_the_same_run_on_one_and_two_threads() {
+    // Wide enough layers that the products are split between two threads (128×256·256×256).
+    let run = |threads: usize, awake: bool| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let data = disc(256, 12);
+            let mut model = Mlp::builder(&[2, 256, 256, 2]).seed(5).build().unwrap();
+            let config = TrainConfig {
+                epochs: 2,
+                batch_size: 128,
+                ..TrainConfig::default()
+            };
+            let mut trainer =
+                Trainer::new(config, Sgd::new(0.1).unwrap()).keep_threads_awake(awake);
+            let history = trainer.fit(&mut model, &data, None).unwrap();
+            let losses: Vec<f64> = history.epochs.iter().map(|r| r.train_loss).collect();
+            (losses, model)
+        })
+    };
+    let reference = run(1, false);
+    assert_eq!(run(2, true), reference);
+    assert_eq!(run(2, false), reference);
+    assert_eq!(run(1, true), reference);
+}
+
+#[test]
 fn the_tape_is_cleared_not_regrown() {
     let data = disc(64, 11);
     let mut model = disc_model(0);
