@@ -29,8 +29,9 @@ impl<E: Float> Tape<E> {
     /// parameter `fold` said `Some` for whose product the sweep never reached (the loss does
     /// not depend on it), with a zero gradient, so that the same update applied there gives the
     /// same result. The updated values agree with `backward` followed by the same update to
-    /// rounding: the product adds the step to the value once per block of 256 steps of its
-    /// inner dimension (the batch, for a weight), rounding each time, where the update after
+    /// rounding: the product adds the step to the value once per block of its inner
+    /// dimension (the batch, for a weight; blocks of at most 512 steps for `f32`, 256 for
+    /// `f64`), rounding each time, where the update after
     /// `backward` rounds once. They are bit-identical for any number of threads.
     ///
     /// ```

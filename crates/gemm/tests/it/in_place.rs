@@ -35,7 +35,8 @@ fn b_view<E>(stored: &Array2<E>, which: usize) -> ArrayView2<'_, E> {
 fn sweep<E: GemmScalar + From<f32> + Into<f64>>(unit_roundoff: f64) {
     // Rows: less than a tile, a tile, partial tiles, the 64 rows of the threshold. Columns:
     // partial, whole and whole-plus-partial panels of 8 and 16. Depths: one step, a short block,
-    // two and three blocks of k (f32 and f64 both block k at 256).
+    // two and three blocks of k for f64 (which blocks k at 256), one and two for f32 (at 512),
+    // and three for f32.
     let shapes = [
         (1, 1, 1),
         (5, 10, 16),
@@ -45,6 +46,7 @@ fn sweep<E: GemmScalar + From<f32> + Into<f64>>(unit_roundoff: f64) {
         (32, 128, 10),
         (64, 600, 24),
         (40, 257, 8),
+        (13, 1100, 20),
     ];
     let scalars = [(1.0, 0.0), (0.5, -1.0), (-2.0, 1.0)];
     for (m, k, n) in shapes {

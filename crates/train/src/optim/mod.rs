@@ -170,7 +170,8 @@ pub trait Optimizer<E: Float> {
     /// their gradients ([`Tape::backward_folding`]), then [`update`](Optimizer::update) on
     /// every other parameter, at the base rate. The same step as `tape.backward(loss)?`
     /// followed by [`step_tape`](Optimizer::step_tape), to rounding (the product rounds the
-    /// weight once per 256 examples of the batch, see [`Tape::backward_folding`]), and for
+    /// weight once per block of at most 512 examples of the batch, 256 for `f64`, see
+    /// [`Tape::backward_folding`]), and for
     /// plain SGD without a pass over the weights or their gradients' buffers; a folded
     /// parameter has no gradient left on the tape. Errors, changing nothing, if `loss`
     /// cannot be swept or the step cannot begin.
