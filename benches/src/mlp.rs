@@ -548,13 +548,21 @@ mod tests {
             }
         };
         let mut serial = vec![0.0; row * rows];
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let pass = |out: &mut [f32], with: &[f32]| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            pass(out, with);
+        };
         in_halves(&mut serial, &with, row, pass);
+        assert_eq!(calls.swap(0, std::sync::atomic::Ordering::Relaxed), 1);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()
             .unwrap();
         let mut shared = vec![0.0; row * rows];
         pool.install(|| in_halves(&mut shared, &with, row, pass));
+        // Two halves on the pool, one loop outside it.
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 2);
         assert_eq!(shared, serial);
         assert!(serial.iter().zip(&with).all(|(&o, &w)| o == w + 1.0));
     }

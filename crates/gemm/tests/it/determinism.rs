@@ -77,8 +77,7 @@ fn results_do_not_depend_on_the_thread_count() {
         (10, 512, 1024),
         // A short inner dimension and a large `c`: split although its multiply-adds are few.
         (256, 10, 512),
-        // Wider than a block of `b` (NC columns: 2048 of f32, 1024 of f64), `b` packed by the
-        // threads together block after block.
+        // Wider than two blocks of `b` (NC = 1024 columns for f32 and f64).
         (70, 300, 2100),
     ] {
         for layouts in [

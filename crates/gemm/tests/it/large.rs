@@ -1,6 +1,6 @@
-//! Shapes that cross every blocking boundary (k in equal blocks of at most 256 for both types;
-//! MC = 144 and NC = 2048 for f32, MC = 72 and NC = 1024 for f64), large enough to run in
-//! parallel.
+//! Shapes that cross every blocking boundary (k in equal blocks of at most 512 for f32 and 256
+//! for f64; MC = 144 and NC = 1024 for f32, MC = 72 and NC = 1024 for f64), large enough to run
+//! in parallel.
 
 use ndarray::Array2;
 use wengert_gemm::GemmScalar;
@@ -24,25 +24,25 @@ fn check<E: GemmScalar + From<f32> + Into<f64>>(
 fn f32_across_every_block_boundary() {
     each_kernel(|| {
         use Layout::*;
-        // Three blocks of k (the last partial), three of rows, two of columns (the last partial).
+        // Three blocks of k, two of rows, three of columns (the last partial).
         check::<f32>(
-            (245, 530, 2070),
+            (245, 1100, 2070),
             [RowMajor, RowMajor, RowMajor],
             f32::EPSILON as f64 / 2.0,
         );
         // The VJP's layouts: a transposed a, a transposed b, and a column-major c.
         check::<f32>(
-            (130, 300, 530),
+            (130, 600, 530),
             [Transposed, RowMajor, RowMajor],
             f32::EPSILON as f64 / 2.0,
         );
         check::<f32>(
-            (130, 300, 530),
+            (130, 600, 530),
             [RowMajor, Transposed, Transposed],
             f32::EPSILON as f64 / 2.0,
         );
         check::<f32>(
-            (7, 260, 700),
+            (7, 520, 700),
             [Step2, Reversed, Step2],
             f32::EPSILON as f64 / 2.0,
         );

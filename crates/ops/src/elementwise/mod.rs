@@ -24,13 +24,13 @@ macro_rules! param_type {
 }
 pub(crate) use param_type;
 
-/// An elementwise loop over at least this many elements is shared among the pool's threads:
-/// below it a pass takes about as long as handing half of it to another thread (W2's ReLU on a
-/// batch of 128×512 stays on one; its 1024×512 is halved).
+/// An elementwise loop over at least this many elements is shared among the pool's threads,
+/// one part each: below it a pass takes about as long as handing part of it to another thread
+/// (W2's ReLU on a batch of 128×512 stays on one; its 1024×512 is halved on two).
 const PARALLEL_MIN_ELEMENTS: usize = 1 << 17;
 
 /// Whether a loop over `n` elements is shared: only from a thread of a pool of more than one
-/// (from outside, each half would go through rayon's global queue, which allocates).
+/// (from outside, each part would go through rayon's global queue, which allocates).
 #[inline(always)]
 fn shared(n: usize) -> bool {
     n >= PARALLEL_MIN_ELEMENTS
@@ -38,22 +38,33 @@ fn shared(n: usize) -> bool {
         && rayon::current_num_threads() > 1
 }
 
-/// Runs `body(at, chunk)` on chunks of `out` (`at` being the chunk's offset in `out`), halving
-/// it with `rayon::join` while the halves keep at least [`PARALLEL_MIN_ELEMENTS`]. Each
-/// element is computed by the same rule whichever thread runs it, so the results are the same
-/// bits as one loop's.
-fn in_halves<E: Send>(out: &mut [E], at: usize, body: &(impl Fn(usize, &mut [E]) + Sync)) {
-    if out.len() < 2 * PARALLEL_MIN_ELEMENTS {
+/// Runs `body(at, part)` on `threads` parts of `out` of about equal length (`at` being the
+/// part's offset in `out`), forking with `rayon::join`. Each element is computed by the same
+/// rule whichever thread runs it, so the results are the same bits as one loop's.
+fn in_parts<E: Send>(
+    out: &mut [E],
+    at: usize,
+    threads: usize,
+    body: &(impl Fn(usize, &mut [E]) + Sync),
+) {
+    if threads < 2 || out.len() < 32 {
         body(at, out);
         return;
     }
-    // On a 64-byte boundary for f32 and f64 alike, so no cache line is written by both.
-    let mid = (out.len() / 2) & !15;
+    let left = threads / 2;
+    // A multiple of 16 elements, so that no cache line is written by two parts (given an
+    // aligned start).
+    let mid = (out.len() * left / threads) & !15;
     let (low, high) = out.split_at_mut(mid);
     rayon::join(
-        || in_halves(low, at, body),
-        || in_halves(high, at + mid, body),
+        || in_parts(low, at, left, body),
+        || in_parts(high, at + mid, threads - left, body),
     );
+}
+
+/// [`in_parts`] with one part per thread of the current pool.
+fn in_thread_parts<E: Send>(out: &mut [E], body: &(impl Fn(usize, &mut [E]) + Sync)) {
+    in_parts(out, 0, rayon::current_num_threads(), body);
 }
 
 /// `out[i] = f(x[i])` for every `i` of `out`; a single element skips the vectorised loop's
@@ -82,7 +93,7 @@ fn map1_long<E: Float>(x: &[E], out: &mut [E], f: &(impl Fn(Num<E>) -> Num<E> + 
         }
     };
     if shared(out.len()) {
-        in_halves(out, 0, &run);
+        in_thread_parts(out, &run);
     } else {
         run(0, out);
     }
@@ -124,7 +135,7 @@ fn map2_long<E: Float>(
         }
     };
     if shared(out.len()) {
-        in_halves(out, 0, &run);
+        in_thread_parts(out, &run);
     } else {
         run(0, out);
     }
@@ -167,7 +178,7 @@ fn pull1_long<E: Float, const ACC: bool>(
         }
     };
     if shared(gi.len()) {
-        in_halves(gi, 0, &run);
+        in_thread_parts(gi, &run);
     } else {
         run(0, gi);
     }
@@ -221,7 +232,7 @@ fn pull2_long<E: Float, const ACC: bool>(
         }
     };
     if shared(gi.len()) {
-        in_halves(gi, 0, &run);
+        in_thread_parts(gi, &run);
     } else {
         run(0, gi);
     }
@@ -576,6 +587,37 @@ mod tests {
 
     /// A few values of each sign, away from every rule's poles.
     const SAMPLES: [f64; 4] = [0.75, -1.25, 2.0, -0.5];
+
+    #[test]
+    fn a_shared_loop_is_cut_into_one_part_per_thread_covering_every_element_once() {
+        for (n, threads) in [
+            (PARALLEL_MIN_ELEMENTS, 2),
+            (2 * PARALLEL_MIN_ELEMENTS + 37, 3),
+        ] {
+            let parts = std::sync::Mutex::new(Vec::new());
+            let mut out = vec![0u8; n];
+            in_parts(&mut out, 0, threads, &|at, part: &mut [u8]| {
+                part.fill(1);
+                parts.lock().unwrap().push((at, part.len()));
+            });
+            let mut parts = parts.into_inner().unwrap();
+            parts.sort_unstable();
+            assert_eq!(parts.len(), threads, "{n}");
+            assert!(parts.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0));
+            assert_eq!(parts[0].0, 0);
+            assert_eq!(parts.last().map(|p| p.0 + p.1), Some(n));
+            assert!(parts.iter().all(|p| p.1 >= n / threads - 16));
+            assert!(out.iter().all(|&x| x == 1));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        assert!(!shared(PARALLEL_MIN_ELEMENTS));
+        pool.install(|| {
+            assert!(shared(PARALLEL_MIN_ELEMENTS) && !shared(PARALLEL_MIN_ELEMENTS - 1));
+        });
+    }
 
     /// Every op's loops, forward and pull-back, on a slice long enough to be shared among
     /// threads: `run` on a 3-thread pool gives the bits of the same calls on one thread.

@@ -214,12 +214,14 @@ impl<'a, E: Float> Trainer<'a, E> {
     }
 
     /// Whether [`fit`](Trainer::fit) and [`resume`](Trainer::resume) keep the rayon pool's
-    /// other threads waiting for work by spinning (`true`, the default, as OpenMP's workers
-    /// do for PyTorch) or let them sleep between parallel products (builder style). Spinning
-    /// spares each product of a step the wake-up of a sleeping thread (tens of microseconds;
-    /// 3-10% of a 784-512-512-10 step at batch 32 and 128 on 2 threads), at the cost of the
-    /// other cores being busy while the run's serial work goes on (they nap after 2 ms without
-    /// work). The results are the same bits either way. See [`wengert_ops::stay_awake`].
+    /// other threads waiting for work by spinning during each epoch (`true`, the default, as
+    /// OpenMP's workers do for PyTorch) or let them sleep between parallel products (builder
+    /// style). Spinning spares each product of a step the wake-up of a sleeping thread (tens of
+    /// microseconds; 3-10% of a 784-512-512-10 step at batch 32 and 128 on 2 threads), at the
+    /// cost of the other cores being busy while the run's serial work goes on (they nap after
+    /// 2 ms without work). The results are the same bits either way. It takes effect when the
+    /// trainer runs on a thread of a pool of more than one thread; see
+    /// [`wengert_ops::stay_awake`].
     pub fn keep_threads_awake(mut self, on: bool) -> Self {
         self.threads_awake = on;
         self

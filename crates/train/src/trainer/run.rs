@@ -56,11 +56,7 @@ impl<E: Float> Trainer<'_, E> {
             started: Instant::now(),
             seconds_before: state.elapsed_seconds,
         };
-        let result = if self.threads_awake {
-            wengert_ops::stay_awake(|| self.run_bound(model, &run, state))
-        } else {
-            self.run_bound(model, &run, state)
-        };
+        let result = self.run_bound(model, &run, state);
         if result.is_err() {
             // The steps taken before the error stand, as they would on the model's own arrays.
             let _ = self.bound.write_back(model);
@@ -84,10 +80,21 @@ impl<E: Float> Trainer<'_, E> {
             if s.batch == 0 {
                 start_epoch(&mut s, &mut rng);
             }
-            flow = self.run_epoch(model, run, &mut s, &rng)?;
-            if flow == Flow::Go {
-                flow = self.end_epoch(model, run, &mut s, &rng)?;
-            }
+            // Each epoch keeps the pool's other threads awake afresh: they go back to rayon
+            // after a pause (the checkpoint written at an epoch's end, a slow callback).
+            let mut epoch = |this: &mut Self| -> Result<Flow> {
+                let flow = this.run_epoch(model, run, &mut s, &rng)?;
+                if flow == Flow::Go {
+                    this.end_epoch(model, run, &mut s, &rng)
+                } else {
+                    Ok(flow)
+                }
+            };
+            flow = if self.threads_awake {
+                wengert_ops::stay_awake(|| epoch(self))?
+            } else {
+                epoch(self)?
+            };
         }
         self.finish(model, s, flow == Flow::Paused)
     }
