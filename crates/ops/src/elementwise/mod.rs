@@ -62,9 +62,14 @@ fn in_parts<E: Send>(
     );
 }
 
-/// [`in_parts`] with one part per thread of the current pool.
-fn in_thread_parts<E: Send>(out: &mut [E], body: &(impl Fn(usize, &mut [E]) + Sync)) {
-    in_parts(out, 0, rayon::current_num_threads(), body);
+/// `body(0, out)`, or [`in_parts`] with one part per thread of the current pool when the loop
+/// is [`shared`].
+fn maybe_in_parts<E: Send>(out: &mut [E], body: &(impl Fn(usize, &mut [E]) + Sync)) {
+    if shared(out.len()) {
+        in_parts(out, 0, rayon::current_num_threads(), body);
+    } else {
+        body(0, out);
+    }
 }
 
 /// `out[i] = f(x[i])` for every `i` of `out`; a single element skips the vectorised loop's
@@ -92,11 +97,7 @@ fn map1_long<E: Float>(x: &[E], out: &mut [E], f: &(impl Fn(Num<E>) -> Num<E> + 
             *o = f(Num(v)).0;
         }
     };
-    if shared(out.len()) {
-        in_thread_parts(out, &run);
-    } else {
-        run(0, out);
-    }
+    maybe_in_parts(out, &run);
 }
 
 /// `out[i] = f(a[i], b[i])` for every `i` of `out`.
@@ -134,11 +135,7 @@ fn map2_long<E: Float>(
             out[i] = f(Num(a[i]), Num(b[i])).0;
         }
     };
-    if shared(out.len()) {
-        in_thread_parts(out, &run);
-    } else {
-        run(0, out);
-    }
+    maybe_in_parts(out, &run);
 }
 
 /// `gi[i]` (+)= `d(g[i], x[i], y[i])`: a one-input rule's pull-back, added when `ACC`.
@@ -177,11 +174,7 @@ fn pull1_long<E: Float, const ACC: bool>(
             store::<E, ACC>(&mut gi[i], d(Num(g[i]), Num(x[i]), Num(y[i])).0);
         }
     };
-    if shared(gi.len()) {
-        in_thread_parts(gi, &run);
-    } else {
-        run(0, gi);
-    }
+    maybe_in_parts(gi, &run);
 }
 
 /// `gi[i]` (+)= `d(g[i], a[i], b[i], c[i])`: a two-input rule's pull-back through one input,
@@ -231,11 +224,7 @@ fn pull2_long<E: Float, const ACC: bool>(
             store::<E, ACC>(&mut gi[i], d(Num(g[i]), Num(a[i]), Num(b[i]), Num(c[i])).0);
         }
     };
-    if shared(gi.len()) {
-        in_thread_parts(gi, &run);
-    } else {
-        run(0, gi);
-    }
+    maybe_in_parts(gi, &run);
 }
 
 /// Defines [`UnaryOp`] from its table. A row is
